@@ -1,0 +1,212 @@
+#!/usr/bin/env python3
+"""Generate src/commands/meta.rs: the Redis 7 metadata of every command Basalt implements.
+
+The metadata (arity, flags, key positions and key specs, ACL categories, tips, and the
+documentation that COMMAND DOCS returns) is read from a real redis-server with COMMAND INFO
+and COMMAND DOCS, so Basalt's COMMAND replies match redis-server's for the same commands.
+The handlers live in src/commands/table.rs; a unit test checks both lists agree.
+
+Usage: scripts/gen-command-meta.py [PORT]   (a redis-server 7.0 must listen on PORT)
+"""
+import os
+import sys
+
+import redis
+
+# Commands Basalt implements, and for containers the subcommands it implements.
+COMMANDS = {
+    # strings
+    "get": None, "set": None, "setnx": None, "setex": None, "psetex": None, "mget": None,
+    "mset": None, "msetnx": None, "getset": None, "getdel": None, "getex": None,
+    "append": None, "strlen": None, "incr": None, "decr": None, "incrby": None,
+    "decrby": None, "incrbyfloat": None, "getrange": None, "setrange": None,
+    "substr": None, "lcs": None,
+    # keys
+    "del": None, "unlink": None, "exists": None, "type": None, "rename": None,
+    "renamenx": None, "keys": None, "scan": None, "randomkey": None, "dbsize": None,
+    "expire": None, "pexpire": None, "expireat": None, "pexpireat": None, "ttl": None,
+    "pttl": None, "expiretime": None, "pexpiretime": None, "persist": None, "touch": None,
+    "copy": None, "move": None, "dump": None, "restore": None,
+    "object": ["encoding", "freq", "idletime", "refcount", "help"],
+    # connection
+    "ping": None, "echo": None, "hello": None, "auth": None, "select": None, "quit": None,
+    "reset": None,
+    "client": ["id", "setname", "getname", "setinfo", "list", "info", "kill", "no-evict",
+               "no-touch", "reply", "help"],
+    # server
+    "info": None, "time": None, "lastsave": None, "save": None, "bgsave": None,
+    "flushdb": None, "flushall": None, "swapdb": None, "shutdown": None,
+    "config": ["get", "set", "resetstat", "rewrite", "help"],
+    "slowlog": ["get", "len", "reset", "help"],
+    "memory": ["usage", "help"],
+    "command": ["count", "info", "docs", "getkeys", "list", "help"],
+}
+
+# Basalt's own DEBUG: only SLEEP, documented here since Redis's DEBUG has no docs.
+DEBUG_META = {
+    "name": "debug", "arity": -2, "flags": ["admin", "noscript", "loading", "stale"],
+    "first": 0, "last": 0, "step": 0, "acl": ["@admin", "@slow", "@dangerous"],
+    "tips": [], "key_specs": [], "subcommands": [],
+}
+
+
+# Redis 7.2 added CLIENT SETINFO and CLIENT NO-TOUCH; redis-py sends SETINFO on connect. Their
+# metadata is written here from the 7.2 command definitions, since a 7.0 server has none.
+def _token(name, kind, token):
+    return [b"name", name, b"type", kind, b"token", token]
+
+
+EXTRA = {
+    "client|setinfo": (
+        ["client|setinfo", 4, ["noscript", "loading", "stale"], 0, 0, 0,
+         ["@slow", "@connection"], ["request_policy:all_nodes", "response_policy:all_succeeded"], [], []],
+        [b"summary", "Sets information specific to the client or connection.", b"since", "7.2.0",
+         b"group", "connection", b"complexity", "O(1)",
+         b"arguments", [[b"name", "attr", b"type", "oneof", b"arguments",
+                         [_token("libname", "string", "LIB-NAME"),
+                          _token("libver", "string", "LIB-VER")]]]]),
+    "client|no-touch": (
+        ["client|no-touch", 3, ["noscript", "loading", "stale"], 0, 0, 0,
+         ["@slow", "@connection"], [], [], []],
+        [b"summary", "Controls whether commands sent by the client affect the LRU/LFU of accessed keys.",
+         b"since", "7.2.0", b"group", "connection", b"complexity", "O(1)",
+         b"arguments", [[b"name", "enabled", b"type", "oneof", b"arguments",
+                         [_token("on", "pure-token", "ON"), _token("off", "pure-token", "OFF")]]]]),
+}
+
+
+def s(v):
+    return v.decode() if isinstance(v, bytes) else v
+
+
+def rust_str(v):
+    v = s(v)
+    return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def rust_strs(vs):
+    return "&[" + ", ".join(rust_str(v) for v in vs) + "]"
+
+
+def pairs(flat):
+    return [(s(flat[i]), flat[i + 1]) for i in range(0, len(flat), 2)]
+
+
+def key_spec(raw):
+    d = dict(pairs(raw))
+    bs = dict(pairs(d["begin_search"]))
+    fk = dict(pairs(d["find_keys"]))
+    bspec = dict(pairs(bs["spec"]))
+    fspec = dict(pairs(fk["spec"]))
+    btype, ftype = s(bs["type"]), s(fk["type"])
+    if btype == "index":
+        begin = f"BeginSearch::Index({bspec['index']})"
+    elif btype == "keyword":
+        begin = f"BeginSearch::Keyword({rust_str(bspec['keyword'])}, {bspec['startfrom']})"
+    else:
+        begin = "BeginSearch::Unknown"
+    if ftype == "range":
+        find = f"FindKeys::Range {{ lastkey: {fspec['lastkey']}, keystep: {fspec['keystep']}, limit: {fspec['limit']} }}"
+    elif ftype == "keynum":
+        find = f"FindKeys::Keynum {{ keynumidx: {fspec['keynumidx']}, firstkey: {fspec['firstkey']}, keystep: {fspec['keystep']} }}"
+    else:
+        find = "FindKeys::Unknown"
+    notes = f"Some({rust_str(d['notes'])})" if "notes" in d else "None"
+    return (f"KeySpec {{ notes: {notes}, flags: {rust_strs(d['flags'])}, "
+            f"begin_search: {begin}, find_keys: {find} }}")
+
+
+ARG_FIELDS = ["name", "type", "display_text", "key_spec_index", "token", "summary", "since",
+              "flags", "deprecated_since", "arguments", "value"]
+
+
+def argument(raw, indent):
+    fields = pairs(raw)
+    order = [f for f, _ in fields]
+    known = [f for f in ARG_FIELDS if f in order]
+    assert order == known, f"unexpected argument field order {order}"
+    d = dict(fields)
+    opt = lambda f: f"Some({rust_str(d[f])})" if f in d else "None"
+    ksi = f"Some({d['key_spec_index']})" if "key_spec_index" in d else "None"
+    children = ""
+    if "arguments" in d:
+        children = "".join(argument(a, indent + 4) for a in d["arguments"])
+    pad = " " * indent
+    return (f"{pad}Arg {{ name: {rust_str(d['name'])}, kind: {rust_str(d['type'])}, "
+            f"display_text: {opt('display_text')}, key_spec_index: {ksi}, token: {opt('token')}, "
+            f"summary: {opt('summary')}, since: {opt('since')}, "
+            f"flags: {rust_strs(d.get('flags', []))}, deprecated_since: {opt('deprecated_since')}, "
+            f"value: {opt('value')}, arguments: &[\n{children}{pad}] }},\n")
+
+
+DOC_FIELDS = ["summary", "since", "group", "complexity", "module", "doc_flags",
+              "deprecated_since", "replaced_by", "history", "arguments", "subcommands"]
+
+
+def doc(raw):
+    fields = pairs(raw)
+    order = [f for f, _ in fields]
+    assert order == [f for f in DOC_FIELDS if f in order], f"unexpected doc field order {order}"
+    d = dict(fields)
+    opt = lambda f: f"Some({rust_str(d[f])})" if f in d else "None"
+    hist = ", ".join(f"({rust_str(h[0])}, {rust_str(h[1])})" for h in d.get("history", []))
+    args = "".join(argument(a, 12) for a in d.get("arguments", []))
+    return (f"Doc {{ summary: {rust_str(d['summary'])}, since: {rust_str(d['since'])}, "
+            f"group: {rust_str(d['group'])}, complexity: {opt('complexity')}, "
+            f"doc_flags: {rust_strs(d.get('doc_flags', []))}, "
+            f"deprecated_since: {opt('deprecated_since')}, replaced_by: {opt('replaced_by')}, "
+            f"history: &[{hist}], arguments: &[\n{args}        ] }}")
+
+
+def meta(name, info, docs):
+    (cname, arity, flags, first, last, step, acl, tips, specs, _subs) = info
+    specs_rs = ", ".join(key_spec(k) for k in specs)
+    doc_rs = doc(docs) if docs is not None else "NO_DOC"
+    return (f"    CommandMeta {{\n        name: {rust_str(cname)}, arity: {arity}, flags: {rust_strs(flags)},\n"
+            f"        first_key: {first}, last_key: {last}, step: {step}, acl_categories: {rust_strs(acl)},\n"
+            f"        tips: {rust_strs(tips)}, key_specs: &[{specs_rs}],\n"
+            f"        doc: {doc_rs},\n    }},\n")
+
+
+def main():
+    port = int(sys.argv[1]) if len(sys.argv) > 1 else 6379
+    conn = redis.Connection(port=port, protocol=2)
+
+    def call(*args):
+        conn.send_command(*args)
+        return conn.read_response(disable_decoding=True)
+
+    out = []
+    for name, subs in sorted(COMMANDS.items()):
+        info = call("COMMAND", "INFO", name)[0]
+        docs = call("COMMAND", "DOCS", name)
+        docmap = dict(pairs(docs))[name]
+        # The container itself, without its subcommand docs (they are generated per subcommand).
+        fields = pairs(docmap)
+        docmap = [x for f, v in fields if f != "subcommands" for x in (f.encode(), v)]
+        out.append(meta(name, info, docmap))
+        for sub in subs or []:
+            full = f"{name}|{sub}"
+            if full in EXTRA:
+                out.append(meta(full, *EXTRA[full]))
+                continue
+            sinfo = call("COMMAND", "INFO", full)[0]
+            sdocs = dict(pairs(call("COMMAND", "DOCS", full)))[full]
+            out.append(meta(full, sinfo, sdocs))
+    d = DEBUG_META
+    out.append(meta("debug", [d["name"], d["arity"], d["flags"], d["first"], d["last"], d["step"],
+                              d["acl"], d["tips"], [], []], None))
+    path = os.path.join(os.path.dirname(__file__), "..", "src", "commands", "meta.rs")
+    with open(path, "w") as f:
+        f.write("//! Generated by scripts/gen-command-meta.py from redis-server 7.0's COMMAND INFO and\n")
+        f.write("//! COMMAND DOCS: the metadata of every command Basalt implements. Do not edit.\n\n")
+        f.write("#![allow(clippy::all)]\n\n")
+        f.write("use super::spec::{Arg, BeginSearch, CommandMeta, Doc, FindKeys, KeySpec, NO_DOC};\n\n")
+        f.write("pub static META: &[CommandMeta] = &[\n")
+        f.write("".join(out))
+        f.write("];\n")
+    print(f"wrote {len(out)} commands to {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,166 @@
+//! The registry of connected clients, as CLIENT LIST/INFO/KILL and INFO clients see them.
+//!
+//! Each connection registers a [`ClientInfo`] and keeps its counters current; a kill sets a
+//! flag and wakes the connection, which closes itself. No sockets here.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+use crate::clock;
+
+/// What the registry and CLIENT LIST know of one connection.
+pub struct ClientInfo {
+    pub id: u64,
+    pub addr: SocketAddr,
+    pub laddr: SocketAddr,
+    created: Instant,
+    pub name: Mutex<Option<Bytes>>,
+    pub lib_name: Mutex<Option<Bytes>>,
+    pub lib_ver: Mutex<Option<Bytes>>,
+    pub db: AtomicU8,
+    pub resp: AtomicU8,
+    pub last_cmd: Mutex<&'static str>,
+    last_interaction_ms: AtomicU64,
+    pub query_buffer_bytes: AtomicU64,
+    pub output_bytes: AtomicU64,
+    pub no_evict: AtomicBool,
+    pub no_touch: AtomicBool,
+    killed: AtomicBool,
+    kill_signal: Notify,
+}
+
+impl ClientInfo {
+    pub fn touch(&self, cmd: &'static str) {
+        *self.last_cmd.lock() = cmd;
+        self.last_interaction_ms
+            .store(clock::now_ms(), Ordering::Relaxed);
+    }
+
+    pub fn is_killed(&self) -> bool {
+        self.killed.load(Ordering::Acquire)
+    }
+
+    pub fn kill(&self) {
+        self.killed.store(true, Ordering::Release);
+        self.kill_signal.notify_one();
+    }
+
+    /// Resolves once the client has been killed.
+    pub async fn killed(&self) {
+        while !self.is_killed() {
+            self.kill_signal.notified().await;
+        }
+    }
+
+    pub fn age_secs(&self) -> u64 {
+        self.created.elapsed().as_secs()
+    }
+
+    pub fn idle_secs(&self) -> u64 {
+        clock::now_ms().saturating_sub(self.last_interaction_ms.load(Ordering::Relaxed)) / 1000
+    }
+
+    /// One line of CLIENT LIST, fields as redis-server 7.2 prints them.
+    pub fn describe(&self) -> String {
+        let text = |m: &Mutex<Option<Bytes>>| {
+            m.lock()
+                .as_ref()
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .unwrap_or_default()
+        };
+        let qbuf = self.query_buffer_bytes.load(Ordering::Relaxed);
+        let omem = self.output_bytes.load(Ordering::Relaxed);
+        let mut flags = String::new();
+        if self.no_evict.load(Ordering::Relaxed) {
+            flags.push('e');
+        }
+        if self.no_touch.load(Ordering::Relaxed) {
+            flags.push('T');
+        }
+        if flags.is_empty() {
+            flags.push('N');
+        }
+        format!(
+            "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db={} sub=0 psub=0 \
+             ssub=0 multi=-1 qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 \
+             oll=0 omem={} tot-mem={} events=r cmd={} user=default redir=-1 resp={} \
+             lib-name={} lib-ver={}",
+            self.id,
+            self.addr,
+            self.laddr,
+            text(&self.name),
+            self.age_secs(),
+            self.idle_secs(),
+            flags,
+            self.db.load(Ordering::Relaxed),
+            qbuf,
+            omem,
+            qbuf + omem + 16384,
+            self.last_cmd.lock(),
+            self.resp.load(Ordering::Relaxed),
+            text(&self.lib_name),
+            text(&self.lib_ver),
+        )
+    }
+}
+
+#[derive(Default)]
+pub struct ClientRegistry {
+    next_id: AtomicU64,
+    clients: Mutex<BTreeMap<u64, Arc<ClientInfo>>>,
+    pub total_connections: AtomicU64,
+    pub rejected_connections: AtomicU64,
+}
+
+impl ClientRegistry {
+    /// Registers a new connection and returns its record.
+    pub fn register(&self, addr: SocketAddr, laddr: SocketAddr) -> Arc<ClientInfo> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let info = Arc::new(ClientInfo {
+            id,
+            addr,
+            laddr,
+            created: Instant::now(),
+            name: Mutex::new(None),
+            lib_name: Mutex::new(None),
+            lib_ver: Mutex::new(None),
+            db: AtomicU8::new(0),
+            resp: AtomicU8::new(2),
+            last_cmd: Mutex::new("NULL"),
+            last_interaction_ms: AtomicU64::new(clock::now_ms()),
+            query_buffer_bytes: AtomicU64::new(0),
+            output_bytes: AtomicU64::new(0),
+            no_evict: AtomicBool::new(false),
+            no_touch: AtomicBool::new(false),
+            killed: AtomicBool::new(false),
+            kill_signal: Notify::new(),
+        });
+        self.clients.lock().insert(id, info.clone());
+        self.total_connections.fetch_add(1, Ordering::Relaxed);
+        info
+    }
+
+    pub fn unregister(&self, id: u64) {
+        self.clients.lock().remove(&id);
+    }
+
+    pub fn count(&self) -> usize {
+        self.clients.lock().len()
+    }
+
+    /// Every client, in id order.
+    pub fn all(&self) -> Vec<Arc<ClientInfo>> {
+        self.clients.lock().values().cloned().collect()
+    }
+
+    pub fn get(&self, id: u64) -> Option<Arc<ClientInfo>> {
+        self.clients.lock().get(&id).cloned()
+    }
+}

@@ -1,0 +1,300 @@
+//! Redis's DUMP payload: an RDB-serialised value, the RDB version and a CRC64.
+//!
+//! ## Format
+//! `value | rdb_version:u16 LE | crc64:u64 LE`, the CRC (Jones polynomial, reflected, as in
+//! redis-server) over everything before it. A string value is type byte 0 and an RDB string:
+//! a length-prefixed run of bytes, an integer encoding (`0xC0`–`0xC2`), or LZF (`0xC3`).
+//! DUMP writes plain or integer encodings; RESTORE reads all of them, so payloads move both
+//! ways between Redis and Basalt.
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+/// RDB version of redis-server 7.0.
+pub const RDB_VERSION: u16 = 10;
+/// Newest payload version RESTORE accepts (Redis 7.2 writes 11; its string format is the same).
+const RDB_VERSION_READ_MAX: u16 = 11;
+const RDB_TYPE_STRING: u8 = 0;
+
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PayloadError {
+    #[error("ERR DUMP payload version or checksum are wrong")]
+    VersionOrChecksum,
+    #[error("ERR Bad data format")]
+    BadFormat,
+}
+
+/// The value a payload carries.
+#[derive(Debug, PartialEq, Eq)]
+pub enum DumpValue {
+    String(Bytes),
+}
+
+pub fn dump_string(value: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(value.len() + 20);
+    out.put_u8(RDB_TYPE_STRING);
+    write_rdb_string(&mut out, value);
+    out.put_u16_le(RDB_VERSION);
+    let crc = crc64(0, &out);
+    out.put_u64_le(crc);
+    out.freeze()
+}
+
+/// Redis stores decimal integers that fit 32 bits in integer form.
+fn write_rdb_string(out: &mut BytesMut, value: &[u8]) {
+    if value.len() <= 11 {
+        if let Some(n) = crate::protocol::decode::parse_i64(value) {
+            if n.to_string().as_bytes() == value {
+                if let Ok(v) = i8::try_from(n) {
+                    out.put_u8(0xc0);
+                    out.put_i8(v);
+                    return;
+                } else if let Ok(v) = i16::try_from(n) {
+                    out.put_u8(0xc1);
+                    out.put_i16_le(v);
+                    return;
+                } else if let Ok(v) = i32::try_from(n) {
+                    out.put_u8(0xc2);
+                    out.put_i32_le(v);
+                    return;
+                }
+            }
+        }
+    }
+    write_length(out, value.len() as u64);
+    out.put_slice(value);
+}
+
+fn write_length(out: &mut BytesMut, len: u64) {
+    if len < 1 << 6 {
+        out.put_u8(len as u8);
+    } else if len < 1 << 14 {
+        out.put_u8(0x40 | (len >> 8) as u8);
+        out.put_u8(len as u8);
+    } else if len <= u64::from(u32::MAX) {
+        out.put_u8(0x80);
+        out.put_u32(len as u32);
+    } else {
+        out.put_u8(0x81);
+        out.put_u64(len);
+    }
+}
+
+/// Checks version and CRC, then decodes the value.
+pub fn restore(payload: &[u8]) -> Result<DumpValue, PayloadError> {
+    if payload.len() < 10 {
+        return Err(PayloadError::VersionOrChecksum);
+    }
+    let (body, footer) = payload.split_at(payload.len() - 10);
+    let version = u16::from_le_bytes([footer[0], footer[1]]);
+    let crc = u64::from_le_bytes(
+        footer[2..10]
+            .try_into()
+            .map_err(|_| PayloadError::BadFormat)?,
+    );
+    // A zero CRC means "not computed" in Redis (rdbchecksum no).
+    if version > RDB_VERSION_READ_MAX
+        || (crc != 0 && crc64(0, &payload[..payload.len() - 8]) != crc)
+    {
+        return Err(PayloadError::VersionOrChecksum);
+    }
+    let mut reader = Reader { data: body, pos: 0 };
+    let value = match reader.byte()? {
+        RDB_TYPE_STRING => DumpValue::String(reader.rdb_string()?),
+        _ => return Err(PayloadError::BadFormat),
+    };
+    if reader.pos != body.len() {
+        return Err(PayloadError::BadFormat);
+    }
+    Ok(value)
+}
+
+struct Reader<'a> {
+    data: &'a [u8],
+    pos: usize,
+}
+
+enum Length {
+    Plain(u64),
+    Encoded(u8),
+}
+
+impl Reader<'_> {
+    fn byte(&mut self) -> Result<u8, PayloadError> {
+        let b = *self.data.get(self.pos).ok_or(PayloadError::BadFormat)?;
+        self.pos += 1;
+        Ok(b)
+    }
+
+    fn take(&mut self, n: usize) -> Result<&[u8], PayloadError> {
+        let end = self.pos.checked_add(n).ok_or(PayloadError::BadFormat)?;
+        let s = self
+            .data
+            .get(self.pos..end)
+            .ok_or(PayloadError::BadFormat)?;
+        self.pos = end;
+        Ok(s)
+    }
+
+    fn length(&mut self) -> Result<Length, PayloadError> {
+        let first = self.byte()?;
+        Ok(match first >> 6 {
+            0 => Length::Plain(u64::from(first & 0x3f)),
+            1 => Length::Plain((u64::from(first & 0x3f) << 8) | u64::from(self.byte()?)),
+            2 => match first {
+                0x80 => Length::Plain(u64::from(u32::from_be_bytes(
+                    self.take(4)?
+                        .try_into()
+                        .map_err(|_| PayloadError::BadFormat)?,
+                ))),
+                0x81 => Length::Plain(u64::from_be_bytes(
+                    self.take(8)?
+                        .try_into()
+                        .map_err(|_| PayloadError::BadFormat)?,
+                )),
+                _ => return Err(PayloadError::BadFormat),
+            },
+            _ => Length::Encoded(first & 0x3f),
+        })
+    }
+
+    fn plain_length(&mut self) -> Result<usize, PayloadError> {
+        match self.length()? {
+            Length::Plain(n) => usize::try_from(n).map_err(|_| PayloadError::BadFormat),
+            Length::Encoded(_) => Err(PayloadError::BadFormat),
+        }
+    }
+
+    fn rdb_string(&mut self) -> Result<Bytes, PayloadError> {
+        match self.length()? {
+            Length::Plain(n) => {
+                let n = usize::try_from(n).map_err(|_| PayloadError::BadFormat)?;
+                Ok(Bytes::copy_from_slice(self.take(n)?))
+            }
+            Length::Encoded(0) => Ok(Bytes::from((self.byte()? as i8).to_string())),
+            Length::Encoded(1) => {
+                let b = self.take(2)?;
+                Ok(Bytes::from(i16::from_le_bytes([b[0], b[1]]).to_string()))
+            }
+            Length::Encoded(2) => {
+                let b = self.take(4)?;
+                Ok(Bytes::from(
+                    i32::from_le_bytes([b[0], b[1], b[2], b[3]]).to_string(),
+                ))
+            }
+            Length::Encoded(3) => {
+                let compressed_len = self.plain_length()?;
+                let len = self.plain_length()?;
+                let compressed = self.take(compressed_len)?;
+                lzf_decompress(compressed, len).map(Bytes::from)
+            }
+            Length::Encoded(_) => Err(PayloadError::BadFormat),
+        }
+    }
+}
+
+/// LZF decompression (the format of liblzf, which Redis uses for RDB strings).
+fn lzf_decompress(input: &[u8], out_len: usize) -> Result<Vec<u8>, PayloadError> {
+    if out_len > 512 * 1024 * 1024 {
+        return Err(PayloadError::BadFormat);
+    }
+    let mut out = Vec::with_capacity(out_len);
+    let mut i = 0;
+    while i < input.len() {
+        let ctrl = usize::from(input[i]);
+        i += 1;
+        if ctrl < 32 {
+            let run = ctrl + 1;
+            let literal = input.get(i..i + run).ok_or(PayloadError::BadFormat)?;
+            out.extend_from_slice(literal);
+            i += run;
+        } else {
+            let mut len = ctrl >> 5;
+            if len == 7 {
+                len += usize::from(*input.get(i).ok_or(PayloadError::BadFormat)?);
+                i += 1;
+            }
+            let low = usize::from(*input.get(i).ok_or(PayloadError::BadFormat)?);
+            i += 1;
+            let back = ((ctrl & 0x1f) << 8) + low + 1;
+            if back > out.len() {
+                return Err(PayloadError::BadFormat);
+            }
+            let start = out.len() - back;
+            for k in 0..len + 2 {
+                out.push(out[start + k]);
+            }
+        }
+        if out.len() > out_len {
+            return Err(PayloadError::BadFormat);
+        }
+    }
+    if out.len() != out_len {
+        return Err(PayloadError::BadFormat);
+    }
+    Ok(out)
+}
+
+/// CRC-64/Jones as redis-server computes it (reflected, init 0, no final xor).
+pub fn crc64(mut crc: u64, data: &[u8]) -> u64 {
+    const POLY_REFLECTED: u64 = 0x95ac_9329_ac4b_c9b5;
+    static TABLE: std::sync::OnceLock<[u64; 256]> = std::sync::OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        let mut t = [0u64; 256];
+        for (i, slot) in t.iter_mut().enumerate() {
+            let mut c = i as u64;
+            for _ in 0..8 {
+                c = if c & 1 == 1 {
+                    (c >> 1) ^ POLY_REFLECTED
+                } else {
+                    c >> 1
+                };
+            }
+            *slot = c;
+        }
+        t
+    });
+    for &b in data {
+        crc = table[((crc ^ u64::from(b)) & 0xff) as usize] ^ (crc >> 8);
+    }
+    crc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crc64_redis_test_vector() {
+        assert_eq!(crc64(0, b"123456789"), 0xe9c6_d914_c4b8_d9ca);
+    }
+
+    #[test]
+    fn round_trips_and_rejects_damage() {
+        for v in [
+            &b"hello"[..],
+            b"12",
+            b"-300",
+            b"70000",
+            b"007",
+            &[b'x'; 20_000],
+        ] {
+            let payload = dump_string(v);
+            assert_eq!(
+                restore(&payload),
+                Ok(DumpValue::String(Bytes::copy_from_slice(v)))
+            );
+            let mut bad = payload.to_vec();
+            bad[1] ^= 1;
+            assert_eq!(restore(&bad), Err(PayloadError::VersionOrChecksum));
+        }
+        // redis-server 7.0: DUMP of "hello".
+        assert_eq!(&dump_string(b"hello")[..8], b"\x00\x05hello\x0a");
+    }
+
+    #[test]
+    fn lzf_back_references() {
+        // literal "abc", then a back reference of length 3+... copying "abcabc".
+        let compressed = [2u8, b'a', b'b', b'c', 0x40, 2];
+        assert_eq!(lzf_decompress(&compressed, 7).unwrap(), b"abcabca");
+    }
+}

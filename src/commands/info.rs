@@ -1,0 +1,299 @@
+//! INFO: Redis's sections (server, clients, memory, persistence, stats, replication, cpu,
+//! modules, errorstats, cluster, keyspace, commandstats) plus Basalt's version.
+
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+
+use super::args;
+use super::connection::REDIS_VERSION;
+use super::{reply, CmdResult, Ctx};
+use crate::clock;
+use crate::protocol::Reply;
+
+const DEFAULT_SECTIONS: &[&str] = &[
+    "server",
+    "clients",
+    "memory",
+    "persistence",
+    "stats",
+    "replication",
+    "cpu",
+    "modules",
+    "errorstats",
+    "cluster",
+    "keyspace",
+];
+const ALL_SECTIONS: &[&str] = &[
+    "server",
+    "clients",
+    "memory",
+    "persistence",
+    "stats",
+    "replication",
+    "cpu",
+    "modules",
+    "commandstats",
+    "errorstats",
+    "cluster",
+    "keyspace",
+];
+
+pub fn info(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let mut wanted: Vec<&str> = Vec::new();
+    let requested: Vec<String> = args[1..].iter().map(|a| args::lower(a)).collect();
+    if requested.is_empty() || requested.iter().any(|r| r == "default") {
+        wanted.extend(DEFAULT_SECTIONS);
+    }
+    if requested.iter().any(|r| r == "all" || r == "everything") {
+        wanted.extend(ALL_SECTIONS);
+    }
+    for r in &requested {
+        if let Some(s) = ALL_SECTIONS.iter().find(|s| *s == r) {
+            wanted.push(s);
+        }
+    }
+    let mut text = String::new();
+    for section in ALL_SECTIONS.iter().filter(|s| wanted.contains(s)) {
+        if !text.is_empty() {
+            text.push_str("\r\n");
+        }
+        render(ctx, section, &mut text);
+    }
+    reply(Reply::Verbatim("txt", Bytes::from(text)))
+}
+
+fn human_bytes(n: u64) -> String {
+    let units = [("G", 1u64 << 30), ("M", 1 << 20), ("K", 1 << 10)];
+    for (unit, size) in units {
+        if n >= size {
+            return format!("{:.2}{unit}", n as f64 / size as f64);
+        }
+    }
+    format!("{n}B")
+}
+
+/// Resident set size from /proc (Linux); 0 elsewhere.
+fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse::<u64>().ok())
+        })
+        .map_or(0, |pages| pages * 4096)
+}
+
+/// (user, system) CPU seconds of this process, from /proc.
+fn cpu_secs() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+            / 100.0
+    };
+    (ticks(11), ticks(12))
+}
+
+fn render(ctx: &Ctx, section: &str, out: &mut String) {
+    let node = ctx.node;
+    let stats = &node.stats;
+    // A key starting with '#' is a section header and has no value.
+    let mut line = |k: &str, v: &dyn std::fmt::Display| {
+        let _ = if k.starts_with('#') {
+            write!(out, "{k}\r\n")
+        } else {
+            write!(out, "{k}:{v}\r\n")
+        };
+    };
+    match section {
+        "server" => {
+            let uptime = node.started.elapsed().as_secs();
+            line("# Server", &"");
+            line("redis_version", &REDIS_VERSION);
+            line("basalt_version", &env!("CARGO_PKG_VERSION"));
+            line("redis_git_sha1", &"00000000");
+            line("redis_git_dirty", &0);
+            line("redis_mode", &"standalone");
+            line("os", &std::env::consts::OS);
+            line("arch_bits", &64);
+            line("multiplexing_api", &"epoll");
+            line("process_id", &std::process::id());
+            line("process_supervised", &"no");
+            line("run_id", &node.run_id);
+            line("tcp_port", &node.tcp_port);
+            line("server_time_usec", &clock::now_us());
+            line("uptime_in_seconds", &uptime);
+            line("uptime_in_days", &(uptime / 86400));
+            line("hz", &node.config.hz());
+            line("configured_hz", &node.config.hz());
+            line("lru_clock", &((clock::now_ms() / 1000) & ((1 << 24) - 1)));
+            let exe = std::env::current_exe()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            line("executable", &exe);
+            let file = node
+                .config
+                .config_file()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            line("config_file", &file);
+            line("io_threads_active", &0);
+        }
+        "clients" => {
+            line("# Clients", &"");
+            line("connected_clients", &node.clients.count());
+            line("cluster_connections", &0);
+            line("maxclients", &node.config.maxclients());
+            line("client_recent_max_input_buffer", &0);
+            line("client_recent_max_output_buffer", &0);
+            line("blocked_clients", &0);
+            line("tracking_clients", &0);
+            line("clients_in_timeout_table", &0);
+        }
+        "memory" => {
+            let used = node.keyspace.engine().memory_bytes();
+            let rss = rss_bytes();
+            line("# Memory", &"");
+            line("used_memory", &used);
+            line("used_memory_human", &human_bytes(used));
+            line("used_memory_rss", &rss);
+            line("used_memory_rss_human", &human_bytes(rss));
+            let maxmemory: u64 = node.config.get("maxmemory").parse().unwrap_or(0);
+            line("maxmemory", &maxmemory);
+            line("maxmemory_human", &human_bytes(maxmemory));
+            line("maxmemory_policy", &node.config.get("maxmemory-policy"));
+            let ratio = if used > 0 {
+                rss as f64 / used as f64
+            } else {
+                0.0
+            };
+            line("mem_fragmentation_ratio", &format!("{ratio:.2}"));
+        }
+        "persistence" => {
+            line("# Persistence", &"");
+            line("loading", &0);
+            line("async_loading", &0);
+            line(
+                "rdb_changes_since_last_save",
+                &node.changes_since_save.load(Ordering::Relaxed),
+            );
+            line("rdb_bgsave_in_progress", &0);
+            line(
+                "rdb_last_save_time",
+                &node.last_save_unix_secs.load(Ordering::Relaxed),
+            );
+            line("rdb_last_bgsave_status", &"ok");
+            line("aof_enabled", &0);
+            line("aof_rewrite_in_progress", &0);
+            line("aof_last_write_status", &"ok");
+        }
+        "stats" => {
+            line("# Stats", &"");
+            line(
+                "total_connections_received",
+                &node.clients.total_connections.load(Ordering::Relaxed),
+            );
+            line(
+                "total_commands_processed",
+                &stats.commands_processed.load(Ordering::Relaxed),
+            );
+            line("instantaneous_ops_per_sec", &stats.ops_per_sec());
+            line(
+                "total_net_input_bytes",
+                &stats.net_input_bytes.load(Ordering::Relaxed),
+            );
+            line(
+                "total_net_output_bytes",
+                &stats.net_output_bytes.load(Ordering::Relaxed),
+            );
+            line(
+                "rejected_connections",
+                &node.clients.rejected_connections.load(Ordering::Relaxed),
+            );
+            line("expired_keys", &stats.expired_keys.load(Ordering::Relaxed));
+            line("evicted_keys", &0);
+            line(
+                "keyspace_hits",
+                &stats.keyspace_hits.load(Ordering::Relaxed),
+            );
+            line(
+                "keyspace_misses",
+                &stats.keyspace_misses.load(Ordering::Relaxed),
+            );
+            line(
+                "total_error_replies",
+                &stats.error_replies.load(Ordering::Relaxed),
+            );
+        }
+        "replication" => {
+            line("# Replication", &"");
+            line("role", &"master");
+            line("connected_slaves", &0);
+            line("master_replid", &node.run_id);
+            line("master_repl_offset", &0);
+        }
+        "cpu" => {
+            let (user, sys) = cpu_secs();
+            line("# CPU", &"");
+            line("used_cpu_sys", &format!("{sys:.6}"));
+            line("used_cpu_user", &format!("{user:.6}"));
+            line("used_cpu_sys_children", &"0.000000");
+            line("used_cpu_user_children", &"0.000000");
+        }
+        "modules" => line("# Modules", &""),
+        "errorstats" => {
+            line("# Errorstats", &"");
+            for (prefix, count) in stats.errors_by_prefix.lock().iter() {
+                line(&format!("errorstat_{prefix}"), &format!("count={count}"));
+            }
+        }
+        "cluster" => {
+            line("# Cluster", &"");
+            line("cluster_enabled", &0);
+        }
+        "keyspace" => {
+            line("# Keyspace", &"");
+            for db in 0..node.keyspace.databases() {
+                let keys = node.keyspace.dbsize(db);
+                if keys > 0 {
+                    let expires = node.keyspace.volatile_count(db);
+                    line(
+                        &format!("db{db}"),
+                        &format!("keys={keys},expires={expires},avg_ttl=0"),
+                    );
+                }
+            }
+        }
+        "commandstats" => {
+            line("# Commandstats", &"");
+            for cmd in node.table.commands() {
+                for c in std::iter::once(cmd).chain(cmd.subcommands.iter()) {
+                    let calls = c.stats.calls.load(Ordering::Relaxed);
+                    let rejected = c.stats.rejected_calls.load(Ordering::Relaxed);
+                    if calls == 0 && rejected == 0 {
+                        continue;
+                    }
+                    let usec = c.stats.usec.load(Ordering::Relaxed);
+                    let per_call = if calls > 0 {
+                        usec as f64 / calls as f64
+                    } else {
+                        0.0
+                    };
+                    let failed = c.stats.failed_calls.load(Ordering::Relaxed);
+                    line(
+                        &format!("cmdstat_{}", c.meta.name),
+                        &format!("calls={calls},usec={usec},usec_per_call={per_call:.2},rejected_calls={rejected},failed_calls={failed}"),
+                    );
+                }
+            }
+        }
+        _ => {}
+    }
+}

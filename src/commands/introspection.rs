@@ -1,0 +1,161 @@
+//! COMMAND and its subcommands, generated from the command table.
+
+use bytes::Bytes;
+
+use super::args::{self, eq};
+use super::error::CmdError;
+use super::object::help_reply;
+use super::spec::{docs_reply, info_reply};
+use super::table::Command;
+use super::{reply, CmdResult, Ctx};
+use crate::glob::glob_match;
+use crate::protocol::Reply;
+
+fn info_of(cmd: &Command) -> Reply {
+    let subs: Vec<_> = cmd.subcommands.iter().map(|s| s.meta).collect();
+    info_reply(cmd.meta, &subs)
+}
+
+fn docs_of(cmd: &Command) -> Reply {
+    let subs: Vec<_> = cmd.subcommands.iter().map(|s| s.meta).collect();
+    docs_reply(cmd.meta, &subs)
+}
+
+/// Looks up `name` or `parent|sub`.
+fn find<'a>(ctx: &'a Ctx, name: &[u8]) -> Option<&'a Command> {
+    let text = args::lower(name);
+    match text.split_once('|') {
+        None => ctx.node.table.get(name),
+        Some((parent, sub)) => ctx
+            .node
+            .table
+            .get(parent.as_bytes())?
+            .subcommand(sub.as_bytes()),
+    }
+}
+
+pub fn command(ctx: &mut Ctx, _: &[Bytes]) -> CmdResult {
+    reply(Reply::Array(
+        ctx.node.table.commands().into_iter().map(info_of).collect(),
+    ))
+}
+
+pub fn count(ctx: &mut Ctx, _: &[Bytes]) -> CmdResult {
+    reply(Reply::Integer(ctx.node.table.commands().len() as i64))
+}
+
+pub fn info(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    if args.len() == 2 {
+        return command(ctx, args);
+    }
+    let items = args[2..]
+        .iter()
+        .map(|n| find(ctx, n).map_or(Reply::NullArray, info_of));
+    reply(Reply::Array(items.collect()))
+}
+
+pub fn docs(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let commands: Vec<&Command> = if args.len() == 2 {
+        ctx.node.table.commands()
+    } else {
+        args[2..].iter().filter_map(|n| find(ctx, n)).collect()
+    };
+    let pairs = commands
+        .into_iter()
+        .map(|c| (Reply::bulk(c.meta.name.to_string()), docs_of(c)));
+    reply(Reply::Map(pairs.collect()))
+}
+
+pub fn getkeys(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let target = &args[2..];
+    let Some(mut cmd) = ctx.node.table.get(&target[0]) else {
+        return Err(CmdError::msg("ERR Invalid command specified"));
+    };
+    if !cmd.subcommands.is_empty() && target.len() > 1 {
+        cmd = cmd
+            .subcommand(&target[1])
+            .ok_or(CmdError::msg("ERR Invalid command specified"))?;
+    }
+    let arity = cmd.meta.arity;
+    let arity_ok = if arity >= 0 {
+        target.len() as i64 == arity
+    } else {
+        target.len() as i64 >= -arity
+    };
+    if !arity_ok {
+        return Err(CmdError::msg(
+            "ERR Invalid number of arguments specified for command",
+        ));
+    }
+    let keys: Vec<Reply> = cmd
+        .key_positions(target)
+        .map(|i| Reply::Bulk(target[i].clone()))
+        .collect();
+    if keys.is_empty() {
+        return Err(CmdError::msg("ERR The command has no key arguments"));
+    }
+    reply(Reply::Array(keys))
+}
+
+pub fn list(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    enum Filter {
+        All,
+        AclCat(String),
+        Pattern(Bytes),
+        Module,
+    }
+    let filter = match args.len() {
+        2 => Filter::All,
+        5 if eq(&args[2], "FILTERBY") => {
+            if eq(&args[3], "ACLCAT") {
+                Filter::AclCat(format!("@{}", args::lower(&args[4])))
+            } else if eq(&args[3], "PATTERN") {
+                Filter::Pattern(args[4].clone())
+            } else if eq(&args[3], "MODULE") {
+                Filter::Module
+            } else {
+                return Err(super::error::syntax());
+            }
+        }
+        _ => return Err(super::error::syntax()),
+    };
+    let mut names = Vec::new();
+    for cmd in ctx.node.table.commands() {
+        for c in std::iter::once(cmd).chain(cmd.subcommands.iter()) {
+            let keep = match &filter {
+                Filter::All => true,
+                Filter::AclCat(cat) => c.meta.acl_categories.contains(&cat.as_str()),
+                Filter::Pattern(p) => glob_match(p, c.meta.name.as_bytes(), true),
+                Filter::Module => false,
+            };
+            if keep {
+                names.push(Reply::bulk(c.meta.name.to_string()));
+            }
+        }
+    }
+    reply(Reply::Array(names))
+}
+
+pub fn help(_: &mut Ctx, _: &[Bytes]) -> CmdResult {
+    reply(help_reply(
+        "COMMAND",
+        &[
+            "(no subcommand)",
+            "    Return details about all Redis commands.",
+            "COUNT",
+            "    Return the total number of commands in this Redis server.",
+            "LIST",
+            "    Return a list of all commands in this Redis server.",
+            "INFO [<command-name> ...]",
+            "    Return details about multiple Redis commands.",
+            "    If no command names are given, documentation details for all",
+            "    commands are returned.",
+            "DOCS [<command-name> ...]",
+            "    Return documentation details about multiple Redis commands.",
+            "    If no command names are given, documentation details for all",
+            "    commands are returned.",
+            "GETKEYS <full-command>",
+            "    Return the keys from a full Redis command.",
+        ],
+    ))
+}

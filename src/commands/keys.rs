@@ -1,0 +1,532 @@
+//! Generic key commands: existence, deletion, renaming, expiry, iteration, DUMP/RESTORE,
+//! OBJECT.
+
+use bytes::Bytes;
+
+use super::args::{self, eq};
+use super::dump::{self, DumpValue};
+use super::error::{self, syntax, CmdError};
+use super::{propose_as_sent, reply, ApplyFn, CmdResult, Ctx, Handler, Outcome};
+use crate::cluster::{Slot, SLOT_COUNT};
+use crate::glob::glob_match;
+use crate::keyspace::{Meta, Txn};
+use crate::protocol::Reply;
+
+pub static COMMANDS: &[(&str, Handler, Option<ApplyFn>)] = &[
+    ("del", propose_as_sent, Some(apply_del)),
+    ("unlink", propose_as_sent, Some(apply_del)),
+    ("exists", exists, None),
+    ("touch", exists, None),
+    ("type", type_of, None),
+    ("rename", propose_as_sent, Some(apply_rename)),
+    ("renamenx", propose_as_sent, Some(apply_rename)),
+    ("keys", keys, None),
+    ("scan", scan, None),
+    ("randomkey", randomkey, None),
+    ("dbsize", dbsize, None),
+    ("expire", expire, Some(apply_pexpireat)),
+    ("pexpire", expire, Some(apply_pexpireat)),
+    ("expireat", expire, Some(apply_pexpireat)),
+    ("pexpireat", expire, Some(apply_pexpireat)),
+    ("ttl", ttl, None),
+    ("pttl", ttl, None),
+    ("expiretime", ttl, None),
+    ("pexpiretime", ttl, None),
+    ("persist", propose_as_sent, Some(apply_persist)),
+    ("copy", copy, Some(apply_copy)),
+    ("move", move_key, Some(apply_move)),
+    ("dump", dump_key, None),
+    ("restore", restore, Some(apply_restore)),
+    ("object", super::container, None),
+    ("object|encoding", super::object::encoding, None),
+    ("object|freq", super::object::freq, None),
+    ("object|idletime", super::object::idletime, None),
+    ("object|refcount", super::object::refcount, None),
+    ("object|help", super::object::help, None),
+];
+
+fn live(ctx: &Ctx, key: &[u8]) -> Result<Option<Meta>, CmdError> {
+    Ok(ctx.node.keyspace.get(ctx.db(), key, ctx.now_ms)?)
+}
+
+fn apply_del(txn: &mut Txn, db: u8, args: &[Bytes]) -> Result<Reply, CmdError> {
+    let mut deleted = 0;
+    for key in &args[1..] {
+        if txn.delete(db, key)? {
+            deleted += 1;
+        }
+    }
+    Ok(Reply::Integer(deleted))
+}
+
+fn exists(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let metas = ctx
+        .node
+        .keyspace
+        .multi_get(ctx.db(), &args[1..], ctx.now_ms)?;
+    reply(Reply::Integer(
+        metas.iter().filter(|m| m.is_some()).count() as i64
+    ))
+}
+
+fn type_of(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let name = live(ctx, &args[1])?.map_or("none", |m| m.value_type.name());
+    reply(Reply::Simple(name))
+}
+
+fn apply_rename(txn: &mut Txn, db: u8, args: &[Bytes]) -> Result<Reply, CmdError> {
+    let nx = eq(&args[0], "renamenx");
+    let Some(meta) = txn.get(db, &args[1])? else {
+        return Err(CmdError::Static(error::NO_SUCH_KEY));
+    };
+    if args[1] == args[2] {
+        return Ok(if nx { Reply::Integer(0) } else { Reply::OK });
+    }
+    if nx && txn.exists(db, &args[2])? {
+        return Ok(Reply::Integer(0));
+    }
+    txn.delete(db, &args[1])?;
+    let revision = txn.revision();
+    txn.put(db, &args[2], Meta { revision, ..meta })?;
+    Ok(if nx { Reply::Integer(1) } else { Reply::OK })
+}
+
+fn keys(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let pattern = &args[1];
+    let mut out = Vec::new();
+    let mut position = None;
+    loop {
+        let (batch, next) = ctx
+            .node
+            .keyspace
+            .scan_keys(ctx.db(), position, 1024, ctx.now_ms)?;
+        out.extend(
+            batch
+                .into_iter()
+                .filter(|(k, _)| glob_match(pattern, k, false))
+                .map(|(k, _)| Reply::Bulk(k)),
+        );
+        match next {
+            Some((slot, key)) => position = Some((slot, Some(key))),
+            None => break,
+        }
+    }
+    reply(Reply::Array(out))
+}
+
+fn scan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let cursor: u64 = std::str::from_utf8(&args[1])
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or(CmdError::msg("ERR invalid cursor"))?;
+    let mut count = 10usize;
+    let mut pattern: Option<&Bytes> = None;
+    let mut type_filter: Option<String> = None;
+    let mut i = 2;
+    while i < args.len() {
+        if i + 1 >= args.len() {
+            return Err(syntax());
+        }
+        let value = &args[i + 1];
+        if eq(&args[i], "COUNT") {
+            let n = args::int(value)?;
+            if n < 1 {
+                return Err(syntax());
+            }
+            count = n as usize;
+        } else if eq(&args[i], "MATCH") {
+            pattern = Some(value);
+        } else if eq(&args[i], "TYPE") {
+            type_filter = Some(args::lower(value));
+        } else {
+            return Err(syntax());
+        }
+        i += 2;
+    }
+    let start = ctx.node.cursors.resume(cursor);
+    let (batch, next) =
+        ctx.node
+            .keyspace
+            .scan_keys(ctx.db(), start, count.min(100_000), ctx.now_ms)?;
+    let keys = batch
+        .into_iter()
+        .filter(|(k, m)| {
+            pattern.is_none_or(|p| glob_match(p, k, false))
+                && type_filter
+                    .as_deref()
+                    .is_none_or(|t| t == m.value_type.name())
+        })
+        .map(|(k, _)| Reply::Bulk(k))
+        .collect();
+    let next_cursor = match next {
+        Some((slot, key)) => ctx.node.cursors.save(slot, key),
+        None => 0,
+    };
+    reply(Reply::Array(vec![
+        Reply::bulk(next_cursor.to_string()),
+        Reply::Array(keys),
+    ]))
+}
+
+fn randomkey(ctx: &mut Ctx, _: &[Bytes]) -> CmdResult {
+    use rand::Rng;
+    if ctx.node.keyspace.dbsize(ctx.db()) == 0 {
+        return reply(Reply::Null);
+    }
+    let start = Slot(rand::thread_rng().gen_range(0..SLOT_COUNT));
+    let (batch, _) = ctx
+        .node
+        .keyspace
+        .scan_keys(ctx.db(), Some((start, None)), 16, ctx.now_ms)?;
+    if let Some((k, _)) = batch.into_iter().next() {
+        return reply(Reply::Bulk(k));
+    }
+    let (batch, _) = ctx
+        .node
+        .keyspace
+        .scan_keys(ctx.db(), None, 16, ctx.now_ms)?;
+    reply(
+        batch
+            .into_iter()
+            .next()
+            .map_or(Reply::Null, |(k, _)| Reply::Bulk(k)),
+    )
+}
+
+fn dbsize(ctx: &mut Ctx, _: &[Bytes]) -> CmdResult {
+    reply(Reply::Integer(ctx.node.keyspace.dbsize(ctx.db()) as i64))
+}
+
+/// Which EXPIRE option is given.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ExpireCondition {
+    Always,
+    Nx,
+    Xx,
+    Gt,
+    Lt,
+}
+
+fn parse_expire_condition(args: &[Bytes]) -> Result<ExpireCondition, CmdError> {
+    let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
+    for a in args {
+        if eq(a, "NX") {
+            nx = true;
+        } else if eq(a, "XX") {
+            xx = true;
+        } else if eq(a, "GT") {
+            gt = true;
+        } else if eq(a, "LT") {
+            lt = true;
+        } else {
+            return Err(CmdError::msg(format!(
+                "ERR Unsupported option {}",
+                args::text(a)
+            )));
+        }
+    }
+    if nx && (xx || gt || lt) {
+        return Err(CmdError::msg(
+            "ERR NX and XX, GT or LT options at the same time are not compatible",
+        ));
+    }
+    if gt && lt {
+        return Err(CmdError::msg(
+            "ERR GT and LT options at the same time are not compatible",
+        ));
+    }
+    Ok(match (nx, xx, gt, lt) {
+        (true, ..) => ExpireCondition::Nx,
+        (_, _, true, _) => ExpireCondition::Gt,
+        (_, _, _, true) => ExpireCondition::Lt,
+        (_, true, ..) => ExpireCondition::Xx,
+        _ => ExpireCondition::Always,
+    })
+}
+
+/// EXPIRE family → `PEXPIREAT key absolute-ms [options]`.
+fn expire(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let name = args::lower(&args[0]);
+    parse_expire_condition(&args[3..])?;
+    let when = args::int(&args[2])?;
+    let command: &'static str = match name.as_str() {
+        "expire" => "expire",
+        "pexpire" => "pexpire",
+        "expireat" => "expireat",
+        _ => "pexpireat",
+    };
+    let invalid = CmdError::InvalidExpire(command);
+    let ms = if command == "expire" || command == "expireat" {
+        when.checked_mul(1000).ok_or(invalid.clone())?
+    } else {
+        when
+    };
+    let at = if command.ends_with("at") {
+        ms
+    } else {
+        ms.checked_add(ctx.now_ms as i64).ok_or(invalid)?
+    };
+    let mut normalised = vec![
+        Bytes::from_static(b"PEXPIREAT"),
+        args[1].clone(),
+        Bytes::from(at.to_string()),
+    ];
+    normalised.extend_from_slice(&args[3..]);
+    Ok(Outcome::Propose(normalised))
+}
+
+fn apply_pexpireat(txn: &mut Txn, db: u8, args: &[Bytes]) -> Result<Reply, CmdError> {
+    let condition = parse_expire_condition(&args[3..])?;
+    let at = args::int(&args[2])?;
+    let Some(meta) = txn.get(db, &args[1])? else {
+        return Ok(Reply::Integer(0));
+    };
+    let current = meta.expire_at_ms;
+    let allowed = match condition {
+        ExpireCondition::Always => true,
+        ExpireCondition::Nx => current == 0,
+        ExpireCondition::Xx => current != 0,
+        ExpireCondition::Gt => current != 0 && at > current as i64,
+        ExpireCondition::Lt => current == 0 || at < current as i64,
+    };
+    if !allowed {
+        return Ok(Reply::Integer(0));
+    }
+    if at <= txn.now_ms() as i64 {
+        txn.delete(db, &args[1])?;
+    } else {
+        let revision = txn.revision();
+        txn.put(
+            db,
+            &args[1],
+            Meta {
+                expire_at_ms: at as u64,
+                revision,
+                ..meta
+            },
+        )?;
+    }
+    Ok(Reply::Integer(1))
+}
+
+fn ttl(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let name = args::lower(&args[0]);
+    let Some(meta) = live(ctx, &args[1])? else {
+        return reply(Reply::Integer(-2));
+    };
+    if meta.expire_at_ms == 0 {
+        return reply(Reply::Integer(-1));
+    }
+    let absolute = name.ends_with("time");
+    let ms = if absolute {
+        meta.expire_at_ms
+    } else {
+        meta.expire_at_ms.saturating_sub(ctx.now_ms)
+    };
+    let in_ms = name.starts_with('p');
+    reply(Reply::Integer(if in_ms {
+        ms as i64
+    } else {
+        ((ms + 500) / 1000) as i64
+    }))
+}
+
+fn apply_persist(txn: &mut Txn, db: u8, args: &[Bytes]) -> Result<Reply, CmdError> {
+    match txn.get(db, &args[1])? {
+        Some(meta) if meta.expire_at_ms != 0 => {
+            let revision = txn.revision();
+            txn.put(
+                db,
+                &args[1],
+                Meta {
+                    expire_at_ms: 0,
+                    revision,
+                    ..meta
+                },
+            )?;
+            Ok(Reply::Integer(1))
+        }
+        _ => Ok(Reply::Integer(0)),
+    }
+}
+
+/// A database index argument, checked against `databases`.
+pub fn db_index(arg: &[u8], databases: u8) -> Result<u8, CmdError> {
+    let n = args::int(arg)?;
+    if n < 0 || n >= i64::from(databases) {
+        return Err(CmdError::Static(error::DB_OUT_OF_RANGE));
+    }
+    Ok(n as u8)
+}
+
+struct CopyOptions {
+    db: Option<u8>,
+    replace: bool,
+}
+
+fn parse_copy(args: &[Bytes], databases: u8) -> Result<CopyOptions, CmdError> {
+    let mut opts = CopyOptions {
+        db: None,
+        replace: false,
+    };
+    let mut i = 3;
+    while i < args.len() {
+        if eq(&args[i], "REPLACE") {
+            opts.replace = true;
+        } else if eq(&args[i], "DB") && i + 1 < args.len() {
+            let n = args::int(&args[i + 1])?;
+            if n < 0 || n >= i64::from(databases) {
+                return Err(CmdError::Static(error::DB_OUT_OF_RANGE));
+            }
+            opts.db = Some(n as u8);
+            i += 1;
+        } else {
+            return Err(syntax());
+        }
+        i += 1;
+    }
+    Ok(opts)
+}
+
+fn copy(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let opts = parse_copy(args, ctx.node.keyspace.databases())?;
+    if args[1] == args[2] && opts.db.is_none_or(|d| d == ctx.db()) {
+        return Err(CmdError::msg(
+            "ERR source and destination objects are the same",
+        ));
+    }
+    Ok(Outcome::Propose(args.to_vec()))
+}
+
+fn apply_copy(txn: &mut Txn, db: u8, args: &[Bytes]) -> Result<Reply, CmdError> {
+    let opts = parse_copy(args, txn.databases())?;
+    let target_db = opts.db.unwrap_or(db);
+    let Some(meta) = txn.get(db, &args[1])? else {
+        return Ok(Reply::Integer(0));
+    };
+    if txn.exists(target_db, &args[2])? {
+        if !opts.replace {
+            return Ok(Reply::Integer(0));
+        }
+        txn.delete(target_db, &args[2])?;
+    }
+    let revision = txn.revision();
+    txn.put(target_db, &args[2], Meta { revision, ..meta })?;
+    Ok(Reply::Integer(1))
+}
+
+fn move_key(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let target = db_index(&args[2], ctx.node.keyspace.databases())?;
+    if target == ctx.db() {
+        return Err(CmdError::msg(
+            "ERR source and destination objects are the same",
+        ));
+    }
+    Ok(Outcome::Propose(args.to_vec()))
+}
+
+fn apply_move(txn: &mut Txn, db: u8, args: &[Bytes]) -> Result<Reply, CmdError> {
+    let target = db_index(&args[2], txn.databases())?;
+    let Some(meta) = txn.get(db, &args[1])? else {
+        return Ok(Reply::Integer(0));
+    };
+    if txn.exists(target, &args[1])? {
+        return Ok(Reply::Integer(0));
+    }
+    txn.delete(db, &args[1])?;
+    let revision = txn.revision();
+    txn.put(target, &args[1], Meta { revision, ..meta })?;
+    Ok(Reply::Integer(1))
+}
+
+fn dump_key(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    reply(live(ctx, &args[1])?.map_or(Reply::Null, |m| Reply::Bulk(dump::dump_string(&m.value))))
+}
+
+struct RestoreOptions {
+    replace: bool,
+    absolute_ttl: bool,
+}
+
+fn parse_restore(args: &[Bytes]) -> Result<RestoreOptions, CmdError> {
+    let mut opts = RestoreOptions {
+        replace: false,
+        absolute_ttl: false,
+    };
+    let (mut idle, mut freq) = (false, false);
+    let mut i = 4;
+    while i < args.len() {
+        let more = i + 1 < args.len();
+        if eq(&args[i], "REPLACE") {
+            opts.replace = true;
+        } else if eq(&args[i], "ABSTTL") {
+            opts.absolute_ttl = true;
+        } else if eq(&args[i], "IDLETIME") && more && !freq {
+            let n = args::int(&args[i + 1])?;
+            if n < 0 {
+                return Err(CmdError::msg("ERR Invalid IDLETIME value, must be >= 0"));
+            }
+            idle = true;
+            i += 1;
+        } else if eq(&args[i], "FREQ") && more && !idle {
+            let n = args::int(&args[i + 1])?;
+            if !(0..=255).contains(&n) {
+                return Err(CmdError::msg(
+                    "ERR Invalid FREQ value, must be >= 0 and <= 255",
+                ));
+            }
+            freq = true;
+            i += 1;
+        } else {
+            return Err(syntax());
+        }
+        i += 1;
+    }
+    Ok(opts)
+}
+
+/// RESTORE key ttl payload [...] → RESTORE key abs-ms payload ABSTTL [REPLACE].
+fn restore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let opts = parse_restore(args)?;
+    let ttl = args::int(&args[2])?;
+    if ttl < 0 {
+        return Err(CmdError::msg("ERR Invalid TTL value, must be >= 0"));
+    }
+    dump::restore(&args[3]).map_err(|e| CmdError::msg(e.to_string()))?;
+    let at = match (ttl, opts.absolute_ttl) {
+        (0, _) => 0,
+        (t, true) => t,
+        (t, false) => t.saturating_add(ctx.now_ms as i64),
+    };
+    let mut normalised = vec![
+        args[0].clone(),
+        args[1].clone(),
+        Bytes::from(at.to_string()),
+        args[3].clone(),
+    ];
+    normalised.push(Bytes::from_static(b"ABSTTL"));
+    if opts.replace {
+        normalised.push(Bytes::from_static(b"REPLACE"));
+    }
+    Ok(Outcome::Propose(normalised))
+}
+
+fn apply_restore(txn: &mut Txn, db: u8, args: &[Bytes]) -> Result<Reply, CmdError> {
+    let opts = parse_restore(args)?;
+    let at = args::int(&args[2])?.max(0) as u64;
+    let DumpValue::String(value) =
+        dump::restore(&args[3]).map_err(|e| CmdError::msg(e.to_string()))?;
+    if txn.exists(db, &args[1])? {
+        if !opts.replace {
+            return Err(CmdError::msg("BUSYKEY Target key name already exists."));
+        }
+        txn.delete(db, &args[1])?;
+    }
+    if at != 0 && at <= txn.now_ms() {
+        // Already expired: Redis accepts the command and stores nothing.
+        return Ok(Reply::OK);
+    }
+    let revision = txn.revision();
+    txn.put(db, &args[1], Meta::string(value, revision, at))?;
+    Ok(Reply::OK)
+}

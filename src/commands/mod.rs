@@ -1,0 +1,95 @@
+//! Commands: the table, dispatch, and one module per command family.
+//!
+//! [`Node::execute`] runs one request: look the command up in the table, check arity and
+//! authentication, run its handler at the proposer, and for a write hand the normalised
+//! entry to the shard log, whose apply calls the command's deterministic apply function.
+//! Reads run against the keyspace directly. This layer knows nothing of sockets or of Raft's
+//! internals.
+
+mod access;
+pub mod args;
+mod client_kill;
+pub mod clients;
+mod connection;
+mod cursors;
+pub mod dump;
+pub mod error;
+mod expire_cycle;
+pub mod float80;
+mod info;
+mod introspection;
+mod keys;
+mod lcs;
+pub mod meta;
+mod node;
+mod object;
+mod server;
+mod session;
+pub mod spec;
+pub mod stats;
+mod strings;
+mod table;
+
+pub use error::CmdError;
+pub use expire_cycle::ExpireCursor;
+pub use node::{Node, ShutdownRequest};
+pub use session::{ReplyMode, Session};
+pub use table::{Command, Table};
+
+use bytes::Bytes;
+
+use crate::keyspace::Txn;
+use crate::protocol::Reply;
+
+/// Where a command runs after its handler.
+pub enum Outcome {
+    /// The reply is ready.
+    Reply(Reply),
+    /// A write: this normalised argv goes to the shard log; apply produces the reply.
+    Propose(Vec<Bytes>),
+    /// Reply after a pause that delays only this connection (DEBUG SLEEP).
+    Delay(std::time::Duration, Reply),
+}
+
+impl From<Reply> for Outcome {
+    fn from(r: Reply) -> Outcome {
+        Outcome::Reply(r)
+    }
+}
+
+pub type CmdResult = Result<Outcome, CmdError>;
+
+/// Everything a handler may use: the node, its own session, and the time of the call.
+pub struct Ctx<'a> {
+    pub node: &'a Node,
+    pub session: &'a mut Session,
+    pub now_ms: u64,
+}
+
+impl Ctx<'_> {
+    pub fn db(&self) -> u8 {
+        self.session.db
+    }
+}
+
+/// Runs at the proposer: parse, validate, normalise, or answer.
+pub type Handler = fn(&mut Ctx, &[Bytes]) -> CmdResult;
+
+/// Runs at apply, deterministically: only the transaction, the database and the argv.
+pub type ApplyFn = fn(&mut Txn, u8, &[Bytes]) -> Result<Reply, CmdError>;
+
+/// The handler of a write that needs no normalisation: propose the argv as sent.
+pub fn propose_as_sent(_: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    Ok(Outcome::Propose(args.to_vec()))
+}
+
+/// The handler of a container command (CLIENT, CONFIG…): the table dispatches its
+/// subcommands, so this runs only for a container given no subcommand, which arity rejects.
+pub fn container(_: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    Err(CmdError::WrongArity(args::lower(&args[0])))
+}
+
+/// Shorthand for a ready reply.
+pub fn reply(r: Reply) -> CmdResult {
+    Ok(Outcome::Reply(r))
+}

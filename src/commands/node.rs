@@ -1,0 +1,308 @@
+//! The node: shared state every connection uses, request dispatch and the apply of entries.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use tokio::sync::watch;
+
+use super::access::AccessTracker;
+use super::clients::ClientRegistry;
+use super::cursors::CursorTable;
+use super::error::{self, error_prefix, CmdError};
+use super::session::Session;
+use super::stats::{SlowLog, Stats};
+use super::table::{Command, Table};
+use super::{Ctx, Outcome};
+use crate::clock;
+use crate::cluster::{ShardId, ShardMap};
+use crate::config::Config;
+use crate::keyspace::{Keyspace, Txn};
+use crate::protocol::Reply;
+use crate::raft::{Entry, EntryOp, LocalLog, ShardSet, StateMachine};
+
+/// How SHUTDOWN asked the server to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShutdownRequest {
+    pub save: bool,
+}
+
+pub struct Node {
+    pub config: Arc<Config>,
+    pub keyspace: Keyspace,
+    pub log: LocalLog,
+    pub shards: ShardMap,
+    pub table: Table,
+    pub clients: ClientRegistry,
+    pub stats: Stats,
+    pub slowlog: SlowLog,
+    pub(super) cursors: CursorTable,
+    pub(super) access: AccessTracker,
+    pub started: Instant,
+    pub run_id: String,
+    pub tcp_port: u16,
+    pub last_save_unix_secs: AtomicU64,
+    pub changes_since_save: AtomicU64,
+    shutdown_tx: watch::Sender<Option<ShutdownRequest>>,
+}
+
+impl Node {
+    pub fn new(config: Arc<Config>, keyspace: Keyspace, tcp_port: u16) -> Node {
+        let shard_count: u16 = config.get("shards").parse().unwrap_or(16);
+        let (shutdown_tx, _) = watch::channel(None);
+        Node {
+            keyspace,
+            log: LocalLog::new(shard_count),
+            shards: ShardMap::new(shard_count),
+            table: Table::build(),
+            clients: ClientRegistry::default(),
+            stats: Stats::default(),
+            slowlog: SlowLog::default(),
+            cursors: CursorTable::default(),
+            access: AccessTracker::default(),
+            started: Instant::now(),
+            run_id: random_hex(40),
+            tcp_port,
+            last_save_unix_secs: AtomicU64::new(clock::now_ms() / 1000),
+            changes_since_save: AtomicU64::new(0),
+            shutdown_tx,
+            config,
+        }
+    }
+
+    pub fn shutdown_requests(&self) -> watch::Receiver<Option<ShutdownRequest>> {
+        self.shutdown_tx.subscribe()
+    }
+
+    pub fn request_shutdown(&self, request: ShutdownRequest) {
+        self.shutdown_tx.send_replace(Some(request));
+    }
+
+    /// Whether the client must authenticate (a `requirepass` is set).
+    pub fn auth_required(&self) -> bool {
+        !self.config.get("requirepass").is_empty()
+    }
+
+    /// Runs one request and returns its reply.
+    pub async fn execute(&self, session: &mut Session, args: Vec<Bytes>) -> Reply {
+        session.begin_command();
+        let started = Instant::now();
+        let cmd = match self.resolve(session, &args) {
+            Ok(cmd) => cmd,
+            Err(reply) => return self.count_error(reply),
+        };
+        session.info.touch(cmd.meta.name);
+        let now_ms = clock::now_ms();
+        let outcome = (cmd.run)(
+            &mut Ctx {
+                node: self,
+                session,
+                now_ms,
+            },
+            &args,
+        );
+        let reply = match outcome {
+            Ok(Outcome::Reply(reply)) => reply,
+            Ok(Outcome::Propose(normalised)) => {
+                let shards = self.route(cmd, &args);
+                let entry = Entry {
+                    db: session.db,
+                    now_ms,
+                    op: EntryOp::Command(normalised),
+                };
+                self.log.propose(&shards, &entry, self).await
+            }
+            Ok(Outcome::Delay(duration, reply)) => {
+                tokio::time::sleep(duration).await;
+                reply
+            }
+            Err(e) => e.into_reply(),
+        };
+        self.touch_keys(cmd, session, &args);
+        let elapsed_us = started.elapsed().as_micros() as u64;
+        self.account(cmd, &reply, elapsed_us, session, &args);
+        reply
+    }
+
+    /// Finds the command (and subcommand), checks arity and authentication.
+    fn resolve(&self, session: &Session, args: &[Bytes]) -> Result<&Command, Reply> {
+        let name = &args[0];
+        let Some(cmd) = self.table.get(name) else {
+            return Err(Reply::Error(unknown_command_text(args)));
+        };
+        let container_alone = args.len() < 2 || !arity_ok(cmd.meta.arity, args.len());
+        let cmd = if cmd.subcommands.is_empty() || container_alone {
+            cmd
+        } else {
+            match cmd.subcommand(&args[1]) {
+                Some(sub) => sub,
+                None => {
+                    cmd.stats.rejected_calls.fetch_add(1, Ordering::Relaxed);
+                    return Err(Reply::Error(format!(
+                        "ERR unknown subcommand '{}'. Try {} HELP.",
+                        sanitize(&args[1], 128),
+                        String::from_utf8_lossy(name).to_ascii_uppercase()
+                    )));
+                }
+            }
+        };
+        if !arity_ok(cmd.meta.arity, args.len()) {
+            cmd.stats.rejected_calls.fetch_add(1, Ordering::Relaxed);
+            return Err(CmdError::WrongArity(cmd.meta.name.to_string()).into_reply());
+        }
+        if !session.authenticated && !cmd.meta.has_flag("no_auth") && self.auth_required() {
+            cmd.stats.rejected_calls.fetch_add(1, Ordering::Relaxed);
+            return Err(Reply::error(error::NOAUTH));
+        }
+        Ok(cmd)
+    }
+
+    /// The shards a write touches: those of its keys, or all for a keyless write.
+    fn route(&self, cmd: &Command, args: &[Bytes]) -> ShardSet {
+        let shards: Vec<ShardId> = cmd
+            .key_positions(args)
+            .map(|i| self.shards.shard_of_key(&args[i]))
+            .collect();
+        if shards.is_empty() {
+            return ShardSet::All;
+        }
+        ShardSet::from_unsorted(shards)
+    }
+
+    /// Records access to the command's keys for OBJECT IDLETIME/FREQ, unless the client is in
+    /// NO-TOUCH mode (TOUCH itself always touches) or the command is OBJECT.
+    fn touch_keys(&self, cmd: &Command, session: &Session, args: &[Bytes]) {
+        let name = cmd.meta.name;
+        let no_touch = session.info.no_touch.load(Ordering::Relaxed) && name != "touch";
+        if no_touch || name.starts_with("object") {
+            return;
+        }
+        for i in cmd.key_positions(args) {
+            self.access.touch(session.db, &args[i]);
+        }
+    }
+
+    fn count_error(&self, reply: Reply) -> Reply {
+        if let Reply::Error(text) = &reply {
+            self.stats.count_error(error_prefix(text));
+        }
+        reply
+    }
+
+    fn account(
+        &self,
+        cmd: &Command,
+        reply: &Reply,
+        elapsed_us: u64,
+        session: &Session,
+        args: &[Bytes],
+    ) {
+        self.stats
+            .commands_processed
+            .fetch_add(1, Ordering::Relaxed);
+        cmd.stats.calls.fetch_add(1, Ordering::Relaxed);
+        cmd.stats.usec.fetch_add(elapsed_us, Ordering::Relaxed);
+        if let Reply::Error(text) = reply {
+            cmd.stats.failed_calls.fetch_add(1, Ordering::Relaxed);
+            self.stats.count_error(error_prefix(text));
+        }
+        let threshold = self.config.slowlog_slower_than_us();
+        if threshold >= 0 && elapsed_us >= threshold as u64 && cmd.meta.name != "slowlog|get" {
+            let name = session.info.name.lock().clone().unwrap_or_default();
+            let client = (
+                session.info.addr.to_string(),
+                String::from_utf8_lossy(&name).into(),
+            );
+            self.slowlog
+                .record(args, elapsed_us, client, self.config.slowlog_max_len());
+        }
+    }
+
+    /// Shard of a key (for tests and INFO).
+    pub fn shard_of(&self, key: &[u8]) -> ShardId {
+        self.shards.shard_of_key(key)
+    }
+}
+
+impl StateMachine for Node {
+    type Output = Reply;
+
+    fn apply(&self, entry: &Entry, revision: u64) -> Reply {
+        let mut txn = self.keyspace.txn(entry.now_ms, revision);
+        let result = match &entry.op {
+            EntryOp::Command(args) => match self.table.get(&args[0]).and_then(|c| c.apply) {
+                Some(apply) => apply(&mut txn, entry.db, args),
+                None => Err(CmdError::msg("ERR entry names no write command")),
+            },
+            EntryOp::Expire(keys) => apply_expire(&mut txn, entry.db, keys).map(|removed| {
+                self.stats
+                    .expired_keys
+                    .fetch_add(removed, Ordering::Relaxed);
+                Reply::Integer(removed as i64)
+            }),
+        };
+        let expired = txn.expired_removed();
+        match result {
+            Ok(reply) => match txn.commit() {
+                Ok(()) => {
+                    self.stats
+                        .expired_keys
+                        .fetch_add(expired, Ordering::Relaxed);
+                    self.changes_since_save.fetch_add(1, Ordering::Relaxed);
+                    reply
+                }
+                Err(e) => CmdError::from(e).into_reply(),
+            },
+            Err(e) => e.into_reply(),
+        }
+    }
+}
+
+fn apply_expire(txn: &mut Txn, db: u8, keys: &[Bytes]) -> Result<u64, CmdError> {
+    let mut removed = 0;
+    for key in keys {
+        if txn.delete_if_expired(db, key)? {
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+fn arity_ok(arity: i64, argc: usize) -> bool {
+    if arity >= 0 {
+        argc as i64 == arity
+    } else {
+        argc as i64 >= -arity
+    }
+}
+
+/// Redis's text, with `\r` and `\n` turned into spaces and each part cut at 128 bytes.
+fn unknown_command_text(args: &[Bytes]) -> String {
+    let mut rest = String::new();
+    for arg in &args[1..] {
+        if rest.len() >= 128 {
+            break;
+        }
+        let room = 128 - rest.len();
+        rest.push_str(&format!("'{}' ", sanitize(arg, room)));
+    }
+    format!(
+        "ERR unknown command '{}', with args beginning with: {}",
+        sanitize(&args[0], 128),
+        rest
+    )
+}
+
+fn sanitize(arg: &[u8], max: usize) -> String {
+    let cut = &arg[..arg.len().min(max)];
+    String::from_utf8_lossy(cut).replace(['\r', '\n'], " ")
+}
+
+fn random_hex(len: usize) -> String {
+    use rand::Rng;
+    let mut rng = rand::thread_rng();
+    (0..len)
+        .map(|_| char::from_digit(rng.gen_range(0..16), 16).unwrap_or('0'))
+        .collect()
+}

@@ -1,0 +1,326 @@
+//! Server commands: CONFIG, FLUSHDB/FLUSHALL/SWAPDB, SAVE/BGSAVE/LASTSAVE, TIME, SHUTDOWN,
+//! SLOWLOG, MEMORY USAGE, DEBUG SLEEP and INFO.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::args::{self, eq};
+use super::error::{self, syntax, CmdError};
+use super::object::help_reply;
+use super::{
+    container, propose_as_sent, reply, ApplyFn, CmdResult, Ctx, Handler, Outcome, ShutdownRequest,
+};
+use crate::clock;
+use crate::keyspace::Txn;
+use crate::limits::DEBUG_SLEEP_SECS_MAX;
+use crate::protocol::Reply;
+
+pub static COMMANDS: &[(&str, Handler, Option<ApplyFn>)] = &[
+    ("info", super::info::info, None),
+    ("time", time, None),
+    ("lastsave", lastsave, None),
+    ("save", save, None),
+    ("bgsave", bgsave, None),
+    ("flushdb", flush, Some(apply_flush)),
+    ("flushall", flush, Some(apply_flush)),
+    ("swapdb", swapdb, Some(apply_swapdb)),
+    ("shutdown", shutdown, None),
+    ("config", container, None),
+    ("config|get", config_get, None),
+    ("config|set", config_set, None),
+    ("config|resetstat", config_resetstat, None),
+    ("config|rewrite", config_rewrite, None),
+    ("config|help", config_help, None),
+    ("slowlog", container, None),
+    ("slowlog|get", slowlog_get, None),
+    ("slowlog|len", slowlog_len, None),
+    ("slowlog|reset", slowlog_reset, None),
+    ("slowlog|help", slowlog_help, None),
+    ("memory", container, None),
+    ("memory|usage", memory_usage, None),
+    ("memory|help", memory_help, None),
+    ("debug", debug, None),
+    ("command", super::introspection::command, None),
+    ("command|count", super::introspection::count, None),
+    ("command|info", super::introspection::info, None),
+    ("command|docs", super::introspection::docs, None),
+    ("command|getkeys", super::introspection::getkeys, None),
+    ("command|list", super::introspection::list, None),
+    ("command|help", super::introspection::help, None),
+];
+
+fn time(_: &mut Ctx, _: &[Bytes]) -> CmdResult {
+    let us = clock::now_us();
+    reply(Reply::Array(vec![
+        Reply::bulk((us / 1_000_000).to_string()),
+        Reply::bulk((us % 1_000_000).to_string()),
+    ]))
+}
+
+fn lastsave(ctx: &mut Ctx, _: &[Bytes]) -> CmdResult {
+    reply(Reply::Integer(
+        ctx.node.last_save_unix_secs.load(Ordering::Relaxed) as i64,
+    ))
+}
+
+/// Makes everything acknowledged so far durable in the engine.
+fn persist_now(ctx: &Ctx) -> Result<(), CmdError> {
+    ctx.node
+        .keyspace
+        .engine()
+        .flush()
+        .map_err(|e| CmdError::Internal(e.to_string()))?;
+    ctx.node
+        .last_save_unix_secs
+        .store(clock::now_ms() / 1000, Ordering::Relaxed);
+    ctx.node.changes_since_save.store(0, Ordering::Relaxed);
+    Ok(())
+}
+
+fn save(ctx: &mut Ctx, _: &[Bytes]) -> CmdResult {
+    persist_now(ctx)?;
+    reply(Reply::OK)
+}
+
+fn bgsave(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    if args.len() > 2 || (args.len() == 2 && !eq(&args[1], "SCHEDULE")) {
+        return Err(syntax());
+    }
+    persist_now(ctx)?;
+    reply(Reply::Simple("Background saving started"))
+}
+
+fn flush(_: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    match args.get(1) {
+        None => {}
+        Some(a) if eq(a, "ASYNC") || eq(a, "SYNC") => {}
+        Some(_) => return Err(syntax()),
+    }
+    if args.len() > 2 {
+        return Err(syntax());
+    }
+    Ok(Outcome::Propose(args[..1].to_vec()))
+}
+
+fn apply_flush(txn: &mut Txn, db: u8, args: &[Bytes]) -> Result<Reply, CmdError> {
+    if eq(&args[0], "flushall") {
+        for d in 0..txn.databases() {
+            txn.flush_db(d)?;
+        }
+    } else {
+        txn.flush_db(db)?;
+    }
+    Ok(Reply::OK)
+}
+
+fn swapdb(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let first = args::int_with(&args[1], "ERR invalid first DB index")?;
+    let second = args::int_with(&args[2], "ERR invalid second DB index")?;
+    let n = i64::from(ctx.node.keyspace.databases());
+    if !(0..n).contains(&first) || !(0..n).contains(&second) {
+        return Err(CmdError::Static(error::DB_OUT_OF_RANGE));
+    }
+    propose_as_sent(ctx, args)
+}
+
+fn apply_swapdb(txn: &mut Txn, _: u8, args: &[Bytes]) -> Result<Reply, CmdError> {
+    let a = args::int(&args[1])? as u8;
+    let b = args::int(&args[2])? as u8;
+    if a != b {
+        txn.swap_db(a, b)?;
+    }
+    Ok(Reply::OK)
+}
+
+fn shutdown(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let (mut nosave, mut save, mut abort) = (false, false, false);
+    for a in &args[1..] {
+        if eq(a, "NOSAVE") {
+            nosave = true;
+        } else if eq(a, "SAVE") {
+            save = true;
+        } else if eq(a, "NOW") || eq(a, "FORCE") {
+        } else if eq(a, "ABORT") {
+            abort = true;
+        } else {
+            return Err(syntax());
+        }
+    }
+    if (nosave && save) || (abort && args.len() > 2) {
+        return Err(syntax());
+    }
+    if abort {
+        return Err(CmdError::msg("ERR No shutdown in progress."));
+    }
+    if !nosave {
+        persist_now(ctx)?;
+    }
+    ctx.node.request_shutdown(ShutdownRequest { save: !nosave });
+    ctx.session.close_silently = true;
+    reply(Reply::OK)
+}
+
+fn config_get(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let patterns: Vec<String> = args[2..].iter().map(args::text).collect();
+    let pairs = ctx.node.config.matching(&patterns);
+    reply(Reply::Map(
+        pairs
+            .into_iter()
+            .map(|(k, v)| (Reply::bulk(k.to_string()), Reply::bulk(v)))
+            .collect(),
+    ))
+}
+
+fn config_set(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    if !args.len().is_multiple_of(2) {
+        return Err(CmdError::WrongArity("config|set".into()));
+    }
+    let pairs: Vec<(String, String)> = args[2..]
+        .chunks(2)
+        .map(|p| (args::text(&p[0]), args::text(&p[1])))
+        .collect();
+    ctx.node
+        .config
+        .set_many(&pairs)
+        .map_err(CmdError::Message)?;
+    reply(Reply::OK)
+}
+
+fn config_resetstat(ctx: &mut Ctx, _: &[Bytes]) -> CmdResult {
+    ctx.node.stats.reset();
+    for cmd in ctx.node.table.commands() {
+        for c in std::iter::once(cmd).chain(cmd.subcommands.iter()) {
+            for counter in [
+                &c.stats.calls,
+                &c.stats.usec,
+                &c.stats.rejected_calls,
+                &c.stats.failed_calls,
+            ] {
+                counter.store(0, Ordering::Relaxed);
+            }
+        }
+    }
+    reply(Reply::OK)
+}
+
+fn config_rewrite(ctx: &mut Ctx, _: &[Bytes]) -> CmdResult {
+    ctx.node.config.rewrite().map_err(CmdError::Message)?;
+    reply(Reply::OK)
+}
+
+fn config_help(_: &mut Ctx, _: &[Bytes]) -> CmdResult {
+    reply(help_reply(
+        "CONFIG",
+        &[
+            "GET <pattern>",
+            "    Return parameters matching the glob-like <pattern> and their values.",
+            "SET <directive> <value>",
+            "    Set the configuration <directive> to <value>.",
+            "RESETSTAT",
+            "    Reset statistics reported by the INFO command.",
+            "REWRITE",
+            "    Rewrite the configuration file.",
+        ],
+    ))
+}
+
+fn slowlog_get(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let count = match args.get(2) {
+        None => 10,
+        Some(a) => {
+            let n = args::int(a)?;
+            if n < -1 {
+                return Err(CmdError::msg(
+                    "ERR count should be greater than or equal to -1",
+                ));
+            }
+            if n == -1 {
+                usize::MAX
+            } else {
+                n as usize
+            }
+        }
+    };
+    let entries = ctx.node.slowlog.newest(count, |e| {
+        Reply::Array(vec![
+            Reply::Integer(e.id as i64),
+            Reply::Integer(e.unix_secs as i64),
+            Reply::Integer(e.duration_us as i64),
+            Reply::Array(e.args.iter().cloned().map(Reply::Bulk).collect()),
+            Reply::bulk(e.client_addr.clone()),
+            Reply::bulk(e.client_name.clone()),
+        ])
+    });
+    reply(Reply::Array(entries))
+}
+
+fn slowlog_len(ctx: &mut Ctx, _: &[Bytes]) -> CmdResult {
+    reply(Reply::Integer(ctx.node.slowlog.len() as i64))
+}
+
+fn slowlog_reset(ctx: &mut Ctx, _: &[Bytes]) -> CmdResult {
+    ctx.node.slowlog.reset();
+    reply(Reply::OK)
+}
+
+fn slowlog_help(_: &mut Ctx, _: &[Bytes]) -> CmdResult {
+    reply(help_reply(
+        "SLOWLOG",
+        &[
+            "GET [<count>]",
+            "    Return top <count> entries from the slowlog (default: 10, -1 mean all).",
+            "    Entries are made of:",
+            "    id, timestamp, time in microseconds, arguments array, client IP and port,",
+            "    client name",
+            "LEN",
+            "    Return the length of the slowlog.",
+            "RESET",
+            "    Reset the slowlog.",
+        ],
+    ))
+}
+
+/// Bytes one key costs: its metadata record (key and value) plus per-record overhead.
+fn memory_usage(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let mut i = 3;
+    while i < args.len() {
+        if eq(&args[i], "SAMPLES") && i + 1 < args.len() {
+            args::int(&args[i + 1])?;
+            i += 2;
+        } else {
+            return Err(syntax());
+        }
+    }
+    let meta = ctx.node.keyspace.get(ctx.db(), &args[2], ctx.now_ms)?;
+    const RECORD_OVERHEAD_BYTES: usize = 48 + 17;
+    reply(meta.map_or(Reply::Null, |m| {
+        Reply::Integer((args[2].len() + m.value.len() + RECORD_OVERHEAD_BYTES) as i64)
+    }))
+}
+
+fn memory_help(_: &mut Ctx, _: &[Bytes]) -> CmdResult {
+    reply(help_reply(
+        "MEMORY",
+        &[
+            "USAGE <key> [SAMPLES <count>]",
+            "    Return memory in bytes used by <key> and its value. Nested values are",
+            "    sampled up to <count> times (default: 5, 0 means sample all).",
+        ],
+    ))
+}
+
+/// DEBUG SLEEP <seconds>: the only DEBUG subcommand Basalt has. It delays this connection
+/// only; Basalt runs other clients' commands meanwhile.
+fn debug(_: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    if eq(&args[1], "SLEEP") && args.len() == 3 {
+        let secs = args::float(&args[2])?;
+        let secs = secs.clamp(0.0, DEBUG_SLEEP_SECS_MAX);
+        return Ok(Outcome::Delay(Duration::from_secs_f64(secs), Reply::OK));
+    }
+    Err(CmdError::msg(format!(
+        "ERR unknown subcommand or wrong number of arguments for '{}'. Basalt's DEBUG has SLEEP only.",
+        args::text(&args[1])
+    )))
+}

@@ -1,0 +1,74 @@
+//! Per-connection state a command can read or change: protocol version, database, auth,
+//! reply mode. The connection owns it; commands get it through `Ctx`.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use super::clients::ClientInfo;
+
+/// CLIENT REPLY's modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyMode {
+    On,
+    Off,
+    /// Skip the reply of the next command only.
+    SkipNext,
+}
+
+pub struct Session {
+    pub info: Arc<ClientInfo>,
+    pub resp3: bool,
+    pub db: u8,
+    pub authenticated: bool,
+    pub reply_mode: ReplyMode,
+    /// Set by CLIENT REPLY SKIP: the reply of the command after it is dropped.
+    skip_current: bool,
+    /// QUIT: close once the reply is written.
+    pub close_after_reply: bool,
+    /// SHUTDOWN: close without writing the reply, as redis-server does.
+    pub close_silently: bool,
+}
+
+impl Session {
+    pub fn new(info: Arc<ClientInfo>, authenticated: bool) -> Session {
+        Session {
+            info,
+            resp3: false,
+            db: 0,
+            authenticated,
+            reply_mode: ReplyMode::On,
+            skip_current: false,
+            close_after_reply: false,
+            close_silently: false,
+        }
+    }
+
+    pub fn id(&self) -> u64 {
+        self.info.id
+    }
+
+    pub fn select(&mut self, db: u8) {
+        self.db = db;
+        self.info.db.store(db, Ordering::Relaxed);
+    }
+
+    pub fn set_resp3(&mut self, resp3: bool) {
+        self.resp3 = resp3;
+        self.info
+            .resp
+            .store(if resp3 { 3 } else { 2 }, Ordering::Relaxed);
+    }
+
+    /// Called before each command: whether its reply is sent, per CLIENT REPLY.
+    pub fn begin_command(&mut self) {
+        self.skip_current = false;
+        if self.reply_mode == ReplyMode::SkipNext {
+            self.skip_current = true;
+            self.reply_mode = ReplyMode::On;
+        }
+    }
+
+    pub fn should_reply(&self) -> bool {
+        !self.skip_current && self.reply_mode != ReplyMode::Off && !self.close_silently
+    }
+}

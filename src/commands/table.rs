@@ -1,0 +1,179 @@
+//! The command table: the single source of truth for what Basalt runs.
+//!
+//! Each entry pairs a command's metadata (arity, flags, key positions, ACL categories, docs,
+//! generated into `meta.rs`) with its handler and, for writes, its apply function. COMMAND,
+//! routing and arity checks all read from here.
+
+use std::ops::RangeInclusive;
+
+use ahash::AHashMap;
+use bytes::Bytes;
+
+use super::meta::META;
+use super::spec::CommandMeta;
+use super::stats::CommandStats;
+use super::{connection, keys, server, strings, ApplyFn, Handler};
+
+pub struct Command {
+    pub meta: &'static CommandMeta,
+    pub run: Handler,
+    pub apply: Option<ApplyFn>,
+    pub subcommands: Vec<Command>,
+    pub stats: CommandStats,
+}
+
+impl Command {
+    pub fn subcommand(&self, name: &[u8]) -> Option<&Command> {
+        let lower = String::from_utf8_lossy(name).to_ascii_lowercase();
+        self.subcommands
+            .iter()
+            .find(|c| c.meta.name.split('|').nth(1) == Some(lower.as_str()))
+    }
+
+    /// Indexes of the key arguments, from the legacy (first, last, step) positions.
+    pub fn key_positions(&self, args: &[Bytes]) -> impl Iterator<Item = usize> {
+        let m = self.meta;
+        #[allow(clippy::reversed_empty_ranges)]
+        const NONE: RangeInclusive<usize> = 1..=0;
+        let range: RangeInclusive<usize> = if m.first_key <= 0 || args.len() <= m.first_key as usize
+        {
+            NONE
+        } else {
+            let last = if m.last_key < 0 {
+                args.len() as i64 + m.last_key
+            } else {
+                m.last_key.min(args.len() as i64 - 1)
+            };
+            m.first_key as usize..=last.max(0) as usize
+        };
+        range.step_by(m.step.max(1) as usize)
+    }
+
+    pub fn is_write(&self) -> bool {
+        self.meta.has_flag("write")
+    }
+}
+
+/// Handlers by command name; `None` apply for commands that never write.
+type Binding = (&'static str, Handler, Option<ApplyFn>);
+
+fn bindings() -> Vec<Binding> {
+    let mut all = Vec::new();
+    all.extend(strings::COMMANDS.iter().copied());
+    all.extend(keys::COMMANDS.iter().copied());
+    all.extend(connection::COMMANDS.iter().copied());
+    all.extend(server::COMMANDS.iter().copied());
+    all
+}
+
+pub struct Table {
+    by_name: AHashMap<&'static str, Command>,
+}
+
+impl Table {
+    /// Joins every binding with its metadata. Panics at start-up if the two lists disagree,
+    /// which the unit test below catches first.
+    pub fn build() -> Table {
+        let handlers: AHashMap<&str, (Handler, Option<ApplyFn>)> = bindings()
+            .into_iter()
+            .map(|(n, h, a)| (n, (h, a)))
+            .collect();
+        let mut by_name: AHashMap<&'static str, Command> = AHashMap::new();
+        for meta in META {
+            let (run, apply) = *handlers
+                .get(meta.name)
+                .unwrap_or_else(|| panic!("command {} has metadata but no handler", meta.name));
+            let cmd = Command {
+                meta,
+                run,
+                apply,
+                subcommands: Vec::new(),
+                stats: Default::default(),
+            };
+            match meta.name.split_once('|') {
+                None => {
+                    by_name.insert(meta.name, cmd);
+                }
+                Some((parent, _)) => by_name
+                    .get_mut(parent)
+                    .unwrap_or_else(|| panic!("subcommand {} before its parent", meta.name))
+                    .subcommands
+                    .push(cmd),
+            }
+        }
+        Table { by_name }
+    }
+
+    /// Looks a command up by name, case-insensitively.
+    pub fn get(&self, name: &[u8]) -> Option<&Command> {
+        let mut buf = [0u8; 32];
+        if name.len() > buf.len() {
+            return None;
+        }
+        for (dst, src) in buf.iter_mut().zip(name) {
+            *dst = src.to_ascii_lowercase();
+        }
+        let lower = std::str::from_utf8(&buf[..name.len()]).ok()?;
+        self.by_name.get(lower)
+    }
+
+    /// Every top-level command, in name order.
+    pub fn commands(&self) -> Vec<&Command> {
+        let mut all: Vec<&Command> = self.by_name.values().collect();
+        all.sort_by_key(|c| c.meta.name);
+        all
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_handler_has_metadata_and_every_write_an_apply() {
+        let table = Table::build();
+        let names: Vec<&str> = META.iter().map(|m| m.name).collect();
+        for (name, _, apply) in bindings() {
+            assert!(
+                names.contains(&name),
+                "{name} has a handler but no metadata"
+            );
+            let top = table
+                .get(name.split('|').next().unwrap().as_bytes())
+                .unwrap();
+            let is_write = META
+                .iter()
+                .any(|m| m.name == name && m.flags.contains(&"write"));
+            if !name.contains('|') {
+                assert_eq!(
+                    is_write,
+                    apply.is_some(),
+                    "{name}: write flag vs apply function"
+                );
+                assert_eq!(top.is_write(), is_write);
+            }
+        }
+    }
+
+    #[test]
+    fn key_positions_follow_first_last_step() {
+        let table = Table::build();
+        let args = |s: &str| {
+            s.split(' ')
+                .map(|a| Bytes::from(a.to_string()))
+                .collect::<Vec<_>>()
+        };
+        let keys = |cmd: &str, line: &str| {
+            table
+                .get(cmd.as_bytes())
+                .unwrap()
+                .key_positions(&args(line))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(keys("mset", "mset a 1 b 2"), vec![1, 3]);
+        assert_eq!(keys("del", "del a b c"), vec![1, 2, 3]);
+        assert_eq!(keys("get", "get a"), vec![1]);
+        assert_eq!(keys("rename", "rename a b"), vec![1, 2]);
+        assert!(keys("flushall", "flushall").is_empty());
+    }
+}

@@ -1,0 +1,304 @@
+//! Settings: redis.conf directive names, given as flags (`--port 7000`) or in a
+//! redis.conf-style file (`basalt basalt.conf --port 7001`), readable and partly changeable
+//! at run time through CONFIG GET/SET/REWRITE.
+//!
+//! Values are kept as their canonical text (what CONFIG GET returns); the few that the hot
+//! path reads are mirrored in atomics.
+
+pub mod params;
+pub mod table;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use parking_lot::RwLock;
+
+use crate::glob::glob_match;
+use crate::protocol::decode::split_inline_args;
+use table::Param;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("Bad directive or wrong number of arguments: '{0}'")]
+    UnknownDirective(String),
+    #[error("Invalid argument for '{name}': {reason}")]
+    Invalid { name: String, reason: String },
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Usage(String),
+}
+
+pub struct Config {
+    values: RwLock<BTreeMap<&'static str, String>>,
+    config_file: Option<PathBuf>,
+    bulk_len_bytes_max: AtomicU64,
+    maxclients: AtomicU64,
+    slowlog_slower_than_us: AtomicI64,
+    slowlog_max_len: AtomicU64,
+    hz: AtomicU64,
+}
+
+impl Config {
+    /// Defaults for every setting.
+    pub fn defaults() -> Config {
+        let values = table::all()
+            .map(|p| (p.name, p.default.to_string()))
+            .collect();
+        let config = Config {
+            values: RwLock::new(values),
+            config_file: None,
+            bulk_len_bytes_max: AtomicU64::new(0),
+            maxclients: AtomicU64::new(0),
+            slowlog_slower_than_us: AtomicI64::new(0),
+            slowlog_max_len: AtomicU64::new(0),
+            hz: AtomicU64::new(0),
+        };
+        config.refresh_hot();
+        config
+    }
+
+    /// Parses `basalt [config-file] [--name value...]...`, as redis-server takes them.
+    pub fn from_args(args: &[String]) -> Result<Config, ConfigError> {
+        let mut config = Config::defaults();
+        let mut rest = args;
+        if let Some(first) = args.first() {
+            if !first.starts_with("--") {
+                let path = PathBuf::from(first);
+                let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                config.load_text(&text)?;
+                config.config_file = Some(std::fs::canonicalize(&path).unwrap_or(path));
+                rest = &args[1..];
+            }
+        }
+        let mut i = 0;
+        while i < rest.len() {
+            let flag = rest[i]
+                .strip_prefix("--")
+                .ok_or_else(|| ConfigError::Usage(format!("unexpected argument '{}'", rest[i])))?;
+            let mut values = Vec::new();
+            i += 1;
+            while i < rest.len() && !rest[i].starts_with("--") {
+                values.push(rest[i].clone());
+                i += 1;
+            }
+            config.set_directive(flag, &values)?;
+        }
+        config.refresh_hot();
+        Ok(config)
+    }
+
+    fn load_text(&mut self, text: &str) -> Result<(), ConfigError> {
+        for line in text.lines() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let args = split_inline_args(line.as_bytes())
+                .ok_or_else(|| ConfigError::UnknownDirective(line.to_string()))?;
+            let args: Vec<String> = args
+                .iter()
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            if let Some((name, values)) = args.split_first() {
+                self.set_directive(name, values)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn set_directive(&mut self, name: &str, values: &[String]) -> Result<(), ConfigError> {
+        let lower = name.to_ascii_lowercase();
+        let param = table::find(&lower).ok_or(ConfigError::UnknownDirective(lower.clone()))?;
+        let joined = values.join(" ");
+        let value = table::validate(param, &joined).map_err(|reason| ConfigError::Invalid {
+            name: lower.clone(),
+            reason,
+        })?;
+        let databases_ok =
+            param.name != "databases" || value.parse::<u16>().is_ok_and(|n| (1..=254).contains(&n));
+        if !databases_ok {
+            return Err(ConfigError::Invalid {
+                name: lower,
+                reason: "Basalt supports 1 to 254 databases".into(),
+            });
+        }
+        self.values.get_mut().insert(param.name, value);
+        Ok(())
+    }
+
+    fn refresh_hot(&self) {
+        let num = |name: &str| self.get(name).parse::<i64>().unwrap_or(0);
+        self.bulk_len_bytes_max
+            .store(num("proto-max-bulk-len") as u64, Ordering::Relaxed);
+        self.maxclients
+            .store(num("maxclients") as u64, Ordering::Relaxed);
+        self.slowlog_slower_than_us
+            .store(num("slowlog-log-slower-than"), Ordering::Relaxed);
+        self.slowlog_max_len
+            .store(num("slowlog-max-len") as u64, Ordering::Relaxed);
+        self.hz
+            .store(num("hz").clamp(1, 500) as u64, Ordering::Relaxed);
+    }
+
+    pub fn get(&self, name: &str) -> String {
+        self.values.read().get(name).cloned().unwrap_or_default()
+    }
+
+    pub fn config_file(&self) -> Option<&Path> {
+        self.config_file.as_deref()
+    }
+
+    /// `(name, value)` of every setting matching one of the glob `patterns`, in name order.
+    pub fn matching(&self, patterns: &[String]) -> Vec<(&'static str, String)> {
+        let values = self.values.read();
+        let mut out = Vec::new();
+        for (name, value) in values.iter() {
+            if patterns
+                .iter()
+                .any(|p| glob_match(p.as_bytes(), name.as_bytes(), true))
+            {
+                out.push((*name, value.clone()));
+            }
+        }
+        out
+    }
+
+    /// CONFIG SET of several pairs: all are checked first, then all applied.
+    pub fn set_many(&self, pairs: &[(String, String)]) -> Result<(), String> {
+        let mut checked: Vec<(&'static Param, String)> = Vec::new();
+        for (name, value) in pairs {
+            let lower = name.to_ascii_lowercase();
+            let Some(param) = table::find(&lower) else {
+                return Err(format!(
+                    "ERR Unknown option or number of arguments for CONFIG SET - '{name}'"
+                ));
+            };
+            if checked.iter().any(|(p, _)| p.name == param.name) {
+                return Err(format!(
+                    "ERR CONFIG SET failed (possibly related to argument '{lower}') - duplicate parameter"
+                ));
+            }
+            if !param.mutable {
+                return Err(format!(
+                    "ERR CONFIG SET failed (possibly related to argument '{lower}') - can't set immutable config"
+                ));
+            }
+            let value = table::validate(param, value).map_err(|reason| {
+                format!("ERR CONFIG SET failed (possibly related to argument '{lower}') - {reason}")
+            })?;
+            checked.push((param, value));
+        }
+        let mut values = self.values.write();
+        for (param, value) in checked {
+            values.insert(param.name, value);
+        }
+        drop(values);
+        self.refresh_hot();
+        Ok(())
+    }
+
+    /// CONFIG REWRITE: writes every setting that differs from its default to the config file.
+    pub fn rewrite(&self) -> Result<(), String> {
+        let Some(path) = &self.config_file else {
+            return Err("ERR The server is running without a config file".into());
+        };
+        let values = self.values.read();
+        let mut text = String::from("# Written by Basalt's CONFIG REWRITE\n");
+        for param in table::all() {
+            let value = values
+                .get(param.name)
+                .map(String::as_str)
+                .unwrap_or(param.default);
+            if value != param.default {
+                text.push_str(&format!("{} {}\n", param.name, quote(value)));
+            }
+        }
+        let tmp = path.with_extension("tmp-rewrite");
+        std::fs::write(&tmp, text)
+            .and_then(|_| std::fs::rename(&tmp, path))
+            .map_err(|e| format!("ERR Rewriting config file: {e}"))
+    }
+
+    pub fn bulk_len_bytes_max(&self) -> usize {
+        self.bulk_len_bytes_max.load(Ordering::Relaxed) as usize
+    }
+    pub fn maxclients(&self) -> u64 {
+        self.maxclients.load(Ordering::Relaxed)
+    }
+    pub fn slowlog_slower_than_us(&self) -> i64 {
+        self.slowlog_slower_than_us.load(Ordering::Relaxed)
+    }
+    pub fn slowlog_max_len(&self) -> u64 {
+        self.slowlog_max_len.load(Ordering::Relaxed)
+    }
+    pub fn hz(&self) -> u64 {
+        self.hz.load(Ordering::Relaxed)
+    }
+}
+
+/// Values are written unquoted (multi-word ones such as `save 3600 1` included), empty
+/// ones as `""`.
+fn quote(value: &str) -> String {
+    if value.is_empty() {
+        "\"\"".into()
+    } else {
+        value.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn flags_and_file() {
+        let dir = std::env::temp_dir().join(format!("basalt-conf-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("b.conf");
+        std::fs::write(&file, "# comment\nport 7000\nmaxclients 50\nsave \"\"\n").unwrap();
+        let mut a = vec![file.to_string_lossy().into_owned()];
+        a.extend(args("--port 7001 --appendfsync always --save 900 1"));
+        let c = Config::from_args(&a).unwrap();
+        assert_eq!(c.get("port"), "7001");
+        assert_eq!(c.get("maxclients"), "50");
+        assert_eq!(c.get("appendfsync"), "always");
+        assert_eq!(c.get("save"), "900 1");
+        assert!(Config::from_args(&args("--nonsense 1")).is_err());
+        assert!(Config::from_args(&args("--appendfsync sometimes")).is_err());
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn set_many_is_all_or_nothing() {
+        let c = Config::defaults();
+        let pairs = |p: &[(&str, &str)]| {
+            p.iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect::<Vec<_>>()
+        };
+        assert!(c
+            .set_many(&pairs(&[("maxclients", "5"), ("hz", "x")]))
+            .is_err());
+        assert_eq!(c.maxclients(), 10000);
+        c.set_many(&pairs(&[
+            ("maxclients", "5"),
+            ("proto-max-bulk-len", "1mb"),
+        ]))
+        .unwrap();
+        assert_eq!((c.maxclients(), c.bulk_len_bytes_max()), (5, 1 << 20));
+        let err = c.set_many(&pairs(&[("databases", "3")])).unwrap_err();
+        assert!(err.contains("can't set immutable config"), "{err}");
+    }
+}

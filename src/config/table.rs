@@ -1,0 +1,198 @@
+//! The settings table: every redis.conf 7.0 parameter plus Basalt's own, and value checks
+//! with redis-server's error texts.
+
+use super::params::PARAMS;
+
+/// What values a parameter takes.
+#[derive(Debug, Clone, Copy)]
+pub enum Kind {
+    Bool,
+    Int {
+        min: i64,
+        max: i64,
+    },
+    /// An integer that may carry a unit (`1gb`, `100mb`, `64k`).
+    Memory {
+        min: i64,
+        max: i64,
+    },
+    Enum(&'static [&'static str]),
+    Text,
+}
+
+#[derive(Debug)]
+pub struct Param {
+    pub name: &'static str,
+    pub default: &'static str,
+    pub kind: Kind,
+    pub mutable: bool,
+}
+
+/// Basalt's own settings, beside Redis's.
+pub static BASALT_PARAMS: &[Param] = &[
+    Param {
+        name: "shards",
+        default: "16",
+        kind: Kind::Int { min: 1, max: 16384 },
+        mutable: false,
+    },
+    Param {
+        name: "engine",
+        default: "memory",
+        kind: Kind::Enum(&["memory"]),
+        mutable: false,
+    },
+];
+
+/// Parameters Basalt acts on; every other one is accepted, stored and reported but changes
+/// nothing (encoding thresholds, RDB/AOF tuning, replication…). docs/CONFIG.md lists both.
+pub static EFFECTIVE: &[&str] = &[
+    "bind",
+    "port",
+    "dir",
+    "databases",
+    "maxclients",
+    "proto-max-bulk-len",
+    "requirepass",
+    "hz",
+    "slowlog-log-slower-than",
+    "slowlog-max-len",
+    "client-output-buffer-limit",
+    "client-query-buffer-limit",
+    "timeout",
+    "appendfsync",
+    "loglevel",
+    "shards",
+    "engine",
+];
+
+pub fn find(name: &str) -> Option<&'static Param> {
+    PARAMS
+        .iter()
+        .chain(BASALT_PARAMS)
+        .find(|p| p.name == name)
+        .or_else(|| {
+            let canonical = alias(name)?;
+            PARAMS.iter().find(|p| p.name == canonical)
+        })
+}
+
+pub fn all() -> impl Iterator<Item = &'static Param> {
+    PARAMS.iter().chain(BASALT_PARAMS)
+}
+
+/// Redis's old names that still work in CONFIG and redis.conf.
+fn alias(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "slaveof" => "replicaof",
+        "slave-serve-stale-data" => "replica-serve-stale-data",
+        "slave-read-only" => "replica-read-only",
+        "slave-priority" => "replica-priority",
+        "hash-max-ziplist-entries" => "hash-max-listpack-entries",
+        "hash-max-ziplist-value" => "hash-max-listpack-value",
+        "zset-max-ziplist-entries" => "zset-max-listpack-entries",
+        "zset-max-ziplist-value" => "zset-max-listpack-value",
+        _ => return None,
+    })
+}
+
+/// Parses a memory value the way redis.conf does: `1gb`, `10mb`, `64k`, plain bytes.
+pub fn parse_memory(text: &str) -> Option<i64> {
+    let lower = text.to_ascii_lowercase();
+    let units: [(&str, i64); 8] = [
+        ("gb", 1 << 30),
+        ("mb", 1 << 20),
+        ("kb", 1 << 10),
+        ("g", 1_000_000_000),
+        ("m", 1_000_000),
+        ("k", 1000),
+        ("b", 1),
+        ("", 1),
+    ];
+    for (suffix, mul) in units {
+        if let Some(num) = lower.strip_suffix(suffix) {
+            if num.is_empty()
+                || !num
+                    .trim_start_matches('-')
+                    .bytes()
+                    .all(|b| b.is_ascii_digit())
+            {
+                continue;
+            }
+            return num.parse::<i64>().ok()?.checked_mul(mul);
+        }
+    }
+    None
+}
+
+/// Checks `value` for `param`; the error is the text after Redis's "CONFIG SET failed … - ".
+pub fn validate(param: &Param, value: &str) -> Result<String, String> {
+    match param.kind {
+        Kind::Bool => match value.to_ascii_lowercase().as_str() {
+            v @ ("yes" | "no") => Ok(v.to_string()),
+            _ => Err("argument must be 'yes' or 'no'".into()),
+        },
+        Kind::Int { min, max } => {
+            let n: i64 = value
+                .parse()
+                .map_err(|_| "argument couldn't be parsed into an integer".to_string())?;
+            check_range(n, min, max)?;
+            Ok(n.to_string())
+        }
+        Kind::Memory { min, max } => {
+            let n =
+                parse_memory(value).ok_or_else(|| "argument must be a memory value".to_string())?;
+            check_range(n, min, max)?;
+            Ok(n.to_string())
+        }
+        Kind::Enum(choices) => {
+            let lower = value.to_ascii_lowercase();
+            if choices.contains(&lower.as_str()) {
+                Ok(lower)
+            } else {
+                Err(format!(
+                    "argument(s) must be one of the following: {}",
+                    choices.join(", ")
+                ))
+            }
+        }
+        Kind::Text => Ok(value.to_string()),
+    }
+}
+
+fn check_range(n: i64, min: i64, max: i64) -> Result<(), String> {
+    if n < min || n > max {
+        Err(format!(
+            "argument must be between {min} and {max} inclusive"
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_units() {
+        assert_eq!(parse_memory("1gb"), Some(1 << 30));
+        assert_eq!(parse_memory("64K"), Some(64_000));
+        assert_eq!(parse_memory("512mb"), Some(512 << 20));
+        assert_eq!(parse_memory("100"), Some(100));
+        assert_eq!(parse_memory("x"), None);
+        assert_eq!(parse_memory(""), None);
+    }
+
+    #[test]
+    fn every_default_is_valid() {
+        for p in all() {
+            assert!(
+                validate(p, p.default).is_ok(),
+                "{} default {:?}",
+                p.name,
+                p.default
+            );
+        }
+    }
+}

@@ -1,0 +1,331 @@
+//! The keyspace: Redis databases and values encoded over an ordered [`Engine`].
+//!
+//! Reads go straight to the engine and hide logically expired keys. Writes happen only at
+//! apply, through a [`Txn`] that reads its own writes, keeps the expiry index and the
+//! counters in step with the metadata, and commits as one atomic write batch. A `Txn` is given
+//! the entry's `now_ms` and log index; it never reads the clock.
+//!
+//! Invariants: every metadata record with `expire_at_ms != 0` has exactly one expiry-index
+//! record, and the in-memory key and volatile counters equal what the engine holds.
+
+pub mod encoding;
+mod txn;
+
+pub use encoding::{Meta, ValueType};
+pub use txn::Txn;
+
+use std::ops::Bound;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use parking_lot::RwLock;
+
+use crate::cluster::{key_slot, Slot, SLOT_COUNT};
+use crate::storage::{Engine, KeyRange, StorageError, WriteBatch};
+
+/// Errors from the keyspace. All of them stop the apply of an entry (they are not replies).
+#[derive(Debug, thiserror::Error)]
+pub enum KeyspaceError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("corrupt record at key {0:?}")]
+    Corrupt(Bytes),
+}
+
+pub type Result<T> = std::result::Result<T, KeyspaceError>;
+
+/// A position in a database's key order: a slot and, within it, a key (none = slot start).
+pub type ScanPosition = (Slot, Option<Bytes>);
+
+/// One page of a key scan: live keys with their values, and where the next page starts.
+pub type ScanPage = (Vec<(Bytes, Meta)>, Option<(Slot, Bytes)>);
+
+/// Per-database counters kept in memory and rebuilt on open.
+#[derive(Default)]
+struct DbCounters {
+    keys: AtomicI64,
+    volatile: AtomicI64,
+}
+
+pub struct Keyspace {
+    engine: Arc<dyn Engine>,
+    databases: u8,
+    /// Logical database → physical database (SWAPDB swaps two entries).
+    db_map: RwLock<Vec<u8>>,
+    /// Indexed by physical database.
+    counters: Vec<DbCounters>,
+    /// Volatile keys per (physical db, slot), so the expiry cycle skips empty slots.
+    volatile_by_slot: Vec<AtomicI64>,
+}
+
+const DB_MAP_RECORD: &str = "dbmap";
+
+impl Keyspace {
+    /// Opens the keyspace on `engine` with `databases` logical databases (1..=254).
+    pub fn open(engine: Arc<dyn Engine>, databases: u8) -> Result<Keyspace> {
+        assert!((1..=254).contains(&databases), "databases out of range");
+        let n = usize::from(databases);
+        let mut db_map: Vec<u8> = (0..databases).collect();
+        if let Some(raw) = engine.get(&encoding::system_key(DB_MAP_RECORD))? {
+            if raw.len() == n {
+                db_map = raw.to_vec();
+            }
+        }
+        let ks = Keyspace {
+            engine,
+            databases,
+            db_map: RwLock::new(db_map),
+            counters: (0..n).map(|_| DbCounters::default()).collect(),
+            volatile_by_slot: (0..n * usize::from(SLOT_COUNT))
+                .map(|_| AtomicI64::new(0))
+                .collect(),
+        };
+        ks.rebuild_counters()?;
+        Ok(ks)
+    }
+
+    pub fn databases(&self) -> u8 {
+        self.databases
+    }
+
+    pub fn engine(&self) -> &Arc<dyn Engine> {
+        &self.engine
+    }
+
+    pub fn physical_db(&self, db: u8) -> u8 {
+        self.db_map.read()[usize::from(db)]
+    }
+
+    fn rebuild_counters(&self) -> Result<()> {
+        for pdb in 0..self.databases {
+            let mut keys = 0;
+            self.for_each_in(KeyRange::prefix(&encoding::db_meta_prefix(pdb)), |_, _| {
+                keys += 1;
+                true
+            })?;
+            self.counters[usize::from(pdb)]
+                .keys
+                .store(keys, Ordering::Relaxed);
+            let mut volatile = 0;
+            self.for_each_in(KeyRange::prefix(&[pdb, encoding::TAG_EXPIRE]), |k, _| {
+                volatile += 1;
+                self.volatile_slot(pdb, encoding::slot_of_key(k))
+                    .fetch_add(1, Ordering::Relaxed);
+                true
+            })?;
+            self.counters[usize::from(pdb)]
+                .volatile
+                .store(volatile, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    fn volatile_slot(&self, pdb: u8, slot: Slot) -> &AtomicI64 {
+        &self.volatile_by_slot[usize::from(pdb) * usize::from(SLOT_COUNT) + usize::from(slot.0)]
+    }
+
+    /// Visits every pair of `range` in order until `visit` returns false.
+    pub fn for_each_in(
+        &self,
+        mut range: KeyRange,
+        mut visit: impl FnMut(&Bytes, &Bytes) -> bool,
+    ) -> Result<()> {
+        const CHUNK: usize = 256;
+        loop {
+            let pairs = self.engine.scan(&range, false, CHUNK)?;
+            let done = pairs.len() < CHUNK;
+            for (k, v) in &pairs {
+                if !visit(k, v) {
+                    return Ok(());
+                }
+            }
+            match pairs.last() {
+                Some((last, _)) if !done => range.start = Bound::Excluded(last.clone()),
+                _ => return Ok(()),
+            }
+        }
+    }
+
+    /// The live value of `key` in logical database `db`, hiding it if expired at `now_ms`.
+    pub fn get(&self, db: u8, key: &[u8], now_ms: u64) -> Result<Option<Meta>> {
+        let mk = encoding::meta_key(self.physical_db(db), key_slot(key), key);
+        let Some(raw) = self.engine.get(&mk)? else {
+            return Ok(None);
+        };
+        let meta = Meta::decode(&raw).ok_or(KeyspaceError::Corrupt(mk))?;
+        Ok((!meta.is_expired(now_ms)).then_some(meta))
+    }
+
+    /// Several keys read from one consistent state.
+    pub fn multi_get(&self, db: u8, keys: &[Bytes], now_ms: u64) -> Result<Vec<Option<Meta>>> {
+        let pdb = self.physical_db(db);
+        let mks: Vec<Bytes> = keys
+            .iter()
+            .map(|k| encoding::meta_key(pdb, key_slot(k), k))
+            .collect();
+        let raws = self.engine.multi_get(&mks)?;
+        raws.into_iter()
+            .zip(mks)
+            .map(|(raw, mk)| match raw {
+                None => Ok(None),
+                Some(raw) => {
+                    let meta = Meta::decode(&raw).ok_or(KeyspaceError::Corrupt(mk))?;
+                    Ok((!meta.is_expired(now_ms)).then_some(meta))
+                }
+            })
+            .collect()
+    }
+
+    /// Number of keys in a logical database, counting expired keys not yet removed (as Redis).
+    pub fn dbsize(&self, db: u8) -> u64 {
+        self.counters[usize::from(self.physical_db(db))]
+            .keys
+            .load(Ordering::Relaxed)
+            .max(0) as u64
+    }
+
+    /// Number of keys with an expiry in a logical database.
+    pub fn volatile_count(&self, db: u8) -> u64 {
+        let pdb = usize::from(self.physical_db(db));
+        self.counters[pdb].volatile.load(Ordering::Relaxed).max(0) as u64
+    }
+
+    /// Starts a write transaction for the entry at log `revision`, stamped `now_ms`.
+    pub fn txn(&self, now_ms: u64, revision: u64) -> Txn<'_> {
+        Txn::new(self, now_ms, revision)
+    }
+
+    /// Live keys of a logical database in (slot, key) order, starting after `after`
+    /// (a slot and, within it, the last key already returned, or none to start the slot). Returns the keys and the
+    /// position to resume from, `None` at the end.
+    pub fn scan_keys(
+        &self,
+        db: u8,
+        after: Option<ScanPosition>,
+        limit: usize,
+        now_ms: u64,
+    ) -> Result<ScanPage> {
+        let pdb = self.physical_db(db);
+        let mut range = KeyRange::prefix(&encoding::db_meta_prefix(pdb));
+        match after {
+            None => {}
+            Some((slot, None)) => range.start = Bound::Included(encoding::meta_key(pdb, slot, b"")),
+            Some((slot, Some(key))) => {
+                range.start = Bound::Excluded(encoding::meta_key(pdb, slot, &key))
+            }
+        }
+        let pairs = self.engine.scan(&range, false, limit)?;
+        let next = if pairs.len() < limit {
+            None
+        } else {
+            pairs
+                .last()
+                .map(|(k, _)| (encoding::slot_of_key(k), encoding::user_key_of_meta(k)))
+        };
+        let mut out = Vec::with_capacity(pairs.len());
+        for (k, v) in pairs {
+            let meta = Meta::decode(&v).ok_or_else(|| KeyspaceError::Corrupt(k.clone()))?;
+            if !meta.is_expired(now_ms) {
+                out.push((encoding::user_key_of_meta(&k), meta));
+            }
+        }
+        Ok((out, next))
+    }
+
+    /// Up to `limit` keys of logical database `db` whose expiry is at or before `now_ms`,
+    /// looking at slots from `first_slot` on. Returns them and the slot to resume from.
+    pub fn expired_keys(
+        &self,
+        db: u8,
+        first_slot: u16,
+        now_ms: u64,
+        limit: usize,
+    ) -> Result<(Vec<Bytes>, u16)> {
+        let pdb = self.physical_db(db);
+        let mut out = Vec::new();
+        let mut slot = first_slot;
+        while slot < SLOT_COUNT && out.len() < limit {
+            if self.volatile_slot(pdb, Slot(slot)).load(Ordering::Relaxed) > 0 {
+                let prefix = encoding::slot_expire_prefix(pdb, Slot(slot));
+                let mut range = KeyRange::prefix(&prefix);
+                range.end = Bound::Included(encoding::expire_key(pdb, Slot(slot), now_ms, &[]));
+                for (k, _) in self.engine.scan(&range, false, limit - out.len())? {
+                    if let Some((_, key)) = encoding::decode_expire_key(&k) {
+                        out.push(key);
+                    }
+                }
+                if out.len() >= limit {
+                    return Ok((out, slot));
+                }
+            }
+            slot += 1;
+        }
+        Ok((out, if slot >= SLOT_COUNT { 0 } else { slot }))
+    }
+
+    fn write_batch(&self, batch: WriteBatch) -> Result<()> {
+        if !batch.is_empty() {
+            self.engine.write(batch)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::MemoryEngine;
+
+    fn keyspace() -> Keyspace {
+        Keyspace::open(Arc::new(MemoryEngine::new()), 16).unwrap()
+    }
+
+    #[test]
+    fn txn_reads_its_writes_and_keeps_counters() {
+        let ks = keyspace();
+        let mut txn = ks.txn(1000, 1);
+        txn.put(0, b"a", Meta::string("1".into(), 1, 0)).unwrap();
+        txn.put(0, b"b", Meta::string("2".into(), 1, 5000)).unwrap();
+        assert_eq!(txn.get(0, b"a").unwrap().unwrap().value, Bytes::from("1"));
+        txn.commit().unwrap();
+        assert_eq!(ks.dbsize(0), 2);
+        assert_eq!(ks.volatile_count(0), 1);
+        assert!(ks.get(0, b"b", 4999).unwrap().is_some());
+        assert!(
+            ks.get(0, b"b", 5000).unwrap().is_none(),
+            "expired keys are hidden"
+        );
+        let (expired, _) = ks.expired_keys(0, 0, 6000, 10).unwrap();
+        assert_eq!(expired, vec![Bytes::from("b")]);
+
+        let mut txn = ks.txn(2000, 2);
+        assert!(txn.delete(0, b"b").unwrap());
+        txn.commit().unwrap();
+        assert_eq!((ks.dbsize(0), ks.volatile_count(0)), (1, 0));
+        assert!(ks.expired_keys(0, 0, 6000, 10).unwrap().0.is_empty());
+    }
+
+    #[test]
+    fn swap_and_flush_databases() {
+        let ks = keyspace();
+        let mut txn = ks.txn(0, 1);
+        txn.put(1, b"k", Meta::string("v".into(), 1, 0)).unwrap();
+        txn.commit().unwrap();
+        let mut txn = ks.txn(0, 2);
+        txn.swap_db(0, 1).unwrap();
+        txn.commit().unwrap();
+        assert!(ks.get(0, b"k", 0).unwrap().is_some());
+        assert_eq!((ks.dbsize(0), ks.dbsize(1)), (1, 0));
+        let reopened = Keyspace::open(ks.engine().clone(), 16).unwrap();
+        assert!(
+            reopened.get(0, b"k", 0).unwrap().is_some(),
+            "db map survives reopen"
+        );
+        let mut txn = ks.txn(0, 3);
+        txn.flush_db(0).unwrap();
+        txn.commit().unwrap();
+        assert_eq!(ks.dbsize(0), 0);
+        assert!(ks.get(0, b"k", 0).unwrap().is_none());
+    }
+}

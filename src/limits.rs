@@ -1,0 +1,17 @@
+//! Bounds that are not settings, each named with its unit last.
+
+/// Replies buffered for one connection before it must drain them to the socket.
+pub const OUTPUT_FLUSH_BYTES: usize = 64 * 1024;
+/// Commands a connection runs from one read before writing replies and reading again.
+pub const PIPELINE_COMMANDS_MAX: usize = 1024;
+/// Read buffer growth step.
+pub const READ_CHUNK_BYTES: usize = 16 * 1024;
+/// Keys the active expiry cycle removes per database per pass.
+pub const EXPIRE_KEYS_PER_PASS: usize = 200;
+/// Scan cursors remembered between SCAN calls.
+pub const SCAN_CURSORS_MAX: usize = 65_536;
+/// Bytes of a request argument kept in a SLOWLOG entry, and arguments kept (as Redis).
+pub const SLOWLOG_ARG_BYTES_MAX: usize = 128;
+pub const SLOWLOG_ARGS_MAX: usize = 32;
+/// How long DEBUG SLEEP may sleep at most, in seconds.
+pub const DEBUG_SLEEP_SECS_MAX: f64 = 3600.0;

@@ -1,0 +1,86 @@
+//! The `basalt` binary: parse settings, start tracing, serve until SIGTERM/SIGINT/SHUTDOWN.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use anyhow::Context;
+use basalt::config::Config;
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        print_help();
+        return Ok(());
+    }
+    if args.iter().any(|a| a == "--version" || a == "-v") {
+        println!(
+            "basalt {} (Redis 7.0.15 compatible)",
+            env!("CARGO_PKG_VERSION")
+        );
+        return Ok(());
+    }
+    let config = Arc::new(Config::from_args(&args)?);
+    let level = match config.get("loglevel").as_str() {
+        "debug" => "debug",
+        "verbose" => "info",
+        "warning" => "warn",
+        _ => "info",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level)),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(serve(config))
+}
+
+async fn serve(config: Arc<Config>) -> anyhow::Result<()> {
+    let port: u16 = config.get("port").parse().context("port")?;
+    let dir = config.get("dir");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating data dir {dir}"))?;
+    let bind = config.get("bind");
+    let ip: IpAddr = bind
+        .split_whitespace()
+        .find_map(|a| match a {
+            "*" => Some(IpAddr::from([0, 0, 0, 0])),
+            other => other.trim_start_matches('-').parse().ok(),
+        })
+        .unwrap_or(IpAddr::from([0, 0, 0, 0]));
+    let node = basalt::build_node(config.clone(), port)?;
+    let server = basalt::server::Server::bind(node, SocketAddr::new(ip, port))
+        .await
+        .with_context(|| format!("binding {ip}:{port}"))?;
+    tracing::info!(addr = %server.local_addr()?, "Basalt ready to accept connections");
+    server.run(stop_signal()).await;
+    Ok(())
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn stop_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("received SIGTERM"),
+        _ = int.recv() => tracing::info!("received SIGINT"),
+    }
+}
+
+fn print_help() {
+    println!(
+        "Usage: basalt [/path/to/basalt.conf] [--<redis.conf directive> <value>...]\n\n\
+         Examples:\n  basalt\n  basalt --port 7000 --dir ./d --appendfsync always\n  \
+         basalt basalt.conf --port 7001\n\n\
+         Every redis.conf 7.0 directive is accepted (docs/CONFIG.md lists which ones Basalt \
+         acts on), plus Basalt's own: --shards <1..16384>."
+    );
+}

@@ -1,0 +1,234 @@
+//! Replies and their encoding in RESP2 and RESP3.
+//!
+//! A command builds a [`Reply`] once; the connection encodes it for the client's protocol
+//! version. RESP3-only shapes fall back to their RESP2 forms the way redis-server does: maps
+//! and sets become flat arrays, doubles become bulk strings, booleans integers, nulls `$-1`
+//! or `*-1`, verbatim strings bulk strings, pushes arrays.
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+/// A reply to one command.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    /// `+OK`
+    Simple(&'static str),
+    /// A status built at run time (`+` line).
+    Status(String),
+    /// `-ERR …`: the full line without the leading `-`.
+    Error(String),
+    Integer(i64),
+    Bulk(Bytes),
+    /// Null bulk string (`$-1` in RESP2, `_` in RESP3).
+    Null,
+    /// Null array (`*-1` in RESP2, `_` in RESP3).
+    NullArray,
+    Array(Vec<Reply>),
+    Map(Vec<(Reply, Reply)>),
+    Set(Vec<Reply>),
+    Double(f64),
+    Boolean(bool),
+    /// Verbatim string with its three-letter format (`txt`, `mkd`).
+    Verbatim(&'static str, Bytes),
+    Push(Vec<Reply>),
+}
+
+impl Reply {
+    pub const OK: Reply = Reply::Simple("OK");
+
+    pub fn bulk(data: impl Into<Bytes>) -> Reply {
+        Reply::Bulk(data.into())
+    }
+
+    pub fn error(msg: impl Into<String>) -> Reply {
+        Reply::Error(msg.into())
+    }
+
+    pub fn is_error(&self) -> bool {
+        matches!(self, Reply::Error(_))
+    }
+
+    /// Array of bulk strings.
+    pub fn bulks<I, B>(items: I) -> Reply
+    where
+        I: IntoIterator<Item = B>,
+        B: Into<Bytes>,
+    {
+        Reply::Array(items.into_iter().map(|b| Reply::Bulk(b.into())).collect())
+    }
+
+    /// Encodes into `out` for protocol version 2 or 3.
+    pub fn encode(&self, resp3: bool, out: &mut BytesMut) {
+        match self {
+            Reply::Simple(s) => line(out, b'+', s.as_bytes()),
+            Reply::Status(s) => line(out, b'+', s.as_bytes()),
+            Reply::Error(s) => line(out, b'-', s.as_bytes()),
+            Reply::Integer(n) => integer_line(out, b':', *n),
+            Reply::Bulk(b) => bulk(out, b),
+            Reply::Null if resp3 => out.put_slice(b"_\r\n"),
+            Reply::Null => out.put_slice(b"$-1\r\n"),
+            Reply::NullArray if resp3 => out.put_slice(b"_\r\n"),
+            Reply::NullArray => out.put_slice(b"*-1\r\n"),
+            Reply::Array(items) => aggregate(out, b'*', items, resp3),
+            Reply::Set(items) => aggregate(out, if resp3 { b'~' } else { b'*' }, items, resp3),
+            Reply::Push(items) => aggregate(out, if resp3 { b'>' } else { b'*' }, items, resp3),
+            Reply::Map(pairs) => {
+                if resp3 {
+                    integer_line(out, b'%', pairs.len() as i64);
+                } else {
+                    integer_line(out, b'*', 2 * pairs.len() as i64);
+                }
+                for (k, v) in pairs {
+                    k.encode(resp3, out);
+                    v.encode(resp3, out);
+                }
+            }
+            Reply::Double(d) => {
+                let text = format_double(*d);
+                if resp3 {
+                    line(out, b',', text.as_bytes());
+                } else {
+                    bulk(out, text.as_bytes());
+                }
+            }
+            Reply::Boolean(b) if resp3 => out.put_slice(if *b { b"#t\r\n" } else { b"#f\r\n" }),
+            Reply::Boolean(b) => integer_line(out, b':', i64::from(*b)),
+            Reply::Verbatim(format, text) if resp3 => {
+                integer_line(out, b'=', text.len() as i64 + 4);
+                out.put_slice(format.as_bytes());
+                out.put_u8(b':');
+                out.put_slice(text);
+                out.put_slice(b"\r\n");
+            }
+            Reply::Verbatim(_, text) => bulk(out, text),
+        }
+    }
+}
+
+fn line(out: &mut BytesMut, prefix: u8, text: &[u8]) {
+    out.reserve(text.len() + 3);
+    out.put_u8(prefix);
+    out.put_slice(text);
+    out.put_slice(b"\r\n");
+}
+
+fn integer_line(out: &mut BytesMut, prefix: u8, n: i64) {
+    let mut digits = [0u8; 20];
+    let mut pos = digits.len();
+    let mut v = n.unsigned_abs();
+    loop {
+        pos -= 1;
+        digits[pos] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.reserve(24);
+    out.put_u8(prefix);
+    if n < 0 {
+        out.put_u8(b'-');
+    }
+    out.put_slice(&digits[pos..]);
+    out.put_slice(b"\r\n");
+}
+
+fn bulk(out: &mut BytesMut, data: &[u8]) {
+    out.reserve(data.len() + 16);
+    integer_line(out, b'$', data.len() as i64);
+    out.put_slice(data);
+    out.put_slice(b"\r\n");
+}
+
+fn aggregate(out: &mut BytesMut, prefix: u8, items: &[Reply], resp3: bool) {
+    integer_line(out, prefix, items.len() as i64);
+    for item in items {
+        item.encode(resp3, out);
+    }
+}
+
+/// Formats a double as Redis does for replies: `inf`, `-inf`, `nan`, otherwise `%.17g`.
+pub fn format_double(d: f64) -> String {
+    if d.is_nan() {
+        "nan".into()
+    } else if d.is_infinite() {
+        if d > 0.0 { "inf" } else { "-inf" }.into()
+    } else {
+        format_g17(d)
+    }
+}
+
+/// C's `%.17g`: 17 significant digits, trailing zeros trimmed, exponent form outside 1e-4..1e17.
+pub fn format_g17(d: f64) -> String {
+    if d == 0.0 {
+        return if d.is_sign_negative() {
+            "-0".into()
+        } else {
+            "0".into()
+        };
+    }
+    let sci = format!("{:.16e}", d);
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    if !(-4..17).contains(&exp) {
+        let m = trim_fraction(mantissa);
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{m}e{sign}{:02}", exp.abs())
+    } else {
+        let decimals = (16 - exp).max(0) as usize;
+        trim_fraction(&format!("{:.*}", decimals, d)).to_string()
+    }
+}
+
+fn trim_fraction(s: &str) -> &str {
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn enc(r: &Reply, resp3: bool) -> String {
+        let mut out = BytesMut::new();
+        r.encode(resp3, &mut out);
+        String::from_utf8(out.to_vec()).unwrap()
+    }
+
+    #[test]
+    fn resp2_and_resp3_shapes() {
+        let map = Reply::Map(vec![(Reply::bulk("a"), Reply::Integer(1))]);
+        assert_eq!(enc(&map, false), "*2\r\n$1\r\na\r\n:1\r\n");
+        assert_eq!(enc(&map, true), "%1\r\n$1\r\na\r\n:1\r\n");
+        assert_eq!(enc(&Reply::Null, false), "$-1\r\n");
+        assert_eq!(enc(&Reply::NullArray, false), "*-1\r\n");
+        assert_eq!(enc(&Reply::Null, true), "_\r\n");
+        assert_eq!(enc(&Reply::Double(1.5), true), ",1.5\r\n");
+        assert_eq!(enc(&Reply::Double(1.5), false), "$3\r\n1.5\r\n");
+        assert_eq!(enc(&Reply::Boolean(true), true), "#t\r\n");
+        assert_eq!(enc(&Reply::Boolean(false), false), ":0\r\n");
+        assert_eq!(
+            enc(&Reply::Set(vec![Reply::Integer(1)]), true),
+            "~1\r\n:1\r\n"
+        );
+        assert_eq!(
+            enc(&Reply::Verbatim("txt", "hi".into()), true),
+            "=6\r\ntxt:hi\r\n"
+        );
+        assert_eq!(enc(&Reply::Push(vec![]), true), ">0\r\n");
+    }
+
+    #[test]
+    fn g17_matches_c() {
+        assert_eq!(format_g17(1.5), "1.5");
+        assert_eq!(format_g17(0.1), "0.10000000000000001");
+        assert_eq!(format_g17(100.0), "100");
+        assert_eq!(format_g17(1e20), "1e+20");
+        assert_eq!(format_g17(1.25e-5), "1.2500000000000001e-05");
+        assert_eq!(format_g17(3.0e-5), "3.0000000000000001e-05");
+        assert_eq!(format_g17(-2.5), "-2.5");
+        assert_eq!(format_g17(12345678901234567.0), "12345678901234568");
+    }
+}

@@ -1,0 +1,185 @@
+//! One client connection: read, decode every complete request, run them in order, write all
+//! replies with one write, repeat.
+//!
+//! A protocol error replies `-ERR Protocol error: …` and closes, as redis-server does; a
+//! command error is just a reply. The query buffer, the output pending per round and idle
+//! time are bounded by the settings.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use super::limits::{idle_timeout, query_buffer_bytes_max, OutputLimit, OutputWatch};
+use crate::commands::clients::ClientInfo;
+use crate::commands::{Node, Session};
+use crate::limits::{OUTPUT_FLUSH_BYTES, PIPELINE_COMMANDS_MAX, READ_CHUNK_BYTES};
+use crate::protocol::{DecodeLimits, RequestDecoder};
+
+/// Why a connection ended (logged at debug level; fields are read through `Debug`).
+#[derive(Debug)]
+#[allow(dead_code)]
+enum Closed {
+    ByPeer,
+    Quit,
+    Killed,
+    Shutdown,
+    ProtocolError,
+    QueryBufferLimit,
+    OutputBufferLimit,
+    IdleTimeout,
+    Io(std::io::Error),
+}
+
+pub async fn run(
+    node: Arc<Node>,
+    socket: TcpStream,
+    info: Arc<ClientInfo>,
+    stop: watch::Receiver<bool>,
+) {
+    let mut conn = Connection {
+        session: Session::new(info.clone(), !node.auth_required()),
+        node,
+        socket,
+        input: BytesMut::with_capacity(READ_CHUNK_BYTES),
+        output: BytesMut::with_capacity(READ_CHUNK_BYTES),
+        decoder: RequestDecoder::new(),
+        output_watch: OutputWatch::default(),
+        stop,
+    };
+    let closed = conn.serve().await;
+    tracing::debug!(client = info.id, reason = ?closed, "connection closed");
+}
+
+struct Connection {
+    node: Arc<Node>,
+    socket: TcpStream,
+    session: Session,
+    input: BytesMut,
+    output: BytesMut,
+    decoder: RequestDecoder,
+    output_watch: OutputWatch,
+    stop: watch::Receiver<bool>,
+}
+
+impl Connection {
+    async fn serve(&mut self) -> Closed {
+        loop {
+            if let Err(closed) = self.run_buffered_requests().await {
+                return closed;
+            }
+            if let Err(closed) = self.flush().await {
+                return closed;
+            }
+            if let Err(closed) = self.read_more().await {
+                return closed;
+            }
+        }
+    }
+
+    fn decode_limits(&self) -> DecodeLimits {
+        DecodeLimits {
+            bulk_len_bytes_max: self.node.config.bulk_len_bytes_max(),
+            unauthenticated: !self.session.authenticated && self.node.auth_required(),
+        }
+    }
+
+    /// Runs every complete request in the input buffer (up to a bound per round).
+    async fn run_buffered_requests(&mut self) -> Result<(), Closed> {
+        for _ in 0..PIPELINE_COMMANDS_MAX {
+            let limits = self.decode_limits();
+            let request = match self.decoder.decode(&mut self.input, &limits) {
+                Ok(Some(request)) => request,
+                Ok(None) => break,
+                Err(e) => {
+                    self.output
+                        .extend_from_slice(format!("-ERR {e}\r\n").as_bytes());
+                    let _ = self.flush().await;
+                    return Err(Closed::ProtocolError);
+                }
+            };
+            let reply = self.node.execute(&mut self.session, request).await;
+            if self.session.should_reply() {
+                reply.encode(self.session.resp3, &mut self.output);
+            }
+            if self.session.close_silently {
+                return Err(Closed::Shutdown);
+            }
+            if self.session.close_after_reply {
+                let _ = self.flush().await;
+                return Err(Closed::Quit);
+            }
+            if self.output.len() >= OUTPUT_FLUSH_BYTES {
+                self.flush().await?;
+            }
+        }
+        self.session
+            .info
+            .query_buffer_bytes
+            .store(self.input.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<(), Closed> {
+        if self.output.is_empty() {
+            return Ok(());
+        }
+        let pending = self.output.len() as u64;
+        self.session
+            .info
+            .output_bytes
+            .store(pending, Ordering::Relaxed);
+        let limit = OutputLimit::from_config(&self.node.config);
+        if self.output_watch.exceeded(&limit, pending) {
+            return Err(Closed::OutputBufferLimit);
+        }
+        let info = self.session.info.clone();
+        tokio::select! {
+            biased;
+            written = self.socket.write_all(&self.output) => written.map_err(Closed::Io)?,
+            _ = info.killed() => return Err(Closed::Killed),
+            _ = self.stop.changed() => return Err(Closed::Shutdown),
+        }
+        self.node
+            .stats
+            .net_output_bytes
+            .fetch_add(pending, Ordering::Relaxed);
+        self.session.info.output_bytes.store(0, Ordering::Relaxed);
+        self.output.clear();
+        Ok(())
+    }
+
+    async fn read_more(&mut self) -> Result<(), Closed> {
+        if self.input.len() > query_buffer_bytes_max(&self.node.config) {
+            return Err(Closed::QueryBufferLimit);
+        }
+        if self.input.capacity() - self.input.len() < READ_CHUNK_BYTES / 2 {
+            self.input.reserve(READ_CHUNK_BYTES);
+        }
+        let info = self.session.info.clone();
+        let idle = idle_timeout(&self.node.config);
+        let timer = async {
+            match idle {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        let n = tokio::select! {
+            read = self.socket.read_buf(&mut self.input) => read.map_err(Closed::Io)?,
+            _ = info.killed() => return Err(Closed::Killed),
+            _ = self.stop.changed() => return Err(Closed::Shutdown),
+            _ = timer => return Err(Closed::IdleTimeout),
+        };
+        if n == 0 {
+            return Err(Closed::ByPeer);
+        }
+        self.node
+            .stats
+            .net_input_bytes
+            .fetch_add(n as u64, Ordering::Relaxed);
+        Ok(())
+    }
+}

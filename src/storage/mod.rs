@@ -1,0 +1,129 @@
+//! Storage: an ordered key-value engine behind a small trait.
+//!
+//! The keyspace stores every Redis value as sorted KV pairs through [`Engine`]. The in-memory
+//! engine serves now; the LSM engine (issue 3) will implement the same trait. This layer
+//! knows nothing of Redis types.
+
+mod memory;
+
+pub use memory::MemoryEngine;
+
+use bytes::Bytes;
+use std::ops::Bound;
+
+/// Errors an engine reports.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("storage is poisoned after an earlier failure: {0}")]
+    Poisoned(String),
+}
+
+pub type Result<T> = std::result::Result<T, StorageError>;
+
+/// One change in a write batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteOp {
+    Put(Bytes, Bytes),
+    Delete(Bytes),
+    /// Deletes every key in `[start, end)`.
+    DeleteRange(Bytes, Bytes),
+}
+
+/// Changes applied atomically and in order.
+#[derive(Debug, Default, Clone)]
+pub struct WriteBatch {
+    ops: Vec<WriteOp>,
+}
+
+impl WriteBatch {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn put(&mut self, key: impl Into<Bytes>, value: impl Into<Bytes>) {
+        self.ops.push(WriteOp::Put(key.into(), value.into()));
+    }
+    pub fn delete(&mut self, key: impl Into<Bytes>) {
+        self.ops.push(WriteOp::Delete(key.into()));
+    }
+    pub fn delete_range(&mut self, start: impl Into<Bytes>, end: impl Into<Bytes>) {
+        self.ops
+            .push(WriteOp::DeleteRange(start.into(), end.into()));
+    }
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+    pub fn ops(&self) -> &[WriteOp] {
+        &self.ops
+    }
+    pub fn into_ops(self) -> Vec<WriteOp> {
+        self.ops
+    }
+}
+
+/// Key range for iteration.
+#[derive(Debug, Clone)]
+pub struct KeyRange {
+    pub start: Bound<Bytes>,
+    pub end: Bound<Bytes>,
+}
+
+impl KeyRange {
+    /// Every key that starts with `prefix`.
+    pub fn prefix(prefix: &[u8]) -> KeyRange {
+        let start = Bound::Included(Bytes::copy_from_slice(prefix));
+        let end = match prefix_successor(prefix) {
+            Some(end) => Bound::Excluded(Bytes::from(end)),
+            None => Bound::Unbounded,
+        };
+        KeyRange { start, end }
+    }
+
+    /// `[start, end)`.
+    pub fn half_open(start: impl Into<Bytes>, end: impl Into<Bytes>) -> KeyRange {
+        KeyRange {
+            start: Bound::Included(start.into()),
+            end: Bound::Excluded(end.into()),
+        }
+    }
+}
+
+/// The smallest key greater than every key with this prefix, if any.
+pub fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+/// A consistent, read-only view of the engine at one moment.
+pub trait Snapshot: Send + Sync {
+    fn get(&self, key: &[u8]) -> Result<Option<Bytes>>;
+    /// Up to `limit` pairs of `range` in key order (reverse order when `reverse`).
+    fn scan(&self, range: &KeyRange, reverse: bool, limit: usize) -> Result<Vec<(Bytes, Bytes)>>;
+}
+
+/// The ordered KV engine the keyspace runs on.
+pub trait Engine: Send + Sync {
+    fn get(&self, key: &[u8]) -> Result<Option<Bytes>>;
+    /// Point reads of several keys, all from one consistent state.
+    fn multi_get(&self, keys: &[Bytes]) -> Result<Vec<Option<Bytes>>>;
+    fn write(&self, batch: WriteBatch) -> Result<()>;
+    fn snapshot(&self) -> Box<dyn Snapshot>;
+    /// Up to `limit` pairs of `range` in key order, read from the current state.
+    fn scan(&self, range: &KeyRange, reverse: bool, limit: usize) -> Result<Vec<(Bytes, Bytes)>> {
+        self.snapshot().scan(range, reverse, limit)
+    }
+    /// Makes everything written so far durable (a no-op for the memory engine).
+    fn flush(&self) -> Result<()>;
+    /// Approximate bytes held in memory by keys and values.
+    fn memory_bytes(&self) -> u64;
+}
