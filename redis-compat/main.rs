@@ -1,1 +1,53 @@
+//! Differential tests: the same commands go to a real redis-server and to Basalt; replies
+//! must match byte for byte, except where `allowlist.txt` names an intended difference.
+//!
+//! - `scripts/*.txt`: curated sequences per command family, every error path included.
+//! - `random`: a seeded generator of thousands of commands over a small key set.
+//! - `clients`: real client tools against Basalt (redis-py, redis-benchmark, redis-cli).
 
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+mod allowlist;
+mod clients;
+mod random;
+mod script;
+
+use support::{start_basalt, start_redis, Client, Process};
+
+/// A Basalt and a redis-server side by side, each with one client connection.
+pub struct Pair {
+    pub redis: Process,
+    pub basalt: Process,
+    pub redis_client: Client,
+    pub basalt_client: Client,
+}
+
+impl Pair {
+    pub fn start() -> Pair {
+        let redis = start_redis();
+        let basalt = start_basalt(&[]);
+        let redis_client = redis.client();
+        let basalt_client = basalt.client();
+        Pair {
+            redis,
+            basalt,
+            redis_client,
+            basalt_client,
+        }
+    }
+
+    /// Sends one command to both; returns (redis reply, basalt reply).
+    pub fn both(&mut self, args: &[&[u8]]) -> (Vec<u8>, Vec<u8>) {
+        (
+            self.redis_client.call_bytes(args),
+            self.basalt_client.call_bytes(args),
+        )
+    }
+
+    /// Fresh connections on both sides (after QUIT, RESET tests and the like).
+    pub fn reconnect(&mut self) {
+        self.redis_client = self.redis.client();
+        self.basalt_client = self.basalt.client();
+    }
+}

@@ -1,7 +1,10 @@
 //! Bounds that are not settings, each named with its unit last.
 
-/// Replies buffered for one connection before it must drain them to the socket.
+/// Replies buffered for one connection before it tries a non-blocking write.
 pub const OUTPUT_FLUSH_BYTES: usize = 64 * 1024;
+/// Pending output at which a connection stops running commands until the client reads
+/// (back-pressure when no `client-output-buffer-limit` closes it first).
+pub const OUTPUT_PENDING_BYTES_MAX: usize = 64 * 1024 * 1024;
 /// Commands a connection runs from one read before writing replies and reading again.
 pub const PIPELINE_COMMANDS_MAX: usize = 1024;
 /// Read buffer growth step.

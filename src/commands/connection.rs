@@ -38,6 +38,9 @@ pub static COMMANDS: &[(&str, Handler, Option<ApplyFn>)] = &[
 ];
 
 fn ping(_: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    if args.len() > 2 {
+        return Err(CmdError::WrongArity("ping".into()));
+    }
     reply(match args.get(1) {
         None => Reply::Simple("PONG"),
         Some(msg) => Reply::Bulk(msg.clone()),
@@ -232,10 +235,7 @@ fn client_list(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         } else if eq(&args[i], "ID") && i + 1 < args.len() {
             let mut wanted = Vec::new();
             for a in &args[i + 1..] {
-                let n = args::int(a)
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .ok_or(CmdError::msg("ERR Invalid client ID"))?;
+                let n = args::int(a).map_err(|_| CmdError::msg("ERR Invalid client ID"))?;
                 wanted.push(n as u64);
             }
             ids = Some(wanted);

@@ -1,14 +1,9 @@
 //! The active expiry cycle: finds keys whose time has passed and proposes their deletion
 //! through the shard log, so every replica deletes the same keys at the same log position.
 
-use std::collections::BTreeMap;
-
-use bytes::Bytes;
-
 use super::Node;
 use crate::clock;
 use crate::limits::EXPIRE_KEYS_PER_PASS;
-use crate::raft::{Entry, EntryOp, ShardSet};
 
 /// Where each database's scan resumes (a slot), kept between passes.
 pub struct ExpireCursor {
@@ -41,26 +36,7 @@ impl Node {
                 continue;
             };
             cursor.next_slot[usize::from(db)] = next;
-            let mut by_shard: BTreeMap<u16, Vec<Bytes>> = BTreeMap::new();
-            for key in keys {
-                by_shard
-                    .entry(self.shards.shard_of_key(&key).0)
-                    .or_default()
-                    .push(key);
-            }
-            for (shard, keys) in by_shard {
-                let entry = Entry {
-                    db,
-                    now_ms,
-                    op: EntryOp::Expire(keys),
-                };
-                let shards = ShardSet::Some(vec![crate::cluster::ShardId(shard)]);
-                if let crate::protocol::Reply::Integer(n) =
-                    self.log.propose(&shards, &entry, self).await
-                {
-                    removed += n as u64;
-                }
-            }
+            removed += self.expire_now(db, now_ms, keys).await;
         }
         removed
     }

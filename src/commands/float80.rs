@@ -9,27 +9,40 @@
 use rustc_apfloat::ieee::X87DoubleExtended;
 use rustc_apfloat::Float;
 
-use super::args::parse_float;
-
 #[derive(Debug, Clone, Copy)]
 pub struct Float80(X87DoubleExtended);
 
 impl Float80 {
     pub const ZERO: Float80 = Float80(X87DoubleExtended::ZERO);
 
-    /// Parses what `strtold` accepts in Redis's `string2ld` (no spaces, no NaN).
+    /// Parses what `strtold` accepts in Redis's `string2ld`: a decimal number with optional
+    /// sign, fraction and exponent, or `inf`/`infinity`; no spaces, no NaN. The value may be
+    /// beyond `f64`'s range (`1e400` is a finite long double).
     pub fn parse(text: &[u8]) -> Option<Float80> {
-        let f = parse_float(text)?;
-        if f.is_infinite() {
-            return Some(Float80(if f > 0.0 {
-                X87DoubleExtended::INFINITY
-            } else {
-                -X87DoubleExtended::INFINITY
-            }));
-        }
         let s = std::str::from_utf8(text).ok()?;
-        let s = s.strip_prefix('+').unwrap_or(s);
-        let parsed = s.parse::<X87DoubleExtended>().ok()?;
+        let lower = s.to_ascii_lowercase();
+        let unsigned = lower.trim_start_matches(['+', '-']);
+        if lower.len() - unsigned.len() > 1 {
+            return None;
+        }
+        if unsigned == "inf" || unsigned == "infinity" {
+            let inf = X87DoubleExtended::INFINITY;
+            return Some(Float80(if lower.starts_with('-') { -inf } else { inf }));
+        }
+        if !is_decimal_number(unsigned) {
+            return None;
+        }
+        let parsed = s
+            .strip_prefix('+')
+            .unwrap_or(s)
+            .parse::<X87DoubleExtended>()
+            .ok()?;
+        // strtold's ERANGE: overflow to infinity, or underflow of a non-zero number to zero.
+        let mantissa = unsigned.split('e').next().unwrap_or("");
+        let nonzero_digits = mantissa.bytes().any(|b| (b'1'..=b'9').contains(&b));
+        if parsed.is_infinite() || (parsed.is_zero() && nonzero_digits) {
+            return None;
+        }
         Some(Float80(parsed))
     }
 
@@ -65,6 +78,22 @@ impl Float80 {
             trimmed.to_string()
         }
     }
+}
+
+/// `digits [. digits] [e [+-] digits]`, with at least one digit before the exponent.
+fn is_decimal_number(s: &str) -> bool {
+    let (mantissa, exponent) = match s.find('e') {
+        Some(i) => (&s[..i], Some(&s[i + 1..])),
+        None => (s, None),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits = |p: &str| p.bytes().all(|b| b.is_ascii_digit());
+    let mantissa_ok = digits(int) && digits(frac) && !(int.is_empty() && frac.is_empty());
+    let exponent_ok = exponent.is_none_or(|e| {
+        let e = e.strip_prefix(['+', '-']).unwrap_or(e);
+        !e.is_empty() && digits(e)
+    });
+    mantissa_ok && exponent_ok
 }
 
 /// Decimal digits of round_half_even(mantissa * 2^shift * 10^17), at least 18 of them.

@@ -50,7 +50,7 @@ pub fn info(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     }
     let items = args[2..]
         .iter()
-        .map(|n| find(ctx, n).map_or(Reply::NullArray, info_of));
+        .map(|n| find(ctx, n).map_or(Reply::Null, info_of));
     reply(Reply::Array(items.collect()))
 }
 

@@ -45,10 +45,6 @@ pub static COMMANDS: &[(&str, Handler, Option<ApplyFn>)] = &[
     ("object|help", super::object::help, None),
 ];
 
-fn live(ctx: &Ctx, key: &[u8]) -> Result<Option<Meta>, CmdError> {
-    Ok(ctx.node.keyspace.get(ctx.db(), key, ctx.now_ms)?)
-}
-
 fn apply_del(txn: &mut Txn, db: u8, args: &[Bytes]) -> Result<Reply, CmdError> {
     let mut deleted = 0;
     for key in &args[1..] {
@@ -60,17 +56,16 @@ fn apply_del(txn: &mut Txn, db: u8, args: &[Bytes]) -> Result<Reply, CmdError> {
 }
 
 fn exists(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let metas = ctx
-        .node
-        .keyspace
-        .multi_get(ctx.db(), &args[1..], ctx.now_ms)?;
+    let metas = ctx.lookup_many(&args[1..])?;
     reply(Reply::Integer(
         metas.iter().filter(|m| m.is_some()).count() as i64
     ))
 }
 
 fn type_of(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let name = live(ctx, &args[1])?.map_or("none", |m| m.value_type.name());
+    let name = ctx
+        .lookup(&args[1])?
+        .map_or("none", |m| m.value_type.name());
     reply(Reply::Simple(name))
 }
 
@@ -91,21 +86,17 @@ fn apply_rename(txn: &mut Txn, db: u8, args: &[Bytes]) -> Result<Reply, CmdError
     Ok(if nx { Reply::Integer(1) } else { Reply::OK })
 }
 
+/// KEYS skips expired keys without deleting them, as redis-server does.
 fn keys(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let pattern = &args[1];
     let mut out = Vec::new();
     let mut position = None;
     loop {
-        let (batch, next) = ctx
-            .node
-            .keyspace
-            .scan_keys(ctx.db(), position, 1024, ctx.now_ms)?;
-        out.extend(
-            batch
-                .into_iter()
-                .filter(|(k, _)| glob_match(pattern, k, false))
-                .map(|(k, _)| Reply::Bulk(k)),
-        );
+        let (batch, next) = ctx.node.keyspace.scan_keys(ctx.db(), position, 1024)?;
+        let live = batch
+            .into_iter()
+            .filter(|(k, m)| !m.is_expired(ctx.now_ms) && glob_match(pattern, k, false));
+        out.extend(live.map(|(k, _)| Reply::Bulk(k)));
         match next {
             Some((slot, key)) => position = Some((slot, Some(key))),
             None => break,
@@ -115,9 +106,14 @@ fn keys(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 fn scan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    // strtoul semantics: a negative number wraps around.
     let cursor: u64 = std::str::from_utf8(&args[1])
         .ok()
-        .and_then(|s| s.parse().ok())
+        .and_then(|s| {
+            s.parse::<u64>()
+                .ok()
+                .or_else(|| s.parse::<i64>().ok().map(|n| n as u64))
+        })
         .ok_or(CmdError::msg("ERR invalid cursor"))?;
     let mut count = 10usize;
     let mut pattern: Option<&Bytes> = None;
@@ -144,20 +140,26 @@ fn scan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         i += 2;
     }
     let start = ctx.node.cursors.resume(cursor);
-    let (batch, next) =
-        ctx.node
-            .keyspace
-            .scan_keys(ctx.db(), start, count.min(100_000), ctx.now_ms)?;
-    let keys = batch
-        .into_iter()
-        .filter(|(k, m)| {
-            pattern.is_none_or(|p| glob_match(p, k, false))
-                && type_filter
-                    .as_deref()
-                    .is_none_or(|t| t == m.value_type.name())
-        })
-        .map(|(k, _)| Reply::Bulk(k))
-        .collect();
+    let (batch, next) = ctx
+        .node
+        .keyspace
+        .scan_keys(ctx.db(), start, count.min(100_000))?;
+    // As redis-server: keys that match the pattern and turn out expired are deleted.
+    let mut keys = Vec::new();
+    for (k, m) in batch {
+        if !pattern.is_none_or(|p| glob_match(p, &k, false)) {
+            continue;
+        }
+        let Some(m) = ctx.live(&k, Some(m)) else {
+            continue;
+        };
+        if type_filter
+            .as_deref()
+            .is_none_or(|t| t == m.value_type.name())
+        {
+            keys.push(Reply::Bulk(k));
+        }
+    }
     let next_cursor = match next {
         Some((slot, key)) => ctx.node.cursors.save(slot, key),
         None => 0,
@@ -174,23 +176,23 @@ fn randomkey(ctx: &mut Ctx, _: &[Bytes]) -> CmdResult {
         return reply(Reply::Null);
     }
     let start = Slot(rand::thread_rng().gen_range(0..SLOT_COUNT));
-    let (batch, _) = ctx
-        .node
-        .keyspace
-        .scan_keys(ctx.db(), Some((start, None)), 16, ctx.now_ms)?;
-    if let Some((k, _)) = batch.into_iter().next() {
-        return reply(Reply::Bulk(k));
+    // From a random slot to the end, then from the start; expired keys met are deleted.
+    for from in [Some((start, None)), None] {
+        let mut position = from;
+        loop {
+            let (batch, next) = ctx.node.keyspace.scan_keys(ctx.db(), position, 64)?;
+            for (k, m) in batch {
+                if ctx.live(&k, Some(m)).is_some() {
+                    return reply(Reply::Bulk(k));
+                }
+            }
+            match next {
+                Some((slot, key)) if ctx.expired.len() < 1024 => position = Some((slot, Some(key))),
+                _ => break,
+            }
+        }
     }
-    let (batch, _) = ctx
-        .node
-        .keyspace
-        .scan_keys(ctx.db(), None, 16, ctx.now_ms)?;
-    reply(
-        batch
-            .into_iter()
-            .next()
-            .map_or(Reply::Null, |(k, _)| Reply::Bulk(k)),
-    )
+    reply(Reply::Null)
 }
 
 fn dbsize(ctx: &mut Ctx, _: &[Bytes]) -> CmdResult {
@@ -311,7 +313,7 @@ fn apply_pexpireat(txn: &mut Txn, db: u8, args: &[Bytes]) -> Result<Reply, CmdEr
 
 fn ttl(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let name = args::lower(&args[0]);
-    let Some(meta) = live(ctx, &args[1])? else {
+    let Some(meta) = ctx.lookup(&args[1])? else {
         return reply(Reply::Integer(-2));
     };
     if meta.expire_at_ms == 0 {
@@ -440,7 +442,10 @@ fn apply_move(txn: &mut Txn, db: u8, args: &[Bytes]) -> Result<Reply, CmdError> 
 }
 
 fn dump_key(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    reply(live(ctx, &args[1])?.map_or(Reply::Null, |m| Reply::Bulk(dump::dump_string(&m.value))))
+    reply(
+        ctx.lookup(&args[1])?
+            .map_or(Reply::Null, |m| Reply::Bulk(dump::dump_string(&m.value))),
+    )
 }
 
 struct RestoreOptions {

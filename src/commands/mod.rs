@@ -38,7 +38,7 @@ pub use table::{Command, Table};
 
 use bytes::Bytes;
 
-use crate::keyspace::Txn;
+use crate::keyspace::{Meta, Txn};
 use crate::protocol::Reply;
 
 /// Where a command runs after its handler.
@@ -64,11 +64,41 @@ pub struct Ctx<'a> {
     pub node: &'a Node,
     pub session: &'a mut Session,
     pub now_ms: u64,
+    /// Keys this command found expired; dispatch deletes them through the shard log before
+    /// replying, as redis-server deletes an expired key on access.
+    pub expired: Vec<Bytes>,
 }
 
 impl Ctx<'_> {
     pub fn db(&self) -> u8 {
         self.session.db
+    }
+
+    /// Whether a stored record is live now; an expired one is queued for deletion.
+    pub fn live(&mut self, key: &[u8], meta: Option<Meta>) -> Option<Meta> {
+        match meta {
+            Some(m) if m.is_expired(self.now_ms) => {
+                self.expired.push(Bytes::copy_from_slice(key));
+                None
+            }
+            other => other,
+        }
+    }
+
+    /// The live value of a key.
+    pub fn lookup(&mut self, key: &[u8]) -> Result<Option<Meta>, CmdError> {
+        let stored = self.node.keyspace.get_stored(self.db(), key)?;
+        Ok(self.live(key, stored))
+    }
+
+    /// Live values of several keys, read from one consistent state.
+    pub fn lookup_many(&mut self, keys: &[Bytes]) -> Result<Vec<Option<Meta>>, CmdError> {
+        let stored = self.node.keyspace.multi_get_stored(self.db(), keys)?;
+        Ok(keys
+            .iter()
+            .zip(stored)
+            .map(|(k, m)| self.live(k, m))
+            .collect())
     }
 }
 

@@ -94,14 +94,17 @@ impl Node {
         };
         session.info.touch(cmd.meta.name);
         let now_ms = clock::now_ms();
-        let outcome = (cmd.run)(
-            &mut Ctx {
-                node: self,
-                session,
-                now_ms,
-            },
-            &args,
-        );
+        let mut ctx = Ctx {
+            node: self,
+            session,
+            now_ms,
+            expired: Vec::new(),
+        };
+        let outcome = (cmd.run)(&mut ctx, &args);
+        let expired = std::mem::take(&mut ctx.expired);
+        if !expired.is_empty() {
+            self.expire_now(session.db, now_ms, expired).await;
+        }
         let reply = match outcome {
             Ok(Outcome::Reply(reply)) => reply,
             Ok(Outcome::Propose(normalised)) => {
@@ -168,6 +171,34 @@ impl Node {
             return ShardSet::All;
         }
         ShardSet::from_unsorted(shards)
+    }
+
+    /// Deletes keys found expired at `now_ms`, through the shard log (grouped per shard);
+    /// returns how many were deleted.
+    pub(super) async fn expire_now(&self, db: u8, now_ms: u64, keys: Vec<Bytes>) -> u64 {
+        let mut by_shard: std::collections::BTreeMap<ShardId, Vec<Bytes>> = Default::default();
+        for key in keys {
+            by_shard
+                .entry(self.shards.shard_of_key(&key))
+                .or_default()
+                .push(key);
+        }
+        let mut removed = 0;
+        for (shard, keys) in by_shard {
+            let entry = Entry {
+                db,
+                now_ms,
+                op: EntryOp::Expire(keys),
+            };
+            if let Reply::Integer(n) = self
+                .log
+                .propose(&ShardSet::Some(vec![shard]), &entry, self)
+                .await
+            {
+                removed += n as u64;
+            }
+        }
+        removed
     }
 
     /// Records access to the command's keys for OBJECT IDLETIME/FREQ, unless the client is in

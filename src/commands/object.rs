@@ -4,37 +4,20 @@ use bytes::Bytes;
 
 use super::error::CmdError;
 use super::{reply, CmdResult, Ctx};
-use crate::keyspace::{Meta, ValueType};
+use crate::keyspace::{StringEncoding, ValueType};
 use crate::protocol::Reply;
 
 /// Redis's shared integers 0..10000 report this reference count.
 const SHARED_REFCOUNT: i64 = i32::MAX as i64;
-/// Redis's OBJ_ENCODING_EMBSTR_SIZE_LIMIT.
-const EMBSTR_BYTES_MAX: usize = 44;
 
 const LFU_NOT_SELECTED: &str = "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.";
 const LFU_SELECTED: &str = "ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.";
 
-fn lookup(ctx: &Ctx, key: &[u8]) -> Result<Option<Meta>, CmdError> {
-    Ok(ctx.node.keyspace.get(ctx.db(), key, ctx.now_ms)?)
-}
-
-/// Redis's encoding name for a string value.
-pub fn string_encoding(value: &[u8]) -> &'static str {
-    if value.len() <= 20 && crate::protocol::decode::parse_i64(value).is_some() {
-        "int"
-    } else if value.len() <= EMBSTR_BYTES_MAX {
-        "embstr"
-    } else {
-        "raw"
-    }
-}
-
 pub fn encoding(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    reply(match lookup(ctx, &args[2])? {
+    reply(match ctx.lookup(&args[2])? {
         None => Reply::Null,
         Some(m) => match m.value_type {
-            ValueType::String => Reply::bulk(string_encoding(&m.value)),
+            ValueType::String => Reply::bulk(m.encoding.name()),
         },
     })
 }
@@ -44,7 +27,7 @@ fn lfu_policy(ctx: &Ctx) -> bool {
 }
 
 pub fn freq(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    if lookup(ctx, &args[2])?.is_none() {
+    if ctx.lookup(&args[2])?.is_none() {
         return reply(Reply::Null);
     }
     if !lfu_policy(ctx) {
@@ -56,7 +39,7 @@ pub fn freq(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 pub fn idletime(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    if lookup(ctx, &args[2])?.is_none() {
+    if ctx.lookup(&args[2])?.is_none() {
         return reply(Reply::Null);
     }
     if lfu_policy(ctx) {
@@ -68,11 +51,12 @@ pub fn idletime(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 pub fn refcount(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    reply(match lookup(ctx, &args[2])? {
+    reply(match ctx.lookup(&args[2])? {
         None => Reply::Null,
         Some(m) => {
-            let shared = crate::protocol::decode::parse_i64(&m.value)
-                .is_some_and(|n| (0..10_000).contains(&n) && n.to_string().as_bytes() == m.value);
+            let shared = m.encoding == StringEncoding::Int
+                && crate::protocol::decode::parse_i64(&m.value)
+                    .is_some_and(|n| (0..10_000).contains(&n));
             Reply::Integer(if shared { SHARED_REFCOUNT } else { 1 })
         }
     })

@@ -227,15 +227,19 @@ fn config_help(_: &mut Ctx, _: &[Bytes]) -> CmdResult {
 }
 
 fn slowlog_get(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    if args.len() > 3 {
+        return Err(CmdError::msg(format!(
+            "ERR unknown subcommand or wrong number of arguments for '{}'. Try SLOWLOG HELP.",
+            args::text(&args[1])
+        )));
+    }
     let count = match args.get(2) {
         None => 10,
         Some(a) => {
-            let n = args::int(a)?;
-            if n < -1 {
-                return Err(CmdError::msg(
-                    "ERR count should be greater than or equal to -1",
-                ));
-            }
+            let n = args::int(a).ok().filter(|n| *n >= -1);
+            let n = n.ok_or(CmdError::msg(
+                "ERR count should be greater than or equal to -1",
+            ))?;
             if n == -1 {
                 usize::MAX
             } else {
@@ -293,7 +297,7 @@ fn memory_usage(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             return Err(syntax());
         }
     }
-    let meta = ctx.node.keyspace.get(ctx.db(), &args[2], ctx.now_ms)?;
+    let meta = ctx.lookup(&args[2])?;
     const RECORD_OVERHEAD_BYTES: usize = 48 + 17;
     reply(meta.map_or(Reply::Null, |m| {
         Reply::Integer((args[2].len() + m.value.len() + RECORD_OVERHEAD_BYTES) as i64)
@@ -311,9 +315,19 @@ fn memory_help(_: &mut Ctx, _: &[Bytes]) -> CmdResult {
     ))
 }
 
+const DEBUG_NOT_ALLOWED: &str = "ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.";
+
 /// DEBUG SLEEP <seconds>: the only DEBUG subcommand Basalt has. It delays this connection
 /// only; Basalt runs other clients' commands meanwhile.
-fn debug(_: &mut Ctx, args: &[Bytes]) -> CmdResult {
+fn debug(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let allowed = match ctx.node.config.get("enable-debug-command").as_str() {
+        "yes" => true,
+        "local" => ctx.session.info.addr.ip().is_loopback(),
+        _ => false,
+    };
+    if !allowed {
+        return Err(CmdError::Static(DEBUG_NOT_ALLOWED));
+    }
     if eq(&args[1], "SLEEP") && args.len() == 3 {
         let secs = args::float(&args[2])?;
         let secs = secs.clamp(0.0, DEBUG_SLEEP_SECS_MAX);

@@ -128,8 +128,8 @@ pub fn info_reply(meta: &CommandMeta, subcommands: &[&CommandMeta]) -> Reply {
         Reply::Integer(meta.step),
         set_of(meta.acl_categories),
         Reply::Set(meta.tips.iter().map(|t| bulk(t)).collect()),
-        Reply::Array(meta.key_specs.iter().map(key_spec_reply).collect()),
-        Reply::Array(subcommands.iter().map(|s| info_reply(s, &[])).collect()),
+        Reply::Set(meta.key_specs.iter().map(key_spec_reply).collect()),
+        Reply::Set(subcommands.iter().map(|s| info_reply(s, &[])).collect()),
     ])
 }
 
@@ -219,7 +219,7 @@ pub fn docs_reply(meta: &CommandMeta, subcommands: &[&CommandMeta]) -> Reply {
             .history
             .iter()
             .map(|(v, d)| Reply::Array(vec![bulk(v), bulk(d)]));
-        map.push(pair("history", Reply::Array(history.collect())));
+        map.push(pair("history", Reply::Set(history.collect())));
     }
     if !doc.arguments.is_empty() {
         map.push(pair("arguments", args_reply(doc.arguments)));

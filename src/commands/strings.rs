@@ -8,7 +8,7 @@ use bytes::{Bytes, BytesMut};
 use super::args::{self, eq};
 use super::error::{self, syntax, CmdError};
 use super::{propose_as_sent, reply, ApplyFn, CmdResult, Ctx, Handler, Outcome};
-use crate::keyspace::{Meta, Txn, ValueType};
+use crate::keyspace::{Meta, StringEncoding, Txn, ValueType};
 use crate::protocol::Reply;
 
 /// Largest string value (Redis's 512 MiB); fixed so apply stays deterministic.
@@ -40,8 +40,8 @@ pub static COMMANDS: &[(&str, Handler, Option<ApplyFn>)] = &[
 ];
 
 /// Reads a key that must hold a string (or nothing).
-pub fn read_string(ctx: &Ctx, key: &[u8]) -> Result<Option<Meta>, CmdError> {
-    let meta = ctx.node.keyspace.get(ctx.db(), key, ctx.now_ms)?;
+pub fn read_string(ctx: &mut Ctx, key: &[u8]) -> Result<Option<Meta>, CmdError> {
+    let meta = ctx.lookup(key)?;
     ctx.node.stats.hit(meta.is_some());
     match meta {
         Some(m) if m.value_type != ValueType::String => Err(error::wrongtype()),
@@ -72,10 +72,7 @@ fn strlen(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 fn mget(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let metas = ctx
-        .node
-        .keyspace
-        .multi_get(ctx.db(), &args[1..], ctx.now_ms)?;
+    let metas = ctx.lookup_many(&args[1..])?;
     let items = metas
         .into_iter()
         .map(|m| {
@@ -220,7 +217,7 @@ fn setex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     ]))
 }
 
-/// Stores a string, resolving the expiry against the previous value.
+/// Stores a string as SET does, resolving the expiry against the previous value.
 pub fn store_string(
     txn: &mut Txn,
     db: u8,
@@ -229,12 +226,27 @@ pub fn store_string(
     expiry: Expiry,
     old: Option<&Meta>,
 ) -> Result<(), CmdError> {
+    let encoding = StringEncoding::for_value(&value);
+    store_encoded(txn, db, key, value, encoding, expiry, old)
+}
+
+/// Stores a string with the encoding Redis would give it after this command.
+fn store_encoded(
+    txn: &mut Txn,
+    db: u8,
+    key: &[u8],
+    value: Bytes,
+    encoding: StringEncoding,
+    expiry: Expiry,
+    old: Option<&Meta>,
+) -> Result<(), CmdError> {
     let expire_at_ms = match expiry {
         Expiry::Clear => 0,
         Expiry::Keep => old.map_or(0, |m| m.expire_at_ms),
         Expiry::At(ms) => ms,
     };
-    txn.put(db, key, Meta::string(value, txn.revision(), expire_at_ms))?;
+    let meta = Meta::string(value, txn.revision(), expire_at_ms).with_encoding(encoding);
+    txn.put(db, key, meta)?;
     Ok(())
 }
 
@@ -389,11 +401,19 @@ fn apply_append(txn: &mut Txn, db: u8, args: &[Bytes]) -> Result<Reply, CmdError
     }
     value.extend_from_slice(&args[2]);
     let len = value.len() as i64;
-    store_string(
+    let value = value.freeze();
+    // Appending to an existing string makes it raw; a new key is encoded as SET would.
+    let encoding = if old.is_some() {
+        StringEncoding::Raw
+    } else {
+        StringEncoding::for_value(&value)
+    };
+    store_encoded(
         txn,
         db,
         &args[1],
-        value.freeze(),
+        value,
+        encoding,
         Expiry::Keep,
         old.as_ref(),
     )?;
@@ -429,11 +449,13 @@ fn apply_incr(txn: &mut Txn, db: u8, args: &[Bytes]) -> Result<Reply, CmdError> 
     let next = current
         .checked_add(delta)
         .ok_or(CmdError::Static(error::OVERFLOW))?;
-    store_string(
+    let value = Bytes::from(next.to_string());
+    store_encoded(
         txn,
         db,
         &args[1],
-        Bytes::from(next.to_string()),
+        value,
+        StringEncoding::Int,
         Expiry::Keep,
         old.as_ref(),
     )?;
@@ -460,7 +482,16 @@ fn apply_incrbyfloat(txn: &mut Txn, db: u8, args: &[Bytes]) -> Result<Reply, Cmd
         return Err(CmdError::Static(error::NAN_OR_INFINITY));
     }
     let text = Bytes::from(sum.to_human_string());
-    store_string(txn, db, &args[1], text.clone(), Expiry::Keep, old.as_ref())?;
+    let encoding = StringEncoding::by_length(&text);
+    store_encoded(
+        txn,
+        db,
+        &args[1],
+        text.clone(),
+        encoding,
+        Expiry::Keep,
+        old.as_ref(),
+    )?;
     Ok(Reply::Bulk(text))
 }
 
@@ -527,11 +558,13 @@ fn apply_setrange(txn: &mut Txn, db: u8, args: &[Bytes]) -> Result<Reply, CmdErr
     }
     value[offset..needed].copy_from_slice(patch);
     let len = value.len() as i64;
-    store_string(
+    let value = value.freeze();
+    store_encoded(
         txn,
         db,
         &args[1],
-        value.freeze(),
+        value,
+        StringEncoding::Raw,
         Expiry::Keep,
         old.as_ref(),
     )?;
@@ -557,8 +590,8 @@ fn lcs(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         }
         i += 1;
     }
-    let a = ctx.node.keyspace.get(ctx.db(), &args[1], ctx.now_ms)?;
-    let b = ctx.node.keyspace.get(ctx.db(), &args[2], ctx.now_ms)?;
+    let a = ctx.lookup(&args[1])?;
+    let b = ctx.lookup(&args[2])?;
     let not_string = |m: &Option<Meta>| {
         m.as_ref()
             .is_some_and(|m| m.value_type != ValueType::String)

@@ -9,8 +9,9 @@
 //! `db` is the *physical* database number; SWAPDB swaps the logical → physical map (a system
 //! record), so it is O(1). The database comes first so FLUSHDB is one delete-range.
 //!
-//! Metadata value: `type:u8 | revision:u64 | expire_at_ms:u64 (0 = none) | payload`, where a
-//! string's payload is its value, stored inline so GET is one lookup.
+//! Metadata value: `type:u8 | encoding:u8 | revision:u64 | expire_at_ms:u64 (0 = none) |
+//! payload`, where a string's payload is its value, stored inline so GET is one lookup, and
+//! `encoding` is the representation Redis would report for it (OBJECT ENCODING).
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -20,7 +21,9 @@ pub const TAG_META: u8 = b'M';
 pub const TAG_EXPIRE: u8 = b'E';
 /// First byte of system records; above every physical database number.
 pub const SYSTEM_PREFIX: u8 = 0xff;
-const META_HEADER_BYTES: usize = 1 + 8 + 8;
+const META_HEADER_BYTES: usize = 1 + 1 + 8 + 8;
+/// Redis's OBJ_ENCODING_EMBSTR_SIZE_LIMIT.
+const EMBSTR_BYTES_MAX: usize = 44;
 
 /// The Redis type of a key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,10 +47,58 @@ impl ValueType {
     }
 }
 
+/// How Redis would represent a string value; follows the command that wrote it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum StringEncoding {
+    Int = 0,
+    Embstr = 1,
+    Raw = 2,
+}
+
+impl StringEncoding {
+    /// Redis's `tryObjectEncoding`: integers of up to 20 bytes are `int`, short strings
+    /// `embstr`, the rest `raw` (SET, MSET, GETSET, RESTORE…).
+    pub fn for_value(value: &[u8]) -> StringEncoding {
+        if value.len() <= 20 && crate::protocol::decode::parse_i64(value).is_some() {
+            StringEncoding::Int
+        } else {
+            StringEncoding::by_length(value)
+        }
+    }
+
+    /// Redis's `createStringObject`: by length only (INCRBYFLOAT's result).
+    pub fn by_length(value: &[u8]) -> StringEncoding {
+        if value.len() <= EMBSTR_BYTES_MAX {
+            StringEncoding::Embstr
+        } else {
+            StringEncoding::Raw
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            StringEncoding::Int => "int",
+            StringEncoding::Embstr => "embstr",
+            StringEncoding::Raw => "raw",
+        }
+    }
+
+    fn from_u8(b: u8) -> Option<StringEncoding> {
+        match b {
+            0 => Some(StringEncoding::Int),
+            1 => Some(StringEncoding::Embstr),
+            2 => Some(StringEncoding::Raw),
+            _ => None,
+        }
+    }
+}
+
 /// A key's metadata record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Meta {
     pub value_type: ValueType,
+    pub encoding: StringEncoding,
     /// Log index of the last change to this key.
     pub revision: u64,
     /// Absolute expiry in Unix milliseconds; 0 means no expiry.
@@ -57,13 +108,21 @@ pub struct Meta {
 }
 
 impl Meta {
+    /// A string stored as SET stores it (encoding by `tryObjectEncoding`).
     pub fn string(value: Bytes, revision: u64, expire_at_ms: u64) -> Meta {
+        let encoding = StringEncoding::for_value(&value);
         Meta {
             value_type: ValueType::String,
+            encoding,
             revision,
             expire_at_ms,
             value,
         }
+    }
+
+    /// The same record with another encoding.
+    pub fn with_encoding(self, encoding: StringEncoding) -> Meta {
+        Meta { encoding, ..self }
     }
 
     pub fn is_expired(&self, now_ms: u64) -> bool {
@@ -73,6 +132,7 @@ impl Meta {
     pub fn encode(&self) -> Bytes {
         let mut out = BytesMut::with_capacity(META_HEADER_BYTES + self.value.len());
         out.put_u8(self.value_type as u8);
+        out.put_u8(self.encoding as u8);
         out.put_u64(self.revision);
         out.put_u64(self.expire_at_ms);
         out.put_slice(&self.value);
@@ -85,13 +145,16 @@ impl Meta {
             return None;
         }
         let value_type = ValueType::from_u8(raw[0])?;
-        let revision = u64::from_be_bytes(raw[1..9].try_into().ok()?);
-        let expire_at_ms = u64::from_be_bytes(raw[9..17].try_into().ok()?);
+        let encoding = StringEncoding::from_u8(raw[1])?;
+        let revision = u64::from_be_bytes(raw[2..10].try_into().ok()?);
+        let expire_at_ms = u64::from_be_bytes(raw[10..18].try_into().ok()?);
+        let value = raw.slice(META_HEADER_BYTES..);
         Some(Meta {
             value_type,
+            encoding,
             revision,
             expire_at_ms,
-            value: raw.slice(META_HEADER_BYTES..),
+            value,
         })
     }
 }

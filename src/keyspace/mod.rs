@@ -11,7 +11,7 @@
 pub mod encoding;
 mod txn;
 
-pub use encoding::{Meta, ValueType};
+pub use encoding::{Meta, StringEncoding, ValueType};
 pub use txn::Txn;
 
 use std::ops::Bound;
@@ -149,16 +149,22 @@ impl Keyspace {
 
     /// The live value of `key` in logical database `db`, hiding it if expired at `now_ms`.
     pub fn get(&self, db: u8, key: &[u8], now_ms: u64) -> Result<Option<Meta>> {
-        let mk = encoding::meta_key(self.physical_db(db), key_slot(key), key);
-        let Some(raw) = self.engine.get(&mk)? else {
-            return Ok(None);
-        };
-        let meta = Meta::decode(&raw).ok_or(KeyspaceError::Corrupt(mk))?;
-        Ok((!meta.is_expired(now_ms)).then_some(meta))
+        Ok(self.get_stored(db, key)?.filter(|m| !m.is_expired(now_ms)))
     }
 
-    /// Several keys read from one consistent state.
-    pub fn multi_get(&self, db: u8, keys: &[Bytes], now_ms: u64) -> Result<Vec<Option<Meta>>> {
+    /// The stored record of `key`, expired or not (the caller decides what expiry means).
+    pub fn get_stored(&self, db: u8, key: &[u8]) -> Result<Option<Meta>> {
+        let mk = encoding::meta_key(self.physical_db(db), key_slot(key), key);
+        match self.engine.get(&mk)? {
+            None => Ok(None),
+            Some(raw) => Meta::decode(&raw)
+                .map(Some)
+                .ok_or(KeyspaceError::Corrupt(mk)),
+        }
+    }
+
+    /// Stored records of several keys, expired or not, read from one consistent state.
+    pub fn multi_get_stored(&self, db: u8, keys: &[Bytes]) -> Result<Vec<Option<Meta>>> {
         let pdb = self.physical_db(db);
         let mks: Vec<Bytes> = keys
             .iter()
@@ -169,10 +175,9 @@ impl Keyspace {
             .zip(mks)
             .map(|(raw, mk)| match raw {
                 None => Ok(None),
-                Some(raw) => {
-                    let meta = Meta::decode(&raw).ok_or(KeyspaceError::Corrupt(mk))?;
-                    Ok((!meta.is_expired(now_ms)).then_some(meta))
-                }
+                Some(raw) => Meta::decode(&raw)
+                    .map(Some)
+                    .ok_or(KeyspaceError::Corrupt(mk)),
             })
             .collect()
     }
@@ -196,16 +201,10 @@ impl Keyspace {
         Txn::new(self, now_ms, revision)
     }
 
-    /// Live keys of a logical database in (slot, key) order, starting after `after`
-    /// (a slot and, within it, the last key already returned, or none to start the slot). Returns the keys and the
-    /// position to resume from, `None` at the end.
-    pub fn scan_keys(
-        &self,
-        db: u8,
-        after: Option<ScanPosition>,
-        limit: usize,
-        now_ms: u64,
-    ) -> Result<ScanPage> {
+    /// Stored keys (expired ones included) of a logical database in (slot, key) order,
+    /// starting after `after` (a slot and, within it, the last key already returned, or none
+    /// to start the slot). Returns the keys and the position to resume from, `None` at the end.
+    pub fn scan_keys(&self, db: u8, after: Option<ScanPosition>, limit: usize) -> Result<ScanPage> {
         let pdb = self.physical_db(db);
         let mut range = KeyRange::prefix(&encoding::db_meta_prefix(pdb));
         match after {
@@ -226,9 +225,7 @@ impl Keyspace {
         let mut out = Vec::with_capacity(pairs.len());
         for (k, v) in pairs {
             let meta = Meta::decode(&v).ok_or_else(|| KeyspaceError::Corrupt(k.clone()))?;
-            if !meta.is_expired(now_ms) {
-                out.push((encoding::user_key_of_meta(&k), meta));
-            }
+            out.push((encoding::user_key_of_meta(&k), meta));
         }
         Ok((out, next))
     }

@@ -16,7 +16,9 @@ use tokio::sync::watch;
 use super::limits::{idle_timeout, query_buffer_bytes_max, OutputLimit, OutputWatch};
 use crate::commands::clients::ClientInfo;
 use crate::commands::{Node, Session};
-use crate::limits::{OUTPUT_FLUSH_BYTES, PIPELINE_COMMANDS_MAX, READ_CHUNK_BYTES};
+use crate::limits::{
+    OUTPUT_FLUSH_BYTES, OUTPUT_PENDING_BYTES_MAX, PIPELINE_COMMANDS_MAX, READ_CHUNK_BYTES,
+};
 use crate::protocol::{DecodeLimits, RequestDecoder};
 
 /// Why a connection ended (logged at debug level; fields are read through `Debug`).
@@ -113,13 +115,44 @@ impl Connection {
                 return Err(Closed::Quit);
             }
             if self.output.len() >= OUTPUT_FLUSH_BYTES {
-                self.flush().await?;
+                self.drain_without_waiting()?;
+                if self.output.len() >= OUTPUT_PENDING_BYTES_MAX {
+                    self.flush().await?;
+                }
             }
         }
         self.session
             .info
             .query_buffer_bytes
             .store(self.input.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Writes what the socket takes now; the rest stays pending. Closes a client whose
+    /// pending output breaks `client-output-buffer-limit`.
+    fn drain_without_waiting(&mut self) -> Result<(), Closed> {
+        while !self.output.is_empty() {
+            match self.socket.try_write(&self.output) {
+                Ok(n) => {
+                    self.node
+                        .stats
+                        .net_output_bytes
+                        .fetch_add(n as u64, Ordering::Relaxed);
+                    let _ = self.output.split_to(n);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(Closed::Io(e)),
+            }
+        }
+        let pending = self.output.len() as u64;
+        self.session
+            .info
+            .output_bytes
+            .store(pending, Ordering::Relaxed);
+        let limit = OutputLimit::from_config(&self.node.config);
+        if self.output_watch.exceeded(&limit, pending) {
+            return Err(Closed::OutputBufferLimit);
+        }
         Ok(())
     }
 

@@ -1,1 +1,9 @@
+//! Integration tests: real `basalt` processes on loopback ports, spoken to with raw RESP.
 
+#[path = "../support/mod.rs"]
+mod support;
+
+mod bad_input;
+mod lifecycle;
+mod limits;
+mod pipelining;

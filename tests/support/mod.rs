@@ -1,0 +1,275 @@
+//! Test support shared by the integration tests and redis-compat: start real `basalt` (and
+//! `redis-server`) processes on free loopback ports, and a raw RESP client.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A free TCP port on loopback (bound and released; good enough for tests).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_for_port(port: u16, child: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("server exited before listening: {status}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("server did not listen on {port}");
+}
+
+/// A server process killed on drop.
+pub struct Process {
+    pub child: Child,
+    pub port: u16,
+    pub dir: PathBuf,
+}
+
+impl Process {
+    pub fn client(&self) -> Client {
+        Client::connect(self.port)
+    }
+
+    /// Waits up to `timeout` for the process to exit on its own.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "basalt-test-{tag}-{}-{}",
+        std::process::id(),
+        free_port()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Starts `basalt` with extra redis.conf-style flags.
+pub fn start_basalt(flags: &[&str]) -> Process {
+    let port = free_port();
+    let dir = temp_dir("basalt");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_basalt"))
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--dir"])
+        .arg(&dir)
+        .args(flags)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start basalt");
+    wait_for_port(port, &mut child);
+    Process { child, port, dir }
+}
+
+/// Path of redis-server, installing it with apt-get when it is missing.
+pub fn redis_server_path() -> Option<PathBuf> {
+    let find = || {
+        ["/usr/bin/redis-server", "/usr/local/bin/redis-server"]
+            .iter()
+            .map(PathBuf::from)
+            .find(|p| p.exists())
+    };
+    if let Some(p) = find() {
+        return Some(p);
+    }
+    let _ = Command::new("sh")
+        .args([
+            "-c",
+            "apt-get update -qq && apt-get install -y -qq redis-server redis-tools",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    find()
+}
+
+/// Starts a real redis-server as the oracle: no persistence, on loopback.
+pub fn start_redis() -> Process {
+    let path = redis_server_path().expect("redis-server is not installed and apt-get failed");
+    let port = free_port();
+    let dir = temp_dir("redis");
+    let mut child = Command::new(path)
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .arg("--dir")
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start redis-server");
+    wait_for_port(port, &mut child);
+    Process { child, port, dir }
+}
+
+/// A reply as raw bytes of one complete RESP frame.
+pub type RawReply = Vec<u8>;
+
+/// A blocking raw RESP client.
+pub struct Client {
+    reader: BufReader<TcpStream>,
+    stream: TcpStream,
+}
+
+impl Client {
+    pub fn connect(port: u16) -> Client {
+        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        stream.set_nodelay(true).unwrap();
+        Client {
+            reader: BufReader::new(stream.try_clone().unwrap()),
+            stream,
+        }
+    }
+
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("write");
+    }
+
+    /// Writes bytes, reporting failure (the server may have closed the connection).
+    pub fn try_send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.stream.write_all(bytes)
+    }
+
+    pub fn send(&mut self, args: &[&[u8]]) {
+        self.send_raw(&encode_command(args));
+    }
+
+    /// Sends a command and reads its reply.
+    pub fn call(&mut self, args: &[&str]) -> RawReply {
+        let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+        self.send(&args);
+        self.read_reply()
+    }
+
+    pub fn call_bytes(&mut self, args: &[&[u8]]) -> RawReply {
+        self.send(args);
+        self.read_reply()
+    }
+
+    /// Reads one complete reply frame (nested aggregates included).
+    pub fn read_reply(&mut self) -> RawReply {
+        let mut out = Vec::new();
+        read_frame(&mut self.reader, &mut out).expect("read reply");
+        out
+    }
+
+    pub fn try_read_reply(&mut self) -> std::io::Result<RawReply> {
+        let mut out = Vec::new();
+        read_frame(&mut self.reader, &mut out)?;
+        Ok(out)
+    }
+
+    /// True once the server has closed the connection (EOF, or a reset when it closed with
+    /// unread input).
+    pub fn is_closed(&mut self) -> bool {
+        let mut byte = [0u8; 1];
+        match self.reader.read(&mut byte) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => !matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+        }
+    }
+
+    pub fn set_timeout(&self, timeout: Duration) {
+        self.stream.set_read_timeout(Some(timeout)).unwrap();
+    }
+}
+
+pub fn encode_command(args: &[&[u8]]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+fn read_line(reader: &mut impl BufRead, out: &mut Vec<u8>) -> std::io::Result<Vec<u8>> {
+    let mut line = Vec::new();
+    let n = reader.read_until(b'\n', &mut line)?;
+    if n == 0 {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "closed",
+        ));
+    }
+    out.extend_from_slice(&line);
+    Ok(line)
+}
+
+fn read_frame(reader: &mut impl BufRead, out: &mut Vec<u8>) -> std::io::Result<()> {
+    let line = read_line(reader, out)?;
+    let body = std::str::from_utf8(&line[1..line.len().saturating_sub(2)]).unwrap_or("0");
+    let n: i64 = body.parse().unwrap_or(0);
+    match line[0] {
+        b'$' | b'=' | b'!' if n >= 0 => {
+            let mut data = vec![0u8; n as usize + 2];
+            reader.read_exact(&mut data)?;
+            out.extend_from_slice(&data);
+        }
+        b'*' | b'~' | b'>' => {
+            for _ in 0..n.max(0) {
+                read_frame(reader, out)?;
+            }
+        }
+        b'%' | b'|' => {
+            for _ in 0..n.max(0) * 2 {
+                read_frame(reader, out)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Reply bytes as text for assertion messages.
+pub fn show(reply: &[u8]) -> String {
+    String::from_utf8_lossy(reply).into_owned()
+}
