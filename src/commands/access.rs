@@ -47,11 +47,15 @@ impl AccessTracker {
         (h.finish() as usize) & (BUCKETS - 1)
     }
 
-    /// Records an access now.
-    pub fn touch(&self, db: u8, key: &[u8]) {
+    /// Records an access at `now_ms`; the LFU counter only moves under an LFU policy (as in
+    /// Redis, where the object header holds one or the other).
+    pub fn touch(&self, db: u8, key: &[u8], now_ms: u64, lfu: bool) {
         let b = self.bucket(db, key);
-        let now = clock::now_ms();
-        self.last_access_secs[b].store((now / 1000) as u32, Ordering::Relaxed);
+        if !lfu {
+            self.last_access_secs[b].store((now_ms / 1000) as u32, Ordering::Relaxed);
+            return;
+        }
+        let now = now_ms;
         let minutes = ((now / 60_000) & 0xffff) as u32;
         let packed = self.lfu[b].load(Ordering::Relaxed);
         let mut counter = decayed(packed, minutes, LFU_DECAY_MINUTES);

@@ -37,10 +37,10 @@ pub struct ClientInfo {
 }
 
 impl ClientInfo {
-    pub fn touch(&self, cmd: &'static str) {
+    /// Records the command a client just sent, at `now_ms`.
+    pub fn touch(&self, cmd: &'static str, now_ms: u64) {
         *self.last_cmd.lock() = cmd;
-        self.last_interaction_ms
-            .store(clock::now_ms(), Ordering::Relaxed);
+        self.last_interaction_ms.store(now_ms, Ordering::Relaxed);
     }
 
     pub fn is_killed(&self) -> bool {

@@ -81,7 +81,7 @@ impl Node {
 
     /// Whether the client must authenticate (a `requirepass` is set).
     pub fn auth_required(&self) -> bool {
-        !self.config.get("requirepass").is_empty()
+        self.config.password_set()
     }
 
     /// Runs one request and returns its reply.
@@ -92,8 +92,8 @@ impl Node {
             Ok(cmd) => cmd,
             Err(reply) => return self.count_error(reply),
         };
-        session.info.touch(cmd.meta.name);
         let now_ms = clock::now_ms();
+        session.info.touch(cmd.meta.name, now_ms);
         let mut ctx = Ctx {
             node: self,
             session,
@@ -122,7 +122,7 @@ impl Node {
             }
             Err(e) => e.into_reply(),
         };
-        self.touch_keys(cmd, session, &args);
+        self.touch_keys(cmd, session, &args, now_ms);
         let elapsed_us = started.elapsed().as_micros() as u64;
         self.account(cmd, &reply, elapsed_us, session, &args);
         reply
@@ -190,11 +190,7 @@ impl Node {
                 now_ms,
                 op: EntryOp::Expire(keys),
             };
-            if let Reply::Integer(n) = self
-                .log
-                .propose(&ShardSet::Some(vec![shard]), &entry, self)
-                .await
-            {
+            if let Reply::Integer(n) = self.log.propose(&ShardSet::One(shard), &entry, self).await {
                 removed += n as u64;
             }
         }
@@ -203,14 +199,15 @@ impl Node {
 
     /// Records access to the command's keys for OBJECT IDLETIME/FREQ, unless the client is in
     /// NO-TOUCH mode (TOUCH itself always touches) or the command is OBJECT.
-    fn touch_keys(&self, cmd: &Command, session: &Session, args: &[Bytes]) {
+    fn touch_keys(&self, cmd: &Command, session: &Session, args: &[Bytes], now_ms: u64) {
         let name = cmd.meta.name;
         let no_touch = session.info.no_touch.load(Ordering::Relaxed) && name != "touch";
         if no_touch || name.starts_with("object") {
             return;
         }
+        let lfu = self.config.lfu_policy();
         for i in cmd.key_positions(args) {
-            self.access.touch(session.db, &args[i]);
+            self.access.touch(session.db, &args[i], now_ms, lfu);
         }
     }
 

@@ -23,7 +23,7 @@ pub fn encoding(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 fn lfu_policy(ctx: &Ctx) -> bool {
-    ctx.node.config.get("maxmemory-policy").contains("lfu")
+    ctx.node.config.lfu_policy()
 }
 
 pub fn freq(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {

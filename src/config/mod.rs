@@ -10,7 +10,7 @@ pub mod table;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
 use parking_lot::RwLock;
 
@@ -41,6 +41,12 @@ pub struct Config {
     slowlog_slower_than_us: AtomicI64,
     slowlog_max_len: AtomicU64,
     hz: AtomicU64,
+    query_buffer_bytes_max: AtomicU64,
+    idle_timeout_secs: AtomicU64,
+    /// `client-output-buffer-limit` for normal clients: hard, soft bytes and soft seconds.
+    output_limit: [AtomicU64; 3],
+    lfu_policy: AtomicBool,
+    password_set: AtomicBool,
 }
 
 impl Config {
@@ -57,6 +63,11 @@ impl Config {
             slowlog_slower_than_us: AtomicI64::new(0),
             slowlog_max_len: AtomicU64::new(0),
             hz: AtomicU64::new(0),
+            query_buffer_bytes_max: AtomicU64::new(0),
+            idle_timeout_secs: AtomicU64::new(0),
+            output_limit: Default::default(),
+            lfu_policy: AtomicBool::new(false),
+            password_set: AtomicBool::new(false),
         };
         config.refresh_hot();
         config
@@ -146,6 +157,22 @@ impl Config {
             .store(num("slowlog-max-len") as u64, Ordering::Relaxed);
         self.hz
             .store(num("hz").clamp(1, 500) as u64, Ordering::Relaxed);
+        let query_max =
+            table::parse_memory(&self.get("client-query-buffer-limit")).unwrap_or(1 << 30);
+        self.query_buffer_bytes_max
+            .store(query_max as u64, Ordering::Relaxed);
+        self.idle_timeout_secs
+            .store(num("timeout").max(0) as u64, Ordering::Relaxed);
+        let limit = normal_output_limit(&self.get("client-output-buffer-limit"));
+        for (slot, value) in self.output_limit.iter().zip(limit) {
+            slot.store(value, Ordering::Relaxed);
+        }
+        self.lfu_policy.store(
+            self.get("maxmemory-policy").contains("lfu"),
+            Ordering::Relaxed,
+        );
+        self.password_set
+            .store(!self.get("requirepass").is_empty(), Ordering::Relaxed);
     }
 
     pub fn get(&self, name: &str) -> String {
@@ -242,6 +269,45 @@ impl Config {
     pub fn hz(&self) -> u64 {
         self.hz.load(Ordering::Relaxed)
     }
+    /// `client-query-buffer-limit` in bytes.
+    pub fn query_buffer_bytes_max(&self) -> usize {
+        self.query_buffer_bytes_max.load(Ordering::Relaxed) as usize
+    }
+    /// `timeout`: seconds a client may stay idle (0 = forever).
+    pub fn idle_timeout_secs(&self) -> u64 {
+        self.idle_timeout_secs.load(Ordering::Relaxed)
+    }
+    /// `client-output-buffer-limit normal`: (hard bytes, soft bytes, soft seconds).
+    pub fn output_limit(&self) -> (u64, u64, u64) {
+        let [h, s, t] = &self.output_limit;
+        (
+            h.load(Ordering::Relaxed),
+            s.load(Ordering::Relaxed),
+            t.load(Ordering::Relaxed),
+        )
+    }
+    /// Whether `maxmemory-policy` is an LFU policy.
+    pub fn lfu_policy(&self) -> bool {
+        self.lfu_policy.load(Ordering::Relaxed)
+    }
+    /// Whether `requirepass` is set.
+    pub fn password_set(&self) -> bool {
+        self.password_set.load(Ordering::Relaxed)
+    }
+}
+
+/// The `normal` class of `client-output-buffer-limit` (`normal 0 0 0 replica 256mb 64mb 60 …`).
+fn normal_output_limit(text: &str) -> [u64; 3] {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    words
+        .chunks(4)
+        .find(|c| c.len() == 4 && c[0] == "normal")
+        .and_then(|c| {
+            let hard = table::parse_memory(c[1])?;
+            let soft = table::parse_memory(c[2])?;
+            Some([hard.max(0) as u64, soft.max(0) as u64, c[3].parse().ok()?])
+        })
+        .unwrap_or([0, 0, 0])
 }
 
 /// Values are written unquoted (multi-word ones such as `save 3600 1` included), empty

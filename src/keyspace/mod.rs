@@ -52,7 +52,7 @@ pub struct Keyspace {
     engine: Arc<dyn Engine>,
     databases: u8,
     /// Logical database → physical database (SWAPDB swaps two entries).
-    db_map: RwLock<Vec<u8>>,
+    db_map: RwLock<[u8; DATABASES_MAX]>,
     /// Indexed by physical database.
     counters: Vec<DbCounters>,
     /// Volatile keys per (physical db, slot), so the expiry cycle skips empty slots.
@@ -60,16 +60,21 @@ pub struct Keyspace {
 }
 
 const DB_MAP_RECORD: &str = "dbmap";
+/// Databases are numbered 0..=254; 0xff starts the system records.
+pub(crate) const DATABASES_MAX: usize = 255;
 
 impl Keyspace {
     /// Opens the keyspace on `engine` with `databases` logical databases (1..=254).
     pub fn open(engine: Arc<dyn Engine>, databases: u8) -> Result<Keyspace> {
         assert!((1..=254).contains(&databases), "databases out of range");
         let n = usize::from(databases);
-        let mut db_map: Vec<u8> = (0..databases).collect();
+        let mut db_map = [0u8; DATABASES_MAX];
+        for (i, slot) in db_map.iter_mut().enumerate() {
+            *slot = i as u8;
+        }
         if let Some(raw) = engine.get(&encoding::system_key(DB_MAP_RECORD))? {
             if raw.len() == n {
-                db_map = raw.to_vec();
+                db_map[..n].copy_from_slice(&raw);
             }
         }
         let ks = Keyspace {

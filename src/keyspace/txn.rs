@@ -1,16 +1,17 @@
 //! A write transaction over the keyspace, used only while applying one log entry.
 //!
-//! It buffers changes in an overlay so the entry reads its own writes, maintains the expiry
-//! index beside every metadata change, and commits everything as one engine write batch. The
-//! overlay is looked up by key only; the batch keeps the order of the calls, so a commit is
-//! deterministic.
+//! It keeps every record it reads or writes in an overlay keyed by the engine key, so the
+//! entry reads its own writes and reads each record from the engine at most once; it keeps
+//! the expiry index beside every metadata change, and commits everything as one engine write
+//! batch. The overlay is only looked up by key; the batch keeps the order of the calls, so a
+//! commit is deterministic.
 
 use ahash::AHashMap;
 use bytes::Bytes;
 use std::sync::atomic::Ordering;
 
 use super::encoding::{self, Meta};
-use super::{Keyspace, KeyspaceError, Result};
+use super::{Keyspace, KeyspaceError, Result, DATABASES_MAX};
 use crate::cluster::{key_slot, Slot, SLOT_COUNT};
 use crate::storage::WriteBatch;
 
@@ -18,16 +19,17 @@ pub struct Txn<'a> {
     ks: &'a Keyspace,
     now_ms: u64,
     revision: u64,
-    db_map: Vec<u8>,
+    db_map: [u8; DATABASES_MAX],
     db_map_changed: bool,
-    /// (physical db, user key) → value after this transaction (None = deleted).
-    overlay: AHashMap<(u8, Bytes), Option<Meta>>,
+    /// Metadata key → the record after this transaction (None = absent).
+    overlay: AHashMap<Bytes, Option<Meta>>,
     /// Physical databases emptied by this transaction, in order.
     flushed: Vec<u8>,
     batch: WriteBatch,
     /// Expired records removed on access by this transaction.
     expired_removed: u64,
-    key_delta: Vec<i64>,
+    /// (physical db, change in key count), appended per created or removed key.
+    key_delta: Vec<(u8, i64)>,
     volatile_delta: Vec<(u8, Slot, i64)>,
 }
 
@@ -37,13 +39,13 @@ impl<'a> Txn<'a> {
             ks,
             now_ms,
             revision,
-            db_map: ks.db_map.read().clone(),
+            db_map: *ks.db_map.read(),
             db_map_changed: false,
             overlay: AHashMap::new(),
             flushed: Vec::new(),
             batch: WriteBatch::new(),
             expired_removed: 0,
-            key_delta: vec![0; usize::from(ks.databases)],
+            key_delta: Vec::new(),
             volatile_delta: Vec::new(),
         }
     }
@@ -65,29 +67,31 @@ impl<'a> Txn<'a> {
         self.db_map[usize::from(db)]
     }
 
-    /// The stored record, expired or not.
-    fn load(&self, pdb: u8, key: &[u8]) -> Result<Option<Meta>> {
-        if let Some(v) = self.overlay.get(&(pdb, Bytes::copy_from_slice(key))) {
+    /// The stored record under metadata key `mk`, expired or not; cached in the overlay.
+    fn load(&mut self, mk: &Bytes) -> Result<Option<Meta>> {
+        if let Some(v) = self.overlay.get(mk) {
             return Ok(v.clone());
         }
-        if self.flushed.contains(&pdb) {
-            return Ok(None);
-        }
-        let mk = encoding::meta_key(pdb, key_slot(key), key);
-        match self.ks.engine.get(&mk)? {
-            None => Ok(None),
-            Some(raw) => Meta::decode(&raw)
-                .map(Some)
-                .ok_or(KeyspaceError::Corrupt(mk)),
-        }
+        let stored = if self.flushed.contains(&mk[0]) {
+            None
+        } else {
+            match self.ks.engine.get(mk)? {
+                None => None,
+                Some(raw) => {
+                    Some(Meta::decode(&raw).ok_or_else(|| KeyspaceError::Corrupt(mk.clone()))?)
+                }
+            }
+        };
+        self.overlay.insert(mk.clone(), stored.clone());
+        Ok(stored)
     }
 
     /// The live value of `key`; an expired record is removed as part of this transaction.
     pub fn get(&mut self, db: u8, key: &[u8]) -> Result<Option<Meta>> {
-        let pdb = self.pdb(db);
-        match self.load(pdb, key)? {
+        let mk = encoding::meta_key(self.pdb(db), key_slot(key), key);
+        match self.load(&mk)? {
             Some(meta) if meta.is_expired(self.now_ms) => {
-                self.remove(pdb, key, &meta);
+                self.remove(mk, key, &meta);
                 self.expired_removed += 1;
                 Ok(None)
             }
@@ -97,10 +101,10 @@ impl<'a> Txn<'a> {
 
     /// Removes `key` if it is expired at this entry's time (the active expiry cycle's entry).
     pub fn delete_if_expired(&mut self, db: u8, key: &[u8]) -> Result<bool> {
-        let pdb = self.pdb(db);
-        match self.load(pdb, key)? {
+        let mk = encoding::meta_key(self.pdb(db), key_slot(key), key);
+        match self.load(&mk)? {
             Some(meta) if meta.is_expired(self.now_ms) => {
-                self.remove(pdb, key, &meta);
+                self.remove(mk, key, &meta);
                 Ok(true)
             }
             _ => Ok(false),
@@ -120,55 +124,54 @@ impl<'a> Txn<'a> {
     pub fn put(&mut self, db: u8, key: &[u8], meta: Meta) -> Result<()> {
         let pdb = self.pdb(db);
         let slot = key_slot(key);
-        let old = self.load(pdb, key)?;
-        match &old {
-            None => self.key_delta[usize::from(pdb)] += 1,
-            Some(old) if old.expire_at_ms != 0 && old.expire_at_ms != meta.expire_at_ms => {
+        let mk = encoding::meta_key(pdb, slot, key);
+        let old_expire = match self.load(&mk)? {
+            None => {
+                self.key_delta.push((pdb, 1));
+                0
+            }
+            Some(old) => old.expire_at_ms,
+        };
+        if old_expire != meta.expire_at_ms {
+            if old_expire != 0 {
                 self.batch
-                    .delete(encoding::expire_key(pdb, slot, old.expire_at_ms, key));
+                    .delete(encoding::expire_key(pdb, slot, old_expire, key));
                 self.volatile_delta.push((pdb, slot, -1));
             }
-            Some(_) => {}
+            if meta.expire_at_ms != 0 {
+                let ek = encoding::expire_key(pdb, slot, meta.expire_at_ms, key);
+                self.batch.put(ek, Bytes::new());
+                self.volatile_delta.push((pdb, slot, 1));
+            }
         }
-        let old_expire = old.as_ref().map_or(0, |m| m.expire_at_ms);
-        if meta.expire_at_ms != 0 && meta.expire_at_ms != old_expire {
-            self.batch.put(
-                encoding::expire_key(pdb, slot, meta.expire_at_ms, key),
-                Bytes::new(),
-            );
-            self.volatile_delta.push((pdb, slot, 1));
-        }
-        self.batch
-            .put(encoding::meta_key(pdb, slot, key), meta.encode());
-        self.overlay
-            .insert((pdb, Bytes::copy_from_slice(key)), Some(meta));
+        self.batch.put(mk.clone(), meta.encode());
+        self.overlay.insert(mk, Some(meta));
         Ok(())
     }
 
     /// Deletes `key`; true if a live value was there.
     pub fn delete(&mut self, db: u8, key: &[u8]) -> Result<bool> {
-        let pdb = self.pdb(db);
-        match self.load(pdb, key)? {
+        let mk = encoding::meta_key(self.pdb(db), key_slot(key), key);
+        match self.load(&mk)? {
             None => Ok(false),
             Some(meta) => {
                 let live = !meta.is_expired(self.now_ms);
-                self.remove(pdb, key, &meta);
+                self.remove(mk, key, &meta);
                 Ok(live)
             }
         }
     }
 
-    fn remove(&mut self, pdb: u8, key: &[u8], old: &Meta) {
-        let slot = key_slot(key);
+    fn remove(&mut self, mk: Bytes, key: &[u8], old: &Meta) {
+        let (pdb, slot) = (mk[0], encoding::slot_of_key(&mk));
         if old.expire_at_ms != 0 {
             self.batch
                 .delete(encoding::expire_key(pdb, slot, old.expire_at_ms, key));
             self.volatile_delta.push((pdb, slot, -1));
         }
-        self.batch.delete(encoding::meta_key(pdb, slot, key));
-        self.key_delta[usize::from(pdb)] -= 1;
-        self.overlay
-            .insert((pdb, Bytes::copy_from_slice(key)), None);
+        self.batch.delete(mk.clone());
+        self.key_delta.push((pdb, -1));
+        self.overlay.insert(mk, None);
     }
 
     /// Empties logical database `db`.
@@ -176,9 +179,9 @@ impl<'a> Txn<'a> {
         let pdb = self.pdb(db);
         let (start, end) = encoding::db_range(pdb);
         self.batch.delete_range(start, end);
-        self.overlay.retain(|(p, _), _| *p != pdb);
+        self.overlay.retain(|mk, _| mk[0] != pdb);
         self.volatile_delta.retain(|(p, _, _)| *p != pdb);
-        self.key_delta[usize::from(pdb)] = 0;
+        self.key_delta.retain(|(p, _)| *p != pdb);
         self.flushed.push(pdb);
         Ok(())
     }
@@ -192,11 +195,11 @@ impl<'a> Txn<'a> {
 
     /// Writes every change atomically and updates the in-memory counters.
     pub fn commit(mut self) -> Result<()> {
+        let databases = usize::from(self.ks.databases);
         if self.db_map_changed {
-            self.batch.put(
-                encoding::system_key(super::DB_MAP_RECORD),
-                Bytes::from(self.db_map.clone()),
-            );
+            let map = Bytes::copy_from_slice(&self.db_map[..databases]);
+            self.batch
+                .put(encoding::system_key(super::DB_MAP_RECORD), map);
         }
         let batch = std::mem::take(&mut self.batch);
         self.ks.write_batch(batch)?;
@@ -210,12 +213,10 @@ impl<'a> Txn<'a> {
                     .store(0, Ordering::Relaxed);
             }
         }
-        for (pdb, delta) in self.key_delta.iter().enumerate() {
-            if *delta != 0 {
-                self.ks.counters[pdb]
-                    .keys
-                    .fetch_add(*delta, Ordering::Relaxed);
-            }
+        for &(pdb, delta) in &self.key_delta {
+            self.ks.counters[usize::from(pdb)]
+                .keys
+                .fetch_add(delta, Ordering::Relaxed);
         }
         for &(pdb, slot, delta) in &self.volatile_delta {
             self.ks.counters[usize::from(pdb)]

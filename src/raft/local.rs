@@ -13,6 +13,8 @@ use crate::cluster::ShardId;
 /// The shards an entry touches.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ShardSet {
+    /// One shard (the common case: a single-key command).
+    One(ShardId),
     /// These shards (sorted, no duplicates).
     Some(Vec<ShardId>),
     /// Every shard (FLUSHALL, SWAPDB, FLUSHDB…).
@@ -23,7 +25,10 @@ impl ShardSet {
     pub fn from_unsorted(mut shards: Vec<ShardId>) -> ShardSet {
         shards.sort_unstable();
         shards.dedup();
-        ShardSet::Some(shards)
+        match shards.as_slice() {
+            [one] => ShardSet::One(*one),
+            _ => ShardSet::Some(shards),
+        }
     }
 }
 
@@ -60,7 +65,14 @@ impl LocalLog {
         entry: &Entry,
         machine: &M,
     ) -> M::Output {
+        if let ShardSet::One(shard) = shards {
+            let mut guard = self.shards[usize::from(shard.0)].lock();
+            guard.last_index += 1;
+            let revision = self.revision.fetch_add(1, Ordering::Relaxed) + 1;
+            return machine.apply(entry, revision);
+        }
         let ids: Vec<usize> = match shards {
+            ShardSet::One(shard) => vec![usize::from(shard.0)],
             ShardSet::Some(ids) => ids.iter().map(|s| usize::from(s.0)).collect(),
             ShardSet::All => (0..self.shards.len()).collect(),
         };

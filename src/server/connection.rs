@@ -13,7 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use super::limits::{idle_timeout, query_buffer_bytes_max, OutputLimit, OutputWatch};
+use super::limits::OutputWatch;
 use crate::commands::clients::ClientInfo;
 use crate::commands::{Node, Session};
 use crate::limits::{
@@ -149,8 +149,7 @@ impl Connection {
             .info
             .output_bytes
             .store(pending, Ordering::Relaxed);
-        let limit = OutputLimit::from_config(&self.node.config);
-        if self.output_watch.exceeded(&limit, pending) {
+        if self.output_watch.exceeded(&self.node.config, pending) {
             return Err(Closed::OutputBufferLimit);
         }
         Ok(())
@@ -165,8 +164,7 @@ impl Connection {
             .info
             .output_bytes
             .store(pending, Ordering::Relaxed);
-        let limit = OutputLimit::from_config(&self.node.config);
-        if self.output_watch.exceeded(&limit, pending) {
+        if self.output_watch.exceeded(&self.node.config, pending) {
             return Err(Closed::OutputBufferLimit);
         }
         let info = self.session.info.clone();
@@ -186,18 +184,18 @@ impl Connection {
     }
 
     async fn read_more(&mut self) -> Result<(), Closed> {
-        if self.input.len() > query_buffer_bytes_max(&self.node.config) {
+        if self.input.len() > self.node.config.query_buffer_bytes_max() {
             return Err(Closed::QueryBufferLimit);
         }
         if self.input.capacity() - self.input.len() < READ_CHUNK_BYTES / 2 {
             self.input.reserve(READ_CHUNK_BYTES);
         }
         let info = self.session.info.clone();
-        let idle = idle_timeout(&self.node.config);
+        let idle_secs = self.node.config.idle_timeout_secs();
         let timer = async {
-            match idle {
-                Some(d) => tokio::time::sleep(d).await,
-                None => std::future::pending().await,
+            match idle_secs {
+                0 => std::future::pending().await,
+                secs => tokio::time::sleep(std::time::Duration::from_secs(secs)).await,
             }
         };
         let n = tokio::select! {

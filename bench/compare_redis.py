@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""Side-by-side redis-benchmark of redis-server and Basalt on this machine.
+
+Starts both on free loopback ports, runs redis-benchmark against each in alternation
+(`-t set,get,incr,mset -c 50`, at -P 1 and -P 16, several runs), and prints a Markdown
+table of median ops/s and the Basalt/Redis ratio, with the machine, commit and settings.
+
+Usage: bench/compare_redis.py [--runs 5] [--requests 200000] [--tests set,get,incr,mset]
+                              [--basalt-args "--appendfsync everysec"] [--redis-args "..."]
+"""
+import argparse
+import csv
+import io
+import os
+import platform
+import shlex
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, proc):
+    for _ in range(500):
+        if proc.poll() is not None:
+            sys.exit(f"server exited early ({proc.returncode})")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.02)
+    sys.exit(f"server on {port} did not start")
+
+
+def bench(port, tests, requests, pipeline, clients):
+    cmd = ["redis-benchmark", "-p", str(port), "-n", str(requests), "-c", str(clients),
+           "-P", str(pipeline), "-t", tests, "--csv"]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    rows = {}
+    for row in csv.reader(io.StringIO(out)):
+        if len(row) >= 2 and row[0] != "test":
+            rows[row[0].split(" ")[0]] = float(row[1])
+    return rows
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--requests", type=int, default=200000)
+    ap.add_argument("--clients", type=int, default=50)
+    ap.add_argument("--tests", default="set,get,incr,mset")
+    ap.add_argument("--pipelines", default="1,16")
+    ap.add_argument("--basalt-args", default="")
+    ap.add_argument("--redis-args", default="--save '' --appendonly no")
+    args = ap.parse_args()
+
+    subprocess.run(["cargo", "build", "--release", "-q"], cwd=ROOT, check=True)
+    tmp = tempfile.mkdtemp(prefix="basalt-bench-")
+    rport, bport = free_port(), free_port()
+    redis = subprocess.Popen(["redis-server", "--port", str(rport), "--bind", "127.0.0.1", "--dir", tmp]
+                             + shlex.split(args.redis_args), stdout=subprocess.DEVNULL)
+    basalt = subprocess.Popen([os.path.join(ROOT, "target/release/basalt"), "--port", str(bport),
+                               "--bind", "127.0.0.1", "--dir", os.path.join(tmp, "basalt")]
+                              + shlex.split(args.basalt_args), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        wait_port(rport, redis)
+        wait_port(bport, basalt)
+        results = {}  # (server, pipeline, test) -> [ops/s]
+        for pipeline in [int(p) for p in args.pipelines.split(",")]:
+            requests = args.requests * (8 if pipeline > 1 else 1)
+            for _ in range(args.runs):
+                for name, port in (("redis", rport), ("basalt", bport)):
+                    for test, ops in bench(port, args.tests, requests, pipeline, args.clients).items():
+                        results.setdefault((name, pipeline, test), []).append(ops)
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                                capture_output=True, text=True).stdout.strip()
+        cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+        redis_version = subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout.split()[2]
+        print(f"Machine: {os.cpu_count()} cores, {cpu}, {platform.system()} {platform.release()}")
+        print(f"Commit {commit}; {redis_version}; redis-benchmark -c {args.clients}, "
+              f"{args.requests} requests at P1 (x8 when pipelined), median of {args.runs} runs")
+        print(f"Basalt args: `{args.basalt_args or '(defaults)'}`; redis args: `{args.redis_args}`\n")
+        print("| test | pipeline | redis-server ops/s | Basalt ops/s | Basalt/Redis |")
+        print("|---|---:|---:|---:|---:|")
+        for (name, pipeline, test), values in sorted(results.items(), key=lambda k: (k[0][1], k[0][2])):
+            if name != "redis":
+                continue
+            r = statistics.median(values)
+            b = statistics.median(results.get(("basalt", pipeline, test), [0]))
+            print(f"| {test} | {pipeline} | {r:,.0f} | {b:,.0f} | {b / r:.2f} |")
+    finally:
+        for p in (redis, basalt):
+            p.terminate()
+            p.wait()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what Basalt's tests and benchmarks need on a fresh Debian machine:
+# redis-server (the oracle), redis-tools (redis-cli, redis-benchmark), redis-py.
+set -euo pipefail
+
+need_apt=()
+command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+command -v redis-benchmark >/dev/null 2>&1 || need_apt+=(redis-tools)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  sudo_cmd=""
+  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+# The packaged redis-server may start as a service on 6379; Basalt's tests use their own
+# ports, but stop it so `cargo run` can take 6379.
+if command -v service >/dev/null 2>&1; then
+  service redis-server stop >/dev/null 2>&1 || true
+fi
+
+if ! python3 -c "import redis" >/dev/null 2>&1; then
+  python3 -m pip install -q redis 2>/dev/null || python3 -m pip install -q --break-system-packages redis
+fi
+echo "setup: redis-server $(redis-server --version | awk '{print $3}'), redis-py $(python3 -c 'import redis; print(redis.__version__)')"
