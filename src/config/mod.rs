@@ -213,7 +213,7 @@ impl Config {
                     "ERR CONFIG SET failed (possibly related to argument '{lower}') - duplicate parameter"
                 ));
             }
-            if !param.mutable {
+            if !table::settable(param) {
                 return Err(format!(
                     "ERR CONFIG SET failed (possibly related to argument '{lower}') - can't set immutable config"
                 ));

@@ -47,24 +47,20 @@ pub static BASALT_PARAMS: &[Param] = &[
 /// Parameters Basalt acts on; every other one is accepted, stored and reported but changes
 /// nothing (encoding thresholds, RDB/AOF tuning, replication…). docs/CONFIG.md lists both.
 pub static EFFECTIVE: &[&str] = &[
-    "bind",
-    "port",
-    "dir",
-    "databases",
-    "maxclients",
-    "proto-max-bulk-len",
-    "requirepass",
-    "hz",
-    "slowlog-log-slower-than",
-    "slowlog-max-len",
-    "client-output-buffer-limit",
-    "client-query-buffer-limit",
-    "timeout",
-    "appendfsync",
-    "loglevel",
-    "shards",
-    "engine",
+    "bind", "port", "dir", "databases", "maxclients", "proto-max-bulk-len", "requirepass",
+    "hz", "slowlog-log-slower-than", "slowlog-max-len", "client-output-buffer-limit",
+    "client-query-buffer-limit", "timeout", "loglevel", "enable-debug-command",
+    "maxmemory-policy", "shards", "engine",
 ];
+
+/// Settings Redis can change at run time but Basalt reads only at start-up (the listener
+/// and the data directory are not re-opened).
+const STARTUP_ONLY: &[&str] = &["port", "bind", "dir"];
+
+/// Whether CONFIG SET may change `param`.
+pub fn settable(param: &Param) -> bool {
+    param.mutable && !STARTUP_ONLY.contains(&param.name)
+}
 
 pub fn find(name: &str) -> Option<&'static Param> {
     PARAMS
