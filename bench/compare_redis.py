@@ -86,9 +86,9 @@ def main():
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
                                 capture_output=True, text=True).stdout.strip()
         cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
-        redis_version = subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout.split()[2]
+        redis_version = subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout.split()[2].removeprefix("v=")
         print(f"Machine: {os.cpu_count()} cores, {cpu}, {platform.system()} {platform.release()}")
-        print(f"Commit {commit}; {redis_version}; redis-benchmark -c {args.clients}, "
+        print(f"Commit {commit}; redis-server {redis_version}; redis-benchmark -c {args.clients}, "
               f"{args.requests} requests at P1 (x8 when pipelined), median of {args.runs} runs")
         print(f"Basalt args: `{args.basalt_args or '(defaults)'}`; redis args: `{args.redis_args}`\n")
         print("| test | pipeline | redis-server ops/s | Basalt ops/s | Basalt/Redis |")

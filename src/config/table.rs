@@ -47,10 +47,24 @@ pub static BASALT_PARAMS: &[Param] = &[
 /// Parameters Basalt acts on; every other one is accepted, stored and reported but changes
 /// nothing (encoding thresholds, RDB/AOF tuning, replication…). docs/CONFIG.md lists both.
 pub static EFFECTIVE: &[&str] = &[
-    "bind", "port", "dir", "databases", "maxclients", "proto-max-bulk-len", "requirepass",
-    "hz", "slowlog-log-slower-than", "slowlog-max-len", "client-output-buffer-limit",
-    "client-query-buffer-limit", "timeout", "loglevel", "enable-debug-command",
-    "maxmemory-policy", "shards", "engine",
+    "bind",
+    "port",
+    "dir",
+    "databases",
+    "maxclients",
+    "proto-max-bulk-len",
+    "requirepass",
+    "hz",
+    "slowlog-log-slower-than",
+    "slowlog-max-len",
+    "client-output-buffer-limit",
+    "client-query-buffer-limit",
+    "timeout",
+    "loglevel",
+    "enable-debug-command",
+    "maxmemory-policy",
+    "shards",
+    "engine",
 ];
 
 /// Settings Redis can change at run time but Basalt reads only at start-up (the listener

@@ -65,6 +65,8 @@ impl LocalLog {
         entry: &Entry,
         machine: &M,
     ) -> M::Output {
+        // Entries must survive the trip through a real log; tests check every one.
+        debug_assert_eq!(Entry::decode(entry.encode()).as_ref(), Ok(entry));
         if let ShardSet::One(shard) = shards {
             let mut guard = self.shards[usize::from(shard.0)].lock();
             guard.last_index += 1;

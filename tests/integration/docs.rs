@@ -59,8 +59,16 @@ fn config_markdown() -> String {
          | setting | default | values | CONFIG SET | Basalt acts on it |\n|---|---|---|---|---|\n",
     );
     for p in table::all() {
-        let effective = if table::EFFECTIVE.contains(&p.name) { "**yes**" } else { "no" };
-        let mutable = if table::settable(p) { "yes" } else { "no (start-up only)" };
+        let effective = if table::EFFECTIVE.contains(&p.name) {
+            "**yes**"
+        } else {
+            "no"
+        };
+        let mutable = if table::settable(p) {
+            "yes"
+        } else {
+            "no (start-up only)"
+        };
         out.push_str(&format!(
             "| `{}` | `{}` | {} | {} | {} |\n",
             p.name,
