@@ -74,3 +74,39 @@ fn redis_benchmark_completes_without_errors() {
         "{text}\n{stderr}"
     );
 }
+
+#[test]
+fn redis_cli_runs_commands() {
+    assert!(
+        have("redis-cli", "--version"),
+        "redis-cli is missing: scripts/setup.sh installs redis-tools"
+    );
+    let server = start_basalt(&[]);
+    let port = server.port.to_string();
+    let cli = |args: &[&str]| {
+        let out = Command::new("redis-cli")
+            .args(["-p", &port])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(cli(&["SET", "greeting", "hello world"]), "OK");
+    assert_eq!(cli(&["GET", "greeting"]), "hello world");
+    assert_eq!(cli(&["INCRBY", "n", "5"]), "5");
+    assert_eq!(
+        cli(&["--no-raw", "MGET", "greeting", "missing"]),
+        "1) \"hello world\"\n2) (nil)"
+    );
+    assert_eq!(
+        cli(&["--no-raw", "-3", "HELLO", "3"]).lines().next(),
+        Some("1# \"server\" => \"redis\"")
+    );
+    // redis-cli 7.2+ builds its command hints from COMMAND DOCS.
+    assert!(cli(&["COMMAND", "DOCS", "set"]).contains("Set the string value of a key"));
+}

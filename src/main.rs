@@ -44,7 +44,33 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(serve(config))
 }
 
+/// Raises the open-files limit to fit `maxclients` plus a margin, as redis-server does.
+fn raise_open_files_limit(maxclients: u64) {
+    const RESERVED_FDS: u64 = 32;
+    let wanted = maxclients + RESERVED_FDS;
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed by pointer.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 || limit.rlim_cur >= wanted {
+            return;
+        }
+        let target = wanted.min(limit.rlim_max);
+        limit.rlim_cur = target;
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 || target < wanted {
+            tracing::warn!(
+                wanted,
+                got = target,
+                "could not raise the open files limit for maxclients"
+            );
+        }
+    }
+}
+
 async fn serve(config: Arc<Config>) -> anyhow::Result<()> {
+    raise_open_files_limit(config.maxclients());
     let port: u16 = config.get("port").parse().context("port")?;
     let dir = config.get("dir");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating data dir {dir}"))?;

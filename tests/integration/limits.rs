@@ -122,3 +122,53 @@ fn requirepass_limits_unauthenticated_clients() {
         "-ERR Protocol error: unauthenticated multibulk length\r\n"
     );
 }
+
+#[test]
+fn thousands_of_concurrent_connections() {
+    let server = start_basalt(&[]);
+    let mut clients: Vec<Client> = (0..2000).map(|_| server.client()).collect();
+    for (i, c) in clients.iter_mut().enumerate() {
+        c.send(&[b"SET", format!("conn:{i}").as_bytes(), b"v"]);
+    }
+    for c in clients.iter_mut() {
+        assert_eq!(show(&c.read_reply()), "+OK\r\n");
+    }
+    let info = show(&clients[0].call(&["INFO", "clients"]));
+    assert!(info.contains("connected_clients:2000"), "{info}");
+    assert_eq!(show(&clients[1999].call(&["DBSIZE"])), ":2000\r\n");
+}
+
+#[test]
+fn config_rewrite_persists_changed_settings() {
+    let dir = std::env::temp_dir().join(format!("basalt-rewrite-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("basalt.conf");
+    std::fs::write(&file, "maxclients 500\n").unwrap();
+    let port = crate::support::free_port();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_basalt"))
+        .arg(&file)
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--dir"])
+        .arg(dir.join("data"))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let mut c = Client::connect(port);
+    assert_eq!(
+        show(&c.call(&["CONFIG", "GET", "maxclients"])),
+        "*2\r\n$10\r\nmaxclients\r\n$3\r\n500\r\n"
+    );
+    assert_eq!(
+        show(&c.call(&["CONFIG", "SET", "maxclients", "77", "hz", "20"])),
+        "+OK\r\n"
+    );
+    assert_eq!(show(&c.call(&["CONFIG", "REWRITE"])), "+OK\r\n");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    std::fs::remove_dir_all(&dir).ok();
+    assert!(
+        text.contains("maxclients 77") && text.contains("hz 20"),
+        "{text}"
+    );
+}
