@@ -17,6 +17,7 @@ pub mod config;
 pub mod glob;
 pub mod keyspace;
 pub mod limits;
+pub mod metrics;
 pub mod protocol;
 pub mod raft;
 pub mod server;

@@ -200,37 +200,19 @@ fn render(ctx: &Ctx, section: &str, out: &mut String) {
                 "total_connections_received",
                 &node.clients.total_connections.load(Ordering::Relaxed),
             );
-            line(
-                "total_commands_processed",
-                &stats.commands_processed.load(Ordering::Relaxed),
-            );
+            line("total_commands_processed", &stats.commands_processed.get());
             line("instantaneous_ops_per_sec", &stats.ops_per_sec());
-            line(
-                "total_net_input_bytes",
-                &stats.net_input_bytes.load(Ordering::Relaxed),
-            );
-            line(
-                "total_net_output_bytes",
-                &stats.net_output_bytes.load(Ordering::Relaxed),
-            );
+            line("total_net_input_bytes", &stats.net_input_bytes.get());
+            line("total_net_output_bytes", &stats.net_output_bytes.get());
             line(
                 "rejected_connections",
                 &node.clients.rejected_connections.load(Ordering::Relaxed),
             );
-            line("expired_keys", &stats.expired_keys.load(Ordering::Relaxed));
+            line("expired_keys", &stats.expired_keys.get());
             line("evicted_keys", &0);
-            line(
-                "keyspace_hits",
-                &stats.keyspace_hits.load(Ordering::Relaxed),
-            );
-            line(
-                "keyspace_misses",
-                &stats.keyspace_misses.load(Ordering::Relaxed),
-            );
-            line(
-                "total_error_replies",
-                &stats.error_replies.load(Ordering::Relaxed),
-            );
+            line("keyspace_hits", &stats.keyspace_hits.get());
+            line("keyspace_misses", &stats.keyspace_misses.get());
+            line("total_error_replies", &stats.error_replies.get());
         }
         "replication" => {
             line("# Replication", &"");
@@ -275,18 +257,18 @@ fn render(ctx: &Ctx, section: &str, out: &mut String) {
             line("# Commandstats", &"");
             for cmd in node.table.commands() {
                 for c in std::iter::once(cmd).chain(cmd.subcommands.iter()) {
-                    let calls = c.stats.calls.load(Ordering::Relaxed);
-                    let rejected = c.stats.rejected_calls.load(Ordering::Relaxed);
+                    let calls = c.stats.calls.get();
+                    let rejected = c.stats.rejected_calls.get();
                     if calls == 0 && rejected == 0 {
                         continue;
                     }
-                    let usec = c.stats.usec.load(Ordering::Relaxed);
+                    let usec = c.stats.usec.get();
                     let per_call = if calls > 0 {
                         usec as f64 / calls as f64
                     } else {
                         0.0
                     };
-                    let failed = c.stats.failed_calls.load(Ordering::Relaxed);
+                    let failed = c.stats.failed_calls.get();
                     line(
                         &format!("cmdstat_{}", c.meta.name),
                         &format!("calls={calls},usec={usec},usec_per_call={per_call:.2},rejected_calls={rejected},failed_calls={failed}"),

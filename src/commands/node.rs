@@ -87,12 +87,13 @@ impl Node {
     /// Runs one request and returns its reply.
     pub async fn execute(&self, session: &mut Session, args: Vec<Bytes>) -> Reply {
         session.begin_command();
-        let started = Instant::now();
+        // One clock read gives both the command's time and the start of its duration.
+        let started_us = clock::now_us();
         let cmd = match self.resolve(session, &args) {
             Ok(cmd) => cmd,
             Err(reply) => return self.count_error(reply),
         };
-        let now_ms = clock::now_ms();
+        let now_ms = started_us / 1000;
         session.info.touch(cmd.meta.name, now_ms);
         let mut ctx = Ctx {
             node: self,
@@ -123,7 +124,7 @@ impl Node {
             Err(e) => e.into_reply(),
         };
         self.touch_keys(cmd, session, &args, now_ms);
-        let elapsed_us = started.elapsed().as_micros() as u64;
+        let elapsed_us = clock::now_us().saturating_sub(started_us);
         self.account(cmd, &reply, elapsed_us, session, &args);
         reply
     }
@@ -141,7 +142,7 @@ impl Node {
             match cmd.subcommand(&args[1]) {
                 Some(sub) => sub,
                 None => {
-                    cmd.stats.rejected_calls.fetch_add(1, Ordering::Relaxed);
+                    cmd.stats.rejected_calls.add(1);
                     return Err(Reply::Error(format!(
                         "ERR unknown subcommand '{}'. Try {} HELP.",
                         sanitize(&args[1], 128),
@@ -151,11 +152,11 @@ impl Node {
             }
         };
         if !arity_ok(cmd.meta.arity, args.len()) {
-            cmd.stats.rejected_calls.fetch_add(1, Ordering::Relaxed);
+            cmd.stats.rejected_calls.add(1);
             return Err(CmdError::WrongArity(cmd.meta.name.to_string()).into_reply());
         }
         if !session.authenticated && !cmd.meta.has_flag("no_auth") && self.auth_required() {
-            cmd.stats.rejected_calls.fetch_add(1, Ordering::Relaxed);
+            cmd.stats.rejected_calls.add(1);
             return Err(Reply::error(error::NOAUTH));
         }
         Ok(cmd)
@@ -163,14 +164,26 @@ impl Node {
 
     /// The shards a write touches: those of its keys, or all for a keyless write.
     fn route(&self, cmd: &Command, args: &[Bytes]) -> ShardSet {
-        let shards: Vec<ShardId> = cmd
+        let mut shards = cmd
             .key_positions(args)
-            .map(|i| self.shards.shard_of_key(&args[i]))
-            .collect();
-        if shards.is_empty() {
+            .map(|i| self.shards.shard_of_key(&args[i]));
+        let Some(first) = shards.next() else {
             return ShardSet::All;
+        };
+        let mut all: Vec<ShardId> = Vec::new();
+        for shard in shards {
+            if shard != first || !all.is_empty() {
+                if all.is_empty() {
+                    all.push(first);
+                }
+                all.push(shard);
+            }
         }
-        ShardSet::from_unsorted(shards)
+        if all.is_empty() {
+            ShardSet::One(first)
+        } else {
+            ShardSet::from_unsorted(all)
+        }
     }
 
     /// Deletes keys found expired at `now_ms`, through the shard log (grouped per shard);
@@ -226,13 +239,11 @@ impl Node {
         session: &Session,
         args: &[Bytes],
     ) {
-        self.stats
-            .commands_processed
-            .fetch_add(1, Ordering::Relaxed);
-        cmd.stats.calls.fetch_add(1, Ordering::Relaxed);
-        cmd.stats.usec.fetch_add(elapsed_us, Ordering::Relaxed);
+        self.stats.commands_processed.add(1);
+        cmd.stats.calls.add(1);
+        cmd.stats.usec.add(elapsed_us);
         if let Reply::Error(text) = reply {
-            cmd.stats.failed_calls.fetch_add(1, Ordering::Relaxed);
+            cmd.stats.failed_calls.add(1);
             self.stats.count_error(error_prefix(text));
         }
         let threshold = self.config.slowlog_slower_than_us();
@@ -264,9 +275,7 @@ impl StateMachine for Node {
                 None => Err(CmdError::msg("ERR entry names no write command")),
             },
             EntryOp::Expire(keys) => apply_expire(&mut txn, entry.db, keys).map(|removed| {
-                self.stats
-                    .expired_keys
-                    .fetch_add(removed, Ordering::Relaxed);
+                self.stats.expired_keys.add(removed);
                 Reply::Integer(removed as i64)
             }),
         };
@@ -274,9 +283,7 @@ impl StateMachine for Node {
         match result {
             Ok(reply) => match txn.commit() {
                 Ok(()) => {
-                    self.stats
-                        .expired_keys
-                        .fetch_add(expired, Ordering::Relaxed);
+                    self.stats.expired_keys.add(expired);
                     self.changes_since_save.fetch_add(1, Ordering::Relaxed);
                     reply
                 }

@@ -192,14 +192,7 @@ fn config_resetstat(ctx: &mut Ctx, _: &[Bytes]) -> CmdResult {
     ctx.node.stats.reset();
     for cmd in ctx.node.table.commands() {
         for c in std::iter::once(cmd).chain(cmd.subcommands.iter()) {
-            for counter in [
-                &c.stats.calls,
-                &c.stats.usec,
-                &c.stats.rejected_calls,
-                &c.stats.failed_calls,
-            ] {
-                counter.store(0, Ordering::Relaxed);
-            }
+            c.stats.reset();
         }
     }
     reply(Reply::OK)

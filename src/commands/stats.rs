@@ -7,25 +7,39 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 
 use crate::limits::{SLOWLOG_ARGS_MAX, SLOWLOG_ARG_BYTES_MAX};
+use crate::metrics::Counter;
 
 /// Calls, time and failures of one command.
 #[derive(Default)]
 pub struct CommandStats {
-    pub calls: AtomicU64,
-    pub usec: AtomicU64,
-    pub rejected_calls: AtomicU64,
-    pub failed_calls: AtomicU64,
+    pub calls: Counter,
+    pub usec: Counter,
+    pub rejected_calls: Counter,
+    pub failed_calls: Counter,
+}
+
+impl CommandStats {
+    pub fn reset(&self) {
+        for c in [
+            &self.calls,
+            &self.usec,
+            &self.rejected_calls,
+            &self.failed_calls,
+        ] {
+            c.reset();
+        }
+    }
 }
 
 #[derive(Default)]
 pub struct Stats {
-    pub commands_processed: AtomicU64,
-    pub net_input_bytes: AtomicU64,
-    pub net_output_bytes: AtomicU64,
-    pub expired_keys: AtomicU64,
-    pub keyspace_hits: AtomicU64,
-    pub keyspace_misses: AtomicU64,
-    pub error_replies: AtomicU64,
+    pub commands_processed: Counter,
+    pub net_input_bytes: Counter,
+    pub net_output_bytes: Counter,
+    pub expired_keys: Counter,
+    pub keyspace_hits: Counter,
+    pub keyspace_misses: Counter,
+    pub error_replies: Counter,
     pub errors_by_prefix: Mutex<BTreeMap<String, u64>>,
     /// (unix ms, commands processed) at the last two samples, for instantaneous ops/sec.
     pub ops_samples: Mutex<VecDeque<(u64, u64)>>,
@@ -33,7 +47,7 @@ pub struct Stats {
 
 impl Stats {
     pub fn count_error(&self, prefix: &str) {
-        self.error_replies.fetch_add(1, Ordering::Relaxed);
+        self.error_replies.incr();
         *self
             .errors_by_prefix
             .lock()
@@ -43,16 +57,16 @@ impl Stats {
 
     pub fn hit(&self, hit: bool) {
         if hit {
-            self.keyspace_hits.fetch_add(1, Ordering::Relaxed);
+            self.keyspace_hits.incr();
         } else {
-            self.keyspace_misses.fetch_add(1, Ordering::Relaxed);
+            self.keyspace_misses.incr();
         }
     }
 
     /// Records a sample for the ops/sec estimate (called by the periodic task).
     pub fn sample_ops(&self, now_ms: u64) {
         let mut samples = self.ops_samples.lock();
-        samples.push_back((now_ms, self.commands_processed.load(Ordering::Relaxed)));
+        samples.push_back((now_ms, self.commands_processed.get()));
         while samples.len() > 16 {
             samples.pop_front();
         }
@@ -76,7 +90,7 @@ impl Stats {
             &self.keyspace_misses,
             &self.error_replies,
         ] {
-            c.store(0, Ordering::Relaxed);
+            c.reset();
         }
         self.errors_by_prefix.lock().clear();
     }

@@ -432,14 +432,16 @@ fn incr(_: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 fn apply_incr(txn: &mut Txn, db: u8, args: &[Bytes]) -> Result<Reply, CmdError> {
-    let name = args::lower(&args[0]);
-    let delta = match name.as_str() {
-        "incr" => 1,
-        "decr" => -1,
-        "incrby" => args::int(&args[2])?,
-        _ => args::int(&args[2])?
-            .checked_neg()
-            .ok_or(CmdError::msg("ERR decrement would overflow"))?,
+    let delta = if eq(&args[0], "incr") {
+        1
+    } else if eq(&args[0], "decr") {
+        -1
+    } else if eq(&args[0], "incrby") {
+        args::int(&args[2])?
+    } else {
+        let by = args::int(&args[2])?;
+        by.checked_neg()
+            .ok_or(CmdError::msg("ERR decrement would overflow"))?
     };
     let old = txn_string(txn, db, &args[1])?;
     let current = match &old {

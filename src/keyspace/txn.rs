@@ -22,7 +22,7 @@ pub struct Txn<'a> {
     db_map: [u8; DATABASES_MAX],
     db_map_changed: bool,
     /// Metadata key → the record after this transaction (None = absent).
-    overlay: AHashMap<Bytes, Option<Meta>>,
+    overlay: Overlay,
     /// Physical databases emptied by this transaction, in order.
     flushed: Vec<u8>,
     batch: WriteBatch,
@@ -33,6 +33,52 @@ pub struct Txn<'a> {
     volatile_delta: Vec<(u8, Slot, i64)>,
 }
 
+/// The records a transaction has read or written, by metadata key. Most entries touch one
+/// or a few keys, so a short list searched in place serves them; past `SMALL_MAX` records
+/// a hash map takes over (MSET of thousands of keys).
+enum Overlay {
+    Small(Vec<(Bytes, Option<Meta>)>),
+    Large(AHashMap<Bytes, Option<Meta>>),
+}
+
+const SMALL_MAX: usize = 16;
+
+impl Overlay {
+    fn get(&self, mk: &Bytes) -> Option<&Option<Meta>> {
+        match self {
+            Overlay::Small(items) => items.iter().find(|(k, _)| k == mk).map(|(_, v)| v),
+            Overlay::Large(map) => map.get(mk),
+        }
+    }
+
+    fn insert(&mut self, mk: Bytes, value: Option<Meta>) {
+        match self {
+            Overlay::Small(items) => {
+                if let Some(slot) = items.iter_mut().find(|(k, _)| *k == mk) {
+                    slot.1 = value;
+                } else if items.len() < SMALL_MAX {
+                    items.push((mk, value));
+                } else {
+                    let mut map: AHashMap<Bytes, Option<Meta>> = items.drain(..).collect();
+                    map.insert(mk, value);
+                    *self = Overlay::Large(map);
+                }
+            }
+            Overlay::Large(map) => {
+                map.insert(mk, value);
+            }
+        }
+    }
+
+    /// Drops every record of physical database `pdb` (after FLUSHDB).
+    fn forget_db(&mut self, pdb: u8) {
+        match self {
+            Overlay::Small(items) => items.retain(|(k, _)| k[0] != pdb),
+            Overlay::Large(map) => map.retain(|k, _| k[0] != pdb),
+        }
+    }
+}
+
 impl<'a> Txn<'a> {
     pub(super) fn new(ks: &'a Keyspace, now_ms: u64, revision: u64) -> Txn<'a> {
         Txn {
@@ -41,7 +87,7 @@ impl<'a> Txn<'a> {
             revision,
             db_map: *ks.db_map.read(),
             db_map_changed: false,
-            overlay: AHashMap::new(),
+            overlay: Overlay::Small(Vec::new()),
             flushed: Vec::new(),
             batch: WriteBatch::new(),
             expired_removed: 0,
@@ -179,7 +225,7 @@ impl<'a> Txn<'a> {
         let pdb = self.pdb(db);
         let (start, end) = encoding::db_range(pdb);
         self.batch.delete_range(start, end);
-        self.overlay.retain(|mk, _| mk[0] != pdb);
+        self.overlay.forget_db(pdb);
         self.volatile_delta.retain(|(p, _, _)| *p != pdb);
         self.key_delta.retain(|(p, _)| *p != pdb);
         self.flushed.push(pdb);

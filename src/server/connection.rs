@@ -134,10 +134,7 @@ impl Connection {
         while !self.output.is_empty() {
             match self.socket.try_write(&self.output) {
                 Ok(n) => {
-                    self.node
-                        .stats
-                        .net_output_bytes
-                        .fetch_add(n as u64, Ordering::Relaxed);
+                    self.node.stats.net_output_bytes.add(n as u64);
                     let _ = self.output.split_to(n);
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
@@ -174,10 +171,7 @@ impl Connection {
             _ = info.killed() => return Err(Closed::Killed),
             _ = self.stop.changed() => return Err(Closed::Shutdown),
         }
-        self.node
-            .stats
-            .net_output_bytes
-            .fetch_add(pending, Ordering::Relaxed);
+        self.node.stats.net_output_bytes.add(pending);
         self.session.info.output_bytes.store(0, Ordering::Relaxed);
         self.output.clear();
         Ok(())
@@ -207,10 +201,7 @@ impl Connection {
         if n == 0 {
             return Err(Closed::ByPeer);
         }
-        self.node
-            .stats
-            .net_input_bytes
-            .fetch_add(n as u64, Ordering::Relaxed);
+        self.node.stats.net_input_bytes.add(n as u64);
         Ok(())
     }
 }
