@@ -110,3 +110,45 @@ fn redis_cli_runs_commands() {
     // redis-cli 7.2+ builds its command hints from COMMAND DOCS.
     assert!(cli(&["COMMAND", "DOCS", "set"]).contains("Set the string value of a key"));
 }
+
+/// DUMP payloads move keys between redis-server and Basalt in both directions, including
+/// Redis's LZF-compressed and integer-encoded strings.
+#[test]
+fn dump_restore_moves_keys_both_ways() {
+    use crate::support::{show, start_redis};
+    let redis = start_redis();
+    let basalt = start_basalt(&[]);
+    let (mut r, mut b) = (redis.client(), basalt.client());
+    let values: Vec<Vec<u8>> = vec![
+        b"short".to_vec(),
+        b"12345".to_vec(),
+        b"-7".to_vec(),
+        vec![b'z'; 5000],
+        (0..=255u8).cycle().take(3000).collect(),
+    ];
+    for (i, value) in values.iter().enumerate() {
+        let key = format!("k{i}");
+        // Redis → Basalt
+        r.call_bytes(&[b"SET", key.as_bytes(), value]);
+        let payload = strip_bulk(&r.call(&["DUMP", &key]));
+        assert_eq!(
+            show(&b.call_bytes(&[b"RESTORE", key.as_bytes(), b"0", &payload])),
+            "+OK\r\n"
+        );
+        assert_eq!(b.call(&["GET", &key]), r.call(&["GET", &key]));
+        // Basalt → Redis
+        let payload = strip_bulk(&b.call(&["DUMP", &key]));
+        let copy = format!("{key}-back");
+        assert_eq!(
+            show(&r.call_bytes(&[b"RESTORE", copy.as_bytes(), b"0", &payload])),
+            "+OK\r\n"
+        );
+        assert_eq!(r.call(&["GET", &copy]), r.call(&["GET", &key]));
+    }
+}
+
+/// The payload of a bulk-string reply.
+fn strip_bulk(reply: &[u8]) -> Vec<u8> {
+    let header_end = reply.iter().position(|&c| c == b'\n').unwrap() + 1;
+    reply[header_end..reply.len() - 2].to_vec()
+}

@@ -287,16 +287,20 @@ fn client_no_touch(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 fn client_reply(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let mode = if eq(&args[2], "ON") {
-        ReplyMode::On
+    let session = &mut *ctx.session;
+    if eq(&args[2], "ON") {
+        session.reply_mode = ReplyMode::On;
     } else if eq(&args[2], "OFF") {
-        ReplyMode::Off
+        session.reply_mode = ReplyMode::Off;
+        session.suppress_current_reply();
     } else if eq(&args[2], "SKIP") {
-        ReplyMode::SkipNext
+        if session.reply_mode != ReplyMode::Off {
+            session.reply_mode = ReplyMode::SkipNext;
+        }
+        session.suppress_current_reply();
     } else {
         return Err(syntax());
-    };
-    ctx.session.reply_mode = mode;
+    }
     reply(Reply::OK)
 }
 

@@ -68,6 +68,11 @@ impl Session {
         }
     }
 
+    /// CLIENT REPLY OFF and SKIP send no reply of their own.
+    pub fn suppress_current_reply(&mut self) {
+        self.skip_current = true;
+    }
+
     pub fn should_reply(&self) -> bool {
         !self.skip_current && self.reply_mode != ReplyMode::Off && !self.close_silently
     }

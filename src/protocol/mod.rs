@@ -3,6 +3,8 @@
 //! This layer knows bytes and frames only; it knows nothing of commands or storage.
 
 pub mod decode;
+#[cfg(test)]
+mod oracle;
 pub mod reply;
 
 pub use decode::{DecodeLimits, ProtocolError, Request, RequestDecoder};

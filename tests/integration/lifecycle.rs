@@ -97,3 +97,56 @@ fn debug_sleep_needs_enable_debug_command_and_delays_only_its_caller() {
     assert_eq!(show(&sleeper.read_reply()), "+OK\r\n");
     assert!(started.elapsed() >= Duration::from_millis(500));
 }
+
+#[test]
+fn slowlog_records_commands_over_the_threshold() {
+    let server = start_basalt(&[]);
+    let mut c = server.client();
+    assert_eq!(
+        show(&c.call(&["CONFIG", "SET", "slowlog-log-slower-than", "0"])),
+        "+OK\r\n"
+    );
+    assert_eq!(show(&c.call(&["SLOWLOG", "RESET"])), "+OK\r\n");
+    assert_eq!(show(&c.call(&["SET", "slow", "value"])), "+OK\r\n");
+    let long = "x".repeat(200);
+    assert_eq!(show(&c.call(&["ECHO", &long])).len(), 200 + 8);
+    let entries = show(&c.call(&["SLOWLOG", "GET", "-1"]));
+    assert!(
+        entries.contains("$3\r\nSET\r\n$4\r\nslow\r\n$5\r\nvalue\r\n"),
+        "{entries}"
+    );
+    assert!(
+        entries.contains("... (72 more bytes)"),
+        "long arguments are trimmed: {entries}"
+    );
+    let len = show(&c.call(&["SLOWLOG", "LEN"]));
+    assert!(len != ":0\r\n", "{len}");
+    assert_eq!(
+        show(&c.call(&["CONFIG", "SET", "slowlog-max-len", "1"])),
+        "+OK\r\n"
+    );
+    c.call(&["PING"]);
+    assert_eq!(show(&c.call(&["SLOWLOG", "LEN"])), ":1\r\n");
+}
+
+#[test]
+fn client_reply_off_and_skip() {
+    let server = start_basalt(&[]);
+    let mut c = server.client();
+    c.send(&[b"CLIENT", b"REPLY", b"OFF"]);
+    c.send(&[b"SET", b"a", b"1"]);
+    c.send(&[b"CLIENT", b"REPLY", b"ON"]);
+    assert_eq!(
+        show(&c.read_reply()),
+        "+OK\r\n",
+        "only CLIENT REPLY ON answers"
+    );
+    c.send(&[b"CLIENT", b"REPLY", b"SKIP"]);
+    c.send(&[b"GET", b"a"]);
+    c.send(&[b"INCR", b"a"]);
+    assert_eq!(
+        show(&c.read_reply()),
+        ":2\r\n",
+        "SKIP drops the next reply only"
+    );
+}
