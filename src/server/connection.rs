@@ -70,11 +70,18 @@ struct Connection {
 impl Connection {
     async fn serve(&mut self) -> Closed {
         loop {
-            if let Err(closed) = self.run_buffered_requests().await {
-                return closed;
-            }
+            let needs_input = match self.run_buffered_requests().await {
+                Ok(needs_input) => needs_input,
+                Err(closed) => return closed,
+            };
             if let Err(closed) = self.flush().await {
                 return closed;
+            }
+            if !needs_input {
+                // The round's cap was reached with requests still buffered: let other
+                // connections run, then continue without reading.
+                tokio::task::yield_now().await;
+                continue;
             }
             if let Err(closed) = self.read_more().await {
                 return closed;
@@ -89,13 +96,18 @@ impl Connection {
         }
     }
 
-    /// Runs every complete request in the input buffer (up to a bound per round).
-    async fn run_buffered_requests(&mut self) -> Result<(), Closed> {
+    /// Runs the complete requests in the input buffer, at most `PIPELINE_COMMANDS_MAX` per
+    /// round. Returns whether it stopped for lack of input (rather than at the cap).
+    async fn run_buffered_requests(&mut self) -> Result<bool, Closed> {
+        let mut needs_input = false;
         for _ in 0..PIPELINE_COMMANDS_MAX {
             let limits = self.decode_limits();
             let request = match self.decoder.decode(&mut self.input, &limits) {
                 Ok(Some(request)) => request,
-                Ok(None) => break,
+                Ok(None) => {
+                    needs_input = true;
+                    break;
+                }
                 Err(e) => {
                     self.output
                         .extend_from_slice(format!("-ERR {e}\r\n").as_bytes());
@@ -125,7 +137,7 @@ impl Connection {
             .info
             .query_buffer_bytes
             .store(self.input.len() as u64, Ordering::Relaxed);
-        Ok(())
+        Ok(needs_input)
     }
 
     /// Writes what the socket takes now; the rest stays pending. Closes a client whose

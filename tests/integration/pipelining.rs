@@ -47,3 +47,50 @@ fn a_client_that_never_reads_does_not_stall_others() {
     }
     drop(stream);
 }
+
+#[test]
+fn more_commands_in_one_read_than_one_round_runs() {
+    let server = start_basalt(&[]);
+    let mut c = server.client();
+    // 5,000 inline PINGs arrive in (nearly) one read: several rounds must run without any
+    // new input arriving.
+    c.send_raw(&b"PING\r\n".repeat(5000));
+    for i in 0..5000 {
+        assert_eq!(show(&c.read_reply()), "+PONG\r\n", "reply {i}");
+    }
+}
+
+/// Multi-key writes give the same replies whether every slot shares one shard or each slot
+/// is its own shard.
+#[test]
+fn results_do_not_depend_on_the_shard_count() {
+    let script: &[&[&str]] = &[
+        &[
+            "MSET", "a", "1", "b", "2", "c", "3", "{x}1", "4", "{x}2", "5",
+        ],
+        &["MGET", "a", "b", "c", "{x}1", "{x}2", "missing"],
+        &["MSETNX", "d", "1", "a", "9"],
+        &["RENAME", "a", "renamed"],
+        &["COPY", "b", "b-copy"],
+        &["DEL", "c", "{x}1", "nope"],
+        &["EXISTS", "a", "renamed", "b-copy", "{x}2"],
+        &["SWAPDB", "0", "1"],
+        &["DBSIZE"],
+        &["SELECT", "1"],
+        &["DBSIZE"],
+        &["FLUSHALL"],
+        &["DBSIZE"],
+    ];
+    let run = |shards: &str| -> Vec<String> {
+        let server = start_basalt(&["--shards", shards]);
+        let mut c = server.client();
+        script.iter().map(|cmd| show(&c.call(cmd))).collect()
+    };
+    let one = run("1");
+    assert_eq!(one, run("16"));
+    assert_eq!(one, run("16384"));
+    assert_eq!(
+        one[1],
+        "*6\r\n$1\r\n1\r\n$1\r\n2\r\n$1\r\n3\r\n$1\r\n4\r\n$1\r\n5\r\n$-1\r\n"
+    );
+}
