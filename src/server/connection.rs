@@ -153,6 +153,11 @@ impl Connection {
                 Err(e) => return Err(Closed::Io(e)),
             }
         }
+        self.check_output_limit()
+    }
+
+    /// Publishes the pending output size and closes a client over its output limit.
+    fn check_output_limit(&mut self) -> Result<(), Closed> {
         let pending = self.output.len() as u64;
         self.session
             .info
@@ -168,14 +173,8 @@ impl Connection {
         if self.output.is_empty() {
             return Ok(());
         }
+        self.check_output_limit()?;
         let pending = self.output.len() as u64;
-        self.session
-            .info
-            .output_bytes
-            .store(pending, Ordering::Relaxed);
-        if self.output_watch.exceeded(&self.node.config, pending) {
-            return Err(Closed::OutputBufferLimit);
-        }
         let info = self.session.info.clone();
         tokio::select! {
             biased;
