@@ -4,6 +4,7 @@
 //! engine serves now; the LSM engine (issue 3) will implement the same trait. This layer
 //! knows nothing of Redis types.
 
+pub mod lsm;
 mod memory;
 
 pub use memory::MemoryEngine;

@@ -1,0 +1,267 @@
+//! Data and index blocks: sorted entries with prefix compression and restart points.
+//!
+//! ## Format
+//! Entries, each `shared:varint | unshared:varint | value_len:varint | key[shared..] |
+//! value`, where `shared` is the length of the prefix shared with the previous key (0 at a
+//! restart point); then `restarts: [u32 LE; n]` (offsets of restart entries) and `n: u32 LE`.
+//! A restart point every [`RESTART_INTERVAL`] entries lets a reader binary-search the block.
+//! Keys are internal keys, compared with [`compare_internal`].
+
+use std::cmp::Ordering;
+
+use bytes::Bytes;
+
+use crate::storage::lsm::key::compare_internal;
+
+pub const RESTART_INTERVAL: usize = 16;
+
+#[derive(Default)]
+pub struct BlockBuilder {
+    buf: Vec<u8>,
+    restarts: Vec<u32>,
+    last_key: Vec<u8>,
+    since_restart: usize,
+    entries: usize,
+}
+
+pub fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// Reads a varint at `*pos`, advancing it; `None` if malformed or truncated.
+pub fn get_varint(data: &[u8], pos: &mut usize) -> Option<u64> {
+    let mut v = 0u64;
+    for shift in (0..64).step_by(7) {
+        let b = *data.get(*pos)?;
+        *pos += 1;
+        v |= u64::from(b & 0x7f) << shift;
+        if b < 0x80 {
+            return Some(v);
+        }
+    }
+    None
+}
+
+impl BlockBuilder {
+    pub fn new() -> BlockBuilder {
+        BlockBuilder::default()
+    }
+
+    /// Adds an entry; keys must arrive in increasing internal-key order.
+    pub fn add(&mut self, key: &[u8], value: &[u8]) {
+        debug_assert!(self.entries == 0 || compare_internal(&self.last_key, key) == Ordering::Less);
+        let shared = if self.since_restart == RESTART_INTERVAL || self.entries == 0 {
+            self.restarts.push(self.buf.len() as u32);
+            self.since_restart = 0;
+            0
+        } else {
+            self.last_key
+                .iter()
+                .zip(key)
+                .take_while(|(a, b)| a == b)
+                .count()
+        };
+        put_varint(&mut self.buf, shared as u64);
+        put_varint(&mut self.buf, (key.len() - shared) as u64);
+        put_varint(&mut self.buf, value.len() as u64);
+        self.buf.extend_from_slice(&key[shared..]);
+        self.buf.extend_from_slice(value);
+        self.last_key.clear();
+        self.last_key.extend_from_slice(key);
+        self.since_restart += 1;
+        self.entries += 1;
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries == 0
+    }
+
+    /// Bytes the finished block will take.
+    pub fn estimated_bytes(&self) -> usize {
+        self.buf.len() + 4 * self.restarts.len() + 4
+    }
+
+    pub fn last_key(&self) -> &[u8] {
+        &self.last_key
+    }
+
+    /// Finishes the block and resets the builder.
+    pub fn finish(&mut self) -> Vec<u8> {
+        let mut out = std::mem::take(&mut self.buf);
+        for r in &self.restarts {
+            out.extend_from_slice(&r.to_le_bytes());
+        }
+        out.extend_from_slice(&(self.restarts.len() as u32).to_le_bytes());
+        *self = BlockBuilder::default();
+        out
+    }
+}
+
+/// A parsed block; entries are decoded on iteration.
+#[derive(Clone)]
+pub struct Block {
+    data: Bytes,
+    restarts_at: usize,
+    restart_count: usize,
+}
+
+/// A block that does not parse.
+#[derive(Debug)]
+pub struct MalformedBlock;
+
+impl Block {
+    pub fn parse(data: Bytes) -> Result<Block, MalformedBlock> {
+        if data.len() < 4 {
+            return Err(MalformedBlock);
+        }
+        let count = u32::from_le_bytes(
+            data[data.len() - 4..]
+                .try_into()
+                .map_err(|_| MalformedBlock)?,
+        ) as usize;
+        let restarts_at = data
+            .len()
+            .checked_sub(4 + 4 * count)
+            .ok_or(MalformedBlock)?;
+        Ok(Block {
+            data,
+            restarts_at,
+            restart_count: count,
+        })
+    }
+
+    fn restart(&self, i: usize) -> usize {
+        let at = self.restarts_at + 4 * i;
+        u32::from_le_bytes(self.data[at..at + 4].try_into().unwrap_or_default()) as usize
+    }
+
+    /// Decodes the entry at `pos` given the previous key; returns (key, value, next pos).
+    fn entry(&self, pos: usize, prev: &[u8]) -> Result<(Vec<u8>, Bytes, usize), MalformedBlock> {
+        let mut p = pos;
+        let shared = get_varint(&self.data, &mut p).ok_or(MalformedBlock)? as usize;
+        let unshared = get_varint(&self.data, &mut p).ok_or(MalformedBlock)? as usize;
+        let value_len = get_varint(&self.data, &mut p).ok_or(MalformedBlock)? as usize;
+        let key_end = p.checked_add(unshared).ok_or(MalformedBlock)?;
+        let value_end = key_end.checked_add(value_len).ok_or(MalformedBlock)?;
+        if shared > prev.len() || value_end > self.restarts_at {
+            return Err(MalformedBlock);
+        }
+        let mut key = prev[..shared].to_vec();
+        key.extend_from_slice(&self.data[p..key_end]);
+        Ok((key, self.data.slice(key_end..value_end), value_end))
+    }
+
+    /// An iterator positioned before the first entry.
+    pub fn iter(&self) -> BlockIter {
+        BlockIter {
+            block: self.clone(),
+            pos: 0,
+            key: Vec::new(),
+        }
+    }
+
+    /// Every entry in order.
+    pub fn entries(&self) -> Result<Vec<(Vec<u8>, Bytes)>, MalformedBlock> {
+        self.iter().collect()
+    }
+}
+
+/// Walks a block's entries in order.
+pub struct BlockIter {
+    block: Block,
+    pos: usize,
+    key: Vec<u8>,
+}
+
+impl BlockIter {
+    /// Positions the iterator so that `next` yields the first entry at or after `target`.
+    pub fn seek(&mut self, target: &[u8]) -> Result<(), MalformedBlock> {
+        let block = &self.block;
+        // Binary search for the last restart point whose key is before `target`.
+        let (mut lo, mut hi) = (0usize, block.restart_count);
+        while hi - lo > 1 {
+            let mid = (lo + hi) / 2;
+            let (key, _, _) = block.entry(block.restart(mid), &[])?;
+            if compare_internal(&key, target) == Ordering::Less {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        self.pos = if block.restart_count == 0 {
+            block.restarts_at
+        } else {
+            block.restart(lo)
+        };
+        self.key.clear();
+        // Step over the entries before `target` within the restart interval.
+        loop {
+            if self.pos >= self.block.restarts_at {
+                return Ok(());
+            }
+            let (key, _, next) = self.block.entry(self.pos, &self.key)?;
+            if compare_internal(&key, target) != Ordering::Less {
+                return Ok(());
+            }
+            self.key = key;
+            self.pos = next;
+        }
+    }
+}
+
+impl Iterator for BlockIter {
+    type Item = Result<(Vec<u8>, Bytes), MalformedBlock>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.pos >= self.block.restarts_at {
+            return None;
+        }
+        match self.block.entry(self.pos, &self.key) {
+            Ok((key, value, next)) => {
+                self.key.clone_from(&key);
+                self.pos = next;
+                Some(Ok((key, value)))
+            }
+            Err(e) => {
+                self.pos = self.block.restarts_at;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::lsm::key::{InternalKey, Kind};
+
+    #[test]
+    fn build_read_and_seek() {
+        let mut b = BlockBuilder::new();
+        let keys: Vec<Bytes> = (0..100u32)
+            .map(|i| InternalKey::new(format!("key{i:04}"), 1, Kind::Put).encode())
+            .collect();
+        for (i, k) in keys.iter().enumerate() {
+            b.add(k, format!("v{i}").as_bytes());
+        }
+        let block = Block::parse(Bytes::from(b.finish())).unwrap();
+        let all = block.entries().unwrap();
+        assert_eq!(all.len(), 100);
+        assert_eq!(all[42].0, keys[42].to_vec());
+        assert_eq!(&all[42].1[..], b"v42");
+        let mut it = block.iter();
+        it.seek(&InternalKey::new("key0050", 5, Kind::Put).encode())
+            .unwrap();
+        assert_eq!(it.next().unwrap().unwrap().0, keys[50].to_vec());
+        assert_eq!(it.next().unwrap().unwrap().0, keys[51].to_vec());
+        let mut it = block.iter();
+        it.seek(&InternalKey::new("zzz", 1, Kind::Put).encode())
+            .unwrap();
+        assert!(it.next().is_none());
+        assert!(Block::parse(Bytes::from_static(b"\x01")).is_err());
+    }
+}

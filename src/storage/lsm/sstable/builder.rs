@@ -1,0 +1,188 @@
+//! Writes an SSTable from internal keys given in order.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+
+use super::block::{put_varint, BlockBuilder};
+use super::{
+    BlockHandle, Properties, TableError, BLOCK_BYTES, FOOTER_BYTES, FORMAT_VERSION, MAGIC,
+};
+use crate::storage::lsm::bloom;
+use crate::storage::lsm::key::{user_key, InternalKey, Kind};
+
+/// How data blocks are compressed (LZ4 on upper levels, zstd on the bottom level).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Lz4,
+    Zstd,
+}
+
+impl Compression {
+    fn tag(self) -> u8 {
+        match self {
+            Compression::None => 0,
+            Compression::Lz4 => 1,
+            Compression::Zstd => 2,
+        }
+    }
+}
+
+pub struct TableBuilder {
+    path: PathBuf,
+    out: BufWriter<File>,
+    offset: u64,
+    compression: Compression,
+    data: BlockBuilder,
+    index: BlockBuilder,
+    key_hashes: Vec<u64>,
+    last_user_key: Vec<u8>,
+    props: Properties,
+}
+
+fn io_err(path: &Path) -> impl Fn(std::io::Error) -> TableError + '_ {
+    move |source| TableError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+impl TableBuilder {
+    pub fn create(path: &Path, compression: Compression) -> Result<TableBuilder, TableError> {
+        let file = File::create(path).map_err(io_err(path))?;
+        Ok(TableBuilder {
+            path: path.to_path_buf(),
+            out: BufWriter::with_capacity(64 * 1024, file),
+            offset: 0,
+            compression,
+            data: BlockBuilder::new(),
+            index: BlockBuilder::new(),
+            key_hashes: Vec::new(),
+            last_user_key: Vec::new(),
+            props: Properties {
+                min_seqno: u64::MAX,
+                ..Properties::default()
+            },
+        })
+    }
+
+    /// Adds one entry; `key` is an encoded internal key, greater than every key added before.
+    pub fn add(&mut self, key: &[u8], value: &[u8]) -> Result<(), TableError> {
+        let decoded =
+            InternalKey::decode(&Bytes::copy_from_slice(key)).ok_or(TableError::Corrupt {
+                path: self.path.clone(),
+                offset: self.offset,
+                what: "internal key",
+            })?;
+        if self.props.entries == 0 {
+            self.props.smallest = Bytes::copy_from_slice(key);
+        }
+        self.props.largest = Bytes::copy_from_slice(key);
+        self.props.entries += 1;
+        if decoded.kind == Kind::Delete {
+            self.props.tombstones += 1;
+        }
+        self.props.min_seqno = self.props.min_seqno.min(decoded.seqno);
+        self.props.max_seqno = self.props.max_seqno.max(decoded.seqno);
+        let user = user_key(key);
+        if self.key_hashes.is_empty() || self.last_user_key != user {
+            self.key_hashes.push(bloom::hash64(user));
+            self.last_user_key.clear();
+            self.last_user_key.extend_from_slice(user);
+        }
+        self.data.add(key, value);
+        if self.data.estimated_bytes() >= BLOCK_BYTES {
+            self.finish_data_block()?;
+        }
+        Ok(())
+    }
+
+    /// Bytes written so far (for splitting output files at a target size).
+    pub fn bytes_written(&self) -> u64 {
+        self.offset + self.data.estimated_bytes() as u64
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.props.entries == 0
+    }
+
+    fn finish_data_block(&mut self) -> Result<(), TableError> {
+        if self.data.is_empty() {
+            return Ok(());
+        }
+        let last_key = self.data.last_key().to_vec();
+        let raw = self.data.finish();
+        let handle = self.write_block(&raw, self.compression)?;
+        let mut encoded = Vec::with_capacity(10);
+        put_varint(&mut encoded, handle.offset);
+        put_varint(&mut encoded, handle.size);
+        self.index.add(&last_key, &encoded);
+        self.props.data_blocks += 1;
+        Ok(())
+    }
+
+    fn write_block(
+        &mut self,
+        raw: &[u8],
+        compression: Compression,
+    ) -> Result<BlockHandle, TableError> {
+        let payload = match compression {
+            Compression::None => raw.to_vec(),
+            Compression::Lz4 => lz4_flex::block::compress_prepend_size(raw),
+            Compression::Zstd => {
+                let mut out = (raw.len() as u32).to_le_bytes().to_vec();
+                let frame = zstd::bulk::compress(raw, 3).map_err(io_err(&self.path))?;
+                out.extend_from_slice(&frame);
+                out
+            }
+        };
+        let tag = compression.tag();
+        let mut hasher_input = payload.clone();
+        hasher_input.push(tag);
+        let crc = crc32c::crc32c(&hasher_input);
+        let handle = BlockHandle {
+            offset: self.offset,
+            size: payload.len() as u64,
+        };
+        self.out
+            .write_all(&hasher_input)
+            .map_err(io_err(&self.path))?;
+        self.out
+            .write_all(&crc.to_le_bytes())
+            .map_err(io_err(&self.path))?;
+        self.offset += payload.len() as u64 + super::BLOCK_TRAILER_BYTES as u64;
+        Ok(handle)
+    }
+
+    /// Writes the filter, properties, index and footer, then syncs the file.
+    pub fn finish(mut self) -> Result<(Properties, u64), TableError> {
+        self.finish_data_block()?;
+        if self.props.entries == 0 {
+            self.props.min_seqno = 0;
+        }
+        let filter = bloom::build(&self.key_hashes, bloom::BITS_PER_KEY);
+        let filter_handle = self.write_block(&filter, Compression::None)?;
+        let props = self.props.encode();
+        let props_handle = self.write_block(&props, Compression::None)?;
+        let index = self.index.finish();
+        let index_handle = self.write_block(&index, Compression::None)?;
+        let mut footer = Vec::with_capacity(FOOTER_BYTES);
+        for h in [index_handle, filter_handle, props_handle] {
+            footer.extend_from_slice(&h.offset.to_le_bytes());
+            footer.extend_from_slice(&h.size.to_le_bytes());
+        }
+        footer.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        footer.extend_from_slice(&MAGIC.to_le_bytes());
+        self.out.write_all(&footer).map_err(io_err(&self.path))?;
+        let size = self.offset + FOOTER_BYTES as u64;
+        let file = self.out.into_inner().map_err(|e| TableError::Io {
+            path: self.path.clone(),
+            source: e.into_error(),
+        })?;
+        file.sync_all().map_err(io_err(&self.path))?;
+        Ok((self.props, size))
+    }
+}

@@ -1,0 +1,242 @@
+//! Reads an SSTable: point lookups through the bloom filter and index, ordered iteration.
+//! Every block is checked against its CRC before use; a mismatch reports file and offset.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+
+use super::block::{get_varint, Block, BlockIter};
+use super::{
+    BlockHandle, Properties, TableError, BLOCK_TRAILER_BYTES, FOOTER_BYTES, FORMAT_VERSION, MAGIC,
+};
+use crate::storage::lsm::bloom;
+use crate::storage::lsm::key::{seek_key, user_key, InternalKey, Kind};
+use crate::storage::lsm::memtable::Lookup;
+
+pub struct Table {
+    path: PathBuf,
+    file: File,
+    size: u64,
+    index: Block,
+    filter: Vec<u8>,
+    props: Properties,
+}
+
+impl Table {
+    pub fn open(path: &Path) -> Result<Table, TableError> {
+        let io = |source| TableError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let file = File::open(path).map_err(io)?;
+        let size = file.metadata().map_err(io)?.len();
+        let corrupt = |offset, what| TableError::Corrupt {
+            path: path.to_path_buf(),
+            offset,
+            what,
+        };
+        if size < FOOTER_BYTES as u64 {
+            return Err(corrupt(0, "footer (file too short)"));
+        }
+        let mut footer = [0u8; FOOTER_BYTES];
+        let footer_at = size - FOOTER_BYTES as u64;
+        file.read_exact_at(&mut footer, footer_at).map_err(io)?;
+        let u64_at = |i: usize| u64::from_le_bytes(footer[i..i + 8].try_into().unwrap_or_default());
+        let version = u32::from_le_bytes(footer[48..52].try_into().unwrap_or_default());
+        if u64_at(52) != MAGIC || version != FORMAT_VERSION {
+            return Err(corrupt(footer_at, "footer magic or version"));
+        }
+        let handle = |i| BlockHandle {
+            offset: u64_at(i),
+            size: u64_at(i + 8),
+        };
+        let (index_h, filter_h, props_h) = (handle(0), handle(16), handle(32));
+        let mut table = Table {
+            path: path.to_path_buf(),
+            file,
+            size,
+            index: empty_block(),
+            filter: Vec::new(),
+            props: Properties::default(),
+        };
+        let index = table.read_block(index_h)?;
+        table.index = Block::parse(index).map_err(|_| corrupt(index_h.offset, "index block"))?;
+        table.filter = table.read_block(filter_h)?.to_vec();
+        let props = table.read_block(props_h)?;
+        table.props =
+            Properties::decode(props).ok_or(corrupt(props_h.offset, "properties block"))?;
+        Ok(table)
+    }
+
+    pub fn properties(&self) -> &Properties {
+        &self.props
+    }
+
+    pub fn file_size(&self) -> u64 {
+        self.size
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Reads, checks and decompresses one block.
+    fn read_block(&self, h: BlockHandle) -> Result<Bytes, TableError> {
+        let corrupt = |what| TableError::Corrupt {
+            path: self.path.clone(),
+            offset: h.offset,
+            what,
+        };
+        let end = h
+            .offset
+            .checked_add(h.size + BLOCK_TRAILER_BYTES as u64)
+            .ok_or(corrupt("block handle"))?;
+        if end > self.size {
+            return Err(corrupt("block handle"));
+        }
+        let mut buf = vec![0u8; (h.size as usize) + BLOCK_TRAILER_BYTES];
+        self.file
+            .read_exact_at(&mut buf, h.offset)
+            .map_err(|source| TableError::Io {
+                path: self.path.clone(),
+                source,
+            })?;
+        let crc_at = buf.len() - 4;
+        let stored = u32::from_le_bytes(buf[crc_at..].try_into().unwrap_or_default());
+        if crc32c::crc32c(&buf[..crc_at]) != stored {
+            return Err(TableError::Checksum {
+                path: self.path.clone(),
+                offset: h.offset,
+            });
+        }
+        let tag = buf[crc_at - 1];
+        let payload = &buf[..crc_at - 1];
+        let raw = match tag {
+            0 => payload.to_vec(),
+            1 => lz4_flex::block::decompress_size_prepended(payload)
+                .map_err(|_| corrupt("lz4 block"))?,
+            2 => {
+                let (len, frame) = payload.split_at_checked(4).ok_or(corrupt("zstd block"))?;
+                let len = u32::from_le_bytes(len.try_into().unwrap_or_default()) as usize;
+                zstd::bulk::decompress(frame, len).map_err(|_| corrupt("zstd block"))?
+            }
+            _ => return Err(corrupt("compression type")),
+        };
+        Ok(Bytes::from(raw))
+    }
+
+    fn data_block(&self, handle_value: &[u8], offset_hint: u64) -> Result<Block, TableError> {
+        let corrupt = |what| TableError::Corrupt {
+            path: self.path.clone(),
+            offset: offset_hint,
+            what,
+        };
+        let mut pos = 0;
+        let offset = get_varint(handle_value, &mut pos).ok_or(corrupt("index entry"))?;
+        let size = get_varint(handle_value, &mut pos).ok_or(corrupt("index entry"))?;
+        let raw = self.read_block(BlockHandle { offset, size })?;
+        Block::parse(raw).map_err(|_| corrupt("data block"))
+    }
+
+    /// Whether the bloom filter allows `user_key` (false: certainly absent).
+    pub fn may_contain(&self, user_key: &[u8]) -> bool {
+        bloom::may_contain(&self.filter, bloom::hash64(user_key))
+    }
+
+    /// The newest version of `key` at `snapshot` in this table.
+    pub fn get(&self, key: &[u8], snapshot: u64) -> Result<Option<Lookup>, TableError> {
+        if !self.may_contain(key) {
+            return Ok(None);
+        }
+        let target = seek_key(key, snapshot);
+        let mut iter = self.iter();
+        iter.seek(&target)?;
+        match iter.next().transpose()? {
+            Some((k, v)) if user_key(&k) == key => {
+                let decoded = InternalKey::decode(&Bytes::from(k)).ok_or(TableError::Corrupt {
+                    path: self.path.clone(),
+                    offset: 0,
+                    what: "internal key",
+                })?;
+                Ok(Some(match decoded.kind {
+                    Kind::Put => Lookup::Value(v),
+                    Kind::Delete => Lookup::Deleted,
+                }))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// An iterator over every entry, positioned at the start.
+    pub fn iter(&self) -> TableIter<'_> {
+        TableIter {
+            table: self,
+            index: self.index.iter(),
+            block: None,
+        }
+    }
+}
+
+fn empty_block() -> Block {
+    Block::parse(Bytes::from_static(&[0, 0, 0, 0])).expect("an empty block parses")
+}
+
+/// Walks a table's entries in internal-key order, reading blocks as it goes.
+pub struct TableIter<'a> {
+    table: &'a Table,
+    index: BlockIter,
+    block: Option<BlockIter>,
+}
+
+impl TableIter<'_> {
+    /// Positions the iterator at the first entry at or after internal key `target`.
+    pub fn seek(&mut self, target: &[u8]) -> Result<(), TableError> {
+        let corrupt = |what| TableError::Corrupt {
+            path: self.table.path.clone(),
+            offset: 0,
+            what,
+        };
+        self.index
+            .seek(target)
+            .map_err(|_| corrupt("index block"))?;
+        self.block = None;
+        if let Some(entry) = self.index.next() {
+            let (_, handle) = entry.map_err(|_| corrupt("index block"))?;
+            let mut block = self.table.data_block(&handle, 0)?.iter();
+            block.seek(target).map_err(|_| corrupt("data block"))?;
+            self.block = Some(block);
+        }
+        Ok(())
+    }
+}
+
+impl Iterator for TableIter<'_> {
+    type Item = Result<(Vec<u8>, Bytes), TableError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let corrupt = |what| TableError::Corrupt {
+            path: self.table.path.clone(),
+            offset: 0,
+            what,
+        };
+        loop {
+            if let Some(block) = &mut self.block {
+                match block.next() {
+                    Some(Ok(entry)) => return Some(Ok(entry)),
+                    Some(Err(_)) => return Some(Err(corrupt("data block"))),
+                    None => self.block = None,
+                }
+            }
+            let (_, handle) = match self.index.next()? {
+                Ok(entry) => entry,
+                Err(_) => return Some(Err(corrupt("index block"))),
+            };
+            match self.table.data_block(&handle, 0) {
+                Ok(block) => self.block = Some(block.iter()),
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
+}
