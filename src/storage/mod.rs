@@ -19,6 +19,8 @@ pub enum StorageError {
     Io(#[from] std::io::Error),
     #[error("storage is poisoned after an earlier failure: {0}")]
     Poisoned(String),
+    #[error(transparent)]
+    Table(#[from] lsm::sstable::TableError),
 }
 
 pub type Result<T> = std::result::Result<T, StorageError>;

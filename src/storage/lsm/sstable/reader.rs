@@ -4,6 +4,7 @@
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -150,16 +151,28 @@ impl Table {
         if !self.may_contain(key) {
             return Ok(None);
         }
+        let corrupt = |what| TableError::Corrupt {
+            path: self.path.clone(),
+            offset: 0,
+            what,
+        };
         let target = seek_key(key, snapshot);
-        let mut iter = self.iter();
-        iter.seek(&target)?;
-        match iter.next().transpose()? {
+        let mut index = self.index.iter();
+        index.seek(&target).map_err(|_| corrupt("index block"))?;
+        let Some(entry) = index.next() else {
+            return Ok(None);
+        };
+        let (_, handle) = entry.map_err(|_| corrupt("index block"))?;
+        let mut block = self.data_block(&handle, 0)?.iter();
+        block.seek(&target).map_err(|_| corrupt("data block"))?;
+        match block
+            .next()
+            .transpose()
+            .map_err(|_| corrupt("data block"))?
+        {
             Some((k, v)) if user_key(&k) == key => {
-                let decoded = InternalKey::decode(&Bytes::from(k)).ok_or(TableError::Corrupt {
-                    path: self.path.clone(),
-                    offset: 0,
-                    what: "internal key",
-                })?;
+                let decoded =
+                    InternalKey::decode(&Bytes::from(k)).ok_or(corrupt("internal key"))?;
                 Ok(Some(match decoded.kind {
                     Kind::Put => Lookup::Value(v),
                     Kind::Delete => Lookup::Deleted,
@@ -170,10 +183,10 @@ impl Table {
     }
 
     /// An iterator over every entry, positioned at the start.
-    pub fn iter(&self) -> TableIter<'_> {
+    pub fn iter(self: &Arc<Self>) -> TableIter {
         TableIter {
-            table: self,
             index: self.index.iter(),
+            table: self.clone(),
             block: None,
         }
     }
@@ -184,13 +197,13 @@ fn empty_block() -> Block {
 }
 
 /// Walks a table's entries in internal-key order, reading blocks as it goes.
-pub struct TableIter<'a> {
-    table: &'a Table,
+pub struct TableIter {
+    table: Arc<Table>,
     index: BlockIter,
     block: Option<BlockIter>,
 }
 
-impl TableIter<'_> {
+impl TableIter {
     /// Positions the iterator at the first entry at or after internal key `target`.
     pub fn seek(&mut self, target: &[u8]) -> Result<(), TableError> {
         let corrupt = |what| TableError::Corrupt {
@@ -212,7 +225,7 @@ impl TableIter<'_> {
     }
 }
 
-impl Iterator for TableIter<'_> {
+impl Iterator for TableIter {
     type Item = Result<(Vec<u8>, Bytes), TableError>;
 
     fn next(&mut self) -> Option<Self::Item> {

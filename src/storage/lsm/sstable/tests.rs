@@ -43,7 +43,7 @@ fn round_trip_with_every_compression() {
         ("zstd", Compression::Zstd),
     ] {
         let path = write_table(name, compression, 5000);
-        let table = Table::open(&path).unwrap();
+        let table = std::sync::Arc::new(Table::open(&path).unwrap());
         assert_eq!(table.properties().max_seqno, 20);
         assert!(table.properties().data_blocks > 10);
         let get = |k: &str, snap| table.get(k.as_bytes(), snap).unwrap();
@@ -82,7 +82,7 @@ fn round_trip_with_every_compression() {
 fn a_flipped_byte_is_reported_never_returned() {
     let path = write_table("corrupt", Compression::Lz4, 2000);
     let clean = std::fs::read(&path).unwrap();
-    let table = Table::open(&path).unwrap();
+    let table = std::sync::Arc::new(Table::open(&path).unwrap());
     let expected: Vec<_> = table.iter().collect::<Result<_, _>>().unwrap();
     drop(table);
     // Flip one byte at a time across the file (sampled): every read either fails with an
@@ -91,8 +91,11 @@ fn a_flipped_byte_is_reported_never_returned() {
         let mut bytes = clean.clone();
         bytes[at] ^= 0x5a;
         std::fs::write(&path, &bytes).unwrap();
-        let result =
-            Table::open(&path).and_then(|t| t.iter().collect::<Result<Vec<_>, TableError>>());
+        let result = Table::open(&path).and_then(|t| {
+            std::sync::Arc::new(t)
+                .iter()
+                .collect::<Result<Vec<_>, TableError>>()
+        });
         match result {
             Ok(entries) => assert_eq!(entries, expected, "byte {at} flipped but data changed"),
             Err(e) => assert!(e.to_string().contains(".sst"), "{e}"),

@@ -1,0 +1,737 @@
+//! `LsmEngine`: the `Engine` trait over WAL, memtables and leveled SSTables.
+//!
+//! Writes are serialised by the writer lock: each batch gets consecutive sequence numbers,
+//! is appended to the WAL (synced per `appendfsync`), inserted into the memtable, and then
+//! published by advancing the visible sequence number, so readers see whole batches. A full
+//! memtable becomes immutable and a background worker flushes it to level 0 and compacts
+//! levels (`worker.rs`). Readers clone the current `State` under a short read lock and read at
+//! a sequence number. An I/O failure on the write path poisons the engine: later writes fail.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex as StdMutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use bytes::Bytes;
+use parking_lot::{Mutex, RwLock};
+
+use super::batch::Op;
+use super::iterator::{Merge, Source, Visible};
+use super::key::{InternalKey, Kind, SEQNO_MAX};
+use super::manifest::{Manifest, VersionEdit};
+use super::memtable::{Lookup, Memtable};
+use super::sstable::{Compression, TableBuilder};
+use super::version::{open_table, table_path, Version};
+use super::wal::{self, SyncPolicy, Wal};
+use super::worker;
+use crate::storage::{Engine, KeyRange, Result, Snapshot, StorageError, WriteBatch, WriteOp};
+
+/// Tuning; the defaults suit a server, tests use small sizes to exercise flush and compaction.
+#[derive(Debug, Clone)]
+pub struct LsmOptions {
+    pub memtable_bytes: usize,
+    /// Immutable memtables allowed before writes stall.
+    pub max_immutable: usize,
+    pub l0_compaction_trigger: usize,
+    /// Level-0 files at which writes stall until compaction catches up.
+    pub l0_stall_files: usize,
+    pub level1_bytes: u64,
+    pub level_ratio: u64,
+    pub target_file_bytes: u64,
+    pub sync: SyncPolicy,
+    pub upper_compression: Compression,
+    pub bottom_compression: Compression,
+}
+
+impl Default for LsmOptions {
+    fn default() -> Self {
+        LsmOptions {
+            memtable_bytes: 64 << 20,
+            max_immutable: 2,
+            l0_compaction_trigger: 4,
+            l0_stall_files: 20,
+            level1_bytes: 256 << 20,
+            level_ratio: 10,
+            target_file_bytes: 64 << 20,
+            sync: SyncPolicy::EverySec,
+            upper_compression: Compression::Lz4,
+            bottom_compression: Compression::Zstd,
+        }
+    }
+}
+
+/// What readers see: the memtables and the live tables.
+pub(super) struct State {
+    pub mem: Arc<Memtable>,
+    pub wal_id: u64,
+    /// Immutable memtables waiting for flush, newest first, with their WAL ids.
+    pub imm: Vec<(Arc<Memtable>, u64)>,
+    pub version: Arc<Version>,
+}
+
+struct Writer {
+    wal: Wal,
+    next_seqno: u64,
+}
+
+/// Counters reported in INFO storage.
+#[derive(Default)]
+pub struct LsmStats {
+    pub flushes: AtomicU64,
+    pub compactions: AtomicU64,
+    pub write_stalls: AtomicU64,
+    pub bytes_flushed: AtomicU64,
+    pub bytes_compacted: AtomicU64,
+}
+
+pub(super) struct Shared {
+    pub dir: PathBuf,
+    pub opts: LsmOptions,
+    pub state: RwLock<Arc<State>>,
+    writer: Mutex<Writer>,
+    pub visible: AtomicU64,
+    pub manifest: Mutex<Manifest>,
+    pub next_file_id: AtomicU64,
+    poison: Mutex<Option<String>>,
+    /// Wakes the worker (work to do) and stalled writers (work done); holds "shutting down".
+    pub signal: (StdMutex<bool>, Condvar),
+    pub snapshots: Mutex<BTreeMap<u64, usize>>,
+    pub stats: LsmStats,
+    _lock: File,
+}
+
+pub struct LsmEngine {
+    shared: Arc<Shared>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+fn io(e: std::io::Error) -> StorageError {
+    StorageError::Io(e)
+}
+
+/// Takes an exclusive lock on the data directory, so two processes never share it.
+fn lock_dir(dir: &Path) -> Result<File> {
+    let file = File::create(dir.join("LOCK")).map_err(io)?;
+    // SAFETY: flock only reads the descriptor, which `file` keeps open.
+    let rc = unsafe {
+        libc::flock(
+            std::os::fd::AsRawFd::as_raw_fd(&file),
+            libc::LOCK_EX | libc::LOCK_NB,
+        )
+    };
+    if rc != 0 {
+        return Err(StorageError::Poisoned(format!(
+            "data directory {} is in use by another process",
+            dir.display()
+        )));
+    }
+    Ok(file)
+}
+
+impl LsmEngine {
+    pub fn open(dir: &Path, opts: LsmOptions) -> Result<LsmEngine> {
+        fs::create_dir_all(dir).map_err(io)?;
+        let lock = lock_dir(dir)?;
+        let (mut manifest, mstate) = Manifest::open(dir).map_err(io)?;
+        let mut tables = Vec::new();
+        for meta in mstate.files.values() {
+            tables.push(open_table(dir, meta.clone())?);
+        }
+        let mut version = Version::from_files(tables);
+        let next_file_id = AtomicU64::new(mstate.next_file_id.max(1));
+        remove_orphans(dir, &mstate.files, mstate.log_number)?;
+
+        // Replay WALs that were not flushed, into one memtable written straight to level 0.
+        let mut last_seqno = mstate.last_seqno;
+        let recovered = Memtable::new();
+        let mut replayed = Vec::new();
+        for (id, path) in wal_files(dir)? {
+            if id < mstate.log_number {
+                continue;
+            }
+            for (first, ops) in wal::replay(&path).map_err(io)? {
+                for (i, op) in ops.into_iter().enumerate() {
+                    let seqno = first + i as u64;
+                    recovered.insert(op.key, seqno, op.kind, op.value);
+                    last_seqno = last_seqno.max(seqno);
+                }
+            }
+            replayed.push(path);
+            next_file_id.fetch_max(id + 1, Ordering::Relaxed);
+        }
+        let wal_id = next_file_id.fetch_add(1, Ordering::Relaxed);
+        if !recovered.is_empty() {
+            let id = next_file_id.fetch_add(1, Ordering::Relaxed);
+            let meta = write_memtable(dir, id, &recovered, opts.upper_compression)?;
+            let edit = VersionEdit {
+                added: vec![meta.clone()],
+                log_number: Some(wal_id),
+                next_file_id: Some(next_file_id.load(Ordering::Relaxed)),
+                last_seqno: Some(last_seqno),
+                ..VersionEdit::default()
+            };
+            manifest.log(&edit).map_err(io)?;
+            version = version.apply(vec![open_table(dir, meta)?], &[]);
+        } else {
+            let edit = VersionEdit {
+                log_number: Some(wal_id),
+                next_file_id: Some(next_file_id.load(Ordering::Relaxed)),
+                ..VersionEdit::default()
+            };
+            manifest.log(&edit).map_err(io)?;
+        }
+        for path in replayed {
+            fs::remove_file(path).map_err(io)?;
+        }
+        let wal = Wal::create(dir, wal_id).map_err(io)?;
+        let state = State {
+            mem: Arc::new(Memtable::new()),
+            wal_id,
+            imm: Vec::new(),
+            version: Arc::new(version),
+        };
+        let shared = Arc::new(Shared {
+            dir: dir.to_path_buf(),
+            opts: opts.clone(),
+            state: RwLock::new(Arc::new(state)),
+            writer: Mutex::new(Writer {
+                wal,
+                next_seqno: last_seqno + 1,
+            }),
+            visible: AtomicU64::new(last_seqno),
+            manifest: Mutex::new(manifest),
+            next_file_id,
+            poison: Mutex::new(None),
+            signal: (StdMutex::new(false), Condvar::new()),
+            snapshots: Mutex::new(BTreeMap::new()),
+            stats: LsmStats::default(),
+            _lock: lock,
+        });
+        let mut threads = vec![worker::spawn(shared.clone())];
+        if opts.sync == SyncPolicy::EverySec {
+            threads.push(spawn_syncer(shared.clone()));
+        }
+        Ok(LsmEngine {
+            shared,
+            threads: Mutex::new(threads),
+        })
+    }
+
+    pub fn stats(&self) -> &LsmStats {
+        &self.shared.stats
+    }
+
+    /// Files and bytes per level, memtable bytes.
+    pub fn level_summary(&self) -> (Vec<(usize, u64)>, usize) {
+        let state = self.shared.state.read().clone();
+        let levels = state
+            .version
+            .levels
+            .iter()
+            .map(|l| (l.len(), l.iter().map(|f| f.meta.size).sum()))
+            .collect();
+        let mem = state.mem.approximate_bytes()
+            + state
+                .imm
+                .iter()
+                .map(|(m, _)| m.approximate_bytes())
+                .sum::<usize>();
+        (levels, mem)
+    }
+
+    /// Waits until the worker has nothing to flush or compact (tests, benchmarks).
+    pub fn wait_idle(&self) {
+        loop {
+            let state = self.shared.state.read().clone();
+            if state.imm.is_empty() && worker::pick(&self.shared.opts, &state.version).is_none() {
+                return;
+            }
+            self.shared.notify();
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Stops the background threads (the data stays as written).
+    pub fn close(&self) {
+        *self
+            .shared
+            .signal
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = true;
+        self.shared.signal.1.notify_all();
+        for t in self.threads.lock().drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for LsmEngine {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+impl Shared {
+    pub fn notify(&self) {
+        let _guard = self.signal.0.lock();
+        self.signal.1.notify_all();
+    }
+
+    pub fn shutting_down(&self) -> bool {
+        *self.signal.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn poison(&self, what: String) {
+        tracing::error!(error = %what, "storage poisoned");
+        self.poison.lock().get_or_insert(what);
+    }
+
+    fn check_poison(&self) -> Result<()> {
+        match &*self.poison.lock() {
+            Some(why) => Err(StorageError::Poisoned(why.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// The oldest sequence number some reader may still read at.
+    pub fn oldest_snapshot(&self) -> u64 {
+        let visible = self.visible.load(Ordering::Acquire);
+        self.snapshots
+            .lock()
+            .keys()
+            .next()
+            .copied()
+            .unwrap_or(visible)
+            .min(visible)
+    }
+
+    fn point_get(&self, state: &State, key: &[u8], seqno: u64) -> Result<Option<Bytes>> {
+        let found = std::iter::once(&state.mem)
+            .chain(state.imm.iter().map(|(m, _)| m))
+            .find_map(|m| m.get(key, seqno));
+        let found = match found {
+            Some(found) => Some(found),
+            None => {
+                let mut hit = None;
+                for file in state.version.tables_for_key(key) {
+                    if let Some(l) = file.table.get(key, seqno)? {
+                        hit = Some(l);
+                        break;
+                    }
+                }
+                hit
+            }
+        };
+        Ok(match found {
+            Some(Lookup::Value(v)) => Some(v),
+            _ => None,
+        })
+    }
+
+    /// Up to `limit` visible pairs of `range` at `seqno`.
+    fn scan_at(
+        &self,
+        state: &State,
+        range: &KeyRange,
+        seqno: u64,
+        reverse: bool,
+        limit: usize,
+    ) -> Result<Vec<(Bytes, Bytes)>> {
+        let (seek, skip_equal): (Option<Bytes>, Option<Bytes>) = match &range.start {
+            Bound::Included(k) => (Some(k.clone()), None),
+            Bound::Excluded(k) => (Some(k.clone()), Some(k.clone())),
+            Bound::Unbounded => (None, None),
+        };
+        let seek_internal = seek
+            .as_ref()
+            .map(|k| InternalKey::new(k.clone(), SEQNO_MAX, Kind::Put));
+        let seek_encoded = seek_internal.as_ref().map(|k| k.encode());
+        let mut sources: Vec<Source> = Vec::new();
+        for mem in std::iter::once(&state.mem).chain(state.imm.iter().map(|(m, _)| m)) {
+            let start = seek_internal
+                .clone()
+                .map_or(Bound::Unbounded, Bound::Included);
+            sources.push(Box::new(
+                mem.entries_from(start)
+                    .map(|(k, v)| Ok((k.encode().to_vec(), v))),
+            ));
+        }
+        let (lo, hi) = (seek.as_deref(), end_user_key(&range.end));
+        for (level, files) in state.version.levels.iter().enumerate() {
+            let files: Vec<_> = files
+                .iter()
+                .filter(|f| f.overlaps(lo, hi))
+                .cloned()
+                .collect();
+            if level == 0 {
+                for f in files {
+                    sources.push(table_source(f, seek_encoded.clone()));
+                }
+            } else if !files.is_empty() {
+                let seek = seek_encoded.clone();
+                sources.push(Box::new(
+                    files
+                        .into_iter()
+                        .flat_map(move |f| table_source(f, seek.clone())),
+                ));
+            }
+        }
+        let visible = Visible::new(Merge::new(sources), seqno);
+        let mut out = Vec::new();
+        for entry in visible {
+            let (k, v) = entry?;
+            if skip_equal.as_ref() == Some(&k) {
+                continue;
+            }
+            let past_end = match &range.end {
+                Bound::Included(e) => k > *e,
+                Bound::Excluded(e) => k >= *e,
+                Bound::Unbounded => false,
+            };
+            if past_end {
+                break;
+            }
+            out.push((k, v));
+            if !reverse && out.len() >= limit {
+                break;
+            }
+        }
+        if reverse {
+            out.reverse();
+            out.truncate(limit);
+        }
+        Ok(out)
+    }
+
+    /// Turns a write batch into point operations; a delete-range becomes a delete of every
+    /// key visible in the range now (the writer lock is held, so none can appear meanwhile).
+    fn point_ops(&self, batch: WriteBatch) -> Result<Vec<Op>> {
+        let mut ops = Vec::with_capacity(batch.len());
+        for op in batch.into_ops() {
+            match op {
+                WriteOp::Put(key, value) => ops.push(Op {
+                    kind: Kind::Put,
+                    key,
+                    value,
+                }),
+                WriteOp::Delete(key) => ops.push(Op {
+                    kind: Kind::Delete,
+                    key,
+                    value: Bytes::new(),
+                }),
+                WriteOp::DeleteRange(start, end) => {
+                    // Earlier ops of this batch are not applied yet: apply them to a view first.
+                    let state = self.state.read().clone();
+                    let range = KeyRange::half_open(start, end);
+                    let seqno = self.visible.load(Ordering::Acquire);
+                    let mut present: BTreeMap<Bytes, ()> = self
+                        .scan_at(&state, &range, seqno, false, usize::MAX)?
+                        .into_iter()
+                        .map(|(k, _)| (k, ()))
+                        .collect();
+                    for earlier in &ops {
+                        if range_contains(&range, &earlier.key) {
+                            match earlier.kind {
+                                Kind::Put => present.insert(earlier.key.clone(), ()),
+                                Kind::Delete => present.remove(&earlier.key),
+                            };
+                        }
+                    }
+                    ops.extend(present.into_keys().map(|key| Op {
+                        kind: Kind::Delete,
+                        key,
+                        value: Bytes::new(),
+                    }));
+                }
+            }
+        }
+        Ok(ops)
+    }
+
+    /// Swaps the full memtable for a new one with a new WAL, and wakes the worker.
+    fn rotate(&self, w: &mut Writer) -> Result<()> {
+        let id = self.next_file_id.fetch_add(1, Ordering::Relaxed);
+        let new_wal = Wal::create(&self.dir, id).map_err(io)?;
+        let mut old_wal = std::mem::replace(&mut w.wal, new_wal);
+        if let Err(e) = old_wal.sync() {
+            self.poison(format!("WAL fsync failed: {e}"));
+            return Err(io(e));
+        }
+        let mut guard = self.state.write();
+        let old = guard.clone();
+        let mut imm = vec![(old.mem.clone(), old.wal_id)];
+        imm.extend(old.imm.iter().cloned());
+        *guard = Arc::new(State {
+            mem: Arc::new(Memtable::new()),
+            wal_id: id,
+            imm,
+            version: old.version.clone(),
+        });
+        drop(guard);
+        self.notify();
+        Ok(())
+    }
+
+    /// Blocks the writer while flushes or level 0 fall too far behind.
+    fn stall_if_needed(&self) {
+        let mut counted = false;
+        loop {
+            let state = self.state.read().clone();
+            let behind = state.imm.len() > self.opts.max_immutable
+                || state.version.levels[0].len() >= self.opts.l0_stall_files;
+            if !behind || self.poison.lock().is_some() {
+                return;
+            }
+            if !counted {
+                self.stats.write_stalls.fetch_add(1, Ordering::Relaxed);
+                counted = true;
+            }
+            self.notify();
+            let guard = self.signal.0.lock().unwrap_or_else(|e| e.into_inner());
+            let _ = self.signal.1.wait_timeout(guard, Duration::from_millis(20));
+        }
+    }
+
+    fn sync_wal(&self) -> Result<()> {
+        let mut w = self.writer.lock();
+        w.wal.sync().map_err(|e| {
+            self.poison(format!("WAL fsync failed: {e}"));
+            io(e)
+        })
+    }
+}
+
+fn range_contains(range: &KeyRange, key: &Bytes) -> bool {
+    let after_start = match &range.start {
+        Bound::Included(s) => key >= s,
+        Bound::Excluded(s) => key > s,
+        Bound::Unbounded => true,
+    };
+    let before_end = match &range.end {
+        Bound::Included(e) => key <= e,
+        Bound::Excluded(e) => key < e,
+        Bound::Unbounded => true,
+    };
+    after_start && before_end
+}
+
+fn end_user_key(end: &Bound<Bytes>) -> Option<&[u8]> {
+    match end {
+        Bound::Included(k) | Bound::Excluded(k) => Some(k),
+        Bound::Unbounded => None,
+    }
+}
+
+/// A table's entries from `seek` on, as a merge source.
+fn table_source(file: Arc<super::version::TableFile>, seek: Option<Bytes>) -> Source<'static> {
+    let mut iter = file.table.iter();
+    match seek.map(|s| iter.seek(&s)) {
+        Some(Err(e)) => Box::new(std::iter::once(Err(e))),
+        _ => Box::new(iter),
+    }
+}
+
+/// Writes a memtable to SSTable `id`; returns its manifest entry (level 0).
+pub(super) fn write_memtable(
+    dir: &Path,
+    id: u64,
+    mem: &Memtable,
+    compression: Compression,
+) -> Result<super::manifest::FileMeta> {
+    let path = table_path(dir, id);
+    let mut builder = TableBuilder::create(&path, compression)?;
+    for (key, value) in mem.entries_from(Bound::Unbounded) {
+        builder.add(&key.encode(), &value)?;
+    }
+    let (props, size) = builder.finish()?;
+    Ok(super::manifest::FileMeta {
+        level: 0,
+        id,
+        size,
+        max_seqno: props.max_seqno,
+        smallest: props.smallest,
+        largest: props.largest,
+    })
+}
+
+/// WAL files in `dir`, by id.
+fn wal_files(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).map_err(io)? {
+        let path = entry.map_err(io)?.path();
+        if path.extension().is_some_and(|e| e == "wal") {
+            if let Some(id) = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .and_then(|s| s.parse().ok())
+            {
+                out.push((id, path));
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Removes SSTables the manifest does not know and WALs already flushed.
+fn remove_orphans(
+    dir: &Path,
+    live: &BTreeMap<u64, super::manifest::FileMeta>,
+    log_number: u64,
+) -> Result<()> {
+    for entry in fs::read_dir(dir).map_err(io)? {
+        let path = entry.map_err(io)?.path();
+        let id: Option<u64> = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .and_then(|s| s.parse().ok());
+        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+        let orphan = match (ext, id) {
+            ("sst", Some(id)) => !live.contains_key(&id),
+            ("wal", Some(id)) => id < log_number,
+            _ => false,
+        };
+        if orphan {
+            fs::remove_file(&path).map_err(io)?;
+        }
+    }
+    Ok(())
+}
+
+fn spawn_syncer(shared: Arc<Shared>) -> JoinHandle<()> {
+    std::thread::Builder::new()
+        .name("basalt-wal-sync".into())
+        .spawn(move || {
+            while !shared.shutting_down() {
+                let guard = shared.signal.0.lock().unwrap_or_else(|e| e.into_inner());
+                let _ = shared.signal.1.wait_timeout(guard, Duration::from_secs(1));
+                let _ = shared.sync_wal();
+            }
+            let _ = shared.sync_wal();
+        })
+        .expect("spawn the WAL sync thread")
+}
+
+struct LsmSnapshot {
+    shared: Arc<Shared>,
+    state: Arc<State>,
+    seqno: u64,
+}
+
+impl Snapshot for LsmSnapshot {
+    fn get(&self, key: &[u8]) -> Result<Option<Bytes>> {
+        self.shared.point_get(&self.state, key, self.seqno)
+    }
+    fn scan(&self, range: &KeyRange, reverse: bool, limit: usize) -> Result<Vec<(Bytes, Bytes)>> {
+        self.shared
+            .scan_at(&self.state, range, self.seqno, reverse, limit)
+    }
+}
+
+impl Drop for LsmSnapshot {
+    fn drop(&mut self) {
+        let mut snaps = self.shared.snapshots.lock();
+        if let Some(n) = snaps.get_mut(&self.seqno) {
+            *n -= 1;
+            if *n == 0 {
+                snaps.remove(&self.seqno);
+            }
+        }
+    }
+}
+
+impl Engine for LsmEngine {
+    fn get(&self, key: &[u8]) -> Result<Option<Bytes>> {
+        let seqno = self.shared.visible.load(Ordering::Acquire);
+        let state = self.shared.state.read().clone();
+        self.shared.point_get(&state, key, seqno)
+    }
+
+    fn multi_get(&self, keys: &[Bytes]) -> Result<Vec<Option<Bytes>>> {
+        let seqno = self.shared.visible.load(Ordering::Acquire);
+        let state = self.shared.state.read().clone();
+        keys.iter()
+            .map(|k| self.shared.point_get(&state, k, seqno))
+            .collect()
+    }
+
+    fn write(&self, batch: WriteBatch) -> Result<()> {
+        let shared = &self.shared;
+        shared.check_poison()?;
+        shared.stall_if_needed();
+        let mut w = shared.writer.lock();
+        shared.check_poison()?;
+        let ops = shared.point_ops(batch)?;
+        if ops.is_empty() {
+            return Ok(());
+        }
+        let first = w.next_seqno;
+        if let Err(e) = w
+            .wal
+            .append(first, &ops, shared.opts.sync == SyncPolicy::Always)
+        {
+            shared.poison(format!("WAL append failed: {e}"));
+            return Err(io(e));
+        }
+        let state = shared.state.read().clone();
+        let count = ops.len() as u64;
+        for (i, op) in ops.into_iter().enumerate() {
+            state
+                .mem
+                .insert(op.key, first + i as u64, op.kind, op.value);
+        }
+        w.next_seqno = first + count;
+        shared.visible.store(first + count - 1, Ordering::Release);
+        if state.mem.approximate_bytes() >= shared.opts.memtable_bytes {
+            shared.rotate(&mut w)?;
+        }
+        Ok(())
+    }
+
+    fn snapshot(&self) -> Box<dyn Snapshot> {
+        let mut snaps = self.shared.snapshots.lock();
+        let seqno = self.shared.visible.load(Ordering::Acquire);
+        *snaps.entry(seqno).or_default() += 1;
+        drop(snaps);
+        let state = self.shared.state.read().clone();
+        Box::new(LsmSnapshot {
+            shared: self.shared.clone(),
+            state,
+            seqno,
+        })
+    }
+
+    fn scan(&self, range: &KeyRange, reverse: bool, limit: usize) -> Result<Vec<(Bytes, Bytes)>> {
+        let seqno = self.shared.visible.load(Ordering::Acquire);
+        let state = self.shared.state.read().clone();
+        self.shared.scan_at(&state, range, seqno, reverse, limit)
+    }
+
+    /// Makes everything written durable: the memtable is flushed to an SSTable.
+    fn flush(&self) -> Result<()> {
+        self.shared.check_poison()?;
+        {
+            let mut w = self.shared.writer.lock();
+            if !self.shared.state.read().mem.is_empty() {
+                self.shared.rotate(&mut w)?;
+            }
+        }
+        loop {
+            self.shared.check_poison()?;
+            if self.shared.state.read().imm.is_empty() {
+                return Ok(());
+            }
+            self.shared.notify();
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    fn memory_bytes(&self) -> u64 {
+        self.level_summary().1 as u64
+    }
+}
