@@ -25,10 +25,26 @@ pub mod storage;
 
 use std::sync::Arc;
 
+/// Opens the storage engine the settings name: the LSM engine in `dir` (the default) or the
+/// in-memory one.
+pub fn open_engine(config: &config::Config) -> anyhow::Result<Arc<dyn storage::Engine>> {
+    Ok(match config.get("engine").as_str() {
+        "memory" => Arc::new(storage::MemoryEngine::new()),
+        _ => {
+            let options = storage::lsm::LsmOptions {
+                sync: storage::lsm::wal::SyncPolicy::from_appendfsync(&config.get("appendfsync")),
+                ..storage::lsm::LsmOptions::default()
+            };
+            let dir = std::path::Path::new(&config.get("dir")).join("lsm");
+            Arc::new(storage::lsm::LsmEngine::open(&dir, options)?)
+        }
+    })
+}
+
 /// Builds a node from settings: engine, keyspace, command table.
 pub fn build_node(config: Arc<config::Config>, port: u16) -> anyhow::Result<Arc<commands::Node>> {
     let databases: u8 = config.get("databases").parse()?;
-    let engine: Arc<dyn storage::Engine> = Arc::new(storage::MemoryEngine::new());
+    let engine = open_engine(&config)?;
     let keyspace = keyspace::Keyspace::open(engine, databases)?;
     Ok(Arc::new(commands::Node::new(config, keyspace, port)))
 }

@@ -155,9 +155,15 @@ impl ClientRegistry {
         self.clients.lock().len()
     }
 
-    /// Every client, in id order.
+    /// Every client not yet killed, in id order (a killed client is gone for CLIENT LIST
+    /// and CLIENT KILL even before its connection has finished closing).
     pub fn all(&self) -> Vec<Arc<ClientInfo>> {
-        self.clients.lock().values().cloned().collect()
+        self.clients
+            .lock()
+            .values()
+            .filter(|c| !c.is_killed())
+            .cloned()
+            .collect()
     }
 
     pub fn get(&self, id: u64) -> Option<Arc<ClientInfo>> {

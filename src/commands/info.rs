@@ -24,6 +24,7 @@ const DEFAULT_SECTIONS: &[&str] = &[
     "errorstats",
     "cluster",
     "keyspace",
+    "storage",
 ];
 const ALL_SECTIONS: &[&str] = &[
     "server",
@@ -38,6 +39,7 @@ const ALL_SECTIONS: &[&str] = &[
     "errorstats",
     "cluster",
     "keyspace",
+    "storage",
 ];
 
 pub fn info(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
@@ -251,6 +253,12 @@ fn render(ctx: &Ctx, section: &str, out: &mut String) {
                         &format!("keys={keys},expires={expires},avg_ttl=0"),
                     );
                 }
+            }
+        }
+        "storage" => {
+            line("# Storage", &"");
+            for (k, v) in node.keyspace.engine().info() {
+                line(&k, &v);
             }
         }
         "commandstats" => {

@@ -16,6 +16,7 @@ use crate::clock;
 use crate::keyspace::Txn;
 use crate::limits::DEBUG_SLEEP_SECS_MAX;
 use crate::protocol::Reply;
+use crate::storage::lsm::wal::SyncPolicy;
 
 pub static COMMANDS: &[(&str, Handler, Option<ApplyFn>)] = &[
     ("info", super::info::info, None),
@@ -185,6 +186,13 @@ fn config_set(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         .config
         .set_many(&pairs)
         .map_err(CmdError::Message)?;
+    if pairs
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("appendfsync"))
+    {
+        let policy = SyncPolicy::from_appendfsync(&ctx.node.config.get("appendfsync"));
+        ctx.node.keyspace.engine().set_sync_policy(policy);
+    }
     reply(Reply::OK)
 }
 

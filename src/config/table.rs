@@ -38,8 +38,8 @@ pub static BASALT_PARAMS: &[Param] = &[
     },
     Param {
         name: "engine",
-        default: "memory",
-        kind: Kind::Enum(&["memory"]),
+        default: "lsm",
+        kind: Kind::Enum(&["lsm", "memory"]),
         mutable: false,
     },
 ];
@@ -63,6 +63,7 @@ pub static EFFECTIVE: &[&str] = &[
     "loglevel",
     "enable-debug-command",
     "maxmemory-policy",
+    "appendfsync",
     "shards",
     "engine",
 ];

@@ -143,6 +143,10 @@ impl Engine for MemoryEngine {
     fn memory_bytes(&self) -> u64 {
         self.bytes.load(Ordering::Relaxed)
     }
+
+    fn info(&self) -> Vec<(String, String)> {
+        vec![("storage_engine".to_string(), "memory".to_string())]
+    }
 }
 
 #[cfg(test)]

@@ -129,4 +129,10 @@ pub trait Engine: Send + Sync {
     fn flush(&self) -> Result<()>;
     /// Approximate bytes held in memory by keys and values.
     fn memory_bytes(&self) -> u64;
+    /// Changes when writes are made durable (`appendfsync always|everysec|no`).
+    fn set_sync_policy(&self, _policy: lsm::wal::SyncPolicy) {}
+    /// `name:value` lines for INFO's storage section.
+    fn info(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
 }

@@ -5,6 +5,7 @@ mod support;
 
 mod bad_input;
 mod docs;
+mod durability;
 mod lifecycle;
 mod limits;
 mod pipelining;

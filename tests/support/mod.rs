@@ -36,6 +36,8 @@ pub struct Process {
     pub child: Child,
     pub port: u16,
     pub dir: PathBuf,
+    /// Whether dropping the process removes `dir` (false for a caller-owned directory).
+    owns_dir: bool,
 }
 
 impl Process {
@@ -64,7 +66,9 @@ impl Drop for Process {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if self.owns_dir {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 
@@ -78,10 +82,22 @@ fn temp_dir(tag: &str) -> PathBuf {
     dir
 }
 
-/// Starts `basalt` with extra redis.conf-style flags.
+/// Starts `basalt` with extra redis.conf-style flags, in a fresh data directory.
 pub fn start_basalt(flags: &[&str]) -> Process {
+    let mut p = start_basalt_in(&temp_dir("basalt"), flags);
+    p.owns_dir = true;
+    p
+}
+
+/// A fresh directory for tests that restart a server on the same data.
+pub fn test_dir(tag: &str) -> PathBuf {
+    temp_dir(tag)
+}
+
+/// Starts `basalt` on the data in `dir` (kept when the process is dropped).
+pub fn start_basalt_in(dir: &std::path::Path, flags: &[&str]) -> Process {
     let port = free_port();
-    let dir = temp_dir("basalt");
+    let dir = dir.to_path_buf();
     let mut child = Command::new(env!("CARGO_BIN_EXE_basalt"))
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--dir"])
         .arg(&dir)
@@ -91,7 +107,12 @@ pub fn start_basalt(flags: &[&str]) -> Process {
         .spawn()
         .expect("start basalt");
     wait_for_port(port, &mut child);
-    Process { child, port, dir }
+    Process {
+        child,
+        port,
+        dir,
+        owns_dir: false,
+    }
 }
 
 /// Path of redis-server, installing it with apt-get when it is missing.
@@ -139,7 +160,12 @@ pub fn start_redis() -> Process {
         .spawn()
         .expect("start redis-server");
     wait_for_port(port, &mut child);
-    Process { child, port, dir }
+    Process {
+        child,
+        port,
+        dir,
+        owns_dir: true,
+    }
 }
 
 /// A reply as raw bytes of one complete RESP frame.

@@ -91,6 +91,8 @@ pub struct LsmStats {
 pub(super) struct Shared {
     pub dir: PathBuf,
     pub opts: LsmOptions,
+    /// The current `SyncPolicy` (changeable by CONFIG SET appendfsync).
+    sync: std::sync::atomic::AtomicU8,
     pub state: RwLock<Arc<State>>,
     writer: Mutex<Writer>,
     pub visible: AtomicU64,
@@ -197,6 +199,7 @@ impl LsmEngine {
         let shared = Arc::new(Shared {
             dir: dir.to_path_buf(),
             opts: opts.clone(),
+            sync: std::sync::atomic::AtomicU8::new(opts.sync as u8),
             state: RwLock::new(Arc::new(state)),
             writer: Mutex::new(Writer {
                 wal,
@@ -211,10 +214,7 @@ impl LsmEngine {
             stats: LsmStats::default(),
             _lock: lock,
         });
-        let mut threads = vec![worker::spawn(shared.clone())];
-        if opts.sync == SyncPolicy::EverySec {
-            threads.push(spawn_syncer(shared.clone()));
-        }
+        let threads = vec![worker::spawn(shared.clone()), spawn_syncer(shared.clone())];
         Ok(LsmEngine {
             shared,
             threads: Mutex::new(threads),
@@ -295,6 +295,14 @@ impl Shared {
         match &*self.poison.lock() {
             Some(why) => Err(StorageError::Poisoned(why.clone())),
             None => Ok(()),
+        }
+    }
+
+    pub fn sync_policy(&self) -> SyncPolicy {
+        match self.sync.load(Ordering::Relaxed) {
+            0 => SyncPolicy::Always,
+            1 => SyncPolicy::EverySec,
+            _ => SyncPolicy::No,
         }
     }
 
@@ -610,9 +618,13 @@ fn spawn_syncer(shared: Arc<Shared>) -> JoinHandle<()> {
             while !shared.shutting_down() {
                 let guard = shared.signal.0.lock().unwrap_or_else(|e| e.into_inner());
                 let _ = shared.signal.1.wait_timeout(guard, Duration::from_secs(1));
+                if shared.sync_policy() == SyncPolicy::EverySec {
+                    let _ = shared.sync_wal();
+                }
+            }
+            if shared.sync_policy() != SyncPolicy::No {
                 let _ = shared.sync_wal();
             }
-            let _ = shared.sync_wal();
         })
         .expect("spawn the WAL sync thread")
 }
@@ -733,5 +745,58 @@ impl Engine for LsmEngine {
 
     fn memory_bytes(&self) -> u64 {
         self.level_summary().1 as u64
+    }
+
+    fn set_sync_policy(&self, policy: SyncPolicy) {
+        self.shared.sync.store(policy as u8, Ordering::Relaxed);
+    }
+
+    fn info(&self) -> Vec<(String, String)> {
+        let (levels, mem_bytes) = self.level_summary();
+        let stats = &self.shared.stats;
+        let state = self.shared.state.read().clone();
+        let mut out = vec![
+            ("storage_engine".to_string(), "lsm".to_string()),
+            ("memtable_bytes".to_string(), mem_bytes.to_string()),
+            (
+                "immutable_memtables".to_string(),
+                state.imm.len().to_string(),
+            ),
+        ];
+        for (level, (files, bytes)) in levels.iter().enumerate() {
+            out.push((
+                format!("level{level}"),
+                format!("files={files},bytes={bytes}"),
+            ));
+        }
+        let pending = worker::pick(&self.shared.opts, &state.version).map_or(0, |t| {
+            t.inputs
+                .iter()
+                .chain(t.next.iter())
+                .map(|f| f.meta.size)
+                .sum::<u64>()
+        });
+        let counters = [
+            ("pending_compaction_bytes", pending),
+            ("flushes", stats.flushes.load(Ordering::Relaxed)),
+            ("compactions", stats.compactions.load(Ordering::Relaxed)),
+            ("write_stalls", stats.write_stalls.load(Ordering::Relaxed)),
+            ("bytes_flushed", stats.bytes_flushed.load(Ordering::Relaxed)),
+            (
+                "bytes_compacted",
+                stats.bytes_compacted.load(Ordering::Relaxed),
+            ),
+        ];
+        out.extend(counters.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        out.push((
+            "sync_policy".to_string(),
+            format!("{:?}", self.shared.sync_policy()).to_lowercase(),
+        ));
+        let poisoned = self.shared.check_poison().is_err();
+        out.push((
+            "poisoned".to_string(),
+            if poisoned { "1" } else { "0" }.to_string(),
+        ));
+        out
     }
 }

@@ -14,13 +14,14 @@ use super::record;
 
 /// When WAL appends are made durable, with Redis's `appendfsync` names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
 pub enum SyncPolicy {
     /// fsync before acknowledging each write.
-    Always,
+    Always = 0,
     /// fsync from a background thread about once a second.
-    EverySec,
+    EverySec = 1,
     /// Leave it to the operating system.
-    No,
+    No = 2,
 }
 
 impl SyncPolicy {

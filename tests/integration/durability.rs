@@ -1,0 +1,100 @@
+//! Data survives restarts: clean shutdowns, and kill -9 with `appendfsync always`.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use crate::support::{show, start_basalt_in, test_dir, Client};
+
+#[test]
+fn restart_keeps_keys_ttls_and_databases() {
+    let dir = test_dir("restart");
+    {
+        let mut server = start_basalt_in(&dir, &[]);
+        let mut c = server.client();
+        assert_eq!(show(&c.call(&["SET", "plain", "v"])), "+OK\r\n");
+        assert_eq!(
+            show(&c.call(&["SET", "volatile", "v", "EX", "1000"])),
+            "+OK\r\n"
+        );
+        assert_eq!(show(&c.call(&["SELECT", "3"])), "+OK\r\n");
+        assert_eq!(show(&c.call(&["SET", "in-db3", "x"])), "+OK\r\n");
+        assert_eq!(show(&c.call(&["SWAPDB", "3", "4"])), "+OK\r\n");
+        c.send(&[b"SHUTDOWN"]);
+        assert!(server
+            .wait_exit(Duration::from_secs(20))
+            .is_some_and(|s| s.success()));
+    }
+    let server = start_basalt_in(&dir, &[]);
+    let mut c = server.client();
+    assert_eq!(show(&c.call(&["GET", "plain"])), "$1\r\nv\r\n");
+    let ttl = show(&c.call(&["TTL", "volatile"]));
+    assert!(ttl == ":1000\r\n" || ttl == ":999\r\n", "{ttl}");
+    assert_eq!(show(&c.call(&["DBSIZE"])), ":2\r\n");
+    assert_eq!(show(&c.call(&["SELECT", "4"])), "+OK\r\n");
+    assert_eq!(show(&c.call(&["GET", "in-db3"])), "$1\r\nx\r\n");
+    let info = show(&c.call(&["INFO", "storage"]));
+    assert!(info.contains("storage_engine:lsm"), "{info}");
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Writes from a client until the server is killed; every acknowledged write must be there
+/// after a restart, and nothing that was never sent.
+#[test]
+fn kill_dash_nine_loses_no_acknowledged_write() {
+    let dir = test_dir("kill9");
+    let mut acknowledged: Vec<String> = Vec::new();
+    let mut next = 0u64;
+    for cycle in 0..5u64 {
+        let mut server = start_basalt_in(&dir, &["--appendfsync", "always"]);
+        let mut c = server.client();
+        for key in &acknowledged {
+            assert_eq!(
+                show(&c.call(&["EXISTS", key])),
+                ":1\r\n",
+                "cycle {cycle}: {key} lost"
+            );
+        }
+        let writer_port = server.port;
+        let writes = std::thread::spawn(move || {
+            let mut c = Client::connect(writer_port);
+            c.set_timeout(Duration::from_secs(5));
+            let mut acked = Vec::new();
+            let mut sent = next;
+            loop {
+                let key = format!("k{sent}");
+                sent += 1;
+                c.send(&[b"SET", key.as_bytes(), b"value"]);
+                match c.try_read_reply() {
+                    Ok(r) if r == b"+OK\r\n" => acked.push(key),
+                    _ => return (acked, sent),
+                }
+            }
+        });
+        std::thread::sleep(Duration::from_millis(150 + 97 * cycle));
+        let _ = server.child.kill(); // SIGKILL
+        let _ = server.child.wait();
+        let (acked, sent) = writes.join().unwrap();
+        assert!(!acked.is_empty(), "cycle {cycle} acknowledged nothing");
+        acknowledged.extend(acked);
+        next = sent;
+    }
+    let server = start_basalt_in(&dir, &[]);
+    let mut c = server.client();
+    let present: HashSet<String> = {
+        let keys = show(&c.call(&["KEYS", "*"]));
+        keys.split("\r\n")
+            .filter(|l| l.starts_with('k'))
+            .map(String::from)
+            .collect()
+    };
+    for key in &acknowledged {
+        assert!(present.contains(key), "{key} was acknowledged and is gone");
+    }
+    for key in &present {
+        let n: u64 = key[1..].parse().unwrap();
+        assert!(n < next, "{key} was never sent");
+    }
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
