@@ -79,6 +79,15 @@ impl Node {
         self.shutdown_tx.send_replace(Some(request));
     }
 
+    /// Called by a connection before it sends replies: writes applied so far reach the
+    /// operating system first (group commit of the engine's log).
+    pub fn before_reply(&self) -> Result<(), CmdError> {
+        self.keyspace
+            .engine()
+            .commit_barrier()
+            .map_err(|e| CmdError::Internal(e.to_string()))
+    }
+
     /// Whether the client must authenticate (a `requirepass` is set).
     pub fn auth_required(&self) -> bool {
         self.config.password_set()

@@ -33,6 +33,7 @@ enum Closed {
     QueryBufferLimit,
     OutputBufferLimit,
     IdleTimeout,
+    StorageFailure,
     Io(std::io::Error),
 }
 
@@ -143,6 +144,7 @@ impl Connection {
     /// Writes what the socket takes now; the rest stays pending. Closes a client whose
     /// pending output breaks `client-output-buffer-limit`.
     fn drain_without_waiting(&mut self) -> Result<(), Closed> {
+        self.commit_barrier()?;
         while !self.output.is_empty() {
             match self.socket.try_write(&self.output) {
                 Ok(n) => {
@@ -154,6 +156,15 @@ impl Connection {
             }
         }
         self.check_output_limit()
+    }
+
+    /// Makes the writes behind the replies reach the storage log first; if that fails the
+    /// replies are not sent (the engine is poisoned and the client is closed).
+    fn commit_barrier(&mut self) -> Result<(), Closed> {
+        self.node.before_reply().map_err(|e| {
+            tracing::error!(error = %e, "could not write the log before replying");
+            Closed::StorageFailure
+        })
     }
 
     /// Publishes the pending output size and closes a client over its output limit.
@@ -174,6 +185,7 @@ impl Connection {
             return Ok(());
         }
         self.check_output_limit()?;
+        self.commit_barrier()?;
         let pending = self.output.len() as u64;
         let info = self.session.info.clone();
         tokio::select! {

@@ -129,6 +129,11 @@ pub trait Engine: Send + Sync {
     fn flush(&self) -> Result<()>;
     /// Approximate bytes held in memory by keys and values.
     fn memory_bytes(&self) -> u64;
+    /// Hands every acknowledged-to-be write to the operating system; called before replies
+    /// are sent, so a crash of the process never loses a write a client saw acknowledged.
+    fn commit_barrier(&self) -> Result<()> {
+        Ok(())
+    }
     /// Changes when writes are made durable (`appendfsync always|everysec|no`).
     fn set_sync_policy(&self, _policy: lsm::wal::SyncPolicy) {}
     /// `name:value` lines for INFO's storage section.

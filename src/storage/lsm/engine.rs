@@ -96,6 +96,8 @@ pub(super) struct Shared {
     pub state: RwLock<Arc<State>>,
     writer: Mutex<Writer>,
     pub visible: AtomicU64,
+    /// Set while the WAL holds records not yet written to the file.
+    wal_pending: std::sync::atomic::AtomicBool,
     pub manifest: Mutex<Manifest>,
     pub next_file_id: AtomicU64,
     poison: Mutex<Option<String>>,
@@ -206,6 +208,7 @@ impl LsmEngine {
                 next_seqno: last_seqno + 1,
             }),
             visible: AtomicU64::new(last_seqno),
+            wal_pending: std::sync::atomic::AtomicBool::new(false),
             manifest: Mutex::new(manifest),
             next_file_id,
             poison: Mutex::new(None),
@@ -257,6 +260,7 @@ impl LsmEngine {
 
     /// Stops the background threads (the data stays as written).
     pub fn close(&self) {
+        let _ = self.shared.write_pending_wal();
         *self
             .shared
             .signal
@@ -507,8 +511,21 @@ impl Shared {
 
     fn sync_wal(&self) -> Result<()> {
         let mut w = self.writer.lock();
+        self.wal_pending.store(false, Ordering::Release);
         w.wal.sync().map_err(|e| {
             self.poison(format!("WAL fsync failed: {e}"));
+            io(e)
+        })
+    }
+
+    /// Writes pending WAL records to the file (group commit), before replies go out.
+    fn write_pending_wal(&self) -> Result<()> {
+        if !self.wal_pending.swap(false, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let mut w = self.writer.lock();
+        w.wal.write_pending().map_err(|e| {
+            self.poison(format!("WAL write failed: {e}"));
             io(e)
         })
     }
@@ -685,10 +702,13 @@ impl Engine for LsmEngine {
         let first = w.next_seqno;
         if let Err(e) = w
             .wal
-            .append(first, &ops, shared.opts.sync == SyncPolicy::Always)
+            .append(first, &ops, shared.sync_policy() == SyncPolicy::Always)
         {
             shared.poison(format!("WAL append failed: {e}"));
             return Err(io(e));
+        }
+        if w.wal.has_pending() {
+            shared.wal_pending.store(true, Ordering::Release);
         }
         let state = shared.state.read().clone();
         let count = ops.len() as u64;
@@ -745,6 +765,10 @@ impl Engine for LsmEngine {
 
     fn memory_bytes(&self) -> u64 {
         self.level_summary().1 as u64
+    }
+
+    fn commit_barrier(&self) -> Result<()> {
+        self.shared.write_pending_wal()
     }
 
     fn set_sync_policy(&self, policy: SyncPolicy) {

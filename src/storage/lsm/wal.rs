@@ -38,9 +38,14 @@ pub struct Wal {
     pub id: u64,
     path: PathBuf,
     file: File,
-    /// Bytes appended since the last sync.
+    /// Records appended but not yet written to the file (group commit).
+    pending: Vec<u8>,
+    /// Bytes written since the last sync.
     unsynced: bool,
 }
+
+/// Pending bytes at which an append writes through without waiting for a barrier.
+const PENDING_BYTES_MAX: usize = 1 << 20;
 
 pub fn wal_path(dir: &Path, id: u64) -> PathBuf {
     dir.join(format!("{id:06}.wal"))
@@ -57,20 +62,44 @@ impl Wal {
             id,
             path,
             file,
+            pending: Vec::new(),
             unsynced: false,
         })
     }
 
-    /// Appends a batch; syncs when `sync` is set.
+    /// Appends a batch. With `sync` it is written and synced before returning; otherwise it
+    /// waits in memory for [`Wal::write_pending`] (the engine's barrier before replies), so
+    /// many batches share one write.
     pub fn append(&mut self, first_seqno: u64, ops: &[Op], sync: bool) -> io::Result<()> {
-        let mut bytes = Vec::new();
-        record::encode_record(&batch::encode(first_seqno, ops), &mut bytes);
-        record::append(&mut self.file, &bytes, sync)?;
-        self.unsynced = !sync;
+        record::encode_record(&batch::encode(first_seqno, ops), &mut self.pending);
+        if sync {
+            self.write_pending()?;
+            self.sync()
+        } else if self.pending.len() >= PENDING_BYTES_MAX {
+            self.write_pending()
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Hands every appended record to the operating system (it then survives a crash of
+    /// this process, though not of the machine until [`Wal::sync`]).
+    pub fn write_pending(&mut self) -> io::Result<()> {
+        if !self.pending.is_empty() {
+            record::append(&mut self.file, &self.pending, false)?;
+            self.pending.clear();
+            self.unsynced = true;
+        }
         Ok(())
     }
 
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// Writes what is pending and makes it durable.
     pub fn sync(&mut self) -> io::Result<()> {
+        self.write_pending()?;
         if self.unsynced {
             self.file.sync_data()?;
             self.unsynced = false;
@@ -116,6 +145,7 @@ mod tests {
         };
         wal.append(1, &[op("a"), op("b")], true).unwrap();
         wal.append(3, &[op("c")], false).unwrap();
+        wal.write_pending().unwrap();
         let path = wal.path().to_path_buf();
         drop(wal);
         let len = std::fs::metadata(&path).unwrap().len();
