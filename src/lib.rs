@@ -31,8 +31,11 @@ pub fn open_engine(config: &config::Config) -> anyhow::Result<Arc<dyn storage::E
     Ok(match config.get("engine").as_str() {
         "memory" => Arc::new(storage::MemoryEngine::new()),
         _ => {
+            let cache =
+                config::table::parse_memory(&config.get("block-cache-size")).unwrap_or(64 << 20);
             let options = storage::lsm::LsmOptions {
                 sync: storage::lsm::wal::SyncPolicy::from_appendfsync(&config.get("appendfsync")),
+                block_cache_bytes: cache.max(0) as usize,
                 ..storage::lsm::LsmOptions::default()
             };
             let dir = std::path::Path::new(&config.get("dir")).join("lsm");

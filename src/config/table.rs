@@ -37,6 +37,15 @@ pub static BASALT_PARAMS: &[Param] = &[
         mutable: false,
     },
     Param {
+        name: "block-cache-size",
+        default: "67108864",
+        kind: Kind::Memory {
+            min: 0,
+            max: i64::MAX,
+        },
+        mutable: false,
+    },
+    Param {
         name: "engine",
         default: "lsm",
         kind: Kind::Enum(&["lsm", "memory"]),
@@ -64,6 +73,7 @@ pub static EFFECTIVE: &[&str] = &[
     "enable-debug-command",
     "maxmemory-policy",
     "appendfsync",
+    "block-cache-size",
     "shards",
     "engine",
 ];

@@ -20,6 +20,7 @@ use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 
 use super::batch::Op;
+use super::cache::BlockCache;
 use super::iterator::{Merge, Source, Visible};
 use super::key::{InternalKey, Kind, SEQNO_MAX};
 use super::manifest::{Manifest, VersionEdit};
@@ -45,6 +46,8 @@ pub struct LsmOptions {
     pub sync: SyncPolicy,
     pub upper_compression: Compression,
     pub bottom_compression: Compression,
+    /// Bytes of decompressed data blocks kept in memory.
+    pub block_cache_bytes: usize,
 }
 
 impl Default for LsmOptions {
@@ -60,6 +63,7 @@ impl Default for LsmOptions {
             sync: SyncPolicy::EverySec,
             upper_compression: Compression::Lz4,
             bottom_compression: Compression::Zstd,
+            block_cache_bytes: 64 << 20,
         }
     }
 }
@@ -104,6 +108,7 @@ pub(super) struct Shared {
     /// Wakes the worker (work to do) and stalled writers (work done); holds "shutting down".
     pub signal: (StdMutex<bool>, Condvar),
     pub snapshots: Mutex<BTreeMap<u64, usize>>,
+    pub cache: Arc<BlockCache>,
     pub stats: LsmStats,
     _lock: File,
 }
@@ -141,9 +146,10 @@ impl LsmEngine {
         fs::create_dir_all(dir).map_err(io)?;
         let lock = lock_dir(dir)?;
         let (mut manifest, mstate) = Manifest::open(dir).map_err(io)?;
+        let cache = Arc::new(BlockCache::new(opts.block_cache_bytes));
         let mut tables = Vec::new();
         for meta in mstate.files.values() {
-            tables.push(open_table(dir, meta.clone())?);
+            tables.push(open_table(dir, meta.clone(), &cache)?);
         }
         let mut version = Version::from_files(tables);
         let next_file_id = AtomicU64::new(mstate.next_file_id.max(1));
@@ -179,7 +185,7 @@ impl LsmEngine {
                 ..VersionEdit::default()
             };
             manifest.log(&edit).map_err(io)?;
-            version = version.apply(vec![open_table(dir, meta)?], &[]);
+            version = version.apply(vec![open_table(dir, meta, &cache)?], &[]);
         } else {
             let edit = VersionEdit {
                 log_number: Some(wal_id),
@@ -214,6 +220,7 @@ impl LsmEngine {
             poison: Mutex::new(None),
             signal: (StdMutex::new(false), Condvar::new()),
             snapshots: Mutex::new(BTreeMap::new()),
+            cache,
             stats: LsmStats::default(),
             _lock: lock,
         });
@@ -812,6 +819,16 @@ impl Engine for LsmEngine {
             ),
         ];
         out.extend(counters.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let cache = &self.shared.cache;
+        out.push(("block_cache_bytes".to_string(), cache.bytes().to_string()));
+        out.push((
+            "block_cache_hit_ratio".to_string(),
+            format!("{:.4}", cache.hit_ratio()),
+        ));
+        let checks = cache.bloom_checks.load(Ordering::Relaxed);
+        let negatives = cache.bloom_negatives.load(Ordering::Relaxed);
+        out.push(("bloom_checks".to_string(), checks.to_string()));
+        out.push(("bloom_useful".to_string(), negatives.to_string()));
         out.push((
             "sync_policy".to_string(),
             format!("{:?}", self.shared.sync_policy()).to_lowercase(),

@@ -9,6 +9,7 @@
 
 pub mod batch;
 pub mod bloom;
+pub mod cache;
 mod engine;
 pub mod iterator;
 pub mod key;

@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::cache::BlockCache;
 use super::key::{compare_internal, user_key};
 use super::manifest::FileMeta;
 use super::sstable::{Table, TableError};
@@ -39,8 +40,12 @@ pub fn table_path(dir: &Path, id: u64) -> PathBuf {
     dir.join(format!("{id:06}.sst"))
 }
 
-pub fn open_table(dir: &Path, meta: FileMeta) -> Result<Arc<TableFile>, TableError> {
-    let table = Table::open(&table_path(dir, meta.id))?;
+pub fn open_table(
+    dir: &Path,
+    meta: FileMeta,
+    cache: &Arc<BlockCache>,
+) -> Result<Arc<TableFile>, TableError> {
+    let table = Table::open(&table_path(dir, meta.id), meta.id, cache.clone())?;
     Ok(Arc::new(TableFile {
         meta,
         table: Arc::new(table),

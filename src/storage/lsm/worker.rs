@@ -138,7 +138,7 @@ fn flush(shared: &Shared, mem: Arc<super::memtable::Memtable>, wal_id: u64) -> R
             .fetch_add(meta.size, Ordering::Relaxed);
         edit.last_seqno = Some(mem.max_seqno());
         edit.added.push(meta.clone());
-        added.push(open_table(&shared.dir, meta)?);
+        added.push(open_table(&shared.dir, meta, &shared.cache)?);
     }
     edit.next_file_id = Some(shared.next_file_id.load(Ordering::Relaxed));
     shared
@@ -246,7 +246,7 @@ fn compact(shared: &Shared, task: Task) -> Result<()> {
             .stats
             .bytes_compacted
             .fetch_add(meta.size, Ordering::Relaxed);
-        added.push(open_table(&shared.dir, meta)?);
+        added.push(open_table(&shared.dir, meta, &shared.cache)?);
     }
     install(shared, added, &removed, None);
     for id in removed {

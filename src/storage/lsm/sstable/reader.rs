@@ -4,6 +4,7 @@
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -13,10 +14,13 @@ use super::{
     BlockHandle, Properties, TableError, BLOCK_TRAILER_BYTES, FOOTER_BYTES, FORMAT_VERSION, MAGIC,
 };
 use crate::storage::lsm::bloom;
+use crate::storage::lsm::cache::BlockCache;
 use crate::storage::lsm::key::{seek_key, user_key, InternalKey, Kind};
 use crate::storage::lsm::memtable::Lookup;
 
 pub struct Table {
+    id: u64,
+    cache: Arc<BlockCache>,
     path: PathBuf,
     file: File,
     size: u64,
@@ -26,7 +30,8 @@ pub struct Table {
 }
 
 impl Table {
-    pub fn open(path: &Path) -> Result<Table, TableError> {
+    /// Opens table `id` at `path`; its data blocks go through `cache`.
+    pub fn open(path: &Path, id: u64, cache: Arc<BlockCache>) -> Result<Table, TableError> {
         let io = |source| TableError::Io {
             path: path.to_path_buf(),
             source,
@@ -55,6 +60,8 @@ impl Table {
         };
         let (index_h, filter_h, props_h) = (handle(0), handle(16), handle(32));
         let mut table = Table {
+            id,
+            cache,
             path: path.to_path_buf(),
             file,
             size,
@@ -137,8 +144,14 @@ impl Table {
         let mut pos = 0;
         let offset = get_varint(handle_value, &mut pos).ok_or(corrupt("index entry"))?;
         let size = get_varint(handle_value, &mut pos).ok_or(corrupt("index entry"))?;
+        if let Some(block) = self.cache.get(self.id, offset) {
+            return Ok(block);
+        }
         let raw = self.read_block(BlockHandle { offset, size })?;
-        Block::parse(raw).map_err(|_| corrupt("data block"))
+        let bytes = raw.len();
+        let block = Block::parse(raw).map_err(|_| corrupt("data block"))?;
+        self.cache.insert(self.id, offset, block.clone(), bytes);
+        Ok(block)
     }
 
     /// Whether the bloom filter allows `user_key` (false: certainly absent).
@@ -148,7 +161,9 @@ impl Table {
 
     /// The newest version of `key` at `snapshot` in this table.
     pub fn get(&self, key: &[u8], snapshot: u64) -> Result<Option<Lookup>, TableError> {
+        self.cache.bloom_checks.fetch_add(1, Ordering::Relaxed);
         if !self.may_contain(key) {
+            self.cache.bloom_negatives.fetch_add(1, Ordering::Relaxed);
             return Ok(None);
         }
         let corrupt = |what| TableError::Corrupt {

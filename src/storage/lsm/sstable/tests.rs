@@ -6,6 +6,10 @@ use super::{Compression, Table, TableBuilder, TableError};
 use crate::storage::lsm::key::{InternalKey, Kind};
 use crate::storage::lsm::memtable::Lookup;
 
+fn cache() -> std::sync::Arc<crate::storage::lsm::cache::BlockCache> {
+    std::sync::Arc::new(crate::storage::lsm::cache::BlockCache::new(1 << 20))
+}
+
 fn temp_path(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("basalt-sst-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -43,7 +47,7 @@ fn round_trip_with_every_compression() {
         ("zstd", Compression::Zstd),
     ] {
         let path = write_table(name, compression, 5000);
-        let table = std::sync::Arc::new(Table::open(&path).unwrap());
+        let table = std::sync::Arc::new(Table::open(&path, 1, cache()).unwrap());
         assert_eq!(table.properties().max_seqno, 20);
         assert!(table.properties().data_blocks > 10);
         let get = |k: &str, snap| table.get(k.as_bytes(), snap).unwrap();
@@ -82,7 +86,7 @@ fn round_trip_with_every_compression() {
 fn a_flipped_byte_is_reported_never_returned() {
     let path = write_table("corrupt", Compression::Lz4, 2000);
     let clean = std::fs::read(&path).unwrap();
-    let table = std::sync::Arc::new(Table::open(&path).unwrap());
+    let table = std::sync::Arc::new(Table::open(&path, 1, cache()).unwrap());
     let expected: Vec<_> = table.iter().collect::<Result<_, _>>().unwrap();
     drop(table);
     // Flip one byte at a time across the file (sampled): every read either fails with an
@@ -91,7 +95,7 @@ fn a_flipped_byte_is_reported_never_returned() {
         let mut bytes = clean.clone();
         bytes[at] ^= 0x5a;
         std::fs::write(&path, &bytes).unwrap();
-        let result = Table::open(&path).and_then(|t| {
+        let result = Table::open(&path, 1, cache()).and_then(|t| {
             std::sync::Arc::new(t)
                 .iter()
                 .collect::<Result<Vec<_>, TableError>>()
