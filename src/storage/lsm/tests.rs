@@ -247,3 +247,146 @@ fn compaction_moves_data_below_level_zero() {
     drop(engine);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Crash test: a child process (this test binary, re-run) writes with `appendfsync always`
+/// and prints each acknowledged key; the parent kill -9s it at varied moments, reopens the
+/// directory, and checks every acknowledged write is present and nothing never written
+/// appears. `BASALT_CRASH_CYCLES` raises the cycle count (long mode).
+#[test]
+fn crash_cycles_keep_every_acknowledged_write() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    if let Ok(dir) = std::env::var("BASALT_CRASH_CHILD_DIR") {
+        crash_child(PathBuf::from(dir));
+        return;
+    }
+    let cycles: u64 = std::env::var("BASALT_CRASH_CYCLES").ok().and_then(|s| s.parse().ok()).unwrap_or(50);
+    let dir = temp_dir();
+    let mut acked: Vec<u64> = Vec::new();
+    let mut highest_sent = 0u64;
+    for cycle in 0..cycles {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "storage::lsm::tests::crash_cycles_keep_every_acknowledged_write", "--nocapture"])
+            .env("BASALT_CRASH_CHILD_DIR", &dir)
+            .env("BASALT_CRASH_FIRST", (highest_sent + 1).to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let lines = BufReader::new(stdout).lines();
+        // Kill after a varying number of acknowledgements (0 to ~300).
+        let kill_after = (cycle * 37) % 300;
+        let mut seen = 0;
+        for line in lines {
+            let Ok(line) = line else { break };
+            if let Some(n) = line.strip_prefix("ack ").and_then(|n| n.parse::<u64>().ok()) {
+                acked.push(n);
+                highest_sent = highest_sent.max(n + 1);
+                seen += 1;
+                if seen > kill_after {
+                    break;
+                }
+            }
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        // The child may have sent one more write than it acknowledged.
+        highest_sent += 1;
+    }
+    assert!(acked.len() as u64 >= cycles, "every cycle acknowledges at least one write");
+    let engine = LsmEngine::open(&dir, small_options()).unwrap();
+    for n in &acked {
+        assert!(engine.get(format!("crash{n:010}").as_bytes()).unwrap().is_some(), "acknowledged write {n} lost");
+    }
+    let all = KeyRange { start: Bound::Unbounded, end: Bound::Unbounded };
+    for (k, v) in engine.scan(&all, false, usize::MAX).unwrap() {
+        let n: u64 = std::str::from_utf8(&k[5..]).unwrap().parse().unwrap();
+        assert!(n < highest_sent, "key {n} was never written");
+        assert_eq!(v, Bytes::from(format!("value-{n}")));
+    }
+    drop(engine);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The child side of the crash test: write forever, print each acknowledgement.
+fn crash_child(dir: PathBuf) {
+    use std::io::Write;
+    let first: u64 = std::env::var("BASALT_CRASH_FIRST").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let opts = LsmOptions { sync: SyncPolicy::Always, ..small_options() };
+    let engine = LsmEngine::open(&dir, opts).unwrap();
+    let mut out = std::io::stdout().lock();
+    for n in first.. {
+        let mut b = WriteBatch::new();
+        b.put(Bytes::from(format!("crash{n:010}")), Bytes::from(format!("value-{n}")));
+        engine.write(b).unwrap();
+        if writeln!(out, "ack {n}").and_then(|_| out.flush()).is_err() {
+            return;
+        }
+    }
+}
+
+/// A flipped byte in an SSTable is reported (with the file) or leaves data unchanged; a WAL
+/// cut mid-record loses only the torn batch.
+#[test]
+fn corruption_is_reported_never_returned() {
+    let dir = temp_dir();
+    let engine = LsmEngine::open(&dir, small_options()).unwrap();
+    for i in 0..400u32 {
+        let mut b = WriteBatch::new();
+        b.put(Bytes::from(format!("c{i:04}")), value(i as u16));
+        engine.write(b).unwrap();
+    }
+    engine.flush().unwrap();
+    engine.wait_idle();
+    drop(engine);
+    let sst = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "sst"))
+        .unwrap();
+    let clean = std::fs::read(&sst).unwrap();
+    let all = KeyRange { start: Bound::Unbounded, end: Bound::Unbounded };
+    for at in (0..clean.len()).step_by(clean.len() / 25 + 1) {
+        let mut bytes = clean.clone();
+        bytes[at] ^= 0x20;
+        std::fs::write(&sst, &bytes).unwrap();
+        match LsmEngine::open(&dir, small_options()) {
+            Err(e) => assert!(e.to_string().contains(".sst"), "{e}"),
+            Ok(engine) => {
+                if let Ok(pairs) = engine.scan(&all, false, usize::MAX) {
+                    for (k, v) in pairs {
+                        let i: u16 = std::str::from_utf8(&k[1..]).unwrap().parse().unwrap();
+                        assert_eq!(v, value(i), "byte {at} flipped: wrong data returned");
+                    }
+                }
+            }
+        }
+    }
+    std::fs::write(&sst, &clean).unwrap();
+    // Torn WAL: append two batches, cut the second in half.
+    let engine = LsmEngine::open(&dir, small_options()).unwrap();
+    let mut b = WriteBatch::new();
+    b.put(Bytes::from("walkey1"), Bytes::from("one"));
+    engine.write(b).unwrap();
+    let mut b = WriteBatch::new();
+    b.put(Bytes::from("walkey2"), Bytes::from("two"));
+    engine.write(b).unwrap();
+    engine.close();
+    drop(engine);
+    let wal = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "wal"))
+        .max()
+        .unwrap();
+    let len = std::fs::metadata(&wal).unwrap().len();
+    std::fs::OpenOptions::new().write(true).open(&wal).unwrap().set_len(len - 4).unwrap();
+    let engine = LsmEngine::open(&dir, small_options()).unwrap();
+    assert_eq!(engine.get(b"walkey1").unwrap(), Some(Bytes::from("one")));
+    assert_eq!(engine.get(b"walkey2").unwrap(), None);
+    assert_eq!(engine.get(b"c0007").unwrap(), Some(value(7)));
+    drop(engine);
+    let _ = std::fs::remove_dir_all(&dir);
+}
