@@ -36,6 +36,8 @@ pub fn open_engine(config: &config::Config) -> anyhow::Result<Arc<dyn storage::E
             let options = storage::lsm::LsmOptions {
                 sync: storage::lsm::wal::SyncPolicy::from_appendfsync(&config.get("appendfsync")),
                 block_cache_bytes: cache.max(0) as usize,
+                memtable_bytes: config::table::parse_memory(&config.get("memtable-size"))
+                    .map_or(64 << 20, |n| n.max(1 << 16) as usize),
                 ..storage::lsm::LsmOptions::default()
             };
             let dir = std::path::Path::new(&config.get("dir")).join("lsm");

@@ -46,6 +46,15 @@ pub static BASALT_PARAMS: &[Param] = &[
         mutable: false,
     },
     Param {
+        name: "memtable-size",
+        default: "67108864",
+        kind: Kind::Memory {
+            min: 65536,
+            max: i64::MAX,
+        },
+        mutable: false,
+    },
+    Param {
         name: "engine",
         default: "lsm",
         kind: Kind::Enum(&["lsm", "memory"]),
@@ -74,6 +83,7 @@ pub static EFFECTIVE: &[&str] = &[
     "maxmemory-policy",
     "appendfsync",
     "block-cache-size",
+    "memtable-size",
     "shards",
     "engine",
 ];

@@ -104,3 +104,63 @@ fn kill_cycles(appendfsync: &str) {
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+fn rss_mib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .map_or(0, |kib| kib / 1024)
+}
+
+/// A dataset 12× the block cache plus memtable budget stays fully readable, and the process
+/// does not grow with it.
+#[test]
+fn larger_than_memory_dataset_stays_readable_with_bounded_rss() {
+    let dir = test_dir("ltm");
+    let server = start_basalt_in(
+        &dir,
+        &["--block-cache-size", "1mb", "--memtable-size", "1mb"],
+    );
+    let pid = server.child.id();
+    let mut c = server.client();
+    let before = rss_mib(pid);
+    // 12,000 values of 4 KiB of incompressible bytes: 48 MiB.
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut value = vec![0u8; 4096];
+    let mut batch = Vec::new();
+    for i in 0..12_000u32 {
+        for b in value.iter_mut() {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            *b = state as u8;
+        }
+        batch.extend(crate::support::encode_command(&[
+            b"SET",
+            format!("big:{i:06}").as_bytes(),
+            &value,
+        ]));
+        if i % 100 == 99 {
+            c.send_raw(&batch);
+            batch.clear();
+            for _ in 0..100 {
+                assert_eq!(show(&c.read_reply()), "+OK\r\n");
+            }
+        }
+    }
+    for i in (0..12_000u32).step_by(7) {
+        let reply = c.call(&["STRLEN", &format!("big:{i:06}")]);
+        assert_eq!(show(&reply), ":4096\r\n", "key {i}");
+    }
+    let after = rss_mib(pid);
+    assert!(
+        after.saturating_sub(before) < 32,
+        "RSS grew from {before} MiB to {after} MiB for a 48 MiB dataset"
+    );
+    let info = show(&c.call(&["INFO", "storage"]));
+    assert!(info.contains("level1:files="), "{info}");
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -122,23 +122,28 @@ fn io(e: std::io::Error) -> StorageError {
     StorageError::Io(e)
 }
 
-/// Takes an exclusive lock on the data directory, so two processes never share it.
+/// Takes an exclusive lock on the data directory, so two processes never share it. A lock
+/// briefly held by a child process between fork and exec (it inherits descriptors) is waited
+/// out for up to a second.
 fn lock_dir(dir: &Path) -> Result<File> {
     let file = File::create(dir.join("LOCK")).map_err(io)?;
-    // SAFETY: flock only reads the descriptor, which `file` keeps open.
-    let rc = unsafe {
-        libc::flock(
-            std::os::fd::AsRawFd::as_raw_fd(&file),
-            libc::LOCK_EX | libc::LOCK_NB,
-        )
-    };
-    if rc != 0 {
-        return Err(StorageError::Poisoned(format!(
-            "data directory {} is in use by another process",
-            dir.display()
-        )));
+    for _ in 0..100 {
+        // SAFETY: flock only reads the descriptor, which `file` keeps open.
+        let rc = unsafe {
+            libc::flock(
+                std::os::fd::AsRawFd::as_raw_fd(&file),
+                libc::LOCK_EX | libc::LOCK_NB,
+            )
+        };
+        if rc == 0 {
+            return Ok(file);
+        }
+        std::thread::sleep(Duration::from_millis(10));
     }
-    Ok(file)
+    Err(StorageError::Poisoned(format!(
+        "data directory {} is in use by another process",
+        dir.display()
+    )))
 }
 
 impl LsmEngine {

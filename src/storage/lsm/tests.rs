@@ -261,13 +261,20 @@ fn crash_cycles_keep_every_acknowledged_write() {
         crash_child(PathBuf::from(dir));
         return;
     }
-    let cycles: u64 = std::env::var("BASALT_CRASH_CYCLES").ok().and_then(|s| s.parse().ok()).unwrap_or(50);
+    let cycles: u64 = std::env::var("BASALT_CRASH_CYCLES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(50);
     let dir = temp_dir();
     let mut acked: Vec<u64> = Vec::new();
     let mut highest_sent = 0u64;
     for cycle in 0..cycles {
         let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "storage::lsm::tests::crash_cycles_keep_every_acknowledged_write", "--nocapture"])
+            .args([
+                "--exact",
+                "storage::lsm::tests::crash_cycles_keep_every_acknowledged_write",
+                "--nocapture",
+            ])
             .env("BASALT_CRASH_CHILD_DIR", &dir)
             .env("BASALT_CRASH_FIRST", (highest_sent + 1).to_string())
             .stdout(Stdio::piped())
@@ -281,7 +288,10 @@ fn crash_cycles_keep_every_acknowledged_write() {
         let mut seen = 0;
         for line in lines {
             let Ok(line) = line else { break };
-            if let Some(n) = line.strip_prefix("ack ").and_then(|n| n.parse::<u64>().ok()) {
+            if let Some(n) = line
+                .strip_prefix("ack ")
+                .and_then(|n| n.parse::<u64>().ok())
+            {
                 acked.push(n);
                 highest_sent = highest_sent.max(n + 1);
                 seen += 1;
@@ -295,12 +305,24 @@ fn crash_cycles_keep_every_acknowledged_write() {
         // The child may have sent one more write than it acknowledged.
         highest_sent += 1;
     }
-    assert!(acked.len() as u64 >= cycles, "every cycle acknowledges at least one write");
+    assert!(
+        acked.len() as u64 >= cycles,
+        "every cycle acknowledges at least one write"
+    );
     let engine = LsmEngine::open(&dir, small_options()).unwrap();
     for n in &acked {
-        assert!(engine.get(format!("crash{n:010}").as_bytes()).unwrap().is_some(), "acknowledged write {n} lost");
+        assert!(
+            engine
+                .get(format!("crash{n:010}").as_bytes())
+                .unwrap()
+                .is_some(),
+            "acknowledged write {n} lost"
+        );
     }
-    let all = KeyRange { start: Bound::Unbounded, end: Bound::Unbounded };
+    let all = KeyRange {
+        start: Bound::Unbounded,
+        end: Bound::Unbounded,
+    };
     for (k, v) in engine.scan(&all, false, usize::MAX).unwrap() {
         let n: u64 = std::str::from_utf8(&k[5..]).unwrap().parse().unwrap();
         assert!(n < highest_sent, "key {n} was never written");
@@ -313,13 +335,22 @@ fn crash_cycles_keep_every_acknowledged_write() {
 /// The child side of the crash test: write forever, print each acknowledgement.
 fn crash_child(dir: PathBuf) {
     use std::io::Write;
-    let first: u64 = std::env::var("BASALT_CRASH_FIRST").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
-    let opts = LsmOptions { sync: SyncPolicy::Always, ..small_options() };
+    let first: u64 = std::env::var("BASALT_CRASH_FIRST")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let opts = LsmOptions {
+        sync: SyncPolicy::Always,
+        ..small_options()
+    };
     let engine = LsmEngine::open(&dir, opts).unwrap();
     let mut out = std::io::stdout().lock();
     for n in first.. {
         let mut b = WriteBatch::new();
-        b.put(Bytes::from(format!("crash{n:010}")), Bytes::from(format!("value-{n}")));
+        b.put(
+            Bytes::from(format!("crash{n:010}")),
+            Bytes::from(format!("value-{n}")),
+        );
         engine.write(b).unwrap();
         if writeln!(out, "ack {n}").and_then(|_| out.flush()).is_err() {
             return;
@@ -347,7 +378,10 @@ fn corruption_is_reported_never_returned() {
         .find(|p| p.extension().is_some_and(|e| e == "sst"))
         .unwrap();
     let clean = std::fs::read(&sst).unwrap();
-    let all = KeyRange { start: Bound::Unbounded, end: Bound::Unbounded };
+    let all = KeyRange {
+        start: Bound::Unbounded,
+        end: Bound::Unbounded,
+    };
     for at in (0..clean.len()).step_by(clean.len() / 25 + 1) {
         let mut bytes = clean.clone();
         bytes[at] ^= 0x20;
@@ -382,7 +416,12 @@ fn corruption_is_reported_never_returned() {
         .max()
         .unwrap();
     let len = std::fs::metadata(&wal).unwrap().len();
-    std::fs::OpenOptions::new().write(true).open(&wal).unwrap().set_len(len - 4).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&wal)
+        .unwrap()
+        .set_len(len - 4)
+        .unwrap();
     let engine = LsmEngine::open(&dir, small_options()).unwrap();
     assert_eq!(engine.get(b"walkey1").unwrap(), Some(Bytes::from("one")));
     assert_eq!(engine.get(b"walkey2").unwrap(), None);
