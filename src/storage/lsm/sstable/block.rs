@@ -139,20 +139,27 @@ impl Block {
         u32::from_le_bytes(self.data[at..at + 4].try_into().unwrap_or_default()) as usize
     }
 
-    /// Decodes the entry at `pos` given the previous key; returns (key, value, next pos).
-    fn entry(&self, pos: usize, prev: &[u8]) -> Result<(Vec<u8>, Bytes, usize), MalformedBlock> {
+    /// Decodes the header of the entry at `pos` without copying anything.
+    fn header(&self, pos: usize) -> Result<EntryHeader, MalformedBlock> {
         let mut p = pos;
         let shared = get_varint(&self.data, &mut p).ok_or(MalformedBlock)? as usize;
         let unshared = get_varint(&self.data, &mut p).ok_or(MalformedBlock)? as usize;
         let value_len = get_varint(&self.data, &mut p).ok_or(MalformedBlock)? as usize;
         let key_end = p.checked_add(unshared).ok_or(MalformedBlock)?;
         let value_end = key_end.checked_add(value_len).ok_or(MalformedBlock)?;
-        if shared > prev.len() || value_end > self.restarts_at {
+        if value_end > self.restarts_at {
             return Err(MalformedBlock);
         }
-        let mut key = prev[..shared].to_vec();
-        key.extend_from_slice(&self.data[p..key_end]);
-        Ok((key, self.data.slice(key_end..value_end), value_end))
+        Ok(EntryHeader { shared, key_start: p, key_end, value_end })
+    }
+
+    /// The full key stored at restart point `i` (restart entries share nothing).
+    fn restart_key(&self, i: usize) -> Result<&[u8], MalformedBlock> {
+        let h = self.header(self.restart(i))?;
+        if h.shared != 0 {
+            return Err(MalformedBlock);
+        }
+        Ok(&self.data[h.key_start..h.key_end])
     }
 
     /// An iterator positioned before the first entry.
@@ -170,6 +177,13 @@ impl Block {
     }
 }
 
+struct EntryHeader {
+    shared: usize,
+    key_start: usize,
+    key_end: usize,
+    value_end: usize,
+}
+
 /// Walks a block's entries in order.
 pub struct BlockIter {
     block: Block,
@@ -185,31 +199,41 @@ impl BlockIter {
         let (mut lo, mut hi) = (0usize, block.restart_count);
         while hi - lo > 1 {
             let mid = (lo + hi) / 2;
-            let (key, _, _) = block.entry(block.restart(mid), &[])?;
-            if compare_internal(&key, target) == Ordering::Less {
+            if compare_internal(block.restart_key(mid)?, target) == Ordering::Less {
                 lo = mid;
             } else {
                 hi = mid;
             }
         }
-        self.pos = if block.restart_count == 0 {
-            block.restarts_at
-        } else {
-            block.restart(lo)
-        };
+        self.pos = if block.restart_count == 0 { block.restarts_at } else { block.restart(lo) };
         self.key.clear();
-        // Step over the entries before `target` within the restart interval.
-        loop {
-            if self.pos >= self.block.restarts_at {
+        // Step over the entries before `target`; the key buffer is rebuilt in place. It ends
+        // holding the key of the entry `next` will yield, which shares the same prefix with
+        // it as the previous key did, so decoding that entry again gives the same key.
+        while self.pos < self.block.restarts_at {
+            let h = self.block.header(self.pos)?;
+            if h.shared > self.key.len() {
+                return Err(MalformedBlock);
+            }
+            self.key.truncate(h.shared);
+            self.key.extend_from_slice(&self.block.data[h.key_start..h.key_end]);
+            if compare_internal(&self.key, target) != Ordering::Less {
                 return Ok(());
             }
-            let (key, _, next) = self.block.entry(self.pos, &self.key)?;
-            if compare_internal(&key, target) != Ordering::Less {
-                return Ok(());
-            }
-            self.key = key;
-            self.pos = next;
+            self.pos = h.value_end;
         }
+        Ok(())
+    }
+
+    fn advance(&mut self) -> Result<(Vec<u8>, Bytes), MalformedBlock> {
+        let h = self.block.header(self.pos)?;
+        if h.shared > self.key.len() {
+            return Err(MalformedBlock);
+        }
+        self.key.truncate(h.shared);
+        self.key.extend_from_slice(&self.block.data[h.key_start..h.key_end]);
+        self.pos = h.value_end;
+        Ok((self.key.clone(), self.block.data.slice(h.key_end..h.value_end)))
     }
 }
 
@@ -220,17 +244,11 @@ impl Iterator for BlockIter {
         if self.pos >= self.block.restarts_at {
             return None;
         }
-        match self.block.entry(self.pos, &self.key) {
-            Ok((key, value, next)) => {
-                self.key.clone_from(&key);
-                self.pos = next;
-                Some(Ok((key, value)))
-            }
-            Err(e) => {
-                self.pos = self.block.restarts_at;
-                Some(Err(e))
-            }
+        let entry = self.advance();
+        if entry.is_err() {
+            self.pos = self.block.restarts_at;
         }
+        Some(entry)
     }
 }
 
