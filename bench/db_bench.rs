@@ -45,7 +45,10 @@ impl Store for Basalt {
         self.0.write(b).expect("basalt delete");
     }
     fn scan(&mut self, start: &[u8], n: usize) -> usize {
-        let range = KeyRange { start: Bound::Included(Bytes::copy_from_slice(start)), end: Bound::Unbounded };
+        let range = KeyRange {
+            start: Bound::Included(Bytes::copy_from_slice(start)),
+            end: Bound::Unbounded,
+        };
         self.0.scan(&range, false, n).expect("basalt scan").len()
     }
     fn settle(&mut self) {
@@ -67,10 +70,17 @@ impl Store for Fjall {
         self.1.remove(key).expect("fjall delete");
     }
     fn scan(&mut self, start: &[u8], n: usize) -> usize {
-        self.1.range(start..).take(n).map(|g| g.into_inner().expect("fjall scan")).count()
+        let mut read = 0;
+        for guard in self.1.range(start..).take(n) {
+            let (_key, _value) = guard.into_inner().expect("fjall scan");
+            read += 1;
+        }
+        read
     }
     fn settle(&mut self) {
-        self.0.persist(fjall::PersistMode::SyncAll).expect("fjall persist");
+        self.0
+            .persist(fjall::PersistMode::SyncAll)
+            .expect("fjall persist");
     }
 }
 
@@ -87,7 +97,12 @@ impl Store for Sled {
         self.0.remove(key).expect("sled delete");
     }
     fn scan(&mut self, start: &[u8], n: usize) -> usize {
-        self.0.range(start..).take(n).map(|r| r.expect("sled scan")).count()
+        let mut read = 0;
+        for entry in self.0.range(start..).take(n) {
+            let (_key, _value) = entry.expect("sled scan");
+            read += 1;
+        }
+        read
     }
     fn settle(&mut self) {
         self.0.flush().expect("sled flush");
@@ -97,12 +112,17 @@ impl Store for Sled {
 fn open(engine: &str, dir: &Path) -> Box<dyn Store> {
     match engine {
         "basalt" => {
-            let opts = LsmOptions { sync: SyncPolicy::No, ..LsmOptions::default() };
+            let opts = LsmOptions {
+                sync: SyncPolicy::No,
+                ..LsmOptions::default()
+            };
             Box::new(Basalt(LsmEngine::open(dir, opts).expect("open basalt")))
         }
         "fjall" => {
             let db = fjall::Database::builder(dir).open().expect("open fjall");
-            let ks = db.keyspace("bench", fjall::KeyspaceCreateOptions::default).expect("fjall keyspace");
+            let ks = db
+                .keyspace("bench", fjall::KeyspaceCreateOptions::default)
+                .expect("fjall keyspace");
             Box::new(Fjall(db, ks))
         }
         "sled" => Box::new(Sled(sled::open(dir).expect("open sled"))),
@@ -147,7 +167,12 @@ impl Rng {
 fn written_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/io")
         .ok()
-        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("wchar: ").and_then(|v| v.trim().parse().ok())))
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                l.strip_prefix("wchar: ")
+                    .and_then(|v| v.trim().parse().ok())
+            })
+        })
         .unwrap_or(0)
 }
 
@@ -156,7 +181,11 @@ fn dir_bytes(dir: &Path) -> u64 {
     if let Ok(entries) = std::fs::read_dir(dir) {
         for e in entries.flatten() {
             let p = e.path();
-            total += if p.is_dir() { dir_bytes(&p) } else { e.metadata().map(|m| m.len()).unwrap_or(0) };
+            total += if p.is_dir() {
+                dir_bytes(&p)
+            } else {
+                e.metadata().map(|m| m.len()).unwrap_or(0)
+            };
         }
     }
     total
@@ -176,7 +205,10 @@ fn run_engine(engine: &str, num: u64, root: &Path) -> BTreeMap<&'static str, f64
     let dir: PathBuf = root.join(format!("{engine}-seq"));
     {
         let mut s = open(engine, &dir);
-        results.insert("fillseq", timed(num, || (0..num).for_each(|i| s.put(&key(i), &value(i)))));
+        results.insert(
+            "fillseq",
+            timed(num, || (0..num).for_each(|i| s.put(&key(i), &value(i)))),
+        );
         s.settle();
     }
     let _ = std::fs::remove_dir_all(&dir);
@@ -184,8 +216,24 @@ fn run_engine(engine: &str, num: u64, root: &Path) -> BTreeMap<&'static str, f64
     let mut rng = Rng(0x2545_f491_4f6c_dd1d);
     let written_before = written_bytes();
     let mut s = open(engine, &dir);
-    results.insert("fillrandom", timed(num, || (0..num).for_each(|_| { let i = rng.below(num); s.put(&key(i), &value(i)) })));
-    results.insert("overwrite", timed(num, || (0..num).for_each(|_| { let i = rng.below(num); s.put(&key(i), &value(i + 1)) })));
+    results.insert(
+        "fillrandom",
+        timed(num, || {
+            (0..num).for_each(|_| {
+                let i = rng.below(num);
+                s.put(&key(i), &value(i))
+            })
+        }),
+    );
+    results.insert(
+        "overwrite",
+        timed(num, || {
+            (0..num).for_each(|_| {
+                let i = rng.below(num);
+                s.put(&key(i), &value(i + 1))
+            })
+        }),
+    );
     s.settle();
     let written = written_bytes() - written_before;
     results.insert("write_amp", written as f64 / (2.0 * num as f64 * record));
@@ -195,12 +243,43 @@ fn run_engine(engine: &str, num: u64, root: &Path) -> BTreeMap<&'static str, f64
     // Cold cache: a fresh open; hot: the same reads again.
     let mut s = open(engine, &dir);
     let reads = num / 2;
-    results.insert("readrandom_cold", timed(reads, || (0..reads).for_each(|_| { s.get(&key(rng.below(num))); })));
-    results.insert("readrandom_hot", timed(reads, || (0..reads).for_each(|_| { s.get(&key(rng.below(num / 100 + 1))); })));
-    results.insert("readseq", timed(num, || { s.scan(&key(0), num as usize); }));
+    results.insert(
+        "readrandom_cold",
+        timed(reads, || {
+            (0..reads).for_each(|_| {
+                s.get(&key(rng.below(num)));
+            })
+        }),
+    );
+    results.insert(
+        "readrandom_hot",
+        timed(reads, || {
+            (0..reads).for_each(|_| {
+                s.get(&key(rng.below(num / 100 + 1)));
+            })
+        }),
+    );
+    results.insert(
+        "readseq",
+        timed(num, || {
+            s.scan(&key(0), num as usize);
+        }),
+    );
     let seeks = num / 10;
-    results.insert("seekrandom_next10", timed(seeks, || (0..seeks).for_each(|_| { s.scan(&key(rng.below(num)), 11); })));
-    results.insert("deleterandom", timed(seeks, || (0..seeks).for_each(|_| s.delete(&key(rng.below(num))))));
+    results.insert(
+        "seekrandom_next10",
+        timed(seeks, || {
+            (0..seeks).for_each(|_| {
+                s.scan(&key(rng.below(num)), 11);
+            })
+        }),
+    );
+    results.insert(
+        "deleterandom",
+        timed(seeks, || {
+            (0..seeks).for_each(|_| s.delete(&key(rng.below(num))))
+        }),
+    );
     drop(s);
     let _ = std::fs::remove_dir_all(&dir);
     results
@@ -208,16 +287,28 @@ fn run_engine(engine: &str, num: u64, root: &Path) -> BTreeMap<&'static str, f64
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let arg = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
-    let num: u64 = arg("--num").and_then(|n| n.parse().ok()).unwrap_or(1_000_000);
+    let arg = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let num: u64 = arg("--num")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1_000_000);
     let engines = arg("--engines").unwrap_or_else(|| "basalt,fjall,sled".into());
     let root = std::env::temp_dir().join(format!("basalt-db-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(&root).expect("bench dir");
     let engines: Vec<&str> = engines.split(',').collect();
-    let results: Vec<(&str, BTreeMap<&str, f64>)> = engines.iter().map(|e| (*e, run_engine(e, num, &root))).collect();
+    let results: Vec<(&str, BTreeMap<&str, f64>)> = engines
+        .iter()
+        .map(|e| (*e, run_engine(e, num, &root)))
+        .collect();
     let _ = std::fs::remove_dir_all(&root);
-    println!("{num} keys of 16 bytes, values of {VALUE_BYTES} bytes, no fsync per write, one thread\n");
+    println!(
+        "{num} keys of 16 bytes, values of {VALUE_BYTES} bytes, no fsync per write, one thread\n"
+    );
     print!("| workload |");
     for (e, _) in &results {
         print!(" {e} |");
@@ -227,7 +318,18 @@ fn main() {
     }
     println!();
     println!("|---|{}", "---:|".repeat(results.len() * 2 - 1));
-    let workloads = ["fillseq", "fillrandom", "overwrite", "readrandom_cold", "readrandom_hot", "readseq", "seekrandom_next10", "deleterandom", "space_amp", "write_amp"];
+    let workloads = [
+        "fillseq",
+        "fillrandom",
+        "overwrite",
+        "readrandom_cold",
+        "readrandom_hot",
+        "readseq",
+        "seekrandom_next10",
+        "deleterandom",
+        "space_amp",
+        "write_amp",
+    ];
     for w in workloads {
         print!("| {w} |");
         for (_, r) in &results {

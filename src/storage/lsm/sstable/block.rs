@@ -150,7 +150,12 @@ impl Block {
         if value_end > self.restarts_at {
             return Err(MalformedBlock);
         }
-        Ok(EntryHeader { shared, key_start: p, key_end, value_end })
+        Ok(EntryHeader {
+            shared,
+            key_start: p,
+            key_end,
+            value_end,
+        })
     }
 
     /// The full key stored at restart point `i` (restart entries share nothing).
@@ -205,7 +210,11 @@ impl BlockIter {
                 hi = mid;
             }
         }
-        self.pos = if block.restart_count == 0 { block.restarts_at } else { block.restart(lo) };
+        self.pos = if block.restart_count == 0 {
+            block.restarts_at
+        } else {
+            block.restart(lo)
+        };
         self.key.clear();
         // Step over the entries before `target`; the key buffer is rebuilt in place. It ends
         // holding the key of the entry `next` will yield, which shares the same prefix with
@@ -216,7 +225,8 @@ impl BlockIter {
                 return Err(MalformedBlock);
             }
             self.key.truncate(h.shared);
-            self.key.extend_from_slice(&self.block.data[h.key_start..h.key_end]);
+            self.key
+                .extend_from_slice(&self.block.data[h.key_start..h.key_end]);
             if compare_internal(&self.key, target) != Ordering::Less {
                 return Ok(());
             }
@@ -231,9 +241,13 @@ impl BlockIter {
             return Err(MalformedBlock);
         }
         self.key.truncate(h.shared);
-        self.key.extend_from_slice(&self.block.data[h.key_start..h.key_end]);
+        self.key
+            .extend_from_slice(&self.block.data[h.key_start..h.key_end]);
         self.pos = h.value_end;
-        Ok((self.key.clone(), self.block.data.slice(h.key_end..h.value_end)))
+        Ok((
+            self.key.clone(),
+            self.block.data.slice(h.key_end..h.value_end),
+        ))
     }
 }
 
