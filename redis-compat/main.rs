@@ -45,6 +45,26 @@ impl Pair {
         )
     }
 
+    /// Sends several commands in one write to each server and reads all replies.
+    pub fn both_pipelined(&mut self, commands: &[Vec<String>]) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+        let mut wire = Vec::new();
+        for cmd in commands {
+            let args: Vec<&[u8]> = cmd.iter().map(|a| a.as_bytes()).collect();
+            wire.extend(support::encode_command(&args));
+        }
+        self.redis_client.send_raw(&wire);
+        self.basalt_client.send_raw(&wire);
+        let redis = commands
+            .iter()
+            .map(|_| self.redis_client.read_reply())
+            .collect();
+        let basalt = commands
+            .iter()
+            .map(|_| self.basalt_client.read_reply())
+            .collect();
+        (redis, basalt)
+    }
+
     /// Fresh connections on both sides (after QUIT, RESET tests and the like).
     pub fn reconnect(&mut self) {
         self.redis_client = self.redis.client();

@@ -7,6 +7,8 @@ pub const OUTPUT_FLUSH_BYTES: usize = 64 * 1024;
 pub const OUTPUT_PENDING_BYTES_MAX: usize = 64 * 1024 * 1024;
 /// Commands a connection runs from one read before writing replies and reading again.
 pub const PIPELINE_COMMANDS_MAX: usize = 1024;
+/// Pipelined writes proposed together in one pass through the shard log.
+pub const WRITE_BATCH_MAX: usize = 64;
 /// Read buffer growth step.
 pub const READ_CHUNK_BYTES: usize = 16 * 1024;
 /// Keys the active expiry cycle removes per database per pass.

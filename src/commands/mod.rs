@@ -32,7 +32,7 @@ mod table;
 
 pub use error::CmdError;
 pub use expire_cycle::ExpireCursor;
-pub use node::{Node, ShutdownRequest};
+pub use node::{Node, PendingWrite, Prepared, ShutdownRequest};
 pub use session::{ReplyMode, Session};
 pub use table::{Command, Table};
 

@@ -22,6 +22,23 @@ use crate::keyspace::{Keyspace, Txn};
 use crate::protocol::Reply;
 use crate::raft::{Entry, EntryOp, LocalLog, ShardSet, StateMachine};
 
+/// A request after `Node::prepare`.
+pub enum Prepared<'a> {
+    /// Answered (reads, errors, connection and server commands).
+    Done(Reply),
+    /// A normalised write waiting to be proposed.
+    Write(PendingWrite<'a>),
+}
+
+/// A write command that has passed its handler and waits to be proposed.
+pub struct PendingWrite<'a> {
+    cmd: &'a Command,
+    shards: ShardSet,
+    entry: Entry,
+    args: Vec<Bytes>,
+    started_us: u64,
+}
+
 /// How SHUTDOWN asked the server to stop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ShutdownRequest {
@@ -95,12 +112,34 @@ impl Node {
 
     /// Runs one request and returns its reply.
     pub async fn execute(&self, session: &mut Session, args: Vec<Bytes>) -> Reply {
+        match self.prepare(session, args).await {
+            Prepared::Done(reply) => reply,
+            Prepared::Write(write) => self
+                .commit(vec![write], session)
+                .await
+                .pop()
+                .unwrap_or(Reply::Null),
+        }
+    }
+
+    /// Whether `args` name a write command (its reply may wait for the writes after it).
+    pub fn is_write_request(&self, args: &[Bytes]) -> bool {
+        let Some(cmd) = self.table.get(&args[0]) else {
+            return false;
+        };
+        cmd.subcommands.is_empty() && cmd.is_write()
+    }
+
+    /// Runs a request up to proposing: a read or an error is answered here; a write comes
+    /// back as a `PendingWrite`, to be committed with the writes that follow it in the same
+    /// pipeline (one pass through the shard log for all of them).
+    pub async fn prepare(&self, session: &mut Session, args: Vec<Bytes>) -> Prepared<'_> {
         session.begin_command();
         // One clock read gives both the command's time and the start of its duration.
         let started_us = clock::now_us();
         let cmd = match self.resolve(session, &args) {
             Ok(cmd) => cmd,
-            Err(reply) => return self.count_error(reply),
+            Err(reply) => return Prepared::Done(self.count_error(reply)),
         };
         let now_ms = started_us / 1000;
         session.info.touch(cmd.meta.name, now_ms);
@@ -124,7 +163,13 @@ impl Node {
                     now_ms,
                     op: EntryOp::Command(normalised),
                 };
-                self.log.propose(&shards, &entry, self).await
+                return Prepared::Write(PendingWrite {
+                    cmd,
+                    shards,
+                    entry,
+                    args,
+                    started_us,
+                });
             }
             Ok(Outcome::Delay(duration, reply)) => {
                 tokio::time::sleep(duration).await;
@@ -132,10 +177,36 @@ impl Node {
             }
             Err(e) => e.into_reply(),
         };
-        self.touch_keys(cmd, session, &args, now_ms);
+        self.finish(cmd, &reply, session, &args, started_us);
+        Prepared::Done(reply)
+    }
+
+    /// Proposes prepared writes, in order, in one pass through the shard log; returns their
+    /// replies in the same order.
+    pub async fn commit(&self, writes: Vec<PendingWrite<'_>>, session: &Session) -> Vec<Reply> {
+        let proposals: Vec<(ShardSet, Entry)> = writes
+            .iter()
+            .map(|w| (w.shards.clone(), w.entry.clone()))
+            .collect();
+        let replies = self.log.propose_batch(&proposals, self).await;
+        for (write, reply) in writes.iter().zip(&replies) {
+            self.finish(write.cmd, reply, session, &write.args, write.started_us);
+        }
+        replies
+    }
+
+    /// Access tracking and statistics once a command has its reply.
+    fn finish(
+        &self,
+        cmd: &Command,
+        reply: &Reply,
+        session: &Session,
+        args: &[Bytes],
+        started_us: u64,
+    ) {
+        self.touch_keys(cmd, session, args, started_us / 1000);
         let elapsed_us = clock::now_us().saturating_sub(started_us);
-        self.account(cmd, &reply, elapsed_us, session, &args);
-        reply
+        self.account(cmd, reply, elapsed_us, session, args);
     }
 
     /// Finds the command (and subcommand), checks arity and authentication.

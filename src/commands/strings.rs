@@ -342,21 +342,19 @@ fn parse_getex(args: &[Bytes], now_ms: u64) -> Result<Option<Expiry>, CmdError> 
     Ok(change)
 }
 
+/// GETEX always goes through the log (even without options), so that a pipelined GETEX
+/// after a SET of the same key sees it.
 fn getex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let mut normalised = vec![args[0].clone(), args[1].clone()];
     match parse_getex(args, ctx.now_ms)? {
-        None => get(ctx, args),
-        Some(Expiry::At(ms)) => Ok(Outcome::Propose(vec![
-            args[0].clone(),
-            args[1].clone(),
-            Bytes::from_static(b"PXAT"),
-            Bytes::from(ms.to_string()),
-        ])),
-        Some(_) => Ok(Outcome::Propose(vec![
-            args[0].clone(),
-            args[1].clone(),
-            Bytes::from_static(b"PERSIST"),
-        ])),
+        None => {}
+        Some(Expiry::At(ms)) => {
+            normalised.push(Bytes::from_static(b"PXAT"));
+            normalised.push(Bytes::from(ms.to_string()));
+        }
+        Some(_) => normalised.push(Bytes::from_static(b"PERSIST")),
     }
+    Ok(Outcome::Propose(normalised))
 }
 
 fn apply_getex(txn: &mut Txn, db: u8, args: &[Bytes]) -> Result<Reply, CmdError> {

@@ -58,6 +58,46 @@ impl LocalLog {
         self.shards[usize::from(shard.0)].lock().last_index
     }
 
+    /// Appends several entries, in order, holding the union of their shards once (the writes
+    /// of one pipeline); returns what each apply returned.
+    pub async fn propose_batch<M: StateMachine>(
+        &self,
+        proposals: &[(ShardSet, Entry)],
+        machine: &M,
+    ) -> Vec<M::Output> {
+        if let [(shards, entry)] = proposals {
+            return vec![self.propose(shards, entry, machine).await];
+        }
+        let mut ids: Vec<usize> = Vec::new();
+        for (shards, entry) in proposals {
+            debug_assert_eq!(Entry::decode(entry.encode()).as_ref(), Ok(entry));
+            match shards {
+                ShardSet::One(s) => ids.push(usize::from(s.0)),
+                ShardSet::Some(list) => ids.extend(list.iter().map(|s| usize::from(s.0))),
+                ShardSet::All => ids.extend(0..self.shards.len()),
+            }
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        let mut guards: Vec<_> = ids.iter().map(|&i| (i, self.shards[i].lock())).collect();
+        let mut outputs = Vec::with_capacity(proposals.len());
+        for (shards, entry) in proposals {
+            for (id, guard) in guards.iter_mut() {
+                let touched = match shards {
+                    ShardSet::One(s) => usize::from(s.0) == *id,
+                    ShardSet::Some(list) => list.iter().any(|s| usize::from(s.0) == *id),
+                    ShardSet::All => true,
+                };
+                if touched {
+                    guard.last_index += 1;
+                }
+            }
+            let revision = self.revision.fetch_add(1, Ordering::Relaxed) + 1;
+            outputs.push(machine.apply(entry, revision));
+        }
+        outputs
+    }
+
     /// Appends `entry` to the logs of `shards` and applies it; returns what apply returned.
     pub async fn propose<M: StateMachine>(
         &self,

@@ -15,9 +15,10 @@ use tokio::sync::watch;
 
 use super::limits::OutputWatch;
 use crate::commands::clients::ClientInfo;
-use crate::commands::{Node, Session};
+use crate::commands::{Node, PendingWrite, Prepared, Session};
 use crate::limits::{
     OUTPUT_FLUSH_BYTES, OUTPUT_PENDING_BYTES_MAX, PIPELINE_COMMANDS_MAX, READ_CHUNK_BYTES,
+    WRITE_BATCH_MAX,
 };
 use crate::protocol::{DecodeLimits, RequestDecoder};
 
@@ -100,6 +101,10 @@ impl Connection {
     /// Runs the complete requests in the input buffer, at most `PIPELINE_COMMANDS_MAX` per
     /// round. Returns whether it stopped for lack of input (rather than at the cap).
     async fn run_buffered_requests(&mut self) -> Result<bool, Closed> {
+        let node = self.node.clone();
+        // Writes whose replies wait, so consecutive writes pass through the log together;
+        // each with whether its reply is to be sent (CLIENT REPLY).
+        let mut pending: Vec<(PendingWrite<'_>, bool)> = Vec::new();
         let mut needs_input = false;
         for _ in 0..PIPELINE_COMMANDS_MAX {
             let limits = self.decode_limits();
@@ -110,14 +115,31 @@ impl Connection {
                     break;
                 }
                 Err(e) => {
+                    self.commit(&node, &mut pending).await;
                     self.output
                         .extend_from_slice(format!("-ERR {e}\r\n").as_bytes());
                     let _ = self.flush().await;
                     return Err(Closed::ProtocolError);
                 }
             };
-            let reply = self.node.execute(&mut self.session, request).await;
-            if self.session.should_reply() {
+            // Anything but a write must see the writes before it.
+            if !node.is_write_request(&request) {
+                self.commit(&node, &mut pending).await;
+            }
+            let reply = match node.prepare(&mut self.session, request).await {
+                Prepared::Write(write) => {
+                    pending.push((write, self.session.should_reply()));
+                    if pending.len() >= WRITE_BATCH_MAX {
+                        self.commit(&node, &mut pending).await;
+                    }
+                    continue;
+                }
+                Prepared::Done(reply) => reply,
+            };
+            // Replies go out in request order: the waiting writes answer first.
+            let wanted = self.session.should_reply();
+            self.commit(&node, &mut pending).await;
+            if wanted {
                 reply.encode(self.session.resp3, &mut self.output);
             }
             if self.session.close_silently {
@@ -134,11 +156,26 @@ impl Connection {
                 }
             }
         }
+        self.commit(&node, &mut pending).await;
         self.session
             .info
             .query_buffer_bytes
             .store(self.input.len() as u64, Ordering::Relaxed);
         Ok(needs_input)
+    }
+
+    /// Proposes the waiting writes together and encodes their replies in order.
+    async fn commit(&mut self, node: &Node, pending: &mut Vec<(PendingWrite<'_>, bool)>) {
+        if pending.is_empty() {
+            return;
+        }
+        let (writes, wanted): (Vec<_>, Vec<_>) = pending.drain(..).unzip();
+        let replies = node.commit(writes, &self.session).await;
+        for (reply, wanted) in replies.iter().zip(wanted) {
+            if wanted {
+                reply.encode(self.session.resp3, &mut self.output);
+            }
+        }
     }
 
     /// Writes what the socket takes now; the rest stays pending. Closes a client whose
