@@ -184,13 +184,15 @@ impl Node {
     /// Proposes prepared writes, in order, in one pass through the shard log; returns their
     /// replies in the same order.
     pub async fn commit(&self, writes: Vec<PendingWrite<'_>>, session: &Session) -> Vec<Reply> {
-        let proposals: Vec<(ShardSet, Entry)> = writes
-            .iter()
-            .map(|w| (w.shards.clone(), w.entry.clone()))
-            .collect();
+        let mut proposals = Vec::with_capacity(writes.len());
+        let mut done = Vec::with_capacity(writes.len());
+        for w in writes {
+            proposals.push((w.shards, w.entry));
+            done.push((w.cmd, w.args, w.started_us));
+        }
         let replies = self.log.propose_batch(&proposals, self).await;
-        for (write, reply) in writes.iter().zip(&replies) {
-            self.finish(write.cmd, reply, session, &write.args, write.started_us);
+        for ((cmd, args, started_us), reply) in done.iter().zip(&replies) {
+            self.finish(cmd, reply, session, args, *started_us);
         }
         replies
     }
