@@ -220,13 +220,7 @@ impl BlockIter {
         // holding the key of the entry `next` will yield, which shares the same prefix with
         // it as the previous key did, so decoding that entry again gives the same key.
         while self.pos < self.block.restarts_at {
-            let h = self.block.header(self.pos)?;
-            if h.shared > self.key.len() {
-                return Err(MalformedBlock);
-            }
-            self.key.truncate(h.shared);
-            self.key
-                .extend_from_slice(&self.block.data[h.key_start..h.key_end]);
+            let h = self.load_key()?;
             if compare_internal(&self.key, target) != Ordering::Less {
                 return Ok(());
             }
@@ -235,7 +229,8 @@ impl BlockIter {
         Ok(())
     }
 
-    fn advance(&mut self) -> Result<(Vec<u8>, Bytes), MalformedBlock> {
+    /// Rebuilds the key buffer from the entry at `pos` (without moving past it).
+    fn load_key(&mut self) -> Result<EntryHeader, MalformedBlock> {
         let h = self.block.header(self.pos)?;
         if h.shared > self.key.len() {
             return Err(MalformedBlock);
@@ -243,6 +238,11 @@ impl BlockIter {
         self.key.truncate(h.shared);
         self.key
             .extend_from_slice(&self.block.data[h.key_start..h.key_end]);
+        Ok(h)
+    }
+
+    fn advance(&mut self) -> Result<(Vec<u8>, Bytes), MalformedBlock> {
+        let h = self.load_key()?;
         self.pos = h.value_end;
         Ok((
             self.key.clone(),
