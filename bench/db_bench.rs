@@ -16,6 +16,10 @@ use basalt::storage::lsm::{wal::SyncPolicy, LsmEngine, LsmOptions};
 use basalt::storage::{Engine, KeyRange, WriteBatch};
 use bytes::Bytes;
 
+/// The allocator the server runs with, for every engine in the comparison alike.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const VALUE_BYTES: usize = 100;
 
 trait Store {
