@@ -339,11 +339,6 @@ impl Node {
                 .record(args, elapsed_us, client, self.config.slowlog_max_len());
         }
     }
-
-    /// Shard of a key (for tests and INFO).
-    pub fn shard_of(&self, key: &[u8]) -> ShardId {
-        self.shards.shard_of_key(key)
-    }
 }
 
 impl StateMachine for Node {

@@ -188,11 +188,6 @@ pub fn db_meta_prefix(db: u8) -> [u8; 2] {
     [db, TAG_META]
 }
 
-/// Start of one database's metadata in one slot.
-pub fn slot_meta_prefix(db: u8, slot: Slot) -> Bytes {
-    prefix(db, TAG_META, slot, 0).freeze()
-}
-
 pub fn expire_key(db: u8, slot: Slot, expire_at_ms: u64, key: &[u8]) -> Bytes {
     let mut out = prefix(db, TAG_EXPIRE, slot, 8 + key.len());
     out.put_u64(expire_at_ms);

@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use bytes::{Buf, BufMut, Bytes};
 
@@ -167,7 +167,6 @@ impl ManifestState {
 }
 
 pub struct Manifest {
-    path: PathBuf,
     file: File,
 }
 
@@ -198,7 +197,7 @@ impl Manifest {
         std::fs::rename(&tmp, &path)?;
         File::open(dir)?.sync_all()?;
         let file = OpenOptions::new().append(true).open(&path)?;
-        Ok((Manifest { path, file }, state))
+        Ok((Manifest { file }, state))
     }
 
     /// Appends an edit durably.
@@ -206,10 +205,6 @@ impl Manifest {
         let mut bytes = Vec::new();
         record::encode_record(&edit.encode(), &mut bytes);
         record::append(&mut self.file, &bytes, true)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 }
 

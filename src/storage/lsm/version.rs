@@ -107,10 +107,6 @@ impl Version {
         self.levels[level].iter().map(|f| f.meta.size).sum()
     }
 
-    pub fn all_files(&self) -> impl Iterator<Item = &Arc<TableFile>> {
-        self.levels.iter().flatten()
-    }
-
     /// Level-1+ files of `level` overlapping the user-key range `[start, end]`.
     pub fn overlapping(&self, level: usize, start: &[u8], end: &[u8]) -> Vec<Arc<TableFile>> {
         self.levels[level]
