@@ -34,7 +34,7 @@ pub fn open_engine(config: &config::Config) -> anyhow::Result<Arc<dyn storage::E
             let cache =
                 config::table::parse_memory(&config.get("block-cache-size")).unwrap_or(64 << 20);
             let options = storage::lsm::LsmOptions {
-                sync: storage::lsm::wal::SyncPolicy::from_appendfsync(&config.get("appendfsync")),
+                sync: storage::SyncPolicy::from_appendfsync(&config.get("appendfsync")),
                 block_cache_bytes: cache.max(0) as usize,
                 memtable_bytes: config::table::parse_memory(&config.get("memtable-size"))
                     .map_or(64 << 20, |n| n.max(1 << 16) as usize),

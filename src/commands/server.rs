@@ -16,7 +16,7 @@ use crate::clock;
 use crate::keyspace::Txn;
 use crate::limits::DEBUG_SLEEP_SECS_MAX;
 use crate::protocol::Reply;
-use crate::storage::lsm::wal::SyncPolicy;
+use crate::storage::SyncPolicy;
 
 pub static COMMANDS: &[(&str, Handler, Option<ApplyFn>)] = &[
     ("info", super::info::info, None),

@@ -25,6 +25,28 @@ pub enum StorageError {
 
 pub type Result<T> = std::result::Result<T, StorageError>;
 
+/// When an engine makes writes durable, with Redis's `appendfsync` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum SyncPolicy {
+    /// fsync before acknowledging each write.
+    Always = 0,
+    /// fsync from a background thread about once a second.
+    EverySec = 1,
+    /// Leave it to the operating system.
+    No = 2,
+}
+
+impl SyncPolicy {
+    pub fn from_appendfsync(value: &str) -> SyncPolicy {
+        match value {
+            "always" => SyncPolicy::Always,
+            "no" => SyncPolicy::No,
+            _ => SyncPolicy::EverySec,
+        }
+    }
+}
+
 /// One change in a write batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WriteOp {
@@ -135,7 +157,7 @@ pub trait Engine: Send + Sync {
         Ok(())
     }
     /// Changes when writes are made durable (`appendfsync always|everysec|no`).
-    fn set_sync_policy(&self, _policy: lsm::wal::SyncPolicy) {}
+    fn set_sync_policy(&self, _policy: SyncPolicy) {}
     /// `name:value` lines for INFO's storage section.
     fn info(&self) -> Vec<(String, String)> {
         Vec::new()

@@ -52,10 +52,6 @@ impl Memtable {
         self.map.is_empty()
     }
 
-    pub fn len(&self) -> usize {
-        self.map.len()
-    }
-
     pub fn max_seqno(&self) -> u64 {
         self.max_seqno.load(Ordering::Relaxed)
     }

@@ -11,28 +11,7 @@ use std::path::{Path, PathBuf};
 
 use super::batch::{self, Op};
 use super::record;
-
-/// When WAL appends are made durable, with Redis's `appendfsync` names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum SyncPolicy {
-    /// fsync before acknowledging each write.
-    Always = 0,
-    /// fsync from a background thread about once a second.
-    EverySec = 1,
-    /// Leave it to the operating system.
-    No = 2,
-}
-
-impl SyncPolicy {
-    pub fn from_appendfsync(value: &str) -> SyncPolicy {
-        match value {
-            "always" => SyncPolicy::Always,
-            "no" => SyncPolicy::No,
-            _ => SyncPolicy::EverySec,
-        }
-    }
-}
+pub use crate::storage::SyncPolicy;
 
 pub struct Wal {
     pub id: u64,

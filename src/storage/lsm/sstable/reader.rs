@@ -86,10 +86,6 @@ impl Table {
         self.size
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Reads, checks and decompresses one block.
     fn read_block(&self, h: BlockHandle) -> Result<Bytes, TableError> {
         let corrupt = |what| TableError::Corrupt {
