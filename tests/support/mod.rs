@@ -17,18 +17,66 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-fn wait_for_port(port: u16, child: &mut Child) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
+/// Whether the server answering on `port` is `child` (another test's server may have taken
+/// the port between `free_port` and the bind): INFO's process_id, or, when INFO needs a
+/// password, our child still running a moment after the port answered.
+fn answered_by(port: u16, child: &mut Child) -> bool {
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = stream.write_all(b"INFO server\r\n");
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = stream.read(&mut buf) {
+        if n == 0 {
+            break;
         }
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("server exited before listening: {status}");
+        reply.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&reply);
+        if text.starts_with('-') && text.contains("\r\n") {
+            std::thread::sleep(Duration::from_millis(100));
+            return matches!(child.try_wait(), Ok(None));
         }
-        std::thread::sleep(Duration::from_millis(20));
+        if let Some(rest) = text.split("process_id:").nth(1) {
+            if rest.contains("\r\n") {
+                let pid = rest.split("\r\n").next().unwrap_or("").trim();
+                return pid == child.id().to_string();
+            }
+        }
     }
-    panic!("server did not listen on {port}");
+    false
+}
+
+/// Starts a server with `command(port)` on a free port, retrying when another process
+/// answers on the chosen port.
+fn spawn_on_free_port(command: impl Fn(u16) -> Command) -> (Child, u16) {
+    for _ in 0..5 {
+        let port = free_port();
+        let mut child = command(port)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start server");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut listening = false;
+        while Instant::now() < deadline {
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                listening = true;
+                break;
+            }
+            if let Ok(Some(_)) = child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if listening && answered_by(port, &mut child) {
+            return (child, port);
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    panic!("could not start a server on a free port");
 }
 
 /// A server process killed on drop.
@@ -96,17 +144,14 @@ pub fn test_dir(tag: &str) -> PathBuf {
 
 /// Starts `basalt` on the data in `dir` (kept when the process is dropped).
 pub fn start_basalt_in(dir: &std::path::Path, flags: &[&str]) -> Process {
-    let port = free_port();
     let dir = dir.to_path_buf();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_basalt"))
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--dir"])
-        .arg(&dir)
-        .args(flags)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start basalt");
-    wait_for_port(port, &mut child);
+    let (child, port) = spawn_on_free_port(|port| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_basalt"));
+        cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--dir"])
+            .arg(&dir)
+            .args(flags);
+        cmd
+    });
     Process {
         child,
         port,
@@ -140,10 +185,10 @@ pub fn redis_server_path() -> Option<PathBuf> {
 /// Starts a real redis-server as the oracle: no persistence, on loopback.
 pub fn start_redis() -> Process {
     let path = redis_server_path().expect("redis-server is not installed and apt-get failed");
-    let port = free_port();
     let dir = temp_dir("redis");
-    let mut child = Command::new(path)
-        .args([
+    let (child, port) = spawn_on_free_port(|port| {
+        let mut cmd = Command::new(&path);
+        cmd.args([
             "--port",
             &port.to_string(),
             "--bind",
@@ -154,12 +199,9 @@ pub fn start_redis() -> Process {
             "no",
         ])
         .arg("--dir")
-        .arg(&dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start redis-server");
-    wait_for_port(port, &mut child);
+        .arg(&dir);
+        cmd
+    });
     Process {
         child,
         port,
