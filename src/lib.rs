@@ -31,11 +31,15 @@ pub fn open_engine(config: &config::Config) -> anyhow::Result<Arc<dyn storage::E
     Ok(match config.get("engine").as_str() {
         "memory" => Arc::new(storage::MemoryEngine::new()),
         _ => {
-            let cache =
-                config::table::parse_memory(&config.get("block-cache-size")).unwrap_or(64 << 20);
+            let bytes = |name: &str, default: i64| {
+                config::table::parse_memory(&config.get(name))
+                    .unwrap_or(default)
+                    .max(0) as usize
+            };
             let options = storage::lsm::LsmOptions {
                 sync: storage::SyncPolicy::from_appendfsync(&config.get("appendfsync")),
-                block_cache_bytes: cache.max(0) as usize,
+                block_cache_bytes: bytes("block-cache-size", 64 << 20),
+                row_cache_bytes: bytes("row-cache-size", 16 << 20),
                 memtable_bytes: config::table::parse_memory(&config.get("memtable-size"))
                     .map_or(64 << 20, |n| n.max(1 << 16) as usize),
                 ..storage::lsm::LsmOptions::default()

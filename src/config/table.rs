@@ -46,6 +46,15 @@ pub static BASALT_PARAMS: &[Param] = &[
         mutable: false,
     },
     Param {
+        name: "row-cache-size",
+        default: "16777216",
+        kind: Kind::Memory {
+            min: 0,
+            max: i64::MAX,
+        },
+        mutable: false,
+    },
+    Param {
         name: "memtable-size",
         default: "67108864",
         kind: Kind::Memory {
@@ -83,6 +92,7 @@ pub static EFFECTIVE: &[&str] = &[
     "maxmemory-policy",
     "appendfsync",
     "block-cache-size",
+    "row-cache-size",
     "memtable-size",
     "shards",
     "engine",

@@ -1,8 +1,8 @@
 //! Storage: an ordered key-value engine behind a small trait.
 //!
-//! The keyspace stores every Redis value as sorted KV pairs through [`Engine`]. The in-memory
-//! engine serves now; the LSM engine (issue 3) will implement the same trait. This layer
-//! knows nothing of Redis types.
+//! The keyspace stores every Redis value as sorted KV pairs through [`Engine`]: Basalt's LSM
+//! engine (`lsm`, the default) or the in-memory one (`--engine memory`). This layer knows
+//! nothing of Redis types.
 
 pub mod lsm;
 mod memory;

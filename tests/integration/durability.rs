@@ -121,7 +121,14 @@ fn larger_than_memory_dataset_stays_readable_with_bounded_rss() {
     let dir = test_dir("ltm");
     let server = start_basalt_in(
         &dir,
-        &["--block-cache-size", "1mb", "--memtable-size", "1mb"],
+        &[
+            "--block-cache-size",
+            "1mb",
+            "--row-cache-size",
+            "1mb",
+            "--memtable-size",
+            "1mb",
+        ],
     );
     let pid = server.child.id();
     let mut c = server.client();

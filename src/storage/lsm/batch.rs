@@ -2,18 +2,43 @@
 //!
 //! ## Format
 //! `first_seqno:u64 LE | count:u32 LE | op{count}`, where an op is
-//! `kind:u8 (1 put, 0 delete) | key_len:varint | key | [value_len:varint | value]`.
-//! Op `i` carries sequence number `first_seqno + i`.
+//! `kind:u8 (1 put, 0 delete, 2 delete-range) | key_len:varint | key |
+//! [value_len:varint | value]` (a value for puts; for a delete-range the key is the range's
+//! start and the value its exclusive end). Op `i` carries sequence number `first_seqno + i`.
 
 use bytes::Bytes;
 
-use super::key::Kind;
 use super::sstable::block::{get_varint, put_varint};
 
-/// One point change, as the WAL and the memtable see it.
+/// What one logged change does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum OpKind {
+    Delete = 0,
+    Put = 1,
+    /// Deletes `[key, value)`.
+    DeleteRange = 2,
+}
+
+impl OpKind {
+    fn from_u8(b: u8) -> Option<OpKind> {
+        match b {
+            0 => Some(OpKind::Delete),
+            1 => Some(OpKind::Put),
+            2 => Some(OpKind::DeleteRange),
+            _ => None,
+        }
+    }
+
+    fn has_value(self) -> bool {
+        self != OpKind::Delete
+    }
+}
+
+/// One change, as the WAL and the memtable see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Op {
-    pub kind: Kind,
+    pub kind: OpKind,
     pub key: Bytes,
     pub value: Bytes,
 }
@@ -31,7 +56,7 @@ pub fn encode(first_seqno: u64, ops: &[Op]) -> Vec<u8> {
         out.push(op.kind as u8);
         put_varint(&mut out, op.key.len() as u64);
         out.extend_from_slice(&op.key);
-        if op.kind == Kind::Put {
+        if op.kind.has_value() {
             put_varint(&mut out, op.value.len() as u64);
             out.extend_from_slice(&op.value);
         }
@@ -53,10 +78,10 @@ pub fn decode(raw: &[u8]) -> Option<(u64, Vec<Op>)> {
         Some(bytes)
     };
     for _ in 0..count {
-        let kind = Kind::from_u8(*raw.get(pos)?)?;
+        let kind = OpKind::from_u8(*raw.get(pos)?)?;
         pos += 1;
         let key = take(&mut pos)?;
-        let value = if kind == Kind::Put {
+        let value = if kind.has_value() {
             take(&mut pos)?
         } else {
             Bytes::new()
@@ -74,14 +99,19 @@ mod tests {
     fn round_trip_and_truncation() {
         let ops = vec![
             Op {
-                kind: Kind::Put,
+                kind: OpKind::Put,
                 key: Bytes::from("a"),
                 value: Bytes::from("1"),
             },
             Op {
-                kind: Kind::Delete,
+                kind: OpKind::Delete,
                 key: Bytes::from("b"),
                 value: Bytes::new(),
+            },
+            Op {
+                kind: OpKind::DeleteRange,
+                key: Bytes::from("c"),
+                value: Bytes::from("e"),
             },
         ];
         let raw = encode(7, &ops);

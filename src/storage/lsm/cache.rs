@@ -1,46 +1,57 @@
-//! The block cache: decompressed data blocks by (table id, offset), bounded in bytes.
+//! The caches: decompressed data blocks by (table id, offset), and rows — the newest version
+//! of a key in one table — by (table id, user key), each bounded in bytes.
 //!
 //! Sharded to keep lock hold times short; each shard evicts an approximately least recently
-//! used block by sampling a few entries (as Redis samples keys for eviction), which needs no
-//! linked list and keeps every operation O(1).
+//! used entry by sampling a few (as Redis samples keys for eviction), which needs no linked
+//! list and keeps every operation O(1). Tables never change once written, so nothing is
+//! ever invalidated: entries of deleted tables simply age out.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use bytes::Bytes;
 use parking_lot::Mutex;
 use rand::Rng;
 
+use super::memtable::Found;
 use super::sstable::block::Block;
 
 const SHARDS: usize = 16;
 const EVICTION_SAMPLES: usize = 8;
 
-type Key = (u64, u64);
-
-struct Slot {
-    key: Key,
-    block: Block,
+struct Slot<K, V> {
+    key: K,
+    value: V,
     bytes: usize,
     last_used: u64,
 }
 
-#[derive(Default)]
-struct Shard {
-    slots: Vec<Slot>,
-    index: HashMap<Key, usize>,
+struct Shard<K, V> {
+    slots: Vec<Slot<K, V>>,
+    index: HashMap<K, usize, ahash::RandomState>,
     bytes: usize,
     tick: u64,
 }
 
-impl Shard {
-    fn get(&mut self, key: &Key) -> Option<Block> {
+impl<K: Hash + Eq + Clone, V: Clone> Shard<K, V> {
+    fn new() -> Self {
+        Shard {
+            slots: Vec::new(),
+            index: HashMap::default(),
+            bytes: 0,
+            tick: 0,
+        }
+    }
+
+    fn get(&mut self, key: &K) -> Option<V> {
         let i = *self.index.get(key)?;
         self.tick += 1;
         self.slots[i].last_used = self.tick;
-        Some(self.slots[i].block.clone())
+        Some(self.slots[i].value.clone())
     }
 
-    fn insert(&mut self, key: Key, block: Block, bytes: usize, capacity: usize) {
+    fn insert(&mut self, key: K, value: V, bytes: usize, capacity: usize) {
         if self.index.contains_key(&key) || bytes > capacity {
             return;
         }
@@ -48,10 +59,10 @@ impl Shard {
             self.evict_one();
         }
         self.tick += 1;
-        self.index.insert(key, self.slots.len());
+        self.index.insert(key.clone(), self.slots.len());
         self.slots.push(Slot {
             key,
-            block,
+            value,
             bytes,
             last_used: self.tick,
         });
@@ -68,42 +79,43 @@ impl Shard {
         self.index.remove(&removed.key);
         self.bytes -= removed.bytes;
         if let Some(moved) = self.slots.get(victim) {
-            self.index.insert(moved.key, victim);
+            self.index.insert(moved.key.clone(), victim);
         }
     }
 }
 
-pub struct BlockCache {
-    shards: Vec<Mutex<Shard>>,
+/// A sharded, bytes-bounded map with approximate LRU eviction, counting hits and misses.
+pub struct LruCache<K, V> {
+    shards: Vec<Mutex<Shard<K, V>>>,
+    hasher: ahash::RandomState,
     shard_capacity: usize,
-    pub hits: AtomicU64,
-    pub misses: AtomicU64,
-    /// Point reads a table's bloom filter answered "absent" (no block read), and all checks.
-    pub bloom_negatives: AtomicU64,
-    pub bloom_checks: AtomicU64,
+    hits: AtomicU64,
+    misses: AtomicU64,
 }
 
-impl BlockCache {
-    pub fn new(capacity_bytes: usize) -> BlockCache {
-        BlockCache {
-            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+impl<K: Hash + Eq + Clone, V: Clone> LruCache<K, V> {
+    pub fn new(capacity_bytes: usize) -> Self {
+        LruCache {
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::new())).collect(),
+            hasher: ahash::RandomState::with_seeds(1, 2, 3, 4),
             shard_capacity: capacity_bytes / SHARDS,
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
-            bloom_negatives: AtomicU64::new(0),
-            bloom_checks: AtomicU64::new(0),
         }
     }
 
-    fn shard(&self, key: &Key) -> &Mutex<Shard> {
-        let h =
-            key.0.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ key.1.wrapping_mul(0xc2b2_ae3d_27d4_eb4f);
+    fn shard(&self, key: &K) -> &Mutex<Shard<K, V>> {
+        let h = self.hasher.hash_one(key);
         &self.shards[(h >> 32) as usize % SHARDS]
     }
 
-    pub fn get(&self, table: u64, offset: u64) -> Option<Block> {
-        let key = (table, offset);
-        let found = self.shard(&key).lock().get(&key);
+    /// Whether the cache can hold anything at all.
+    pub fn enabled(&self) -> bool {
+        self.shard_capacity > 0
+    }
+
+    pub fn get(&self, key: &K) -> Option<V> {
+        let found = self.shard(key).lock().get(key);
         let counter = if found.is_some() {
             &self.hits
         } else {
@@ -113,11 +125,10 @@ impl BlockCache {
         found
     }
 
-    pub fn insert(&self, table: u64, offset: u64, block: Block, bytes: usize) {
-        let key = (table, offset);
+    pub fn insert(&self, key: K, value: V, bytes: usize) {
         self.shard(&key)
             .lock()
-            .insert(key, block, bytes, self.shard_capacity);
+            .insert(key, value, bytes, self.shard_capacity);
     }
 
     /// Bytes held.
@@ -137,6 +148,78 @@ impl BlockCache {
     }
 }
 
+/// Per-entry bytes counted on top of a row's key and value.
+const ROW_OVERHEAD_BYTES: usize = 64;
+
+/// The caches every table of an engine shares, and its bloom filter counters.
+pub struct BlockCache {
+    blocks: LruCache<(u64, u64), Block>,
+    /// The newest version of a user key in a table, by (table id, user key).
+    rows: LruCache<(u64, Bytes), Found>,
+    /// Point reads a table's bloom filter answered "absent" (no block read), and all checks.
+    pub bloom_negatives: AtomicU64,
+    pub bloom_checks: AtomicU64,
+}
+
+impl BlockCache {
+    pub fn new(block_bytes: usize, row_bytes: usize) -> BlockCache {
+        BlockCache {
+            blocks: LruCache::new(block_bytes),
+            rows: LruCache::new(row_bytes),
+            bloom_negatives: AtomicU64::new(0),
+            bloom_checks: AtomicU64::new(0),
+        }
+    }
+
+    pub fn get(&self, table: u64, offset: u64) -> Option<Block> {
+        self.blocks.get(&(table, offset))
+    }
+
+    pub fn insert(&self, table: u64, offset: u64, block: Block, bytes: usize) {
+        self.blocks.insert((table, offset), block, bytes);
+    }
+
+    pub fn get_row(&self, table: u64, user_key: &[u8]) -> Option<Found> {
+        if !self.rows.enabled() {
+            return None;
+        }
+        self.rows.get(&(table, Bytes::copy_from_slice(user_key)))
+    }
+
+    pub fn insert_row(&self, table: u64, user_key: &[u8], found: &Found) {
+        if !self.rows.enabled() {
+            return;
+        }
+        let value_bytes = match &found.0 {
+            super::memtable::Lookup::Value(v) => v.len(),
+            super::memtable::Lookup::Deleted => 0,
+        };
+        let bytes = user_key.len() + value_bytes + ROW_OVERHEAD_BYTES;
+        let key = (table, Bytes::copy_from_slice(user_key));
+        self.rows.insert(key, found.clone(), bytes);
+    }
+
+    /// Bytes held by blocks.
+    pub fn bytes(&self) -> usize {
+        self.blocks.bytes()
+    }
+
+    /// Bytes held by rows.
+    pub fn row_bytes(&self) -> usize {
+        self.rows.bytes()
+    }
+
+    /// Block hit ratio so far, 0..1.
+    pub fn hit_ratio(&self) -> f64 {
+        self.blocks.hit_ratio()
+    }
+
+    /// Row hit ratio so far, 0..1.
+    pub fn row_hit_ratio(&self) -> f64 {
+        self.rows.hit_ratio()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,7 +227,7 @@ mod tests {
 
     #[test]
     fn bounded_and_keeps_recent_blocks() {
-        let cache = BlockCache::new(16 * 1000);
+        let cache = BlockCache::new(16 * 1000, 0);
         let block = Block::parse(Bytes::from_static(&[0, 0, 0, 0])).unwrap();
         for i in 0..1000u64 {
             cache.insert(1, i, block.clone(), 100);
@@ -154,5 +237,20 @@ mod tests {
         assert!(cache.bytes() <= 16 * 1000);
         assert!(cache.get(1, 0).is_some());
         assert!(cache.hit_ratio() > 0.5);
+    }
+
+    #[test]
+    fn rows_are_cached_per_table_and_bounded() {
+        use crate::storage::lsm::memtable::Lookup;
+        let cache = BlockCache::new(0, 16 * 1000);
+        let found = (Lookup::Value(Bytes::from("v")), 7);
+        cache.insert_row(1, b"k", &found);
+        assert_eq!(cache.get_row(1, b"k"), Some(found.clone()));
+        assert_eq!(cache.get_row(2, b"k"), None);
+        for i in 0..1000u64 {
+            cache.insert_row(i, b"some-key", &found);
+        }
+        assert!(cache.row_bytes() <= 16 * 1000);
+        assert!(BlockCache::new(0, 0).get_row(1, b"k").is_none());
     }
 }

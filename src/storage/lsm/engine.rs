@@ -19,12 +19,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 
-use super::batch::Op;
+use super::batch::{Op, OpKind};
 use super::cache::BlockCache;
 use super::iterator::{Merge, Source, Visible};
 use super::key::{InternalKey, Kind, SEQNO_MAX};
 use super::manifest::{Manifest, VersionEdit};
 use super::memtable::{Lookup, Memtable};
+use super::range_del::{covering_seqno, RangeTombstone};
 use super::sstable::{Compression, TableBuilder};
 use super::version::{open_table, table_path, Version};
 use super::wal::{self, SyncPolicy, Wal};
@@ -48,6 +49,18 @@ pub struct LsmOptions {
     pub bottom_compression: Compression,
     /// Bytes of decompressed data blocks kept in memory.
     pub block_cache_bytes: usize,
+    /// Bytes of rows (a key's newest version in a table) kept for hot point reads; 0 = off.
+    pub row_cache_bytes: usize,
+    /// Asked during compaction whether a value may go (the keyspace's dead records).
+    pub compaction_filter: Option<Arc<dyn CompactionFilter>>,
+}
+
+/// Decides during compaction whether a stored value is dead to its owner (an element of a
+/// deleted collection, say) and may be removed. It is asked only about the newest version
+/// of a key that every snapshot sees, so it must answer `true` only for values the owner
+/// already treats as absent: snapshots read through the owner, which ignores them anyway.
+pub trait CompactionFilter: Send + Sync + std::fmt::Debug {
+    fn remove(&self, key: &[u8], value: &[u8]) -> bool;
 }
 
 impl Default for LsmOptions {
@@ -64,6 +77,8 @@ impl Default for LsmOptions {
             upper_compression: Compression::Lz4,
             bottom_compression: Compression::Zstd,
             block_cache_bytes: 64 << 20,
+            row_cache_bytes: 16 << 20,
+            compaction_filter: None,
         }
     }
 }
@@ -75,6 +90,30 @@ pub(super) struct State {
     /// Immutable memtables waiting for flush, newest first, with their WAL ids.
     pub imm: Vec<(Arc<Memtable>, u64)>,
     pub version: Arc<Version>,
+}
+
+impl State {
+    /// The memtables, newest first.
+    fn memtables(&self) -> impl Iterator<Item = &Arc<Memtable>> {
+        std::iter::once(&self.mem).chain(self.imm.iter().map(|(m, _)| m))
+    }
+
+    /// The highest sequence number at or below `snapshot` of a range tombstone covering `key`.
+    fn covering_seqno(&self, key: &[u8], snapshot: u64) -> u64 {
+        let flushed = covering_seqno(self.version.range_dels.iter(), key, snapshot);
+        self.memtables()
+            .map(|m| m.covering_seqno(key, snapshot))
+            .fold(flushed, u64::max)
+    }
+
+    /// Every range tombstone, flushed or not.
+    fn range_dels(&self) -> impl Iterator<Item = RangeTombstone> + '_ {
+        let unflushed = self
+            .memtables()
+            .filter(|m| m.has_range_dels())
+            .flat_map(|m| m.range_dels());
+        self.version.range_dels.iter().cloned().chain(unflushed)
+    }
 }
 
 struct Writer {
@@ -90,6 +129,8 @@ pub struct LsmStats {
     pub write_stalls: AtomicU64,
     pub bytes_flushed: AtomicU64,
     pub bytes_compacted: AtomicU64,
+    /// Values the compaction filter removed.
+    pub filtered_values: AtomicU64,
 }
 
 pub(super) struct Shared {
@@ -100,6 +141,9 @@ pub(super) struct Shared {
     pub state: RwLock<Arc<State>>,
     writer: Mutex<Writer>,
     pub visible: AtomicU64,
+    /// The highest sequence number written to tables: every range tombstone at or below it
+    /// is in the version (only the worker advances it).
+    pub flushed_seqno: AtomicU64,
     /// Set while the WAL holds records not yet written to the file.
     wal_pending: std::sync::atomic::AtomicBool,
     pub manifest: Mutex<Manifest>,
@@ -151,12 +195,16 @@ impl LsmEngine {
         fs::create_dir_all(dir).map_err(io)?;
         let lock = lock_dir(dir)?;
         let (mut manifest, mstate) = Manifest::open(dir).map_err(io)?;
-        let cache = Arc::new(BlockCache::new(opts.block_cache_bytes));
+        let cache = Arc::new(BlockCache::new(
+            opts.block_cache_bytes,
+            opts.row_cache_bytes,
+        ));
         let mut tables = Vec::new();
         for meta in mstate.files.values() {
-            tables.push(open_table(dir, meta.clone(), &cache)?);
+            tables.push(open_table(dir, meta.clone(), &cache, 0)?);
         }
-        let mut version = Version::from_files(tables);
+        let mut version =
+            Version::from_files(tables, mstate.range_dels.values().cloned().collect());
         let next_file_id = AtomicU64::new(mstate.next_file_id.max(1));
         remove_orphans(dir, &mstate.files, mstate.log_number)?;
 
@@ -171,7 +219,7 @@ impl LsmEngine {
             for (first, ops) in wal::replay(&path).map_err(io)? {
                 for (i, op) in ops.into_iter().enumerate() {
                     let seqno = first + i as u64;
-                    recovered.insert(op.key, seqno, op.kind, op.value);
+                    apply_op(&recovered, op, seqno);
                     last_seqno = last_seqno.max(seqno);
                 }
             }
@@ -181,16 +229,23 @@ impl LsmEngine {
         let wal_id = next_file_id.fetch_add(1, Ordering::Relaxed);
         if !recovered.is_empty() {
             let id = next_file_id.fetch_add(1, Ordering::Relaxed);
-            let meta = write_memtable(dir, id, &recovered, opts.upper_compression)?;
+            let meta = write_memtable(dir, id, &recovered, opts.upper_compression, last_seqno)?;
             let edit = VersionEdit {
-                added: vec![meta.clone()],
+                added: meta.iter().cloned().collect(),
                 log_number: Some(wal_id),
                 next_file_id: Some(next_file_id.load(Ordering::Relaxed)),
                 last_seqno: Some(last_seqno),
+                range_dels_added: recovered.range_dels(),
                 ..VersionEdit::default()
             };
             manifest.log(&edit).map_err(io)?;
-            version = version.apply(vec![open_table(dir, meta, &cache)?], &[]);
+            let mut added = Vec::new();
+            if let Some(meta) = meta {
+                added.push(open_table(dir, meta, &cache, last_seqno)?);
+            }
+            version = version
+                .apply(added, &[])
+                .with_range_dels(recovered.range_dels(), &[]);
         } else {
             let edit = VersionEdit {
                 log_number: Some(wal_id),
@@ -219,6 +274,7 @@ impl LsmEngine {
                 next_seqno: last_seqno + 1,
             }),
             visible: AtomicU64::new(last_seqno),
+            flushed_seqno: AtomicU64::new(last_seqno),
             wal_pending: std::sync::atomic::AtomicBool::new(false),
             manifest: Mutex::new(manifest),
             next_file_id,
@@ -258,11 +314,20 @@ impl LsmEngine {
         (levels, mem)
     }
 
+    /// Live range tombstones, flushed or not.
+    pub fn range_tombstones(&self) -> usize {
+        self.shared.state.read().clone().range_dels().count()
+    }
+
     /// Waits until the worker has nothing to flush or compact (tests, benchmarks).
     pub fn wait_idle(&self) {
         loop {
             let state = self.shared.state.read().clone();
-            if state.imm.is_empty() && worker::pick(&self.shared.opts, &state.version).is_none() {
+            let oldest = self.shared.oldest_snapshot();
+            if state.imm.is_empty()
+                && worker::pick(&self.shared.opts, &state.version, oldest).is_none()
+                && worker::spent_range_dels(&state.version, oldest).is_empty()
+            {
                 return;
             }
             self.shared.notify();
@@ -335,14 +400,16 @@ impl Shared {
     }
 
     fn point_get(&self, state: &State, key: &[u8], seqno: u64) -> Result<Option<Bytes>> {
-        let found = std::iter::once(&state.mem)
-            .chain(state.imm.iter().map(|(m, _)| m))
-            .find_map(|m| m.get(key, seqno));
+        let covered = state.covering_seqno(key, seqno);
+        let found = state.memtables().find_map(|m| m.get(key, seqno));
         let found = match found {
             Some(found) => Some(found),
             None => {
                 let mut hit = None;
                 for file in state.version.tables_for_key(key) {
+                    if file.meta.max_seqno < covered {
+                        continue; // every version in this table is deleted
+                    }
                     if let Some(l) = file.table.get(key, seqno)? {
                         hit = Some(l);
                         break;
@@ -352,7 +419,7 @@ impl Shared {
             }
         };
         Ok(match found {
-            Some(Lookup::Value(v)) => Some(v),
+            Some((Lookup::Value(v), found_at)) if found_at > covered => Some(v),
             _ => None,
         })
     }
@@ -376,13 +443,13 @@ impl Shared {
             .map(|k| InternalKey::new(k.clone(), SEQNO_MAX, Kind::Put));
         let seek_encoded = seek_internal.as_ref().map(|k| k.encode());
         let mut sources: Vec<Source> = Vec::new();
-        for mem in std::iter::once(&state.mem).chain(state.imm.iter().map(|(m, _)| m)) {
+        for mem in state.memtables() {
             let start = seek_internal
                 .clone()
                 .map_or(Bound::Unbounded, Bound::Included);
             sources.push(Box::new(
                 mem.entries_from(start)
-                    .map(|(k, v)| Ok((k.encode().to_vec(), v))),
+                    .map(|(k, v)| Ok((k.encode_vec(), v))),
             ));
         }
         let (lo, hi) = (seek.as_deref(), end_user_key(&range.end));
@@ -405,7 +472,16 @@ impl Shared {
                 ));
             }
         }
-        let visible = Visible::new(Merge::new(sources), seqno);
+        let range_dels = state
+            .range_dels()
+            .filter(|t| match (&seek, end_user_key(&range.end)) {
+                (Some(lo), Some(hi)) => t.overlaps(lo, hi),
+                (Some(lo), None) => t.end[..] > lo[..],
+                (None, Some(hi)) => &t.start[..] <= hi,
+                (None, None) => true,
+            })
+            .collect();
+        let visible = Visible::new(Merge::new(sources), seqno, range_dels);
         let mut out = Vec::new();
         for entry in visible {
             let (k, v) = entry?;
@@ -430,51 +506,6 @@ impl Shared {
             out.truncate(limit);
         }
         Ok(out)
-    }
-
-    /// Turns a write batch into point operations; a delete-range becomes a delete of every
-    /// key visible in the range now (the writer lock is held, so none can appear meanwhile).
-    fn point_ops(&self, batch: WriteBatch) -> Result<Vec<Op>> {
-        let mut ops = Vec::with_capacity(batch.len());
-        for op in batch.into_ops() {
-            match op {
-                WriteOp::Put(key, value) => ops.push(Op {
-                    kind: Kind::Put,
-                    key,
-                    value,
-                }),
-                WriteOp::Delete(key) => ops.push(Op {
-                    kind: Kind::Delete,
-                    key,
-                    value: Bytes::new(),
-                }),
-                WriteOp::DeleteRange(start, end) => {
-                    // Earlier ops of this batch are not applied yet: apply them to a view first.
-                    let state = self.state.read().clone();
-                    let range = KeyRange::half_open(start, end);
-                    let seqno = self.visible.load(Ordering::Acquire);
-                    let mut present: BTreeMap<Bytes, ()> = self
-                        .scan_at(&state, &range, seqno, false, usize::MAX)?
-                        .into_iter()
-                        .map(|(k, _)| (k, ()))
-                        .collect();
-                    for earlier in &ops {
-                        if range_contains(&range, &earlier.key) {
-                            match earlier.kind {
-                                Kind::Put => present.insert(earlier.key.clone(), ()),
-                                Kind::Delete => present.remove(&earlier.key),
-                            };
-                        }
-                    }
-                    ops.extend(present.into_keys().map(|key| Op {
-                        kind: Kind::Delete,
-                        key,
-                        value: Bytes::new(),
-                    }));
-                }
-            }
-        }
-        Ok(ops)
     }
 
     /// Swaps the full memtable for a new one with a new WAL, and wakes the worker.
@@ -543,18 +574,38 @@ impl Shared {
     }
 }
 
-fn range_contains(range: &KeyRange, key: &Bytes) -> bool {
-    let after_start = match &range.start {
-        Bound::Included(s) => key >= s,
-        Bound::Excluded(s) => key > s,
-        Bound::Unbounded => true,
-    };
-    let before_end = match &range.end {
-        Bound::Included(e) => key <= e,
-        Bound::Excluded(e) => key < e,
-        Bound::Unbounded => true,
-    };
-    after_start && before_end
+/// A write batch as logged operations.
+fn batch_ops(batch: WriteBatch) -> Vec<Op> {
+    batch
+        .into_ops()
+        .into_iter()
+        .map(|op| match op {
+            WriteOp::Put(key, value) => Op {
+                kind: OpKind::Put,
+                key,
+                value,
+            },
+            WriteOp::Delete(key) => Op {
+                kind: OpKind::Delete,
+                key,
+                value: Bytes::new(),
+            },
+            WriteOp::DeleteRange(start, end) => Op {
+                kind: OpKind::DeleteRange,
+                key: start,
+                value: end,
+            },
+        })
+        .collect()
+}
+
+/// Applies one logged operation to a memtable.
+fn apply_op(mem: &Memtable, op: Op, seqno: u64) {
+    match op.kind {
+        OpKind::Put => mem.insert(op.key, seqno, Kind::Put, op.value),
+        OpKind::Delete => mem.insert(op.key, seqno, Kind::Delete, op.value),
+        OpKind::DeleteRange => mem.insert_range_delete(op.key, op.value, seqno),
+    }
 }
 
 fn end_user_key(end: &Bound<Bytes>) -> Option<&[u8]> {
@@ -573,27 +624,46 @@ fn table_source(file: Arc<super::version::TableFile>, seek: Option<Bytes>) -> So
     }
 }
 
-/// Writes a memtable to SSTable `id`; returns its manifest entry (level 0).
+/// Writes a memtable's points to SSTable `id`; returns its manifest entry (level 0), or
+/// `None` when no point is left to write. Points covered by the memtable's own range
+/// tombstones at or below `oldest_snapshot` are left out (older tombstones cannot cover
+/// them: every point here is newer than any flushed tombstone).
 pub(super) fn write_memtable(
     dir: &Path,
     id: u64,
     mem: &Memtable,
     compression: Compression,
-) -> Result<super::manifest::FileMeta> {
+    oldest_snapshot: u64,
+) -> Result<Option<super::manifest::FileMeta>> {
     let path = table_path(dir, id);
+    let range_dels: Vec<RangeTombstone> = mem
+        .range_dels()
+        .into_iter()
+        .filter(|t| t.seqno <= oldest_snapshot)
+        .collect();
     let mut builder = TableBuilder::create(&path, compression)?;
     for (key, value) in mem.entries_from(Bound::Unbounded) {
+        if !range_dels.is_empty()
+            && covering_seqno(&range_dels, &key.user_key, oldest_snapshot) > key.seqno
+        {
+            continue;
+        }
         builder.add(&key.encode(), &value)?;
     }
+    if builder.is_empty() {
+        drop(builder);
+        fs::remove_file(&path).map_err(io)?;
+        return Ok(None);
+    }
     let (props, size) = builder.finish()?;
-    Ok(super::manifest::FileMeta {
+    Ok(Some(super::manifest::FileMeta {
         level: 0,
         id,
         size,
         max_seqno: props.max_seqno,
         smallest: props.smallest,
         largest: props.largest,
-    })
+    }))
 }
 
 /// WAL files in `dir`, by id.
@@ -707,7 +777,7 @@ impl Engine for LsmEngine {
         shared.stall_if_needed();
         let mut w = shared.writer.lock();
         shared.check_poison()?;
-        let ops = shared.point_ops(batch)?;
+        let ops = batch_ops(batch);
         if ops.is_empty() {
             return Ok(());
         }
@@ -725,9 +795,7 @@ impl Engine for LsmEngine {
         let state = shared.state.read().clone();
         let count = ops.len() as u64;
         for (i, op) in ops.into_iter().enumerate() {
-            state
-                .mem
-                .insert(op.key, first + i as u64, op.kind, op.value);
+            apply_op(&state.mem, op, first + i as u64);
         }
         w.next_seqno = first + count;
         shared.visible.store(first + count - 1, Ordering::Release);
@@ -805,7 +873,8 @@ impl Engine for LsmEngine {
                 format!("files={files},bytes={bytes}"),
             ));
         }
-        let pending = worker::pick(&self.shared.opts, &state.version).map_or(0, |t| {
+        let oldest = self.shared.oldest_snapshot();
+        let pending = worker::pick(&self.shared.opts, &state.version, oldest).map_or(0, |t| {
             t.inputs
                 .iter()
                 .chain(t.next.iter())
@@ -814,6 +883,7 @@ impl Engine for LsmEngine {
         });
         let counters = [
             ("pending_compaction_bytes", pending),
+            ("range_tombstones", state.range_dels().count() as u64),
             ("flushes", stats.flushes.load(Ordering::Relaxed)),
             ("compactions", stats.compactions.load(Ordering::Relaxed)),
             ("write_stalls", stats.write_stalls.load(Ordering::Relaxed)),
@@ -822,6 +892,10 @@ impl Engine for LsmEngine {
                 "bytes_compacted",
                 stats.bytes_compacted.load(Ordering::Relaxed),
             ),
+            (
+                "compaction_filter_removed",
+                stats.filtered_values.load(Ordering::Relaxed),
+            ),
         ];
         out.extend(counters.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let cache = &self.shared.cache;
@@ -829,6 +903,11 @@ impl Engine for LsmEngine {
         out.push((
             "block_cache_hit_ratio".to_string(),
             format!("{:.4}", cache.hit_ratio()),
+        ));
+        out.push(("row_cache_bytes".to_string(), cache.row_bytes().to_string()));
+        out.push((
+            "row_cache_hit_ratio".to_string(),
+            format!("{:.4}", cache.row_hit_ratio()),
         ));
         let checks = cache.bloom_checks.load(Ordering::Relaxed);
         let negatives = cache.bloom_negatives.load(Ordering::Relaxed);

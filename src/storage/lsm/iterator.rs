@@ -2,14 +2,16 @@
 //!
 //! Sources yield encoded internal keys in order; the merge yields them in global internal-key
 //! order (newest version of a key first). `Visible` turns that into user entries at a
-//! snapshot: the newest version at or below the snapshot's sequence number, deletes hidden.
+//! snapshot: the newest version at or below the snapshot's sequence number, deletes and
+//! versions covered by a newer range tombstone hidden.
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
 use bytes::Bytes;
 
-use super::key::{compare_internal, InternalKey, Kind};
+use super::key::{compare_internal, parse, Kind, TRAILER_BYTES};
+use super::range_del::{covering_seqno, RangeTombstone};
 use super::sstable::TableError;
 
 pub type Entry = (Vec<u8>, Bytes);
@@ -95,15 +97,20 @@ impl Iterator for Merge<'_> {
 pub struct Visible<'a> {
     merge: Merge<'a>,
     snapshot: u64,
-    last_user_key: Option<Bytes>,
+    /// The user key of the last version looked at (older versions of it are skipped).
+    last_user_key: Option<Vec<u8>>,
+    /// Range tombstones at or below the snapshot.
+    range_dels: Vec<RangeTombstone>,
 }
 
 impl<'a> Visible<'a> {
-    pub fn new(merge: Merge<'a>, snapshot: u64) -> Visible<'a> {
+    pub fn new(merge: Merge<'a>, snapshot: u64, mut range_dels: Vec<RangeTombstone>) -> Self {
+        range_dels.retain(|t| t.seqno <= snapshot);
         Visible {
             merge,
             snapshot,
             last_user_key: None,
+            range_dels,
         }
     }
 }
@@ -113,22 +120,29 @@ impl Iterator for Visible<'_> {
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            let (raw, value) = match self.merge.next()? {
+            let (mut raw, value) = match self.merge.next()? {
                 Ok(entry) => entry,
                 Err(e) => return Some(Err(e)),
             };
-            let Some(key) = InternalKey::decode(&Bytes::from(raw)) else {
+            let Some((user_key, seqno, kind)) = parse(&raw) else {
                 continue;
             };
-            if key.seqno > self.snapshot {
+            if seqno > self.snapshot {
                 continue;
             }
-            if self.last_user_key.as_ref() == Some(&key.user_key) {
-                continue;
+            match &mut self.last_user_key {
+                Some(last) if last[..] == *user_key => continue,
+                Some(last) => {
+                    last.clear();
+                    last.extend_from_slice(user_key);
+                }
+                None => self.last_user_key = Some(user_key.to_vec()),
             }
-            self.last_user_key = Some(key.user_key.clone());
-            if key.kind == Kind::Put {
-                return Some(Ok((key.user_key, value)));
+            let covered = !self.range_dels.is_empty()
+                && covering_seqno(&self.range_dels, user_key, self.snapshot) > seqno;
+            if kind == Kind::Put && !covered {
+                raw.truncate(raw.len() - TRAILER_BYTES);
+                return Some(Ok((Bytes::from(raw), value)));
             }
         }
     }

@@ -55,6 +55,14 @@ impl InternalKey {
         out.freeze()
     }
 
+    /// The encoding as a vector with no spare capacity.
+    pub fn encode_vec(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.user_key.len() + TRAILER_BYTES);
+        out.extend_from_slice(&self.user_key);
+        out.extend_from_slice(&(self.seqno << 8 | self.kind as u64).to_be_bytes());
+        out
+    }
+
     pub fn decode(raw: &Bytes) -> Option<InternalKey> {
         let split = raw.len().checked_sub(TRAILER_BYTES)?;
         let trailer = u64::from_be_bytes(raw[split..].try_into().ok()?);
@@ -87,6 +95,13 @@ pub fn compare_internal(a: &[u8], b: &[u8]) -> Ordering {
     let (ua, ta) = split(a);
     let (ub, tb) = split(b);
     ua.cmp(ub).then_with(|| tb.cmp(&ta))
+}
+
+/// The parts of an encoded internal key — user key, sequence number, kind — without copying.
+pub fn parse(raw: &[u8]) -> Option<(&[u8], u64, Kind)> {
+    let split = raw.len().checked_sub(TRAILER_BYTES)?;
+    let trailer = u64::from_be_bytes(raw[split..].try_into().ok()?);
+    Some((&raw[..split], trailer >> 8, Kind::from_u8(trailer as u8)?))
 }
 
 /// The user key of an encoded internal key.
@@ -136,6 +151,8 @@ mod tests {
         }
         let round = InternalKey::decode(&keys[1].encode()).unwrap();
         assert_eq!(round, keys[1]);
+        assert_eq!(keys[1].encode_vec(), keys[1].encode().to_vec());
+        assert_eq!(parse(&keys[1].encode()), Some((&b"a"[..], 3, Kind::Delete)));
         assert_eq!(user_key(&keys[2].encode()), b"ab");
     }
 }

@@ -5,8 +5,9 @@
 //! File `MANIFEST` holds `record.rs` records, each one version edit: a sequence of tagged
 //! fields — `1 add: level:u8 | id:u64 | size:u64 | max_seqno:u64 | smallest_len:u32 |
 //! smallest | largest_len:u32 | largest`, `2 delete: level:u8 | id:u64`,
-//! `3 log_number:u64` (WALs below it are flushed), `4 next_file_id:u64`, `5 last_seqno:u64`;
-//! integers little-endian. On open the edits are replayed (a torn tail is truncated), and the
+//! `3 log_number:u64` (WALs below it are flushed), `4 next_file_id:u64`, `5 last_seqno:u64`,
+//! `6 add range tombstone: seqno:u64 | start_len:u32 | start | end_len:u32 | end`,
+//! `7 drop range tombstone: seqno:u64`; integers little-endian. On open the edits are replayed (a torn tail is truncated), and the
 //! result is written back as one edit to a fresh file (temp + fsync + rename).
 
 use std::collections::BTreeMap;
@@ -16,6 +17,7 @@ use std::path::Path;
 
 use bytes::{Buf, BufMut, Bytes};
 
+use super::range_del::RangeTombstone;
 use super::record;
 
 /// What the manifest knows about one SSTable.
@@ -37,6 +39,27 @@ pub struct VersionEdit {
     pub log_number: Option<u64>,
     pub next_file_id: Option<u64>,
     pub last_seqno: Option<u64>,
+    pub range_dels_added: Vec<RangeTombstone>,
+    /// Sequence numbers of range tombstones no longer needed.
+    pub range_dels_dropped: Vec<u64>,
+}
+
+fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.put_u32_le(bytes.len() as u32);
+    out.put_slice(bytes);
+}
+
+fn get_bytes(buf: &mut &[u8]) -> Option<Bytes> {
+    if buf.remaining() < 4 {
+        return None;
+    }
+    let len = buf.get_u32_le() as usize;
+    if buf.remaining() < len {
+        return None;
+    }
+    let bytes = Bytes::copy_from_slice(&buf[..len]);
+    buf.advance(len);
+    Some(bytes)
 }
 
 impl VersionEdit {
@@ -48,10 +71,8 @@ impl VersionEdit {
             out.put_u64_le(f.id);
             out.put_u64_le(f.size);
             out.put_u64_le(f.max_seqno);
-            for key in [&f.smallest, &f.largest] {
-                out.put_u32_le(key.len() as u32);
-                out.put_slice(key);
-            }
+            put_bytes(&mut out, &f.smallest);
+            put_bytes(&mut out, &f.largest);
         }
         for (level, id) in &self.deleted {
             out.put_u8(2);
@@ -67,6 +88,16 @@ impl VersionEdit {
                 out.put_u8(tag);
                 out.put_u64_le(v);
             }
+        }
+        for t in &self.range_dels_added {
+            out.put_u8(6);
+            out.put_u64_le(t.seqno);
+            put_bytes(&mut out, &t.start);
+            put_bytes(&mut out, &t.end);
+        }
+        for seqno in &self.range_dels_dropped {
+            out.put_u8(7);
+            out.put_u64_le(*seqno);
         }
         out
     }
@@ -87,19 +118,8 @@ impl VersionEdit {
                         buf.get_u64_le(),
                         buf.get_u64_le(),
                     );
-                    let mut keys = [Bytes::new(), Bytes::new()];
-                    for key in keys.iter_mut() {
-                        if buf.remaining() < 4 {
-                            return None;
-                        }
-                        let len = buf.get_u32_le() as usize;
-                        if buf.remaining() < len {
-                            return None;
-                        }
-                        *key = Bytes::copy_from_slice(&buf[..len]);
-                        buf.advance(len);
-                    }
-                    let [smallest, largest] = keys;
+                    let smallest = get_bytes(&mut buf)?;
+                    let largest = get_bytes(&mut buf)?;
                     edit.added.push(FileMeta {
                         level,
                         id,
@@ -118,6 +138,14 @@ impl VersionEdit {
                         _ => edit.last_seqno = v,
                     }
                 }
+                6 if buf.remaining() >= 8 => {
+                    let seqno = buf.get_u64_le();
+                    let start = get_bytes(&mut buf)?;
+                    let end = get_bytes(&mut buf)?;
+                    edit.range_dels_added
+                        .push(RangeTombstone { start, end, seqno });
+                }
+                7 if buf.remaining() >= 8 => edit.range_dels_dropped.push(buf.get_u64_le()),
                 _ => return None,
             }
         }
@@ -133,6 +161,8 @@ pub struct ManifestState {
     pub log_number: u64,
     pub next_file_id: u64,
     pub last_seqno: u64,
+    /// Live range tombstones by sequence number.
+    pub range_dels: BTreeMap<u64, RangeTombstone>,
 }
 
 impl ManifestState {
@@ -142,6 +172,12 @@ impl ManifestState {
         }
         for f in &edit.added {
             self.files.insert(f.id, f.clone());
+        }
+        for t in &edit.range_dels_added {
+            self.range_dels.insert(t.seqno, t.clone());
+        }
+        for seqno in &edit.range_dels_dropped {
+            self.range_dels.remove(seqno);
         }
         if let Some(v) = edit.log_number {
             self.log_number = self.log_number.max(v);
@@ -162,6 +198,8 @@ impl ManifestState {
             log_number: Some(self.log_number),
             next_file_id: Some(self.next_file_id),
             last_seqno: Some(self.last_seqno),
+            range_dels_added: self.range_dels.values().cloned().collect(),
+            range_dels_dropped: Vec::new(),
         }
     }
 }
@@ -228,6 +266,12 @@ mod tests {
             log_number: Some(5),
             next_file_id: Some(6),
             last_seqno: Some(77),
+            range_dels_added: vec![RangeTombstone {
+                start: Bytes::from("b"),
+                end: Bytes::from("c"),
+                seqno: 70,
+            }],
+            range_dels_dropped: vec![12],
         };
         assert_eq!(VersionEdit::decode(&edit.encode()), Some(edit.clone()));
         let dir = std::env::temp_dir().join(format!("basalt-manifest-{}", std::process::id()));
@@ -248,6 +292,10 @@ mod tests {
         assert_eq!(
             (state.log_number, state.next_file_id, state.last_seqno),
             (5, 6, 77)
+        );
+        assert_eq!(
+            state.range_dels.keys().copied().collect::<Vec<_>>(),
+            vec![70]
         );
         std::fs::remove_dir_all(&dir).ok();
     }

@@ -2,30 +2,38 @@
 //!
 //! Entries are internal keys (user key, sequence number, kind) → value, newest version of a
 //! key first. Readers see a version only if its sequence number is at or below their
-//! snapshot. A memtable is written by one writer at a time (the engine's write path) and
-//! read concurrently.
+//! snapshot. Range tombstones written to this memtable sit beside the skiplist until the
+//! memtable is flushed. A memtable is written by one writer at a time (the engine's write
+//! path) and read concurrently.
 
 use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use crossbeam_skiplist::SkipMap;
+use parking_lot::RwLock;
 
 use super::key::{InternalKey, Kind, SEQNO_MAX};
+use super::range_del::{covering_seqno, RangeTombstone};
 
 /// Per-entry overhead counted on top of key and value bytes (skiplist node and links).
 const ENTRY_OVERHEAD_BYTES: usize = 64;
 
-/// What a memtable knows about a key at a snapshot.
+/// What a memtable or table knows about a key at a snapshot: its newest version there.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Lookup {
     Value(Bytes),
     Deleted,
 }
 
+/// A [`Lookup`] with the sequence number of the version found.
+pub type Found = (Lookup, u64);
+
 #[derive(Default)]
 pub struct Memtable {
     map: SkipMap<InternalKey, Bytes>,
+    range_dels: RwLock<Vec<RangeTombstone>>,
+    range_del_count: AtomicUsize,
     bytes: AtomicUsize,
     max_seqno: AtomicU64,
 }
@@ -43,13 +51,41 @@ impl Memtable {
         self.max_seqno.fetch_max(seqno, Ordering::Relaxed);
     }
 
+    /// Records a delete of `[start, end)` at `seqno`.
+    pub fn insert_range_delete(&self, start: Bytes, end: Bytes, seqno: u64) {
+        let tombstone = RangeTombstone { start, end, seqno };
+        self.bytes.fetch_add(tombstone.bytes(), Ordering::Relaxed);
+        self.range_dels.write().push(tombstone);
+        self.range_del_count.fetch_add(1, Ordering::Release);
+        self.max_seqno.fetch_max(seqno, Ordering::Relaxed);
+    }
+
+    /// The range tombstones written here.
+    pub fn range_dels(&self) -> Vec<RangeTombstone> {
+        self.range_dels.read().clone()
+    }
+
+    /// Whether any range tombstone was written here (cheap; for the read paths).
+    pub fn has_range_dels(&self) -> bool {
+        self.range_del_count.load(Ordering::Acquire) > 0
+    }
+
+    /// The highest range tombstone seqno at or below `snapshot` covering `user_key`.
+    pub fn covering_seqno(&self, user_key: &[u8], snapshot: u64) -> u64 {
+        if !self.has_range_dels() {
+            return 0;
+        }
+        covering_seqno(self.range_dels.read().iter(), user_key, snapshot)
+    }
+
     /// Approximate memory held.
     pub fn approximate_bytes(&self) -> usize {
         self.bytes.load(Ordering::Relaxed)
     }
 
+    /// No points and no range tombstones.
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.map.is_empty() && !self.has_range_dels()
     }
 
     pub fn max_seqno(&self) -> u64 {
@@ -57,7 +93,7 @@ impl Memtable {
     }
 
     /// The newest version of `user_key` visible at `snapshot`.
-    pub fn get(&self, user_key: &[u8], snapshot: u64) -> Option<Lookup> {
+    pub fn get(&self, user_key: &[u8], snapshot: u64) -> Option<Found> {
         let seek = InternalKey::new(
             Bytes::copy_from_slice(user_key),
             snapshot.min(SEQNO_MAX),
@@ -68,10 +104,11 @@ impl Memtable {
         if key.user_key != user_key {
             return None;
         }
-        Some(match key.kind {
+        let lookup = match key.kind {
             Kind::Put => Lookup::Value(entry.value().clone()),
             Kind::Delete => Lookup::Deleted,
-        })
+        };
+        Some((lookup, key.seqno))
     }
 
     /// Every entry from `start` (inclusive, an internal key) on, in internal-key order.
@@ -97,9 +134,9 @@ mod tests {
         m.insert(Bytes::from("k"), 7, Kind::Delete, Bytes::new());
         m.insert(Bytes::from("kk"), 2, Kind::Put, Bytes::from("other"));
         assert_eq!(m.get(b"k", 0), None);
-        assert_eq!(m.get(b"k", 1), Some(Lookup::Value(Bytes::from("v1"))));
-        assert_eq!(m.get(b"k", 6), Some(Lookup::Value(Bytes::from("v5"))));
-        assert_eq!(m.get(b"k", 7), Some(Lookup::Deleted));
+        assert_eq!(m.get(b"k", 1), Some((Lookup::Value(Bytes::from("v1")), 1)));
+        assert_eq!(m.get(b"k", 6), Some((Lookup::Value(Bytes::from("v5")), 5)));
+        assert_eq!(m.get(b"k", 7), Some((Lookup::Deleted, 7)));
         assert_eq!(m.get(b"j", 9), None);
         assert_eq!(m.max_seqno(), 7);
         assert!(m.approximate_bytes() > 0);

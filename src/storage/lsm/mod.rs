@@ -1,11 +1,10 @@
-//! Basalt's LSM storage engine (issue 3, in progress).
+//! Basalt's LSM storage engine.
 //!
 //! `LsmEngine` implements the storage `Engine` trait: a WAL (`wal`, `batch`, `record`),
-//! memtables (`memtable`), SSTables (`sstable`, `bloom`), a manifest of version edits
-//! (`manifest`, `version`), merging iterators (`iterator`) and a background worker that
-//! flushes and runs leveled compaction (`worker`). Still to come: the block and row caches,
-//! range tombstones (delete-range writes point deletes today) and the compaction filter
-//! hook for the keyspace.
+//! memtables (`memtable`), SSTables (`sstable`, `bloom`), block and row caches (`cache`), a
+//! manifest of version edits (`manifest`, `version`), range tombstones (`range_del`),
+//! merging iterators (`iterator`) and a background worker that flushes and runs leveled
+//! compaction with a compaction filter hook (`worker`).
 
 pub mod batch;
 pub mod bloom;
@@ -15,12 +14,13 @@ pub mod iterator;
 pub mod key;
 pub mod manifest;
 pub mod memtable;
+pub mod range_del;
 pub mod record;
 pub mod sstable;
 pub mod version;
 pub mod wal;
 mod worker;
 
-pub use engine::{LsmEngine, LsmOptions, LsmStats};
+pub use engine::{CompactionFilter, LsmEngine, LsmOptions, LsmStats};
 #[cfg(test)]
 mod tests;

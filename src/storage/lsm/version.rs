@@ -1,8 +1,9 @@
 //! A version: the immutable set of live SSTables, by level.
 //!
 //! Level 0 holds flushed memtables, newest first, with overlapping key ranges; every deeper
-//! level holds files with disjoint ranges, sorted by smallest key. Readers clone an
-//! `Arc<Version>` under a short lock and never see a half-applied change.
+//! level holds files with disjoint ranges, sorted by smallest key. The version also holds the
+//! flushed range tombstones (`range_del.rs`). Readers clone an `Arc<Version>` under a short
+//! lock and never see a half-applied change.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use std::sync::Arc;
 use super::cache::BlockCache;
 use super::key::{compare_internal, user_key};
 use super::manifest::FileMeta;
+use super::range_del::RangeTombstone;
 use super::sstable::{Table, TableError};
 
 pub const LEVELS: usize = 7;
@@ -18,6 +20,9 @@ pub const LEVELS: usize = 7;
 pub struct TableFile {
     pub meta: FileMeta,
     pub table: Arc<Table>,
+    /// Every range tombstone at or below this sequence number was applied when the table
+    /// was written: it holds no point they cover (0 when unknown, e.g. after a restart).
+    pub cleaned_through: u64,
 }
 
 impl TableFile {
@@ -27,6 +32,13 @@ impl TableFile {
 
     pub fn largest_user(&self) -> &[u8] {
         user_key(&self.meta.largest)
+    }
+
+    /// Whether `t` may still cover a point in this table.
+    pub fn may_hold_covered(&self, t: &RangeTombstone) -> bool {
+        self.cleaned_through < t.seqno
+            && self.table.properties().min_seqno < t.seqno
+            && t.overlaps(self.smallest_user(), self.largest_user())
     }
 
     /// Whether this file's user-key range meets `[start, end]` (None = unbounded).
@@ -44,23 +56,30 @@ pub fn open_table(
     dir: &Path,
     meta: FileMeta,
     cache: &Arc<BlockCache>,
+    cleaned_through: u64,
 ) -> Result<Arc<TableFile>, TableError> {
     let table = Table::open(&table_path(dir, meta.id), meta.id, cache.clone())?;
     Ok(Arc::new(TableFile {
         meta,
         table: Arc::new(table),
+        cleaned_through,
     }))
 }
 
 #[derive(Clone, Default)]
 pub struct Version {
     pub levels: [Vec<Arc<TableFile>>; LEVELS],
+    /// Flushed range tombstones, oldest first.
+    pub range_dels: Arc<Vec<RangeTombstone>>,
 }
 
 impl Version {
-    /// Builds a version from the manifest's files (each already opened).
-    pub fn from_files(files: Vec<Arc<TableFile>>) -> Version {
-        let mut v = Version::default();
+    /// Builds a version from the manifest's files (each already opened) and tombstones.
+    pub fn from_files(files: Vec<Arc<TableFile>>, range_dels: Vec<RangeTombstone>) -> Version {
+        let mut v = Version {
+            range_dels: Arc::new(range_dels),
+            ..Version::default()
+        };
         for f in files {
             v.levels[usize::from(f.meta.level).min(LEVELS - 1)].push(f);
         }
@@ -86,6 +105,30 @@ impl Version {
         }
         v.sort();
         v
+    }
+
+    /// A new version with range tombstones `added` and those with seqnos in `dropped` gone.
+    pub fn with_range_dels(&self, added: Vec<RangeTombstone>, dropped: &[u64]) -> Version {
+        if added.is_empty() && dropped.is_empty() {
+            return self.clone();
+        }
+        let mut list: Vec<RangeTombstone> = self
+            .range_dels
+            .iter()
+            .filter(|t| !dropped.contains(&t.seqno))
+            .cloned()
+            .collect();
+        list.extend(added);
+        list.sort_by_key(|t| t.seqno);
+        Version {
+            levels: self.levels.clone(),
+            range_dels: Arc::new(list),
+        }
+    }
+
+    /// Every table in the version.
+    pub fn files(&self) -> impl Iterator<Item = &Arc<TableFile>> {
+        self.levels.iter().flatten()
     }
 
     /// Tables that may hold `key`, in the order to consult them (newest data first).

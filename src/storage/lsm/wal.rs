@@ -109,7 +109,7 @@ pub fn replay(path: &Path) -> io::Result<Vec<(u64, Vec<Op>)>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::lsm::key::Kind;
+    use crate::storage::lsm::batch::OpKind;
     use bytes::Bytes;
 
     #[test]
@@ -118,7 +118,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let mut wal = Wal::create(&dir, 1).unwrap();
         let op = |k: &str| Op {
-            kind: Kind::Put,
+            kind: OpKind::Put,
             key: Bytes::from(k.to_string()),
             value: Bytes::from("v"),
         };

@@ -16,7 +16,7 @@ use super::{
 use crate::storage::lsm::bloom;
 use crate::storage::lsm::cache::BlockCache;
 use crate::storage::lsm::key::{seek_key, user_key, InternalKey, Kind};
-use crate::storage::lsm::memtable::Lookup;
+use crate::storage::lsm::memtable::{Found, Lookup};
 
 pub struct Table {
     id: u64,
@@ -156,12 +156,28 @@ impl Table {
     }
 
     /// The newest version of `key` at `snapshot` in this table.
-    pub fn get(&self, key: &[u8], snapshot: u64) -> Result<Option<Lookup>, TableError> {
+    pub fn get(&self, key: &[u8], snapshot: u64) -> Result<Option<Found>, TableError> {
         self.cache.bloom_checks.fetch_add(1, Ordering::Relaxed);
         if !self.may_contain(key) {
             self.cache.bloom_negatives.fetch_add(1, Ordering::Relaxed);
             return Ok(None);
         }
+        // A row cached for this table is its newest version of the key: valid for readers
+        // that see everything in the table.
+        let cacheable = snapshot >= self.props.max_seqno;
+        if cacheable {
+            if let Some(found) = self.cache.get_row(self.id, key) {
+                return Ok(Some(found));
+            }
+        }
+        let found = self.get_uncached(key, snapshot)?;
+        if let (true, Some(found)) = (cacheable, &found) {
+            self.cache.insert_row(self.id, key, found);
+        }
+        Ok(found)
+    }
+
+    fn get_uncached(&self, key: &[u8], snapshot: u64) -> Result<Option<Found>, TableError> {
         let corrupt = |what| TableError::Corrupt {
             path: self.path.clone(),
             offset: 0,
@@ -184,10 +200,11 @@ impl Table {
             Some((k, v)) if user_key(&k) == key => {
                 let decoded =
                     InternalKey::decode(&Bytes::from(k)).ok_or(corrupt("internal key"))?;
-                Ok(Some(match decoded.kind {
+                let lookup = match decoded.kind {
                     Kind::Put => Lookup::Value(v),
                     Kind::Delete => Lookup::Deleted,
-                }))
+                };
+                Ok(Some((lookup, decoded.seqno)))
             }
             _ => Ok(None),
         }

@@ -7,7 +7,10 @@ use crate::storage::lsm::key::{InternalKey, Kind};
 use crate::storage::lsm::memtable::Lookup;
 
 fn cache() -> std::sync::Arc<crate::storage::lsm::cache::BlockCache> {
-    std::sync::Arc::new(crate::storage::lsm::cache::BlockCache::new(1 << 20))
+    std::sync::Arc::new(crate::storage::lsm::cache::BlockCache::new(
+        1 << 20,
+        1 << 20,
+    ))
 }
 
 fn temp_path(name: &str) -> std::path::PathBuf {
@@ -50,7 +53,7 @@ fn round_trip_with_every_compression() {
         let table = std::sync::Arc::new(Table::open(&path, 1, cache()).unwrap());
         assert_eq!(table.properties().max_seqno, 20);
         assert!(table.properties().data_blocks > 10);
-        let get = |k: &str, snap| table.get(k.as_bytes(), snap).unwrap();
+        let get = |k: &str, snap| table.get(k.as_bytes(), snap).unwrap().map(|(l, _)| l);
         assert_eq!(
             get("key:000001", 100),
             Some(Lookup::Value(Bytes::from("value-1-x")))
