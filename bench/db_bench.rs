@@ -2,6 +2,7 @@
 //! same keys (16 bytes), values (100 bytes) and durability (no fsync per write).
 //!
 //! `cargo run --release --features bench-peers --bin db_bench -- --num 1000000 [--engines basalt,fjall,sled]`
+//! (`basalt-lz4` is Basalt with LZ4 on the bottom level too, instead of zstd)
 //!
 //! Prints a Markdown table: ops/s per workload and engine, each engine's ratio to Basalt,
 //! space amplification (bytes on disk / live data) and write amplification (bytes passed to
@@ -115,11 +116,16 @@ impl Store for Sled {
 
 fn open(engine: &str, dir: &Path) -> Box<dyn Store> {
     match engine {
-        "basalt" => {
-            let opts = LsmOptions {
+        "basalt" | "basalt-lz4" => {
+            let mut opts = LsmOptions {
                 sync: SyncPolicy::No,
                 ..LsmOptions::default()
             };
+            // The default compresses the bottom level with zstd; `basalt-lz4` uses LZ4 on
+            // every level, as fjall does by default.
+            if engine == "basalt-lz4" {
+                opts.bottom_compression = basalt::storage::lsm::sstable::Compression::Lz4;
+            }
             Box::new(Basalt(LsmEngine::open(dir, opts).expect("open basalt")))
         }
         "fjall" => {

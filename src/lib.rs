@@ -28,6 +28,7 @@ use std::sync::Arc;
 /// Opens the storage engine the settings name: the LSM engine in `dir` (the default) or the
 /// in-memory one.
 pub fn open_engine(config: &config::Config) -> anyhow::Result<Arc<dyn storage::Engine>> {
+    use storage::lsm::sstable::Compression;
     Ok(match config.get("engine").as_str() {
         "memory" => Arc::new(storage::MemoryEngine::new()),
         _ => {
@@ -40,6 +41,10 @@ pub fn open_engine(config: &config::Config) -> anyhow::Result<Arc<dyn storage::E
                 sync: storage::SyncPolicy::from_appendfsync(&config.get("appendfsync")),
                 block_cache_bytes: bytes("block-cache-size", 64 << 20),
                 row_cache_bytes: bytes("row-cache-size", 16 << 20),
+                upper_compression: Compression::from_name(&config.get("compression"))
+                    .unwrap_or(Compression::Lz4),
+                bottom_compression: Compression::from_name(&config.get("bottom-compression"))
+                    .unwrap_or(Compression::Zstd),
                 memtable_bytes: config::table::parse_memory(&config.get("memtable-size"))
                     .map_or(64 << 20, |n| n.max(1 << 16) as usize),
                 ..storage::lsm::LsmOptions::default()

@@ -64,6 +64,18 @@ pub static BASALT_PARAMS: &[Param] = &[
         mutable: false,
     },
     Param {
+        name: "compression",
+        default: "lz4",
+        kind: Kind::Enum(&["lz4", "zstd", "none"]),
+        mutable: false,
+    },
+    Param {
+        name: "bottom-compression",
+        default: "zstd",
+        kind: Kind::Enum(&["zstd", "lz4", "none"]),
+        mutable: false,
+    },
+    Param {
         name: "engine",
         default: "lsm",
         kind: Kind::Enum(&["lsm", "memory"]),
@@ -94,6 +106,8 @@ pub static EFFECTIVE: &[&str] = &[
     "block-cache-size",
     "row-cache-size",
     "memtable-size",
+    "compression",
+    "bottom-compression",
     "shards",
     "engine",
 ];

@@ -171,3 +171,98 @@ fn larger_than_memory_dataset_stays_readable_with_bounded_rss() {
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// FLUSHALL is one range tombstone however many keys it covers: the keys are gone at once,
+/// stay gone after a kill -9, and the space comes back once compaction has run.
+#[test]
+fn flushall_is_one_record_and_survives_kill_dash_nine() {
+    let dir = test_dir("flushall");
+    let args = ["--memtable-size", "256kb", "--appendfsync", "always"];
+    let mut server = start_basalt_in(&dir, &args);
+    let mut c = server.client();
+    let value = "v".repeat(200);
+    for chunk in 0..20 {
+        let mut cmd = vec!["MSET".to_string()];
+        for i in 0..500 {
+            cmd.push(format!("k{chunk}-{i}"));
+            cmd.push(value.clone());
+        }
+        let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
+        assert_eq!(show(&c.call(&cmd)), "+OK\r\n");
+    }
+    assert_eq!(show(&c.call(&["SAVE"])), "+OK\r\n");
+    assert_eq!(show(&c.call(&["DBSIZE"])), ":10000\r\n");
+    assert_eq!(show(&c.call(&["FLUSHALL"])), "+OK\r\n");
+    assert_eq!(show(&c.call(&["SET", "after", "1"])), "+OK\r\n");
+    assert_eq!(show(&c.call(&["DBSIZE"])), ":1\r\n");
+    let _ = server.child.kill(); // SIGKILL
+    let _ = server.child.wait();
+    drop(server);
+
+    let server = start_basalt_in(&dir, &args);
+    let mut c = server.client();
+    assert_eq!(show(&c.call(&["DBSIZE"])), ":1\r\n");
+    assert_eq!(show(&c.call(&["GET", "k3-7"])), "$-1\r\n");
+    assert_eq!(show(&c.call(&["KEYS", "*"])), "*1\r\n$5\r\nafter\r\n");
+    // Compaction takes the covered data away and the tombstone with it.
+    assert_eq!(show(&c.call(&["SAVE"])), "+OK\r\n");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let info = show(&c.call(&["INFO", "storage"]));
+        let field = |name: &str| -> u64 {
+            info.lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(u64::MAX)
+        };
+        let stored: u64 = info
+            .lines()
+            .filter_map(|l| l.split_once("bytes=").map(|(_, b)| b.trim()))
+            .filter_map(|b| b.parse::<u64>().ok())
+            .sum();
+        if field("range_tombstones:") == 0 && stored < 100_000 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{info}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Tables written with one compression setting stay readable under another.
+#[test]
+fn compression_settings_apply_and_mix() {
+    let dir = test_dir("compression");
+    let args = [
+        "--memtable-size",
+        "64kb",
+        "--compression",
+        "none",
+        "--bottom-compression",
+        "lz4",
+    ];
+    let server = start_basalt_in(&dir, &args);
+    let mut c = server.client();
+    for i in 0..3000 {
+        let key = format!("c{i}");
+        assert_eq!(show(&c.call(&["SET", &key, &key])), "+OK\r\n");
+    }
+    assert_eq!(show(&c.call(&["SAVE"])), "+OK\r\n");
+    assert_eq!(
+        show(&c.call(&["CONFIG", "GET", "bottom-compression"])),
+        "*2\r\n$18\r\nbottom-compression\r\n$3\r\nlz4\r\n"
+    );
+    drop(server);
+    let server = start_basalt_in(&dir, &[]);
+    let mut c = server.client();
+    for i in (0..3000).step_by(7) {
+        let key = format!("c{i}");
+        assert_eq!(
+            show(&c.call(&["GET", &key])),
+            format!("${}\r\n{key}\r\n", key.len())
+        );
+    }
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,10 +1,11 @@
 //! The caches: decompressed data blocks by (table id, offset), and rows — the newest version
 //! of a key in one table — by (table id, user key), each bounded in bytes.
 //!
-//! Sharded to keep lock hold times short; each shard evicts an approximately least recently
-//! used entry by sampling a few (as Redis samples keys for eviction), which needs no linked
-//! list and keeps every operation O(1). Tables never change once written, so nothing is
-//! ever invalidated: entries of deleted tables simply age out.
+//! Sharded to keep lock hold times short; each shard evicts with the CLOCK algorithm (a
+//! hand sweeps the slots, sparing and clearing those used since its last pass), which
+//! approximates LRU with no linked list, touches slots in order, and keeps every operation
+//! amortised O(1). Tables never change once written, so nothing is ever invalidated:
+//! entries of deleted tables simply age out.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -12,26 +13,25 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use parking_lot::Mutex;
-use rand::Rng;
 
 use super::memtable::Found;
 use super::sstable::block::Block;
 
 const SHARDS: usize = 16;
-const EVICTION_SAMPLES: usize = 8;
 
 struct Slot<K, V> {
     key: K,
     value: V,
     bytes: usize,
-    last_used: u64,
+    /// Used since the clock hand last passed.
+    referenced: bool,
 }
 
 struct Shard<K, V> {
     slots: Vec<Slot<K, V>>,
     index: HashMap<K, usize, ahash::RandomState>,
     bytes: usize,
-    tick: u64,
+    hand: usize,
 }
 
 impl<K: Hash + Eq + Clone, V: Clone> Shard<K, V> {
@@ -40,14 +40,13 @@ impl<K: Hash + Eq + Clone, V: Clone> Shard<K, V> {
             slots: Vec::new(),
             index: HashMap::default(),
             bytes: 0,
-            tick: 0,
+            hand: 0,
         }
     }
 
     fn get(&mut self, key: &K) -> Option<V> {
         let i = *self.index.get(key)?;
-        self.tick += 1;
-        self.slots[i].last_used = self.tick;
+        self.slots[i].referenced = true;
         Some(self.slots[i].value.clone())
     }
 
@@ -58,23 +57,29 @@ impl<K: Hash + Eq + Clone, V: Clone> Shard<K, V> {
         while self.bytes + bytes > capacity && !self.slots.is_empty() {
             self.evict_one();
         }
-        self.tick += 1;
         self.index.insert(key.clone(), self.slots.len());
         self.slots.push(Slot {
             key,
             value,
             bytes,
-            last_used: self.tick,
+            referenced: false,
         });
         self.bytes += bytes;
     }
 
     fn evict_one(&mut self) {
-        let mut rng = rand::thread_rng();
-        let victim = (0..EVICTION_SAMPLES.min(self.slots.len()))
-            .map(|_| rng.gen_range(0..self.slots.len()))
-            .min_by_key(|&i| self.slots[i].last_used)
-            .unwrap_or(0);
+        // At most two sweeps: the first clears every bit it passes.
+        let victim = loop {
+            if self.hand >= self.slots.len() {
+                self.hand = 0;
+            }
+            let slot = &mut self.slots[self.hand];
+            if !slot.referenced {
+                break self.hand;
+            }
+            slot.referenced = false;
+            self.hand += 1;
+        };
         let removed = self.slots.swap_remove(victim);
         self.index.remove(&removed.key);
         self.bytes -= removed.bytes;
@@ -134,6 +139,10 @@ impl<K: Hash + Eq + Clone, V: Clone> LruCache<K, V> {
     /// Bytes held.
     pub fn bytes(&self) -> usize {
         self.shards.iter().map(|s| s.lock().bytes).sum()
+    }
+
+    pub fn misses(&self) -> u64 {
+        self.misses.load(Ordering::Relaxed)
     }
 
     /// Hit ratio so far, 0..1.
@@ -197,6 +206,11 @@ impl BlockCache {
         let bytes = user_key.len() + value_bytes + ROW_OVERHEAD_BYTES;
         let key = (table, Bytes::copy_from_slice(user_key));
         self.rows.insert(key, found.clone(), bytes);
+    }
+
+    /// Data blocks read from files (block cache misses) so far.
+    pub fn block_reads(&self) -> u64 {
+        self.blocks.misses()
     }
 
     /// Bytes held by blocks.

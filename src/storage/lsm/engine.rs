@@ -21,10 +21,9 @@ use parking_lot::{Mutex, RwLock};
 
 use super::batch::{Op, OpKind};
 use super::cache::BlockCache;
-use super::iterator::{Merge, Source, Visible};
-use super::key::{InternalKey, Kind, SEQNO_MAX};
+use super::key::Kind;
 use super::manifest::{Manifest, VersionEdit};
-use super::memtable::{Lookup, Memtable};
+use super::memtable::Memtable;
 use super::range_del::{covering_seqno, RangeTombstone};
 use super::sstable::{Compression, TableBuilder};
 use super::version::{open_table, table_path, Version};
@@ -94,12 +93,12 @@ pub(super) struct State {
 
 impl State {
     /// The memtables, newest first.
-    fn memtables(&self) -> impl Iterator<Item = &Arc<Memtable>> {
+    pub(super) fn memtables(&self) -> impl Iterator<Item = &Arc<Memtable>> {
         std::iter::once(&self.mem).chain(self.imm.iter().map(|(m, _)| m))
     }
 
     /// The highest sequence number at or below `snapshot` of a range tombstone covering `key`.
-    fn covering_seqno(&self, key: &[u8], snapshot: u64) -> u64 {
+    pub(super) fn covering_seqno(&self, key: &[u8], snapshot: u64) -> u64 {
         let flushed = covering_seqno(self.version.range_dels.iter(), key, snapshot);
         self.memtables()
             .map(|m| m.covering_seqno(key, snapshot))
@@ -107,7 +106,7 @@ impl State {
     }
 
     /// Every range tombstone, flushed or not.
-    fn range_dels(&self) -> impl Iterator<Item = RangeTombstone> + '_ {
+    pub(super) fn range_dels(&self) -> impl Iterator<Item = RangeTombstone> + '_ {
         let unflushed = self
             .memtables()
             .filter(|m| m.has_range_dels())
@@ -314,6 +313,11 @@ impl LsmEngine {
         (levels, mem)
     }
 
+    /// Data blocks read from files so far (block cache misses).
+    pub fn block_reads(&self) -> u64 {
+        self.shared.cache.block_reads()
+    }
+
     /// Live range tombstones, flushed or not.
     pub fn range_tombstones(&self) -> usize {
         self.shared.state.read().clone().range_dels().count()
@@ -397,115 +401,6 @@ impl Shared {
             .copied()
             .unwrap_or(visible)
             .min(visible)
-    }
-
-    fn point_get(&self, state: &State, key: &[u8], seqno: u64) -> Result<Option<Bytes>> {
-        let covered = state.covering_seqno(key, seqno);
-        let found = state.memtables().find_map(|m| m.get(key, seqno));
-        let found = match found {
-            Some(found) => Some(found),
-            None => {
-                let mut hit = None;
-                for file in state.version.tables_for_key(key) {
-                    if file.meta.max_seqno < covered {
-                        continue; // every version in this table is deleted
-                    }
-                    if let Some(l) = file.table.get(key, seqno)? {
-                        hit = Some(l);
-                        break;
-                    }
-                }
-                hit
-            }
-        };
-        Ok(match found {
-            Some((Lookup::Value(v), found_at)) if found_at > covered => Some(v),
-            _ => None,
-        })
-    }
-
-    /// Up to `limit` visible pairs of `range` at `seqno`.
-    fn scan_at(
-        &self,
-        state: &State,
-        range: &KeyRange,
-        seqno: u64,
-        reverse: bool,
-        limit: usize,
-    ) -> Result<Vec<(Bytes, Bytes)>> {
-        let (seek, skip_equal): (Option<Bytes>, Option<Bytes>) = match &range.start {
-            Bound::Included(k) => (Some(k.clone()), None),
-            Bound::Excluded(k) => (Some(k.clone()), Some(k.clone())),
-            Bound::Unbounded => (None, None),
-        };
-        let seek_internal = seek
-            .as_ref()
-            .map(|k| InternalKey::new(k.clone(), SEQNO_MAX, Kind::Put));
-        let seek_encoded = seek_internal.as_ref().map(|k| k.encode());
-        let mut sources: Vec<Source> = Vec::new();
-        for mem in state.memtables() {
-            let start = seek_internal
-                .clone()
-                .map_or(Bound::Unbounded, Bound::Included);
-            sources.push(Box::new(
-                mem.entries_from(start)
-                    .map(|(k, v)| Ok((k.encode_vec(), v))),
-            ));
-        }
-        let (lo, hi) = (seek.as_deref(), end_user_key(&range.end));
-        for (level, files) in state.version.levels.iter().enumerate() {
-            let files: Vec<_> = files
-                .iter()
-                .filter(|f| f.overlaps(lo, hi))
-                .cloned()
-                .collect();
-            if level == 0 {
-                for f in files {
-                    sources.push(table_source(f, seek_encoded.clone()));
-                }
-            } else if !files.is_empty() {
-                let seek = seek_encoded.clone();
-                sources.push(Box::new(
-                    files
-                        .into_iter()
-                        .flat_map(move |f| table_source(f, seek.clone())),
-                ));
-            }
-        }
-        let range_dels = state
-            .range_dels()
-            .filter(|t| match (&seek, end_user_key(&range.end)) {
-                (Some(lo), Some(hi)) => t.overlaps(lo, hi),
-                (Some(lo), None) => t.end[..] > lo[..],
-                (None, Some(hi)) => &t.start[..] <= hi,
-                (None, None) => true,
-            })
-            .collect();
-        let visible = Visible::new(Merge::new(sources), seqno, range_dels);
-        let mut out = Vec::new();
-        for entry in visible {
-            let (k, v) = entry?;
-            if skip_equal.as_ref() == Some(&k) {
-                continue;
-            }
-            let past_end = match &range.end {
-                Bound::Included(e) => k > *e,
-                Bound::Excluded(e) => k >= *e,
-                Bound::Unbounded => false,
-            };
-            if past_end {
-                break;
-            }
-            out.push((k, v));
-            if !reverse && out.len() >= limit {
-                break;
-            }
-        }
-        if reverse {
-            out.reverse();
-            out.truncate(limit);
-        }
-        Ok(out)
     }
 
     /// Swaps the full memtable for a new one with a new WAL, and wakes the worker.
@@ -605,22 +500,6 @@ fn apply_op(mem: &Memtable, op: Op, seqno: u64) {
         OpKind::Put => mem.insert(op.key, seqno, Kind::Put, op.value),
         OpKind::Delete => mem.insert(op.key, seqno, Kind::Delete, op.value),
         OpKind::DeleteRange => mem.insert_range_delete(op.key, op.value, seqno),
-    }
-}
-
-fn end_user_key(end: &Bound<Bytes>) -> Option<&[u8]> {
-    match end {
-        Bound::Included(k) | Bound::Excluded(k) => Some(k),
-        Bound::Unbounded => None,
-    }
-}
-
-/// A table's entries from `seek` on, as a merge source.
-fn table_source(file: Arc<super::version::TableFile>, seek: Option<Bytes>) -> Source<'static> {
-    let mut iter = file.table.iter();
-    match seek.map(|s| iter.seek(&s)) {
-        Some(Err(e)) => Box::new(std::iter::once(Err(e))),
-        _ => Box::new(iter),
     }
 }
 

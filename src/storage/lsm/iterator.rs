@@ -1,9 +1,10 @@
 //! Merging iteration over memtables and SSTables, and the user-visible view of it.
 //!
 //! Sources yield encoded internal keys in order; the merge yields them in global internal-key
-//! order (newest version of a key first). `Visible` turns that into user entries at a
-//! snapshot: the newest version at or below the snapshot's sequence number, deletes and
-//! versions covered by a newer range tombstone hidden.
+//! order (newest version of a key first), or all in reverse for backward scans. `Visible`
+//! (forward) and `VisibleRev` (backward) turn that into user entries at a snapshot: the
+//! newest version at or below the snapshot's sequence number, deletes and versions covered
+//! by a newer range tombstone hidden.
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
@@ -21,6 +22,7 @@ struct Head {
     key: Vec<u8>,
     value: Bytes,
     source: usize,
+    reverse: bool,
 }
 
 impl PartialEq for Head {
@@ -35,22 +37,35 @@ impl PartialOrd for Head {
     }
 }
 impl Ord for Head {
-    /// Reversed: `BinaryHeap` is a max-heap and we want the smallest key first; on equal
-    /// keys the lower source index (newer data) wins.
+    /// `BinaryHeap` is a max-heap: forwards the smallest key must compare greatest; on equal
+    /// keys the lower source index (newer data) wins either way.
     fn cmp(&self, other: &Self) -> Ordering {
-        compare_internal(&other.key, &self.key).then_with(|| other.source.cmp(&self.source))
+        let keys = compare_internal(&other.key, &self.key);
+        let keys = if self.reverse { keys.reverse() } else { keys };
+        keys.then_with(|| other.source.cmp(&self.source))
     }
 }
 
-/// K-way merge of sources, each already in internal-key order.
+/// K-way merge of sources, each already in internal-key order (or each in reverse order,
+/// for a reverse merge).
 pub struct Merge<'a> {
     sources: Vec<Source<'a>>,
     heap: BinaryHeap<Head>,
     error: Option<TableError>,
+    reverse: bool,
 }
 
 impl<'a> Merge<'a> {
-    pub fn new(mut sources: Vec<Source<'a>>) -> Merge<'a> {
+    pub fn new(sources: Vec<Source<'a>>) -> Merge<'a> {
+        Merge::with_direction(sources, false)
+    }
+
+    /// A merge of sources that each yield descending internal keys.
+    pub fn reverse(sources: Vec<Source<'a>>) -> Merge<'a> {
+        Merge::with_direction(sources, true)
+    }
+
+    fn with_direction(mut sources: Vec<Source<'a>>, reverse: bool) -> Merge<'a> {
         let mut heap = BinaryHeap::with_capacity(sources.len());
         let mut error = None;
         for (i, s) in sources.iter_mut().enumerate() {
@@ -59,6 +74,7 @@ impl<'a> Merge<'a> {
                     key,
                     value,
                     source: i,
+                    reverse,
                 }),
                 Some(Err(e)) => error = Some(e),
                 None => {}
@@ -68,6 +84,7 @@ impl<'a> Merge<'a> {
             sources,
             heap,
             error,
+            reverse,
         }
     }
 }
@@ -85,6 +102,7 @@ impl Iterator for Merge<'_> {
                 key,
                 value,
                 source: head.source,
+                reverse: self.reverse,
             }),
             Some(Err(e)) => self.error = Some(e),
             None => {}
@@ -143,6 +161,87 @@ impl Iterator for Visible<'_> {
             if kind == Kind::Put && !covered {
                 raw.truncate(raw.len() - TRAILER_BYTES);
                 return Some(Ok((Bytes::from(raw), value)));
+            }
+        }
+    }
+}
+
+/// The newest version of one user key seen so far by [`VisibleRev`].
+struct Candidate {
+    raw: Vec<u8>,
+    value: Bytes,
+    seqno: u64,
+    kind: Kind,
+}
+
+/// User entries visible at `snapshot`, from a reverse merge, in descending key order.
+/// Versions of a key arrive oldest first, so a key is decided when the next key begins.
+pub struct VisibleRev<'a> {
+    merge: Merge<'a>,
+    snapshot: u64,
+    group: Option<Vec<u8>>,
+    candidate: Option<Candidate>,
+    range_dels: Vec<RangeTombstone>,
+}
+
+impl<'a> VisibleRev<'a> {
+    pub fn new(merge: Merge<'a>, snapshot: u64, mut range_dels: Vec<RangeTombstone>) -> Self {
+        range_dels.retain(|t| t.seqno <= snapshot);
+        VisibleRev {
+            merge,
+            snapshot,
+            group: None,
+            candidate: None,
+            range_dels,
+        }
+    }
+
+    /// The user entry of a finished key, if it is visible.
+    fn emit(&self, c: Candidate) -> Option<(Bytes, Bytes)> {
+        let mut raw = c.raw;
+        raw.truncate(raw.len() - TRAILER_BYTES);
+        let covered = !self.range_dels.is_empty()
+            && covering_seqno(&self.range_dels, &raw, self.snapshot) > c.seqno;
+        (c.kind == Kind::Put && !covered).then(|| (Bytes::from(raw), c.value))
+    }
+}
+
+impl Iterator for VisibleRev<'_> {
+    type Item = Result<(Bytes, Bytes), TableError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let Some(entry) = self.merge.next() else {
+                let last = self.candidate.take()?;
+                match self.emit(last) {
+                    Some(found) => return Some(Ok(found)),
+                    None => continue,
+                }
+            };
+            let (raw, value) = match entry {
+                Ok(entry) => entry,
+                Err(e) => return Some(Err(e)),
+            };
+            let Some((user_key, seqno, kind)) = parse(&raw) else {
+                continue;
+            };
+            let same_key = self.group.as_deref() == Some(user_key);
+            let finished = if same_key {
+                None
+            } else {
+                self.group = Some(user_key.to_vec());
+                self.candidate.take()
+            };
+            if seqno <= self.snapshot {
+                self.candidate = Some(Candidate {
+                    raw,
+                    value,
+                    seqno,
+                    kind,
+                });
+            }
+            if let Some(found) = finished.and_then(|c| self.emit(c)) {
+                return Some(Ok(found));
             }
         }
     }

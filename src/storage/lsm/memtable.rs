@@ -111,6 +111,17 @@ impl Memtable {
         Some((lookup, key.seqno))
     }
 
+    /// Every entry up to `end` (an internal key), in descending internal-key order.
+    pub fn entries_until_rev(
+        &self,
+        end: Bound<InternalKey>,
+    ) -> impl Iterator<Item = (InternalKey, Bytes)> + '_ {
+        self.map
+            .range((Bound::Unbounded, end))
+            .rev()
+            .map(|e| (e.key().clone(), e.value().clone()))
+    }
+
     /// Every entry from `start` (inclusive, an internal key) on, in internal-key order.
     pub fn entries_from(
         &self,
@@ -145,5 +156,10 @@ mod tests {
             .map(|(k, _)| k.seqno)
             .collect();
         assert_eq!(all, vec![7, 5, 1, 2]);
+        let back: Vec<_> = m
+            .entries_until_rev(Bound::Included(InternalKey::new("k", 0, Kind::Delete)))
+            .map(|(k, _)| k.seqno)
+            .collect();
+        assert_eq!(back, vec![1, 5, 7]);
     }
 }

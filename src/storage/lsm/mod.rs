@@ -15,6 +15,7 @@ pub mod key;
 pub mod manifest;
 pub mod memtable;
 pub mod range_del;
+mod read;
 pub mod record;
 pub mod sstable;
 pub mod version;

@@ -237,11 +237,7 @@ fn flush(shared: &Shared, mem: Arc<super::memtable::Memtable>, wal_id: u64) -> R
 
 /// Appends a version edit to the manifest, durably.
 fn log_edit(shared: &Shared, edit: &VersionEdit) -> Result<()> {
-    shared
-        .manifest
-        .lock()
-        .log(edit)
-        .map_err(StorageError::Io)
+    shared.manifest.lock().log(edit).map_err(StorageError::Io)
 }
 
 /// Drops the range tombstones no table needs any more from the version and the manifest.

@@ -180,6 +180,90 @@ impl Block {
     pub fn entries(&self) -> Result<Vec<(Vec<u8>, Bytes)>, MalformedBlock> {
         self.iter().collect()
     }
+
+    /// An iterator from the last entry backwards.
+    pub fn rev_iter(&self) -> BlockRevIter {
+        BlockRevIter {
+            block: self.clone(),
+            next_interval: self.restart_count,
+            buffered: Vec::new(),
+        }
+    }
+
+    /// The entries of restart interval `i`, in order.
+    fn interval(&self, i: usize) -> Result<Vec<(Vec<u8>, Bytes)>, MalformedBlock> {
+        let end = if i + 1 < self.restart_count {
+            self.restart(i + 1)
+        } else {
+            self.restarts_at
+        };
+        let mut it = self.iter();
+        it.pos = self.restart(i);
+        let mut out = Vec::with_capacity(RESTART_INTERVAL);
+        while it.pos < end {
+            out.push(it.advance()?);
+        }
+        Ok(out)
+    }
+}
+
+/// Walks a block's entries backwards, one restart interval (decoded forwards) at a time.
+pub struct BlockRevIter {
+    block: Block,
+    /// Restart intervals below this index are still to be decoded.
+    next_interval: usize,
+    /// The rest of the current interval, in order (yielded from the back).
+    buffered: Vec<(Vec<u8>, Bytes)>,
+}
+
+impl BlockRevIter {
+    /// Positions the iterator so that `next` yields the last entry at or before `target`.
+    pub fn seek_for_prev(&mut self, target: &[u8]) -> Result<(), MalformedBlock> {
+        let block = &self.block;
+        self.buffered.clear();
+        self.next_interval = 0;
+        if block.restart_count == 0
+            || compare_internal(block.restart_key(0)?, target) == Ordering::Greater
+        {
+            return Ok(());
+        }
+        // The last restart point at or before `target`.
+        let (mut lo, mut hi) = (0usize, block.restart_count);
+        while hi - lo > 1 {
+            let mid = (lo + hi) / 2;
+            if compare_internal(block.restart_key(mid)?, target) == Ordering::Greater {
+                hi = mid;
+            } else {
+                lo = mid;
+            }
+        }
+        let mut entries = block.interval(lo)?;
+        entries.retain(|(k, _)| compare_internal(k, target) != Ordering::Greater);
+        self.buffered = entries;
+        self.next_interval = lo;
+        Ok(())
+    }
+}
+
+impl Iterator for BlockRevIter {
+    type Item = Result<(Vec<u8>, Bytes), MalformedBlock>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        while self.buffered.is_empty() {
+            if self.next_interval == 0 {
+                return None;
+            }
+            self.next_interval -= 1;
+            match self.block.interval(self.next_interval) {
+                Ok(entries) => self.buffered = entries,
+                Err(e) => {
+                    self.next_interval = 0;
+                    return Some(Err(e));
+                }
+            }
+        }
+        self.buffered.pop().map(Ok)
+    }
 }
 
 struct EntryHeader {
@@ -295,5 +379,23 @@ mod tests {
             .unwrap();
         assert!(it.next().is_none());
         assert!(Block::parse(Bytes::from_static(b"\x01")).is_err());
+
+        let backwards: Vec<_> = block.rev_iter().map(|e| e.unwrap().0).collect();
+        let mut expected: Vec<_> = keys.iter().map(|k| k.to_vec()).collect();
+        expected.reverse();
+        assert_eq!(backwards, expected);
+        for (target, first) in [("key0050", Some(49)), ("key0000", None), ("zzz", Some(99))] {
+            let mut it = block.rev_iter();
+            // Seqno 5 sorts before the stored seqno 1: the key itself is after the target.
+            it.seek_for_prev(&InternalKey::new(target, 5, Kind::Put).encode())
+                .unwrap();
+            let got = it.next().map(|e| e.unwrap().0);
+            assert_eq!(got, first.map(|i: usize| keys[i].to_vec()), "{target}");
+        }
+        let mut it = block.rev_iter();
+        it.seek_for_prev(&keys[16]).unwrap();
+        let got: Vec<_> = it.map(|e| e.unwrap().0).collect();
+        assert_eq!(got.len(), 17);
+        assert_eq!(got[0], keys[16].to_vec());
     }
 }

@@ -11,7 +11,7 @@ use super::{
     BlockHandle, Properties, TableError, BLOCK_BYTES, FOOTER_BYTES, FORMAT_VERSION, MAGIC,
 };
 use crate::storage::lsm::bloom;
-use crate::storage::lsm::key::{user_key, InternalKey, Kind};
+use crate::storage::lsm::key::{parse, user_key, Kind};
 
 /// How data blocks are compressed (LZ4 on upper levels, zstd on the bottom level).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +22,16 @@ pub enum Compression {
 }
 
 impl Compression {
+    /// By setting name: `none`, `lz4` or `zstd`.
+    pub fn from_name(name: &str) -> Option<Compression> {
+        match name {
+            "none" => Some(Compression::None),
+            "lz4" => Some(Compression::Lz4),
+            "zstd" => Some(Compression::Zstd),
+            _ => None,
+        }
+    }
+
     fn tag(self) -> u8 {
         match self {
             Compression::None => 0,
@@ -71,22 +81,21 @@ impl TableBuilder {
 
     /// Adds one entry; `key` is an encoded internal key, greater than every key added before.
     pub fn add(&mut self, key: &[u8], value: &[u8]) -> Result<(), TableError> {
-        let decoded =
-            InternalKey::decode(&Bytes::copy_from_slice(key)).ok_or(TableError::Corrupt {
-                path: self.path.clone(),
-                offset: self.offset,
-                what: "internal key",
-            })?;
+        let (_, seqno, kind) = parse(key).ok_or(TableError::Corrupt {
+            path: self.path.clone(),
+            offset: self.offset,
+            what: "internal key",
+        })?;
         if self.props.entries == 0 {
             self.props.smallest = Bytes::copy_from_slice(key);
         }
         self.props.largest = Bytes::copy_from_slice(key);
         self.props.entries += 1;
-        if decoded.kind == Kind::Delete {
+        if kind == Kind::Delete {
             self.props.tombstones += 1;
         }
-        self.props.min_seqno = self.props.min_seqno.min(decoded.seqno);
-        self.props.max_seqno = self.props.max_seqno.max(decoded.seqno);
+        self.props.min_seqno = self.props.min_seqno.min(seqno);
+        self.props.max_seqno = self.props.max_seqno.max(seqno);
         let user = user_key(key);
         if self.key_hashes.is_empty() || self.last_user_key != user {
             self.key_hashes.push(bloom::hash64(user));

@@ -20,7 +20,7 @@ mod reader;
 
 pub use builder::{Compression, TableBuilder};
 pub use properties::Properties;
-pub use reader::{Table, TableIter};
+pub use reader::{Table, TableIter, TableRevIter};
 
 use std::path::PathBuf;
 

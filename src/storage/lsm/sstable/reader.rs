@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::block::{get_varint, Block, BlockIter};
+use super::block::{get_varint, Block, BlockIter, BlockRevIter, MalformedBlock};
 use super::{
     BlockHandle, Properties, TableError, BLOCK_TRAILER_BYTES, FOOTER_BYTES, FORMAT_VERSION, MAGIC,
 };
@@ -212,10 +212,23 @@ impl Table {
 
     /// An iterator over every entry, positioned at the start.
     pub fn iter(self: &Arc<Self>) -> TableIter {
-        TableIter {
+        TableCursor {
             index: self.index.iter(),
             table: self.clone(),
             block: None,
+            open: Block::iter,
+        }
+    }
+}
+
+impl Table {
+    /// An iterator over every entry from the last one backwards.
+    pub fn rev_iter(self: &Arc<Self>) -> TableRevIter {
+        TableCursor {
+            index: self.index.rev_iter(),
+            table: self.clone(),
+            block: None,
+            open: Block::rev_iter,
         }
     }
 }
@@ -224,14 +237,21 @@ fn empty_block() -> Block {
     Block::parse(Bytes::from_static(&[0, 0, 0, 0])).expect("an empty block parses")
 }
 
-/// Walks a table's entries in internal-key order, reading blocks as it goes.
-pub struct TableIter {
+/// Walks a table's entries one data block at a time, in the direction of its block
+/// iterator `B` (forwards: [`TableIter`], backwards: [`TableRevIter`]), reading blocks as it
+/// goes.
+pub struct TableCursor<B> {
     table: Arc<Table>,
-    index: BlockIter,
-    block: Option<BlockIter>,
+    /// Over the index block, in the same direction.
+    index: B,
+    block: Option<B>,
+    open: fn(&Block) -> B,
 }
 
-impl TableIter {
+pub type TableIter = TableCursor<BlockIter>;
+pub type TableRevIter = TableCursor<BlockRevIter>;
+
+impl TableCursor<BlockIter> {
     /// Positions the iterator at the first entry at or after internal key `target`.
     pub fn seek(&mut self, target: &[u8]) -> Result<(), TableError> {
         let corrupt = |what| TableError::Corrupt {
@@ -253,7 +273,42 @@ impl TableIter {
     }
 }
 
-impl Iterator for TableIter {
+impl TableCursor<BlockRevIter> {
+    /// Positions the iterator at the last entry at or before internal key `target`.
+    pub fn seek_for_prev(&mut self, target: &[u8]) -> Result<(), TableError> {
+        let corrupt = |what| TableError::Corrupt {
+            path: self.table.path.clone(),
+            offset: 0,
+            what,
+        };
+        self.block = None;
+        // Index keys are each block's last key: the first one at or after `target` names the
+        // block that may hold it; every block before it is wholly before `target`.
+        let mut forward = self.table.index.iter();
+        forward.seek(target).map_err(|_| corrupt("index block"))?;
+        let Some(entry) = forward.next() else {
+            self.index = self.table.index.rev_iter();
+            return Ok(());
+        };
+        let (last_key, handle) = entry.map_err(|_| corrupt("index block"))?;
+        self.index = self.table.index.rev_iter();
+        self.index
+            .seek_for_prev(&last_key)
+            .map_err(|_| corrupt("index block"))?;
+        self.index.next(); // the block itself, loaded here
+        let mut block = self.table.data_block(&handle, 0)?.rev_iter();
+        block
+            .seek_for_prev(target)
+            .map_err(|_| corrupt("data block"))?;
+        self.block = Some(block);
+        Ok(())
+    }
+}
+
+impl<B> Iterator for TableCursor<B>
+where
+    B: Iterator<Item = Result<(Vec<u8>, Bytes), MalformedBlock>>,
+{
     type Item = Result<(Vec<u8>, Bytes), TableError>;
 
     fn next(&mut self) -> Option<Self::Item> {
@@ -275,7 +330,7 @@ impl Iterator for TableIter {
                 Err(_) => return Some(Err(corrupt("index block"))),
             };
             match self.table.data_block(&handle, 0) {
-                Ok(block) => self.block = Some(block.iter()),
+                Ok(block) => self.block = Some((self.open)(&block)),
                 Err(e) => return Some(Err(e)),
             }
         }
