@@ -50,6 +50,10 @@ pub struct LsmOptions {
     pub block_cache_bytes: usize,
     /// Bytes of rows (a key's newest version in a table) kept for hot point reads; 0 = off.
     pub row_cache_bytes: usize,
+    /// Log writes ahead (the default). Off when another log makes writes durable (the Raft
+    /// log, in a replicated server): a crash then loses what was written since the last
+    /// flush, and [`LsmEngine::flushed_seqno`] says up to where data survived.
+    pub wal: bool,
     /// Asked during compaction whether a value may go (the keyspace's dead records).
     pub compaction_filter: Option<Arc<dyn CompactionFilter>>,
 }
@@ -77,6 +81,7 @@ impl Default for LsmOptions {
             bottom_compression: Compression::Zstd,
             block_cache_bytes: 64 << 20,
             row_cache_bytes: 16 << 20,
+            wal: true,
             compaction_filter: None,
         }
     }
@@ -311,6 +316,17 @@ impl LsmEngine {
                 .map(|(m, _)| m.approximate_bytes())
                 .sum::<usize>();
         (levels, mem)
+    }
+
+    /// Every write at or below this sequence number is in tables (survives a crash even
+    /// without the WAL).
+    pub fn flushed_seqno(&self) -> u64 {
+        self.shared.flushed_seqno.load(Ordering::Acquire)
+    }
+
+    /// The sequence number of the newest write.
+    pub fn last_seqno(&self) -> u64 {
+        self.shared.visible.load(Ordering::Acquire)
     }
 
     /// Data blocks read from files so far (block cache misses).
@@ -661,9 +677,12 @@ impl Engine for LsmEngine {
             return Ok(());
         }
         let first = w.next_seqno;
-        if let Err(e) = w
+        let sync = shared.sync_policy() == SyncPolicy::Always;
+        if let Err(e) = shared
+            .opts
             .wal
-            .append(first, &ops, shared.sync_policy() == SyncPolicy::Always)
+            .then(|| w.wal.append(first, &ops, sync))
+            .transpose()
         {
             shared.poison(format!("WAL append failed: {e}"));
             return Err(io(e));

@@ -684,3 +684,101 @@ fn concurrent_readers_see_monotonic_versions_during_compaction() {
     drop(engine);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A write failure (here: the disk is full) poisons the engine: no retry, every later write
+/// fails with an error naming the first failure, and acknowledged data stays readable. The
+/// disk is a 1 MiB tmpfs mounted for the test (root is needed; without it the test says so
+/// and checks nothing).
+#[test]
+fn a_failed_write_poisons_the_engine() {
+    use std::process::Command;
+    let dir = temp_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(&dir)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("cannot mount a tmpfs here (not root?): poisoning left untested");
+        return;
+    }
+    let result = std::panic::catch_unwind(|| {
+        let opts = LsmOptions {
+            sync: SyncPolicy::Always,
+            ..small_options()
+        };
+        std::fs::write(dir.join("spare"), vec![0u8; 200 << 10]).unwrap();
+        let engine = LsmEngine::open(&dir.join("db"), opts).unwrap();
+        let mut acknowledged = Vec::new();
+        let mut first_error = None;
+        for i in 0..100_000u32 {
+            let mut b = WriteBatch::new();
+            let key = Bytes::from(format!("p{i:06}"));
+            b.put(key.clone(), Bytes::from(vec![b'x'; 1000]));
+            match engine.write(b) {
+                Ok(()) => acknowledged.push(key),
+                Err(e) => {
+                    first_error = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+        let first_error = first_error.expect("a 1 MiB disk fills up");
+        assert!(!acknowledged.is_empty());
+        // Every later write fails, even once space is available again.
+        std::fs::remove_file(dir.join("spare")).unwrap();
+        for _ in 0..3 {
+            let mut b = WriteBatch::new();
+            b.put(Bytes::from("later"), Bytes::from("v"));
+            let err = engine.write(b).unwrap_err().to_string();
+            assert!(err.contains("poisoned"), "{err} (first: {first_error})");
+        }
+        assert!(engine
+            .info()
+            .contains(&("poisoned".to_string(), "1".to_string())));
+        for key in acknowledged.iter().step_by(50) {
+            assert!(engine.get(key).unwrap().is_some(), "{key:?}");
+        }
+        drop(engine);
+    });
+    let _ = Command::new("umount").arg(&dir).status();
+    let _ = std::fs::remove_dir_all(&dir);
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+/// With the WAL off (another log makes writes durable), a restart keeps exactly what was
+/// flushed, and `flushed_seqno` says where that ends.
+#[test]
+fn without_the_wal_a_restart_keeps_what_was_flushed() {
+    let dir = temp_dir();
+    let opts = LsmOptions {
+        wal: false,
+        ..small_options()
+    };
+    let put = |engine: &LsmEngine, i: u32| {
+        let mut b = WriteBatch::new();
+        b.put(Bytes::from(format!("n{i:03}")), Bytes::from("v"));
+        engine.write(b).unwrap();
+    };
+    let engine = LsmEngine::open(&dir, opts.clone()).unwrap();
+    for i in 0..10 {
+        put(&engine, i);
+    }
+    engine.flush().unwrap();
+    assert_eq!(engine.flushed_seqno(), 10);
+    for i in 10..20 {
+        put(&engine, i);
+    }
+    assert_eq!(engine.last_seqno(), 20);
+    assert_eq!(engine.flushed_seqno(), 10);
+    drop(engine);
+    let engine = LsmEngine::open(&dir, opts).unwrap();
+    assert_eq!(engine.flushed_seqno(), 10);
+    assert!(engine.get(b"n009").unwrap().is_some());
+    assert!(engine.get(b"n010").unwrap().is_none());
+    drop(engine);
+    let _ = std::fs::remove_dir_all(&dir);
+}
