@@ -147,6 +147,58 @@ fn dump_restore_moves_keys_both_ways() {
     }
 }
 
+/// Hashes move both ways too: Redis dumps small ones as listpacks and large ones as plain
+/// RDB hashes; Basalt dumps plain RDB hashes, which Redis restores.
+#[test]
+fn dump_restore_moves_hashes_both_ways() {
+    use crate::support::{show, start_redis};
+    let redis = start_redis();
+    let basalt = start_basalt(&[]);
+    let (mut r, mut b) = (redis.client(), basalt.client());
+    let long = "v".repeat(300);
+    let sizes = [1usize, 5, 200];
+    for (i, size) in sizes.iter().enumerate() {
+        let key = format!("h{i}");
+        for f in 0..*size {
+            let field = format!("field{f}");
+            let value = match f % 4 {
+                0 => f.to_string(),
+                1 => format!("-{}", f * 100_000),
+                2 => long.clone(),
+                _ => format!("value{f}"),
+            };
+            r.call(&["HSET", &key, &field, &value]);
+        }
+        let sorted = |reply: Vec<u8>| {
+            let mut lines: Vec<String> = show(&reply).split("\r\n").map(String::from).collect();
+            lines.sort();
+            lines
+        };
+        // Redis → Basalt
+        let payload = strip_bulk(&r.call(&["DUMP", &key]));
+        assert_eq!(
+            show(&b.call_bytes(&[b"RESTORE", key.as_bytes(), b"0", &payload])),
+            "+OK\r\n"
+        );
+        assert_eq!(
+            sorted(b.call(&["HGETALL", &key])),
+            sorted(r.call(&["HGETALL", &key]))
+        );
+        assert_eq!(b.call(&["HLEN", &key]), r.call(&["HLEN", &key]));
+        // Basalt → Redis
+        let payload = strip_bulk(&b.call(&["DUMP", &key]));
+        let copy = format!("{key}-back");
+        assert_eq!(
+            show(&r.call_bytes(&[b"RESTORE", copy.as_bytes(), b"0", &payload])),
+            "+OK\r\n"
+        );
+        assert_eq!(
+            sorted(r.call(&["HGETALL", &copy])),
+            sorted(r.call(&["HGETALL", &key]))
+        );
+    }
+}
+
 /// The payload of a bulk-string reply.
 fn strip_bulk(reply: &[u8]) -> Vec<u8> {
     let header_end = reply.iter().position(|&c| c == b'\n').unwrap() + 1;

@@ -133,4 +133,5 @@ scripts! {
     command_table => "command_table.txt",
     errors => "errors.txt",
     resp3 => "resp3.txt",
+    hashes => "hashes.txt",
 }

@@ -21,6 +21,11 @@ COMMANDS = {
     "append": None, "strlen": None, "incr": None, "decr": None, "incrby": None,
     "decrby": None, "incrbyfloat": None, "getrange": None, "setrange": None,
     "substr": None, "lcs": None,
+    # hashes
+    "hset": None, "hsetnx": None, "hget": None, "hmset": None, "hmget": None, "hdel": None,
+    "hexists": None, "hlen": None, "hstrlen": None, "hkeys": None, "hvals": None,
+    "hgetall": None, "hincrby": None, "hincrbyfloat": None, "hrandfield": None,
+    "hscan": None,
     # keys
     "del": None, "unlink": None, "exists": None, "type": None, "rename": None,
     "renamenx": None, "keys": None, "scan": None, "randomkey": None, "dbsize": None,

@@ -45,6 +45,7 @@ pub fn open_engine(config: &config::Config) -> anyhow::Result<Arc<dyn storage::E
                     .unwrap_or(Compression::Lz4),
                 bottom_compression: Compression::from_name(&config.get("bottom-compression"))
                     .unwrap_or(Compression::Zstd),
+                compaction_filter: Some(Arc::new(keyspace::ElementFilter::default())),
                 memtable_bytes: config::table::parse_memory(&config.get("memtable-size"))
                     .map_or(64 << 20, |n| n.max(1 << 16) as usize),
                 ..storage::lsm::LsmOptions::default()

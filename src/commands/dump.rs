@@ -14,6 +14,8 @@ pub const RDB_VERSION: u16 = 10;
 /// Newest payload version RESTORE accepts (Redis 7.2 writes 11; its string format is the same).
 const RDB_VERSION_READ_MAX: u16 = 11;
 const RDB_TYPE_STRING: u8 = 0;
+const RDB_TYPE_HASH: u8 = 4;
+const RDB_TYPE_HASH_LISTPACK: u8 = 16;
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum PayloadError {
@@ -27,12 +29,31 @@ pub enum PayloadError {
 #[derive(Debug, PartialEq, Eq)]
 pub enum DumpValue {
     String(Bytes),
+    /// Field-value pairs.
+    Hash(Vec<(Bytes, Bytes)>),
 }
 
 pub fn dump_string(value: &[u8]) -> Bytes {
     let mut out = BytesMut::with_capacity(value.len() + 20);
     out.put_u8(RDB_TYPE_STRING);
     write_rdb_string(&mut out, value);
+    finish(out)
+}
+
+/// A hash as `RDB_TYPE_HASH`: a length, then field and value strings.
+pub fn dump_hash(pairs: &[(Bytes, Bytes)]) -> Bytes {
+    let mut out = BytesMut::new();
+    out.put_u8(RDB_TYPE_HASH);
+    write_length(&mut out, pairs.len() as u64);
+    for (field, value) in pairs {
+        write_rdb_string(&mut out, field);
+        write_rdb_string(&mut out, value);
+    }
+    finish(out)
+}
+
+/// Appends the RDB version and the CRC.
+fn finish(mut out: BytesMut) -> Bytes {
     out.put_u16_le(RDB_VERSION);
     let crc = crc64(0, &out);
     out.put_u64_le(crc);
@@ -100,12 +121,41 @@ pub fn restore(payload: &[u8]) -> Result<DumpValue, PayloadError> {
     let mut reader = Reader { data: body, pos: 0 };
     let value = match reader.byte()? {
         RDB_TYPE_STRING => DumpValue::String(reader.rdb_string()?),
+        RDB_TYPE_HASH => {
+            let n = reader.plain_length()?;
+            let mut pairs = Vec::with_capacity(n.min(1 << 16));
+            for _ in 0..n {
+                pairs.push((reader.rdb_string()?, reader.rdb_string()?));
+            }
+            DumpValue::Hash(unique_fields(pairs)?)
+        }
+        RDB_TYPE_HASH_LISTPACK => {
+            let lp = reader.rdb_string()?;
+            let items = super::listpack::entries(&lp).ok_or(PayloadError::BadFormat)?;
+            if !items.len().is_multiple_of(2) {
+                return Err(PayloadError::BadFormat);
+            }
+            let pairs = items
+                .chunks(2)
+                .map(|p| (p[0].clone(), p[1].clone()))
+                .collect();
+            DumpValue::Hash(unique_fields(pairs)?)
+        }
         _ => return Err(PayloadError::BadFormat),
     };
     if reader.pos != body.len() {
         return Err(PayloadError::BadFormat);
     }
     Ok(value)
+}
+
+/// Redis rejects a payload that repeats a hash field (and empty hashes).
+fn unique_fields(pairs: Vec<(Bytes, Bytes)>) -> Result<Vec<(Bytes, Bytes)>, PayloadError> {
+    let mut seen = std::collections::HashSet::with_capacity(pairs.len());
+    if pairs.is_empty() || !pairs.iter().all(|(f, _)| seen.insert(f.clone())) {
+        return Err(PayloadError::BadFormat);
+    }
+    Ok(pairs)
 }
 
 struct Reader<'a> {

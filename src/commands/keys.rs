@@ -9,6 +9,7 @@ use super::error::{self, syntax, CmdError};
 use super::{propose_as_sent, reply, ApplyFn, CmdResult, Ctx, Handler, Outcome};
 use crate::cluster::{Slot, SLOT_COUNT};
 use crate::glob::glob_match;
+use crate::keyspace::ValueType;
 use crate::keyspace::{Meta, Txn};
 use crate::protocol::Reply;
 
@@ -81,6 +82,7 @@ fn apply_rename(txn: &mut Txn, db: u8, args: &[Bytes]) -> Result<Reply, CmdError
         return Ok(Reply::Integer(0));
     }
     txn.delete(db, &args[1])?;
+    let meta = txn.relocate(db, &args[1], meta, db, &args[2])?;
     let revision = txn.revision();
     txn.put(db, &args[2], Meta { revision, ..meta })?;
     Ok(if nx { Reply::Integer(1) } else { Reply::OK })
@@ -105,16 +107,20 @@ fn keys(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     reply(Reply::Array(out))
 }
 
-fn scan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    // strtoul semantics: a negative number wraps around.
-    let cursor: u64 = std::str::from_utf8(&args[1])
+/// A SCAN-family cursor, with strtoul semantics (a negative number wraps around).
+pub fn parse_cursor(arg: &[u8]) -> Result<u64, CmdError> {
+    std::str::from_utf8(arg)
         .ok()
         .and_then(|s| {
             s.parse::<u64>()
                 .ok()
                 .or_else(|| s.parse::<i64>().ok().map(|n| n as u64))
         })
-        .ok_or(CmdError::msg("ERR invalid cursor"))?;
+        .ok_or(CmdError::msg("ERR invalid cursor"))
+}
+
+fn scan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let cursor = parse_cursor(&args[1])?;
     let mut count = 10usize;
     let mut pattern: Option<&Bytes> = None;
     let mut type_filter: Option<String> = None;
@@ -412,6 +418,7 @@ fn apply_copy(txn: &mut Txn, db: u8, args: &[Bytes]) -> Result<Reply, CmdError> 
         }
         txn.delete(target_db, &args[2])?;
     }
+    let meta = txn.relocate(db, &args[1], meta, target_db, &args[2])?;
     let revision = txn.revision();
     txn.put(target_db, &args[2], Meta { revision, ..meta })?;
     Ok(Reply::Integer(1))
@@ -436,16 +443,20 @@ fn apply_move(txn: &mut Txn, db: u8, args: &[Bytes]) -> Result<Reply, CmdError> 
         return Ok(Reply::Integer(0));
     }
     txn.delete(db, &args[1])?;
+    let meta = txn.relocate(db, &args[1], meta, target, &args[1])?;
     let revision = txn.revision();
     txn.put(target, &args[1], Meta { revision, ..meta })?;
     Ok(Reply::Integer(1))
 }
 
 fn dump_key(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    reply(
-        ctx.lookup(&args[1])?
-            .map_or(Reply::Null, |m| Reply::Bulk(dump::dump_string(&m.value))),
-    )
+    let Some(meta) = ctx.lookup(&args[1])? else {
+        return reply(Reply::Null);
+    };
+    reply(Reply::Bulk(match meta.value_type {
+        ValueType::String => dump::dump_string(&meta.value),
+        ValueType::Hash => dump::dump_hash(&super::hashes::dump_pairs(ctx, &args[1], &meta)?),
+    }))
 }
 
 struct RestoreOptions {
@@ -519,8 +530,7 @@ fn restore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 fn apply_restore(txn: &mut Txn, db: u8, args: &[Bytes]) -> Result<Reply, CmdError> {
     let opts = parse_restore(args)?;
     let at = args::int(&args[2])?.max(0) as u64;
-    let DumpValue::String(value) =
-        dump::restore(&args[3]).map_err(|e| CmdError::msg(e.to_string()))?;
+    let value = dump::restore(&args[3]).map_err(|e| CmdError::msg(e.to_string()))?;
     if txn.exists(db, &args[1])? {
         if !opts.replace {
             return Err(CmdError::msg("BUSYKEY Target key name already exists."));
@@ -531,7 +541,12 @@ fn apply_restore(txn: &mut Txn, db: u8, args: &[Bytes]) -> Result<Reply, CmdErro
         // Already expired: Redis accepts the command and stores nothing.
         return Ok(Reply::OK);
     }
-    let revision = txn.revision();
-    txn.put(db, &args[1], Meta::string(value, revision, at))?;
+    match value {
+        DumpValue::String(value) => {
+            let revision = txn.revision();
+            txn.put(db, &args[1], Meta::string(value, revision, at))?;
+        }
+        DumpValue::Hash(pairs) => super::hashes::store_hash(txn, db, &args[1], &pairs, at)?,
+    }
     Ok(Reply::OK)
 }

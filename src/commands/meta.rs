@@ -523,6 +523,17 @@ pub static META: &[CommandMeta] = &[
         ] },
     },
     CommandMeta {
+        name: "hdel", arity: -3, flags: &["write", "fast"],
+        first_key: 1, last_key: 1, step: 1, acl_categories: &["@write", "@hash", "@fast"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RW", "delete"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Delete one or more hash fields", since: "2.0.0", group: "hash", complexity: Some("O(N) where N is the number of fields to be removed."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.4.0", "Accepts multiple `field` arguments.")], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "field", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &["multiple"], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandMeta {
         name: "hello", arity: -1, flags: &["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"],
         first_key: 0, last_key: 0, step: 0, acl_categories: &["@fast", "@connection"],
         tips: &[], key_specs: &[],
@@ -538,6 +549,185 @@ pub static META: &[CommandMeta] = &[
                 ] },
                 Arg { name: "clientname", kind: "string", display_text: None, key_spec_index: None, token: Some("SETNAME"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
                 ] },
+            ] },
+        ] },
+    },
+    CommandMeta {
+        name: "hexists", arity: 3, flags: &["readonly", "fast"],
+        first_key: 1, last_key: 1, step: 1, acl_categories: &["@read", "@hash", "@fast"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RO"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Determine if a hash field exists", since: "2.0.0", group: "hash", complexity: Some("O(1)"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "field", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandMeta {
+        name: "hget", arity: 3, flags: &["readonly", "fast"],
+        first_key: 1, last_key: 1, step: 1, acl_categories: &["@read", "@hash", "@fast"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Get the value of a hash field", since: "2.0.0", group: "hash", complexity: Some("O(1)"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "field", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandMeta {
+        name: "hgetall", arity: 2, flags: &["readonly"],
+        first_key: 1, last_key: 1, step: 1, acl_categories: &["@read", "@hash", "@slow"],
+        tips: &["nondeterministic_output_order"], key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Get all the fields and values in a hash", since: "2.0.0", group: "hash", complexity: Some("O(N) where N is the size of the hash."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandMeta {
+        name: "hincrby", arity: 4, flags: &["write", "denyoom", "fast"],
+        first_key: 1, last_key: 1, step: 1, acl_categories: &["@write", "@hash", "@fast"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RW", "access", "update"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Increment the integer value of a hash field by the given number", since: "2.0.0", group: "hash", complexity: Some("O(1)"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "field", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "increment", kind: "integer", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandMeta {
+        name: "hincrbyfloat", arity: 4, flags: &["write", "denyoom", "fast"],
+        first_key: 1, last_key: 1, step: 1, acl_categories: &["@write", "@hash", "@fast"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RW", "access", "update"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Increment the float value of a hash field by the given amount", since: "2.6.0", group: "hash", complexity: Some("O(1)"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "field", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "increment", kind: "double", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandMeta {
+        name: "hkeys", arity: 2, flags: &["readonly"],
+        first_key: 1, last_key: 1, step: 1, acl_categories: &["@read", "@hash", "@slow"],
+        tips: &["nondeterministic_output_order"], key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Get all the fields in a hash", since: "2.0.0", group: "hash", complexity: Some("O(N) where N is the size of the hash."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandMeta {
+        name: "hlen", arity: 2, flags: &["readonly", "fast"],
+        first_key: 1, last_key: 1, step: 1, acl_categories: &["@read", "@hash", "@fast"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RO"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Get the number of fields in a hash", since: "2.0.0", group: "hash", complexity: Some("O(1)"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandMeta {
+        name: "hmget", arity: -3, flags: &["readonly", "fast"],
+        first_key: 1, last_key: 1, step: 1, acl_categories: &["@read", "@hash", "@fast"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Get the values of all the given hash fields", since: "2.0.0", group: "hash", complexity: Some("O(N) where N is the number of fields being requested."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "field", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &["multiple"], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandMeta {
+        name: "hmset", arity: -4, flags: &["write", "denyoom", "fast"],
+        first_key: 1, last_key: 1, step: 1, acl_categories: &["@write", "@hash", "@fast"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RW", "update"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Set multiple hash fields to multiple values", since: "2.0.0", group: "hash", complexity: Some("O(N) where N is the number of fields being set."), doc_flags: &["deprecated"], deprecated_since: Some("4.0.0"), replaced_by: Some("`HSET` with multiple field-value pairs"), history: &[], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "field_value", kind: "block", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &["multiple"], deprecated_since: None, value: None, arguments: &[
+                Arg { name: "field", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "value", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+            ] },
+        ] },
+    },
+    CommandMeta {
+        name: "hrandfield", arity: -2, flags: &["readonly"],
+        first_key: 1, last_key: 1, step: 1, acl_categories: &["@read", "@hash", "@slow"],
+        tips: &["nondeterministic_output"], key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Get one or multiple random fields from a hash", since: "6.2.0", group: "hash", complexity: Some("O(N) where N is the number of fields returned"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "options", kind: "block", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+                Arg { name: "count", kind: "integer", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "withvalues", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("WITHVALUES"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+                ] },
+            ] },
+        ] },
+    },
+    CommandMeta {
+        name: "hscan", arity: -3, flags: &["readonly"],
+        first_key: 1, last_key: 1, step: 1, acl_categories: &["@read", "@hash", "@slow"],
+        tips: &["nondeterministic_output"], key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Incrementally iterate hash fields and associated values", since: "2.8.0", group: "hash", complexity: Some("O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection.."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "cursor", kind: "integer", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "pattern", kind: "pattern", display_text: None, key_spec_index: None, token: Some("MATCH"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "count", kind: "integer", display_text: None, key_spec_index: None, token: Some("COUNT"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandMeta {
+        name: "hset", arity: -4, flags: &["write", "denyoom", "fast"],
+        first_key: 1, last_key: 1, step: 1, acl_categories: &["@write", "@hash", "@fast"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RW", "update"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Set the string value of a hash field", since: "2.0.0", group: "hash", complexity: Some("O(1) for each field/value pair added, so O(N) to add N field/value pairs when the command is called with multiple field/value pairs."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("4.0.0", "Accepts multiple `field` and `value` arguments.")], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "field_value", kind: "block", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &["multiple"], deprecated_since: None, value: None, arguments: &[
+                Arg { name: "field", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "value", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+            ] },
+        ] },
+    },
+    CommandMeta {
+        name: "hsetnx", arity: 4, flags: &["write", "denyoom", "fast"],
+        first_key: 1, last_key: 1, step: 1, acl_categories: &["@write", "@hash", "@fast"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RW", "insert"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Set the value of a hash field, only if the field does not exist", since: "2.0.0", group: "hash", complexity: Some("O(1)"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "field", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "value", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandMeta {
+        name: "hstrlen", arity: 3, flags: &["readonly", "fast"],
+        first_key: 1, last_key: 1, step: 1, acl_categories: &["@read", "@hash", "@fast"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RO"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Get the length of the value of a hash field", since: "3.2.0", group: "hash", complexity: Some("O(1)"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "field", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandMeta {
+        name: "hvals", arity: 2, flags: &["readonly"],
+        first_key: 1, last_key: 1, step: 1, acl_categories: &["@read", "@hash", "@slow"],
+        tips: &["nondeterministic_output_order"], key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Get all the values in a hash", since: "2.0.0", group: "hash", complexity: Some("O(N) where N is the size of the hash."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
             ] },
         ] },
     },

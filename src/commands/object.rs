@@ -4,7 +4,7 @@ use bytes::Bytes;
 
 use super::error::CmdError;
 use super::{reply, CmdResult, Ctx};
-use crate::keyspace::{StringEncoding, ValueType};
+use crate::keyspace::Encoding;
 use crate::protocol::Reply;
 
 /// Redis's shared integers 0..10000 report this reference count.
@@ -16,9 +16,7 @@ const LFU_SELECTED: &str = "ERR An LFU maxmemory policy is selected, idle time n
 pub fn encoding(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     reply(match ctx.lookup(&args[2])? {
         None => Reply::Null,
-        Some(m) => match m.value_type {
-            ValueType::String => Reply::bulk(m.encoding.name()),
-        },
+        Some(m) => Reply::bulk(m.encoding.name()),
     })
 }
 
@@ -54,7 +52,7 @@ pub fn refcount(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     reply(match ctx.lookup(&args[2])? {
         None => Reply::Null,
         Some(m) => {
-            let shared = m.encoding == StringEncoding::Int
+            let shared = m.encoding == Encoding::Int
                 && crate::protocol::decode::parse_i64(&m.value)
                     .is_some_and(|n| (0..10_000).contains(&n));
             Reply::Integer(if shared { SHARED_REFCOUNT } else { 1 })

@@ -8,7 +8,7 @@ use bytes::{Bytes, BytesMut};
 use super::args::{self, eq};
 use super::error::{self, syntax, CmdError};
 use super::{propose_as_sent, reply, ApplyFn, CmdResult, Ctx, Handler, Outcome};
-use crate::keyspace::{Meta, StringEncoding, Txn, ValueType};
+use crate::keyspace::{Encoding, Meta, Txn, ValueType};
 use crate::protocol::Reply;
 
 /// Largest string value (Redis's 512 MiB); fixed so apply stays deterministic.
@@ -226,7 +226,7 @@ pub fn store_string(
     expiry: Expiry,
     old: Option<&Meta>,
 ) -> Result<(), CmdError> {
-    let encoding = StringEncoding::for_value(&value);
+    let encoding = Encoding::for_value(&value);
     store_encoded(txn, db, key, value, encoding, expiry, old)
 }
 
@@ -236,7 +236,7 @@ fn store_encoded(
     db: u8,
     key: &[u8],
     value: Bytes,
-    encoding: StringEncoding,
+    encoding: Encoding,
     expiry: Expiry,
     old: Option<&Meta>,
 ) -> Result<(), CmdError> {
@@ -402,9 +402,9 @@ fn apply_append(txn: &mut Txn, db: u8, args: &[Bytes]) -> Result<Reply, CmdError
     let value = value.freeze();
     // Appending to an existing string makes it raw; a new key is encoded as SET would.
     let encoding = if old.is_some() {
-        StringEncoding::Raw
+        Encoding::Raw
     } else {
-        StringEncoding::for_value(&value)
+        Encoding::for_value(&value)
     };
     store_encoded(
         txn,
@@ -455,7 +455,7 @@ fn apply_incr(txn: &mut Txn, db: u8, args: &[Bytes]) -> Result<Reply, CmdError> 
         db,
         &args[1],
         value,
-        StringEncoding::Int,
+        Encoding::Int,
         Expiry::Keep,
         old.as_ref(),
     )?;
@@ -482,7 +482,7 @@ fn apply_incrbyfloat(txn: &mut Txn, db: u8, args: &[Bytes]) -> Result<Reply, Cmd
         return Err(CmdError::Static(error::NAN_OR_INFINITY));
     }
     let text = Bytes::from(sum.to_human_string());
-    let encoding = StringEncoding::by_length(&text);
+    let encoding = Encoding::by_length(&text);
     store_encoded(
         txn,
         db,
@@ -564,7 +564,7 @@ fn apply_setrange(txn: &mut Txn, db: u8, args: &[Bytes]) -> Result<Reply, CmdErr
         db,
         &args[1],
         value,
-        StringEncoding::Raw,
+        Encoding::Raw,
         Expiry::Keep,
         old.as_ref(),
     )?;

@@ -4,14 +4,20 @@
 //! Engine keys (all integers big-endian so byte order is numeric order):
 //! - metadata: `db:u8 | b'M' | slot:u16 | user key` → [`Meta`]
 //! - expiry index: `db:u8 | b'E' | slot:u16 | expire_at_ms:u64 | user key` → empty
-//! - system records: `0xff | name`
+//! - collection elements: `db:u8 | b'S' | slot:u16 | key_len:u32 | user key | version:u64 |
+//!   sub key` → element value (a hash field → its value)
+//! - system records: `0xff | name` (`version`: the next collection version, u64)
 //!
 //! `db` is the *physical* database number; SWAPDB swaps the logical → physical map (a system
 //! record), so it is O(1). The database comes first so FLUSHDB is one delete-range.
 //!
 //! Metadata value: `type:u8 | encoding:u8 | revision:u64 | expire_at_ms:u64 (0 = none) |
 //! payload`, where a string's payload is its value, stored inline so GET is one lookup, and
-//! `encoding` is the representation Redis would report for it (OBJECT ENCODING).
+//! `encoding` is the representation Redis would report for it (OBJECT ENCODING). A
+//! collection's payload is `version:u64 | count:u64`: elements are stored under the
+//! version, so deleting or replacing a collection only rewrites its metadata, and elements
+//! of any other version are garbage the compaction filter removes ([`ElementFilter`]).
+//! Versions come from a persisted counter and are never reused.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -19,6 +25,7 @@ use crate::cluster::Slot;
 
 pub const TAG_META: u8 = b'M';
 pub const TAG_EXPIRE: u8 = b'E';
+pub const TAG_ELEMENT: u8 = b'S';
 /// First byte of system records; above every physical database number.
 pub const SYSTEM_PREFIX: u8 = 0xff;
 const META_HEADER_BYTES: usize = 1 + 1 + 8 + 8;
@@ -30,65 +37,86 @@ const EMBSTR_BYTES_MAX: usize = 44;
 #[repr(u8)]
 pub enum ValueType {
     String = 0,
+    Hash = 1,
 }
 
 impl ValueType {
     pub fn name(self) -> &'static str {
         match self {
             ValueType::String => "string",
+            ValueType::Hash => "hash",
         }
+    }
+
+    /// By TYPE's name (SCAN's TYPE option).
+    pub fn from_name(name: &[u8]) -> Option<ValueType> {
+        [ValueType::String, ValueType::Hash]
+            .into_iter()
+            .find(|t| t.name().as_bytes().eq_ignore_ascii_case(name))
     }
 
     fn from_u8(b: u8) -> Option<ValueType> {
         match b {
             0 => Some(ValueType::String),
+            1 => Some(ValueType::Hash),
             _ => None,
         }
+    }
+
+    /// Whether values of this type live in element records.
+    pub fn is_collection(self) -> bool {
+        self != ValueType::String
     }
 }
 
 /// How Redis would represent a string value; follows the command that wrote it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
-pub enum StringEncoding {
+pub enum Encoding {
     Int = 0,
     Embstr = 1,
     Raw = 2,
+    Listpack = 3,
+    Hashtable = 4,
 }
 
-impl StringEncoding {
+impl Encoding {
     /// Redis's `tryObjectEncoding`: integers of up to 20 bytes are `int`, short strings
     /// `embstr`, the rest `raw` (SET, MSET, GETSET, RESTORE…).
-    pub fn for_value(value: &[u8]) -> StringEncoding {
+    pub fn for_value(value: &[u8]) -> Encoding {
         if value.len() <= 20 && crate::protocol::decode::parse_i64(value).is_some() {
-            StringEncoding::Int
+            Encoding::Int
         } else {
-            StringEncoding::by_length(value)
+            Encoding::by_length(value)
         }
     }
 
     /// Redis's `createStringObject`: by length only (INCRBYFLOAT's result).
-    pub fn by_length(value: &[u8]) -> StringEncoding {
+    pub fn by_length(value: &[u8]) -> Encoding {
         if value.len() <= EMBSTR_BYTES_MAX {
-            StringEncoding::Embstr
+            Encoding::Embstr
         } else {
-            StringEncoding::Raw
+            Encoding::Raw
         }
     }
 
     pub fn name(self) -> &'static str {
         match self {
-            StringEncoding::Int => "int",
-            StringEncoding::Embstr => "embstr",
-            StringEncoding::Raw => "raw",
+            Encoding::Int => "int",
+            Encoding::Embstr => "embstr",
+            Encoding::Raw => "raw",
+            Encoding::Listpack => "listpack",
+            Encoding::Hashtable => "hashtable",
         }
     }
 
-    fn from_u8(b: u8) -> Option<StringEncoding> {
+    fn from_u8(b: u8) -> Option<Encoding> {
         match b {
-            0 => Some(StringEncoding::Int),
-            1 => Some(StringEncoding::Embstr),
-            2 => Some(StringEncoding::Raw),
+            0 => Some(Encoding::Int),
+            1 => Some(Encoding::Embstr),
+            2 => Some(Encoding::Raw),
+            3 => Some(Encoding::Listpack),
+            4 => Some(Encoding::Hashtable),
             _ => None,
         }
     }
@@ -98,7 +126,7 @@ impl StringEncoding {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Meta {
     pub value_type: ValueType,
-    pub encoding: StringEncoding,
+    pub encoding: Encoding,
     /// Log index of the last change to this key.
     pub revision: u64,
     /// Absolute expiry in Unix milliseconds; 0 means no expiry.
@@ -110,7 +138,7 @@ pub struct Meta {
 impl Meta {
     /// A string stored as SET stores it (encoding by `tryObjectEncoding`).
     pub fn string(value: Bytes, revision: u64, expire_at_ms: u64) -> Meta {
-        let encoding = StringEncoding::for_value(&value);
+        let encoding = Encoding::for_value(&value);
         Meta {
             value_type: ValueType::String,
             encoding,
@@ -120,8 +148,41 @@ impl Meta {
         }
     }
 
+    /// An empty collection's record, created at `revision` with elements under `version`.
+    pub fn collection(
+        value_type: ValueType,
+        encoding: Encoding,
+        version: u64,
+        revision: u64,
+    ) -> Meta {
+        Meta {
+            value_type,
+            encoding,
+            revision,
+            expire_at_ms: 0,
+            value: Collection { version, count: 0 }.encode(),
+        }
+    }
+
+    /// The version and element count of a collection (`None` for strings or a bad record).
+    pub fn collection_header(&self) -> Option<Collection> {
+        if !self.value_type.is_collection() {
+            return None;
+        }
+        Collection::decode(&self.value)
+    }
+
+    /// The same record with another element count.
+    pub fn with_count(self, count: u64) -> Meta {
+        let version = self.collection_header().map_or(0, |c| c.version);
+        Meta {
+            value: Collection { version, count }.encode(),
+            ..self
+        }
+    }
+
     /// The same record with another encoding.
-    pub fn with_encoding(self, encoding: StringEncoding) -> Meta {
+    pub fn with_encoding(self, encoding: Encoding) -> Meta {
         Meta { encoding, ..self }
     }
 
@@ -145,7 +206,7 @@ impl Meta {
             return None;
         }
         let value_type = ValueType::from_u8(raw[0])?;
-        let encoding = StringEncoding::from_u8(raw[1])?;
+        let encoding = Encoding::from_u8(raw[1])?;
         let revision = u64::from_be_bytes(raw[2..10].try_into().ok()?);
         let expire_at_ms = u64::from_be_bytes(raw[10..18].try_into().ok()?);
         let value = raw.slice(META_HEADER_BYTES..);
@@ -155,6 +216,29 @@ impl Meta {
             revision,
             expire_at_ms,
             value,
+        })
+    }
+}
+
+/// A collection's element version and count, from its metadata payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Collection {
+    pub version: u64,
+    pub count: u64,
+}
+
+impl Collection {
+    pub fn encode(&self) -> Bytes {
+        let mut out = BytesMut::with_capacity(16);
+        out.put_u64(self.version);
+        out.put_u64(self.count);
+        out.freeze()
+    }
+
+    fn decode(raw: &[u8]) -> Option<Collection> {
+        Some(Collection {
+            version: u64::from_be_bytes(raw.get(..8)?.try_into().ok()?),
+            count: u64::from_be_bytes(raw.get(8..16)?.try_into().ok()?),
         })
     }
 }
@@ -216,6 +300,75 @@ pub fn db_range(db: u8) -> (Bytes, Bytes) {
     )
 }
 
+/// Where the elements of one version of a collection start: every element key begins so.
+pub fn element_prefix(db: u8, slot: Slot, key: &[u8], version: u64) -> Bytes {
+    let mut out = prefix(db, TAG_ELEMENT, slot, 4 + key.len() + 8);
+    out.put_u32(key.len() as u32);
+    out.put_slice(key);
+    out.put_u64(version);
+    out.freeze()
+}
+
+pub fn element_key(db: u8, slot: Slot, key: &[u8], version: u64, sub: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(4 + 4 + key.len() + 8 + sub.len());
+    out.put_slice(&element_prefix(db, slot, key, version));
+    out.put_slice(sub);
+    out.freeze()
+}
+
+/// The metadata key and version an element key belongs to.
+pub fn element_owner(raw: &[u8]) -> Option<(Bytes, u64)> {
+    if raw.len() < 8 || raw[1] != TAG_ELEMENT {
+        return None;
+    }
+    let key_len = u32::from_be_bytes(raw[4..8].try_into().ok()?) as usize;
+    let key = raw.get(8..8 + key_len)?;
+    let version = u64::from_be_bytes(raw.get(8 + key_len..16 + key_len)?.try_into().ok()?);
+    Some((meta_key(raw[0], slot_of_key(raw), key), version))
+}
+
+/// The compaction filter of the keyspace: removes elements whose collection is gone or has
+/// another version (deleted, replaced, or expired and deleted). Everything else is kept.
+#[derive(Debug, Default)]
+pub struct ElementFilter {
+    /// The last collection looked up and its live version in this compaction (compactions
+    /// walk the elements of one collection in a row).
+    last: parking_lot::Mutex<Option<(Bytes, Option<u64>)>>,
+}
+
+impl crate::storage::lsm::CompactionFilter for ElementFilter {
+    fn begin(&self) {
+        *self.last.lock() = None;
+    }
+
+    fn remove(
+        &self,
+        key: &[u8],
+        _value: &[u8],
+        lookup: &crate::storage::lsm::FilterLookup,
+    ) -> bool {
+        let Some((mk, version)) = element_owner(key) else {
+            return false;
+        };
+        let mut last = self.last.lock();
+        let live = match &*last {
+            Some((cached, live)) if *cached == mk => *live,
+            _ => {
+                let Ok(found) = lookup(&mk) else {
+                    return false;
+                };
+                let live = found
+                    .and_then(|raw| Meta::decode(&raw))
+                    .and_then(|m| m.collection_header())
+                    .map(|c| c.version);
+                *last = Some((mk, live));
+                live
+            }
+        };
+        live != Some(version)
+    }
+}
+
 pub fn system_key(name: &str) -> Bytes {
     let mut out = BytesMut::with_capacity(1 + name.len());
     out.put_u8(SYSTEM_PREFIX);
@@ -240,5 +393,18 @@ mod tests {
             user_key_of_meta(&meta_key(3, Slot(9), b"k")),
             Bytes::from("k")
         );
+        let hash = Meta::collection(ValueType::Hash, Encoding::Listpack, 77, 5).with_count(3);
+        assert_eq!(Meta::decode(&hash.encode()), Some(hash.clone()));
+        assert_eq!(
+            hash.collection_header(),
+            Some(Collection {
+                version: 77,
+                count: 3
+            })
+        );
+        let ek = element_key(2, Slot(9), b"k", 77, b"field");
+        assert!(ek.starts_with(&element_prefix(2, Slot(9), b"k", 77)));
+        assert_eq!(element_owner(&ek), Some((meta_key(2, Slot(9), b"k"), 77)));
+        assert_eq!(element_owner(&meta_key(2, Slot(9), b"k")), None);
     }
 }

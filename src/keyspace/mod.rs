@@ -8,10 +8,11 @@
 //! Invariants: every metadata record with `expire_at_ms != 0` has exactly one expiry-index
 //! record, and the in-memory key and volatile counters equal what the engine holds.
 
+mod elements;
 pub mod encoding;
 mod txn;
 
-pub use encoding::{Meta, StringEncoding, ValueType};
+pub use encoding::{Collection, ElementFilter, Encoding, Meta, ValueType};
 pub use txn::Txn;
 
 use std::ops::Bound;
@@ -57,6 +58,7 @@ pub struct Keyspace {
     counters: Vec<DbCounters>,
     /// Volatile keys per (physical db, slot), so the expiry cycle skips empty slots.
     volatile_by_slot: Vec<AtomicI64>,
+    versions: parking_lot::Mutex<elements::VersionLease>,
 }
 
 const DB_MAP_RECORD: &str = "dbmap";
@@ -77,7 +79,12 @@ impl Keyspace {
                 db_map[..n].copy_from_slice(&raw);
             }
         }
+        let ceiling = engine
+            .get(&encoding::system_key(elements::VERSION_RECORD))?
+            .and_then(|raw| raw[..].try_into().ok().map(u64::from_be_bytes))
+            .unwrap_or(0);
         let ks = Keyspace {
+            versions: parking_lot::Mutex::new(elements::VersionLease::resume(ceiling)),
             engine,
             databases,
             db_map: RwLock::new(db_map),

@@ -23,6 +23,8 @@ pub struct Txn<'a> {
     db_map_changed: bool,
     /// Metadata key → the record after this transaction (None = absent).
     overlay: Overlay,
+    /// Element key → the element after this transaction (None = deleted), for those written.
+    elements: AHashMap<Bytes, Option<Bytes>>,
     /// Physical databases emptied by this transaction, in order.
     flushed: Vec<u8>,
     batch: WriteBatch,
@@ -88,6 +90,7 @@ impl<'a> Txn<'a> {
             db_map: *ks.db_map.read(),
             db_map_changed: false,
             overlay: Overlay::Small(Vec::new()),
+            elements: AHashMap::new(),
             flushed: Vec::new(),
             batch: WriteBatch::new(),
             expired_removed: 0,
@@ -220,12 +223,117 @@ impl<'a> Txn<'a> {
         self.overlay.insert(mk, None);
     }
 
+    /// A fresh version for a new collection's elements.
+    pub fn new_version(&mut self) -> Result<u64> {
+        self.ks.allocate_version()
+    }
+
+    fn element_key(&self, db: u8, key: &[u8], version: u64, sub: &[u8]) -> Bytes {
+        encoding::element_key(self.pdb(db), key_slot(key), key, version, sub)
+    }
+
+    /// One element of a collection, as this transaction left it.
+    pub fn get_element(
+        &mut self,
+        db: u8,
+        key: &[u8],
+        version: u64,
+        sub: &[u8],
+    ) -> Result<Option<Bytes>> {
+        let ek = self.element_key(db, key, version, sub);
+        if let Some(v) = self.elements.get(&ek) {
+            return Ok(v.clone());
+        }
+        if self.flushed.contains(&ek[0]) {
+            return Ok(None);
+        }
+        Ok(self.ks.engine.get(&ek)?)
+    }
+
+    pub fn put_element(&mut self, db: u8, key: &[u8], version: u64, sub: &[u8], value: Bytes) {
+        let ek = self.element_key(db, key, version, sub);
+        self.batch.put(ek.clone(), value.clone());
+        self.elements.insert(ek, Some(value));
+    }
+
+    pub fn delete_element(&mut self, db: u8, key: &[u8], version: u64, sub: &[u8]) {
+        let ek = self.element_key(db, key, version, sub);
+        self.batch.delete(ek.clone());
+        self.elements.insert(ek, None);
+    }
+
+    /// Every element of a collection as this transaction leaves it, in sub-key order.
+    pub fn all_elements(
+        &mut self,
+        db: u8,
+        key: &[u8],
+        version: u64,
+    ) -> Result<Vec<(Bytes, Bytes)>> {
+        let pdb = self.pdb(db);
+        let prefix = encoding::element_prefix(pdb, key_slot(key), key, version);
+        let mut merged: std::collections::BTreeMap<Bytes, Bytes> = if self.flushed.contains(&pdb) {
+            Default::default()
+        } else {
+            self.ks
+                .engine
+                .scan(
+                    &crate::storage::KeyRange::prefix(&prefix),
+                    false,
+                    usize::MAX,
+                )?
+                .into_iter()
+                .collect()
+        };
+        for (ek, v) in &self.elements {
+            if ek.starts_with(&prefix) {
+                match v {
+                    Some(v) => merged.insert(ek.clone(), v.clone()),
+                    None => merged.remove(ek),
+                };
+            }
+        }
+        Ok(merged
+            .into_iter()
+            .map(|(k, v)| (k.slice(prefix.len()..), v))
+            .collect())
+    }
+
+    /// `meta` (of `src_key` in `src_db`) made ready to be stored as `dst_key` in `dst_db`:
+    /// a collection's elements are copied under a fresh version (strings carry their value
+    /// inline and need nothing).
+    pub fn relocate(
+        &mut self,
+        src_db: u8,
+        src_key: &[u8],
+        meta: Meta,
+        dst_db: u8,
+        dst_key: &[u8],
+    ) -> Result<Meta> {
+        let Some(header) = meta.collection_header() else {
+            return Ok(meta);
+        };
+        let elements = self.all_elements(src_db, src_key, header.version)?;
+        let version = self.new_version()?;
+        for (sub, value) in elements {
+            self.put_element(dst_db, dst_key, version, &sub, value);
+        }
+        Ok(Meta {
+            value: encoding::Collection {
+                version,
+                count: header.count,
+            }
+            .encode(),
+            ..meta
+        })
+    }
+
     /// Empties logical database `db`.
     pub fn flush_db(&mut self, db: u8) -> Result<()> {
         let pdb = self.pdb(db);
         let (start, end) = encoding::db_range(pdb);
         self.batch.delete_range(start, end);
         self.overlay.forget_db(pdb);
+        self.elements.retain(|k, _| k[0] != pdb);
         self.volatile_delta.retain(|(p, _, _)| *p != pdb);
         self.key_delta.retain(|(p, _)| *p != pdb);
         self.flushed.push(pdb);

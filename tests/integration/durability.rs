@@ -266,3 +266,52 @@ fn compression_settings_apply_and_mix() {
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// DEL of a hash only removes its metadata record; compaction then drops the fields of the
+/// old version (the keyspace's compaction filter), and a new hash under the same name never
+/// sees them.
+#[test]
+fn compaction_drops_the_fields_of_deleted_hashes() {
+    let dir = test_dir("hashfilter");
+    let server = start_basalt_in(&dir, &["--memtable-size", "64kb"]);
+    let mut c = server.client();
+    let fill = |c: &mut Client, tag: &str| {
+        for chunk in 0..30 {
+            let mut cmd = vec!["HSET".to_string(), "h".to_string()];
+            for i in 0..100 {
+                cmd.push(format!("field-{chunk}-{i}"));
+                cmd.push(format!("{tag}-{}", "x".repeat(40)));
+            }
+            let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
+            assert_eq!(show(&c.call(&cmd)), ":100\r\n");
+        }
+    };
+    fill(&mut c, "old");
+    assert_eq!(show(&c.call(&["SAVE"])), "+OK\r\n");
+    assert_eq!(show(&c.call(&["DEL", "h"])), ":1\r\n");
+    assert_eq!(show(&c.call(&["HLEN", "h"])), ":0\r\n");
+    assert_eq!(show(&c.call(&["HSET", "h", "extra", "new"])), ":1\r\n");
+    assert_eq!(show(&c.call(&["HLEN", "h"])), ":1\r\n");
+    assert_eq!(show(&c.call(&["HGET", "h", "field-0-1"])), "$-1\r\n");
+    fill(&mut c, "new");
+    assert_eq!(show(&c.call(&["SAVE"])), "+OK\r\n");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let info = show(&c.call(&["INFO", "storage"]));
+        let removed: u64 = info
+            .lines()
+            .find_map(|l| l.strip_prefix("compaction_filter_removed:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        if removed >= 1000 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{info}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(show(&c.call(&["HLEN", "h"])), ":3001\r\n");
+    let value = show(&c.call(&["HGET", "h", "field-7-7"]));
+    assert!(value.contains("new-"), "{value}");
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}

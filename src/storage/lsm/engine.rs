@@ -60,11 +60,18 @@ pub struct LsmOptions {
 
 /// Decides during compaction whether a stored value is dead to its owner (an element of a
 /// deleted collection, say) and may be removed. It is asked only about the newest version
-/// of a key that every snapshot sees, so it must answer `true` only for values the owner
-/// already treats as absent: snapshots read through the owner, which ignores them anyway.
+/// of a key that every snapshot sees, and may read other keys with `lookup`, which reads at
+/// the oldest live snapshot: a value dead there is dead to every reader. It must answer
+/// `true` only for values its owner already treats as absent, and keep a value when a
+/// lookup fails.
 pub trait CompactionFilter: Send + Sync + std::fmt::Debug {
-    fn remove(&self, key: &[u8], value: &[u8]) -> bool;
+    /// Called before each compaction: what a filter remembered from lookups is stale now.
+    fn begin(&self) {}
+    fn remove(&self, key: &[u8], value: &[u8], lookup: &FilterLookup) -> bool;
 }
+
+/// Reads a key for a [`CompactionFilter`] (at the oldest live snapshot).
+pub type FilterLookup<'a> = dyn Fn(&[u8]) -> Result<Option<Bytes>> + 'a;
 
 impl Default for LsmOptions {
     fn default() -> Self {

@@ -22,6 +22,6 @@ pub mod version;
 pub mod wal;
 mod worker;
 
-pub use engine::{CompactionFilter, LsmEngine, LsmOptions, LsmStats};
+pub use engine::{CompactionFilter, FilterLookup, LsmEngine, LsmOptions, LsmStats};
 #[cfg(test)]
 mod tests;

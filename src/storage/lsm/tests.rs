@@ -353,7 +353,12 @@ fn a_small_window_of_a_large_range_reads_few_blocks_either_way() {
 struct DeadValues;
 
 impl crate::storage::lsm::CompactionFilter for DeadValues {
-    fn remove(&self, _key: &[u8], value: &[u8]) -> bool {
+    fn remove(
+        &self,
+        _key: &[u8],
+        value: &[u8],
+        _lookup: &crate::storage::lsm::FilterLookup,
+    ) -> bool {
         value.starts_with(b"dead")
     }
 }

@@ -312,6 +312,11 @@ fn compact(shared: &Shared, task: Task) -> Result<()> {
     let mut current: Option<Vec<u8>> = None;
     let mut kept_at_or_below_snapshot = false;
     let filter = shared.opts.compaction_filter.as_deref();
+    if let Some(f) = filter {
+        f.begin();
+    }
+    let read_state = shared.state.read().clone();
+    let lookup = |key: &[u8]| shared.point_get(&read_state, key, oldest_snapshot);
     let mut filtered = 0u64;
     for entry in Merge::new(sources) {
         let (raw, value) = entry?;
@@ -342,7 +347,7 @@ fn compact(shared: &Shared, task: Task) -> Result<()> {
             false
         } else {
             kept_at_or_below_snapshot = true;
-            if kind == Kind::Put && filter.is_some_and(|f| f.remove(user_key, &value)) {
+            if kind == Kind::Put && filter.is_some_and(|f| f.remove(user_key, &value, &lookup)) {
                 // Older versions below must stay hidden: a delete replaces the value unless
                 // nothing older can lie deeper.
                 filtered += 1;
