@@ -32,7 +32,8 @@ pub static COMMANDS: &[(&str, Handler, Option<ApplyFn>)] = &[
     ("decr", incr, Some(apply_incr)),
     ("incrby", incr, Some(apply_incr)),
     ("decrby", incr, Some(apply_incr)),
-    ("incrbyfloat", incrbyfloat, Some(apply_incrbyfloat)),
+    // Redis checks the key's type before the increment: apply does both, in that order.
+    ("incrbyfloat", propose_as_sent, Some(apply_incrbyfloat)),
     ("getrange", getrange, None),
     ("substr", getrange, None),
     ("setrange", setrange, Some(apply_setrange)),
@@ -460,11 +461,6 @@ fn apply_incr(txn: &mut Txn, db: u8, args: &[Bytes]) -> Result<Reply, CmdError> 
         old.as_ref(),
     )?;
     Ok(Reply::Integer(next))
-}
-
-fn incrbyfloat(_: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    args::float(&args[2])?;
-    Ok(Outcome::Propose(args.to_vec()))
 }
 
 fn apply_incrbyfloat(txn: &mut Txn, db: u8, args: &[Bytes]) -> Result<Reply, CmdError> {
