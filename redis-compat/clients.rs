@@ -199,6 +199,42 @@ fn dump_restore_moves_hashes_both_ways() {
     }
 }
 
+/// Lists move both ways: Redis 7.0 dumps quicklists of listpack nodes, Basalt plain RDB
+/// lists.
+#[test]
+fn dump_restore_moves_lists_both_ways() {
+    use crate::support::start_redis;
+    let redis = start_redis();
+    let basalt = start_basalt(&[]);
+    let (mut r, mut b) = (redis.client(), basalt.client());
+    let long = "w".repeat(9000);
+    for (i, size) in [1usize, 7, 600].iter().enumerate() {
+        let key = format!("l{i}");
+        for n in 0..*size {
+            let item = match n % 3 {
+                0 => n.to_string(),
+                1 => format!("item{n}"),
+                _ if n % 300 == 2 => long.clone(),
+                _ => format!("-{}", n * 1000),
+            };
+            r.call(&["RPUSH", &key, &item]);
+        }
+        let payload = strip_bulk(&r.call(&["DUMP", &key]));
+        b.call_bytes(&[b"RESTORE", key.as_bytes(), b"0", &payload]);
+        assert_eq!(
+            b.call(&["LRANGE", &key, "0", "-1"]),
+            r.call(&["LRANGE", &key, "0", "-1"])
+        );
+        let payload = strip_bulk(&b.call(&["DUMP", &key]));
+        let copy = format!("{key}-back");
+        r.call_bytes(&[b"RESTORE", copy.as_bytes(), b"0", &payload]);
+        assert_eq!(
+            r.call(&["LRANGE", &copy, "0", "-1"]),
+            r.call(&["LRANGE", &key, "0", "-1"])
+        );
+    }
+}
+
 /// The payload of a bulk-string reply.
 fn strip_bulk(reply: &[u8]) -> Vec<u8> {
     let header_end = reply.iter().position(|&c| c == b'\n').unwrap() + 1;

@@ -1,4 +1,4 @@
-//! A seeded generator of string, hash and key commands over a small key set (so types
+//! A seeded generator of string, hash, list and key commands over a small key set (so types
 //! collide: WRONGTYPE paths, RENAME/COPY/MOVE of hashes), sent to both servers.
 //!
 //! Times are absolute and far in the future (or in the past, to delete), so replies do not
@@ -77,7 +77,8 @@ fn command(rng: &mut Rng) -> Vec<String> {
     let mut cmd: Vec<String>;
     let s = |x: &str| x.to_string();
     let f = |rng: &mut Rng| rng.pick(FIELDS).to_string();
-    match rng.below(52) {
+    let side = |rng: &mut Rng| rng.pick(&["LEFT", "RIGHT"]).to_string();
+    match rng.below(64) {
         0..=3 => cmd = vec![s("GET"), k(rng)],
         4..=6 => {
             cmd = vec![s("SET"), k(rng), v(rng)];
@@ -205,6 +206,80 @@ fn command(rng: &mut Rng) -> Vec<String> {
         49 => cmd = vec![s(rng.pick(&["HGETALL", "HKEYS", "HVALS", "HLEN"])), k(rng)],
         50 => cmd = vec![s("HMSET"), k(rng), f(rng), v(rng), f(rng), v(rng)],
         51 => cmd = vec![s("HSCAN"), k(rng), s("0")],
+        52 | 53 => {
+            cmd = vec![
+                s(rng.pick(&["LPUSH", "RPUSH", "LPUSHX", "RPUSHX"])),
+                k(rng),
+                v(rng),
+            ];
+            if rng.chance(40) {
+                cmd.push(v(rng));
+            }
+        }
+        54 => {
+            cmd = vec![s(rng.pick(&["LPOP", "RPOP"])), k(rng)];
+            if rng.chance(40) {
+                cmd.push(s(rng.pick(&["0", "1", "3", "-1"])));
+            }
+        }
+        55 => {
+            cmd = vec![
+                s("LRANGE"),
+                k(rng),
+                s(rng.pick(OFFSETS)),
+                s(rng.pick(OFFSETS)),
+            ]
+        }
+        56 => {
+            cmd = vec![
+                s(rng.pick(&["LLEN", "LINDEX"])),
+                k(rng),
+                s(rng.pick(OFFSETS)),
+            ]
+        }
+        57 => cmd = vec![s("LSET"), k(rng), s(rng.pick(OFFSETS)), v(rng)],
+        58 => {
+            let place = s(rng.pick(&["BEFORE", "AFTER"]));
+            cmd = vec![s("LINSERT"), k(rng), place, v(rng), v(rng)]
+        }
+        59 => {
+            cmd = vec![
+                s("LREM"),
+                k(rng),
+                s(rng.pick(&["0", "1", "-1", "2"])),
+                v(rng),
+            ]
+        }
+        60 => {
+            cmd = vec![
+                s("LTRIM"),
+                k(rng),
+                s(rng.pick(OFFSETS)),
+                s(rng.pick(OFFSETS)),
+            ]
+        }
+        61 => {
+            cmd = vec![s("LPOS"), k(rng), v(rng)];
+            if rng.chance(50) {
+                cmd.extend([s("RANK"), s(rng.pick(&["1", "2", "-1"]))]);
+            }
+            if rng.chance(50) {
+                cmd.extend([s("COUNT"), s(rng.pick(&["0", "2"]))]);
+            }
+        }
+        62 => {
+            cmd = if rng.chance(30) {
+                vec![s("RPOPLPUSH"), k(rng), k(rng)]
+            } else {
+                vec![s("LMOVE"), k(rng), k(rng), side(rng), side(rng)]
+            }
+        }
+        63 => {
+            cmd = vec![s("LMPOP"), s("2"), k(rng), k(rng), side(rng)];
+            if rng.chance(50) {
+                cmd.extend([s("COUNT"), s(rng.pick(&["1", "3"]))]);
+            }
+        }
         _ => cmd = vec![s("GET"), k(rng)],
     }
     cmd

@@ -134,4 +134,5 @@ scripts! {
     errors => "errors.txt",
     resp3 => "resp3.txt",
     hashes => "hashes.txt",
+    lists => "lists.txt",
 }

@@ -26,6 +26,10 @@ COMMANDS = {
     "hexists": None, "hlen": None, "hstrlen": None, "hkeys": None, "hvals": None,
     "hgetall": None, "hincrby": None, "hincrbyfloat": None, "hrandfield": None,
     "hscan": None,
+    # lists
+    "lpush": None, "rpush": None, "lpushx": None, "rpushx": None, "lpop": None, "rpop": None,
+    "llen": None, "lrange": None, "lindex": None, "lset": None, "linsert": None, "lrem": None,
+    "ltrim": None, "lpos": None, "lmove": None, "rpoplpush": None, "lmpop": None,
     # keys
     "del": None, "unlink": None, "exists": None, "type": None, "rename": None,
     "renamenx": None, "keys": None, "scan": None, "randomkey": None, "dbsize": None,

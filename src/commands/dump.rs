@@ -14,7 +14,12 @@ pub const RDB_VERSION: u16 = 10;
 /// Newest payload version RESTORE accepts (Redis 7.2 writes 11; its string format is the same).
 const RDB_VERSION_READ_MAX: u16 = 11;
 const RDB_TYPE_STRING: u8 = 0;
+const RDB_TYPE_LIST: u8 = 1;
 const RDB_TYPE_HASH: u8 = 4;
+const RDB_TYPE_LIST_QUICKLIST_2: u8 = 18;
+/// Quicklist node containers.
+const QUICKLIST_NODE_PLAIN: usize = 1;
+const QUICKLIST_NODE_PACKED: usize = 2;
 const RDB_TYPE_HASH_LISTPACK: u8 = 16;
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -31,6 +36,7 @@ pub enum DumpValue {
     String(Bytes),
     /// Field-value pairs.
     Hash(Vec<(Bytes, Bytes)>),
+    List(Vec<Bytes>),
 }
 
 pub fn dump_string(value: &[u8]) -> Bytes {
@@ -48,6 +54,17 @@ pub fn dump_hash(pairs: &[(Bytes, Bytes)]) -> Bytes {
     for (field, value) in pairs {
         write_rdb_string(&mut out, field);
         write_rdb_string(&mut out, value);
+    }
+    finish(out)
+}
+
+/// A list as `RDB_TYPE_LIST`: a length, then the elements.
+pub fn dump_list(items: &[Bytes]) -> Bytes {
+    let mut out = BytesMut::new();
+    out.put_u8(RDB_TYPE_LIST);
+    write_length(&mut out, items.len() as u64);
+    for item in items {
+        write_rdb_string(&mut out, item);
     }
     finish(out)
 }
@@ -141,12 +158,42 @@ pub fn restore(payload: &[u8]) -> Result<DumpValue, PayloadError> {
                 .collect();
             DumpValue::Hash(unique_fields(pairs)?)
         }
+        RDB_TYPE_LIST => {
+            let n = reader.plain_length()?;
+            let mut items = Vec::with_capacity(n.min(1 << 16));
+            for _ in 0..n {
+                items.push(reader.rdb_string()?);
+            }
+            non_empty(items)?
+        }
+        RDB_TYPE_LIST_QUICKLIST_2 => {
+            let nodes = reader.plain_length()?;
+            let mut items = Vec::new();
+            for _ in 0..nodes {
+                let container = reader.plain_length()?;
+                let data = reader.rdb_string()?;
+                match container {
+                    QUICKLIST_NODE_PLAIN => items.push(data),
+                    QUICKLIST_NODE_PACKED => items
+                        .extend(super::listpack::entries(&data).ok_or(PayloadError::BadFormat)?),
+                    _ => return Err(PayloadError::BadFormat),
+                }
+            }
+            non_empty(items)?
+        }
         _ => return Err(PayloadError::BadFormat),
     };
     if reader.pos != body.len() {
         return Err(PayloadError::BadFormat);
     }
     Ok(value)
+}
+
+fn non_empty(items: Vec<Bytes>) -> Result<DumpValue, PayloadError> {
+    if items.is_empty() {
+        return Err(PayloadError::BadFormat);
+    }
+    Ok(DumpValue::List(items))
 }
 
 /// Redis rejects a payload that repeats a hash field (and empty hashes).

@@ -456,6 +456,7 @@ fn dump_key(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     reply(Reply::Bulk(match meta.value_type {
         ValueType::String => dump::dump_string(&meta.value),
         ValueType::Hash => dump::dump_hash(&super::hashes::dump_pairs(ctx, &args[1], &meta)?),
+        ValueType::List => dump::dump_list(&super::lists::dump_items(ctx, &args[1], &meta)?),
     }))
 }
 
@@ -547,6 +548,7 @@ fn apply_restore(txn: &mut Txn, db: u8, args: &[Bytes]) -> Result<Reply, CmdErro
             txn.put(db, &args[1], Meta::string(value, revision, at))?;
         }
         DumpValue::Hash(pairs) => super::hashes::store_hash(txn, db, &args[1], &pairs, at)?,
+        DumpValue::List(items) => super::lists::store_list(txn, db, &args[1], items, at)?,
     }
     Ok(Reply::OK)
 }

@@ -22,6 +22,7 @@ mod introspection;
 mod keys;
 mod lcs;
 mod listpack;
+mod lists;
 pub mod meta;
 mod node;
 mod object;

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use super::meta::META;
 use super::spec::CommandMeta;
 use super::stats::CommandStats;
-use super::{connection, hashes, keys, server, strings, ApplyFn, Handler};
+use super::{connection, hashes, keys, lists, server, strings, ApplyFn, Handler};
 
 pub struct Command {
     pub meta: &'static CommandMeta,
@@ -61,6 +61,7 @@ fn bindings() -> Vec<Binding> {
     let mut all = Vec::new();
     all.extend(strings::COMMANDS.iter().copied());
     all.extend(hashes::COMMANDS.iter().copied());
+    all.extend(lists::COMMANDS.iter().copied());
     all.extend(keys::COMMANDS.iter().copied());
     all.extend(connection::COMMANDS.iter().copied());
     all.extend(server::COMMANDS.iter().copied());

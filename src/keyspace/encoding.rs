@@ -14,7 +14,9 @@
 //! Metadata value: `type:u8 | encoding:u8 | revision:u64 | expire_at_ms:u64 (0 = none) |
 //! payload`, where a string's payload is its value, stored inline so GET is one lookup, and
 //! `encoding` is the representation Redis would report for it (OBJECT ENCODING). A
-//! collection's payload is `version:u64 | count:u64`: elements are stored under the
+//! collection's payload is `version:u64 | count:u64 | head:u64` (head: a list's first
+//! index; lists store elements under `index:u64`, starting mid-range so both ends can
+//! grow): elements are stored under the
 //! version, so deleting or replacing a collection only rewrites its metadata, and elements
 //! of any other version are garbage the compaction filter removes ([`ElementFilter`]).
 //! Versions come from a persisted counter and are never reused.
@@ -38,6 +40,7 @@ const EMBSTR_BYTES_MAX: usize = 44;
 pub enum ValueType {
     String = 0,
     Hash = 1,
+    List = 2,
 }
 
 impl ValueType {
@@ -45,12 +48,13 @@ impl ValueType {
         match self {
             ValueType::String => "string",
             ValueType::Hash => "hash",
+            ValueType::List => "list",
         }
     }
 
     /// By TYPE's name (SCAN's TYPE option).
     pub fn from_name(name: &[u8]) -> Option<ValueType> {
-        [ValueType::String, ValueType::Hash]
+        [ValueType::String, ValueType::Hash, ValueType::List]
             .into_iter()
             .find(|t| t.name().as_bytes().eq_ignore_ascii_case(name))
     }
@@ -59,6 +63,7 @@ impl ValueType {
         match b {
             0 => Some(ValueType::String),
             1 => Some(ValueType::Hash),
+            2 => Some(ValueType::List),
             _ => None,
         }
     }
@@ -78,6 +83,7 @@ pub enum Encoding {
     Raw = 2,
     Listpack = 3,
     Hashtable = 4,
+    Quicklist = 5,
 }
 
 impl Encoding {
@@ -107,6 +113,7 @@ impl Encoding {
             Encoding::Raw => "raw",
             Encoding::Listpack => "listpack",
             Encoding::Hashtable => "hashtable",
+            Encoding::Quicklist => "quicklist",
         }
     }
 
@@ -117,6 +124,7 @@ impl Encoding {
             2 => Some(Encoding::Raw),
             3 => Some(Encoding::Listpack),
             4 => Some(Encoding::Hashtable),
+            5 => Some(Encoding::Quicklist),
             _ => None,
         }
     }
@@ -160,7 +168,12 @@ impl Meta {
             encoding,
             revision,
             expire_at_ms: 0,
-            value: Collection { version, count: 0 }.encode(),
+            value: Collection {
+                version,
+                count: 0,
+                head: LIST_START,
+            }
+            .encode(),
         }
     }
 
@@ -174,9 +187,17 @@ impl Meta {
 
     /// The same record with another element count.
     pub fn with_count(self, count: u64) -> Meta {
-        let version = self.collection_header().map_or(0, |c| c.version);
+        let header = self.collection_header();
+        self.with_header(Collection {
+            count,
+            ..header.unwrap_or_default()
+        })
+    }
+
+    /// The same record with another collection header.
+    pub fn with_header(self, header: Collection) -> Meta {
         Meta {
-            value: Collection { version, count }.encode(),
+            value: header.encode(),
             ..self
         }
     }
@@ -221,17 +242,23 @@ impl Meta {
 }
 
 /// A collection's element version and count, from its metadata payload.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Collection {
     pub version: u64,
     pub count: u64,
+    /// A list's first index (unused by other types).
+    pub head: u64,
 }
+
+/// The index of a new list's first element: the middle of the range.
+pub const LIST_START: u64 = 1 << 63;
 
 impl Collection {
     pub fn encode(&self) -> Bytes {
-        let mut out = BytesMut::with_capacity(16);
+        let mut out = BytesMut::with_capacity(24);
         out.put_u64(self.version);
         out.put_u64(self.count);
+        out.put_u64(self.head);
         out.freeze()
     }
 
@@ -239,6 +266,7 @@ impl Collection {
         Some(Collection {
             version: u64::from_be_bytes(raw.get(..8)?.try_into().ok()?),
             count: u64::from_be_bytes(raw.get(8..16)?.try_into().ok()?),
+            head: u64::from_be_bytes(raw.get(16..24)?.try_into().ok()?),
         })
     }
 }
@@ -399,7 +427,8 @@ mod tests {
             hash.collection_header(),
             Some(Collection {
                 version: 77,
-                count: 3
+                count: 3,
+                head: LIST_START,
             })
         );
         let ek = element_key(2, Slot(9), b"k", 77, b"field");

@@ -317,14 +317,7 @@ impl<'a> Txn<'a> {
         for (sub, value) in elements {
             self.put_element(dst_db, dst_key, version, &sub, value);
         }
-        Ok(Meta {
-            value: encoding::Collection {
-                version,
-                count: header.count,
-            }
-            .encode(),
-            ..meta
-        })
+        Ok(meta.with_header(encoding::Collection { version, ..header }))
     }
 
     /// Empties logical database `db`.
