@@ -56,13 +56,31 @@ fn redis_benchmark_completes_without_errors() {
             "-c",
             "20",
         ])
-        .args(["-t", "ping_inline,ping_mbulk,set,get,incr,mset"])
+        .args([
+            "-t",
+            "ping_inline,ping_mbulk,set,get,incr,mset,lpush,rpush,lpop,rpop,hset,lrange_100,lrange_600",
+        ])
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout).replace('\r', "\n");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{text}\n{stderr}");
-    for test in ["PING_INLINE", "PING_MBULK", "SET", "GET", "INCR", "MSET"] {
+    let tests = [
+        "PING_INLINE",
+        "PING_MBULK",
+        "SET",
+        "GET",
+        "INCR",
+        "MSET",
+        "LPUSH",
+        "RPUSH",
+        "LPOP",
+        "RPOP",
+        "HSET",
+        "LRANGE_100",
+        "LRANGE_600",
+    ];
+    for test in tests {
         assert!(
             text.lines()
                 .any(|l| l.starts_with(test) && l.contains(" requests per second")),
@@ -232,6 +250,80 @@ fn dump_restore_moves_lists_both_ways() {
             r.call(&["LRANGE", &copy, "0", "-1"]),
             r.call(&["LRANGE", &key, "0", "-1"])
         );
+    }
+}
+
+/// Sets move both ways: Redis dumps integer sets as intsets, others as plain RDB sets.
+#[test]
+fn dump_restore_moves_sets_both_ways() {
+    use crate::support::start_redis;
+    let redis = start_redis();
+    let basalt = start_basalt(&[]);
+    let (mut r, mut b) = (redis.client(), basalt.client());
+    let members: [Vec<String>; 3] = [
+        vec!["1".into(), "-40000".into(), "5000000000".into()],
+        (0..20).map(|i| format!("m{i}")).collect(),
+        (0..700).map(|i| i.to_string()).collect(),
+    ];
+    for (i, set) in members.iter().enumerate() {
+        let key = format!("s{i}");
+        let mut cmd = vec!["SADD", key.as_str()];
+        cmd.extend(set.iter().map(String::as_str));
+        r.call(&cmd);
+        let sorted = |c: &mut crate::support::Client, k: &str| {
+            let mut lines: Vec<String> = crate::support::show(&c.call(&["SMEMBERS", k]))
+                .split("\r\n")
+                .map(String::from)
+                .collect();
+            lines.sort();
+            lines
+        };
+        let payload = strip_bulk(&r.call(&["DUMP", &key]));
+        b.call_bytes(&[b"RESTORE", key.as_bytes(), b"0", &payload]);
+        assert_eq!(sorted(&mut b, &key), sorted(&mut r, &key));
+        assert_eq!(
+            b.call(&["OBJECT", "ENCODING", &key]),
+            r.call(&["OBJECT", "ENCODING", &key])
+        );
+        let payload = strip_bulk(&b.call(&["DUMP", &key]));
+        let copy = format!("{key}-back");
+        r.call_bytes(&[b"RESTORE", copy.as_bytes(), b"0", &payload]);
+        assert_eq!(sorted(&mut r, &copy), sorted(&mut r, &key));
+    }
+}
+
+/// HSCAN and SSCAN of large collections page through every element exactly as SCAN does:
+/// each element present for the whole scan is returned.
+#[test]
+fn scans_of_large_collections_visit_every_element() {
+    let basalt = start_basalt(&[]);
+    let mut c = basalt.client();
+    for i in 0..1500 {
+        let (f, m) = (format!("f{i}"), format!("m{i}"));
+        c.call(&["HSET", "h", &f, "v"]);
+        c.call(&["SADD", "s", &m]);
+    }
+    for (cmd, key, step) in [("HSCAN", "h", 2), ("SSCAN", "s", 1)] {
+        let mut seen = std::collections::HashSet::new();
+        let mut cursor = "0".to_string();
+        let mut rounds = 0;
+        loop {
+            let text = crate::support::show(&c.call(&[cmd, key, &cursor, "COUNT", "100"]));
+            let lines: Vec<&str> = text.split("\r\n").collect();
+            cursor = lines[2].to_string();
+            let items: Vec<&str> = lines[5..].iter().step_by(2).copied().collect();
+            for item in items.iter().step_by(step) {
+                if !item.is_empty() {
+                    seen.insert(item.to_string());
+                }
+            }
+            rounds += 1;
+            if cursor == "0" {
+                break;
+            }
+        }
+        assert_eq!(seen.len(), 1500, "{cmd}");
+        assert!(rounds >= 15, "{cmd} paged {rounds} times");
     }
 }
 

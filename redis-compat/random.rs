@@ -1,4 +1,4 @@
-//! A seeded generator of string, hash, list and key commands over a small key set (so types
+//! A seeded generator of string, hash, list, set and key commands over a small key set (so types
 //! collide: WRONGTYPE paths, RENAME/COPY/MOVE of hashes), sent to both servers.
 //!
 //! Times are absolute and far in the future (or in the past, to delete), so replies do not
@@ -69,7 +69,10 @@ const OFFSETS: &[&str] = &["0", "1", "2", "-1", "-3", "5", "100", "-100"];
 const FIELDS: &[&str] = &["f1", "f2", "f3", "n"];
 
 /// Commands whose replies list a hash's fields, in an order neither server promises.
-const UNORDERED: &[&str] = &["KEYS", "HGETALL", "HKEYS", "HVALS", "HSCAN"];
+const UNORDERED: &[&str] = &[
+    "KEYS", "HGETALL", "HKEYS", "HVALS", "HSCAN", "SMEMBERS", "SINTER", "SUNION", "SDIFF", "SSCAN",
+];
+const MEMBERS: &[&str] = &["1", "2", "-3", "m", "n", "10"];
 
 fn command(rng: &mut Rng) -> Vec<String> {
     let k = |rng: &mut Rng| rng.pick(KEYS).to_string();
@@ -78,7 +81,8 @@ fn command(rng: &mut Rng) -> Vec<String> {
     let s = |x: &str| x.to_string();
     let f = |rng: &mut Rng| rng.pick(FIELDS).to_string();
     let side = |rng: &mut Rng| rng.pick(&["LEFT", "RIGHT"]).to_string();
-    match rng.below(64) {
+    let m = |rng: &mut Rng| rng.pick(MEMBERS).to_string();
+    match rng.below(74) {
         0..=3 => cmd = vec![s("GET"), k(rng)],
         4..=6 => {
             cmd = vec![s("SET"), k(rng), v(rng)];
@@ -274,6 +278,23 @@ fn command(rng: &mut Rng) -> Vec<String> {
                 vec![s("LMOVE"), k(rng), k(rng), side(rng), side(rng)]
             }
         }
+        64 | 65 => {
+            cmd = vec![s("SADD"), k(rng), m(rng)];
+            if rng.chance(50) {
+                cmd.push(m(rng));
+            }
+        }
+        66 => cmd = vec![s("SREM"), k(rng), m(rng), m(rng)],
+        67 => cmd = vec![s(rng.pick(&["SISMEMBER", "SMISMEMBER"])), k(rng), m(rng)],
+        68 => cmd = vec![s(rng.pick(&["SCARD", "SMEMBERS"])), k(rng)],
+        69 => cmd = vec![s("SMOVE"), k(rng), k(rng), m(rng)],
+        70 => cmd = vec![s(rng.pick(&["SINTER", "SUNION", "SDIFF"])), k(rng), k(rng)],
+        71 => {
+            let store = rng.pick(&["SINTERSTORE", "SUNIONSTORE", "SDIFFSTORE"]);
+            cmd = vec![s(store), k(rng), k(rng), k(rng)]
+        }
+        72 => cmd = vec![s("SINTERCARD"), s("2"), k(rng), k(rng)],
+        73 => cmd = vec![s("SSCAN"), k(rng), s("0")],
         63 => {
             cmd = vec![s("LMPOP"), s("2"), k(rng), k(rng), side(rng)];
             if rng.chance(50) {

@@ -135,4 +135,5 @@ scripts! {
     resp3 => "resp3.txt",
     hashes => "hashes.txt",
     lists => "lists.txt",
+    sets => "sets.txt",
 }

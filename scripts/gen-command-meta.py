@@ -30,6 +30,11 @@ COMMANDS = {
     "lpush": None, "rpush": None, "lpushx": None, "rpushx": None, "lpop": None, "rpop": None,
     "llen": None, "lrange": None, "lindex": None, "lset": None, "linsert": None, "lrem": None,
     "ltrim": None, "lpos": None, "lmove": None, "rpoplpush": None, "lmpop": None,
+    # sets
+    "sadd": None, "srem": None, "scard": None, "sismember": None, "smismember": None,
+    "smembers": None, "srandmember": None, "spop": None, "smove": None, "sinter": None,
+    "sintercard": None, "sinterstore": None, "sunion": None, "sunionstore": None,
+    "sdiff": None, "sdiffstore": None, "sscan": None,
     # keys
     "del": None, "unlink": None, "exists": None, "type": None, "rename": None,
     "renamenx": None, "keys": None, "scan": None, "randomkey": None, "dbsize": None,

@@ -15,7 +15,9 @@ pub const RDB_VERSION: u16 = 10;
 const RDB_VERSION_READ_MAX: u16 = 11;
 const RDB_TYPE_STRING: u8 = 0;
 const RDB_TYPE_LIST: u8 = 1;
+const RDB_TYPE_SET: u8 = 2;
 const RDB_TYPE_HASH: u8 = 4;
+const RDB_TYPE_SET_INTSET: u8 = 11;
 const RDB_TYPE_LIST_QUICKLIST_2: u8 = 18;
 /// Quicklist node containers.
 const QUICKLIST_NODE_PLAIN: usize = 1;
@@ -37,6 +39,7 @@ pub enum DumpValue {
     /// Field-value pairs.
     Hash(Vec<(Bytes, Bytes)>),
     List(Vec<Bytes>),
+    Set(Vec<Bytes>),
 }
 
 pub fn dump_string(value: &[u8]) -> Bytes {
@@ -65,6 +68,17 @@ pub fn dump_list(items: &[Bytes]) -> Bytes {
     write_length(&mut out, items.len() as u64);
     for item in items {
         write_rdb_string(&mut out, item);
+    }
+    finish(out)
+}
+
+/// A set as `RDB_TYPE_SET`: a length, then the members.
+pub fn dump_set(members: &[Bytes]) -> Bytes {
+    let mut out = BytesMut::new();
+    out.put_u8(RDB_TYPE_SET);
+    write_length(&mut out, members.len() as u64);
+    for member in members {
+        write_rdb_string(&mut out, member);
     }
     finish(out)
 }
@@ -166,6 +180,15 @@ pub fn restore(payload: &[u8]) -> Result<DumpValue, PayloadError> {
             }
             non_empty(items)?
         }
+        RDB_TYPE_SET => {
+            let n = reader.plain_length()?;
+            let mut items = Vec::with_capacity(n.min(1 << 16));
+            for _ in 0..n {
+                items.push(reader.rdb_string()?);
+            }
+            unique_members(items)?
+        }
+        RDB_TYPE_SET_INTSET => unique_members(intset_members(&reader.rdb_string()?)?)?,
         RDB_TYPE_LIST_QUICKLIST_2 => {
             let nodes = reader.plain_length()?;
             let mut items = Vec::new();
@@ -187,6 +210,38 @@ pub fn restore(payload: &[u8]) -> Result<DumpValue, PayloadError> {
         return Err(PayloadError::BadFormat);
     }
     Ok(value)
+}
+
+/// The integers of a Redis intset: `encoding:u32 LE (bytes per int: 2, 4, 8) |
+/// length:u32 LE | ints LE`, in decimal.
+fn intset_members(raw: &[u8]) -> Result<Vec<Bytes>, PayloadError> {
+    let header = |i: usize| -> Option<usize> {
+        Some(u32::from_le_bytes(raw.get(i..i + 4)?.try_into().ok()?) as usize)
+    };
+    let (width, len) = header(0).zip(header(4)).ok_or(PayloadError::BadFormat)?;
+    if ![2, 4, 8].contains(&width) || raw.len() != 8 + width * len {
+        return Err(PayloadError::BadFormat);
+    }
+    Ok(raw[8..]
+        .chunks(width)
+        .map(|c| {
+            let n = match width {
+                2 => i64::from(i16::from_le_bytes([c[0], c[1]])),
+                4 => i64::from(i32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+                _ => i64::from_le_bytes(c.try_into().unwrap_or_default()),
+            };
+            Bytes::from(n.to_string())
+        })
+        .collect())
+}
+
+/// Redis rejects a set payload that repeats a member (and empty sets).
+fn unique_members(items: Vec<Bytes>) -> Result<DumpValue, PayloadError> {
+    let mut seen = std::collections::HashSet::with_capacity(items.len());
+    if items.is_empty() || !items.iter().all(|m| seen.insert(m.clone())) {
+        return Err(PayloadError::BadFormat);
+    }
+    Ok(DumpValue::Set(items))
 }
 
 fn non_empty(items: Vec<Bytes>) -> Result<DumpValue, PayloadError> {

@@ -13,7 +13,6 @@ use rand::Rng;
 use super::args::{self, eq};
 use super::error::{self, syntax, CmdError};
 use super::{propose_as_sent, reply, ApplyFn, CmdResult, Ctx, Handler};
-use crate::glob::glob_match;
 use crate::keyspace::{Encoding, Meta, Txn, ValueType};
 use crate::protocol::Reply;
 
@@ -50,17 +49,8 @@ fn read_hash(ctx: &mut Ctx, key: &[u8]) -> Result<Option<(Meta, u64)>, CmdError>
 }
 
 fn hash_version(meta: Option<Meta>) -> Result<Option<(Meta, u64)>, CmdError> {
-    match meta {
-        None => Ok(None),
-        Some(m) if m.value_type != ValueType::Hash => Err(error::wrongtype()),
-        Some(m) => {
-            let version = m
-                .collection_header()
-                .map(|c| c.version)
-                .ok_or_else(|| CmdError::Internal("bad hash record".into()))?;
-            Ok(Some((m, version)))
-        }
-    }
+    let found = super::collections::header(meta.as_ref(), ValueType::Hash)?;
+    Ok(meta.zip(found).map(|(m, h)| (m, h.version)))
 }
 
 fn field_value(ctx: &mut Ctx, key: &[u8], field: &[u8]) -> Result<Option<Bytes>, CmdError> {
@@ -357,69 +347,9 @@ fn hrandfield(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     reply(Reply::Array(items))
 }
 
-/// HSCAN key cursor [MATCH pattern] [COUNT count]. A listpack-encoded hash is returned
-/// whole with cursor 0, as Redis does; a larger one page by page.
+/// HSCAN key cursor [MATCH pattern] [COUNT count].
 fn hscan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let cursor = super::keys::parse_cursor(&args[2])?;
-    let (pattern, count) = parse_scan_options(&args[3..])?;
-    let Some((meta, version)) = read_hash(ctx, &args[1])? else {
-        return reply(scan_reply(0, Vec::new()));
-    };
-    let small = meta.encoding == Encoding::Listpack;
-    let after = match ctx.node.cursors.resume(cursor) {
-        Some((_, Some(position))) if !small => Some(position),
-        _ => None,
-    };
-    let limit = if small { usize::MAX } else { count };
-    let page = ctx.node.keyspace.scan_elements(
-        ctx.db(),
-        &args[1],
-        version,
-        after.as_deref(),
-        limit,
-        false,
-    )?;
-    let next = match page.last() {
-        Some((field, _)) if !small && page.len() == limit => ctx
-            .node
-            .cursors
-            .save(crate::cluster::key_slot(&args[1]), field.clone()),
-        _ => 0,
-    };
-    let items = page
-        .into_iter()
-        .filter(|(f, _)| pattern.is_none_or(|p| glob_match(p, f, false)))
-        .flat_map(|(f, v)| [Reply::Bulk(f), Reply::Bulk(v)])
-        .collect();
-    reply(scan_reply(next, items))
-}
-
-fn scan_reply(cursor: u64, items: Vec<Reply>) -> Reply {
-    Reply::Array(vec![Reply::bulk(cursor.to_string()), Reply::Array(items)])
-}
-
-/// `[MATCH pattern] [COUNT count]` of the element scans.
-pub fn parse_scan_options(args: &[Bytes]) -> Result<(Option<&Bytes>, usize), CmdError> {
-    let (mut pattern, mut count) = (None, 10usize);
-    let mut i = 0;
-    while i < args.len() {
-        if i + 1 >= args.len() {
-            return Err(syntax());
-        }
-        if eq(&args[i], "COUNT") {
-            let n = args::int(&args[i + 1])?;
-            if n < 1 {
-                return Err(syntax());
-            }
-            count = (n as usize).min(100_000);
-        } else if eq(&args[i], "MATCH") {
-            pattern = Some(&args[i + 1]);
-        } else {
-            return Err(syntax());
-        }
-        i += 2;
-    }
-    Ok((pattern, count))
+    super::collections::scan(ctx, args, ValueType::Hash, Encoding::Listpack, true)
 }
 
 /// The fields of a hash in order, for DUMP.

@@ -9,6 +9,7 @@
 use bytes::Bytes;
 
 use super::args::{self, eq};
+use super::collections;
 use super::error::{self, syntax, CmdError};
 use super::{propose_as_sent, reply, ApplyFn, CmdResult, Ctx, Handler, Outcome};
 use crate::keyspace::{Collection, Encoding, Meta, Txn, ValueType};
@@ -38,20 +39,11 @@ const NOT_POSITIVE: &str = "ERR value is out of range, must be positive";
 
 /// The live list at `key` (or nothing); another type is WRONGTYPE.
 fn read_list(ctx: &mut Ctx, key: &[u8]) -> Result<Option<Collection>, CmdError> {
-    let meta = ctx.lookup(key)?;
-    ctx.node.stats.hit(meta.is_some());
-    list_header(meta.as_ref())
+    Ok(collections::read(ctx, key, ValueType::List)?.map(|(_, list)| list))
 }
 
 fn list_header(meta: Option<&Meta>) -> Result<Option<Collection>, CmdError> {
-    match meta {
-        None => Ok(None),
-        Some(m) if m.value_type != ValueType::List => Err(error::wrongtype()),
-        Some(m) => m
-            .collection_header()
-            .map(Some)
-            .ok_or_else(|| CmdError::Internal("bad list record".into())),
-    }
+    collections::header(meta, ValueType::List)
 }
 
 fn index_key(i: u64) -> [u8; 8] {
@@ -130,41 +122,15 @@ fn lindex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 /// The list at `key` for a write.
 fn txn_list(txn: &mut Txn, db: u8, key: &[u8]) -> Result<Option<(Meta, Collection)>, CmdError> {
-    let meta = txn.get(db, key)?;
-    Ok(match list_header(meta.as_ref())? {
-        None => None,
-        Some(list) => meta.map(|m| (m, list)),
-    })
+    collections::txn_read(txn, db, key, ValueType::List)
 }
 
 /// The list at `key`, or a new empty one.
 fn txn_list_or_new(txn: &mut Txn, db: u8, key: &[u8]) -> Result<(Meta, Collection), CmdError> {
-    if let Some(found) = txn_list(txn, db, key)? {
-        return Ok(found);
-    }
-    let version = txn.new_version()?;
-    let meta = Meta::collection(
-        ValueType::List,
-        Encoding::Quicklist,
-        version,
-        txn.revision(),
-    );
-    let list = meta
-        .collection_header()
-        .ok_or_else(|| CmdError::Internal("bad list record".into()))?;
-    Ok((meta, list))
+    collections::txn_read_or_new(txn, db, key, ValueType::List, Encoding::Quicklist)
 }
 
-/// Stores the list's new header, or deletes the key when it is empty.
-fn store(txn: &mut Txn, db: u8, key: &[u8], meta: Meta, list: Collection) -> Result<(), CmdError> {
-    if list.count == 0 {
-        txn.delete(db, key)?;
-    } else {
-        let revision = txn.revision();
-        txn.put(db, key, Meta { revision, ..meta }.with_header(list))?;
-    }
-    Ok(())
-}
+use collections::store;
 
 fn push(txn: &mut Txn, db: u8, key: &[u8], list: &mut Collection, left: bool, value: Bytes) {
     let at = if left {

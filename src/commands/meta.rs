@@ -1310,6 +1310,17 @@ pub static META: &[CommandMeta] = &[
         ] },
     },
     CommandMeta {
+        name: "sadd", arity: -3, flags: &["write", "denyoom", "fast"],
+        first_key: 1, last_key: 1, step: 1, acl_categories: &["@write", "@set", "@fast"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RW", "insert"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Add one or more members to a set", since: "1.0.0", group: "set", complexity: Some("O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.4.0", "Accepts multiple `member` arguments.")], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "member", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &["multiple"], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandMeta {
         name: "save", arity: 1, flags: &["admin", "noscript", "no_async_loading", "no_multi"],
         first_key: 0, last_key: 0, step: 0, acl_categories: &["@admin", "@slow", "@dangerous"],
         tips: &[], key_specs: &[],
@@ -1328,6 +1339,35 @@ pub static META: &[CommandMeta] = &[
             Arg { name: "count", kind: "integer", display_text: None, key_spec_index: None, token: Some("COUNT"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
             ] },
             Arg { name: "type", kind: "string", display_text: None, key_spec_index: None, token: Some("TYPE"), summary: None, since: Some("6.0.0"), flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandMeta {
+        name: "scard", arity: 2, flags: &["readonly", "fast"],
+        first_key: 1, last_key: 1, step: 1, acl_categories: &["@read", "@set", "@fast"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RO"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Get the number of members in a set", since: "1.0.0", group: "set", complexity: Some("O(1)"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandMeta {
+        name: "sdiff", arity: -2, flags: &["readonly"],
+        first_key: 1, last_key: -1, step: 1, acl_categories: &["@read", "@set", "@slow"],
+        tips: &["nondeterministic_output_order"], key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: -1, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Subtract multiple sets", since: "1.0.0", group: "set", complexity: Some("O(N) where N is the total number of elements in all given sets."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &["multiple"], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandMeta {
+        name: "sdiffstore", arity: -3, flags: &["write", "denyoom"],
+        first_key: 1, last_key: -1, step: 1, acl_categories: &["@write", "@set", "@slow"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["OW", "update"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }, KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index(2), find_keys: FindKeys::Range { lastkey: -1, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Subtract multiple sets and store the resulting set in a key", since: "1.0.0", group: "set", complexity: Some("O(N) where N is the total number of elements in all given sets."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "destination", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(1), token: None, summary: None, since: None, flags: &["multiple"], deprecated_since: None, value: None, arguments: &[
             ] },
         ] },
     },
@@ -1428,6 +1468,50 @@ pub static META: &[CommandMeta] = &[
         ] },
     },
     CommandMeta {
+        name: "sinter", arity: -2, flags: &["readonly"],
+        first_key: 1, last_key: -1, step: 1, acl_categories: &["@read", "@set", "@slow"],
+        tips: &["nondeterministic_output_order"], key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: -1, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Intersect multiple sets", since: "1.0.0", group: "set", complexity: Some("O(N*M) worst case where N is the cardinality of the smallest set and M is the number of sets."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &["multiple"], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandMeta {
+        name: "sintercard", arity: -3, flags: &["readonly", "movablekeys"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@read", "@set", "@slow"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Keynum { keynumidx: 0, firstkey: 1, keystep: 1 } }],
+        doc: Doc { summary: "Intersect multiple sets and return the cardinality of the result", since: "7.0.0", group: "set", complexity: Some("O(N*M) worst case where N is the cardinality of the smallest set and M is the number of sets."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "numkeys", kind: "integer", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &["multiple"], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "limit", kind: "integer", display_text: None, key_spec_index: None, token: Some("LIMIT"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandMeta {
+        name: "sinterstore", arity: -3, flags: &["write", "denyoom"],
+        first_key: 1, last_key: -1, step: 1, acl_categories: &["@write", "@set", "@slow"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RW", "update"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }, KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index(2), find_keys: FindKeys::Range { lastkey: -1, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Intersect multiple sets and store the resulting set in a key", since: "1.0.0", group: "set", complexity: Some("O(N*M) worst case where N is the cardinality of the smallest set and M is the number of sets."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "destination", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(1), token: None, summary: None, since: None, flags: &["multiple"], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandMeta {
+        name: "sismember", arity: 3, flags: &["readonly", "fast"],
+        first_key: 1, last_key: 1, step: 1, acl_categories: &["@read", "@set", "@fast"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RO"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Determine if a given value is a member of a set", since: "1.0.0", group: "set", complexity: Some("O(1)"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "member", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandMeta {
         name: "slowlog", arity: -2, flags: &[],
         first_key: 0, last_key: 0, step: 0, acl_categories: &["@slow"],
         tips: &[], key_specs: &[],
@@ -1465,6 +1549,87 @@ pub static META: &[CommandMeta] = &[
         ] },
     },
     CommandMeta {
+        name: "smembers", arity: 2, flags: &["readonly"],
+        first_key: 1, last_key: 1, step: 1, acl_categories: &["@read", "@set", "@slow"],
+        tips: &["nondeterministic_output_order"], key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Get all the members in a set", since: "1.0.0", group: "set", complexity: Some("O(N) where N is the set cardinality."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandMeta {
+        name: "smismember", arity: -3, flags: &["readonly", "fast"],
+        first_key: 1, last_key: 1, step: 1, acl_categories: &["@read", "@set", "@fast"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Returns the membership associated with the given elements for a set", since: "6.2.0", group: "set", complexity: Some("O(N) where N is the number of elements being checked for membership"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "member", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &["multiple"], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandMeta {
+        name: "smove", arity: 4, flags: &["write", "fast"],
+        first_key: 1, last_key: 2, step: 1, acl_categories: &["@write", "@set", "@fast"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RW", "access", "delete"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }, KeySpec { notes: None, flags: &["RW", "insert"], begin_search: BeginSearch::Index(2), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Move a member from one set to another", since: "1.0.0", group: "set", complexity: Some("O(1)"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "source", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "destination", kind: "key", display_text: None, key_spec_index: Some(1), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "member", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandMeta {
+        name: "spop", arity: -2, flags: &["write", "fast"],
+        first_key: 1, last_key: 1, step: 1, acl_categories: &["@write", "@set", "@fast"],
+        tips: &["nondeterministic_output"], key_specs: &[KeySpec { notes: None, flags: &["RW", "access", "delete"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Remove and return one or multiple random members from a set", since: "1.0.0", group: "set", complexity: Some("Without the count argument O(1), otherwise O(N) where N is the value of the passed count."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("3.2.0", "Added the `count` argument.")], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "count", kind: "integer", display_text: None, key_spec_index: None, token: None, summary: None, since: Some("3.2.0"), flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandMeta {
+        name: "srandmember", arity: -2, flags: &["readonly"],
+        first_key: 1, last_key: 1, step: 1, acl_categories: &["@read", "@set", "@slow"],
+        tips: &["nondeterministic_output"], key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Get one or multiple random members from a set", since: "1.0.0", group: "set", complexity: Some("Without the count argument O(1), otherwise O(N) where N is the absolute value of the passed count."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.6.0", "Added the optional `count` argument.")], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "count", kind: "integer", display_text: None, key_spec_index: None, token: None, summary: None, since: Some("2.6.0"), flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandMeta {
+        name: "srem", arity: -3, flags: &["write", "fast"],
+        first_key: 1, last_key: 1, step: 1, acl_categories: &["@write", "@set", "@fast"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RW", "delete"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Remove one or more members from a set", since: "1.0.0", group: "set", complexity: Some("O(N) where N is the number of members to be removed."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.4.0", "Accepts multiple `member` arguments.")], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "member", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &["multiple"], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandMeta {
+        name: "sscan", arity: -3, flags: &["readonly"],
+        first_key: 1, last_key: 1, step: 1, acl_categories: &["@read", "@set", "@slow"],
+        tips: &["nondeterministic_output"], key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Incrementally iterate Set elements", since: "2.8.0", group: "set", complexity: Some("O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection.."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "cursor", kind: "integer", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "pattern", kind: "pattern", display_text: None, key_spec_index: None, token: Some("MATCH"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "count", kind: "integer", display_text: None, key_spec_index: None, token: Some("COUNT"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandMeta {
         name: "strlen", arity: 2, flags: &["readonly", "fast"],
         first_key: 1, last_key: 1, step: 1, acl_categories: &["@read", "@string", "@fast"],
         tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RO"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
@@ -1483,6 +1648,26 @@ pub static META: &[CommandMeta] = &[
             Arg { name: "start", kind: "integer", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
             ] },
             Arg { name: "end", kind: "integer", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandMeta {
+        name: "sunion", arity: -2, flags: &["readonly"],
+        first_key: 1, last_key: -1, step: 1, acl_categories: &["@read", "@set", "@slow"],
+        tips: &["nondeterministic_output_order"], key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: -1, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Add multiple sets", since: "1.0.0", group: "set", complexity: Some("O(N) where N is the total number of elements in all given sets."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &["multiple"], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandMeta {
+        name: "sunionstore", arity: -3, flags: &["write", "denyoom"],
+        first_key: 1, last_key: -1, step: 1, acl_categories: &["@write", "@set", "@slow"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["OW", "update"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }, KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index(2), find_keys: FindKeys::Range { lastkey: -1, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Add multiple sets and store the resulting set in a key", since: "1.0.0", group: "set", complexity: Some("O(N) where N is the total number of elements in all given sets."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "destination", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(1), token: None, summary: None, since: None, flags: &["multiple"], deprecated_since: None, value: None, arguments: &[
             ] },
         ] },
     },

@@ -18,7 +18,7 @@
 //! index; lists store elements under `index:u64`, starting mid-range so both ends can
 //! grow): elements are stored under the
 //! version, so deleting or replacing a collection only rewrites its metadata, and elements
-//! of any other version are garbage the compaction filter removes ([`ElementFilter`]).
+//! of any other version are garbage the compaction filter removes (`filter.rs`).
 //! Versions come from a persisted counter and are never reused.
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -41,6 +41,7 @@ pub enum ValueType {
     String = 0,
     Hash = 1,
     List = 2,
+    Set = 3,
 }
 
 impl ValueType {
@@ -49,14 +50,20 @@ impl ValueType {
             ValueType::String => "string",
             ValueType::Hash => "hash",
             ValueType::List => "list",
+            ValueType::Set => "set",
         }
     }
 
     /// By TYPE's name (SCAN's TYPE option).
     pub fn from_name(name: &[u8]) -> Option<ValueType> {
-        [ValueType::String, ValueType::Hash, ValueType::List]
-            .into_iter()
-            .find(|t| t.name().as_bytes().eq_ignore_ascii_case(name))
+        [
+            ValueType::String,
+            ValueType::Hash,
+            ValueType::List,
+            ValueType::Set,
+        ]
+        .into_iter()
+        .find(|t| t.name().as_bytes().eq_ignore_ascii_case(name))
     }
 
     fn from_u8(b: u8) -> Option<ValueType> {
@@ -64,6 +71,7 @@ impl ValueType {
             0 => Some(ValueType::String),
             1 => Some(ValueType::Hash),
             2 => Some(ValueType::List),
+            3 => Some(ValueType::Set),
             _ => None,
         }
     }
@@ -84,6 +92,7 @@ pub enum Encoding {
     Listpack = 3,
     Hashtable = 4,
     Quicklist = 5,
+    Intset = 6,
 }
 
 impl Encoding {
@@ -114,6 +123,7 @@ impl Encoding {
             Encoding::Listpack => "listpack",
             Encoding::Hashtable => "hashtable",
             Encoding::Quicklist => "quicklist",
+            Encoding::Intset => "intset",
         }
     }
 
@@ -125,6 +135,7 @@ impl Encoding {
             3 => Some(Encoding::Listpack),
             4 => Some(Encoding::Hashtable),
             5 => Some(Encoding::Quicklist),
+            6 => Some(Encoding::Intset),
             _ => None,
         }
     }
@@ -353,48 +364,6 @@ pub fn element_owner(raw: &[u8]) -> Option<(Bytes, u64)> {
     let key = raw.get(8..8 + key_len)?;
     let version = u64::from_be_bytes(raw.get(8 + key_len..16 + key_len)?.try_into().ok()?);
     Some((meta_key(raw[0], slot_of_key(raw), key), version))
-}
-
-/// The compaction filter of the keyspace: removes elements whose collection is gone or has
-/// another version (deleted, replaced, or expired and deleted). Everything else is kept.
-#[derive(Debug, Default)]
-pub struct ElementFilter {
-    /// The last collection looked up and its live version in this compaction (compactions
-    /// walk the elements of one collection in a row).
-    last: parking_lot::Mutex<Option<(Bytes, Option<u64>)>>,
-}
-
-impl crate::storage::lsm::CompactionFilter for ElementFilter {
-    fn begin(&self) {
-        *self.last.lock() = None;
-    }
-
-    fn remove(
-        &self,
-        key: &[u8],
-        _value: &[u8],
-        lookup: &crate::storage::lsm::FilterLookup,
-    ) -> bool {
-        let Some((mk, version)) = element_owner(key) else {
-            return false;
-        };
-        let mut last = self.last.lock();
-        let live = match &*last {
-            Some((cached, live)) if *cached == mk => *live,
-            _ => {
-                let Ok(found) = lookup(&mk) else {
-                    return false;
-                };
-                let live = found
-                    .and_then(|raw| Meta::decode(&raw))
-                    .and_then(|m| m.collection_header())
-                    .map(|c| c.version);
-                *last = Some((mk, live));
-                live
-            }
-        };
-        live != Some(version)
-    }
 }
 
 pub fn system_key(name: &str) -> Bytes {

@@ -10,9 +10,11 @@
 
 mod elements;
 pub mod encoding;
+mod filter;
 mod txn;
 
-pub use encoding::{Collection, ElementFilter, Encoding, Meta, ValueType};
+pub use encoding::{Collection, Encoding, Meta, ValueType};
+pub use filter::ElementFilter;
 pub use txn::Txn;
 
 use std::ops::Bound;

@@ -296,7 +296,8 @@ impl LsmEngine {
             stats: LsmStats::default(),
             _lock: lock,
         });
-        let threads = vec![worker::spawn(shared.clone()), spawn_syncer(shared.clone())];
+        let mut threads = worker::spawn(shared.clone());
+        threads.push(spawn_syncer(shared.clone()));
         Ok(LsmEngine {
             shared,
             threads: Mutex::new(threads),

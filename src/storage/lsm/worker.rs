@@ -111,28 +111,49 @@ pub fn spent_range_dels(v: &Version, oldest_snapshot: u64) -> Vec<u64> {
         .collect()
 }
 
-pub(super) fn spawn(shared: Arc<Shared>) -> JoinHandle<()> {
-    std::thread::Builder::new()
-        .name("basalt-lsm".into())
-        .spawn(move || run(shared))
-        .expect("spawn the LSM worker")
+/// Starts the background threads: one flushes memtables, one compacts, so a long
+/// compaction never holds up a flush (and the writers waiting on it).
+pub(super) fn spawn(shared: Arc<Shared>) -> Vec<JoinHandle<()>> {
+    let start = |name: &str, job: fn(&Shared) -> Result<bool>| {
+        let shared = shared.clone();
+        std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || run(&shared, job))
+            .expect("spawn an LSM worker")
+    };
+    vec![
+        start("basalt-flush", flush_next),
+        start("basalt-compact", compact_next),
+    ]
 }
 
-fn run(shared: Arc<Shared>) {
+/// Flushes the oldest immutable memtable, if any.
+fn flush_next(shared: &Shared) -> Result<bool> {
+    let state = shared.state.read().clone();
+    match state.imm.last().cloned() {
+        Some((mem, wal_id)) => flush(shared, mem, wal_id).map(|_| true),
+        None => Ok(false),
+    }
+}
+
+/// Runs the next compaction, or drops spent range tombstones, if there is work.
+fn compact_next(shared: &Shared) -> Result<bool> {
+    let state = shared.state.read().clone();
+    let oldest = shared.oldest_snapshot();
+    if let Some(task) = pick(&shared.opts, &state.version, oldest) {
+        compact(shared, task).map(|_| true)
+    } else if !spent_range_dels(&state.version, oldest).is_empty() {
+        // Tombstones whose last snapshot went away since the last flush or compaction.
+        drop_spent_range_dels(shared).map(|_| true)
+    } else {
+        Ok(false)
+    }
+}
+
+/// Runs `job` until shutdown, sleeping while it finds nothing to do.
+fn run(shared: &Shared, job: fn(&Shared) -> Result<bool>) {
     loop {
-        let state = shared.state.read().clone();
-        let oldest = shared.oldest_snapshot();
-        let result = if let Some((mem, wal_id)) = state.imm.last().cloned() {
-            flush(&shared, mem, wal_id).map(|_| true)
-        } else if let Some(task) = pick(&shared.opts, &state.version, oldest) {
-            compact(&shared, task).map(|_| true)
-        } else if !spent_range_dels(&state.version, oldest).is_empty() {
-            // Tombstones whose last snapshot went away since the last flush or compaction.
-            drop_spent_range_dels(&shared).map(|_| true)
-        } else {
-            Ok(false)
-        };
-        match result {
+        match job(shared) {
             Ok(true) => {
                 shared.notify();
                 continue;
@@ -285,6 +306,9 @@ fn compact(shared: &Shared, task: Task) -> Result<()> {
     let Some((lo, hi)) = user_range(&all) else {
         return Ok(());
     };
+    // Read before the version: every tombstone at or below it is in that version (a flush
+    // installs its version before advancing it).
+    let flushed_seqno = shared.flushed_seqno.load(Ordering::Acquire);
     let version = shared.state.read().version.clone();
     let bottom = is_bottom(&version, output_level, &lo, &hi);
     let compression = if bottom {
@@ -295,7 +319,7 @@ fn compact(shared: &Shared, task: Task) -> Result<()> {
     let oldest_snapshot = shared.oldest_snapshot();
     // Tombstones still in memtables are not applied here: outputs are clean only up to the
     // tables' newest data.
-    let cleaned_through = oldest_snapshot.min(shared.flushed_seqno.load(Ordering::Acquire));
+    let cleaned_through = oldest_snapshot.min(flushed_seqno);
     let range_dels: Vec<RangeTombstone> = version
         .range_dels
         .iter()

@@ -1,0 +1,158 @@
+//! What the collection command families share: typed reads of a collection's header, new
+//! collections, storing a changed header (or deleting an emptied key), and the element
+//! scans behind HSCAN and SSCAN.
+
+use bytes::Bytes;
+
+use super::args::{self, eq};
+use super::error::{self, syntax, CmdError};
+use super::{reply, CmdResult, Ctx};
+use crate::glob::glob_match;
+use crate::keyspace::{Collection, Encoding, Meta, Txn, ValueType};
+use crate::protocol::Reply;
+
+/// The header of `meta` if it is a collection of type `vt`; another type is WRONGTYPE.
+pub fn header(meta: Option<&Meta>, vt: ValueType) -> Result<Option<Collection>, CmdError> {
+    match meta {
+        None => Ok(None),
+        Some(m) if m.value_type != vt => Err(error::wrongtype()),
+        Some(m) => m
+            .collection_header()
+            .map(Some)
+            .ok_or_else(|| CmdError::Internal(format!("bad {} record", vt.name()))),
+    }
+}
+
+/// The live collection of type `vt` at `key`, read at the proposer.
+pub fn read(
+    ctx: &mut Ctx,
+    key: &[u8],
+    vt: ValueType,
+) -> Result<Option<(Meta, Collection)>, CmdError> {
+    let meta = ctx.lookup(key)?;
+    ctx.node.stats.hit(meta.is_some());
+    let found = header(meta.as_ref(), vt)?;
+    Ok(meta.zip(found))
+}
+
+/// The collection of type `vt` at `key`, inside a write.
+pub fn txn_read(
+    txn: &mut Txn,
+    db: u8,
+    key: &[u8],
+    vt: ValueType,
+) -> Result<Option<(Meta, Collection)>, CmdError> {
+    let meta = txn.get(db, key)?;
+    let found = header(meta.as_ref(), vt)?;
+    Ok(meta.zip(found))
+}
+
+/// The collection at `key`, or a new empty one (with a fresh version) if there is none.
+pub fn txn_read_or_new(
+    txn: &mut Txn,
+    db: u8,
+    key: &[u8],
+    vt: ValueType,
+    encoding: Encoding,
+) -> Result<(Meta, Collection), CmdError> {
+    if let Some(found) = txn_read(txn, db, key, vt)? {
+        return Ok(found);
+    }
+    let version = txn.new_version()?;
+    let meta = Meta::collection(vt, encoding, version, txn.revision());
+    let found = header(Some(&meta), vt)?.ok_or_else(|| CmdError::Internal("new".into()))?;
+    Ok((meta, found))
+}
+
+/// Stores a collection's changed header, or deletes the key when it is empty.
+pub fn store(
+    txn: &mut Txn,
+    db: u8,
+    key: &[u8],
+    meta: Meta,
+    header: Collection,
+) -> Result<(), CmdError> {
+    if header.count == 0 {
+        txn.delete(db, key)?;
+    } else {
+        let revision = txn.revision();
+        txn.put(db, key, Meta { revision, ..meta }.with_header(header))?;
+    }
+    Ok(())
+}
+
+/// `[MATCH pattern] [COUNT count]` of the element scans.
+pub fn parse_scan_options(args: &[Bytes]) -> Result<(Option<&Bytes>, usize), CmdError> {
+    let (mut pattern, mut count) = (None, 10usize);
+    let mut i = 0;
+    while i < args.len() {
+        if i + 1 >= args.len() {
+            return Err(syntax());
+        }
+        if eq(&args[i], "COUNT") {
+            let n = args::int(&args[i + 1])?;
+            if n < 1 {
+                return Err(syntax());
+            }
+            count = (n as usize).min(100_000);
+        } else if eq(&args[i], "MATCH") {
+            pattern = Some(&args[i + 1]);
+        } else {
+            return Err(syntax());
+        }
+        i += 2;
+    }
+    Ok((pattern, count))
+}
+
+/// HSCAN and SSCAN: `KEY cursor [MATCH pattern] [COUNT count]` over a collection of type
+/// `vt`. A collection in a compact encoding (`small`) comes back whole with cursor 0, as
+/// Redis does; a larger one page by page, its position kept in the node's cursor table.
+/// `with_values` lists each element's value after its sub key (HSCAN).
+pub fn scan(
+    ctx: &mut Ctx,
+    args: &[Bytes],
+    vt: ValueType,
+    small: Encoding,
+    with_values: bool,
+) -> CmdResult {
+    let cursor = super::keys::parse_cursor(&args[2])?;
+    let (pattern, count) = parse_scan_options(&args[3..])?;
+    let Some((meta, found)) = read(ctx, &args[1], vt)? else {
+        return reply(scan_reply(0, Vec::new()));
+    };
+    let small = meta.encoding == small;
+    let after = match ctx.node.cursors.resume(cursor) {
+        Some((_, Some(position))) if !small => Some(position),
+        _ => None,
+    };
+    let limit = if small { usize::MAX } else { count };
+    let page = ctx.node.keyspace.scan_elements(
+        ctx.db(),
+        &args[1],
+        found.version,
+        after.as_deref(),
+        limit,
+        false,
+    )?;
+    let next = match page.last() {
+        Some((sub, _)) if !small && page.len() == limit => ctx
+            .node
+            .cursors
+            .save(crate::cluster::key_slot(&args[1]), sub.clone()),
+        _ => 0,
+    };
+    let items = page
+        .into_iter()
+        .filter(|(sub, _)| pattern.is_none_or(|p| glob_match(p, sub, false)))
+        .flat_map(|(sub, value)| {
+            let value = with_values.then_some(Reply::Bulk(value));
+            std::iter::once(Reply::Bulk(sub)).chain(value)
+        })
+        .collect();
+    reply(scan_reply(next, items))
+}
+
+fn scan_reply(cursor: u64, items: Vec<Reply>) -> Reply {
+    Reply::Array(vec![Reply::bulk(cursor.to_string()), Reply::Array(items)])
+}
