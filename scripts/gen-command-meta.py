@@ -30,6 +30,7 @@ COMMANDS = {
     "lpush": None, "rpush": None, "lpushx": None, "rpushx": None, "lpop": None, "rpop": None,
     "llen": None, "lrange": None, "lindex": None, "lset": None, "linsert": None, "lrem": None,
     "ltrim": None, "lpos": None, "lmove": None, "rpoplpush": None, "lmpop": None,
+    "blpop": None, "brpop": None, "blmove": None, "brpoplpush": None, "blmpop": None,
     # sets
     "sadd": None, "srem": None, "scard": None, "sismember": None, "smismember": None,
     "smembers": None, "srandmember": None, "spop": None, "smove": None, "sinter": None,
@@ -46,7 +47,7 @@ COMMANDS = {
     "ping": None, "echo": None, "hello": None, "auth": None, "select": None, "quit": None,
     "reset": None,
     "client": ["id", "setname", "getname", "setinfo", "list", "info", "kill", "no-evict",
-               "no-touch", "reply", "help"],
+               "no-touch", "reply", "unblock", "help"],
     # server
     "info": None, "time": None, "lastsave": None, "save": None, "bgsave": None,
     "flushdb": None, "flushall": None, "swapdb": None, "shutdown": None,

@@ -34,6 +34,7 @@ pub static COMMANDS: &[(&str, Handler, Option<ApplyFn>)] = &[
     ("client|no-evict", client_no_evict, None),
     ("client|no-touch", client_no_touch, None),
     ("client|reply", client_reply, None),
+    ("client|unblock", client_unblock, None),
     ("client|help", client_help, None),
 ];
 
@@ -346,4 +347,22 @@ fn client_help(_: &mut Ctx, _: &[Bytes]) -> CmdResult {
             "    Will not touch LRU/LFU stats when this mode is on.",
         ],
     ))
+}
+
+/// CLIENT UNBLOCK client-id [TIMEOUT|ERROR]: 1 if the client was blocked.
+fn client_unblock(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    use super::blocking::Unblocked;
+    let id = args::int(&args[2])?;
+    let how = match args.get(3) {
+        None => Unblocked::Timeout,
+        Some(a) if args::eq(a, "timeout") => Unblocked::Timeout,
+        Some(a) if args::eq(a, "error") => Unblocked::Error,
+        Some(_) => {
+            return Err(CmdError::msg(
+                "ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR",
+            ))
+        }
+    };
+    let done = u64::try_from(id).is_ok_and(|id| ctx.node.blocking.unblock(id, how));
+    reply(Reply::Integer(done as i64))
 }

@@ -155,7 +155,7 @@ fn render(ctx: &Ctx, section: &str, out: &mut String) {
             line("maxclients", &node.config.maxclients());
             line("client_recent_max_input_buffer", &0);
             line("client_recent_max_output_buffer", &0);
-            line("blocked_clients", &0);
+            line("blocked_clients", &node.blocking.blocked_clients());
             line("tracking_clients", &0);
             line("clients_in_timeout_table", &0);
         }

@@ -38,7 +38,7 @@ pub static COMMANDS: &[(&str, Handler, Option<ApplyFn>)] = &[
 const NOT_POSITIVE: &str = "ERR value is out of range, must be positive";
 
 /// The live list at `key` (or nothing); another type is WRONGTYPE.
-fn read_list(ctx: &mut Ctx, key: &[u8]) -> Result<Option<Collection>, CmdError> {
+pub(super) fn read_list(ctx: &mut Ctx, key: &[u8]) -> Result<Option<Collection>, CmdError> {
     Ok(collections::read(ctx, key, ValueType::List)?.map(|(_, list)| list))
 }
 
@@ -121,7 +121,11 @@ fn lindex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 /// The list at `key` for a write.
-fn txn_list(txn: &mut Txn, db: u8, key: &[u8]) -> Result<Option<(Meta, Collection)>, CmdError> {
+pub(super) fn txn_list(
+    txn: &mut Txn,
+    db: u8,
+    key: &[u8],
+) -> Result<Option<(Meta, Collection)>, CmdError> {
     collections::txn_read(txn, db, key, ValueType::List)
 }
 
@@ -130,7 +134,7 @@ fn txn_list_or_new(txn: &mut Txn, db: u8, key: &[u8]) -> Result<(Meta, Collectio
     collections::txn_read_or_new(txn, db, key, ValueType::List, Encoding::Quicklist)
 }
 
-use collections::store;
+pub(super) use collections::store;
 
 fn push(txn: &mut Txn, db: u8, key: &[u8], list: &mut Collection, left: bool, value: Bytes) {
     let at = if left {
@@ -143,7 +147,7 @@ fn push(txn: &mut Txn, db: u8, key: &[u8], list: &mut Collection, left: bool, va
     list.count += 1;
 }
 
-fn pop_one(
+pub(super) fn pop_one(
     txn: &mut Txn,
     db: u8,
     key: &[u8],
@@ -434,7 +438,7 @@ fn lpos(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     })
 }
 
-fn side(arg: &[u8]) -> Result<bool, CmdError> {
+pub(super) fn side(arg: &[u8]) -> Result<bool, CmdError> {
     if eq(arg, "left") {
         Ok(true)
     } else if eq(arg, "right") {
@@ -451,8 +455,8 @@ fn lmove(_: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 /// LMOVE src dst from to, and RPOPLPUSH src dst (RIGHT LEFT).
-fn apply_lmove(txn: &mut Txn, db: u8, args: &[Bytes]) -> Result<Reply, CmdError> {
-    let (from_left, to_left) = if eq(&args[0], "rpoplpush") {
+pub(super) fn apply_lmove(txn: &mut Txn, db: u8, args: &[Bytes]) -> Result<Reply, CmdError> {
+    let (from_left, to_left) = if eq(&args[0], "rpoplpush") || eq(&args[0], "brpoplpush") {
         (false, true)
     } else {
         (side(&args[3])?, side(&args[4])?)
@@ -478,13 +482,13 @@ fn lmpop(_: &mut Ctx, args: &[Bytes]) -> CmdResult {
     Ok(Outcome::Propose(args.to_vec()))
 }
 
-struct Mpop {
-    keys: std::ops::Range<usize>,
+pub(super) struct Mpop {
+    pub keys: std::ops::Range<usize>,
     left: bool,
     count: i64,
 }
 
-fn parse_lmpop(args: &[Bytes]) -> Result<Mpop, CmdError> {
+pub(super) fn parse_lmpop(args: &[Bytes]) -> Result<Mpop, CmdError> {
     const NUMKEYS: &str = "ERR numkeys should be greater than 0";
     let numkeys = args::int_with(&args[1], NUMKEYS)?;
     if numkeys <= 0 {
@@ -514,7 +518,7 @@ fn parse_lmpop(args: &[Bytes]) -> Result<Mpop, CmdError> {
     })
 }
 
-fn apply_lmpop(txn: &mut Txn, db: u8, args: &[Bytes]) -> Result<Reply, CmdError> {
+pub(super) fn apply_lmpop(txn: &mut Txn, db: u8, args: &[Bytes]) -> Result<Reply, CmdError> {
     let spec = parse_lmpop(args)?;
     for key in &args[spec.keys] {
         let Some((meta, mut list)) = txn_list(txn, db, key)? else {

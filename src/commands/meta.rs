@@ -38,6 +38,87 @@ pub static META: &[CommandMeta] = &[
         ] },
     },
     CommandMeta {
+        name: "blmove", arity: 6, flags: &["write", "denyoom", "noscript", "blocking"],
+        first_key: 1, last_key: 2, step: 1, acl_categories: &["@write", "@list", "@slow", "@blocking"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RW", "access", "delete"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }, KeySpec { notes: None, flags: &["RW", "insert"], begin_search: BeginSearch::Index(2), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Pop an element from a list, push it to another list and return it; or block until one is available", since: "6.2.0", group: "list", complexity: Some("O(1)"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "source", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "destination", kind: "key", display_text: None, key_spec_index: Some(1), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "wherefrom", kind: "oneof", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                Arg { name: "left", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("LEFT"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "right", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("RIGHT"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+            ] },
+            Arg { name: "whereto", kind: "oneof", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                Arg { name: "left", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("LEFT"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "right", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("RIGHT"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+            ] },
+            Arg { name: "timeout", kind: "double", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandMeta {
+        name: "blmpop", arity: -5, flags: &["write", "blocking", "movablekeys"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@write", "@list", "@slow", "@blocking"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RW", "access", "delete"], begin_search: BeginSearch::Index(2), find_keys: FindKeys::Keynum { keynumidx: 0, firstkey: 1, keystep: 1 } }],
+        doc: Doc { summary: "Pop elements from a list, or block until one is available", since: "7.0.0", group: "list", complexity: Some("O(N+M) where N is the number of provided keys and M is the number of elements returned."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "timeout", kind: "double", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "numkeys", kind: "integer", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &["multiple"], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "where", kind: "oneof", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                Arg { name: "left", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("LEFT"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "right", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("RIGHT"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+            ] },
+            Arg { name: "count", kind: "integer", display_text: None, key_spec_index: None, token: Some("COUNT"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandMeta {
+        name: "blpop", arity: -3, flags: &["write", "noscript", "blocking"],
+        first_key: 1, last_key: -2, step: 1, acl_categories: &["@write", "@list", "@slow", "@blocking"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RW", "access", "delete"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: -2, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Remove and get the first element in a list, or block until one is available", since: "2.0.0", group: "list", complexity: Some("O(N) where N is the number of provided keys."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.0.0", "`timeout` is interpreted as a double instead of an integer.")], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &["multiple"], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "timeout", kind: "double", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandMeta {
+        name: "brpop", arity: -3, flags: &["write", "noscript", "blocking"],
+        first_key: 1, last_key: -2, step: 1, acl_categories: &["@write", "@list", "@slow", "@blocking"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RW", "access", "delete"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: -2, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Remove and get the last element in a list, or block until one is available", since: "2.0.0", group: "list", complexity: Some("O(N) where N is the number of provided keys."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.0.0", "`timeout` is interpreted as a double instead of an integer.")], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &["multiple"], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "timeout", kind: "double", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandMeta {
+        name: "brpoplpush", arity: 4, flags: &["write", "denyoom", "noscript", "blocking"],
+        first_key: 1, last_key: 2, step: 1, acl_categories: &["@write", "@list", "@slow", "@blocking"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RW", "access", "delete"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }, KeySpec { notes: None, flags: &["RW", "insert"], begin_search: BeginSearch::Index(2), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Pop an element from a list, push it to another list and return it; or block until one is available", since: "2.2.0", group: "list", complexity: Some("O(1)"), doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`BLMOVE` with the `RIGHT` and `LEFT` arguments"), history: &[("6.0.0", "`timeout` is interpreted as a double instead of an integer.")], arguments: &[
+            Arg { name: "source", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "destination", kind: "key", display_text: None, key_spec_index: Some(1), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "timeout", kind: "double", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandMeta {
         name: "client", arity: -2, flags: &[],
         first_key: 0, last_key: 0, step: 0, acl_categories: &["@slow"],
         tips: &[], key_specs: &[],
@@ -180,6 +261,21 @@ pub static META: &[CommandMeta] = &[
                 Arg { name: "off", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("OFF"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
                 ] },
                 Arg { name: "skip", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("SKIP"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+            ] },
+        ] },
+    },
+    CommandMeta {
+        name: "client|unblock", arity: -3, flags: &["admin", "noscript", "loading", "stale"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@admin", "@slow", "@dangerous", "@connection"],
+        tips: &[], key_specs: &[],
+        doc: Doc { summary: "Unblock a client blocked in a blocking command from a different connection", since: "5.0.0", group: "connection", complexity: Some("O(log N) where N is the number of client connections"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "client-id", kind: "integer", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "timeout_error", kind: "oneof", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+                Arg { name: "timeout", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("TIMEOUT"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "error", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("ERROR"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
                 ] },
             ] },
         ] },

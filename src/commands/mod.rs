@@ -8,6 +8,7 @@
 
 mod access;
 pub mod args;
+pub mod blocking;
 mod client_kill;
 pub mod clients;
 mod collections;
@@ -24,6 +25,7 @@ mod keys;
 mod lcs;
 mod listpack;
 mod lists;
+mod lists_blocking;
 pub mod meta;
 mod node;
 mod object;
@@ -54,6 +56,8 @@ pub enum Outcome {
     Propose(Vec<Bytes>),
     /// Reply after a pause that delays only this connection (DEBUG SLEEP).
     Delay(std::time::Duration, Reply),
+    /// Wait until one of these keys is written (or the timeout, if any), then run again.
+    Block(Vec<Bytes>, Option<std::time::Duration>),
 }
 
 impl From<Reply> for Outcome {

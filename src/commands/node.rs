@@ -18,7 +18,7 @@ use super::{Ctx, Outcome};
 use crate::clock;
 use crate::cluster::{ShardId, ShardMap};
 use crate::config::Config;
-use crate::keyspace::{Keyspace, Txn};
+use crate::keyspace::{Keyspace, Txn, ValueType};
 use crate::protocol::Reply;
 use crate::raft::{Entry, EntryOp, LocalLog, ShardSet, StateMachine};
 
@@ -55,6 +55,7 @@ pub struct Node {
     pub stats: Stats,
     pub slowlog: SlowLog,
     pub(super) cursors: CursorTable,
+    pub blocking: super::blocking::BlockRegistry,
     pub(super) access: AccessTracker,
     pub started: Instant,
     pub run_id: String,
@@ -69,6 +70,7 @@ impl Node {
         let shard_count: u16 = config.get("shards").parse().unwrap_or(16);
         let (shutdown_tx, _) = watch::channel(None);
         Node {
+            blocking: Default::default(),
             keyspace,
             log: LocalLog::new(shard_count),
             shards: ShardMap::new(shard_count),
@@ -127,7 +129,9 @@ impl Node {
         let Some(cmd) = self.table.get(&args[0]) else {
             return false;
         };
-        cmd.subcommands.is_empty() && cmd.is_write()
+        // A blocking command runs alone: the writes before it are committed first (they
+        // may be what it waits for).
+        cmd.subcommands.is_empty() && cmd.is_write() && !cmd.meta.has_flag("blocking")
     }
 
     /// Runs a request up to proposing: a read or an error is answered here; a write comes
@@ -175,10 +179,96 @@ impl Node {
                 tokio::time::sleep(duration).await;
                 reply
             }
+            Ok(Outcome::Block(keys, timeout)) => {
+                let reply = self
+                    .block(cmd, session, &args, &keys, timeout, started_us)
+                    .await;
+                return Prepared::Done(reply);
+            }
             Err(e) => e.into_reply(),
         };
         self.finish(cmd, &reply, session, &args, started_us);
         Prepared::Done(reply)
+    }
+
+    /// Parks a blocking command until one of `keys` is written, its timeout, or CLIENT
+    /// UNBLOCK, running it again after each wake-up (`blocking.rs`).
+    async fn block(
+        &self,
+        cmd: &Command,
+        session: &mut Session,
+        args: &[Bytes],
+        keys: &[Bytes],
+        timeout: Option<std::time::Duration>,
+        started_us: u64,
+    ) -> Reply {
+        use super::blocking::Unblocked;
+        let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+        let timed_out = super::lists_blocking::TIMEOUT_REPLY;
+        let waiter = self.blocking.register(session.id(), session.db, keys);
+        let info = session.info.clone();
+        let reply = loop {
+            // Registered first, then checked: a write in between is not missed.
+            let now_ms = clock::now_ms();
+            let mut ctx = Ctx {
+                node: self,
+                session,
+                now_ms,
+                expired: Vec::new(),
+            };
+            let outcome = (cmd.run)(&mut ctx, args);
+            let expired = std::mem::take(&mut ctx.expired);
+            if !expired.is_empty() {
+                self.expire_now(session.db, now_ms, expired).await;
+            }
+            match outcome {
+                Ok(Outcome::Propose(normalised)) => {
+                    let write = PendingWrite {
+                        cmd,
+                        shards: self.route(cmd, args),
+                        entry: Entry {
+                            db: session.db,
+                            now_ms,
+                            op: EntryOp::Command(normalised),
+                        },
+                        args: args.to_vec(),
+                        started_us,
+                    };
+                    let reply = self.commit(vec![write], session).await.pop();
+                    match reply {
+                        // Another client took the elements first: wait again.
+                        Some(r) if super::lists_blocking::found_nothing(&r) => {}
+                        Some(r) => {
+                            // Served: its own apply woke the next waiter, so the wake-up
+                            // it used is not passed on.
+                            waiter.rearm();
+                            self.blocking.unregister(&waiter);
+                            return r;
+                        }
+                        None => break Reply::Null,
+                    }
+                }
+                Ok(Outcome::Block(..)) => {}
+                Ok(Outcome::Reply(r)) | Ok(Outcome::Delay(_, r)) => break r,
+                Err(e) => break e.into_reply(),
+            }
+            waiter.rearm();
+            let woken = tokio::select! {
+                w = waiter.wait() => Some(w),
+                _ = sleep_until(deadline) => None,
+                _ = info.killed() => break Reply::Null,
+            };
+            match woken {
+                Some(None) => continue,
+                Some(Some(Unblocked::Error)) => {
+                    break Reply::error("UNBLOCKED client unblocked via CLIENT UNBLOCK")
+                }
+                Some(Some(Unblocked::Timeout)) | None => break timed_out,
+            }
+        };
+        self.blocking.unregister(&waiter);
+        self.finish(cmd, &reply, session, args, started_us);
+        reply
     }
 
     /// Proposes prepared writes, in order, in one pass through the shard log; returns their
@@ -362,11 +452,50 @@ impl StateMachine for Node {
                 Ok(()) => {
                     self.stats.expired_keys.add(expired);
                     self.changes_since_save.fetch_add(1, Ordering::Relaxed);
+                    self.wake_blocked(entry);
                     reply
                 }
                 Err(e) => CmdError::from(e).into_reply(),
             },
             Err(e) => e.into_reply(),
+        }
+    }
+}
+
+/// Sleeps until `deadline`, or forever without one.
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Node {
+    /// Wakes clients blocked on the keys an applied command wrote: for each key that now
+    /// holds a non-empty list, its first waiter (one element may serve one client; the
+    /// client's own pop wakes the next).
+    fn wake_blocked(&self, entry: &Entry) {
+        if self.blocking.blocked_clients() == 0 {
+            return;
+        }
+        let EntryOp::Command(args) = &entry.op else {
+            return;
+        };
+        let Some(cmd) = self.table.get(&args[0]) else {
+            return;
+        };
+        for i in cmd.key_positions(args) {
+            let poppable = self
+                .keyspace
+                .get_stored(entry.db, &args[i])
+                .ok()
+                .flatten()
+                .and_then(|m| (m.value_type == ValueType::List).then(|| m.collection_header()))
+                .flatten()
+                .is_some_and(|c| c.count > 0);
+            if poppable {
+                self.blocking.wake(entry.db, &args[i]);
+            }
         }
     }
 }

@@ -12,7 +12,9 @@ use bytes::Bytes;
 use super::meta::META;
 use super::spec::CommandMeta;
 use super::stats::CommandStats;
-use super::{connection, hashes, keys, lists, server, sets, strings, ApplyFn, Handler};
+use super::{
+    connection, hashes, keys, lists, lists_blocking, server, sets, strings, ApplyFn, Handler,
+};
 
 pub struct Command {
     pub meta: &'static CommandMeta,
@@ -62,6 +64,7 @@ fn bindings() -> Vec<Binding> {
     all.extend(strings::COMMANDS.iter().copied());
     all.extend(hashes::COMMANDS.iter().copied());
     all.extend(lists::COMMANDS.iter().copied());
+    all.extend(lists_blocking::COMMANDS.iter().copied());
     all.extend(sets::COMMANDS.iter().copied());
     all.extend(keys::COMMANDS.iter().copied());
     all.extend(connection::COMMANDS.iter().copied());

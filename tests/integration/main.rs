@@ -4,6 +4,7 @@
 mod support;
 
 mod bad_input;
+mod blocking;
 mod docs;
 mod durability;
 mod lifecycle;

@@ -1,0 +1,175 @@
+//! Blocked clients: BLPOP and friends wait on the node for their keys to be written.
+//!
+//! A blocked client registers a [`Waiter`] at the back of the queue of each of its keys,
+//! then checks its keys once more (so a push between its first check and its registration
+//! is not missed) and sleeps. Every applied write wakes the first still-sleeping waiter of
+//! each key it touched, so clients are served first come, first served: the woken client
+//! pops (a write on the key, which wakes the next one) or, finding nothing, sleeps again in
+//! its place. A waiter that leaves after being woken without taking anything (timeout,
+//! CLIENT UNBLOCK, disconnect) passes its wake-up on. CLIENT UNBLOCK finds waiters by client.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+const SLEEPING: u8 = 0;
+const WOKEN: u8 = 1;
+const UNBLOCK_TIMEOUT: u8 = 2;
+const UNBLOCK_ERROR: u8 = 3;
+
+/// How a wait ended, besides a wake-up to try again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unblocked {
+    /// CLIENT UNBLOCK … TIMEOUT: reply as if the timeout expired.
+    Timeout,
+    /// CLIENT UNBLOCK … ERROR.
+    Error,
+}
+
+/// One blocked client.
+pub struct Waiter {
+    pub client_id: u64,
+    db: u8,
+    keys: Vec<Bytes>,
+    state: AtomicU8,
+    notify: Notify,
+}
+
+impl Waiter {
+    /// Waits to be woken; `Some` when CLIENT UNBLOCK ended the wait.
+    pub async fn wait(&self) -> Option<Unblocked> {
+        self.notify.notified().await;
+        match self.state.load(Ordering::Acquire) {
+            UNBLOCK_TIMEOUT => Some(Unblocked::Timeout),
+            UNBLOCK_ERROR => Some(Unblocked::Error),
+            _ => None,
+        }
+    }
+
+    /// Back to sleep in the same place after a wake-up that found nothing.
+    pub fn rearm(&self) {
+        let _ = self
+            .state
+            .compare_exchange(WOKEN, SLEEPING, Ordering::AcqRel, Ordering::Acquire);
+    }
+}
+
+/// Waiters by (logical database, key), oldest first.
+type Queues = HashMap<(u8, Bytes), VecDeque<Arc<Waiter>>>;
+
+#[derive(Default)]
+pub struct BlockRegistry {
+    queues: Mutex<Queues>,
+    /// Registered waiters (also the fast path: no waiter, nothing to wake).
+    blocked: AtomicUsize,
+}
+
+impl BlockRegistry {
+    /// Queues a client on `keys` of logical database `db`.
+    pub fn register(&self, client_id: u64, db: u8, keys: &[Bytes]) -> Arc<Waiter> {
+        let waiter = Arc::new(Waiter {
+            client_id,
+            db,
+            keys: keys.to_vec(),
+            state: AtomicU8::new(SLEEPING),
+            notify: Notify::new(),
+        });
+        let mut queues = self.queues.lock();
+        for key in keys {
+            let queue = queues.entry((db, key.clone())).or_default();
+            if !queue.iter().any(|w| Arc::ptr_eq(w, &waiter)) {
+                queue.push_back(waiter.clone());
+            }
+        }
+        self.blocked.fetch_add(1, Ordering::AcqRel);
+        waiter
+    }
+
+    /// Removes a waiter; a wake-up it did not use goes to the next waiter of its keys.
+    pub fn unregister(&self, waiter: &Arc<Waiter>) {
+        let pass_on = waiter.state.load(Ordering::Acquire) == WOKEN;
+        let mut queues = self.queues.lock();
+        for key in &waiter.keys {
+            let slot = (waiter.db, key.clone());
+            if let Some(queue) = queues.get_mut(&slot) {
+                queue.retain(|w| !Arc::ptr_eq(w, waiter));
+                if queue.is_empty() {
+                    queues.remove(&slot);
+                } else if pass_on {
+                    wake_first(queue);
+                }
+            }
+        }
+        self.blocked.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// A write touched `key`: the first sleeping waiter on it tries again.
+    pub fn wake(&self, db: u8, key: &[u8]) {
+        if self.blocked.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        let mut queues = self.queues.lock();
+        if let Some(queue) = queues.get_mut(&(db, Bytes::copy_from_slice(key))) {
+            wake_first(queue);
+        }
+    }
+
+    /// CLIENT UNBLOCK: ends the wait of `client_id`; false if it is not blocked.
+    pub fn unblock(&self, client_id: u64, how: Unblocked) -> bool {
+        let queues = self.queues.lock();
+        let Some(waiter) = queues.values().flatten().find(|w| w.client_id == client_id) else {
+            return false;
+        };
+        let state = match how {
+            Unblocked::Timeout => UNBLOCK_TIMEOUT,
+            Unblocked::Error => UNBLOCK_ERROR,
+        };
+        waiter.state.store(state, Ordering::Release);
+        waiter.notify.notify_one();
+        true
+    }
+
+    /// Clients blocked now (INFO `blocked_clients`).
+    pub fn blocked_clients(&self) -> usize {
+        self.blocked.load(Ordering::Acquire)
+    }
+}
+
+fn wake_first(queue: &mut VecDeque<Arc<Waiter>>) {
+    if let Some(w) = queue.iter().find(|w| {
+        w.state
+            .compare_exchange(SLEEPING, WOKEN, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }) {
+        w.notify.notify_one();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_first_waiter_is_woken_first_and_passes_an_unused_wake_on() {
+        let reg = BlockRegistry::default();
+        let key = Bytes::from("k");
+        let first = reg.register(1, 0, std::slice::from_ref(&key));
+        let second = reg.register(2, 0, std::slice::from_ref(&key));
+        assert_eq!(reg.blocked_clients(), 2);
+        reg.wake(0, b"k");
+        assert_eq!(first.wait().await, None);
+        // The first leaves without using its wake-up: the second gets it.
+        reg.unregister(&first);
+        assert_eq!(second.wait().await, None);
+        second.rearm();
+        assert!(reg.unblock(2, Unblocked::Error));
+        assert_eq!(second.wait().await, Some(Unblocked::Error));
+        reg.unregister(&second);
+        assert_eq!(reg.blocked_clients(), 0);
+        assert!(!reg.unblock(2, Unblocked::Timeout));
+    }
+}

@@ -1,0 +1,110 @@
+//! Blocking list commands: BLPOP BRPOP BLMOVE BRPOPLPUSH BLMPOP.
+//!
+//! The handler checks the keys at the proposer: when a list has elements the command is
+//! proposed (apply pops as the non-blocking form does); otherwise it returns
+//! `Outcome::Block` and the node parks the client (`blocking.rs`) until a write to one of the
+//! keys, the timeout, or CLIENT UNBLOCK. If another client took the elements first, apply
+//! finds nothing and the client goes back to waiting in its place.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::args::eq;
+use super::error::CmdError;
+use super::lists::{self, pop_one, read_list, store, txn_list};
+use super::{ApplyFn, CmdResult, Ctx, Handler, Outcome};
+use crate::keyspace::Txn;
+use crate::protocol::Reply;
+
+pub static COMMANDS: &[(&str, Handler, Option<ApplyFn>)] = &[
+    ("blpop", bpop, Some(apply_bpop)),
+    ("brpop", bpop, Some(apply_bpop)),
+    ("blmove", blmove, Some(lists::apply_lmove)),
+    ("brpoplpush", blmove, Some(lists::apply_lmove)),
+    ("blmpop", blmpop, Some(apply_blmpop)),
+];
+
+/// A blocking timeout in seconds (0 = forever), as Redis parses it.
+pub fn parse_timeout(arg: &[u8]) -> Result<Option<Duration>, CmdError> {
+    let secs = std::str::from_utf8(arg)
+        .ok()
+        .and_then(|s| s.parse::<f64>().ok())
+        .filter(|f| !f.is_nan())
+        .ok_or(CmdError::msg("ERR timeout is not a float or out of range"))?;
+    // Redis converts to integer milliseconds; what does not fit turns negative there.
+    let ms = secs * 1000.0;
+    if !(0.0..9.2e18).contains(&ms) {
+        return Err(CmdError::msg("ERR timeout is negative"));
+    }
+    Ok((secs > 0.0).then(|| Duration::from_secs_f64(secs.min(1e9))))
+}
+
+/// What a blocking command replies when its time is up (a null array for all of them, as
+/// redis-server 7.0 answers).
+pub const TIMEOUT_REPLY: Reply = Reply::NullArray;
+
+/// Whether apply found nothing to pop (another client was served first).
+pub fn found_nothing(reply: &Reply) -> bool {
+    matches!(reply, Reply::Null | Reply::NullArray)
+}
+
+/// Proposes `args` if one of `keys` holds a list with elements, else blocks on them.
+fn serve_or_block(
+    ctx: &mut Ctx,
+    args: &[Bytes],
+    keys: &[Bytes],
+    timeout: Option<Duration>,
+) -> CmdResult {
+    for key in keys {
+        if read_list(ctx, key)?.is_some_and(|l| l.count > 0) {
+            return Ok(Outcome::Propose(args.to_vec()));
+        }
+    }
+    Ok(Outcome::Block(keys.to_vec(), timeout))
+}
+
+/// BLPOP/BRPOP key [key ...] timeout.
+fn bpop(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let timeout = parse_timeout(&args[args.len() - 1])?;
+    serve_or_block(ctx, args, &args[1..args.len() - 1], timeout)
+}
+
+fn apply_bpop(txn: &mut Txn, db: u8, args: &[Bytes]) -> Result<Reply, CmdError> {
+    let left = eq(&args[0], "blpop");
+    for key in &args[1..args.len() - 1] {
+        let Some((meta, mut list)) = txn_list(txn, db, key)? else {
+            continue;
+        };
+        if let Some(value) = pop_one(txn, db, key, &mut list, left)? {
+            store(txn, db, key, meta, list)?;
+            return Ok(Reply::Array(vec![
+                Reply::Bulk(key.clone()),
+                Reply::Bulk(value),
+            ]));
+        }
+    }
+    Ok(Reply::NullArray)
+}
+
+/// BLMOVE src dst LEFT|RIGHT LEFT|RIGHT timeout, BRPOPLPUSH src dst timeout.
+fn blmove(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    if eq(&args[0], "blmove") {
+        lists::side(&args[3])?;
+        lists::side(&args[4])?;
+    }
+    let timeout = parse_timeout(&args[args.len() - 1])?;
+    serve_or_block(ctx, args, &args[1..2], timeout)
+}
+
+/// BLMPOP timeout numkeys key [key ...] LEFT|RIGHT [COUNT count].
+fn blmpop(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let timeout = parse_timeout(&args[1])?;
+    let spec = lists::parse_lmpop(&args[1..])?;
+    let keys = &args[1..][spec.keys];
+    serve_or_block(ctx, args, keys, timeout)
+}
+
+fn apply_blmpop(txn: &mut Txn, db: u8, args: &[Bytes]) -> Result<Reply, CmdError> {
+    lists::apply_lmpop(txn, db, &args[1..])
+}
