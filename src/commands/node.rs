@@ -134,6 +134,13 @@ impl Node {
         cmd.subcommands.is_empty() && cmd.is_write() && !cmd.meta.has_flag("blocking")
     }
 
+    /// Whether `args` name a command that may block the client (BLPOP…).
+    pub fn is_blocking_request(&self, args: &[Bytes]) -> bool {
+        self.table
+            .get(&args[0])
+            .is_some_and(|cmd| cmd.meta.has_flag("blocking"))
+    }
+
     /// Runs a request up to proposing: a read or an error is answered here; a write comes
     /// back as a `PendingWrite`, to be committed with the writes that follow it in the same
     /// pipeline (one pass through the shard log for all of them).

@@ -126,7 +126,12 @@ impl Connection {
             if !node.is_write_request(&request) {
                 self.commit(&node, &mut pending).await;
             }
-            let reply = match node.prepare(&mut self.session, request).await {
+            let prepared = if node.is_blocking_request(&request) {
+                self.prepare_watching_peer(&node, request).await
+            } else {
+                node.prepare(&mut self.session, request).await
+            };
+            let reply = match prepared {
                 Prepared::Write(write) => {
                     pending.push((write, self.session.should_reply()));
                     if pending.len() >= WRITE_BATCH_MAX {
@@ -162,6 +167,30 @@ impl Connection {
             .query_buffer_bytes
             .store(self.input.len() as u64, Ordering::Relaxed);
         Ok(needs_input)
+    }
+
+    /// Runs a command that may block, watching the socket meanwhile: if the peer hangs up,
+    /// the client is marked killed, which ends the wait cleanly (it leaves the queue of
+    /// blocked clients, so no element is popped for a client that is gone).
+    async fn prepare_watching_peer<'n>(
+        &mut self,
+        node: &'n Node,
+        request: Vec<bytes::Bytes>,
+    ) -> Prepared<'n> {
+        let info = self.session.info.clone();
+        let socket = &self.socket;
+        let watch_peer = async {
+            let mut probe = [0u8; 1];
+            if matches!(socket.peek(&mut probe).await, Ok(0) | Err(_)) {
+                info.kill();
+            }
+            // More input (or the kill) leaves the rest to the command.
+            std::future::pending::<()>().await
+        };
+        tokio::select! {
+            prepared = node.prepare(&mut self.session, request) => prepared,
+            _ = watch_peer => unreachable!("the peer watch never completes"),
+        }
     }
 
     /// Proposes the waiting writes together and encodes their replies in order.

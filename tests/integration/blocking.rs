@@ -114,3 +114,22 @@ fn blmove_waits_for_its_source_and_a_killed_client_leaves_the_queue() {
     admin.call(&["RPUSH", "k", "v"]);
     assert_eq!(show(&later.read_reply()), "*2\r\n$1\r\nk\r\n$1\r\nv\r\n");
 }
+
+/// A client that hangs up while blocked leaves the queue: the next element goes to the
+/// next waiter instead of being popped for nobody.
+#[test]
+fn a_client_that_hangs_up_stops_waiting() {
+    let server = start_basalt(&[]);
+    let mut admin = server.client();
+    {
+        let mut gone = server.client();
+        gone.send(&[b"BLPOP", b"h", b"0"]);
+        wait_blocked(&mut admin, 1);
+    }
+    wait_blocked(&mut admin, 0);
+    let mut next = server.client();
+    next.send(&[b"BLPOP", b"h", b"5"]);
+    wait_blocked(&mut admin, 1);
+    admin.call(&["RPUSH", "h", "x"]);
+    assert_eq!(show(&next.read_reply()), "*2\r\n$1\r\nh\r\n$1\r\nx\r\n");
+}
