@@ -39,7 +39,7 @@ mod table;
 
 pub use error::CmdError;
 pub use expire_cycle::ExpireCursor;
-pub use node::{Node, PendingWrite, Prepared, ShutdownRequest};
+pub use node::{Node, PendingWrite, Prepared, RequestKind, ShutdownRequest};
 pub use session::{ReplyMode, Session};
 pub use table::{Command, Table};
 

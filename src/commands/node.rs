@@ -31,6 +31,14 @@ pub enum Prepared<'a> {
 }
 
 /// A write command that has passed its handler and waits to be proposed.
+/// See [`Node::classify`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestKind {
+    Write,
+    Blocking,
+    Other,
+}
+
 pub struct PendingWrite<'a> {
     cmd: &'a Command,
     shards: ShardSet,
@@ -124,21 +132,15 @@ impl Node {
         }
     }
 
-    /// Whether `args` name a write command (its reply may wait for the writes after it).
-    pub fn is_write_request(&self, args: &[Bytes]) -> bool {
-        let Some(cmd) = self.table.get(&args[0]) else {
-            return false;
-        };
-        // A blocking command runs alone: the writes before it are committed first (they
-        // may be what it waits for).
-        cmd.subcommands.is_empty() && cmd.is_write() && !cmd.meta.has_flag("blocking")
-    }
-
-    /// Whether `args` name a command that may block the client (BLPOP…).
-    pub fn is_blocking_request(&self, args: &[Bytes]) -> bool {
-        self.table
-            .get(&args[0])
-            .is_some_and(|cmd| cmd.meta.has_flag("blocking"))
+    /// How the connection schedules a request, from one table lookup: a write's reply may
+    /// wait for the writes after it (they are proposed together); a blocking command runs
+    /// alone, after the writes before it are committed (they may be what it waits for).
+    pub fn classify(&self, args: &[Bytes]) -> RequestKind {
+        match self.table.get(&args[0]) {
+            Some(cmd) if cmd.meta.has_flag("blocking") => RequestKind::Blocking,
+            Some(cmd) if cmd.subcommands.is_empty() && cmd.is_write() => RequestKind::Write,
+            _ => RequestKind::Other,
+        }
     }
 
     /// Runs a request up to proposing: a read or an error is answered here; a write comes

@@ -15,7 +15,7 @@ use tokio::sync::watch;
 
 use super::limits::OutputWatch;
 use crate::commands::clients::ClientInfo;
-use crate::commands::{Node, PendingWrite, Prepared, Session};
+use crate::commands::{Node, PendingWrite, Prepared, RequestKind, Session};
 use crate::limits::{
     OUTPUT_FLUSH_BYTES, OUTPUT_PENDING_BYTES_MAX, PIPELINE_COMMANDS_MAX, READ_CHUNK_BYTES,
     WRITE_BATCH_MAX,
@@ -123,10 +123,11 @@ impl Connection {
                 }
             };
             // Anything but a write must see the writes before it.
-            if !node.is_write_request(&request) {
+            let kind = node.classify(&request);
+            if kind != RequestKind::Write {
                 self.commit(&node, &mut pending).await;
             }
-            let prepared = if node.is_blocking_request(&request) {
+            let prepared = if kind == RequestKind::Blocking {
                 self.prepare_watching_peer(&node, request).await
             } else {
                 node.prepare(&mut self.session, request).await
