@@ -150,3 +150,26 @@ fn client_reply_off_and_skip() {
         "SKIP drops the next reply only"
     );
 }
+
+/// MEMORY USAGE counts a collection's elements (sampled, as Redis does), not only its key.
+#[test]
+fn memory_usage_counts_collection_elements() {
+    let server = crate::support::start_basalt(&[]);
+    let mut c = server.client();
+    let usage = |c: &mut crate::support::Client, args: &[&str]| -> i64 {
+        let reply = crate::support::show(&c.call(args));
+        reply.trim_start_matches(':').trim().parse().unwrap()
+    };
+    let value = "x".repeat(100);
+    c.call(&["RPUSH", "small", &value]);
+    for _ in 0..100 {
+        c.call(&["RPUSH", "big", &value]);
+    }
+    let small = usage(&mut c, &["MEMORY", "USAGE", "small"]);
+    let big = usage(&mut c, &["MEMORY", "USAGE", "big"]);
+    assert!(big > 100 * 100 && big > 50 * small, "{small} {big}");
+    assert_eq!(
+        usage(&mut c, &["MEMORY", "USAGE", "big", "SAMPLES", "0"]),
+        big
+    );
+}
