@@ -1,8 +1,10 @@
 //! What the collection command families share: typed reads of a collection's header, new
-//! collections, storing a changed header (or deleting an emptied key), and the element
-//! scans behind HSCAN and SSCAN.
+//! collections, storing a changed header (or deleting an emptied key), the element scans
+//! behind HSCAN and SSCAN, and the random choices of HRANDFIELD and SRANDMEMBER.
 
 use bytes::Bytes;
+use rand::seq::SliceRandom;
+use rand::Rng;
 
 use super::args::{self, eq};
 use super::error::{self, syntax, CmdError};
@@ -155,4 +157,30 @@ pub fn scan(
 
 fn scan_reply(cursor: u64, items: Vec<Reply>) -> Reply {
     Reply::Array(vec![Reply::bulk(cursor.to_string()), Reply::Array(items)])
+}
+
+/// The COUNT of HRANDFIELD and SRANDMEMBER: any integer Redis can negate.
+pub fn parse_random_count(arg: Option<&Bytes>) -> Result<Option<i64>, CmdError> {
+    match arg.map(|a| args::int(a)).transpose()? {
+        Some(i64::MIN) => Err(CmdError::msg(
+            "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807",
+        )),
+        count => Ok(count),
+    }
+}
+
+/// Redis's random choice with a count: up to `count` distinct items when positive, `-count`
+/// items that may repeat when negative. Made at the reader (these commands only read).
+pub fn random_choice<T>(items: &[T], count: i64) -> Vec<&T> {
+    let mut rng = rand::thread_rng();
+    if items.is_empty() || count == 0 {
+        Vec::new()
+    } else if count > 0 {
+        let n = (count as usize).min(items.len());
+        items.choose_multiple(&mut rng, n).collect()
+    } else {
+        (0..count.unsigned_abs())
+            .map(|_| &items[rng.gen_range(0..items.len())])
+            .collect()
+    }
 }

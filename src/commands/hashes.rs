@@ -8,9 +8,9 @@
 
 use bytes::Bytes;
 use rand::seq::SliceRandom;
-use rand::Rng;
 
 use super::args::{self, eq};
+use super::collections;
 use super::error::{self, syntax, CmdError};
 use super::{propose_as_sent, reply, ApplyFn, CmdResult, Ctx, Handler};
 use crate::keyspace::{Encoding, Meta, Txn, ValueType};
@@ -43,14 +43,8 @@ pub static COMMANDS: &[(&str, Handler, Option<ApplyFn>)] = &[
 
 /// The live hash at `key` (or nothing); another type is WRONGTYPE.
 fn read_hash(ctx: &mut Ctx, key: &[u8]) -> Result<Option<(Meta, u64)>, CmdError> {
-    let meta = ctx.lookup(key)?;
-    ctx.node.stats.hit(meta.is_some());
-    hash_version(meta)
-}
-
-fn hash_version(meta: Option<Meta>) -> Result<Option<(Meta, u64)>, CmdError> {
-    let found = super::collections::header(meta.as_ref(), ValueType::Hash)?;
-    Ok(meta.zip(found).map(|(m, h)| (m, h.version)))
+    let found = collections::read(ctx, key, ValueType::Hash)?;
+    Ok(found.map(|(m, h)| (m, h.version)))
 }
 
 fn field_value(ctx: &mut Ctx, key: &[u8], field: &[u8]) -> Result<Option<Bytes>, CmdError> {
@@ -137,21 +131,11 @@ fn hset(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 /// The hash at `key` for a write, created empty (with a fresh version) when absent.
 fn txn_hash(txn: &mut Txn, db: u8, key: &[u8], create: bool) -> Result<Option<Meta>, CmdError> {
-    match txn.get(db, key)? {
-        Some(m) if m.value_type != ValueType::Hash => Err(error::wrongtype()),
-        Some(m) => Ok(Some(m)),
-        None if create => {
-            let version = txn.new_version()?;
-            let revision = txn.revision();
-            Ok(Some(Meta::collection(
-                ValueType::Hash,
-                Encoding::Listpack,
-                version,
-                revision,
-            )))
-        }
-        None => Ok(None),
-    }
+    Ok(if create {
+        Some(collections::txn_read_or_new(txn, db, key, ValueType::Hash, Encoding::Listpack)?.0)
+    } else {
+        collections::txn_read(txn, db, key, ValueType::Hash)?.map(|(m, _)| m)
+    })
 }
 
 fn version_of(meta: &Meta) -> Result<(u64, u64), CmdError> {
@@ -300,38 +284,17 @@ fn hrandfield(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     if args.len() > 4 || (args.len() == 4 && !eq(&args[3], "WITHVALUES")) {
         return Err(syntax());
     }
-    let count = match args.get(2) {
-        None => None,
-        Some(c) => Some(match args::int(c)? {
-            i64::MIN => {
-                return Err(CmdError::msg(
-                    "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807",
-                ))
-            }
-            n => n,
-        }),
-    };
+    let count = collections::parse_random_count(args.get(2))?;
     let with_values = args.len() == 4;
     let pairs = all_pairs(ctx, &args[1])?;
-    let mut rng = rand::thread_rng();
     let Some(count) = count else {
         return reply(
             pairs
-                .choose(&mut rng)
+                .choose(&mut rand::thread_rng())
                 .map_or(Reply::Null, |(f, _)| Reply::Bulk(f.clone())),
         );
     };
-    let chosen: Vec<&(Bytes, Bytes)> = if pairs.is_empty() || count == 0 {
-        Vec::new()
-    } else if count > 0 {
-        let n = (count as usize).min(pairs.len());
-        pairs.choose_multiple(&mut rng, n).collect()
-    } else {
-        let n = count.unsigned_abs() as usize;
-        (0..n)
-            .map(|_| &pairs[rng.gen_range(0..pairs.len())])
-            .collect()
-    };
+    let chosen = collections::random_choice(&pairs, count);
     let resp3 = ctx.session.resp3;
     let items = chosen
         .into_iter()
@@ -349,7 +312,7 @@ fn hrandfield(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 /// HSCAN key cursor [MATCH pattern] [COUNT count].
 fn hscan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    super::collections::scan(ctx, args, ValueType::Hash, Encoding::Listpack, true)
+    collections::scan(ctx, args, ValueType::Hash, Encoding::Listpack, true)
 }
 
 /// The fields of a hash in order, for DUMP.

@@ -276,15 +276,20 @@ fn rewrite(
     store(txn, db, key, meta, list)
 }
 
+/// Every element of a list inside a write, in order.
+fn txn_items(txn: &mut Txn, db: u8, key: &[u8], list: &Collection) -> Result<Vec<Bytes>, CmdError> {
+    Ok(txn
+        .all_elements(db, key, list.version)?
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect())
+}
+
 fn apply_linsert(txn: &mut Txn, db: u8, args: &[Bytes]) -> Result<Reply, CmdError> {
     let Some((meta, list)) = txn_list(txn, db, &args[1])? else {
         return Ok(Reply::Integer(0));
     };
-    let mut items: Vec<Bytes> = txn
-        .all_elements(db, &args[1], list.version)?
-        .into_iter()
-        .map(|(_, v)| v)
-        .collect();
+    let mut items = txn_items(txn, db, &args[1], &list)?;
     let Some(i) = items.iter().position(|v| *v == args[3]) else {
         return Ok(Reply::Integer(-1));
     };
@@ -300,11 +305,7 @@ fn apply_lrem(txn: &mut Txn, db: u8, args: &[Bytes]) -> Result<Reply, CmdError> 
     let Some((meta, list)) = txn_list(txn, db, &args[1])? else {
         return Ok(Reply::Integer(0));
     };
-    let mut items: Vec<Bytes> = txn
-        .all_elements(db, &args[1], list.version)?
-        .into_iter()
-        .map(|(_, v)| v)
-        .collect();
+    let mut items = txn_items(txn, db, &args[1], &list)?;
     let limit = if count == 0 {
         usize::MAX
     } else {

@@ -116,41 +116,23 @@ fn srandmember(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     if args.len() > 3 {
         return Err(syntax());
     }
-    let count = match args.get(2) {
-        None => None,
-        Some(c) => Some(match args::int(c)? {
-            i64::MIN => {
-                return Err(CmdError::msg(
-                    "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807",
-                ))
-            }
-            n => n,
-        }),
-    };
+    let count = collections::parse_random_count(args.get(2))?;
     let items = match read_set(ctx, &args[1])? {
         None => Vec::new(),
         Some((_, set)) => members(ctx, &args[1], &set)?,
     };
-    let mut rng = rand::thread_rng();
     let Some(count) = count else {
         return reply(
             items
-                .choose(&mut rng)
+                .choose(&mut rand::thread_rng())
                 .cloned()
                 .map_or(Reply::Null, Reply::Bulk),
         );
     };
-    let chosen: Vec<Bytes> = if items.is_empty() || count == 0 {
-        Vec::new()
-    } else if count > 0 {
-        let n = (count as usize).min(items.len());
-        items.choose_multiple(&mut rng, n).cloned().collect()
-    } else {
-        (0..count.unsigned_abs())
-            .map(|_| items[rng.gen_range(0..items.len())].clone())
-            .collect()
-    };
-    reply(Reply::Array(chosen.into_iter().map(Reply::Bulk).collect()))
+    let chosen = collections::random_choice(&items, count);
+    reply(Reply::Array(
+        chosen.into_iter().cloned().map(Reply::Bulk).collect(),
+    ))
 }
 
 /// Whether Redis would keep `member` in an intset.
