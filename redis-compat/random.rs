@@ -73,6 +73,10 @@ const UNORDERED: &[&str] = &[
     "KEYS", "HGETALL", "HKEYS", "HVALS", "HSCAN", "SMEMBERS", "SINTER", "SUNION", "SDIFF", "SSCAN",
 ];
 const MEMBERS: &[&str] = &["1", "2", "-3", "m", "n", "10"];
+const SCORES: &[&str] = &["1", "2", "-0", "1.5", "inf", "-inf", "0.1", "abc", "3"];
+const SCORE_BOUNDS: &[&str] = &["1", "(1", "-inf", "+inf", "(2", "1.5", "x", "(inf"];
+const LEX_BOUNDS: &[&str] = &["-", "+", "[m", "(m", "[1", "(2", "n", "[10"];
+const RANKS: &[&str] = &["0", "1", "-1", "-2", "3", "100", "-100"];
 
 fn command(rng: &mut Rng) -> Vec<String> {
     let k = |rng: &mut Rng| rng.pick(KEYS).to_string();
@@ -82,7 +86,11 @@ fn command(rng: &mut Rng) -> Vec<String> {
     let f = |rng: &mut Rng| rng.pick(FIELDS).to_string();
     let side = |rng: &mut Rng| rng.pick(&["LEFT", "RIGHT"]).to_string();
     let m = |rng: &mut Rng| rng.pick(MEMBERS).to_string();
-    match rng.below(74) {
+    let score = |rng: &mut Rng| rng.pick(SCORES).to_string();
+    let sb = |rng: &mut Rng| rng.pick(SCORE_BOUNDS).to_string();
+    let lb = |rng: &mut Rng| rng.pick(LEX_BOUNDS).to_string();
+    let rank = |rng: &mut Rng| rng.pick(RANKS).to_string();
+    match rng.below(88) {
         0..=3 => cmd = vec![s("GET"), k(rng)],
         4..=6 => {
             cmd = vec![s("SET"), k(rng), v(rng)];
@@ -295,6 +303,102 @@ fn command(rng: &mut Rng) -> Vec<String> {
         }
         72 => cmd = vec![s("SINTERCARD"), s("2"), k(rng), k(rng)],
         73 => cmd = vec![s("SSCAN"), k(rng), s("0")],
+        74..=76 => {
+            cmd = vec![s("ZADD"), k(rng)];
+            for _ in 0..rng.below(3) {
+                cmd.push(s(rng.pick(&["NX", "XX", "GT", "LT", "CH", "INCR"])));
+            }
+            cmd.extend([score(rng), m(rng)]);
+            if rng.chance(40) {
+                cmd.extend([score(rng), m(rng)]);
+            }
+        }
+        77 => cmd = vec![s("ZINCRBY"), k(rng), score(rng), m(rng)],
+        78 => cmd = vec![s("ZREM"), k(rng), m(rng), m(rng)],
+        79 => {
+            let read = rng.pick(&["ZSCORE", "ZRANK", "ZREVRANK", "ZMSCORE"]);
+            cmd = vec![s(read), k(rng), m(rng)];
+        }
+        80 => {
+            cmd = vec![
+                s(rng.pick(&["ZRANGE", "ZREVRANGE"])),
+                k(rng),
+                rank(rng),
+                rank(rng),
+            ];
+            if rng.chance(50) {
+                cmd.push(s("WITHSCORES"));
+            }
+        }
+        81 => {
+            let name = rng.pick(&["ZRANGEBYSCORE", "ZREVRANGEBYSCORE", "ZCOUNT"]);
+            cmd = vec![s(name), k(rng), sb(rng), sb(rng)];
+            if name != "ZCOUNT" && rng.chance(50) {
+                cmd.push(s("WITHSCORES"));
+            }
+            if name != "ZCOUNT" && rng.chance(30) {
+                cmd.extend([s("LIMIT"), rank(rng), rank(rng)]);
+            }
+        }
+        82 => {
+            let name = rng.pick(&["ZRANGEBYLEX", "ZREVRANGEBYLEX", "ZLEXCOUNT"]);
+            cmd = vec![s(name), k(rng), lb(rng), lb(rng)];
+            if name != "ZLEXCOUNT" && rng.chance(30) {
+                cmd.extend([s("LIMIT"), rank(rng), rank(rng)]);
+            }
+        }
+        83 => {
+            let name = rng.pick(&["ZREMRANGEBYRANK", "ZREMRANGEBYSCORE", "ZREMRANGEBYLEX"]);
+            cmd = match name {
+                "ZREMRANGEBYRANK" => vec![s(name), k(rng), rank(rng), rank(rng)],
+                "ZREMRANGEBYSCORE" => vec![s(name), k(rng), sb(rng), sb(rng)],
+                _ => vec![s(name), k(rng), lb(rng), lb(rng)],
+            };
+        }
+        84 => {
+            cmd = vec![s(rng.pick(&["ZPOPMIN", "ZPOPMAX"])), k(rng)];
+            if rng.chance(50) {
+                cmd.push(s(rng.pick(&["0", "1", "2", "-1"])));
+            }
+        }
+        85 => {
+            let name = rng.pick(&["ZUNION", "ZINTER", "ZDIFF", "ZUNIONSTORE", "ZINTERSTORE"]);
+            cmd = vec![s(name)];
+            if name.ends_with("STORE") {
+                cmd.push(k(rng));
+            }
+            cmd.extend([s("2"), k(rng), k(rng)]);
+            if name != "ZDIFF" && rng.chance(40) {
+                cmd.extend([s("WEIGHTS"), score(rng), score(rng)]);
+            }
+            if name != "ZDIFF" && rng.chance(30) {
+                cmd.extend([s("AGGREGATE"), s(rng.pick(&["SUM", "MIN", "MAX"]))]);
+            }
+            if !name.ends_with("STORE") && rng.chance(50) {
+                cmd.push(s("WITHSCORES"));
+            }
+        }
+        86 => {
+            cmd = vec![
+                s("ZMPOP"),
+                s("2"),
+                k(rng),
+                k(rng),
+                s(rng.pick(&["MIN", "MAX"])),
+            ];
+            if rng.chance(50) {
+                cmd.extend([s("COUNT"), s(rng.pick(&["1", "3"]))]);
+            }
+        }
+        87 => {
+            let name = rng.pick(&["ZCARD", "ZSCAN", "ZRANGESTORE", "ZINTERCARD"]);
+            cmd = match name {
+                "ZSCAN" => vec![s(name), k(rng), s("0")],
+                "ZRANGESTORE" => vec![s(name), k(rng), k(rng), rank(rng), rank(rng)],
+                "ZINTERCARD" => vec![s(name), s("2"), k(rng), k(rng)],
+                _ => vec![s(name), k(rng)],
+            };
+        }
         63 => {
             cmd = vec![s("LMPOP"), s("2"), k(rng), k(rng), side(rng)];
             if rng.chance(50) {

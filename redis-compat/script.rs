@@ -136,4 +136,5 @@ scripts! {
     hashes => "hashes.txt",
     lists => "lists.txt",
     sets => "sets.txt",
+    zsets => "zsets.txt",
 }

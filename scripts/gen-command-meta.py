@@ -36,6 +36,16 @@ COMMANDS = {
     "smembers": None, "srandmember": None, "spop": None, "smove": None, "sinter": None,
     "sintercard": None, "sinterstore": None, "sunion": None, "sunionstore": None,
     "sdiff": None, "sdiffstore": None, "sscan": None,
+    # sorted sets
+    "zadd": None, "zincrby": None, "zrem": None, "zcard": None, "zscore": None,
+    "zmscore": None, "zrank": None, "zrevrank": None, "zcount": None, "zlexcount": None,
+    "zrange": None, "zrangebyscore": None, "zrevrangebyscore": None, "zrangebylex": None,
+    "zrevrangebylex": None, "zrevrange": None, "zrangestore": None,
+    "zremrangebyrank": None, "zremrangebyscore": None, "zremrangebylex": None,
+    "zpopmin": None, "zpopmax": None, "zmpop": None, "bzpopmin": None, "bzpopmax": None,
+    "bzmpop": None, "zrandmember": None, "zunion": None, "zinter": None, "zdiff": None,
+    "zunionstore": None, "zinterstore": None, "zdiffstore": None, "zintercard": None,
+    "zscan": None,
     # keys
     "del": None, "unlink": None, "exists": None, "type": None, "rename": None,
     "renamenx": None, "keys": None, "scan": None, "randomkey": None, "dbsize": None,

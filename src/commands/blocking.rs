@@ -14,6 +14,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
+
+use crate::keyspace::ValueType;
 use tokio::sync::Notify;
 
 const SLEEPING: u8 = 0;
@@ -35,6 +37,8 @@ pub struct Waiter {
     pub client_id: u64,
     db: u8,
     keys: Vec<Bytes>,
+    /// The type it pops (a write leaving another type at its key does not wake it).
+    wants: ValueType,
     state: AtomicU8,
     notify: Notify,
 }
@@ -70,11 +74,18 @@ pub struct BlockRegistry {
 
 impl BlockRegistry {
     /// Queues a client on `keys` of logical database `db`.
-    pub fn register(&self, client_id: u64, db: u8, keys: &[Bytes]) -> Arc<Waiter> {
+    pub fn register(
+        &self,
+        client_id: u64,
+        db: u8,
+        keys: &[Bytes],
+        wants: ValueType,
+    ) -> Arc<Waiter> {
         let waiter = Arc::new(Waiter {
             client_id,
             db,
             keys: keys.to_vec(),
+            wants,
             state: AtomicU8::new(SLEEPING),
             notify: Notify::new(),
         });
@@ -100,21 +111,22 @@ impl BlockRegistry {
                 if queue.is_empty() {
                     queues.remove(&slot);
                 } else if pass_on {
-                    wake_first(queue);
+                    wake_first(queue, waiter.wants);
                 }
             }
         }
         self.blocked.fetch_sub(1, Ordering::AcqRel);
     }
 
-    /// A write touched `key`: the first sleeping waiter on it tries again.
-    pub fn wake(&self, db: u8, key: &[u8]) {
+    /// A write left a non-empty `vt` at `key`: the first sleeping waiter on it for that
+    /// type tries again.
+    pub fn wake(&self, db: u8, key: &[u8], vt: ValueType) {
         if self.blocked.load(Ordering::Acquire) == 0 {
             return;
         }
         let mut queues = self.queues.lock();
         if let Some(queue) = queues.get_mut(&(db, Bytes::copy_from_slice(key))) {
-            wake_first(queue);
+            wake_first(queue, vt);
         }
     }
 
@@ -139,11 +151,12 @@ impl BlockRegistry {
     }
 }
 
-fn wake_first(queue: &mut VecDeque<Arc<Waiter>>) {
+fn wake_first(queue: &mut VecDeque<Arc<Waiter>>, vt: ValueType) {
     if let Some(w) = queue.iter().find(|w| {
-        w.state
-            .compare_exchange(SLEEPING, WOKEN, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
+        w.wants == vt
+            && w.state
+                .compare_exchange(SLEEPING, WOKEN, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
     }) {
         w.notify.notify_one();
     }
@@ -157,10 +170,12 @@ mod tests {
     async fn the_first_waiter_is_woken_first_and_passes_an_unused_wake_on() {
         let reg = BlockRegistry::default();
         let key = Bytes::from("k");
-        let first = reg.register(1, 0, std::slice::from_ref(&key));
-        let second = reg.register(2, 0, std::slice::from_ref(&key));
-        assert_eq!(reg.blocked_clients(), 2);
-        reg.wake(0, b"k");
+        let list = ValueType::List;
+        let first = reg.register(1, 0, std::slice::from_ref(&key), list);
+        let second = reg.register(2, 0, std::slice::from_ref(&key), list);
+        let other = reg.register(3, 0, std::slice::from_ref(&key), ValueType::ZSet);
+        assert_eq!(reg.blocked_clients(), 3);
+        reg.wake(0, b"k", list);
         assert_eq!(first.wait().await, None);
         // The first leaves without using its wake-up: the second gets it.
         reg.unregister(&first);
@@ -169,6 +184,10 @@ mod tests {
         assert!(reg.unblock(2, Unblocked::Error));
         assert_eq!(second.wait().await, Some(Unblocked::Error));
         reg.unregister(&second);
+        // A sorted set at the key wakes only the client waiting for one.
+        reg.wake(0, b"k", ValueType::ZSet);
+        assert_eq!(other.wait().await, None);
+        reg.unregister(&other);
         assert_eq!(reg.blocked_clients(), 0);
         assert!(!reg.unblock(2, Unblocked::Timeout));
     }

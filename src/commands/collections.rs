@@ -110,14 +110,15 @@ pub fn parse_scan_options(args: &[Bytes]) -> Result<(Option<&Bytes>, usize), Cmd
 /// HSCAN and SSCAN: `KEY cursor [MATCH pattern] [COUNT count]` over a collection of type
 /// `vt`. A collection in a compact encoding (`small`) comes back whole with cursor 0, as
 /// Redis does; a larger one page by page, its position kept in the node's cursor table.
-/// `with_values` lists each element's value after its sub key (HSCAN).
+/// `value`, if given, lists each element's value after its sub key (HSCAN, ZSCAN).
 pub fn scan(
     ctx: &mut Ctx,
     args: &[Bytes],
     vt: ValueType,
     small: Encoding,
-    with_values: bool,
+    value: Option<fn(&Bytes) -> Reply>,
 ) -> CmdResult {
+    let value_reply = value;
     let cursor = super::keys::parse_cursor(&args[2])?;
     let (pattern, count) = parse_scan_options(&args[3..])?;
     let Some((meta, found)) = read(ctx, &args[1], vt)? else {
@@ -147,15 +148,15 @@ pub fn scan(
     let items = page
         .into_iter()
         .filter(|(sub, _)| pattern.is_none_or(|p| glob_match(p, sub, false)))
-        .flat_map(|(sub, value)| {
-            let value = with_values.then_some(Reply::Bulk(value));
+        .flat_map(|(sub, raw)| {
+            let value = value_reply.map(|f| f(&raw));
             std::iter::once(Reply::Bulk(sub)).chain(value)
         })
         .collect();
     reply(scan_reply(next, items))
 }
 
-fn scan_reply(cursor: u64, items: Vec<Reply>) -> Reply {
+pub fn scan_reply(cursor: u64, items: Vec<Reply>) -> Reply {
     Reply::Array(vec![Reply::bulk(cursor.to_string()), Reply::Array(items)])
 }
 
@@ -183,4 +184,46 @@ pub fn random_choice<T>(items: &[T], count: i64) -> Vec<&T> {
             .map(|_| &items[rng.gen_range(0..items.len())])
             .collect()
     }
+}
+
+/// LMPOP/ZMPOP (and their blocking forms, from `numkeys` on): `numkeys key [key ...] END
+/// [COUNT count]`, where `end` reads LEFT|RIGHT or MIN|MAX (true for the start).
+pub struct Mpop {
+    /// Where the keys are in the arguments.
+    pub keys: std::ops::Range<usize>,
+    pub from_start: bool,
+    pub count: i64,
+}
+
+pub fn parse_mpop(
+    args: &[Bytes],
+    end: fn(&[u8]) -> Result<bool, CmdError>,
+) -> Result<Mpop, CmdError> {
+    const NUMKEYS: &str = "ERR numkeys should be greater than 0";
+    let numkeys = args::int_with(&args[1], NUMKEYS)?;
+    if numkeys <= 0 {
+        return Err(CmdError::Static(NUMKEYS));
+    }
+    let first = 2usize;
+    let after = first
+        .checked_add(numkeys as usize)
+        .filter(|&a| a < args.len())
+        .ok_or(syntax())?;
+    let from_start = end(&args[after])?;
+    let mut count = 1;
+    match &args[after + 1..] {
+        [] => {}
+        [word, n] if eq(word, "count") => {
+            count = args::int(n)?;
+            if count <= 0 {
+                return Err(CmdError::msg("ERR count should be greater than 0"));
+            }
+        }
+        _ => return Err(syntax()),
+    }
+    Ok(Mpop {
+        keys: first..after,
+        from_start,
+        count,
+    })
 }

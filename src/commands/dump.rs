@@ -16,7 +16,10 @@ const RDB_VERSION_READ_MAX: u16 = 11;
 const RDB_TYPE_STRING: u8 = 0;
 const RDB_TYPE_LIST: u8 = 1;
 const RDB_TYPE_SET: u8 = 2;
+const RDB_TYPE_ZSET: u8 = 3;
 const RDB_TYPE_HASH: u8 = 4;
+const RDB_TYPE_ZSET_2: u8 = 5;
+const RDB_TYPE_ZSET_LISTPACK: u8 = 17;
 const RDB_TYPE_SET_INTSET: u8 = 11;
 const RDB_TYPE_LIST_QUICKLIST_2: u8 = 18;
 /// Quicklist node containers.
@@ -33,13 +36,15 @@ pub enum PayloadError {
 }
 
 /// The value a payload carries.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq)]
 pub enum DumpValue {
     String(Bytes),
     /// Field-value pairs.
     Hash(Vec<(Bytes, Bytes)>),
     List(Vec<Bytes>),
     Set(Vec<Bytes>),
+    /// Members with their scores.
+    ZSet(Vec<(Bytes, f64)>),
 }
 
 pub fn dump_string(value: &[u8]) -> Bytes {
@@ -79,6 +84,19 @@ pub fn dump_set(members: &[Bytes]) -> Bytes {
     write_length(&mut out, members.len() as u64);
     for member in members {
         write_rdb_string(&mut out, member);
+    }
+    finish(out)
+}
+
+/// A sorted set as `RDB_TYPE_ZSET_2`: a length, then each member and its score as a
+/// binary double (LE).
+pub fn dump_zset(items: &[(Bytes, f64)]) -> Bytes {
+    let mut out = BytesMut::new();
+    out.put_u8(RDB_TYPE_ZSET_2);
+    write_length(&mut out, items.len() as u64);
+    for (member, score) in items {
+        write_rdb_string(&mut out, member);
+        out.put_f64_le(*score);
     }
     finish(out)
 }
@@ -150,7 +168,8 @@ pub fn restore(payload: &[u8]) -> Result<DumpValue, PayloadError> {
         return Err(PayloadError::VersionOrChecksum);
     }
     let mut reader = Reader { data: body, pos: 0 };
-    let value = match reader.byte()? {
+    let kind = reader.byte()?;
+    let value = match kind {
         RDB_TYPE_STRING => DumpValue::String(reader.rdb_string()?),
         RDB_TYPE_HASH => {
             let n = reader.plain_length()?;
@@ -187,6 +206,40 @@ pub fn restore(payload: &[u8]) -> Result<DumpValue, PayloadError> {
                 items.push(reader.rdb_string()?);
             }
             unique_members(items)?
+        }
+        RDB_TYPE_ZSET_2 | RDB_TYPE_ZSET => {
+            let n = reader.plain_length()?;
+            let mut items = Vec::with_capacity(n.min(1 << 16));
+            for _ in 0..n {
+                let member = reader.rdb_string()?;
+                let score = if kind == RDB_TYPE_ZSET_2 {
+                    f64::from_le_bytes(
+                        reader
+                            .take(8)?
+                            .try_into()
+                            .map_err(|_| PayloadError::BadFormat)?,
+                    )
+                } else {
+                    reader.text_double()?
+                };
+                items.push((member, score));
+            }
+            unique_scored(items)?
+        }
+        RDB_TYPE_ZSET_LISTPACK => {
+            let lp = reader.rdb_string()?;
+            let items = super::listpack::entries(&lp).ok_or(PayloadError::BadFormat)?;
+            if !items.len().is_multiple_of(2) {
+                return Err(PayloadError::BadFormat);
+            }
+            let scored = items
+                .chunks(2)
+                .map(|p| {
+                    let score = super::args::parse_float(&p[1]).ok_or(PayloadError::BadFormat)?;
+                    Ok((p[0].clone(), score))
+                })
+                .collect::<Result<_, PayloadError>>()?;
+            unique_scored(scored)?
         }
         RDB_TYPE_SET_INTSET => unique_members(intset_members(&reader.rdb_string()?)?)?,
         RDB_TYPE_LIST_QUICKLIST_2 => {
@@ -242,6 +295,19 @@ fn unique_members(items: Vec<Bytes>) -> Result<DumpValue, PayloadError> {
         return Err(PayloadError::BadFormat);
     }
     Ok(DumpValue::Set(items))
+}
+
+/// Redis rejects a sorted-set payload that repeats a member, has a NaN score, or is empty.
+fn unique_scored(items: Vec<(Bytes, f64)>) -> Result<DumpValue, PayloadError> {
+    let mut seen = std::collections::HashSet::with_capacity(items.len());
+    if items.is_empty()
+        || !items
+            .iter()
+            .all(|(m, s)| !s.is_nan() && seen.insert(m.clone()))
+    {
+        return Err(PayloadError::BadFormat);
+    }
+    Ok(DumpValue::ZSet(items))
 }
 
 fn non_empty(items: Vec<Bytes>) -> Result<DumpValue, PayloadError> {
@@ -313,6 +379,19 @@ impl Reader<'_> {
         match self.length()? {
             Length::Plain(n) => usize::try_from(n).map_err(|_| PayloadError::BadFormat),
             Length::Encoded(_) => Err(PayloadError::BadFormat),
+        }
+    }
+
+    /// An old-style RDB double: a length byte then its text; 253/254/255 for nan/inf/-inf.
+    fn text_double(&mut self) -> Result<f64, PayloadError> {
+        match self.byte()? {
+            253 => Err(PayloadError::BadFormat),
+            254 => Ok(f64::INFINITY),
+            255 => Ok(f64::NEG_INFINITY),
+            len => {
+                let text = self.take(usize::from(len))?;
+                super::args::parse_float(text).ok_or(PayloadError::BadFormat)
+            }
         }
     }
 

@@ -312,7 +312,13 @@ fn hrandfield(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 /// HSCAN key cursor [MATCH pattern] [COUNT count].
 fn hscan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    collections::scan(ctx, args, ValueType::Hash, Encoding::Listpack, true)
+    collections::scan(
+        ctx,
+        args,
+        ValueType::Hash,
+        Encoding::Listpack,
+        Some(|v: &Bytes| Reply::Bulk(v.clone())),
+    )
 }
 
 /// The fields of a hash in order, for DUMP.

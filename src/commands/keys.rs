@@ -458,6 +458,7 @@ fn dump_key(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         ValueType::Hash => dump::dump_hash(&super::hashes::dump_pairs(ctx, &args[1], &meta)?),
         ValueType::List => dump::dump_list(&super::lists::dump_items(ctx, &args[1], &meta)?),
         ValueType::Set => dump::dump_set(&super::sets::dump_members(ctx, &args[1], &meta)?),
+        ValueType::ZSet => dump::dump_zset(&super::zsets::dump_members(ctx, &args[1], &meta)?),
     }))
 }
 
@@ -551,6 +552,7 @@ fn apply_restore(txn: &mut Txn, db: u8, args: &[Bytes]) -> Result<Reply, CmdErro
         DumpValue::Hash(pairs) => super::hashes::store_hash(txn, db, &args[1], &pairs, at)?,
         DumpValue::List(items) => super::lists::store_list(txn, db, &args[1], items, at)?,
         DumpValue::Set(items) => super::sets::store_set(txn, db, &args[1], &items, at)?,
+        DumpValue::ZSet(items) => super::zsets::store_zset(txn, db, &args[1], &items, at)?,
     }
     Ok(Reply::OK)
 }

@@ -483,40 +483,8 @@ fn lmpop(_: &mut Ctx, args: &[Bytes]) -> CmdResult {
     Ok(Outcome::Propose(args.to_vec()))
 }
 
-pub(super) struct Mpop {
-    pub keys: std::ops::Range<usize>,
-    left: bool,
-    count: i64,
-}
-
-pub(super) fn parse_lmpop(args: &[Bytes]) -> Result<Mpop, CmdError> {
-    const NUMKEYS: &str = "ERR numkeys should be greater than 0";
-    let numkeys = args::int_with(&args[1], NUMKEYS)?;
-    if numkeys <= 0 {
-        return Err(CmdError::Static(NUMKEYS));
-    }
-    let first = 2usize;
-    let after = first
-        .checked_add(numkeys as usize)
-        .filter(|&a| a < args.len())
-        .ok_or(syntax())?;
-    let left = side(&args[after])?;
-    let mut count = 1;
-    match &args[after + 1..] {
-        [] => {}
-        [word, n] if eq(word, "count") => {
-            count = args::int(n)?;
-            if count <= 0 {
-                return Err(CmdError::msg("ERR count should be greater than 0"));
-            }
-        }
-        _ => return Err(syntax()),
-    }
-    Ok(Mpop {
-        keys: first..after,
-        left,
-        count,
-    })
+pub(super) fn parse_lmpop(args: &[Bytes]) -> Result<collections::Mpop, CmdError> {
+    collections::parse_mpop(args, side)
 }
 
 pub(super) fn apply_lmpop(txn: &mut Txn, db: u8, args: &[Bytes]) -> Result<Reply, CmdError> {
@@ -527,7 +495,7 @@ pub(super) fn apply_lmpop(txn: &mut Txn, db: u8, args: &[Bytes]) -> Result<Reply
         };
         let mut out = Vec::new();
         for _ in 0..spec.count.min(list.count as i64) {
-            if let Some(v) = pop_one(txn, db, key, &mut list, spec.left)? {
+            if let Some(v) = pop_one(txn, db, key, &mut list, spec.from_start)? {
                 out.push(Reply::Bulk(v));
             }
         }

@@ -11,10 +11,11 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::args::eq;
+use super::collections;
 use super::error::CmdError;
-use super::lists::{self, pop_one, read_list, store, txn_list};
-use super::{ApplyFn, CmdResult, Ctx, Handler, Outcome};
-use crate::keyspace::Txn;
+use super::lists::{self, pop_one, store, txn_list};
+use super::{ApplyFn, BlockOn, CmdResult, Ctx, Handler, Outcome};
+use crate::keyspace::{Txn, ValueType};
 use crate::protocol::Reply;
 
 pub static COMMANDS: &[(&str, Handler, Option<ApplyFn>)] = &[
@@ -49,25 +50,37 @@ pub fn found_nothing(reply: &Reply) -> bool {
     matches!(reply, Reply::Null | Reply::NullArray)
 }
 
-/// Proposes `args` if one of `keys` holds a list with elements, else blocks on them.
-fn serve_or_block(
+/// Proposes `args` if one of `keys` holds a non-empty `wants` (a list, a sorted set), else
+/// blocks on them; another type at a key is WRONGTYPE.
+pub fn serve_or_block(
     ctx: &mut Ctx,
     args: &[Bytes],
     keys: &[Bytes],
     timeout: Option<Duration>,
+    wants: ValueType,
 ) -> CmdResult {
     for key in keys {
-        if read_list(ctx, key)?.is_some_and(|l| l.count > 0) {
+        if collections::read(ctx, key, wants)?.is_some_and(|(_, c)| c.count > 0) {
             return Ok(Outcome::Propose(args.to_vec()));
         }
     }
-    Ok(Outcome::Block(keys.to_vec(), timeout))
+    Ok(Outcome::Block(BlockOn {
+        keys: keys.to_vec(),
+        timeout,
+        wants,
+    }))
 }
 
 /// BLPOP/BRPOP key [key ...] timeout.
 fn bpop(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let timeout = parse_timeout(&args[args.len() - 1])?;
-    serve_or_block(ctx, args, &args[1..args.len() - 1], timeout)
+    serve_or_block(
+        ctx,
+        args,
+        &args[1..args.len() - 1],
+        timeout,
+        ValueType::List,
+    )
 }
 
 fn apply_bpop(txn: &mut Txn, db: u8, args: &[Bytes]) -> Result<Reply, CmdError> {
@@ -94,7 +107,7 @@ fn blmove(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         lists::side(&args[4])?;
     }
     let timeout = parse_timeout(&args[args.len() - 1])?;
-    serve_or_block(ctx, args, &args[1..2], timeout)
+    serve_or_block(ctx, args, &args[1..2], timeout, ValueType::List)
 }
 
 /// BLMPOP timeout numkeys key [key ...] LEFT|RIGHT [COUNT count].
@@ -102,7 +115,7 @@ fn blmpop(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let timeout = parse_timeout(&args[1])?;
     let spec = lists::parse_lmpop(&args[1..])?;
     let keys = &args[1..][spec.keys];
-    serve_or_block(ctx, args, keys, timeout)
+    serve_or_block(ctx, args, keys, timeout, ValueType::List)
 }
 
 fn apply_blmpop(txn: &mut Txn, db: u8, args: &[Bytes]) -> Result<Reply, CmdError> {

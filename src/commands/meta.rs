@@ -119,6 +119,49 @@ pub static META: &[CommandMeta] = &[
         ] },
     },
     CommandMeta {
+        name: "bzmpop", arity: -5, flags: &["write", "blocking", "movablekeys"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@write", "@sortedset", "@slow", "@blocking"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RW", "access", "delete"], begin_search: BeginSearch::Index(2), find_keys: FindKeys::Keynum { keynumidx: 0, firstkey: 1, keystep: 1 } }],
+        doc: Doc { summary: "Remove and return members with scores in a sorted set or block until one is available", since: "7.0.0", group: "sorted-set", complexity: Some("O(K) + O(M*log(N)) where K is the number of provided keys, N being the number of elements in the sorted set, and M being the number of elements popped."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "timeout", kind: "double", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "numkeys", kind: "integer", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &["multiple"], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "where", kind: "oneof", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                Arg { name: "min", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("MIN"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "max", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("MAX"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+            ] },
+            Arg { name: "count", kind: "integer", display_text: None, key_spec_index: None, token: Some("COUNT"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandMeta {
+        name: "bzpopmax", arity: -3, flags: &["write", "noscript", "blocking", "fast"],
+        first_key: 1, last_key: -2, step: 1, acl_categories: &["@write", "@sortedset", "@fast", "@blocking"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RW", "access", "delete"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: -2, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Remove and return the member with the highest score from one or more sorted sets, or block until one is available", since: "5.0.0", group: "sorted-set", complexity: Some("O(log(N)) with N being the number of elements in the sorted set."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.0.0", "`timeout` is interpreted as a double instead of an integer.")], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &["multiple"], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "timeout", kind: "double", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandMeta {
+        name: "bzpopmin", arity: -3, flags: &["write", "noscript", "blocking", "fast"],
+        first_key: 1, last_key: -2, step: 1, acl_categories: &["@write", "@sortedset", "@fast", "@blocking"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RW", "access", "delete"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: -2, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Remove and return the member with the lowest score from one or more sorted sets, or block until one is available", since: "5.0.0", group: "sorted-set", complexity: Some("O(log(N)) with N being the number of elements in the sorted set."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.0.0", "`timeout` is interpreted as a double instead of an integer.")], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &["multiple"], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "timeout", kind: "double", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandMeta {
         name: "client", arity: -2, flags: &[],
         first_key: 0, last_key: 0, step: 0, acl_categories: &["@slow"],
         tips: &[], key_specs: &[],
@@ -1818,6 +1861,534 @@ pub static META: &[CommandMeta] = &[
         tips: &["request_policy:multi_shard", "response_policy:agg_sum"], key_specs: &[KeySpec { notes: None, flags: &["RM", "delete"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: -1, keystep: 1, limit: 0 } }],
         doc: Doc { summary: "Delete a key asynchronously in another thread. Otherwise it is just as DEL, but non blocking.", since: "4.0.0", group: "generic", complexity: Some("O(1) for each key removed regardless of its size. Then the command does O(N) work in a different thread in order to reclaim memory, where N is the number of allocations the deleted objects where composed of."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
             Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &["multiple"], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandMeta {
+        name: "zadd", arity: -4, flags: &["write", "denyoom", "fast"],
+        first_key: 1, last_key: 1, step: 1, acl_categories: &["@write", "@sortedset", "@fast"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RW", "update"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Add one or more members to a sorted set, or update its score if it already exists", since: "1.2.0", group: "sorted-set", complexity: Some("O(log(N)) for each item added, where N is the number of elements in the sorted set."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.4.0", "Accepts multiple elements."), ("3.0.2", "Added the `XX`, `NX`, `CH` and `INCR` options."), ("6.2.0", "Added the `GT` and `LT` options.")], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "condition", kind: "oneof", display_text: None, key_spec_index: None, token: None, summary: None, since: Some("3.0.2"), flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+                Arg { name: "nx", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("NX"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "xx", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("XX"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+            ] },
+            Arg { name: "comparison", kind: "oneof", display_text: None, key_spec_index: None, token: None, summary: None, since: Some("6.2.0"), flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+                Arg { name: "gt", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("GT"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "lt", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("LT"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+            ] },
+            Arg { name: "change", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("CH"), summary: None, since: Some("3.0.2"), flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "increment", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("INCR"), summary: None, since: Some("3.0.2"), flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "score_member", kind: "block", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &["multiple"], deprecated_since: None, value: None, arguments: &[
+                Arg { name: "score", kind: "double", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "member", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+            ] },
+        ] },
+    },
+    CommandMeta {
+        name: "zcard", arity: 2, flags: &["readonly", "fast"],
+        first_key: 1, last_key: 1, step: 1, acl_categories: &["@read", "@sortedset", "@fast"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RO"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Get the number of members in a sorted set", since: "1.2.0", group: "sorted-set", complexity: Some("O(1)"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandMeta {
+        name: "zcount", arity: 4, flags: &["readonly", "fast"],
+        first_key: 1, last_key: 1, step: 1, acl_categories: &["@read", "@sortedset", "@fast"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Count the members in a sorted set with scores within the given values", since: "2.0.0", group: "sorted-set", complexity: Some("O(log(N)) with N being the number of elements in the sorted set."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "min", kind: "double", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "max", kind: "double", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandMeta {
+        name: "zdiff", arity: -3, flags: &["readonly", "movablekeys"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@read", "@sortedset", "@slow"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Keynum { keynumidx: 0, firstkey: 1, keystep: 1 } }],
+        doc: Doc { summary: "Subtract multiple sorted sets", since: "6.2.0", group: "sorted-set", complexity: Some("O(L + (N-K)log(N)) worst case where L is the total number of elements in all the sets, N is the size of the first set, and K is the size of the result set."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "numkeys", kind: "integer", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &["multiple"], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "withscores", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("WITHSCORES"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandMeta {
+        name: "zdiffstore", arity: -4, flags: &["write", "denyoom", "movablekeys"],
+        first_key: 1, last_key: 1, step: 1, acl_categories: &["@write", "@sortedset", "@slow"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["OW", "update"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }, KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index(2), find_keys: FindKeys::Keynum { keynumidx: 0, firstkey: 1, keystep: 1 } }],
+        doc: Doc { summary: "Subtract multiple sorted sets and store the resulting sorted set in a new key", since: "6.2.0", group: "sorted-set", complexity: Some("O(L + (N-K)log(N)) worst case where L is the total number of elements in all the sets, N is the size of the first set, and K is the size of the result set."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "destination", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "numkeys", kind: "integer", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(1), token: None, summary: None, since: None, flags: &["multiple"], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandMeta {
+        name: "zincrby", arity: 4, flags: &["write", "denyoom", "fast"],
+        first_key: 1, last_key: 1, step: 1, acl_categories: &["@write", "@sortedset", "@fast"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RW", "access", "update"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Increment the score of a member in a sorted set", since: "1.2.0", group: "sorted-set", complexity: Some("O(log(N)) where N is the number of elements in the sorted set."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "increment", kind: "integer", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "member", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandMeta {
+        name: "zinter", arity: -3, flags: &["readonly", "movablekeys"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@read", "@sortedset", "@slow"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Keynum { keynumidx: 0, firstkey: 1, keystep: 1 } }],
+        doc: Doc { summary: "Intersect multiple sorted sets", since: "6.2.0", group: "sorted-set", complexity: Some("O(N*K)+O(M*log(M)) worst case with N being the smallest input sorted set, K being the number of input sorted sets and M being the number of elements in the resulting sorted set."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "numkeys", kind: "integer", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &["multiple"], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "weight", kind: "integer", display_text: None, key_spec_index: None, token: Some("WEIGHTS"), summary: None, since: None, flags: &["optional", "multiple"], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "aggregate", kind: "oneof", display_text: None, key_spec_index: None, token: Some("AGGREGATE"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+                Arg { name: "sum", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("SUM"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "min", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("MIN"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "max", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("MAX"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+            ] },
+            Arg { name: "withscores", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("WITHSCORES"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandMeta {
+        name: "zintercard", arity: -3, flags: &["readonly", "movablekeys"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@read", "@sortedset", "@slow"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Keynum { keynumidx: 0, firstkey: 1, keystep: 1 } }],
+        doc: Doc { summary: "Intersect multiple sorted sets and return the cardinality of the result", since: "7.0.0", group: "sorted-set", complexity: Some("O(N*K) worst case with N being the smallest input sorted set, K being the number of input sorted sets."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "numkeys", kind: "integer", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &["multiple"], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "limit", kind: "integer", display_text: None, key_spec_index: None, token: Some("LIMIT"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandMeta {
+        name: "zinterstore", arity: -4, flags: &["write", "denyoom", "movablekeys"],
+        first_key: 1, last_key: 1, step: 1, acl_categories: &["@write", "@sortedset", "@slow"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["OW", "update"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }, KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index(2), find_keys: FindKeys::Keynum { keynumidx: 0, firstkey: 1, keystep: 1 } }],
+        doc: Doc { summary: "Intersect multiple sorted sets and store the resulting sorted set in a new key", since: "2.0.0", group: "sorted-set", complexity: Some("O(N*K)+O(M*log(M)) worst case with N being the smallest input sorted set, K being the number of input sorted sets and M being the number of elements in the resulting sorted set."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "destination", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "numkeys", kind: "integer", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(1), token: None, summary: None, since: None, flags: &["multiple"], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "weight", kind: "integer", display_text: None, key_spec_index: None, token: Some("WEIGHTS"), summary: None, since: None, flags: &["optional", "multiple"], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "aggregate", kind: "oneof", display_text: None, key_spec_index: None, token: Some("AGGREGATE"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+                Arg { name: "sum", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("SUM"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "min", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("MIN"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "max", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("MAX"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+            ] },
+        ] },
+    },
+    CommandMeta {
+        name: "zlexcount", arity: 4, flags: &["readonly", "fast"],
+        first_key: 1, last_key: 1, step: 1, acl_categories: &["@read", "@sortedset", "@fast"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Count the number of members in a sorted set between a given lexicographical range", since: "2.8.9", group: "sorted-set", complexity: Some("O(log(N)) with N being the number of elements in the sorted set."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "min", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "max", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandMeta {
+        name: "zmpop", arity: -4, flags: &["write", "movablekeys"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@write", "@sortedset", "@slow"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RW", "access", "delete"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Keynum { keynumidx: 0, firstkey: 1, keystep: 1 } }],
+        doc: Doc { summary: "Remove and return members with scores in a sorted set", since: "7.0.0", group: "sorted-set", complexity: Some("O(K) + O(M*log(N)) where K is the number of provided keys, N being the number of elements in the sorted set, and M being the number of elements popped."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "numkeys", kind: "integer", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &["multiple"], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "where", kind: "oneof", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                Arg { name: "min", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("MIN"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "max", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("MAX"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+            ] },
+            Arg { name: "count", kind: "integer", display_text: None, key_spec_index: None, token: Some("COUNT"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandMeta {
+        name: "zmscore", arity: -3, flags: &["readonly", "fast"],
+        first_key: 1, last_key: 1, step: 1, acl_categories: &["@read", "@sortedset", "@fast"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Get the score associated with the given members in a sorted set", since: "6.2.0", group: "sorted-set", complexity: Some("O(N) where N is the number of members being requested."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "member", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &["multiple"], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandMeta {
+        name: "zpopmax", arity: -2, flags: &["write", "fast"],
+        first_key: 1, last_key: 1, step: 1, acl_categories: &["@write", "@sortedset", "@fast"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RW", "access", "delete"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Remove and return members with the highest scores in a sorted set", since: "5.0.0", group: "sorted-set", complexity: Some("O(log(N)*M) with N being the number of elements in the sorted set, and M being the number of elements popped."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "count", kind: "integer", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandMeta {
+        name: "zpopmin", arity: -2, flags: &["write", "fast"],
+        first_key: 1, last_key: 1, step: 1, acl_categories: &["@write", "@sortedset", "@fast"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RW", "access", "delete"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Remove and return members with the lowest scores in a sorted set", since: "5.0.0", group: "sorted-set", complexity: Some("O(log(N)*M) with N being the number of elements in the sorted set, and M being the number of elements popped."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "count", kind: "integer", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandMeta {
+        name: "zrandmember", arity: -2, flags: &["readonly"],
+        first_key: 1, last_key: 1, step: 1, acl_categories: &["@read", "@sortedset", "@slow"],
+        tips: &["nondeterministic_output"], key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Get one or multiple random elements from a sorted set", since: "6.2.0", group: "sorted-set", complexity: Some("O(N) where N is the number of elements returned"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "options", kind: "block", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+                Arg { name: "count", kind: "integer", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "withscores", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("WITHSCORES"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+                ] },
+            ] },
+        ] },
+    },
+    CommandMeta {
+        name: "zrange", arity: -4, flags: &["readonly"],
+        first_key: 1, last_key: 1, step: 1, acl_categories: &["@read", "@sortedset", "@slow"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Return a range of members in a sorted set", since: "1.2.0", group: "sorted-set", complexity: Some("O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements returned."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added the `REV`, `BYSCORE`, `BYLEX` and `LIMIT` options.")], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "start", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "stop", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "sortby", kind: "oneof", display_text: None, key_spec_index: None, token: None, summary: None, since: Some("6.2.0"), flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+                Arg { name: "byscore", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("BYSCORE"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "bylex", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("BYLEX"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+            ] },
+            Arg { name: "rev", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("REV"), summary: None, since: Some("6.2.0"), flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "offset_count", kind: "block", display_text: None, key_spec_index: None, token: Some("LIMIT"), summary: None, since: Some("6.2.0"), flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+                Arg { name: "offset", kind: "integer", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "count", kind: "integer", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+            ] },
+            Arg { name: "withscores", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("WITHSCORES"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandMeta {
+        name: "zrangebylex", arity: -4, flags: &["readonly"],
+        first_key: 1, last_key: 1, step: 1, acl_categories: &["@read", "@sortedset", "@slow"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Return a range of members in a sorted set, by lexicographical range", since: "2.8.9", group: "sorted-set", complexity: Some("O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N))."), doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `BYLEX` argument"), history: &[], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "min", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "max", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "offset_count", kind: "block", display_text: None, key_spec_index: None, token: Some("LIMIT"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+                Arg { name: "offset", kind: "integer", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "count", kind: "integer", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+            ] },
+        ] },
+    },
+    CommandMeta {
+        name: "zrangebyscore", arity: -4, flags: &["readonly"],
+        first_key: 1, last_key: 1, step: 1, acl_categories: &["@read", "@sortedset", "@slow"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Return a range of members in a sorted set, by score", since: "1.0.5", group: "sorted-set", complexity: Some("O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N))."), doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `BYSCORE` argument"), history: &[("2.0.0", "Added the `WITHSCORES` modifier.")], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "min", kind: "double", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "max", kind: "double", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "withscores", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("WITHSCORES"), summary: None, since: Some("2.0.0"), flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "offset_count", kind: "block", display_text: None, key_spec_index: None, token: Some("LIMIT"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+                Arg { name: "offset", kind: "integer", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "count", kind: "integer", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+            ] },
+        ] },
+    },
+    CommandMeta {
+        name: "zrangestore", arity: -5, flags: &["write", "denyoom"],
+        first_key: 1, last_key: 2, step: 1, acl_categories: &["@write", "@sortedset", "@slow"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["OW", "update"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }, KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index(2), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Store a range of members from sorted set into another key", since: "6.2.0", group: "sorted-set", complexity: Some("O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements stored into the destination key."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "dst", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "src", kind: "key", display_text: None, key_spec_index: Some(1), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "min", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "max", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "sortby", kind: "oneof", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+                Arg { name: "byscore", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("BYSCORE"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "bylex", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("BYLEX"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+            ] },
+            Arg { name: "rev", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("REV"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "offset_count", kind: "block", display_text: None, key_spec_index: None, token: Some("LIMIT"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+                Arg { name: "offset", kind: "integer", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "count", kind: "integer", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+            ] },
+        ] },
+    },
+    CommandMeta {
+        name: "zrank", arity: 3, flags: &["readonly", "fast"],
+        first_key: 1, last_key: 1, step: 1, acl_categories: &["@read", "@sortedset", "@fast"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Determine the index of a member in a sorted set", since: "2.0.0", group: "sorted-set", complexity: Some("O(log(N))"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "member", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandMeta {
+        name: "zrem", arity: -3, flags: &["write", "fast"],
+        first_key: 1, last_key: 1, step: 1, acl_categories: &["@write", "@sortedset", "@fast"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RW", "delete"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Remove one or more members from a sorted set", since: "1.2.0", group: "sorted-set", complexity: Some("O(M*log(N)) with N being the number of elements in the sorted set and M the number of elements to be removed."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.4.0", "Accepts multiple elements.")], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "member", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &["multiple"], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandMeta {
+        name: "zremrangebylex", arity: 4, flags: &["write"],
+        first_key: 1, last_key: 1, step: 1, acl_categories: &["@write", "@sortedset", "@slow"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RW", "delete"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Remove all members in a sorted set between the given lexicographical range", since: "2.8.9", group: "sorted-set", complexity: Some("O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements removed by the operation."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "min", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "max", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandMeta {
+        name: "zremrangebyrank", arity: 4, flags: &["write"],
+        first_key: 1, last_key: 1, step: 1, acl_categories: &["@write", "@sortedset", "@slow"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RW", "delete"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Remove all members in a sorted set within the given indexes", since: "2.0.0", group: "sorted-set", complexity: Some("O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements removed by the operation."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "start", kind: "integer", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "stop", kind: "integer", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandMeta {
+        name: "zremrangebyscore", arity: 4, flags: &["write"],
+        first_key: 1, last_key: 1, step: 1, acl_categories: &["@write", "@sortedset", "@slow"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RW", "delete"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Remove all members in a sorted set within the given scores", since: "1.2.0", group: "sorted-set", complexity: Some("O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements removed by the operation."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "min", kind: "double", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "max", kind: "double", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandMeta {
+        name: "zrevrange", arity: -4, flags: &["readonly"],
+        first_key: 1, last_key: 1, step: 1, acl_categories: &["@read", "@sortedset", "@slow"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Return a range of members in a sorted set, by index, with scores ordered from high to low", since: "1.2.0", group: "sorted-set", complexity: Some("O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements returned."), doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `REV` argument"), history: &[], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "start", kind: "integer", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "stop", kind: "integer", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "withscores", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("WITHSCORES"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandMeta {
+        name: "zrevrangebylex", arity: -4, flags: &["readonly"],
+        first_key: 1, last_key: 1, step: 1, acl_categories: &["@read", "@sortedset", "@slow"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Return a range of members in a sorted set, by lexicographical range, ordered from higher to lower strings.", since: "2.8.9", group: "sorted-set", complexity: Some("O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N))."), doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `REV` and `BYLEX` arguments"), history: &[], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "max", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "min", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "offset_count", kind: "block", display_text: None, key_spec_index: None, token: Some("LIMIT"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+                Arg { name: "offset", kind: "integer", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "count", kind: "integer", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+            ] },
+        ] },
+    },
+    CommandMeta {
+        name: "zrevrangebyscore", arity: -4, flags: &["readonly"],
+        first_key: 1, last_key: 1, step: 1, acl_categories: &["@read", "@sortedset", "@slow"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Return a range of members in a sorted set, by score, with scores ordered from high to low", since: "2.2.0", group: "sorted-set", complexity: Some("O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N))."), doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`ZRANGE` with the `REV` and `BYSCORE` arguments"), history: &[("2.1.6", "`min` and `max` can be exclusive.")], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "max", kind: "double", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "min", kind: "double", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "withscores", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("WITHSCORES"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "offset_count", kind: "block", display_text: None, key_spec_index: None, token: Some("LIMIT"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+                Arg { name: "offset", kind: "integer", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "count", kind: "integer", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+            ] },
+        ] },
+    },
+    CommandMeta {
+        name: "zrevrank", arity: 3, flags: &["readonly", "fast"],
+        first_key: 1, last_key: 1, step: 1, acl_categories: &["@read", "@sortedset", "@fast"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Determine the index of a member in a sorted set, with scores ordered from high to low", since: "2.0.0", group: "sorted-set", complexity: Some("O(log(N))"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "member", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandMeta {
+        name: "zscan", arity: -3, flags: &["readonly"],
+        first_key: 1, last_key: 1, step: 1, acl_categories: &["@read", "@sortedset", "@slow"],
+        tips: &["nondeterministic_output"], key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Incrementally iterate sorted sets elements and associated scores", since: "2.8.0", group: "sorted-set", complexity: Some("O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection.."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "cursor", kind: "integer", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "pattern", kind: "pattern", display_text: None, key_spec_index: None, token: Some("MATCH"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "count", kind: "integer", display_text: None, key_spec_index: None, token: Some("COUNT"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandMeta {
+        name: "zscore", arity: 3, flags: &["readonly", "fast"],
+        first_key: 1, last_key: 1, step: 1, acl_categories: &["@read", "@sortedset", "@fast"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Get the score associated with the given member in a sorted set", since: "1.2.0", group: "sorted-set", complexity: Some("O(1)"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "member", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandMeta {
+        name: "zunion", arity: -3, flags: &["readonly", "movablekeys"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@read", "@sortedset", "@slow"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Keynum { keynumidx: 0, firstkey: 1, keystep: 1 } }],
+        doc: Doc { summary: "Add multiple sorted sets", since: "6.2.0", group: "sorted-set", complexity: Some("O(N)+O(M*log(M)) with N being the sum of the sizes of the input sorted sets, and M being the number of elements in the resulting sorted set."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "numkeys", kind: "integer", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &["multiple"], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "weight", kind: "integer", display_text: None, key_spec_index: None, token: Some("WEIGHTS"), summary: None, since: None, flags: &["optional", "multiple"], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "aggregate", kind: "oneof", display_text: None, key_spec_index: None, token: Some("AGGREGATE"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+                Arg { name: "sum", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("SUM"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "min", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("MIN"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "max", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("MAX"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+            ] },
+            Arg { name: "withscores", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("WITHSCORES"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandMeta {
+        name: "zunionstore", arity: -4, flags: &["write", "denyoom", "movablekeys"],
+        first_key: 1, last_key: 1, step: 1, acl_categories: &["@write", "@sortedset", "@slow"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["OW", "update"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }, KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index(2), find_keys: FindKeys::Keynum { keynumidx: 0, firstkey: 1, keystep: 1 } }],
+        doc: Doc { summary: "Add multiple sorted sets and store the resulting sorted set in a new key", since: "2.0.0", group: "sorted-set", complexity: Some("O(N)+O(M log(M)) with N being the sum of the sizes of the input sorted sets, and M being the number of elements in the resulting sorted set."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "destination", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "numkeys", kind: "integer", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(1), token: None, summary: None, since: None, flags: &["multiple"], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "weight", kind: "integer", display_text: None, key_spec_index: None, token: Some("WEIGHTS"), summary: None, since: None, flags: &["optional", "multiple"], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "aggregate", kind: "oneof", display_text: None, key_spec_index: None, token: Some("AGGREGATE"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+                Arg { name: "sum", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("SUM"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "min", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("MIN"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "max", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("MAX"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
             ] },
         ] },
     },

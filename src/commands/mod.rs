@@ -36,6 +36,7 @@ pub mod spec;
 pub mod stats;
 mod strings;
 mod table;
+mod zsets;
 
 pub use error::CmdError;
 pub use expire_cycle::ExpireCursor;
@@ -57,7 +58,15 @@ pub enum Outcome {
     /// Reply after a pause that delays only this connection (DEBUG SLEEP).
     Delay(std::time::Duration, Reply),
     /// Wait until one of these keys is written (or the timeout, if any), then run again.
-    Block(Vec<Bytes>, Option<std::time::Duration>),
+    Block(BlockOn),
+}
+
+/// What a blocked command waits for: one of `keys` to hold a non-empty value of type
+/// `wants`, for at most `timeout` (None = forever).
+pub struct BlockOn {
+    pub keys: Vec<Bytes>,
+    pub timeout: Option<std::time::Duration>,
+    pub wants: crate::keyspace::ValueType,
 }
 
 impl From<Reply> for Outcome {

@@ -188,10 +188,8 @@ impl Node {
                 tokio::time::sleep(duration).await;
                 reply
             }
-            Ok(Outcome::Block(keys, timeout)) => {
-                let reply = self
-                    .block(cmd, session, &args, &keys, timeout, started_us)
-                    .await;
+            Ok(Outcome::Block(on)) => {
+                let reply = self.block(cmd, session, &args, on, started_us).await;
                 return Prepared::Done(reply);
             }
             Err(e) => e.into_reply(),
@@ -207,14 +205,15 @@ impl Node {
         cmd: &Command,
         session: &mut Session,
         args: &[Bytes],
-        keys: &[Bytes],
-        timeout: Option<std::time::Duration>,
+        on: super::BlockOn,
         started_us: u64,
     ) -> Reply {
         use super::blocking::Unblocked;
-        let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+        let deadline = on.timeout.map(|t| tokio::time::Instant::now() + t);
         let timed_out = super::lists_blocking::TIMEOUT_REPLY;
-        let waiter = self.blocking.register(session.id(), session.db, keys);
+        let waiter = self
+            .blocking
+            .register(session.id(), session.db, &on.keys, on.wants);
         let info = session.info.clone();
         let reply = loop {
             // Registered first, then checked: a write in between is not missed.
@@ -481,8 +480,8 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 
 impl Node {
     /// Wakes clients blocked on the keys an applied command wrote: for each key that now
-    /// holds a non-empty list, its first waiter (one element may serve one client; the
-    /// client's own pop wakes the next).
+    /// holds a non-empty list or sorted set, its first waiter for that type (one element
+    /// may serve one client; the client's own pop wakes the next).
     fn wake_blocked(&self, entry: &Entry) {
         if self.blocking.blocked_clients() == 0 {
             return;
@@ -494,16 +493,13 @@ impl Node {
             return;
         };
         for i in cmd.key_positions(args) {
-            let poppable = self
-                .keyspace
-                .get_stored(entry.db, &args[i])
-                .ok()
-                .flatten()
-                .and_then(|m| (m.value_type == ValueType::List).then(|| m.collection_header()))
-                .flatten()
-                .is_some_and(|c| c.count > 0);
+            let Ok(Some(meta)) = self.keyspace.get_stored(entry.db, &args[i]) else {
+                continue;
+            };
+            let poppable = matches!(meta.value_type, ValueType::List | ValueType::ZSet)
+                && meta.collection_header().is_some_and(|c| c.count > 0);
             if poppable {
-                self.blocking.wake(entry.db, &args[i]);
+                self.blocking.wake(entry.db, &args[i], meta.value_type);
             }
         }
     }

@@ -13,7 +13,7 @@ use super::meta::META;
 use super::spec::CommandMeta;
 use super::stats::CommandStats;
 use super::{
-    connection, hashes, keys, lists, lists_blocking, server, sets, strings, ApplyFn, Handler,
+    connection, hashes, keys, lists, lists_blocking, server, sets, strings, zsets, ApplyFn, Handler,
 };
 
 pub struct Command {
@@ -66,6 +66,7 @@ fn bindings() -> Vec<Binding> {
     all.extend(lists::COMMANDS.iter().copied());
     all.extend(lists_blocking::COMMANDS.iter().copied());
     all.extend(sets::COMMANDS.iter().copied());
+    all.extend(zsets::COMMANDS.iter().copied());
     all.extend(keys::COMMANDS.iter().copied());
     all.extend(connection::COMMANDS.iter().copied());
     all.extend(server::COMMANDS.iter().copied());

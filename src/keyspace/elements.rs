@@ -10,9 +10,53 @@ use std::ops::Bound;
 
 use bytes::Bytes;
 
-use super::{encoding, Keyspace, Result};
+use super::encoding::{self, Space};
+use super::{Keyspace, Result};
 use crate::cluster::key_slot;
-use crate::storage::{KeyRange, WriteBatch};
+use crate::storage::{prefix_successor, KeyRange, WriteBatch};
+
+/// A range of sub keys within one collection's records of one space.
+#[derive(Debug, Clone)]
+pub struct SubRange {
+    pub start: Bound<Bytes>,
+    pub end: Bound<Bytes>,
+}
+
+impl SubRange {
+    pub fn all() -> SubRange {
+        SubRange {
+            start: Bound::Unbounded,
+            end: Bound::Unbounded,
+        }
+    }
+
+    /// The engine range of these sub keys under `prefix`.
+    pub(super) fn under(&self, prefix: &Bytes) -> KeyRange {
+        let join = |sub: &Bytes| {
+            let mut k = Vec::with_capacity(prefix.len() + sub.len());
+            k.extend_from_slice(prefix);
+            k.extend_from_slice(sub);
+            Bytes::from(k)
+        };
+        let start = match &self.start {
+            Bound::Unbounded => Bound::Included(prefix.clone()),
+            Bound::Included(s) => Bound::Included(join(s)),
+            Bound::Excluded(s) => Bound::Excluded(join(s)),
+        };
+        let end = match &self.end {
+            Bound::Unbounded => match prefix_successor(prefix) {
+                Some(e) => Bound::Excluded(Bytes::from(e)),
+                None => Bound::Unbounded,
+            },
+            Bound::Included(s) => Bound::Included(join(s)),
+            Bound::Excluded(s) => Bound::Excluded(join(s)),
+        };
+        KeyRange { start, end }
+    }
+}
+
+/// Records counted per engine read when counting a range.
+const COUNT_PAGE: usize = 4096;
 
 /// Versions leased per write of the ceiling.
 const VERSION_BLOCK: u64 = 1 << 20;
@@ -94,22 +138,61 @@ impl Keyspace {
         limit: usize,
         reverse: bool,
     ) -> Result<Vec<(Bytes, Bytes)>> {
-        let prefix = encoding::element_prefix(self.physical_db(db), key_slot(key), key, version);
-        let mut range = KeyRange::prefix(&prefix);
+        let mut range = SubRange::all();
         if let Some(after) = after {
-            let mut bound = prefix.to_vec();
-            bound.extend_from_slice(after);
+            let bound = Bound::Excluded(Bytes::copy_from_slice(after));
             if reverse {
-                range.end = Bound::Excluded(Bytes::from(bound));
+                range.end = bound;
             } else {
-                range.start = Bound::Excluded(Bytes::from(bound));
+                range.start = bound;
             }
         }
-        let pairs = self.engine.scan(&range, reverse, limit)?;
+        self.scan_space(Space::Elements, db, key, version, &range, limit, reverse)
+    }
+
+    /// Up to `limit` records of `space` of a collection whose sub keys lie in `range`, in
+    /// sub-key order (descending when `reverse`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn scan_space(
+        &self,
+        space: Space,
+        db: u8,
+        key: &[u8],
+        version: u64,
+        range: &SubRange,
+        limit: usize,
+        reverse: bool,
+    ) -> Result<Vec<(Bytes, Bytes)>> {
+        let prefix =
+            encoding::space_prefix(space, self.physical_db(db), key_slot(key), key, version);
+        let pairs = self.engine.scan(&range.under(&prefix), reverse, limit)?;
         Ok(pairs
             .into_iter()
             .map(|(k, v)| (k.slice(prefix.len()..), v))
             .collect())
+    }
+
+    /// How many records of `space` of a collection lie in `range`, read a page at a time.
+    pub fn count_space(
+        &self,
+        space: Space,
+        db: u8,
+        key: &[u8],
+        version: u64,
+        range: &SubRange,
+    ) -> Result<u64> {
+        let mut range = range.clone();
+        let mut counted = 0u64;
+        loop {
+            let page = self.scan_space(space, db, key, version, &range, COUNT_PAGE, false)?;
+            counted += page.len() as u64;
+            match page.last() {
+                Some((sub, _)) if page.len() == COUNT_PAGE => {
+                    range.start = Bound::Excluded(sub.clone());
+                }
+                _ => return Ok(counted),
+            }
+        }
     }
 
     /// Every element of a collection, in sub-key order.

@@ -5,7 +5,9 @@
 //! - metadata: `db:u8 | b'M' | slot:u16 | user key` → [`Meta`]
 //! - expiry index: `db:u8 | b'E' | slot:u16 | expire_at_ms:u64 | user key` → empty
 //! - collection elements: `db:u8 | b'S' | slot:u16 | key_len:u32 | user key | version:u64 |
-//!   sub key` → element value (a hash field → its value)
+//!   sub key` → element value (a hash field → its value; a sorted-set member → its score)
+//! - sorted-set score index: `db:u8 | b'Z' | slot:u16 | key_len:u32 | user key | version:u64 |
+//!   score (order-preserving, [`score_order`]) | member` → empty
 //! - system records: `0xff | name` (`version`: the next collection version, u64)
 //!
 //! `db` is the *physical* database number; SWAPDB swaps the logical → physical map (a system
@@ -28,6 +30,7 @@ use crate::cluster::Slot;
 pub const TAG_META: u8 = b'M';
 pub const TAG_EXPIRE: u8 = b'E';
 pub const TAG_ELEMENT: u8 = b'S';
+pub const TAG_SCORE: u8 = b'Z';
 /// First byte of system records; above every physical database number.
 pub const SYSTEM_PREFIX: u8 = 0xff;
 const META_HEADER_BYTES: usize = 1 + 1 + 8 + 8;
@@ -42,6 +45,7 @@ pub enum ValueType {
     Hash = 1,
     List = 2,
     Set = 3,
+    ZSet = 4,
 }
 
 impl ValueType {
@@ -51,6 +55,7 @@ impl ValueType {
             ValueType::Hash => "hash",
             ValueType::List => "list",
             ValueType::Set => "set",
+            ValueType::ZSet => "zset",
         }
     }
 
@@ -61,6 +66,7 @@ impl ValueType {
             ValueType::Hash,
             ValueType::List,
             ValueType::Set,
+            ValueType::ZSet,
         ]
         .into_iter()
         .find(|t| t.name().as_bytes().eq_ignore_ascii_case(name))
@@ -72,6 +78,7 @@ impl ValueType {
             1 => Some(ValueType::Hash),
             2 => Some(ValueType::List),
             3 => Some(ValueType::Set),
+            4 => Some(ValueType::ZSet),
             _ => None,
         }
     }
@@ -93,6 +100,7 @@ pub enum Encoding {
     Hashtable = 4,
     Quicklist = 5,
     Intset = 6,
+    Skiplist = 7,
 }
 
 impl Encoding {
@@ -124,6 +132,7 @@ impl Encoding {
             Encoding::Hashtable => "hashtable",
             Encoding::Quicklist => "quicklist",
             Encoding::Intset => "intset",
+            Encoding::Skiplist => "skiplist",
         }
     }
 
@@ -136,6 +145,7 @@ impl Encoding {
             4 => Some(Encoding::Hashtable),
             5 => Some(Encoding::Quicklist),
             6 => Some(Encoding::Intset),
+            7 => Some(Encoding::Skiplist),
             _ => None,
         }
     }
@@ -339,25 +349,97 @@ pub fn db_range(db: u8) -> (Bytes, Bytes) {
     )
 }
 
-/// Where the elements of one version of a collection start: every element key begins so.
-pub fn element_prefix(db: u8, slot: Slot, key: &[u8], version: u64) -> Bytes {
-    let mut out = prefix(db, TAG_ELEMENT, slot, 4 + key.len() + 8);
+/// The two record spaces a collection's elements live in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Space {
+    /// One record per field, member or list element (`S`).
+    Elements,
+    /// A sorted set's score index (`Z`): sub key `score_order(score) | member`.
+    Scores,
+}
+
+impl Space {
+    fn tag(self) -> u8 {
+        match self {
+            Space::Elements => TAG_ELEMENT,
+            Space::Scores => TAG_SCORE,
+        }
+    }
+}
+
+/// Where the records of one version of a collection in `space` start.
+pub fn space_prefix(space: Space, db: u8, slot: Slot, key: &[u8], version: u64) -> Bytes {
+    let mut out = prefix(db, space.tag(), slot, 4 + key.len() + 8);
     out.put_u32(key.len() as u32);
     out.put_slice(key);
     out.put_u64(version);
     out.freeze()
 }
 
-pub fn element_key(db: u8, slot: Slot, key: &[u8], version: u64, sub: &[u8]) -> Bytes {
+pub fn space_key(space: Space, db: u8, slot: Slot, key: &[u8], version: u64, sub: &[u8]) -> Bytes {
     let mut out = BytesMut::with_capacity(4 + 4 + key.len() + 8 + sub.len());
-    out.put_slice(&element_prefix(db, slot, key, version));
+    out.put_slice(&space_prefix(space, db, slot, key, version));
     out.put_slice(sub);
     out.freeze()
 }
 
-/// The metadata key and version an element key belongs to.
+/// Where the elements of one version of a collection start: every element key begins so.
+pub fn element_prefix(db: u8, slot: Slot, key: &[u8], version: u64) -> Bytes {
+    space_prefix(Space::Elements, db, slot, key, version)
+}
+
+pub fn element_key(db: u8, slot: Slot, key: &[u8], version: u64, sub: &[u8]) -> Bytes {
+    space_key(Space::Elements, db, slot, key, version, sub)
+}
+
+/// A score as 8 bytes whose byte order is the numeric order (-0 sorts as 0).
+pub fn score_order(score: f64) -> [u8; 8] {
+    let bits = (score + 0.0).to_bits();
+    let ordered = if bits >> 63 == 1 {
+        !bits
+    } else {
+        bits | 1 << 63
+    };
+    ordered.to_be_bytes()
+}
+
+/// The score an order-preserving encoding came from.
+pub fn score_from_order(raw: [u8; 8]) -> f64 {
+    let ordered = u64::from_be_bytes(raw);
+    let bits = if ordered >> 63 == 1 {
+        ordered & !(1 << 63)
+    } else {
+        !ordered
+    };
+    f64::from_bits(bits)
+}
+
+/// A sorted-set member record's value: its score.
+pub fn encode_score(score: f64) -> Bytes {
+    Bytes::copy_from_slice(&(score + 0.0).to_be_bytes())
+}
+
+pub fn decode_score(raw: &[u8]) -> Option<f64> {
+    Some(f64::from_be_bytes(raw.try_into().ok()?))
+}
+
+/// The score-index sub key of `member` at `score`: ordered by score, then member.
+pub fn score_sub(score: f64, member: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(8 + member.len());
+    out.put_slice(&score_order(score));
+    out.put_slice(member);
+    out.freeze()
+}
+
+/// `(score, member)` from a score-index sub key.
+pub fn split_score_sub(sub: &Bytes) -> Option<(f64, Bytes)> {
+    let order: [u8; 8] = sub.get(..8)?.try_into().ok()?;
+    Some((score_from_order(order), sub.slice(8..)))
+}
+
+/// The metadata key and version an element or score-index key belongs to.
 pub fn element_owner(raw: &[u8]) -> Option<(Bytes, u64)> {
-    if raw.len() < 8 || raw[1] != TAG_ELEMENT {
+    if raw.len() < 8 || (raw[1] != TAG_ELEMENT && raw[1] != TAG_SCORE) {
         return None;
     }
     let key_len = u32::from_be_bytes(raw[4..8].try_into().ok()?) as usize;
@@ -404,5 +486,31 @@ mod tests {
         assert!(ek.starts_with(&element_prefix(2, Slot(9), b"k", 77)));
         assert_eq!(element_owner(&ek), Some((meta_key(2, Slot(9), b"k"), 77)));
         assert_eq!(element_owner(&meta_key(2, Slot(9), b"k")), None);
+        let zk = space_key(Space::Scores, 2, Slot(9), b"k", 77, b"x");
+        assert_eq!(element_owner(&zk), Some((meta_key(2, Slot(9), b"k"), 77)));
+    }
+
+    #[test]
+    fn score_order_is_numeric_order() {
+        let scores = [
+            f64::NEG_INFINITY,
+            -1e300,
+            -2.5,
+            -1.0,
+            -f64::MIN_POSITIVE,
+            0.0,
+            f64::MIN_POSITIVE,
+            1.0,
+            1.5,
+            1e300,
+            f64::INFINITY,
+        ];
+        for pair in scores.windows(2) {
+            assert!(score_order(pair[0]) < score_order(pair[1]), "{pair:?}");
+        }
+        for s in scores {
+            assert_eq!(score_from_order(score_order(s)), s);
+        }
+        assert_eq!(score_order(-0.0), score_order(0.0));
     }
 }

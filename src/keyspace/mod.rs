@@ -13,7 +13,8 @@ pub mod encoding;
 mod filter;
 mod txn;
 
-pub use encoding::{Collection, Encoding, Meta, ValueType};
+pub use elements::SubRange;
+pub use encoding::{Collection, Encoding, Meta, Space, ValueType};
 pub use filter::ElementFilter;
 pub use txn::Txn;
 

@@ -8,9 +8,11 @@
 
 use ahash::AHashMap;
 use bytes::Bytes;
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
-use super::encoding::{self, Meta};
+use super::elements::SubRange;
+use super::encoding::{self, Meta, Space, ValueType};
 use super::{Keyspace, KeyspaceError, Result, DATABASES_MAX};
 use crate::cluster::{key_slot, Slot, SLOT_COUNT};
 use crate::storage::WriteBatch;
@@ -23,8 +25,9 @@ pub struct Txn<'a> {
     db_map_changed: bool,
     /// Metadata key → the record after this transaction (None = absent).
     overlay: Overlay,
-    /// Element key → the element after this transaction (None = deleted), for those written.
-    elements: AHashMap<Bytes, Option<Bytes>>,
+    /// Element (or score-index) key → the record after this transaction (None = deleted),
+    /// for those written; ordered so range scans merge it with the engine's records.
+    elements: BTreeMap<Bytes, Option<Bytes>>,
     /// Physical databases emptied by this transaction, in order.
     flushed: Vec<u8>,
     batch: WriteBatch,
@@ -90,7 +93,7 @@ impl<'a> Txn<'a> {
             db_map: *ks.db_map.read(),
             db_map_changed: false,
             overlay: Overlay::Small(Vec::new()),
-            elements: AHashMap::new(),
+            elements: BTreeMap::new(),
             flushed: Vec::new(),
             batch: WriteBatch::new(),
             expired_removed: 0,
@@ -228,8 +231,8 @@ impl<'a> Txn<'a> {
         self.ks.allocate_version()
     }
 
-    fn element_key(&self, db: u8, key: &[u8], version: u64, sub: &[u8]) -> Bytes {
-        encoding::element_key(self.pdb(db), key_slot(key), key, version, sub)
+    fn space_key(&self, space: Space, db: u8, key: &[u8], version: u64, sub: &[u8]) -> Bytes {
+        encoding::space_key(space, self.pdb(db), key_slot(key), key, version, sub)
     }
 
     /// One element of a collection, as this transaction left it.
@@ -240,7 +243,7 @@ impl<'a> Txn<'a> {
         version: u64,
         sub: &[u8],
     ) -> Result<Option<Bytes>> {
-        let ek = self.element_key(db, key, version, sub);
+        let ek = self.space_key(Space::Elements, db, key, version, sub);
         if let Some(v) = self.elements.get(&ek) {
             return Ok(v.clone());
         }
@@ -251,15 +254,79 @@ impl<'a> Txn<'a> {
     }
 
     pub fn put_element(&mut self, db: u8, key: &[u8], version: u64, sub: &[u8], value: Bytes) {
-        let ek = self.element_key(db, key, version, sub);
+        self.put_in(Space::Elements, db, key, version, sub, value);
+    }
+
+    pub fn delete_element(&mut self, db: u8, key: &[u8], version: u64, sub: &[u8]) {
+        self.delete_in(Space::Elements, db, key, version, sub);
+    }
+
+    /// Writes one record of `space` of a collection.
+    pub fn put_in(
+        &mut self,
+        space: Space,
+        db: u8,
+        key: &[u8],
+        version: u64,
+        sub: &[u8],
+        value: Bytes,
+    ) {
+        let ek = self.space_key(space, db, key, version, sub);
         self.batch.put(ek.clone(), value.clone());
         self.elements.insert(ek, Some(value));
     }
 
-    pub fn delete_element(&mut self, db: u8, key: &[u8], version: u64, sub: &[u8]) {
-        let ek = self.element_key(db, key, version, sub);
+    /// Deletes one record of `space` of a collection.
+    pub fn delete_in(&mut self, space: Space, db: u8, key: &[u8], version: u64, sub: &[u8]) {
+        let ek = self.space_key(space, db, key, version, sub);
         self.batch.delete(ek.clone());
         self.elements.insert(ek, None);
+    }
+
+    /// Up to `limit` records of `space` of a collection in `range`, as this transaction
+    /// leaves them, in sub-key order (descending when `reverse`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn scan_space(
+        &mut self,
+        space: Space,
+        db: u8,
+        key: &[u8],
+        version: u64,
+        range: &SubRange,
+        limit: usize,
+        reverse: bool,
+    ) -> Result<Vec<(Bytes, Bytes)>> {
+        let pdb = self.pdb(db);
+        let prefix = encoding::space_prefix(space, pdb, key_slot(key), key, version);
+        let engine_range = range.under(&prefix);
+        let written: Vec<(Bytes, Option<Bytes>)> = self
+            .elements
+            .range((engine_range.start.clone(), engine_range.end.clone()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        // Enough engine records that `limit` survive this transaction's deletes.
+        let deleted = written.iter().filter(|(_, v)| v.is_none()).count();
+        let mut merged: BTreeMap<Bytes, Bytes> = if self.flushed.contains(&pdb) {
+            BTreeMap::new()
+        } else {
+            self.ks
+                .engine
+                .scan(&engine_range, reverse, limit.saturating_add(deleted))?
+                .into_iter()
+                .collect()
+        };
+        for (k, v) in written {
+            match v {
+                Some(v) => merged.insert(k, v),
+                None => merged.remove(&k),
+            };
+        }
+        let strip = |(k, v): (Bytes, Bytes)| (k.slice(prefix.len()..), v);
+        Ok(if reverse {
+            merged.into_iter().rev().take(limit).map(strip).collect()
+        } else {
+            merged.into_iter().take(limit).map(strip).collect()
+        })
     }
 
     /// Every element of a collection as this transaction leaves it, in sub-key order.
@@ -269,33 +336,15 @@ impl<'a> Txn<'a> {
         key: &[u8],
         version: u64,
     ) -> Result<Vec<(Bytes, Bytes)>> {
-        let pdb = self.pdb(db);
-        let prefix = encoding::element_prefix(pdb, key_slot(key), key, version);
-        let mut merged: std::collections::BTreeMap<Bytes, Bytes> = if self.flushed.contains(&pdb) {
-            Default::default()
-        } else {
-            self.ks
-                .engine
-                .scan(
-                    &crate::storage::KeyRange::prefix(&prefix),
-                    false,
-                    usize::MAX,
-                )?
-                .into_iter()
-                .collect()
-        };
-        for (ek, v) in &self.elements {
-            if ek.starts_with(&prefix) {
-                match v {
-                    Some(v) => merged.insert(ek.clone(), v.clone()),
-                    None => merged.remove(ek),
-                };
-            }
-        }
-        Ok(merged
-            .into_iter()
-            .map(|(k, v)| (k.slice(prefix.len()..), v))
-            .collect())
+        self.scan_space(
+            Space::Elements,
+            db,
+            key,
+            version,
+            &SubRange::all(),
+            usize::MAX,
+            false,
+        )
     }
 
     /// `meta` (of `src_key` in `src_db`) made ready to be stored as `dst_key` in `dst_db`:
@@ -314,7 +363,21 @@ impl<'a> Txn<'a> {
         };
         let elements = self.all_elements(src_db, src_key, header.version)?;
         let version = self.new_version()?;
+        let zset = meta.value_type == ValueType::ZSet;
         for (sub, value) in elements {
+            if zset {
+                let score = encoding::decode_score(&value)
+                    .ok_or_else(|| KeyspaceError::Corrupt(sub.clone()))?;
+                let index = encoding::score_sub(score, &sub);
+                self.put_in(
+                    Space::Scores,
+                    dst_db,
+                    dst_key,
+                    version,
+                    &index,
+                    Bytes::new(),
+                );
+            }
             self.put_element(dst_db, dst_key, version, &sub, value);
         }
         Ok(meta.with_header(encoding::Collection { version, ..header }))

@@ -24,6 +24,9 @@ pub enum Reply {
     NullArray,
     Array(Vec<Reply>),
     Map(Vec<(Reply, Reply)>),
+    /// Pairs that RESP2 lists flat and RESP3 as two-element arrays (a sorted set's members
+    /// WITHSCORES, HRANDFIELD WITHVALUES).
+    Pairs(Vec<(Reply, Reply)>),
     Set(Vec<Reply>),
     Double(f64),
     Boolean(bool),
@@ -80,6 +83,16 @@ impl Reply {
                 for (k, v) in pairs {
                     k.encode(resp3, out);
                     v.encode(resp3, out);
+                }
+            }
+            Reply::Pairs(pairs) => {
+                integer_line(out, b'*', pairs.len() as i64 * if resp3 { 1 } else { 2 });
+                for (a, b) in pairs {
+                    if resp3 {
+                        out.put_slice(b"*2\r\n");
+                    }
+                    a.encode(resp3, out);
+                    b.encode(resp3, out);
                 }
             }
             Reply::Double(d) => {

@@ -133,3 +133,40 @@ fn a_client_that_hangs_up_stops_waiting() {
     admin.call(&["RPUSH", "h", "x"]);
     assert_eq!(show(&next.read_reply()), "*2\r\n$1\r\nh\r\n$1\r\nx\r\n");
 }
+
+#[test]
+fn sorted_set_pops_wake_in_order_and_only_for_their_type() {
+    let server = start_basalt(&[]);
+    let mut admin = server.client();
+    let mut list_waiter = server.client();
+    list_waiter.send(&[b"BLPOP", b"k", b"0"]);
+    wait_blocked(&mut admin, 1);
+    let mut min = server.client();
+    min.send(&[b"BZPOPMIN", b"k", b"0"]);
+    wait_blocked(&mut admin, 2);
+    let mut max = server.client();
+    max.send(&[b"BZMPOP", b"0", b"1", b"k", b"MAX", b"COUNT", b"5"]);
+    wait_blocked(&mut admin, 3);
+    assert_eq!(
+        show(&admin.call(&["ZADD", "k", "1", "a", "2", "b", "3", "c"])),
+        ":3\r\n"
+    );
+    assert_eq!(
+        show(&min.read_reply()),
+        "*3\r\n$1\r\nk\r\n$1\r\na\r\n$1\r\n1\r\n"
+    );
+    assert_eq!(
+        show(&max.read_reply()),
+        "*2\r\n$1\r\nk\r\n*2\r\n*2\r\n$1\r\nc\r\n$1\r\n3\r\n*2\r\n$1\r\nb\r\n$1\r\n2\r\n"
+    );
+    // The list waiter was never served by a sorted set: it is still blocked, and a list
+    // at the key serves it.
+    wait_blocked(&mut admin, 1);
+    assert_eq!(show(&admin.call(&["RPUSH", "k2", "x"])), ":1\r\n");
+    assert_eq!(show(&admin.call(&["RENAME", "k2", "k"])), "+OK\r\n");
+    assert_eq!(
+        show(&list_waiter.read_reply()),
+        "*2\r\n$1\r\nk\r\n$1\r\nx\r\n"
+    );
+    wait_blocked(&mut admin, 0);
+}
