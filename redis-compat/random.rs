@@ -76,6 +76,7 @@ const MEMBERS: &[&str] = &["1", "2", "-3", "m", "n", "10"];
 const SCORES: &[&str] = &["1", "2", "-0", "1.5", "inf", "-inf", "0.1", "abc", "3"];
 const SCORE_BOUNDS: &[&str] = &["1", "(1", "-inf", "+inf", "(2", "1.5", "x", "(inf"];
 const LEX_BOUNDS: &[&str] = &["-", "+", "[m", "(m", "[1", "(2", "n", "[10"];
+const BIT_OFFSETS: &[&str] = &["0", "1", "7", "8", "13", "40", "-1", "x"];
 const RANKS: &[&str] = &["0", "1", "-1", "-2", "3", "100", "-100"];
 
 fn command(rng: &mut Rng) -> Vec<String> {
@@ -90,7 +91,7 @@ fn command(rng: &mut Rng) -> Vec<String> {
     let sb = |rng: &mut Rng| rng.pick(SCORE_BOUNDS).to_string();
     let lb = |rng: &mut Rng| rng.pick(LEX_BOUNDS).to_string();
     let rank = |rng: &mut Rng| rng.pick(RANKS).to_string();
-    match rng.below(88) {
+    match rng.below(94) {
         0..=3 => cmd = vec![s("GET"), k(rng)],
         4..=6 => {
             cmd = vec![s("SET"), k(rng), v(rng)];
@@ -398,6 +399,46 @@ fn command(rng: &mut Rng) -> Vec<String> {
                 "ZINTERCARD" => vec![s(name), s("2"), k(rng), k(rng)],
                 _ => vec![s(name), k(rng)],
             };
+        }
+        88 => {
+            let bit = s(rng.pick(&["0", "1", "2"]));
+            cmd = vec![s("SETBIT"), k(rng), s(rng.pick(BIT_OFFSETS)), bit];
+        }
+        89 => cmd = vec![s("GETBIT"), k(rng), s(rng.pick(BIT_OFFSETS))],
+        90 => {
+            cmd = vec![s(rng.pick(&["BITCOUNT", "BITPOS"])), k(rng)];
+            if cmd[0] == "BITPOS" {
+                cmd.push(s(rng.pick(&["0", "1"])));
+            }
+            if rng.chance(60) {
+                cmd.extend([rank(rng), rank(rng)]);
+                if rng.chance(50) {
+                    cmd.push(s(rng.pick(&["BIT", "BYTE"])));
+                }
+            }
+        }
+        91 => {
+            let op = rng.pick(&["AND", "OR", "XOR", "NOT"]);
+            cmd = vec![s("BITOP"), s(op), k(rng), k(rng)];
+            if op != "NOT" {
+                cmd.push(k(rng));
+            }
+        }
+        92 | 93 => {
+            cmd = vec![
+                s(rng.pick(&["BITFIELD", "BITFIELD", "BITFIELD_RO"])),
+                k(rng),
+            ];
+            for _ in 0..=rng.below(3) {
+                let ty = s(rng.pick(&["i8", "u8", "i5", "u3", "i64", "u63", "i16"]));
+                let at = s(rng.pick(&["0", "3", "#1", "17"]));
+                match rng.below(4) {
+                    0 => cmd.extend([s("GET"), ty, at]),
+                    1 => cmd.extend([s("SET"), ty, at, s(rng.pick(INTS))]),
+                    2 => cmd.extend([s("INCRBY"), ty, at, s(rng.pick(INTS))]),
+                    _ => cmd.extend([s("OVERFLOW"), s(rng.pick(&["WRAP", "SAT", "FAIL"]))]),
+                }
+            }
         }
         63 => {
             cmd = vec![s("LMPOP"), s("2"), k(rng), k(rng), side(rng)];

@@ -137,4 +137,5 @@ scripts! {
     lists => "lists.txt",
     sets => "sets.txt",
     zsets => "zsets.txt",
+    bitmaps => "bitmaps.txt",
 }

@@ -21,6 +21,9 @@ COMMANDS = {
     "append": None, "strlen": None, "incr": None, "decr": None, "incrby": None,
     "decrby": None, "incrbyfloat": None, "getrange": None, "setrange": None,
     "substr": None, "lcs": None,
+    # bitmaps
+    "setbit": None, "getbit": None, "bitcount": None, "bitpos": None, "bitop": None,
+    "bitfield": None, "bitfield_ro": None,
     # hashes
     "hset": None, "hsetnx": None, "hget": None, "hmset": None, "hmget": None, "hdel": None,
     "hexists": None, "hlen": None, "hstrlen": None, "hkeys": None, "hvals": None,

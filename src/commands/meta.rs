@@ -38,6 +38,125 @@ pub static META: &[CommandMeta] = &[
         ] },
     },
     CommandMeta {
+        name: "bitcount", arity: -2, flags: &["readonly"],
+        first_key: 1, last_key: 1, step: 1, acl_categories: &["@read", "@bitmap", "@slow"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Count set bits in a string", since: "2.6.0", group: "bitmap", complexity: Some("O(N)"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("7.0.0", "Added the `BYTE|BIT` option.")], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "index", kind: "block", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+                Arg { name: "start", kind: "integer", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "end", kind: "integer", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "index_unit", kind: "oneof", display_text: None, key_spec_index: None, token: None, summary: None, since: Some("7.0.0"), flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+                    Arg { name: "byte", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("BYTE"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                    ] },
+                    Arg { name: "bit", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("BIT"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                    ] },
+                ] },
+            ] },
+        ] },
+    },
+    CommandMeta {
+        name: "bitfield", arity: -2, flags: &["write", "denyoom"],
+        first_key: 1, last_key: 1, step: 1, acl_categories: &["@write", "@bitmap", "@slow"],
+        tips: &[], key_specs: &[KeySpec { notes: Some("This command allows both access and modification of the key"), flags: &["RW", "access", "update", "variable_flags"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Perform arbitrary bitfield integer operations on strings", since: "3.2.0", group: "bitmap", complexity: Some("O(1) for each subcommand specified"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "operation", kind: "oneof", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &["optional", "multiple"], deprecated_since: None, value: None, arguments: &[
+                Arg { name: "encoding_offset", kind: "block", display_text: None, key_spec_index: None, token: Some("GET"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                    Arg { name: "encoding", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                    ] },
+                    Arg { name: "offset", kind: "integer", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                    ] },
+                ] },
+                Arg { name: "write", kind: "block", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                    Arg { name: "wrap_sat_fail", kind: "oneof", display_text: None, key_spec_index: None, token: Some("OVERFLOW"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+                        Arg { name: "wrap", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("WRAP"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                        ] },
+                        Arg { name: "sat", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("SAT"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                        ] },
+                        Arg { name: "fail", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("FAIL"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                        ] },
+                    ] },
+                    Arg { name: "write_operation", kind: "oneof", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                        Arg { name: "encoding_offset_value", kind: "block", display_text: None, key_spec_index: None, token: Some("SET"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                            Arg { name: "encoding", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                            ] },
+                            Arg { name: "offset", kind: "integer", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                            ] },
+                            Arg { name: "value", kind: "integer", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                            ] },
+                        ] },
+                        Arg { name: "encoding_offset_increment", kind: "block", display_text: None, key_spec_index: None, token: Some("INCRBY"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                            Arg { name: "encoding", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                            ] },
+                            Arg { name: "offset", kind: "integer", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                            ] },
+                            Arg { name: "increment", kind: "integer", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                            ] },
+                        ] },
+                    ] },
+                ] },
+            ] },
+        ] },
+    },
+    CommandMeta {
+        name: "bitfield_ro", arity: -2, flags: &["readonly", "fast"],
+        first_key: 1, last_key: 1, step: 1, acl_categories: &["@read", "@bitmap", "@fast"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Perform arbitrary bitfield integer operations on strings. Read-only variant of BITFIELD", since: "6.0.0", group: "bitmap", complexity: Some("O(1) for each subcommand specified"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "encoding_offset", kind: "block", display_text: None, key_spec_index: None, token: Some("GET"), summary: None, since: None, flags: &["optional", "multiple", "multiple_token"], deprecated_since: None, value: None, arguments: &[
+                Arg { name: "encoding", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "offset", kind: "integer", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+            ] },
+        ] },
+    },
+    CommandMeta {
+        name: "bitop", arity: -4, flags: &["write", "denyoom"],
+        first_key: 2, last_key: -1, step: 1, acl_categories: &["@write", "@bitmap", "@slow"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["OW", "update"], begin_search: BeginSearch::Index(2), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }, KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index(3), find_keys: FindKeys::Range { lastkey: -1, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Perform bitwise operations between strings", since: "2.6.0", group: "bitmap", complexity: Some("O(N)"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "operation", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "destkey", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(1), token: None, summary: None, since: None, flags: &["multiple"], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandMeta {
+        name: "bitpos", arity: -3, flags: &["readonly"],
+        first_key: 1, last_key: 1, step: 1, acl_categories: &["@read", "@bitmap", "@slow"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Find first bit set or clear in a string", since: "2.8.7", group: "bitmap", complexity: Some("O(N)"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("7.0.0", "Added the `BYTE|BIT` option.")], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "bit", kind: "integer", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "index", kind: "block", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+                Arg { name: "start", kind: "integer", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "end_index", kind: "block", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+                    Arg { name: "end", kind: "integer", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                    ] },
+                    Arg { name: "index_unit", kind: "oneof", display_text: None, key_spec_index: None, token: None, summary: None, since: Some("7.0.0"), flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+                        Arg { name: "byte", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("BYTE"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                        ] },
+                        Arg { name: "bit", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("BIT"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                        ] },
+                    ] },
+                ] },
+            ] },
+        ] },
+    },
+    CommandMeta {
         name: "blmove", arity: 6, flags: &["write", "denyoom", "noscript", "blocking"],
         first_key: 1, last_key: 2, step: 1, acl_categories: &["@write", "@list", "@slow", "@blocking"],
         tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RW", "access", "delete"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }, KeySpec { notes: None, flags: &["RW", "insert"], begin_search: BeginSearch::Index(2), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
@@ -604,6 +723,17 @@ pub static META: &[CommandMeta] = &[
         tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         doc: Doc { summary: "Get the value of a key", since: "1.0.0", group: "string", complexity: Some("O(1)"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
             Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandMeta {
+        name: "getbit", arity: 3, flags: &["readonly", "fast"],
+        first_key: 1, last_key: 1, step: 1, acl_categories: &["@read", "@bitmap", "@fast"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Returns the bit value at offset in the string value stored at key", since: "2.2.0", group: "bitmap", complexity: Some("O(1)"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "offset", kind: "integer", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
             ] },
         ] },
     },
@@ -1547,6 +1677,19 @@ pub static META: &[CommandMeta] = &[
                 ] },
                 Arg { name: "keepttl", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("KEEPTTL"), summary: None, since: Some("6.0.0"), flags: &[], deprecated_since: None, value: None, arguments: &[
                 ] },
+            ] },
+        ] },
+    },
+    CommandMeta {
+        name: "setbit", arity: 4, flags: &["write", "denyoom"],
+        first_key: 1, last_key: 1, step: 1, acl_categories: &["@write", "@bitmap", "@slow"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RW", "access", "update"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Sets or clears the bit at offset in the string value stored at key", since: "2.2.0", group: "bitmap", complexity: Some("O(1)"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "offset", kind: "integer", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "value", kind: "integer", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
             ] },
         ] },
     },

@@ -8,6 +8,7 @@
 
 mod access;
 pub mod args;
+mod bitmaps;
 pub mod blocking;
 mod client_kill;
 pub mod clients;

@@ -232,7 +232,7 @@ pub fn store_string(
 }
 
 /// Stores a string with the encoding Redis would give it after this command.
-fn store_encoded(
+pub(super) fn store_encoded(
     txn: &mut Txn,
     db: u8,
     key: &[u8],

@@ -13,7 +13,8 @@ use super::meta::META;
 use super::spec::CommandMeta;
 use super::stats::CommandStats;
 use super::{
-    connection, hashes, keys, lists, lists_blocking, server, sets, strings, zsets, ApplyFn, Handler,
+    bitmaps, connection, hashes, keys, lists, lists_blocking, server, sets, strings, zsets,
+    ApplyFn, Handler,
 };
 
 pub struct Command {
@@ -62,6 +63,7 @@ type Binding = (&'static str, Handler, Option<ApplyFn>);
 fn bindings() -> Vec<Binding> {
     let mut all = Vec::new();
     all.extend(strings::COMMANDS.iter().copied());
+    all.extend(bitmaps::COMMANDS.iter().copied());
     all.extend(hashes::COMMANDS.iter().copied());
     all.extend(lists::COMMANDS.iter().copied());
     all.extend(lists_blocking::COMMANDS.iter().copied());
