@@ -91,7 +91,7 @@ fn command(rng: &mut Rng) -> Vec<String> {
     let sb = |rng: &mut Rng| rng.pick(SCORE_BOUNDS).to_string();
     let lb = |rng: &mut Rng| rng.pick(LEX_BOUNDS).to_string();
     let rank = |rng: &mut Rng| rng.pick(RANKS).to_string();
-    match rng.below(94) {
+    match rng.below(96) {
         0..=3 => cmd = vec![s("GET"), k(rng)],
         4..=6 => {
             cmd = vec![s("SET"), k(rng), v(rng)];
@@ -438,6 +438,18 @@ fn command(rng: &mut Rng) -> Vec<String> {
                     2 => cmd.extend([s("INCRBY"), ty, at, s(rng.pick(INTS))]),
                     _ => cmd.extend([s("OVERFLOW"), s(rng.pick(&["WRAP", "SAT", "FAIL"]))]),
                 }
+            }
+        }
+        94 => {
+            cmd = vec![s("PFADD"), k(rng)];
+            for _ in 0..rng.below(4) {
+                cmd.push(m(rng));
+            }
+        }
+        95 => {
+            cmd = vec![s(rng.pick(&["PFCOUNT", "PFMERGE"])), k(rng)];
+            if rng.chance(50) {
+                cmd.push(k(rng));
             }
         }
         63 => {

@@ -138,4 +138,5 @@ scripts! {
     sets => "sets.txt",
     zsets => "zsets.txt",
     bitmaps => "bitmaps.txt",
+    hll => "hll.txt",
 }

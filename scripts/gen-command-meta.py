@@ -24,6 +24,8 @@ COMMANDS = {
     # bitmaps
     "setbit": None, "getbit": None, "bitcount": None, "bitpos": None, "bitop": None,
     "bitfield": None, "bitfield_ro": None,
+    # hyperloglog
+    "pfadd": None, "pfcount": None, "pfmerge": None,
     # hashes
     "hset": None, "hsetnx": None, "hget": None, "hmset": None, "hmget": None, "hdel": None,
     "hexists": None, "hlen": None, "hstrlen": None, "hkeys": None, "hvals": None,

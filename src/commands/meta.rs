@@ -1440,6 +1440,37 @@ pub static META: &[CommandMeta] = &[
         ] },
     },
     CommandMeta {
+        name: "pfadd", arity: -2, flags: &["write", "denyoom", "fast"],
+        first_key: 1, last_key: 1, step: 1, acl_categories: &["@write", "@hyperloglog", "@fast"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RW", "insert"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Adds the specified elements to the specified HyperLogLog.", since: "2.8.9", group: "hyperloglog", complexity: Some("O(1) to add every element."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "element", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &["optional", "multiple"], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandMeta {
+        name: "pfcount", arity: -2, flags: &["readonly"],
+        first_key: 1, last_key: -1, step: 1, acl_categories: &["@read", "@hyperloglog", "@slow"],
+        tips: &[], key_specs: &[KeySpec { notes: Some("RW because it may change the internal representation of the key, and propagate to replicas"), flags: &["RW", "access"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: -1, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Return the approximated cardinality of the set(s) observed by the HyperLogLog at key(s).", since: "2.8.9", group: "hyperloglog", complexity: Some("O(1) with a very small average constant time when called with a single key. O(N) with N being the number of keys, and much bigger constant times, when called with multiple keys."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &["multiple"], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandMeta {
+        name: "pfmerge", arity: -2, flags: &["write", "denyoom"],
+        first_key: 1, last_key: -1, step: 1, acl_categories: &["@write", "@hyperloglog", "@slow"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RW", "access", "insert"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }, KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index(2), find_keys: FindKeys::Range { lastkey: -1, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Merge N different HyperLogLogs into a single one.", since: "2.8.9", group: "hyperloglog", complexity: Some("O(N) to merge N HyperLogLogs, but with high constant times."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "destkey", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "sourcekey", kind: "key", display_text: None, key_spec_index: Some(1), token: None, summary: None, since: None, flags: &["multiple"], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandMeta {
         name: "ping", arity: -1, flags: &["fast"],
         first_key: 0, last_key: 0, step: 0, acl_categories: &["@fast", "@connection"],
         tips: &["request_policy:all_shards", "response_policy:all_succeeded"], key_specs: &[],

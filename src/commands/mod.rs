@@ -20,6 +20,7 @@ pub mod error;
 mod expire_cycle;
 pub mod float80;
 mod hashes;
+mod hll;
 mod info;
 mod introspection;
 mod keys;

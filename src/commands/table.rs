@@ -13,7 +13,7 @@ use super::meta::META;
 use super::spec::CommandMeta;
 use super::stats::CommandStats;
 use super::{
-    bitmaps, connection, hashes, keys, lists, lists_blocking, server, sets, strings, zsets,
+    bitmaps, connection, hashes, hll, keys, lists, lists_blocking, server, sets, strings, zsets,
     ApplyFn, Handler,
 };
 
@@ -65,6 +65,7 @@ fn bindings() -> Vec<Binding> {
     all.extend(strings::COMMANDS.iter().copied());
     all.extend(bitmaps::COMMANDS.iter().copied());
     all.extend(hashes::COMMANDS.iter().copied());
+    all.extend(hll::COMMANDS.iter().copied());
     all.extend(lists::COMMANDS.iter().copied());
     all.extend(lists_blocking::COMMANDS.iter().copied());
     all.extend(sets::COMMANDS.iter().copied());
