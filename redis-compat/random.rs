@@ -91,7 +91,7 @@ fn command(rng: &mut Rng) -> Vec<String> {
     let sb = |rng: &mut Rng| rng.pick(SCORE_BOUNDS).to_string();
     let lb = |rng: &mut Rng| rng.pick(LEX_BOUNDS).to_string();
     let rank = |rng: &mut Rng| rng.pick(RANKS).to_string();
-    match rng.below(96) {
+    match rng.below(99) {
         0..=3 => cmd = vec![s("GET"), k(rng)],
         4..=6 => {
             cmd = vec![s("SET"), k(rng), v(rng)];
@@ -450,6 +450,48 @@ fn command(rng: &mut Rng) -> Vec<String> {
             cmd = vec![s(rng.pick(&["PFCOUNT", "PFMERGE"])), k(rng)];
             if rng.chance(50) {
                 cmd.push(k(rng));
+            }
+        }
+        96 => {
+            cmd = vec![s("GEOADD"), k(rng)];
+            if rng.chance(30) {
+                cmd.push(s(rng.pick(&["NX", "XX", "CH"])));
+            }
+            let lon = s(rng.pick(&["13.361389", "15.087269", "-180", "179.9", "200"]));
+            let lat = s(rng.pick(&["38.115556", "37.502669", "0", "-85.05", "86"]));
+            cmd.extend([lon, lat, m(rng)]);
+        }
+        97 => {
+            let read = rng.pick(&["GEOPOS", "GEOHASH", "GEODIST"]);
+            cmd = vec![s(read), k(rng), m(rng), m(rng)];
+            if read == "GEODIST" && rng.chance(50) {
+                cmd.push(s(rng.pick(&["km", "mi", "ft", "m", "yd"])));
+            }
+        }
+        98 => {
+            cmd = vec![s("GEOSEARCH"), k(rng)];
+            if rng.chance(50) {
+                cmd.extend([s("FROMMEMBER"), m(rng)]);
+            } else {
+                cmd.extend([s("FROMLONLAT"), s("14"), s("38")]);
+            }
+            if rng.chance(50) {
+                cmd.extend([
+                    s("BYRADIUS"),
+                    s(rng.pick(&["100", "300", "20000"])),
+                    s("km"),
+                ]);
+            } else {
+                cmd.extend([s("BYBOX"), s("400"), s("300"), s("km")]);
+            }
+            if rng.chance(50) {
+                cmd.push(s(rng.pick(&[
+                    "ASC",
+                    "DESC",
+                    "WITHDIST",
+                    "WITHCOORD",
+                    "WITHHASH",
+                ])));
             }
         }
         63 => {

@@ -139,4 +139,5 @@ scripts! {
     zsets => "zsets.txt",
     bitmaps => "bitmaps.txt",
     hll => "hll.txt",
+    geo => "geo.txt",
 }

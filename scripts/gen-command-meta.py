@@ -26,6 +26,10 @@ COMMANDS = {
     "bitfield": None, "bitfield_ro": None,
     # hyperloglog
     "pfadd": None, "pfcount": None, "pfmerge": None,
+    # geo
+    "geoadd": None, "geopos": None, "geodist": None, "geohash": None, "georadius": None,
+    "georadius_ro": None, "georadiusbymember": None, "georadiusbymember_ro": None,
+    "geosearch": None, "geosearchstore": None,
     # hashes
     "hset": None, "hsetnx": None, "hget": None, "hmset": None, "hmget": None, "hdel": None,
     "hexists": None, "hlen": None, "hstrlen": None, "hkeys": None, "hvals": None,

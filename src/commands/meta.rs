@@ -718,6 +718,388 @@ pub static META: &[CommandMeta] = &[
         ] },
     },
     CommandMeta {
+        name: "geoadd", arity: -5, flags: &["write", "denyoom"],
+        first_key: 1, last_key: 1, step: 1, acl_categories: &["@write", "@geo", "@slow"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RW", "update"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Add one or more geospatial items in the geospatial index represented using a sorted set", since: "3.2.0", group: "geo", complexity: Some("O(log(N)) for each item added, where N is the number of elements in the sorted set."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added the `CH`, `NX` and `XX` options.")], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "condition", kind: "oneof", display_text: None, key_spec_index: None, token: None, summary: None, since: Some("6.2.0"), flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+                Arg { name: "nx", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("NX"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "xx", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("XX"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+            ] },
+            Arg { name: "change", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("CH"), summary: None, since: Some("6.2.0"), flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "longitude_latitude_member", kind: "block", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &["multiple"], deprecated_since: None, value: None, arguments: &[
+                Arg { name: "longitude", kind: "double", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "latitude", kind: "double", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "member", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+            ] },
+        ] },
+    },
+    CommandMeta {
+        name: "geodist", arity: -4, flags: &["readonly"],
+        first_key: 1, last_key: 1, step: 1, acl_categories: &["@read", "@geo", "@slow"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Returns the distance between two members of a geospatial index", since: "3.2.0", group: "geo", complexity: Some("O(log(N))"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "member1", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "member2", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "unit", kind: "oneof", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+                Arg { name: "m", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("M"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "km", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("KM"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "ft", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("FT"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "mi", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("MI"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+            ] },
+        ] },
+    },
+    CommandMeta {
+        name: "geohash", arity: -2, flags: &["readonly"],
+        first_key: 1, last_key: 1, step: 1, acl_categories: &["@read", "@geo", "@slow"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Returns members of a geospatial index as standard geohash strings", since: "3.2.0", group: "geo", complexity: Some("O(log(N)) for each member requested, where N is the number of elements in the sorted set."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "member", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &["multiple"], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandMeta {
+        name: "geopos", arity: -2, flags: &["readonly"],
+        first_key: 1, last_key: 1, step: 1, acl_categories: &["@read", "@geo", "@slow"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Returns longitude and latitude of members of a geospatial index", since: "3.2.0", group: "geo", complexity: Some("O(N) where N is the number of members requested."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "member", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &["multiple"], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandMeta {
+        name: "georadius", arity: -6, flags: &["write", "denyoom", "movablekeys"],
+        first_key: 1, last_key: 1, step: 1, acl_categories: &["@write", "@geo", "@slow"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }, KeySpec { notes: None, flags: &["OW", "update"], begin_search: BeginSearch::Keyword("STORE", 6), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }, KeySpec { notes: None, flags: &["OW", "update"], begin_search: BeginSearch::Keyword("STOREDIST", 6), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Query a sorted set representing a geospatial index to fetch members matching a given maximum distance from a point", since: "3.2.0", group: "geo", complexity: Some("O(N+log(M)) where N is the number of elements inside the bounding box of the circular area delimited by center and radius and M is the number of items inside the index."), doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`GEOSEARCH` and `GEOSEARCHSTORE` with the `BYRADIUS` argument"), history: &[("6.2.0", "Added the `ANY` option for `COUNT`."), ("7.0.0", "Added support for uppercase unit names.")], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "longitude", kind: "double", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "latitude", kind: "double", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "radius", kind: "double", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "unit", kind: "oneof", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                Arg { name: "m", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("M"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "km", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("KM"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "ft", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("FT"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "mi", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("MI"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+            ] },
+            Arg { name: "withcoord", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("WITHCOORD"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "withdist", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("WITHDIST"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "withhash", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("WITHHASH"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "count", kind: "block", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+                Arg { name: "count", kind: "integer", display_text: None, key_spec_index: None, token: Some("COUNT"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "any", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("ANY"), summary: None, since: Some("6.2.0"), flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+                ] },
+            ] },
+            Arg { name: "order", kind: "oneof", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+                Arg { name: "asc", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("ASC"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "desc", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("DESC"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+            ] },
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(1), token: Some("STORE"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(2), token: Some("STOREDIST"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandMeta {
+        name: "georadius_ro", arity: -6, flags: &["readonly"],
+        first_key: 1, last_key: 1, step: 1, acl_categories: &["@read", "@geo", "@slow"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "A read-only variant for GEORADIUS", since: "3.2.10", group: "geo", complexity: Some("O(N+log(M)) where N is the number of elements inside the bounding box of the circular area delimited by center and radius and M is the number of items inside the index."), doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`GEOSEARCH` with the `BYRADIUS` argument"), history: &[("6.2.0", "Added the `ANY` option for `COUNT`.")], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "longitude", kind: "double", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "latitude", kind: "double", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "radius", kind: "double", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "unit", kind: "oneof", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                Arg { name: "m", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("M"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "km", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("KM"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "ft", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("FT"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "mi", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("MI"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+            ] },
+            Arg { name: "withcoord", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("WITHCOORD"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "withdist", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("WITHDIST"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "withhash", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("WITHHASH"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "count", kind: "block", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+                Arg { name: "count", kind: "integer", display_text: None, key_spec_index: None, token: Some("COUNT"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "any", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("ANY"), summary: None, since: Some("6.2.0"), flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+                ] },
+            ] },
+            Arg { name: "order", kind: "oneof", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+                Arg { name: "asc", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("ASC"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "desc", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("DESC"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+            ] },
+        ] },
+    },
+    CommandMeta {
+        name: "georadiusbymember", arity: -5, flags: &["write", "denyoom", "movablekeys"],
+        first_key: 1, last_key: 1, step: 1, acl_categories: &["@write", "@geo", "@slow"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }, KeySpec { notes: None, flags: &["OW", "update"], begin_search: BeginSearch::Keyword("STORE", 5), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }, KeySpec { notes: None, flags: &["OW", "update"], begin_search: BeginSearch::Keyword("STOREDIST", 5), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Query a sorted set representing a geospatial index to fetch members matching a given maximum distance from a member", since: "3.2.0", group: "geo", complexity: Some("O(N+log(M)) where N is the number of elements inside the bounding box of the circular area delimited by center and radius and M is the number of items inside the index."), doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`GEOSEARCH` and `GEOSEARCHSTORE` with the `BYRADIUS` and `FROMMEMBER` arguments"), history: &[("7.0.0", "Added support for uppercase unit names.")], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "member", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "radius", kind: "double", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "unit", kind: "oneof", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                Arg { name: "m", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("M"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "km", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("KM"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "ft", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("FT"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "mi", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("MI"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+            ] },
+            Arg { name: "withcoord", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("WITHCOORD"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "withdist", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("WITHDIST"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "withhash", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("WITHHASH"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "count", kind: "block", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+                Arg { name: "count", kind: "integer", display_text: None, key_spec_index: None, token: Some("COUNT"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "any", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("ANY"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+                ] },
+            ] },
+            Arg { name: "order", kind: "oneof", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+                Arg { name: "asc", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("ASC"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "desc", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("DESC"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+            ] },
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(1), token: Some("STORE"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(2), token: Some("STOREDIST"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandMeta {
+        name: "georadiusbymember_ro", arity: -5, flags: &["readonly"],
+        first_key: 1, last_key: 1, step: 1, acl_categories: &["@read", "@geo", "@slow"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "A read-only variant for GEORADIUSBYMEMBER", since: "3.2.10", group: "geo", complexity: Some("O(N+log(M)) where N is the number of elements inside the bounding box of the circular area delimited by center and radius and M is the number of items inside the index."), doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`GEOSEARCH` with the `BYRADIUS` and `FROMMEMBER` arguments"), history: &[], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "member", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "radius", kind: "double", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "unit", kind: "oneof", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                Arg { name: "m", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("M"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "km", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("KM"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "ft", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("FT"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "mi", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("MI"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+            ] },
+            Arg { name: "withcoord", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("WITHCOORD"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "withdist", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("WITHDIST"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "withhash", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("WITHHASH"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "count", kind: "block", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+                Arg { name: "count", kind: "integer", display_text: None, key_spec_index: None, token: Some("COUNT"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "any", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("ANY"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+                ] },
+            ] },
+            Arg { name: "order", kind: "oneof", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+                Arg { name: "asc", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("ASC"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "desc", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("DESC"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+            ] },
+        ] },
+    },
+    CommandMeta {
+        name: "geosearch", arity: -7, flags: &["readonly"],
+        first_key: 1, last_key: 1, step: 1, acl_categories: &["@read", "@geo", "@slow"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Query a sorted set representing a geospatial index to fetch members inside an area of a box or a circle.", since: "6.2.0", group: "geo", complexity: Some("O(N+log(M)) where N is the number of elements in the grid-aligned bounding box area around the shape provided as the filter and M is the number of items inside the shape"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("7.0.0", "Added support for uppercase unit names.")], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "from", kind: "oneof", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                Arg { name: "member", kind: "string", display_text: None, key_spec_index: None, token: Some("FROMMEMBER"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "longitude_latitude", kind: "block", display_text: None, key_spec_index: None, token: Some("FROMLONLAT"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                    Arg { name: "longitude", kind: "double", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                    ] },
+                    Arg { name: "latitude", kind: "double", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                    ] },
+                ] },
+            ] },
+            Arg { name: "by", kind: "oneof", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                Arg { name: "circle", kind: "block", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                    Arg { name: "radius", kind: "double", display_text: None, key_spec_index: None, token: Some("BYRADIUS"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                    ] },
+                    Arg { name: "unit", kind: "oneof", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                        Arg { name: "m", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("M"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                        ] },
+                        Arg { name: "km", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("KM"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                        ] },
+                        Arg { name: "ft", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("FT"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                        ] },
+                        Arg { name: "mi", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("MI"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                        ] },
+                    ] },
+                ] },
+                Arg { name: "box", kind: "block", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                    Arg { name: "width", kind: "double", display_text: None, key_spec_index: None, token: Some("BYBOX"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                    ] },
+                    Arg { name: "height", kind: "double", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                    ] },
+                    Arg { name: "unit", kind: "oneof", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                        Arg { name: "m", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("M"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                        ] },
+                        Arg { name: "km", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("KM"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                        ] },
+                        Arg { name: "ft", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("FT"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                        ] },
+                        Arg { name: "mi", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("MI"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                        ] },
+                    ] },
+                ] },
+            ] },
+            Arg { name: "order", kind: "oneof", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+                Arg { name: "asc", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("ASC"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "desc", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("DESC"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+            ] },
+            Arg { name: "count", kind: "block", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+                Arg { name: "count", kind: "integer", display_text: None, key_spec_index: None, token: Some("COUNT"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "any", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("ANY"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+                ] },
+            ] },
+            Arg { name: "withcoord", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("WITHCOORD"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "withdist", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("WITHDIST"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "withhash", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("WITHHASH"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandMeta {
+        name: "geosearchstore", arity: -8, flags: &["write", "denyoom"],
+        first_key: 1, last_key: 2, step: 1, acl_categories: &["@write", "@geo", "@slow"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["OW", "update"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }, KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index(2), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Query a sorted set representing a geospatial index to fetch members inside an area of a box or a circle, and store the result in another key.", since: "6.2.0", group: "geo", complexity: Some("O(N+log(M)) where N is the number of elements in the grid-aligned bounding box area around the shape provided as the filter and M is the number of items inside the shape"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("7.0.0", "Added support for uppercase unit names.")], arguments: &[
+            Arg { name: "destination", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "source", kind: "key", display_text: None, key_spec_index: Some(1), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "from", kind: "oneof", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                Arg { name: "member", kind: "string", display_text: None, key_spec_index: None, token: Some("FROMMEMBER"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "longitude_latitude", kind: "block", display_text: None, key_spec_index: None, token: Some("FROMLONLAT"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                    Arg { name: "longitude", kind: "double", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                    ] },
+                    Arg { name: "latitude", kind: "double", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                    ] },
+                ] },
+            ] },
+            Arg { name: "by", kind: "oneof", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                Arg { name: "circle", kind: "block", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                    Arg { name: "radius", kind: "double", display_text: None, key_spec_index: None, token: Some("BYRADIUS"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                    ] },
+                    Arg { name: "unit", kind: "oneof", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                        Arg { name: "m", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("M"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                        ] },
+                        Arg { name: "km", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("KM"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                        ] },
+                        Arg { name: "ft", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("FT"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                        ] },
+                        Arg { name: "mi", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("MI"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                        ] },
+                    ] },
+                ] },
+                Arg { name: "box", kind: "block", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                    Arg { name: "width", kind: "double", display_text: None, key_spec_index: None, token: Some("BYBOX"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                    ] },
+                    Arg { name: "height", kind: "double", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                    ] },
+                    Arg { name: "unit", kind: "oneof", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                        Arg { name: "m", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("M"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                        ] },
+                        Arg { name: "km", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("KM"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                        ] },
+                        Arg { name: "ft", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("FT"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                        ] },
+                        Arg { name: "mi", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("MI"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                        ] },
+                    ] },
+                ] },
+            ] },
+            Arg { name: "order", kind: "oneof", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+                Arg { name: "asc", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("ASC"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "desc", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("DESC"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+            ] },
+            Arg { name: "count", kind: "block", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+                Arg { name: "count", kind: "integer", display_text: None, key_spec_index: None, token: Some("COUNT"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "any", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("ANY"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+                ] },
+            ] },
+            Arg { name: "storedist", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("STOREDIST"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandMeta {
         name: "get", arity: 2, flags: &["readonly", "fast"],
         first_key: 1, last_key: 1, step: 1, acl_categories: &["@read", "@string", "@fast"],
         tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],

@@ -19,6 +19,7 @@ pub mod dump;
 pub mod error;
 mod expire_cycle;
 pub mod float80;
+mod geo;
 mod hashes;
 mod hll;
 mod info;

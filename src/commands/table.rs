@@ -13,8 +13,8 @@ use super::meta::META;
 use super::spec::CommandMeta;
 use super::stats::CommandStats;
 use super::{
-    bitmaps, connection, hashes, hll, keys, lists, lists_blocking, server, sets, strings, zsets,
-    ApplyFn, Handler,
+    bitmaps, connection, geo, hashes, hll, keys, lists, lists_blocking, server, sets, strings,
+    zsets, ApplyFn, Handler,
 };
 
 pub struct Command {
@@ -70,6 +70,7 @@ fn bindings() -> Vec<Binding> {
     all.extend(lists_blocking::COMMANDS.iter().copied());
     all.extend(sets::COMMANDS.iter().copied());
     all.extend(zsets::COMMANDS.iter().copied());
+    all.extend(geo::COMMANDS.iter().copied());
     all.extend(keys::COMMANDS.iter().copied());
     all.extend(connection::COMMANDS.iter().copied());
     all.extend(server::COMMANDS.iter().copied());

@@ -29,6 +29,9 @@ pub enum Reply {
     Pairs(Vec<(Reply, Reply)>),
     Set(Vec<Reply>),
     Double(f64),
+    /// A double already written out (Redis's "human" long-double text): a bulk string in
+    /// RESP2, a double in RESP3.
+    DoubleText(String),
     Boolean(bool),
     /// Verbatim string with its three-letter format (`txt`, `mkd`).
     Verbatim(&'static str, Bytes),
@@ -95,6 +98,8 @@ impl Reply {
                     b.encode(resp3, out);
                 }
             }
+            Reply::DoubleText(text) if resp3 => line(out, b',', text.as_bytes()),
+            Reply::DoubleText(text) => bulk(out, text.as_bytes()),
             Reply::Double(d) => {
                 let text = format_double(*d);
                 if resp3 {

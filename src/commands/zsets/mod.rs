@@ -29,9 +29,10 @@ use super::{reply, ApplyFn, CmdResult, Ctx, Handler};
 use crate::glob::glob_match;
 use crate::keyspace::{encoding, Encoding, Meta, ValueType};
 use crate::protocol::Reply;
-use view::{Stored, ZView};
+use view::Stored;
 
-pub use write::store_zset;
+pub use view::ZView;
+pub use write::{replace_with, store_zset, ZWrite};
 
 pub static COMMANDS: &[(&str, Handler, Option<ApplyFn>)] = &[
     ("zadd", write::zadd, Some(write::apply_zadd)),
@@ -110,7 +111,7 @@ fn encoding_for(count: usize, longest_member: usize) -> Encoding {
 
 /// The sorted set at `key`, read at the proposer (None if missing; WRONGTYPE if another
 /// type).
-fn read<'a>(ctx: &mut Ctx<'a>, key: &[u8]) -> Result<Option<Stored<'a>>, CmdError> {
+pub fn read<'a>(ctx: &mut Ctx<'a>, key: &[u8]) -> Result<Option<Stored<'a>>, CmdError> {
     let found = collections::read(ctx, key, ValueType::ZSet)?;
     Ok(found.map(|(_, zset)| Stored::new(ctx.node, ctx.session.db, key, zset)))
 }
