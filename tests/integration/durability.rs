@@ -49,18 +49,60 @@ fn kill_dash_nine_loses_no_acknowledged_write() {
 
 fn kill_cycles(appendfsync: &str) {
     let dir = test_dir("kill9");
-    let mut acknowledged: Vec<String> = Vec::new();
-    let mut next = 0u64;
-    for cycle in 0..4u64 {
-        let mut server = start_basalt_in(&dir, &["--appendfsync", appendfsync]);
-        let mut c = server.client();
-        for key in &acknowledged {
+    let check = |c: &mut Client, acknowledged: &[u64], cycle: u64| {
+        for n in acknowledged {
+            let key = format!("k{n}");
             assert_eq!(
-                show(&c.call(&["EXISTS", key])),
+                show(&c.call(&["EXISTS", &key])),
                 ":1\r\n",
                 "cycle {cycle}: {key} lost"
             );
         }
+    };
+    let write = |c: &mut Client, n: u64| {
+        c.send(&[b"SET", format!("k{n}").as_bytes(), b"value"]);
+        matches!(c.try_read_reply(), Ok(r) if r == b"+OK\r\n")
+    };
+    let (acknowledged, next) =
+        write_and_kill(&dir, 4, &["--appendfsync", appendfsync], write, check);
+    let server = start_basalt_in(&dir, &[]);
+    let mut c = server.client();
+    let present: HashSet<String> = {
+        let keys = show(&c.call(&["KEYS", "*"]));
+        keys.split("\r\n")
+            .filter(|l| l.starts_with('k'))
+            .map(String::from)
+            .collect()
+    };
+    for n in &acknowledged {
+        assert!(
+            present.contains(&format!("k{n}")),
+            "k{n} was acknowledged and is gone"
+        );
+    }
+    for key in &present {
+        let n: u64 = key[1..].parse().unwrap();
+        assert!(n < next, "{key} was never sent");
+    }
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `cycles` rounds of: start the server in `dir`, check what was acknowledged so far, write
+/// numbered writes from a thread (`write` says whether each was acknowledged) until a
+/// SIGKILL cuts them off. Returns the acknowledged numbers and the next unsent one.
+fn write_and_kill(
+    dir: &std::path::Path,
+    cycles: u64,
+    args: &[&str],
+    write: fn(&mut Client, u64) -> bool,
+    check: impl Fn(&mut Client, &[u64], u64),
+) -> (Vec<u64>, u64) {
+    let mut acknowledged: Vec<u64> = Vec::new();
+    let mut next = 0u64;
+    for cycle in 0..cycles {
+        let mut server = start_basalt_in(dir, args);
+        check(&mut server.client(), &acknowledged, cycle);
         let writer_port = server.port;
         let writes = std::thread::spawn(move || {
             let mut c = Client::connect(writer_port);
@@ -68,13 +110,11 @@ fn kill_cycles(appendfsync: &str) {
             let mut acked = Vec::new();
             let mut sent = next;
             loop {
-                let key = format!("k{sent}");
                 sent += 1;
-                c.send(&[b"SET", key.as_bytes(), b"value"]);
-                match c.try_read_reply() {
-                    Ok(r) if r == b"+OK\r\n" => acked.push(key),
-                    _ => return (acked, sent),
+                if !write(&mut c, sent - 1) {
+                    return (acked, sent);
                 }
+                acked.push(sent - 1);
             }
         });
         std::thread::sleep(Duration::from_millis(150 + 97 * cycle));
@@ -85,24 +125,7 @@ fn kill_cycles(appendfsync: &str) {
         acknowledged.extend(acked);
         next = sent;
     }
-    let server = start_basalt_in(&dir, &[]);
-    let mut c = server.client();
-    let present: HashSet<String> = {
-        let keys = show(&c.call(&["KEYS", "*"]));
-        keys.split("\r\n")
-            .filter(|l| l.starts_with('k'))
-            .map(String::from)
-            .collect()
-    };
-    for key in &acknowledged {
-        assert!(present.contains(key), "{key} was acknowledged and is gone");
-    }
-    for key in &present {
-        let n: u64 = key[1..].parse().unwrap();
-        assert!(n < next, "{key} was never sent");
-    }
-    drop(server);
-    let _ = std::fs::remove_dir_all(&dir);
+    (acknowledged, next)
 }
 
 fn rss_mib(pid: u32) -> u64 {
@@ -295,6 +318,79 @@ fn compaction_drops_the_fields_of_deleted_hashes() {
     assert_eq!(show(&c.call(&["HGET", "h", "field-0-1"])), "$-1\r\n");
     fill(&mut c, "new");
     assert_eq!(show(&c.call(&["SAVE"])), "+OK\r\n");
+    wait_filter_removed(&mut c, 1000);
+    assert_eq!(show(&c.call(&["HLEN", "h"])), ":3001\r\n");
+    let value = show(&c.call(&["HGET", "h", "field-7-7"]));
+    assert!(value.contains("new-"), "{value}");
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A deleted sorted set's member records and its score index both go at compaction (the
+/// filter knows both record spaces); the new set under the same key is untouched.
+#[test]
+fn compaction_drops_the_members_and_score_index_of_deleted_sorted_sets() {
+    let dir = test_dir("zsetfilter");
+    let server = start_basalt_in(&dir, &["--memtable-size", "64kb"]);
+    let mut c = server.client();
+    let fill = |c: &mut Client, base: u64| {
+        for chunk in 0..30u64 {
+            let mut cmd = vec!["ZADD".to_string(), "z".to_string()];
+            for i in 0..100u64 {
+                cmd.push((base + chunk * 100 + i).to_string());
+                cmd.push(format!("member-{chunk}-{i}-{}", "x".repeat(30)));
+            }
+            let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
+            assert_eq!(show(&c.call(&cmd)), ":100\r\n");
+        }
+    };
+    fill(&mut c, 0);
+    assert_eq!(show(&c.call(&["SAVE"])), "+OK\r\n");
+    assert_eq!(show(&c.call(&["DEL", "z"])), ":1\r\n");
+    fill(&mut c, 100_000);
+    assert_eq!(show(&c.call(&["SAVE"])), "+OK\r\n");
+    // More than one record per old member: score-index records went too.
+    wait_filter_removed(&mut c, 3001);
+    assert_eq!(show(&c.call(&["ZCARD", "z"])), ":3000\r\n");
+    assert_eq!(show(&c.call(&["ZCOUNT", "z", "-inf", "99999"])), ":0\r\n");
+    let first = show(&c.call(&["ZRANGE", "z", "0", "0", "WITHSCORES"]));
+    assert!(first.contains("100000"), "{first}");
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// kill -9 in the middle of sorted-set writes: every acknowledged member is there with its
+/// score, and the member records and the score index agree (each write is one atomic batch).
+#[test]
+fn sorted_sets_survive_kill_dash_nine_with_index_and_members_in_step() {
+    let dir = test_dir("zkill9");
+    let write = |c: &mut Client, n: u64| {
+        let (score, member) = (n.to_string(), format!("m{n}"));
+        c.send(&[b"ZADD", b"z", score.as_bytes(), member.as_bytes()]);
+        matches!(c.try_read_reply(), Ok(r) if r == b":1\r\n")
+    };
+    let (acknowledged, _) =
+        write_and_kill(&dir, 3, &["--appendfsync", "always"], write, |_, _, _| {});
+    let server = start_basalt_in(&dir, &[]);
+    let mut c = server.client();
+    for n in &acknowledged {
+        assert_eq!(
+            show(&c.call(&["ZSCORE", "z", &format!("m{n}")])),
+            format!("${}\r\n{n}\r\n", n.to_string().len()),
+            "m{n} lost"
+        );
+    }
+    let card = show(&c.call(&["ZCARD", "z"]));
+    assert_eq!(show(&c.call(&["ZCOUNT", "z", "-inf", "+inf"])), card);
+    let listed = show(&c.call(&["ZRANGE", "z", "0", "-1"]));
+    let members = listed.split("\r\n").filter(|l| l.starts_with('m')).count();
+    assert_eq!(format!(":{members}\r\n"), card);
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Waits (up to 20 s) until the compaction filter has removed at least `n` records.
+fn wait_filter_removed(c: &mut Client, n: u64) {
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
         let info = show(&c.call(&["INFO", "storage"]));
@@ -303,15 +399,10 @@ fn compaction_drops_the_fields_of_deleted_hashes() {
             .find_map(|l| l.strip_prefix("compaction_filter_removed:"))
             .and_then(|v| v.trim().parse().ok())
             .unwrap_or(0);
-        if removed >= 1000 {
-            break;
+        if removed >= n {
+            return;
         }
         assert!(std::time::Instant::now() < deadline, "{info}");
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert_eq!(show(&c.call(&["HLEN", "h"])), ":3001\r\n");
-    let value = show(&c.call(&["HGET", "h", "field-7-7"]));
-    assert!(value.contains("new-"), "{value}");
-    drop(server);
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -15,7 +15,7 @@ use super::{reply, ApplyFn, CmdResult, Ctx, Handler, Outcome};
 use crate::protocol::Reply;
 
 pub static COMMANDS: &[(&str, Handler, Option<ApplyFn>)] = &[
-    ("geoadd", geoadd, None),
+    ("geoadd", geoadd, Some(zsets::apply_zadd)),
     ("geopos", geopos, None),
     ("geodist", geodist, None),
     ("geohash", geohash_cmd, None),
@@ -68,7 +68,8 @@ fn coordinates(lon: f64, lat: f64) -> Reply {
     Reply::Array(vec![human(lon), human(lat)])
 }
 
-/// GEOADD key [NX|XX] [CH] longitude latitude member [...] → ZADD key [flags] score member.
+/// GEOADD key [NX|XX] [CH] longitude latitude member [...] → `GEOADD key [flags] score
+/// member ...`, applied as the ZADD it is.
 fn geoadd(_: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let mut first = 2;
     let (mut nx, mut xx) = (false, false);
@@ -86,7 +87,7 @@ fn geoadd(_: &mut Ctx, args: &[Bytes]) -> CmdResult {
     if !(args.len() - first).is_multiple_of(3) || (nx && xx) {
         return Err(syntax());
     }
-    let mut zadd = vec![Bytes::from_static(b"zadd")];
+    let mut zadd = vec![args[0].clone()];
     zadd.extend_from_slice(&args[1..first]);
     for point in args[first..].chunks(3) {
         let (lon, lat) = lon_lat(&point[0], &point[1])?;

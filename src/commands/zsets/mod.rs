@@ -32,7 +32,7 @@ use crate::protocol::Reply;
 use view::Stored;
 
 pub use view::ZView;
-pub use write::{replace_with, store_zset, ZWrite};
+pub use write::{apply_zadd, replace_with, store_zset, ZWrite};
 
 pub static COMMANDS: &[(&str, Handler, Option<ApplyFn>)] = &[
     ("zadd", write::zadd, Some(write::apply_zadd)),

@@ -160,6 +160,7 @@ pub fn zincrby(_: &mut Ctx, args: &[Bytes]) -> CmdResult {
     Ok(Outcome::Propose(args.to_vec()))
 }
 
+/// ZADD, ZINCRBY, and GEOADD once its points are scores (the argument shape of ZADD).
 pub fn apply_zadd(txn: &mut Txn, db: u8, args: &[Bytes]) -> Result<Reply, CmdError> {
     let (f, pairs) = if eq(&args[0], "zincrby") {
         let flags = AddFlags {
