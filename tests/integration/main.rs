@@ -10,3 +10,4 @@ mod durability;
 mod lifecycle;
 mod limits;
 mod pipelining;
+mod windows;

@@ -806,6 +806,7 @@ impl Engine for LsmEngine {
         out.extend(counters.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let cache = &self.shared.cache;
         out.push(("block_cache_bytes".to_string(), cache.bytes().to_string()));
+        out.push(("block_reads".to_string(), cache.block_reads().to_string()));
         out.push((
             "block_cache_hit_ratio".to_string(),
             format!("{:.4}", cache.hit_ratio()),
