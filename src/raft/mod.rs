@@ -8,6 +8,7 @@
 
 mod entry;
 mod local;
+pub mod log;
 
 pub use entry::{Entry, EntryDecodeError, EntryOp};
 pub use local::{LocalLog, ShardSet};

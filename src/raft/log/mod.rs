@@ -1,0 +1,364 @@
+//! The node-wide Raft log: one append-only log shared by every Raft group on the node.
+//!
+//! Entries of all groups go to the active segment in arrival order, so one fsync makes
+//! every group's pending appends durable. Truncation and purging are records too; an
+//! in-memory index per group maps each live entry to its place. A new segment starts with
+//! a checkpoint of every group's last purged log id, so segments are deleted from the front
+//! once no live entry remains in them (truncate and purge records only ever concern entries
+//! written before them, so a deleted prefix takes nothing live with it). Opening replays the
+//! segments and cuts a torn tail off the last one. See `record.rs` for the format.
+
+mod record;
+mod segment;
+mod votes;
+
+pub use votes::Votes;
+
+use std::collections::{BTreeMap, HashMap};
+use std::io;
+use std::path::{Path, PathBuf};
+
+use bytes::{Bytes, BytesMut};
+use parking_lot::Mutex;
+
+use record::{Kind, Record};
+use segment::Segment;
+
+/// A log id: `(index, term)`.
+pub type LogId = (u64, u64);
+
+/// Segments are sealed once they pass this size.
+pub const SEGMENT_BYTES_DEFAULT: u64 = 64 << 20;
+
+/// Where one entry is.
+#[derive(Debug, Clone, Copy)]
+struct Loc {
+    segment: u64,
+    /// Offset of the entry's data in the segment.
+    offset: u64,
+    len: u32,
+    term: u64,
+}
+
+#[derive(Debug, Default)]
+struct Group {
+    entries: BTreeMap<u64, Loc>,
+    purged: Option<LogId>,
+}
+
+struct Inner {
+    segments: BTreeMap<u64, Segment>,
+    groups: HashMap<u32, Group>,
+    /// Writes so far (a sync covers every write counted before it started).
+    written: u64,
+}
+
+/// A group's view of its log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogState {
+    pub last_purged: Option<LogId>,
+    /// The last entry, or the last purged one if none is left.
+    pub last: Option<LogId>,
+}
+
+pub struct RaftLog {
+    dir: PathBuf,
+    segment_bytes: u64,
+    inner: Mutex<Inner>,
+    /// Writes known durable; held across an fsync, so concurrent syncs share one.
+    synced: Mutex<u64>,
+}
+
+fn invalid(msg: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, msg)
+}
+
+impl Inner {
+    fn active(&mut self) -> &mut Segment {
+        self.segments
+            .values_mut()
+            .next_back()
+            .expect("the log always has an active segment")
+    }
+
+    fn forget(&mut self, loc: Loc) {
+        if let Some(s) = self.segments.get_mut(&loc.segment) {
+            s.live = s.live.saturating_sub(1);
+        }
+    }
+
+    /// Applies a record to the in-memory index (at open, and after writing it).
+    fn apply(&mut self, r: &Record, segment: u64, offset: u64) {
+        let group = self.groups.entry(r.group).or_default();
+        let mut dropped = Vec::new();
+        match r.kind {
+            Kind::Entry => {
+                if group.purged.is_some_and(|(i, _)| r.index <= i) {
+                    return;
+                }
+                let loc = Loc {
+                    segment,
+                    offset: offset + Record::DATA_OFFSET as u64,
+                    len: r.data.len() as u32,
+                    term: r.term,
+                };
+                dropped.extend(group.entries.insert(r.index, loc));
+                if let Some(s) = self.segments.get_mut(&segment) {
+                    s.live += 1;
+                }
+            }
+            Kind::Truncate => {
+                let from = if r.term == 0 { 0 } else { r.index + 1 };
+                dropped.extend(group.entries.split_off(&from).into_values());
+            }
+            Kind::Purge => {
+                let kept = group.entries.split_off(&(r.index + 1));
+                dropped.extend(std::mem::replace(&mut group.entries, kept).into_values());
+                if group.purged.is_none_or(|(i, _)| i < r.index) {
+                    group.purged = Some((r.index, r.term));
+                }
+            }
+            Kind::Checkpoint => {
+                for (g, index, term) in record::decode_checkpoint(&r.data).unwrap_or_default() {
+                    let group = self.groups.entry(g).or_default();
+                    if group.purged.is_none_or(|(i, _)| i < index) {
+                        group.purged = Some((index, term));
+                    }
+                }
+            }
+        }
+        for loc in dropped {
+            self.forget(loc);
+        }
+    }
+
+    fn checkpoint(&self) -> Record {
+        let mut purged: Vec<(u32, u64, u64)> = self
+            .groups
+            .iter()
+            .filter_map(|(&g, group)| group.purged.map(|(i, t)| (g, i, t)))
+            .collect();
+        purged.sort_unstable();
+        Record {
+            kind: Kind::Checkpoint,
+            group: 0,
+            index: 0,
+            term: 0,
+            data: record::encode_checkpoint(&purged),
+        }
+    }
+}
+
+impl RaftLog {
+    /// Opens (or creates) the log in `dir`.
+    pub fn open(dir: impl AsRef<Path>, segment_bytes: u64) -> io::Result<RaftLog> {
+        let dir = dir.as_ref().to_path_buf();
+        std::fs::create_dir_all(&dir)?;
+        let mut inner = Inner {
+            segments: BTreeMap::new(),
+            groups: HashMap::new(),
+            written: 0,
+        };
+        for id in segment::list(&dir)? {
+            let (seg, records) = Segment::open(&dir, id)?;
+            inner.segments.insert(id, seg);
+            for (r, offset) in records {
+                inner.apply(&r, id, offset);
+            }
+        }
+        let log = RaftLog {
+            dir,
+            segment_bytes,
+            inner: Mutex::new(inner),
+            synced: Mutex::new(0),
+        };
+        {
+            let mut inner = log.inner.lock();
+            if inner.segments.is_empty() {
+                log.start_segment(&mut inner, 1)?;
+            }
+        }
+        Ok(log)
+    }
+
+    /// Starts segment `id` with a checkpoint, durably (the directory entry included).
+    fn start_segment(&self, inner: &mut Inner, id: u64) -> io::Result<()> {
+        let mut seg = Segment::create(&self.dir, id)?;
+        let mut buf = BytesMut::new();
+        inner.checkpoint().encode_into(&mut buf);
+        seg.append(&buf)?;
+        seg.file.sync_data()?;
+        std::fs::File::open(&self.dir)?.sync_all()?;
+        inner.segments.insert(id, seg);
+        Ok(())
+    }
+
+    /// Writes records, sealing the active segment first if it is full.
+    fn write(&self, inner: &mut Inner, records: &[Record]) -> io::Result<()> {
+        let mut buf = BytesMut::with_capacity(records.iter().map(Record::framed_len).sum());
+        for r in records {
+            r.encode_into(&mut buf);
+        }
+        let active = inner.active();
+        if active.len > 0 && active.len + buf.len() as u64 > self.segment_bytes {
+            active.file.sync_data()?;
+            let next = active.id + 1;
+            self.start_segment(inner, next)?;
+        }
+        let active = inner.active();
+        let id = active.id;
+        let mut offset = active.append(&buf)?;
+        inner.written += 1;
+        for r in records {
+            inner.apply(r, id, offset);
+            offset += r.framed_len() as u64;
+        }
+        Ok(())
+    }
+
+    /// Appends entries `(index, term, data)` to `group`; indexes must follow the last one.
+    pub fn append(&self, group: u32, entries: &[(u64, u64, Bytes)]) -> io::Result<()> {
+        let mut inner = self.inner.lock();
+        let state = Self::state_of(&inner, group);
+        let mut expected = state.last.map(|(i, _)| i + 1);
+        for &(index, _, _) in entries {
+            if expected.is_some_and(|e| e != index) {
+                return Err(invalid(format!(
+                    "raft log: group {group} appends index {index}, expected {expected:?}"
+                )));
+            }
+            expected = Some(index + 1);
+        }
+        let records: Vec<Record> = entries
+            .iter()
+            .map(|(index, term, data)| Record {
+                kind: Kind::Entry,
+                group,
+                index: *index,
+                term: *term,
+                data: data.clone(),
+            })
+            .collect();
+        self.write(&mut inner, &records)
+    }
+
+    /// Drops `group`'s entries after `last` (all of them for None).
+    pub fn truncate_after(&self, group: u32, last: Option<u64>) -> io::Result<()> {
+        let mut inner = self.inner.lock();
+        let record = Record {
+            kind: Kind::Truncate,
+            group,
+            index: last.unwrap_or(0),
+            term: last.is_some() as u64,
+            data: Bytes::new(),
+        };
+        self.write(&mut inner, &[record])?;
+        self.delete_dead_segments(&mut inner)
+    }
+
+    /// Drops `group`'s entries up to and including `upto`, remembering it as purged.
+    pub fn purge(&self, group: u32, upto: LogId) -> io::Result<()> {
+        let mut inner = self.inner.lock();
+        let record = Record {
+            kind: Kind::Purge,
+            group,
+            index: upto.0,
+            term: upto.1,
+            data: Bytes::new(),
+        };
+        self.write(&mut inner, &[record])?;
+        self.delete_dead_segments(&mut inner)
+    }
+
+    /// Deletes sealed segments from the front while they hold no live entry.
+    fn delete_dead_segments(&self, inner: &mut Inner) -> io::Result<()> {
+        while inner.segments.len() > 1 {
+            let Some((&id, seg)) = inner.segments.iter().next() else {
+                break;
+            };
+            if seg.live > 0 {
+                break;
+            }
+            std::fs::remove_file(segment::path(&self.dir, id))?;
+            inner.segments.remove(&id);
+        }
+        Ok(())
+    }
+
+    fn state_of(inner: &Inner, group: u32) -> LogState {
+        let Some(g) = inner.groups.get(&group) else {
+            return LogState {
+                last_purged: None,
+                last: None,
+            };
+        };
+        let last = g
+            .entries
+            .iter()
+            .next_back()
+            .map(|(&i, loc)| (i, loc.term))
+            .or(g.purged);
+        LogState {
+            last_purged: g.purged,
+            last,
+        }
+    }
+
+    pub fn state(&self, group: u32) -> LogState {
+        Self::state_of(&self.inner.lock(), group)
+    }
+
+    /// `group`'s entries with indexes in `range`: `(index, term, data)`.
+    pub fn entries(
+        &self,
+        group: u32,
+        range: impl std::ops::RangeBounds<u64>,
+    ) -> io::Result<Vec<(u64, u64, Bytes)>> {
+        let wanted: Vec<(u64, Loc, std::sync::Arc<std::fs::File>)> = {
+            let inner = self.inner.lock();
+            let Some(g) = inner.groups.get(&group) else {
+                return Ok(Vec::new());
+            };
+            g.entries
+                .range(range)
+                .filter_map(|(&i, loc)| {
+                    let file = inner.segments.get(&loc.segment)?.file.clone();
+                    Some((i, *loc, file))
+                })
+                .collect()
+        };
+        wanted
+            .into_iter()
+            .map(|(i, loc, file)| {
+                let data = segment::read_at(&file, loc.offset, loc.len as usize)?;
+                Ok((i, loc.term, Bytes::from(data)))
+            })
+            .collect()
+    }
+
+    /// Makes everything written before the call durable: one fsync covers every group's
+    /// appends, and callers arriving during an fsync share the next one.
+    pub fn sync(&self) -> io::Result<()> {
+        let wanted = self.inner.lock().written;
+        let mut synced = self.synced.lock();
+        if *synced >= wanted {
+            return Ok(());
+        }
+        let (file, upto) = {
+            let mut inner = self.inner.lock();
+            let upto = inner.written;
+            (inner.active().file.clone(), upto)
+        };
+        file.sync_data()?;
+        *synced = upto;
+        Ok(())
+    }
+
+    /// Segment files on disk (for tests and INFO).
+    pub fn segment_count(&self) -> usize {
+        self.inner.lock().segments.len()
+    }
+}
+
+#[cfg(test)]
+mod tests;
