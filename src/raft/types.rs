@@ -1,0 +1,287 @@
+//! openraft's type configuration for Basalt, and the mapping of openraft's types to our
+//! own byte layouts (never openraft's serde layout), so the log, the vote file and the wire
+//! keep a format we own across openraft upgrades.
+//!
+//! ## Format
+//! A log entry: `version:u8 (1) | term:u64 | leader:u64 | index:u64 | kind:u8 | body`,
+//! integers big-endian; kind 0 = blank, 1 = normal (body: the write entry, `entry.rs`),
+//! 2 = membership (body: `configs:u32 | (ids:u32 | id:u64*)* | nodes:u32 |
+//! (id:u64 | client_len:u32 | client | cluster_len:u32 | cluster)*`).
+//! A vote: `version:u8 (1) | term:u64 | node:u64 | committed:u8`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use openraft::{EntryPayload, Membership};
+
+use super::Entry as WriteEntry;
+
+/// A node's addresses, as the membership records them.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NodeInfo {
+    /// Where clients connect (RESP).
+    pub client_addr: String,
+    /// Where peers connect (cluster-proto).
+    pub cluster_addr: String,
+}
+
+impl fmt::Display for WriteEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.op {
+            super::EntryOp::Command(args) => {
+                let name = args
+                    .first()
+                    .map(|a| String::from_utf8_lossy(a))
+                    .unwrap_or_default();
+                write!(f, "db{} {} ({} args)", self.db, name, args.len())
+            }
+            super::EntryOp::Expire(keys) => write!(f, "db{} expire {} keys", self.db, keys.len()),
+        }
+    }
+}
+
+openraft::declare_raft_types!(
+    /// Basalt's openraft types: write entries in, RESP replies out, u64 node ids.
+    pub TypeConfig:
+        D = WriteEntry,
+        R = crate::protocol::Reply,
+        NodeId = u64,
+        Node = NodeInfo,
+);
+
+pub type RaftEntry = openraft::Entry<
+    <<TypeConfig as openraft::RaftTypeConfig>::LeaderId as openraft::vote::RaftLeaderId>::Committed,
+    <TypeConfig as openraft::RaftTypeConfig>::Payload,
+>;
+pub type Vote = <TypeConfig as openraft::RaftTypeConfig>::Vote;
+pub type LogId = openraft::LogId<
+    <<TypeConfig as openraft::RaftTypeConfig>::LeaderId as openraft::vote::RaftLeaderId>::Committed,
+>;
+
+const FORMAT_VERSION: u8 = 1;
+/// Bound on counts read from a record (membership configs, ids, nodes).
+const COUNT_MAX: u32 = 1 << 16;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CodecError {
+    #[error("raft record truncated")]
+    Truncated,
+    #[error("unknown raft record version {0}")]
+    Version(u8),
+    #[error("unknown raft entry kind {0}")]
+    Kind(u8),
+    #[error("bad raft record: {0}")]
+    Bad(String),
+}
+
+fn need(raw: &Bytes, n: usize) -> Result<(), CodecError> {
+    if raw.remaining() < n {
+        Err(CodecError::Truncated)
+    } else {
+        Ok(())
+    }
+}
+
+fn get_u64(raw: &mut Bytes) -> Result<u64, CodecError> {
+    need(raw, 8)?;
+    Ok(raw.get_u64())
+}
+
+fn get_u32(raw: &mut Bytes) -> Result<u32, CodecError> {
+    need(raw, 4)?;
+    Ok(raw.get_u32())
+}
+
+fn get_count(raw: &mut Bytes) -> Result<u32, CodecError> {
+    let n = get_u32(raw)?;
+    if n > COUNT_MAX {
+        return Err(CodecError::Bad(format!("count {n}")));
+    }
+    Ok(n)
+}
+
+fn get_string(raw: &mut Bytes) -> Result<String, CodecError> {
+    let len = get_u32(raw)? as usize;
+    need(raw, len)?;
+    String::from_utf8(raw.split_to(len).to_vec()).map_err(|e| CodecError::Bad(e.to_string()))
+}
+
+fn put_string(out: &mut BytesMut, s: &str) {
+    out.put_u32(s.len() as u32);
+    out.put_slice(s.as_bytes());
+}
+
+fn encode_membership(out: &mut BytesMut, m: &Membership<u64, NodeInfo>) {
+    let configs = m.get_joint_config();
+    out.put_u32(configs.len() as u32);
+    for config in configs {
+        out.put_u32(config.len() as u32);
+        for id in config {
+            out.put_u64(*id);
+        }
+    }
+    let nodes: Vec<(&u64, &NodeInfo)> = m.nodes().collect();
+    out.put_u32(nodes.len() as u32);
+    for (id, node) in nodes {
+        out.put_u64(*id);
+        put_string(out, &node.client_addr);
+        put_string(out, &node.cluster_addr);
+    }
+}
+
+fn decode_membership(raw: &mut Bytes) -> Result<Membership<u64, NodeInfo>, CodecError> {
+    let mut configs = Vec::new();
+    for _ in 0..get_count(raw)? {
+        let mut ids = BTreeSet::new();
+        for _ in 0..get_count(raw)? {
+            ids.insert(get_u64(raw)?);
+        }
+        configs.push(ids);
+    }
+    let mut nodes = BTreeMap::new();
+    for _ in 0..get_count(raw)? {
+        let id = get_u64(raw)?;
+        let client_addr = get_string(raw)?;
+        let cluster_addr = get_string(raw)?;
+        nodes.insert(
+            id,
+            NodeInfo {
+                client_addr,
+                cluster_addr,
+            },
+        );
+    }
+    Membership::new(configs, nodes).map_err(|e| CodecError::Bad(e.to_string()))
+}
+
+/// A log entry in our layout.
+pub fn encode_entry(e: &RaftEntry) -> Bytes {
+    let mut out = BytesMut::with_capacity(64);
+    out.put_u8(FORMAT_VERSION);
+    out.put_u64(e.log_id.leader_id.term);
+    out.put_u64(e.log_id.leader_id.node_id);
+    out.put_u64(e.log_id.index);
+    match &e.payload {
+        EntryPayload::Blank => out.put_u8(0),
+        EntryPayload::Normal(w) => {
+            out.put_u8(1);
+            out.put_slice(&w.encode());
+        }
+        EntryPayload::Membership(m) => {
+            out.put_u8(2);
+            encode_membership(&mut out, m);
+        }
+    }
+    out.freeze()
+}
+
+pub fn decode_entry(mut raw: Bytes) -> Result<RaftEntry, CodecError> {
+    need(&raw, 1)?;
+    let version = raw.get_u8();
+    if version != FORMAT_VERSION {
+        return Err(CodecError::Version(version));
+    }
+    let term = get_u64(&mut raw)?;
+    let node_id = get_u64(&mut raw)?;
+    let index = get_u64(&mut raw)?;
+    need(&raw, 1)?;
+    let payload = match raw.get_u8() {
+        0 => EntryPayload::Blank,
+        1 => EntryPayload::Normal(
+            WriteEntry::decode(raw.clone()).map_err(|e| CodecError::Bad(e.to_string()))?,
+        ),
+        2 => EntryPayload::Membership(decode_membership(&mut raw)?),
+        k => return Err(CodecError::Kind(k)),
+    };
+    Ok(openraft::Entry {
+        log_id: log_id(term, node_id, index),
+        payload,
+    })
+}
+
+/// The log id of entry `index` written by leader `node_id` in `term`.
+pub fn log_id(term: u64, node_id: u64, index: u64) -> LogId {
+    openraft::LogId::new(
+        openraft::vote::leader_id_adv::LeaderId { term, node_id },
+        index,
+    )
+}
+
+pub fn encode_vote(v: &Vote) -> Bytes {
+    let mut out = BytesMut::with_capacity(18);
+    out.put_u8(FORMAT_VERSION);
+    out.put_u64(v.leader_id.term);
+    out.put_u64(v.leader_id.node_id);
+    out.put_u8(v.committed as u8);
+    out.freeze()
+}
+
+pub fn decode_vote(mut raw: Bytes) -> Result<Vote, CodecError> {
+    need(&raw, 1)?;
+    let version = raw.get_u8();
+    if version != FORMAT_VERSION {
+        return Err(CodecError::Version(version));
+    }
+    let term = get_u64(&mut raw)?;
+    let node_id = get_u64(&mut raw)?;
+    need(&raw, 1)?;
+    let committed = raw.get_u8() != 0;
+    let mut vote = Vote::new(term, node_id);
+    vote.committed = committed;
+    Ok(vote)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_and_votes_round_trip_in_our_layout() {
+        let write = WriteEntry {
+            db: 3,
+            now_ms: 1_700_000_000_000,
+            op: super::super::EntryOp::Command(vec![Bytes::from("SET"), Bytes::from("k")]),
+        };
+        let nodes = BTreeMap::from([
+            (
+                1,
+                NodeInfo {
+                    client_addr: "127.0.0.1:6379".into(),
+                    cluster_addr: "127.0.0.1:16379".into(),
+                },
+            ),
+            (
+                2,
+                NodeInfo {
+                    client_addr: "127.0.0.1:6380".into(),
+                    cluster_addr: "127.0.0.1:16380".into(),
+                },
+            ),
+        ]);
+        let membership =
+            Membership::new(vec![BTreeSet::from([1]), BTreeSet::from([1, 2])], nodes).unwrap();
+        for payload in [
+            EntryPayload::Blank,
+            EntryPayload::Normal(write),
+            EntryPayload::Membership(membership),
+        ] {
+            let e = openraft::Entry {
+                log_id: log_id(7, 2, 42),
+                payload,
+            };
+            let raw = encode_entry(&e);
+            assert_eq!(decode_entry(raw.clone()).unwrap(), e);
+            for cut in 0..raw.len() {
+                assert!(decode_entry(raw.slice(..cut)).is_err(), "prefix {cut}");
+            }
+        }
+        let mut vote = Vote::new(9, 3);
+        vote.committed = true;
+        assert_eq!(decode_vote(encode_vote(&vote)).unwrap(), vote);
+        assert_eq!(
+            decode_vote(Bytes::from_static(b"\x02")),
+            Err(CodecError::Version(2))
+        );
+    }
+}
