@@ -24,8 +24,20 @@ use parking_lot::Mutex;
 use record::{Kind, Record};
 use segment::Segment;
 
-/// A log id: `(index, term)`.
-pub type LogId = (u64, u64);
+/// A log id: the entry's index, and the term and node id of the leader that wrote it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct LogId {
+    pub index: u64,
+    pub term: u64,
+    pub leader: u64,
+}
+
+/// One entry of a group's log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEntry {
+    pub id: LogId,
+    pub data: Bytes,
+}
 
 /// Segments are sealed once they pass this size.
 pub const SEGMENT_BYTES_DEFAULT: u64 = 64 << 20;
@@ -38,6 +50,7 @@ struct Loc {
     offset: u64,
     len: u32,
     term: u64,
+    leader: u64,
 }
 
 #[derive(Debug, Default)]
@@ -73,6 +86,16 @@ fn invalid(msg: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, msg)
 }
 
+impl Loc {
+    fn id(&self, index: u64) -> LogId {
+        LogId {
+            index,
+            term: self.term,
+            leader: self.leader,
+        }
+    }
+}
+
 impl Inner {
     fn active(&mut self) -> &mut Segment {
         self.segments
@@ -93,7 +116,7 @@ impl Inner {
         let mut dropped = Vec::new();
         match r.kind {
             Kind::Entry => {
-                if group.purged.is_some_and(|(i, _)| r.index <= i) {
+                if group.purged.is_some_and(|p| r.index <= p.index) {
                     return;
                 }
                 let loc = Loc {
@@ -101,6 +124,7 @@ impl Inner {
                     offset: offset + Record::DATA_OFFSET as u64,
                     len: r.data.len() as u32,
                     term: r.term,
+                    leader: r.leader,
                 };
                 dropped.extend(group.entries.insert(r.index, loc));
                 if let Some(s) = self.segments.get_mut(&segment) {
@@ -114,15 +138,19 @@ impl Inner {
             Kind::Purge => {
                 let kept = group.entries.split_off(&(r.index + 1));
                 dropped.extend(std::mem::replace(&mut group.entries, kept).into_values());
-                if group.purged.is_none_or(|(i, _)| i < r.index) {
-                    group.purged = Some((r.index, r.term));
+                if group.purged.is_none_or(|p| p.index < r.index) {
+                    group.purged = Some(LogId {
+                        index: r.index,
+                        term: r.term,
+                        leader: r.leader,
+                    });
                 }
             }
             Kind::Checkpoint => {
-                for (g, index, term) in record::decode_checkpoint(&r.data).unwrap_or_default() {
+                for (g, id) in record::decode_checkpoint(&r.data).unwrap_or_default() {
                     let group = self.groups.entry(g).or_default();
-                    if group.purged.is_none_or(|(i, _)| i < index) {
-                        group.purged = Some((index, term));
+                    if group.purged.is_none_or(|p| p.index < id.index) {
+                        group.purged = Some(id);
                     }
                 }
             }
@@ -133,10 +161,10 @@ impl Inner {
     }
 
     fn checkpoint(&self) -> Record {
-        let mut purged: Vec<(u32, u64, u64)> = self
+        let mut purged: Vec<(u32, LogId)> = self
             .groups
             .iter()
-            .filter_map(|(&g, group)| group.purged.map(|(i, t)| (g, i, t)))
+            .filter_map(|(&g, group)| group.purged.map(|id| (g, id)))
             .collect();
         purged.sort_unstable();
         Record {
@@ -144,6 +172,7 @@ impl Inner {
             group: 0,
             index: 0,
             term: 0,
+            leader: 0,
             data: record::encode_checkpoint(&purged),
         }
     }
@@ -216,12 +245,12 @@ impl RaftLog {
         Ok(())
     }
 
-    /// Appends entries `(index, term, data)` to `group`; indexes must follow the last one.
-    pub fn append(&self, group: u32, entries: &[(u64, u64, Bytes)]) -> io::Result<()> {
+    /// Appends entries to `group`; indexes must follow the last one.
+    pub fn append(&self, group: u32, entries: &[LogEntry]) -> io::Result<()> {
         let mut inner = self.inner.lock();
         let state = Self::state_of(&inner, group);
-        let mut expected = state.last.map(|(i, _)| i + 1);
-        for &(index, _, _) in entries {
+        let mut expected = state.last.map(|id| id.index + 1);
+        for index in entries.iter().map(|e| e.id.index) {
             if expected.is_some_and(|e| e != index) {
                 return Err(invalid(format!(
                     "raft log: group {group} appends index {index}, expected {expected:?}"
@@ -231,12 +260,13 @@ impl RaftLog {
         }
         let records: Vec<Record> = entries
             .iter()
-            .map(|(index, term, data)| Record {
+            .map(|e| Record {
                 kind: Kind::Entry,
                 group,
-                index: *index,
-                term: *term,
-                data: data.clone(),
+                index: e.id.index,
+                term: e.id.term,
+                leader: e.id.leader,
+                data: e.data.clone(),
             })
             .collect();
         self.write(&mut inner, &records)
@@ -250,6 +280,7 @@ impl RaftLog {
             group,
             index: last.unwrap_or(0),
             term: last.is_some() as u64,
+            leader: 0,
             data: Bytes::new(),
         };
         self.write(&mut inner, &[record])?;
@@ -262,8 +293,9 @@ impl RaftLog {
         let record = Record {
             kind: Kind::Purge,
             group,
-            index: upto.0,
-            term: upto.1,
+            index: upto.index,
+            term: upto.term,
+            leader: upto.leader,
             data: Bytes::new(),
         };
         self.write(&mut inner, &[record])?;
@@ -296,7 +328,7 @@ impl RaftLog {
             .entries
             .iter()
             .next_back()
-            .map(|(&i, loc)| (i, loc.term))
+            .map(|(&index, loc)| loc.id(index))
             .or(g.purged);
         LogState {
             last_purged: g.purged,
@@ -308,12 +340,12 @@ impl RaftLog {
         Self::state_of(&self.inner.lock(), group)
     }
 
-    /// `group`'s entries with indexes in `range`: `(index, term, data)`.
+    /// `group`'s entries with indexes in `range`.
     pub fn entries(
         &self,
         group: u32,
         range: impl std::ops::RangeBounds<u64>,
-    ) -> io::Result<Vec<(u64, u64, Bytes)>> {
+    ) -> io::Result<Vec<LogEntry>> {
         let wanted: Vec<(u64, Loc, std::sync::Arc<std::fs::File>)> = {
             let inner = self.inner.lock();
             let Some(g) = inner.groups.get(&group) else {
@@ -331,7 +363,10 @@ impl RaftLog {
             .into_iter()
             .map(|(i, loc, file)| {
                 let data = segment::read_at(&file, loc.offset, loc.len as usize)?;
-                Ok((i, loc.term, Bytes::from(data)))
+                Ok(LogEntry {
+                    id: loc.id(i),
+                    data: Bytes::from(data),
+                })
             })
             .collect()
     }

@@ -2,19 +2,22 @@
 //!
 //! ## Format
 //! `len:u32 LE | crc32c(payload):u32 LE | payload`, payload = `kind:u8 | group:u32 LE |
-//! index:u64 LE | term:u64 LE | data`. Kinds:
-//! - `Entry`: the log entry `(index, term)` of `group`; `data` is the entry's bytes.
-//! - `Truncate`: `group` drops every entry after `index` (`term` unused; `index` 0 drops all).
-//! - `Purge`: `group` drops every entry up to and including `(index, term)`, which it
-//!   remembers as its last purged log id.
-//! - `Checkpoint`: first record of every segment: `data` lists `group:u32 | index | term`
-//!   for each group's last purged log id, so a segment prefix can be deleted without
-//!   forgetting it.
+//! index:u64 LE | term:u64 LE | leader:u64 LE | data` (`index, term, leader`: a log id).
+//! Kinds:
+//! - `Entry`: the log entry with that id in `group`; `data` is the entry's bytes.
+//! - `Truncate`: `group` drops every entry after `index` (`term` 0: drops all of them).
+//! - `Purge`: `group` drops every entry up to and including the id, which it remembers as
+//!   its last purged log id.
+//! - `Checkpoint`: first record of every segment: `data` lists `group:u32 | index | term |
+//!   leader` for each group's last purged log id, so a segment prefix can be deleted
+//!   without forgetting it.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+use super::LogId;
+
 pub const HEADER_BYTES: usize = 8;
-const FIXED_PAYLOAD: usize = 1 + 4 + 8 + 8;
+const FIXED_PAYLOAD: usize = 1 + 4 + 8 + 8 + 8;
 /// No record is this large: a larger length is damage, not data.
 pub const RECORD_MAX: usize = 1 << 30;
 
@@ -45,6 +48,7 @@ pub struct Record {
     pub group: u32,
     pub index: u64,
     pub term: u64,
+    pub leader: u64,
     pub data: Bytes,
 }
 
@@ -59,6 +63,7 @@ impl Record {
         out.put_u32_le(self.group);
         out.put_u64_le(self.index);
         out.put_u64_le(self.term);
+        out.put_u64_le(self.leader);
         out.put_slice(&self.data);
         let crc = crc32c::crc32c(&out[start + HEADER_BYTES..]);
         out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
@@ -105,34 +110,40 @@ pub fn decode(buf: &[u8]) -> Read {
         group: u32::from_le_bytes(payload[1..5].try_into().unwrap_or_default()),
         index: u64_at(5),
         term: u64_at(13),
+        leader: u64_at(21),
         data: Bytes::copy_from_slice(&payload[FIXED_PAYLOAD..]),
     };
     Read::Record(record, HEADER_BYTES + len)
 }
 
-/// A checkpoint's list of `(group, purged index, purged term)`.
-pub fn encode_checkpoint(purged: &[(u32, u64, u64)]) -> Bytes {
-    let mut out = BytesMut::with_capacity(purged.len() * 20);
-    for &(group, index, term) in purged {
+/// A checkpoint's list of `(group, purged log id)`.
+pub fn encode_checkpoint(purged: &[(u32, LogId)]) -> Bytes {
+    let mut out = BytesMut::with_capacity(purged.len() * 28);
+    for &(group, id) in purged {
         out.put_u32_le(group);
-        out.put_u64_le(index);
-        out.put_u64_le(term);
+        out.put_u64_le(id.index);
+        out.put_u64_le(id.term);
+        out.put_u64_le(id.leader);
     }
     out.freeze()
 }
 
-pub fn decode_checkpoint(data: &[u8]) -> Option<Vec<(u32, u64, u64)>> {
-    if !data.len().is_multiple_of(20) {
+pub fn decode_checkpoint(data: &[u8]) -> Option<Vec<(u32, LogId)>> {
+    if !data.len().is_multiple_of(28) {
         return None;
     }
+    let u64_at =
+        |c: &[u8], i: usize| u64::from_le_bytes(c[i..i + 8].try_into().unwrap_or_default());
     Some(
-        data.chunks_exact(20)
+        data.chunks_exact(28)
             .map(|c| {
-                (
-                    u32::from_le_bytes(c[0..4].try_into().unwrap_or_default()),
-                    u64::from_le_bytes(c[4..12].try_into().unwrap_or_default()),
-                    u64::from_le_bytes(c[12..20].try_into().unwrap_or_default()),
-                )
+                let group = u32::from_le_bytes(c[0..4].try_into().unwrap_or_default());
+                let id = LogId {
+                    index: u64_at(c, 4),
+                    term: u64_at(c, 12),
+                    leader: u64_at(c, 20),
+                };
+                (group, id)
             })
             .collect(),
     )
@@ -149,6 +160,7 @@ mod tests {
             group: 7,
             index: 42,
             term: 3,
+            leader: 2,
             data: Bytes::from_static(b"payload"),
         };
         let mut buf = BytesMut::new();
@@ -162,7 +174,15 @@ mod tests {
         let mut bad = buf.to_vec();
         bad[20] ^= 1;
         assert_eq!(decode(&bad), Read::End);
-        let cp = encode_checkpoint(&[(1, 10, 2), (3, 0, 0)]);
-        assert_eq!(decode_checkpoint(&cp), Some(vec![(1, 10, 2), (3, 0, 0)]));
+        let id = |index, term, leader| LogId {
+            index,
+            term,
+            leader,
+        };
+        let cp = encode_checkpoint(&[(1, id(10, 2, 1)), (3, id(0, 0, 0))]);
+        assert_eq!(
+            decode_checkpoint(&cp),
+            Some(vec![(1, id(10, 2, 1)), (3, id(0, 0, 0))])
+        );
     }
 }

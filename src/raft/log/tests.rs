@@ -18,32 +18,58 @@ fn data(group: u32, index: u64, term: u64) -> Bytes {
     ))
 }
 
+/// A log id whose leader is derived from the term (so it round-trips too).
+fn id(index: u64, term: u64) -> LogId {
+    LogId {
+        index,
+        term,
+        leader: term % 3 + 1,
+    }
+}
+
+fn entry(group: u32, index: u64, term: u64) -> LogEntry {
+    LogEntry {
+        id: id(index, term),
+        data: data(group, index, term),
+    }
+}
+
+/// `(index, term)` of a group's entries, checking each entry's bytes on the way.
+fn ids(log: &RaftLog, group: u32, range: impl std::ops::RangeBounds<u64>) -> Vec<(u64, u64)> {
+    log.entries(group, range)
+        .unwrap()
+        .iter()
+        .map(|e| {
+            assert_eq!(e.data, data(group, e.id.index, e.id.term));
+            assert_eq!(e.id, id(e.id.index, e.id.term));
+            (e.id.index, e.id.term)
+        })
+        .collect()
+}
+
 #[test]
 fn groups_share_the_log_and_survive_reopen() {
     let d = dir("basic");
     {
         let log = RaftLog::open(&d, SEGMENT_BYTES_DEFAULT).unwrap();
         for i in 0..10 {
-            log.append(1, &[(i, 1, data(1, i, 1))]).unwrap();
-            log.append(2, &[(i + 5, 2, data(2, i + 5, 2))]).unwrap();
+            log.append(1, &[entry(1, i, 1)]).unwrap();
+            log.append(2, &[entry(2, i + 5, 2)]).unwrap();
         }
         log.sync().unwrap();
         assert!(
-            log.append(1, &[(20, 1, data(1, 20, 1))]).is_err(),
+            log.append(1, &[entry(1, 20, 1)]).is_err(),
             "a gap is refused"
         );
     }
     let log = RaftLog::open(&d, SEGMENT_BYTES_DEFAULT).unwrap();
     let got = log.entries(1, 3..6).unwrap();
-    assert_eq!(
-        got,
-        (3..6).map(|i| (i, 1, data(1, i, 1))).collect::<Vec<_>>()
-    );
+    assert_eq!(got, (3..6).map(|i| entry(1, i, 1)).collect::<Vec<_>>());
     assert_eq!(
         log.state(2),
         LogState {
             last_purged: None,
-            last: Some((14, 2))
+            last: Some(id(14, 2))
         }
     );
     assert_eq!(log.state(9).last, None);
@@ -55,33 +81,29 @@ fn truncate_then_overwrite_and_purge_replay_in_order() {
     let d = dir("trunc");
     {
         let log = RaftLog::open(&d, SEGMENT_BYTES_DEFAULT).unwrap();
-        let batch: Vec<_> = (0..10).map(|i| (i, 1, data(1, i, 1))).collect();
+        let batch: Vec<_> = (0..10).map(|i| entry(1, i, 1)).collect();
         log.append(1, &batch).unwrap();
         log.truncate_after(1, Some(5)).unwrap();
-        log.append(1, &[(6, 2, data(1, 6, 2)), (7, 2, data(1, 7, 2))])
-            .unwrap();
-        log.purge(1, (2, 1)).unwrap();
+        log.append(1, &[entry(1, 6, 2), entry(1, 7, 2)]).unwrap();
+        log.purge(1, id(2, 1)).unwrap();
         log.sync().unwrap();
     }
     let log = RaftLog::open(&d, SEGMENT_BYTES_DEFAULT).unwrap();
-    let got: Vec<(u64, u64)> = log
-        .entries(1, ..)
-        .unwrap()
-        .iter()
-        .map(|e| (e.0, e.1))
-        .collect();
-    assert_eq!(got, vec![(3, 1), (4, 1), (5, 1), (6, 2), (7, 2)]);
+    assert_eq!(
+        ids(&log, 1, ..),
+        vec![(3, 1), (4, 1), (5, 1), (6, 2), (7, 2)]
+    );
     assert_eq!(
         log.state(1),
         LogState {
-            last_purged: Some((2, 1)),
-            last: Some((7, 2))
+            last_purged: Some(id(2, 1)),
+            last: Some(id(7, 2))
         }
     );
     log.truncate_after(1, None).unwrap();
     assert_eq!(
         log.state(1).last,
-        Some((2, 1)),
+        Some(id(2, 1)),
         "the purged id stays the last"
     );
     let _ = std::fs::remove_dir_all(&d);
@@ -92,17 +114,17 @@ fn purged_segments_are_deleted_and_the_purged_id_outlives_them() {
     let d = dir("purge");
     let log = RaftLog::open(&d, 4096).unwrap();
     for i in 0..500 {
-        log.append(1, &[(i, 3, data(1, i, 3))]).unwrap();
-        log.append(2, &[(i, 1, data(2, i, 1))]).unwrap();
+        log.append(1, &[entry(1, i, 3)]).unwrap();
+        log.append(2, &[entry(2, i, 1)]).unwrap();
     }
     let many = log.segment_count();
     assert!(many > 10, "{many} segments");
-    log.purge(1, (499, 3)).unwrap();
+    log.purge(1, id(499, 3)).unwrap();
     assert!(
         log.segment_count() >= many,
         "group 2 still holds every segment"
     );
-    log.purge(2, (450, 1)).unwrap();
+    log.purge(2, id(450, 1)).unwrap();
     let few = log.segment_count();
     assert!(few < 5, "{few} segments left");
     drop(log);
@@ -110,11 +132,11 @@ fn purged_segments_are_deleted_and_the_purged_id_outlives_them() {
     assert_eq!(
         log.state(1),
         LogState {
-            last_purged: Some((499, 3)),
-            last: Some((499, 3))
+            last_purged: Some(id(499, 3)),
+            last: Some(id(499, 3))
         }
     );
-    assert_eq!(log.entries(2, ..).unwrap().len(), 49);
+    assert_eq!(ids(&log, 2, ..).len(), 49);
     let _ = std::fs::remove_dir_all(&d);
 }
 
@@ -124,7 +146,7 @@ fn a_torn_tail_is_cut_and_what_came_before_is_kept() {
     {
         let log = RaftLog::open(&d, SEGMENT_BYTES_DEFAULT).unwrap();
         for i in 0..20 {
-            log.append(1, &[(i, 1, data(1, i, 1))]).unwrap();
+            log.append(1, &[entry(1, i, 1)]).unwrap();
         }
         log.sync().unwrap();
     }
@@ -138,11 +160,11 @@ fn a_torn_tail_is_cut_and_what_came_before_is_kept() {
         .unwrap();
     drop(f);
     let log = RaftLog::open(&d, SEGMENT_BYTES_DEFAULT).unwrap();
-    assert_eq!(log.state(1).last, Some((18, 1)));
-    log.append(1, &[(19, 2, data(1, 19, 2))]).unwrap();
+    assert_eq!(log.state(1).last, Some(id(18, 1)));
+    log.append(1, &[entry(1, 19, 2)]).unwrap();
     drop(log);
     let log = RaftLog::open(&d, SEGMENT_BYTES_DEFAULT).unwrap();
-    assert_eq!(log.entries(1, 19..).unwrap(), vec![(19, 2, data(1, 19, 2))]);
+    assert_eq!(ids(&log, 1, 19..), vec![(19, 2)]);
     let _ = std::fs::remove_dir_all(&d);
 }
 
@@ -176,7 +198,7 @@ impl Model {
         self.entries
             .iter()
             .next_back()
-            .map(|(&i, &t)| (i, t))
+            .map(|(&i, &t)| id(i, t))
             .or(self.purged)
     }
 }
@@ -193,19 +215,19 @@ proptest! {
                 Op::Append(g, n) => {
                     let m = &mut models[g as usize];
                     m.term += 1;
-                    let start = m.last().map_or(0, |(i, _)| i + 1);
+                    let start = m.last().map_or(0, |l| l.index + 1);
                     let batch: Vec<_> = (start..start + u64::from(n))
-                        .map(|i| (i, m.term, data(g, i, m.term)))
+                        .map(|i| entry(g, i, m.term))
                         .collect();
                     log.append(g, &batch).unwrap();
-                    for (i, t, _) in batch {
-                        m.entries.insert(i, t);
+                    for e in batch {
+                        m.entries.insert(e.id.index, e.id.term);
                     }
                 }
                 Op::Truncate(g, back) => {
                     let m = &mut models[g as usize];
                     let Some((last, _)) = m.entries.iter().next_back().map(|(&i, &t)| (i, t)) else { continue };
-                    let floor = m.purged.map_or(0, |(i, _)| i + 1);
+                    let floor = m.purged.map_or(0, |p| p.index + 1);
                     let after = last.saturating_sub(u64::from(back));
                     if after < floor { continue; }
                     log.truncate_after(g, Some(after)).unwrap();
@@ -216,9 +238,9 @@ proptest! {
                     let Some((last, _)) = m.entries.iter().next_back().map(|(&i, &t)| (i, t)) else { continue };
                     let upto = last.saturating_sub(u64::from(keep));
                     let Some(&term) = m.entries.get(&upto) else { continue };
-                    log.purge(g, (upto, term)).unwrap();
+                    log.purge(g, id(upto, term)).unwrap();
                     m.entries = m.entries.split_off(&(upto + 1));
-                    m.purged = Some((upto, term));
+                    m.purged = Some(id(upto, term));
                 }
                 Op::Reopen => {
                     log.sync().unwrap();
@@ -229,10 +251,7 @@ proptest! {
             for (g, m) in models.iter().enumerate() {
                 let g = g as u32;
                 prop_assert_eq!(log.state(g), LogState { last_purged: m.purged, last: m.last() });
-                let got: Vec<(u64, u64)> = log.entries(g, ..).unwrap().iter().map(|e| {
-                    assert_eq!(e.2, data(g, e.0, e.1));
-                    (e.0, e.1)
-                }).collect();
+                let got = ids(&log, g, ..);
                 let want: Vec<(u64, u64)> = m.entries.iter().map(|(&i, &t)| (i, t)).collect();
                 prop_assert_eq!(got, want);
             }
@@ -288,13 +307,13 @@ fn crash_cycles_keep_every_acknowledged_entry() {
     assert!(acked.len() > 100, "{} acknowledged", acked.len());
     let log = RaftLog::open(&d, 8192).unwrap();
     for (g, i) in acked {
-        let purged = log.state(g).last_purged.map_or(0, |(p, _)| p + 1);
+        let purged = log.state(g).last_purged.map_or(0, |p| p.index + 1);
         if i < purged {
             continue;
         }
         assert_eq!(
-            log.entries(g, i..=i).unwrap(),
-            vec![(i, 1, data(g, i, 1))],
+            ids(&log, g, i..=i),
+            vec![(i, 1)],
             "group {g} entry {i} lost"
         );
     }
@@ -307,11 +326,11 @@ fn crash_child(d: PathBuf) {
     let mut out = std::io::stdout().lock();
     for n in 0u64.. {
         let g = (n % 2) as u32;
-        let next = log.state(g).last.map_or(0, |(i, _)| i + 1);
-        log.append(g, &[(next, 1, data(g, next, 1))]).unwrap();
+        let next = log.state(g).last.map_or(0, |l| l.index + 1);
+        log.append(g, &[entry(g, next, 1)]).unwrap();
         log.sync().unwrap();
         if next % 40 == 39 {
-            log.purge(g, (next - 20, 1)).unwrap();
+            log.purge(g, id(next - 20, 1)).unwrap();
         }
         if writeln!(out, "ack {g} {next}")
             .and_then(|_| out.flush())
