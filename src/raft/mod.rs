@@ -9,6 +9,7 @@
 mod entry;
 mod local;
 pub mod log;
+pub mod log_store;
 pub mod types;
 
 pub use entry::{Entry, EntryDecodeError, EntryOp};

@@ -66,6 +66,13 @@ struct Inner {
     written: u64,
 }
 
+#[derive(Debug, Default)]
+struct SyncState {
+    /// Writes known durable.
+    synced: u64,
+    running: bool,
+}
+
 /// A group's view of its log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LogState {
@@ -78,8 +85,12 @@ pub struct RaftLog {
     dir: PathBuf,
     segment_bytes: u64,
     inner: Mutex<Inner>,
-    /// Writes known durable; held across an fsync, so concurrent syncs share one.
-    synced: Mutex<u64>,
+    /// Group commit: what is durable and whether an fsync is running.
+    sync_state: Mutex<SyncState>,
+    /// Signalled when an fsync ends: every waiter it covered returns at once.
+    sync_done: parking_lot::Condvar,
+    /// fsyncs issued by `sync` (INFO and benchmarks).
+    syncs: std::sync::atomic::AtomicU64,
 }
 
 fn invalid(msg: String) -> io::Error {
@@ -199,7 +210,9 @@ impl RaftLog {
             dir,
             segment_bytes,
             inner: Mutex::new(inner),
-            synced: Mutex::new(0),
+            sync_state: Mutex::new(SyncState::default()),
+            sync_done: parking_lot::Condvar::new(),
+            syncs: Default::default(),
         };
         {
             let mut inner = log.inner.lock();
@@ -223,7 +236,8 @@ impl RaftLog {
     }
 
     /// Writes records, sealing the active segment first if it is full.
-    fn write(&self, inner: &mut Inner, records: &[Record]) -> io::Result<()> {
+    /// Returns the write's sequence number (see [`RaftLog::sync_to`]).
+    fn write(&self, inner: &mut Inner, records: &[Record]) -> io::Result<u64> {
         let mut buf = BytesMut::with_capacity(records.iter().map(Record::framed_len).sum());
         for r in records {
             r.encode_into(&mut buf);
@@ -242,11 +256,12 @@ impl RaftLog {
             inner.apply(r, id, offset);
             offset += r.framed_len() as u64;
         }
-        Ok(())
+        Ok(inner.written)
     }
 
-    /// Appends entries to `group`; indexes must follow the last one.
-    pub fn append(&self, group: u32, entries: &[LogEntry]) -> io::Result<()> {
+    /// Appends entries to `group`; indexes must follow the last one. Returns the write's
+    /// sequence number: `sync_to` it to make the entries durable.
+    pub fn append(&self, group: u32, entries: &[LogEntry]) -> io::Result<u64> {
         let mut inner = self.inner.lock();
         let state = Self::state_of(&inner, group);
         let mut expected = state.last.map(|id| id.index + 1);
@@ -371,22 +386,48 @@ impl RaftLog {
             .collect()
     }
 
-    /// Makes everything written before the call durable: one fsync covers every group's
-    /// appends, and callers arriving during an fsync share the next one.
+    /// Makes everything written before the call durable.
     pub fn sync(&self) -> io::Result<()> {
         let wanted = self.inner.lock().written;
-        let mut synced = self.synced.lock();
-        if *synced >= wanted {
-            return Ok(());
+        self.sync_to(wanted)
+    }
+
+    /// Makes write `wanted` (and all before it) durable. Group commit: while one fsync
+    /// runs, other callers wait; when it ends they all wake, those it covered return, and
+    /// one of the rest starts the next fsync, which covers everything written meanwhile.
+    pub fn sync_to(&self, wanted: u64) -> io::Result<()> {
+        let mut state = self.sync_state.lock();
+        loop {
+            if state.synced >= wanted {
+                return Ok(());
+            }
+            if !state.running {
+                break;
+            }
+            self.sync_done.wait(&mut state);
         }
+        state.running = true;
+        drop(state);
         let (file, upto) = {
             let mut inner = self.inner.lock();
             let upto = inner.written;
             (inner.active().file.clone(), upto)
         };
-        file.sync_data()?;
-        *synced = upto;
-        Ok(())
+        let result = file.sync_data();
+        let mut state = self.sync_state.lock();
+        state.running = false;
+        if result.is_ok() {
+            state.synced = state.synced.max(upto);
+            self.syncs
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        self.sync_done.notify_all();
+        result
+    }
+
+    /// fsyncs `sync` has issued so far.
+    pub fn syncs(&self) -> u64 {
+        self.syncs.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Segment files on disk (for tests and INFO).
