@@ -30,6 +30,15 @@ impl SubRange {
         }
     }
 
+    /// Whether the bounds meet or cross, so no sub key lies in the range.
+    pub fn is_empty(&self) -> bool {
+        KeyRange {
+            start: self.start.clone(),
+            end: self.end.clone(),
+        }
+        .is_empty()
+    }
+
     /// The engine range of these sub keys under `prefix`.
     pub(super) fn under(&self, prefix: &Bytes) -> KeyRange {
         let join = |sub: &Bytes| {

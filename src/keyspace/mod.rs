@@ -319,6 +319,44 @@ mod tests {
     }
 
     #[test]
+    fn range_scans_inside_a_write_see_its_changes_and_tolerate_empty_ranges() {
+        use std::ops::Bound;
+        let ks = keyspace();
+        let mut txn = ks.txn(0, 1);
+        for sub in ["a", "b", "c", "d"] {
+            txn.put_in(Space::Scores, 0, b"z", 7, sub.as_bytes(), Bytes::new());
+        }
+        txn.commit().unwrap();
+        let mut txn = ks.txn(0, 2);
+        txn.delete_in(Space::Scores, 0, b"z", 7, b"b");
+        txn.put_in(Space::Scores, 0, b"z", 7, b"bb", Bytes::new());
+        let subs = |txn: &mut Txn, range: &SubRange, limit, reverse| -> Vec<Bytes> {
+            txn.scan_space(Space::Scores, 0, b"z", 7, range, limit, reverse)
+                .unwrap()
+                .into_iter()
+                .map(|(s, _)| s)
+                .collect()
+        };
+        let all = SubRange::all();
+        assert_eq!(subs(&mut txn, &all, 2, false), vec!["a", "bb"]);
+        assert_eq!(subs(&mut txn, &all, 3, true), vec!["d", "c", "bb"]);
+        // Bounds that meet or cross select nothing (and must not panic).
+        let at = |b: Bound<&'static str>| b.map(|s| Bytes::from_static(s.as_bytes()));
+        for (start, end) in [
+            (Bound::Excluded("c"), Bound::Excluded("c")),
+            (Bound::Included("d"), Bound::Included("a")),
+            (Bound::Included("c"), Bound::Excluded("c")),
+        ] {
+            let range = SubRange {
+                start: at(start),
+                end: at(end),
+            };
+            assert!(range.is_empty());
+            assert!(subs(&mut txn, &range, 10, false).is_empty());
+        }
+    }
+
+    #[test]
     fn swap_and_flush_databases() {
         let ks = keyspace();
         let mut txn = ks.txn(0, 1);

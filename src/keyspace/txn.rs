@@ -299,6 +299,9 @@ impl<'a> Txn<'a> {
         let pdb = self.pdb(db);
         let prefix = encoding::space_prefix(space, pdb, key_slot(key), key, version);
         let engine_range = range.under(&prefix);
+        if engine_range.is_empty() {
+            return Ok(Vec::new());
+        }
         let written: Vec<(Bytes, Option<Bytes>)> = self
             .elements
             .range((engine_range.start.clone(), engine_range.end.clone()))

@@ -108,6 +108,18 @@ impl KeyRange {
         KeyRange { start, end }
     }
 
+    /// Whether no key can lie in the range (its bounds meet or cross), which ordered maps
+    /// refuse to be asked about.
+    pub fn is_empty(&self) -> bool {
+        match (&self.start, &self.end) {
+            (Bound::Included(a), Bound::Included(b)) => a > b,
+            (Bound::Included(a), Bound::Excluded(b))
+            | (Bound::Excluded(a), Bound::Included(b))
+            | (Bound::Excluded(a), Bound::Excluded(b)) => a >= b,
+            _ => false,
+        }
+    }
+
     /// `[start, end)`.
     pub fn half_open(start: impl Into<Bytes>, end: impl Into<Bytes>) -> KeyRange {
         KeyRange {

@@ -85,17 +85,6 @@ pub fn lex_range(min: &Bytes, max: &Bytes) -> Result<Option<SubRange>, CmdError>
     Ok((&min[..] != b"+" && &max[..] != b"-").then_some(range))
 }
 
-/// Whether the range bounds cross, so it covers nothing (engine ranges must not cross).
-fn crossed(range: &SubRange) -> bool {
-    match (&range.start, &range.end) {
-        (Bound::Included(a), Bound::Included(b)) => a > b,
-        (Bound::Included(a), Bound::Excluded(b))
-        | (Bound::Excluded(a), Bound::Included(b))
-        | (Bound::Excluded(a), Bound::Excluded(b)) => a >= b,
-        _ => false,
-    }
-}
-
 /// Ranks `start..=stop` normalised against `len`, as ascending positions; None if empty.
 fn rank_positions(start: i64, stop: i64, len: u64, reverse: bool) -> Option<(u64, u64)> {
     let n = len as i64;
@@ -203,8 +192,10 @@ pub fn select(view: &mut impl ZView, spec: &Spec) -> Result<Vec<(Bytes, f64)>, C
             }
             return Ok(items);
         }
-        Query::Score(range) if !crossed(range) => view.scan_scores(range, limit, spec.reverse)?,
-        Query::Lex(Some(range)) if !crossed(range) => lex_items(view, range, limit, spec.reverse)?,
+        Query::Score(range) if !range.is_empty() => view.scan_scores(range, limit, spec.reverse)?,
+        Query::Lex(Some(range)) if !range.is_empty() => {
+            lex_items(view, range, limit, spec.reverse)?
+        }
         _ => return Ok(Vec::new()),
     };
     Ok(items.into_iter().skip(offset).collect())
@@ -355,7 +346,7 @@ pub fn zlexcount(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 fn count_in(ctx: &mut Ctx, key: &Bytes, space: Space, range: Option<SubRange>) -> CmdResult {
     let count = match (read(ctx, key)?, range) {
-        (Some(mut z), Some(range)) if !crossed(&range) => {
+        (Some(mut z), Some(range)) if !range.is_empty() => {
             if space == Space::Elements && !uniform(&mut z)? {
                 lex_items(&mut z, &range, usize::MAX, false)?.len() as u64
             } else {
