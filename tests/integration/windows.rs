@@ -47,10 +47,29 @@ fn windows_of_large_collections_read_only_their_blocks() {
         vec!["ZSCORE", "z", "member-050000"],
         vec!["LRANGE", "l", "50000", "50009"],
         vec!["LINDEX", "l", "77777"],
+        vec!["ZRANK", "z", "member-000005"],
+        vec!["ZREVRANK", "z", "member-099990"],
+        vec!["ZRANK", "z", "member-099990"],
     ] {
         let n = cost(&mut c, &cmd);
         eprintln!("{cmd:?}: {n} block reads (whole set: {whole})");
         assert!(n <= 12, "{cmd:?} read {n} blocks (everything: {whole})");
+    }
+    // Ranks are right from either end and across pages of the walk.
+    for (cmd, member, rank) in [
+        ("ZRANK", "member-000005", 5),
+        ("ZRANK", "member-099990", 99_990),
+        ("ZREVRANK", "member-099990", 9),
+        ("ZRANK", "member-050000", 50_000),
+        ("ZREVRANK", "member-050000", 49_999),
+        ("ZRANK", "member-001024", 1024),
+        ("ZREVRANK", "member-097951", 2048),
+    ] {
+        assert_eq!(
+            show(&c.call(&[cmd, "z", member])),
+            format!(":{rank}\r\n"),
+            "{cmd} {member}"
+        );
     }
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);

@@ -36,13 +36,41 @@ pub trait ZView {
             .transpose()
     }
 
-    /// The 0-based position of `member` (at `score`) in score order.
+    /// The 0-based position of `member` (at `score`) in score order. The index is walked
+    /// from both ends a page at a time, so the cost follows the member's distance from the
+    /// nearer end (ZREVRANK of a leader reads a page, not the whole set).
     fn rank(&mut self, score: f64, member: &[u8]) -> Result<u64, CmdError> {
-        let before = SubRange {
+        // Pages grow from small (a member near an end costs a block or two) to large.
+        let mut page_len = 32usize;
+        let at = encoding::score_sub(score, member);
+        let mut before = SubRange {
             start: Bound::Unbounded,
-            end: Bound::Excluded(encoding::score_sub(score, member)),
+            end: Bound::Excluded(at.clone()),
         };
-        self.count(Space::Scores, &before)
+        let mut after = SubRange {
+            start: Bound::Excluded(at),
+            end: Bound::Unbounded,
+        };
+        let (mut counted_before, mut counted_after) = (0u64, 0u64);
+        loop {
+            let page = self.scan(Space::Scores, &before, page_len, false)?;
+            counted_before += page.len() as u64;
+            match page.last() {
+                Some((sub, _)) if page.len() == page_len => {
+                    before.start = Bound::Excluded(sub.clone())
+                }
+                _ => return Ok(counted_before),
+            }
+            let page = self.scan(Space::Scores, &after, page_len, true)?;
+            counted_after += page.len() as u64;
+            match page.last() {
+                Some((sub, _)) if page.len() == page_len => {
+                    after.end = Bound::Excluded(sub.clone())
+                }
+                _ => return Ok(self.len() - 1 - counted_after),
+            }
+            page_len = (page_len * 2).min(4096);
+        }
     }
 
     /// Members with scores from the score index, in score order (descending when
