@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 
-use super::view::InTxn;
+use super::view::{InTxn, ZView};
 use super::{encoding_for, LISTPACK_ENTRIES_MAX, LISTPACK_VALUE_MAX};
 use crate::commands::args::{self, eq};
 use crate::commands::collections;
@@ -50,6 +50,11 @@ impl<'t, 'k> ZWrite<'t, 'k> {
             view: InTxn { txn, db, key, zset },
             meta,
         })
+    }
+
+    /// The current score of `member`, if it is in the set.
+    pub fn score(&mut self, member: &[u8]) -> Result<Option<f64>, CmdError> {
+        self.view.score(member)
     }
 
     /// Gives `member` the score `score`; `old` is its current score (None = new member).
@@ -185,7 +190,7 @@ pub fn apply_zadd(txn: &mut Txn, db: u8, args: &[Bytes]) -> Result<Reply, CmdErr
     let (mut added, mut updated) = (0i64, 0i64);
     let mut last_score = None;
     for (score, member) in pairs {
-        let old = z.view_score(&member)?;
+        let old = z.score(&member)?;
         let mut score = score;
         match old {
             Some(_) if f.nx => continue,
@@ -223,20 +228,13 @@ pub fn apply_zadd(txn: &mut Txn, db: u8, args: &[Bytes]) -> Result<Reply, CmdErr
     })
 }
 
-impl ZWrite<'_, '_> {
-    fn view_score(&mut self, member: &[u8]) -> Result<Option<f64>, CmdError> {
-        use super::view::ZView;
-        self.view.score(member)
-    }
-}
-
 pub fn apply_zrem(txn: &mut Txn, db: u8, args: &[Bytes]) -> Result<Reply, CmdError> {
     let Some(mut z) = ZWrite::open(txn, db, &args[1])? else {
         return Ok(Reply::Integer(0));
     };
     let mut removed = 0;
     for member in &args[2..] {
-        if let Some(score) = z.view_score(member)? {
+        if let Some(score) = z.score(member)? {
             z.remove(member, score);
             removed += 1;
         }
