@@ -110,15 +110,17 @@ pub fn parse_scan_options(args: &[Bytes]) -> Result<(Option<&Bytes>, usize), Cmd
 /// HSCAN and SSCAN: `KEY cursor [MATCH pattern] [COUNT count]` over a collection of type
 /// `vt`. A collection in a compact encoding (`small`) comes back whole with cursor 0, as
 /// Redis does; a larger one page by page, its position kept in the node's cursor table.
-/// `value`, if given, lists each element's value after its sub key (HSCAN, ZSCAN).
+/// `value`, if given, lists each element's value after its sub key (HSCAN, ZSCAN); `whole`,
+/// if given, lists a compact collection's elements in its own order (ZSCAN: by score),
+/// instead of sub-key order.
 pub fn scan(
     ctx: &mut Ctx,
     args: &[Bytes],
     vt: ValueType,
     small: Encoding,
     value: Option<fn(&Bytes) -> Reply>,
+    whole: Option<WholeFn>,
 ) -> CmdResult {
-    let value_reply = value;
     let cursor = super::keys::parse_cursor(&args[2])?;
     let (pattern, count) = parse_scan_options(&args[3..])?;
     let Some((meta, found)) = read(ctx, &args[1], vt)? else {
@@ -130,14 +132,17 @@ pub fn scan(
         _ => None,
     };
     let limit = if small { usize::MAX } else { count };
-    let page = ctx.node.keyspace.scan_elements(
-        ctx.db(),
-        &args[1],
-        found.version,
-        after.as_deref(),
-        limit,
-        false,
-    )?;
+    let page = match whole {
+        Some(list) if small => list(ctx, &args[1], &found)?,
+        _ => ctx.node.keyspace.scan_elements(
+            ctx.db(),
+            &args[1],
+            found.version,
+            after.as_deref(),
+            limit,
+            false,
+        )?,
+    };
     let next = match page.last() {
         Some((sub, _)) if !small && page.len() == limit => ctx
             .node
@@ -149,14 +154,17 @@ pub fn scan(
         .into_iter()
         .filter(|(sub, _)| pattern.is_none_or(|p| glob_match(p, sub, false)))
         .flat_map(|(sub, raw)| {
-            let value = value_reply.map(|f| f(&raw));
+            let value = value.map(|f| f(&raw));
             std::iter::once(Reply::Bulk(sub)).chain(value)
         })
         .collect();
     reply(scan_reply(next, items))
 }
 
-pub fn scan_reply(cursor: u64, items: Vec<Reply>) -> Reply {
+/// Lists every element of a compact collection, `(sub key, value)`, in its own order.
+pub type WholeFn = fn(&mut Ctx, &[u8], &Collection) -> Result<Vec<(Bytes, Bytes)>, CmdError>;
+
+fn scan_reply(cursor: u64, items: Vec<Reply>) -> Reply {
     Reply::Array(vec![Reply::bulk(cursor.to_string()), Reply::Array(items)])
 }
 

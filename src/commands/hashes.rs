@@ -318,6 +318,7 @@ fn hscan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         ValueType::Hash,
         Encoding::Listpack,
         Some(|v: &Bytes| Reply::Bulk(v.clone())),
+        None,
     )
 }
 

@@ -440,7 +440,7 @@ fn apply_store(txn: &mut Txn, db: u8, args: &[Bytes]) -> Result<Reply, CmdError>
 
 /// SSCAN key cursor [MATCH pattern] [COUNT count].
 fn sscan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    collections::scan(ctx, args, ValueType::Set, Encoding::Intset, None)
+    collections::scan(ctx, args, ValueType::Set, Encoding::Intset, None, None)
 }
 
 /// A set's members, for DUMP.

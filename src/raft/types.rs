@@ -83,6 +83,20 @@ fn need(raw: &Bytes, n: usize) -> Result<(), CodecError> {
     }
 }
 
+/// Reads and checks a record's leading format version.
+fn check_version(raw: &mut Bytes) -> Result<(), CodecError> {
+    need(raw, 1)?;
+    match raw.get_u8() {
+        FORMAT_VERSION => Ok(()),
+        other => Err(CodecError::Version(other)),
+    }
+}
+
+fn get_u8(raw: &mut Bytes) -> Result<u8, CodecError> {
+    need(raw, 1)?;
+    Ok(raw.get_u8())
+}
+
 fn get_u64(raw: &mut Bytes) -> Result<u64, CodecError> {
     need(raw, 8)?;
     Ok(raw.get_u64())
@@ -177,16 +191,11 @@ pub fn encode_entry(e: &RaftEntry) -> Bytes {
 }
 
 pub fn decode_entry(mut raw: Bytes) -> Result<RaftEntry, CodecError> {
-    need(&raw, 1)?;
-    let version = raw.get_u8();
-    if version != FORMAT_VERSION {
-        return Err(CodecError::Version(version));
-    }
+    check_version(&mut raw)?;
     let term = get_u64(&mut raw)?;
     let node_id = get_u64(&mut raw)?;
     let index = get_u64(&mut raw)?;
-    need(&raw, 1)?;
-    let payload = match raw.get_u8() {
+    let payload = match get_u8(&mut raw)? {
         0 => EntryPayload::Blank,
         1 => EntryPayload::Normal(
             WriteEntry::decode(raw.clone()).map_err(|e| CodecError::Bad(e.to_string()))?,
@@ -218,15 +227,10 @@ pub fn encode_vote(v: &Vote) -> Bytes {
 }
 
 pub fn decode_vote(mut raw: Bytes) -> Result<Vote, CodecError> {
-    need(&raw, 1)?;
-    let version = raw.get_u8();
-    if version != FORMAT_VERSION {
-        return Err(CodecError::Version(version));
-    }
+    check_version(&mut raw)?;
     let term = get_u64(&mut raw)?;
     let node_id = get_u64(&mut raw)?;
-    need(&raw, 1)?;
-    let committed = raw.get_u8() != 0;
+    let committed = get_u8(&mut raw)? != 0;
     let mut vote = Vote::new(term, node_id);
     vote.committed = committed;
     Ok(vote)

@@ -325,36 +325,25 @@ fn estimate_steps(range_m: f64, lat: f64) -> u8 {
     step.clamp(1, i32::from(STEP_MAX)) as u8
 }
 
-fn move_x(cell: Cell, d: i8) -> Cell {
-    let shift = 64 - u32::from(cell.step) * 2;
-    let mut x = cell.bits & 0xaaaa_aaaa_aaaa_aaaa;
-    let y = cell.bits & 0x5555_5555_5555_5555;
-    let zz = 0x5555_5555_5555_5555u64 >> shift;
-    if d > 0 {
-        x = x.wrapping_add(zz + 1);
-    } else {
-        x = (x | zz).wrapping_sub(zz + 1);
-    }
-    x &= 0xaaaa_aaaa_aaaa_aaaau64 >> shift;
-    Cell {
-        bits: x | y,
-        ..cell
-    }
-}
+const ODD_BITS: u64 = 0xaaaa_aaaa_aaaa_aaaa;
+const EVEN_BITS: u64 = 0x5555_5555_5555_5555;
 
-fn move_y(cell: Cell, d: i8) -> Cell {
+/// Steps one cell along the axis whose bits are `axis` (odd bits: longitude, even bits:
+/// latitude), up for `d > 0`, down otherwise, wrapping around as Redis's geohash does.
+fn step_along(cell: Cell, axis: u64, d: i8) -> Cell {
     let shift = 64 - u32::from(cell.step) * 2;
-    let x = cell.bits & 0xaaaa_aaaa_aaaa_aaaa;
-    let mut y = cell.bits & 0x5555_5555_5555_5555;
-    let zz = 0xaaaa_aaaa_aaaa_aaaau64 >> shift;
+    let mut moving = cell.bits & axis;
+    let fixed = cell.bits & !axis;
+    // The other axis' bits, as a carry chain through the moving ones.
+    let zz = !axis >> shift;
     if d > 0 {
-        y = y.wrapping_add(zz + 1);
+        moving = moving.wrapping_add(zz + 1);
     } else {
-        y = (y | zz).wrapping_sub(zz + 1);
+        moving = (moving | zz).wrapping_sub(zz + 1);
     }
-    y &= 0x5555_5555_5555_5555u64 >> shift;
+    moving &= axis >> shift;
     Cell {
-        bits: x | y,
+        bits: moving | fixed,
         ..cell
     }
 }
@@ -362,9 +351,13 @@ fn move_y(cell: Cell, d: i8) -> Cell {
 /// North, south, east, west, north-east, north-west, south-east, south-west.
 fn neighbours(c: Cell) -> [Cell; 8] {
     let at = |dx: i8, dy: i8| {
-        let moved = if dx != 0 { move_x(c, dx) } else { c };
+        let moved = if dx != 0 {
+            step_along(c, ODD_BITS, dx)
+        } else {
+            c
+        };
         if dy != 0 {
-            move_y(moved, dy)
+            step_along(moved, EVEN_BITS, dy)
         } else {
             moved
         }

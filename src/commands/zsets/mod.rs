@@ -26,7 +26,6 @@ use super::args::eq;
 use super::collections;
 use super::error::{syntax, CmdError};
 use super::{reply, ApplyFn, CmdResult, Ctx, Handler};
-use crate::glob::glob_match;
 use crate::keyspace::{encoding, Encoding, Meta, ValueType};
 use crate::protocol::Reply;
 use view::Stored;
@@ -207,25 +206,21 @@ fn zscan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         let score = encoding::decode_score(raw).unwrap_or(0.0);
         Reply::bulk(crate::protocol::reply::format_double(score))
     };
-    let meta = ctx.lookup(&args[1])?;
-    if meta
-        .as_ref()
-        .is_some_and(|m| m.encoding == Encoding::Listpack)
-    {
-        super::keys::parse_cursor(&args[2])?;
-        let (pattern, _) = collections::parse_scan_options(&args[3..])?;
-        let Some(mut z) = read(ctx, &args[1])? else {
-            return reply(collections::scan_reply(0, Vec::new()));
-        };
-        let items = z
-            .by_score()?
+    let by_score: collections::WholeFn = |ctx, key, zset| {
+        let items = Stored::new(ctx.node, ctx.db(), key, *zset).by_score()?;
+        Ok(items
             .into_iter()
-            .filter(|(m, _)| pattern.is_none_or(|p| glob_match(p, m, false)))
-            .flat_map(|(m, s)| [Reply::Bulk(m), format(&encoding::encode_score(s))])
-            .collect::<Vec<_>>();
-        return reply(collections::scan_reply(0, items));
-    }
-    collections::scan(ctx, args, ValueType::ZSet, Encoding::Listpack, Some(format))
+            .map(|(m, s)| (m, encoding::encode_score(s)))
+            .collect())
+    };
+    collections::scan(
+        ctx,
+        args,
+        ValueType::ZSet,
+        Encoding::Listpack,
+        Some(format),
+        Some(by_score),
+    )
 }
 
 /// A sorted set's members with scores in score order, for DUMP.

@@ -139,7 +139,7 @@ pub fn bzpop(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 pub fn apply_bzpop(txn: &mut Txn, db: u8, args: &[Bytes]) -> Result<Reply, CmdError> {
     let keys = &args[1..args.len() - 1];
-    let popped = pop_first(txn, db, keys, 1, args::lower(&args[0]) == "bzpopmin")?;
+    let popped = pop_first(txn, db, keys, 1, is_min(&args[0]))?;
     Ok(match popped {
         Some((key, mut items)) if !items.is_empty() => {
             let (member, score) = items.remove(0);
