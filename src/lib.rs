@@ -46,6 +46,8 @@ pub fn open_engine(config: &config::Config) -> anyhow::Result<Arc<dyn storage::E
                 bottom_compression: Compression::from_name(&config.get("bottom-compression"))
                     .unwrap_or(Compression::Zstd),
                 compaction_filter: Some(Arc::new(keyspace::ElementFilter::default())),
+                // The Raft log is the write-ahead log.
+                wal: false,
                 memtable_bytes: config::table::parse_memory(&config.get("memtable-size"))
                     .map_or(64 << 20, |n| n.max(1 << 16) as usize),
                 ..storage::lsm::LsmOptions::default()
@@ -56,10 +58,38 @@ pub fn open_engine(config: &config::Config) -> anyhow::Result<Arc<dyn storage::E
     })
 }
 
-/// Builds a node from settings: engine, keyspace, command table.
-pub fn build_node(config: Arc<config::Config>, port: u16) -> anyhow::Result<Arc<commands::Node>> {
+/// Builds a node from settings: engine, keyspace, command table, and its shards' Raft
+/// groups (their logs in `<dir>/raft`; with the in-memory engine, which keeps nothing, the
+/// log starts empty too).
+pub async fn build_node(
+    config: Arc<config::Config>,
+    port: u16,
+) -> anyhow::Result<Arc<commands::Node>> {
     let databases: u8 = config.get("databases").parse()?;
     let engine = open_engine(&config)?;
     let keyspace = keyspace::Keyspace::open(engine, databases)?;
-    Ok(Arc::new(commands::Node::new(config, keyspace, port)))
+    let node = Arc::new(commands::Node::new(config.clone(), keyspace, port));
+    let raft_dir = std::path::Path::new(&config.get("dir")).join("raft");
+    if config.get("engine") == "memory" && raft_dir.exists() {
+        std::fs::remove_dir_all(&raft_dir)?;
+    }
+    let applier = Arc::new(commands::NodeApplier(Arc::downgrade(&node)));
+    let options = raft::GroupsOptions {
+        dir: &raft_dir,
+        shard_count: node.shards.shard_count(),
+        client_addr: format!(
+            "{}:{port}",
+            config
+                .get("bind")
+                .split_whitespace()
+                .next()
+                .unwrap_or("127.0.0.1")
+        ),
+        sync: storage::SyncPolicy::from_appendfsync(&config.get("appendfsync")),
+        segment_bytes: config::table::parse_memory(&config.get("raft-log-segment-size"))
+            .map_or(raft::log::SEGMENT_BYTES_DEFAULT, |n| n.max(1 << 16) as u64),
+    };
+    let groups = raft::Groups::open(options, applier).await?;
+    node.set_groups(groups);
+    Ok(node)
 }

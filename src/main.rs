@@ -33,8 +33,9 @@ fn main() -> anyhow::Result<()> {
     };
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level)),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new(format!("{level},openraft=warn"))
+            }),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -82,7 +83,7 @@ async fn serve(config: Arc<Config>) -> anyhow::Result<()> {
             other => other.trim_start_matches('-').parse().ok(),
         })
         .unwrap_or(IpAddr::from([0, 0, 0, 0]));
-    let node = basalt::build_node(config.clone(), port)?;
+    let node = basalt::build_node(config.clone(), port).await?;
     let server = basalt::server::Server::bind(node, SocketAddr::new(ip, port))
         .await
         .with_context(|| format!("binding {ip}:{port}"))?;
@@ -112,6 +113,6 @@ fn print_help() {
          Examples:\n  basalt\n  basalt --port 7000 --dir ./d --appendfsync always\n  \
          basalt basalt.conf --port 7001\n\n\
          Every redis.conf 7.0 directive is accepted (docs/CONFIG.md lists which ones Basalt \
-         acts on), plus Basalt's own: --shards <1..16384>."
+         acts on), plus Basalt's own: --shards <1..1024>."
     );
 }

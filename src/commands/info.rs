@@ -25,6 +25,7 @@ const DEFAULT_SECTIONS: &[&str] = &[
     "cluster",
     "keyspace",
     "storage",
+    "raft",
 ];
 const ALL_SECTIONS: &[&str] = &[
     "server",
@@ -40,6 +41,7 @@ const ALL_SECTIONS: &[&str] = &[
     "cluster",
     "keyspace",
     "storage",
+    "raft",
 ];
 
 pub fn info(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
@@ -253,6 +255,12 @@ fn render(ctx: &Ctx, section: &str, out: &mut String) {
                         &format!("keys={keys},expires={expires},avg_ttl=0"),
                     );
                 }
+            }
+        }
+        "raft" => {
+            line("# Raft", &"");
+            for (k, v) in node.groups().info() {
+                line(&k, &v);
             }
         }
         "storage" => {

@@ -32,6 +32,7 @@ mod lists_blocking;
 pub mod meta;
 mod node;
 mod object;
+mod replication;
 mod server;
 mod session;
 mod sets;
@@ -44,6 +45,7 @@ mod zsets;
 pub use error::CmdError;
 pub use expire_cycle::ExpireCursor;
 pub use node::{Node, PendingWrite, Prepared, RequestKind, ShutdownRequest};
+pub use replication::NodeApplier;
 pub use session::{ReplyMode, Session};
 pub use table::{Command, Table};
 

@@ -16,11 +16,11 @@ use super::stats::{SlowLog, Stats};
 use super::table::{Command, Table};
 use super::{Ctx, Outcome};
 use crate::clock;
-use crate::cluster::{ShardId, ShardMap};
+use crate::cluster::{ShardId, ShardMap, ShardSet};
 use crate::config::Config;
-use crate::keyspace::{Keyspace, Txn, ValueType};
+use crate::keyspace::{Keyspace, ValueType};
 use crate::protocol::Reply;
-use crate::raft::{Entry, EntryOp, LocalLog, ShardSet, StateMachine};
+use crate::raft::{Entry, EntryOp, Groups};
 
 /// A request after `Node::prepare`.
 pub enum Prepared<'a> {
@@ -56,7 +56,12 @@ pub struct ShutdownRequest {
 pub struct Node {
     pub config: Arc<Config>,
     pub keyspace: Keyspace,
-    pub log: LocalLog,
+    /// The shards' Raft groups (set once, right after the node is built).
+    groups: std::sync::OnceLock<Groups>,
+    /// Per shard: writes of one shard hold it shared from proposal to reply; a write that
+    /// spans shards holds all of its shards exclusively, so its apply sees every earlier
+    /// write of those shards and no later one (see `propose`).
+    gates: Vec<tokio::sync::RwLock<()>>,
     pub shards: ShardMap,
     pub table: Table,
     pub clients: ClientRegistry,
@@ -80,7 +85,8 @@ impl Node {
         Node {
             blocking: Default::default(),
             keyspace,
-            log: LocalLog::new(shard_count),
+            groups: std::sync::OnceLock::new(),
+            gates: (0..shard_count).map(|_| Default::default()).collect(),
             shards: ShardMap::new(shard_count),
             table: Table::build(),
             clients: ClientRegistry::default(),
@@ -96,6 +102,20 @@ impl Node {
             shutdown_tx,
             config,
         }
+    }
+
+    /// Hands the node its Raft groups (once, while it is being built).
+    pub fn set_groups(&self, groups: Groups) {
+        if self.groups.set(groups).is_err() {
+            tracing::error!("the node's raft groups were set twice");
+        }
+    }
+
+    /// The node's Raft groups.
+    pub fn groups(&self) -> &Groups {
+        self.groups
+            .get()
+            .expect("the node is built with its raft groups")
     }
 
     pub fn shutdown_requests(&self) -> watch::Receiver<Option<ShutdownRequest>> {
@@ -279,20 +299,73 @@ impl Node {
         reply
     }
 
-    /// Proposes prepared writes, in order, in one pass through the shard log; returns their
-    /// replies in the same order.
+    /// Proposes prepared writes, in order; returns their replies in the same order. Runs of
+    /// single-shard writes are proposed together (each group keeps their order).
     pub async fn commit(&self, writes: Vec<PendingWrite<'_>>, session: &Session) -> Vec<Reply> {
-        let mut proposals = Vec::with_capacity(writes.len());
+        let mut replies = Vec::with_capacity(writes.len());
+        let mut run: Vec<(ShardId, Entry)> = Vec::new();
         let mut done = Vec::with_capacity(writes.len());
         for w in writes {
-            proposals.push((w.shards, w.entry));
+            match w.shards {
+                ShardSet::One(shard) => run.push((shard, w.entry)),
+                shards => {
+                    replies.extend(self.propose_run(std::mem::take(&mut run)).await);
+                    replies.push(self.propose_spanning(&shards, w.entry).await);
+                }
+            }
             done.push((w.cmd, w.args, w.started_us));
         }
-        let replies = self.log.propose_batch(&proposals, self).await;
+        replies.extend(self.propose_run(run).await);
         for ((cmd, args, started_us), reply) in done.iter().zip(&replies) {
             self.finish(cmd, reply, session, args, *started_us);
         }
         replies
+    }
+
+    /// Proposes single-shard writes together, holding their shards' gates shared.
+    async fn propose_run(&self, run: Vec<(ShardId, Entry)>) -> Vec<Reply> {
+        if run.is_empty() {
+            return Vec::new();
+        }
+        let mut shards: Vec<ShardId> = run.iter().map(|(s, _)| *s).collect();
+        shards.sort_unstable();
+        shards.dedup();
+        let mut guards = Vec::with_capacity(shards.len());
+        for s in &shards {
+            guards.push(self.gates[usize::from(s.0)].read().await);
+        }
+        let groups = self.groups();
+        let proposals = run
+            .into_iter()
+            .map(|(shard, entry)| async move { groups.propose(shard, entry).await });
+        let replies = join_in_order(proposals).await;
+        drop(guards);
+        replies
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|e| Reply::Error(e.to_string())))
+            .collect()
+    }
+
+    /// Proposes a write that spans shards: with all of them held exclusively, through the
+    /// group of the first one, which applies the whole write. Only a node that is the sole
+    /// voter of every group may do this; in a cluster such a write is refused.
+    async fn propose_spanning(&self, shards: &ShardSet, entry: Entry) -> Reply {
+        let groups = self.groups();
+        if !groups.alone() {
+            return Reply::error("CROSSSLOT Keys in request don't hash to the same slot");
+        }
+        let ids: Vec<ShardId> = match shards {
+            ShardSet::One(s) => vec![*s],
+            ShardSet::Some(list) => list.clone(),
+            ShardSet::All => (0..self.shards.shard_count()).map(ShardId).collect(),
+        };
+        let mut guards = Vec::with_capacity(ids.len());
+        for s in &ids {
+            guards.push(self.gates[usize::from(s.0)].write().await);
+        }
+        let reply = groups.propose(ids[0], entry).await;
+        drop(guards);
+        reply.unwrap_or_else(|e| Reply::Error(e.to_string()))
     }
 
     /// Access tracking and statistics once a command has its reply.
@@ -383,7 +456,7 @@ impl Node {
                 now_ms,
                 op: EntryOp::Expire(keys),
             };
-            if let Reply::Integer(n) = self.log.propose(&ShardSet::One(shard), &entry, self).await {
+            if let [Reply::Integer(n)] = self.propose_run(vec![(shard, entry)]).await[..] {
                 removed += n as u64;
             }
         }
@@ -439,35 +512,34 @@ impl Node {
     }
 }
 
-impl StateMachine for Node {
-    type Output = Reply;
-
-    fn apply(&self, entry: &Entry, revision: u64) -> Reply {
-        let mut txn = self.keyspace.txn(entry.now_ms, revision);
-        let result = match &entry.op {
-            EntryOp::Command(args) => match self.table.get(&args[0]).and_then(|c| c.apply) {
-                Some(apply) => apply(&mut txn, entry.db, args),
-                None => Err(CmdError::msg("ERR entry names no write command")),
-            },
-            EntryOp::Expire(keys) => apply_expire(&mut txn, entry.db, keys).map(|removed| {
-                self.stats.expired_keys.add(removed);
-                Reply::Integer(removed as i64)
-            }),
-        };
-        let expired = txn.expired_removed();
-        match result {
-            Ok(reply) => match txn.commit() {
-                Ok(()) => {
-                    self.stats.expired_keys.add(expired);
-                    self.changes_since_save.fetch_add(1, Ordering::Relaxed);
-                    self.wake_blocked(entry);
-                    reply
-                }
-                Err(e) => CmdError::from(e).into_reply(),
-            },
-            Err(e) => e.into_reply(),
-        }
+/// Runs futures concurrently and returns their outputs in order. Each is first polled in
+/// order, so proposals reach their groups in the order given.
+async fn join_in_order<F: std::future::Future>(
+    futures: impl IntoIterator<Item = F>,
+) -> Vec<F::Output> {
+    let mut pending: Vec<_> = futures.into_iter().map(Box::pin).collect();
+    if pending.len() == 1 {
+        return vec![pending.pop().expect("one future").await];
     }
+    let mut outputs: Vec<Option<F::Output>> = (0..pending.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut all = true;
+        for (fut, out) in pending.iter_mut().zip(outputs.iter_mut()) {
+            if out.is_none() {
+                match fut.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => *out = Some(v),
+                    std::task::Poll::Pending => all = false,
+                }
+            }
+        }
+        if all {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
 }
 
 /// Sleeps until `deadline`, or forever without one.
@@ -482,7 +554,7 @@ impl Node {
     /// Wakes clients blocked on the keys an applied command wrote: for each key that now
     /// holds a non-empty list or sorted set, its first waiter for that type (one element
     /// may serve one client; the client's own pop wakes the next).
-    fn wake_blocked(&self, entry: &Entry) {
+    pub(super) fn wake_blocked(&self, entry: &Entry) {
         if self.blocking.blocked_clients() == 0 {
             return;
         }
@@ -503,16 +575,6 @@ impl Node {
             }
         }
     }
-}
-
-fn apply_expire(txn: &mut Txn, db: u8, keys: &[Bytes]) -> Result<u64, CmdError> {
-    let mut removed = 0;
-    for key in keys {
-        if txn.delete_if_expired(db, key)? {
-            removed += 1;
-        }
-    }
-    Ok(removed)
 }
 
 fn arity_ok(arity: i64, argc: usize) -> bool {

@@ -192,6 +192,7 @@ fn config_set(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     {
         let policy = SyncPolicy::from_appendfsync(&ctx.node.config.get("appendfsync"));
         ctx.node.keyspace.engine().set_sync_policy(policy);
+        ctx.node.groups().set_sync_policy(policy);
     }
     reply(Reply::OK)
 }

@@ -33,7 +33,8 @@ pub static BASALT_PARAMS: &[Param] = &[
     Param {
         name: "shards",
         default: "16",
-        kind: Kind::Int { min: 1, max: 16384 },
+        // Each shard is a Raft group with its own tasks and timers.
+        kind: Kind::Int { min: 1, max: 1024 },
         mutable: false,
     },
     Param {
@@ -76,6 +77,15 @@ pub static BASALT_PARAMS: &[Param] = &[
         mutable: false,
     },
     Param {
+        name: "raft-log-segment-size",
+        default: "67108864",
+        kind: Kind::Memory {
+            min: 65536,
+            max: 1 << 40,
+        },
+        mutable: false,
+    },
+    Param {
         name: "engine",
         default: "lsm",
         kind: Kind::Enum(&["lsm", "memory"]),
@@ -110,6 +120,7 @@ pub static EFFECTIVE: &[&str] = &[
     "bottom-compression",
     "shards",
     "engine",
+    "raft-log-segment-size",
 ];
 
 /// Settings Redis can change at run time but Basalt reads only at start-up (the listener

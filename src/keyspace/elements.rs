@@ -13,7 +13,7 @@ use bytes::Bytes;
 use super::encoding::{self, Space};
 use super::{Keyspace, Result};
 use crate::cluster::key_slot;
-use crate::storage::{prefix_successor, KeyRange, WriteBatch};
+use crate::storage::{prefix_successor, KeyRange};
 
 /// A range of sub keys within one collection's records of one space.
 #[derive(Debug, Clone)]
@@ -67,47 +67,7 @@ impl SubRange {
 /// Records counted per engine read when counting a range.
 const COUNT_PAGE: usize = 4096;
 
-/// Versions leased per write of the ceiling.
-const VERSION_BLOCK: u64 = 1 << 20;
-pub(super) const VERSION_RECORD: &str = "version";
-
-/// The next version to hand out and the ceiling persisted for it.
-#[derive(Debug, Default)]
-pub(super) struct VersionLease {
-    next: u64,
-    ceiling: u64,
-}
-
-impl VersionLease {
-    /// Resumes at the persisted ceiling (versions 1 and up).
-    pub(super) fn resume(ceiling: u64) -> VersionLease {
-        let start = ceiling.max(1);
-        VersionLease {
-            next: start,
-            ceiling: start,
-        }
-    }
-}
-
 impl Keyspace {
-    /// A version no collection has used, durable before it is returned.
-    pub(super) fn allocate_version(&self) -> Result<u64> {
-        let mut lease = self.versions.lock();
-        if lease.next >= lease.ceiling {
-            let ceiling = lease.next + VERSION_BLOCK;
-            let mut batch = WriteBatch::new();
-            batch.put(
-                encoding::system_key(VERSION_RECORD),
-                Bytes::copy_from_slice(&ceiling.to_be_bytes()),
-            );
-            self.engine.write(batch)?;
-            self.engine.commit_barrier()?;
-            lease.ceiling = ceiling;
-        }
-        lease.next += 1;
-        Ok(lease.next - 1)
-    }
-
     /// One element of version `version` of collection `key`.
     pub fn get_element(
         &self,

@@ -61,7 +61,6 @@ pub struct Keyspace {
     counters: Vec<DbCounters>,
     /// Volatile keys per (physical db, slot), so the expiry cycle skips empty slots.
     volatile_by_slot: Vec<AtomicI64>,
-    versions: parking_lot::Mutex<elements::VersionLease>,
 }
 
 const DB_MAP_RECORD: &str = "dbmap";
@@ -82,12 +81,7 @@ impl Keyspace {
                 db_map[..n].copy_from_slice(&raw);
             }
         }
-        let ceiling = engine
-            .get(&encoding::system_key(elements::VERSION_RECORD))?
-            .and_then(|raw| raw[..].try_into().ok().map(u64::from_be_bytes))
-            .unwrap_or(0);
         let ks = Keyspace {
-            versions: parking_lot::Mutex::new(elements::VersionLease::resume(ceiling)),
             engine,
             databases,
             db_map: RwLock::new(db_map),
@@ -112,7 +106,42 @@ impl Keyspace {
         self.db_map.read()[usize::from(db)]
     }
 
-    fn rebuild_counters(&self) -> Result<()> {
+    /// The key ranges that hold slots `first..=last`: every database's metadata, expiry,
+    /// element and score-index records of those slots (a shard's whole data).
+    pub fn slot_ranges(&self, first: Slot, last: Slot) -> Vec<KeyRange> {
+        let mut ranges = Vec::new();
+        for pdb in 0..self.databases {
+            for tag in [
+                encoding::TAG_META,
+                encoding::TAG_EXPIRE,
+                encoding::TAG_ELEMENT,
+                encoding::TAG_SCORE,
+            ] {
+                let bound = |slot: u32| {
+                    let mut k = vec![pdb, tag];
+                    k.extend_from_slice(&(slot as u16).to_be_bytes());
+                    Bytes::from(k)
+                };
+                let end = if u32::from(last.0) + 1 >= u32::from(SLOT_COUNT) {
+                    Bytes::from(vec![pdb, tag + 1])
+                } else {
+                    bound(u32::from(last.0) + 1)
+                };
+                ranges.push(KeyRange::half_open(bound(u32::from(first.0)), end));
+            }
+        }
+        ranges
+    }
+
+    /// Recounts keys and volatile keys from the engine (after a snapshot is installed).
+    pub fn rebuild_counters(&self) -> Result<()> {
+        for c in &self.counters {
+            c.keys.store(0, Ordering::Relaxed);
+            c.volatile.store(0, Ordering::Relaxed);
+        }
+        for v in &self.volatile_by_slot {
+            v.store(0, Ordering::Relaxed);
+        }
         for pdb in 0..self.databases {
             let mut keys = 0;
             self.for_each_in(KeyRange::prefix(&encoding::db_meta_prefix(pdb)), |_, _| {
@@ -211,9 +240,16 @@ impl Keyspace {
         self.counters[pdb].volatile.load(Ordering::Relaxed).max(0) as u64
     }
 
-    /// Starts a write transaction for the entry at log `revision`, stamped `now_ms`.
-    pub fn txn(&self, now_ms: u64, revision: u64) -> Txn<'_> {
-        Txn::new(self, now_ms, revision)
+    /// Starts a write transaction for the entry at log `revision`, stamped `now_ms`; new
+    /// collections take versions `first_version`, `first_version + 1`, … (the caller derives
+    /// them from the log, so every replica picks the same ones and none is ever reused).
+    pub fn txn(&self, now_ms: u64, revision: u64, first_version: u64) -> Txn<'_> {
+        Txn::new(self, now_ms, revision, first_version)
+    }
+
+    /// A system record (`0xff | name`), as stored.
+    pub fn get_system(&self, name: &str) -> Result<Option<Bytes>> {
+        Ok(self.engine.get(&encoding::system_key(name))?)
     }
 
     /// Stored keys (expired ones included) of a logical database in (slot, key) order,
@@ -296,7 +332,7 @@ mod tests {
     #[test]
     fn txn_reads_its_writes_and_keeps_counters() {
         let ks = keyspace();
-        let mut txn = ks.txn(1000, 1);
+        let mut txn = ks.txn(1000, 1, 1 << 48);
         txn.put(0, b"a", Meta::string("1".into(), 1, 0)).unwrap();
         txn.put(0, b"b", Meta::string("2".into(), 1, 5000)).unwrap();
         assert_eq!(txn.get(0, b"a").unwrap().unwrap().value, Bytes::from("1"));
@@ -311,7 +347,7 @@ mod tests {
         let (expired, _) = ks.expired_keys(0, 0, 6000, 10).unwrap();
         assert_eq!(expired, vec![Bytes::from("b")]);
 
-        let mut txn = ks.txn(2000, 2);
+        let mut txn = ks.txn(2000, 2, 1 << 48);
         assert!(txn.delete(0, b"b").unwrap());
         txn.commit().unwrap();
         assert_eq!((ks.dbsize(0), ks.volatile_count(0)), (1, 0));
@@ -322,12 +358,12 @@ mod tests {
     fn range_scans_inside_a_write_see_its_changes_and_tolerate_empty_ranges() {
         use std::ops::Bound;
         let ks = keyspace();
-        let mut txn = ks.txn(0, 1);
+        let mut txn = ks.txn(0, 1, 1 << 48);
         for sub in ["a", "b", "c", "d"] {
             txn.put_in(Space::Scores, 0, b"z", 7, sub.as_bytes(), Bytes::new());
         }
         txn.commit().unwrap();
-        let mut txn = ks.txn(0, 2);
+        let mut txn = ks.txn(0, 2, 1 << 48);
         txn.delete_in(Space::Scores, 0, b"z", 7, b"b");
         txn.put_in(Space::Scores, 0, b"z", 7, b"bb", Bytes::new());
         let subs = |txn: &mut Txn, range: &SubRange, limit, reverse| -> Vec<Bytes> {
@@ -359,10 +395,10 @@ mod tests {
     #[test]
     fn swap_and_flush_databases() {
         let ks = keyspace();
-        let mut txn = ks.txn(0, 1);
+        let mut txn = ks.txn(0, 1, 1 << 48);
         txn.put(1, b"k", Meta::string("v".into(), 1, 0)).unwrap();
         txn.commit().unwrap();
-        let mut txn = ks.txn(0, 2);
+        let mut txn = ks.txn(0, 2, 1 << 48);
         txn.swap_db(0, 1).unwrap();
         txn.commit().unwrap();
         assert!(ks.get(0, b"k", 0).unwrap().is_some());
@@ -372,7 +408,7 @@ mod tests {
             reopened.get(0, b"k", 0).unwrap().is_some(),
             "db map survives reopen"
         );
-        let mut txn = ks.txn(0, 3);
+        let mut txn = ks.txn(0, 3, 1 << 48);
         txn.flush_db(0).unwrap();
         txn.commit().unwrap();
         assert_eq!(ks.dbsize(0), 0);

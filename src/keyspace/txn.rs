@@ -36,6 +36,9 @@ pub struct Txn<'a> {
     /// (physical db, change in key count), appended per created or removed key.
     key_delta: Vec<(u8, i64)>,
     volatile_delta: Vec<(u8, Slot, i64)>,
+    /// The next version a new collection takes, and how many this transaction took.
+    first_version: u64,
+    versions_taken: u64,
 }
 
 /// The records a transaction has read or written, by metadata key. Most entries touch one
@@ -85,7 +88,7 @@ impl Overlay {
 }
 
 impl<'a> Txn<'a> {
-    pub(super) fn new(ks: &'a Keyspace, now_ms: u64, revision: u64) -> Txn<'a> {
+    pub(super) fn new(ks: &'a Keyspace, now_ms: u64, revision: u64, first_version: u64) -> Txn<'a> {
         Txn {
             ks,
             now_ms,
@@ -99,6 +102,8 @@ impl<'a> Txn<'a> {
             expired_removed: 0,
             key_delta: Vec::new(),
             volatile_delta: Vec::new(),
+            first_version,
+            versions_taken: 0,
         }
     }
 
@@ -228,7 +233,18 @@ impl<'a> Txn<'a> {
 
     /// A fresh version for a new collection's elements.
     pub fn new_version(&mut self) -> Result<u64> {
-        self.ks.allocate_version()
+        self.versions_taken += 1;
+        Ok(self.first_version + self.versions_taken - 1)
+    }
+
+    /// How many versions this transaction handed out.
+    pub fn versions_taken(&self) -> u64 {
+        self.versions_taken
+    }
+
+    /// Writes system record `0xff | name` with this transaction's changes.
+    pub fn put_system(&mut self, name: &str, value: Bytes) {
+        self.batch.put(encoding::system_key(name), value);
     }
 
     fn space_key(&self, space: Space, db: u8, key: &[u8], version: u64, sub: &[u8]) -> Bytes {

@@ -2,9 +2,9 @@
 //! entries are kept in our own layout (`types.rs`), every append is made durable by one
 //! shared fsync before openraft is told it is flushed.
 //!
-//! The file I/O runs on the calling task; openraft calls storage from its own task per
-//! group, so a slow fsync delays only that group's Raft core (moving it to a flusher thread
-//! shared by all groups comes with the group runtime).
+//! Appends are written on the calling task (a write to the page cache); with a
+//! [`Flusher`] the fsync happens on its thread, shared by every group, and openraft hears
+//! of the flush from there. Without one (tests), the append syncs before it returns.
 
 use std::fmt::Debug;
 use std::io;
@@ -14,6 +14,7 @@ use std::sync::Arc;
 use openraft::storage::{IOFlushed, LogState, RaftLogStorage};
 use openraft::{OptionalSend, RaftLogReader};
 
+use super::flusher::Flusher;
 use super::log::{self as node_log, LogEntry, RaftLog, Votes};
 use super::types::{self, LogId, RaftEntry, TypeConfig, Vote};
 
@@ -23,6 +24,7 @@ pub struct LogStore {
     log: Arc<RaftLog>,
     votes: Arc<Votes>,
     group: u32,
+    flusher: Option<Arc<Flusher>>,
 }
 
 fn io_error(e: impl std::fmt::Display) -> io::Error {
@@ -43,7 +45,18 @@ fn from_openraft(id: &LogId) -> node_log::LogId {
 
 impl LogStore {
     pub fn new(log: Arc<RaftLog>, votes: Arc<Votes>, group: u32) -> LogStore {
-        LogStore { log, votes, group }
+        LogStore {
+            log,
+            votes,
+            group,
+            flusher: None,
+        }
+    }
+
+    /// Leaves durability of appends to `flusher` (the node's `appendfsync`).
+    pub fn with_flusher(mut self, flusher: Arc<Flusher>) -> LogStore {
+        self.flusher = Some(flusher);
+        self
     }
 }
 
@@ -102,10 +115,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 data: types::encode_entry(&e),
             })
             .collect();
-        let written = self
-            .log
-            .append(self.group, &entries)
-            .and_then(|seq| self.log.sync_to(seq));
+        let seq = self.log.append(self.group, &entries)?;
+        if let Some(flusher) = &self.flusher {
+            flusher.appended(seq, callback);
+            return Ok(());
+        }
+        let written = self.log.sync_to(seq);
         let failed = written
             .as_ref()
             .err()

@@ -1,23 +1,22 @@
-//! The replication seam: write entries and the ordered apply sequence of each shard.
+//! Replication: every write is an [`Entry`] in the log of its shard's openraft group.
 //!
-//! Every write becomes an [`Entry`] (normalised at the proposer: absolute times, explicit
-//! choices, `now_ms` stamped) that is appended to its shards' logs and applied in log order by
-//! a [`StateMachine`]. Today the log is local ([`LocalLog`]): proposing appends and applies at
-//! once. The Raft issue replaces `LocalLog` with openraft groups behind the same `propose`.
-//! This layer knows nothing of RESP or of command semantics.
+//! Entries are normalised at the proposer (absolute times, explicit choices, `now_ms`
+//! stamped) and applied in log order by each group's [`ShardStateMachine`] through the
+//! node's [`Applier`]. `groups.rs` runs the groups; `log/` is the node-wide log they share;
+//! `types.rs` maps openraft's types to our own byte layouts, so an openraft upgrade touches
+//! this module only. This layer knows nothing of RESP or of command semantics.
 
 mod entry;
-mod local;
+mod flusher;
+pub mod groups;
 pub mod log;
 pub mod log_store;
+mod network;
+pub mod state_machine;
 pub mod types;
 
 pub use entry::{Entry, EntryDecodeError, EntryOp};
-pub use local::{LocalLog, ShardSet};
-
-/// Applies committed entries. `revision` is a node-wide, strictly increasing number of the
-/// applied entry; keys record it as the revision of their last change.
-pub trait StateMachine: Send + Sync {
-    type Output;
-    fn apply(&self, entry: &Entry, revision: u64) -> Self::Output;
-}
+pub use groups::{group_of, Groups, GroupsOptions, ProposeError};
+pub use state_machine::{
+    Applier, Checkpoint, GroupId, GroupState, ShardSnapshot, ShardStateMachine, SnapshotReader,
+};

@@ -85,19 +85,24 @@ fn need(raw: &Bytes, n: usize) -> Result<(), CodecError> {
 
 /// Reads and checks a record's leading format version.
 fn check_version(raw: &mut Bytes) -> Result<(), CodecError> {
+    check_version_of(raw, FORMAT_VERSION)
+}
+
+/// Reads a leading format version and checks it is `version`.
+pub(super) fn check_version_of(raw: &mut Bytes, version: u8) -> Result<(), CodecError> {
     need(raw, 1)?;
     match raw.get_u8() {
-        FORMAT_VERSION => Ok(()),
+        v if v == version => Ok(()),
         other => Err(CodecError::Version(other)),
     }
 }
 
-fn get_u8(raw: &mut Bytes) -> Result<u8, CodecError> {
+pub(super) fn get_u8(raw: &mut Bytes) -> Result<u8, CodecError> {
     need(raw, 1)?;
     Ok(raw.get_u8())
 }
 
-fn get_u64(raw: &mut Bytes) -> Result<u64, CodecError> {
+pub(super) fn get_u64(raw: &mut Bytes) -> Result<u64, CodecError> {
     need(raw, 8)?;
     Ok(raw.get_u64())
 }
@@ -126,7 +131,7 @@ fn put_string(out: &mut BytesMut, s: &str) {
     out.put_slice(s.as_bytes());
 }
 
-fn encode_membership(out: &mut BytesMut, m: &Membership<u64, NodeInfo>) {
+pub(super) fn encode_membership(out: &mut BytesMut, m: &Membership<u64, NodeInfo>) {
     let configs = m.get_joint_config();
     out.put_u32(configs.len() as u32);
     for config in configs {
@@ -144,7 +149,7 @@ fn encode_membership(out: &mut BytesMut, m: &Membership<u64, NodeInfo>) {
     }
 }
 
-fn decode_membership(raw: &mut Bytes) -> Result<Membership<u64, NodeInfo>, CodecError> {
+pub(super) fn decode_membership(raw: &mut Bytes) -> Result<Membership<u64, NodeInfo>, CodecError> {
     let mut configs = Vec::new();
     for _ in 0..get_count(raw)? {
         let mut ids = BTreeSet::new();

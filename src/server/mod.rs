@@ -58,6 +58,7 @@ impl Server {
         tracing::info!("shutting down");
         let _ = stop_tx.send(true);
         let _ = background.await;
+        node.groups().shutdown().await;
         if let Err(e) = node.keyspace.engine().flush() {
             tracing::error!(error = %e, "final flush failed");
         }
@@ -101,5 +102,8 @@ async fn background_tasks(node: Arc<Node>, mut stop: watch::Receiver<bool>) {
         }
         node.stats.sample_ops(clock::now_ms());
         node.active_expire_pass(&mut cursor).await;
+        if let Err(e) = node.groups().maybe_checkpoint().await {
+            tracing::error!(error = %e, "raft checkpoint failed");
+        }
     }
 }

@@ -10,4 +10,5 @@ mod durability;
 mod lifecycle;
 mod limits;
 mod pipelining;
+mod raft;
 mod windows;

@@ -88,7 +88,7 @@ fn results_do_not_depend_on_the_shard_count() {
     };
     let one = run("1");
     assert_eq!(one, run("16"));
-    assert_eq!(one, run("16384"));
+    assert_eq!(one, run("256"));
     assert_eq!(
         one[1],
         "*6\r\n$1\r\n1\r\n$1\r\n2\r\n$1\r\n3\r\n$1\r\n4\r\n$1\r\n5\r\n$-1\r\n"

@@ -355,6 +355,23 @@ impl RaftLog {
         Self::state_of(&self.inner.lock(), group)
     }
 
+    /// The live entries of each `(group, first index)` from that index on, as
+    /// `(group, index)` in the order they were written (start-up replays single-voter
+    /// groups in this order, so an entry spanning groups sees what came before it).
+    pub fn written_order(&self, from: &[(u32, u64)]) -> Vec<(u32, u64)> {
+        let inner = self.inner.lock();
+        let mut all = Vec::new();
+        for &(g, first) in from {
+            if let Some(group) = inner.groups.get(&g) {
+                for (&index, loc) in group.entries.range(first..) {
+                    all.push(((loc.segment, loc.offset), g, index));
+                }
+            }
+        }
+        all.sort_unstable();
+        all.into_iter().map(|(_, g, index)| (g, index)).collect()
+    }
+
     /// `group`'s entries with indexes in `range`.
     pub fn entries(
         &self,

@@ -1,0 +1,284 @@
+//! The node as the Raft groups' state machine: applying entries to the keyspace with each
+//! group's apply state in the same batch, checkpoints of the engine, snapshot install.
+
+use std::io;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
+
+use bytes::Bytes;
+
+use super::error::CmdError;
+use super::node::Node;
+use crate::cluster::{ShardId, Slot};
+use crate::keyspace::{Keyspace, Txn};
+use crate::protocol::Reply;
+use crate::raft::state_machine::decode_state;
+use crate::raft::{Applier, Checkpoint, Entry, EntryOp, GroupId, GroupState, SnapshotReader};
+use crate::storage::{self, KeyRange, WriteBatch};
+
+/// Pairs per page of a snapshot read.
+const SNAPSHOT_PAGE: usize = 1024;
+
+/// The name of a group's apply-state system record.
+fn state_record(group: GroupId) -> String {
+    format!("raft/{group}")
+}
+
+fn storage_error(e: impl std::fmt::Display) -> io::Error {
+    io::Error::other(e.to_string())
+}
+
+/// The shard a data group serves.
+fn shard_of_group(group: GroupId) -> ShardId {
+    ShardId(group.saturating_sub(1) as u16)
+}
+
+/// The key ranges of a group's data and its apply state, in key order.
+fn group_ranges(keyspace: &Keyspace, node: &Node, group: GroupId) -> Vec<KeyRange> {
+    let (first, last) = node.shards.slot_range(shard_of_group(group));
+    let mut ranges = keyspace.slot_ranges(Slot(first.0), Slot(last.0));
+    let state = crate::keyspace::encoding::system_key(&state_record(group));
+    let mut end = state.to_vec();
+    end.push(0);
+    ranges.push(KeyRange::half_open(state, end));
+    ranges
+}
+
+/// Gives the groups access to the node without owning it (the node owns the groups).
+pub struct NodeApplier(pub Weak<Node>);
+
+impl NodeApplier {
+    fn node(&self) -> io::Result<Arc<Node>> {
+        self.0
+            .upgrade()
+            .ok_or_else(|| io::Error::other("the node is shutting down"))
+    }
+}
+
+impl Applier for NodeApplier {
+    fn apply(
+        &self,
+        group: GroupId,
+        entry: &Entry,
+        revision: u64,
+        state: &mut GroupState,
+    ) -> io::Result<Reply> {
+        let node = self.node()?;
+        let mut txn = node
+            .keyspace
+            .txn(entry.now_ms, revision, state.first_version(group));
+        let result = match &entry.op {
+            EntryOp::Command(args) => match node.table.get(&args[0]).and_then(|c| c.apply) {
+                Some(apply) => apply(&mut txn, entry.db, args),
+                None => Err(CmdError::msg("ERR entry names no write command")),
+            },
+            EntryOp::Expire(keys) => apply_expire(&mut txn, entry.db, keys).map(|removed| {
+                node.stats.expired_keys.add(removed);
+                Reply::Integer(removed as i64)
+            }),
+        };
+        let reply = match result {
+            Ok(reply) => reply,
+            // A failed command changes nothing; a replay fails it the same way.
+            Err(e) => return Ok(e.into_reply()),
+        };
+        let expired = txn.expired_removed();
+        state.next_version += txn.versions_taken();
+        txn.put_system(&state_record(group), state.encode());
+        txn.commit().map_err(storage_error)?;
+        node.stats.expired_keys.add(expired);
+        node.changes_since_save.fetch_add(1, Ordering::Relaxed);
+        node.wake_blocked(entry);
+        Ok(reply)
+    }
+
+    fn save_state(&self, group: GroupId, state: &GroupState) -> io::Result<()> {
+        let node = self.node()?;
+        let mut batch = WriteBatch::new();
+        batch.put(
+            crate::keyspace::encoding::system_key(&state_record(group)),
+            state.encode(),
+        );
+        node.keyspace.engine().write(batch).map_err(storage_error)
+    }
+
+    fn load_state(&self, group: GroupId) -> io::Result<Option<GroupState>> {
+        let node = self.node()?;
+        let raw = node
+            .keyspace
+            .get_system(&state_record(group))
+            .map_err(storage_error)?;
+        raw.map(decode_state).transpose()
+    }
+
+    fn checkpoint(&self) -> io::Result<Arc<dyn Checkpoint>> {
+        let node = self.node()?;
+        let engine = node.keyspace.engine();
+        let snapshot = engine.snapshot();
+        // Everything the snapshot sees was written before the flush starts.
+        engine.flush().map_err(storage_error)?;
+        Ok(Arc::new(EngineCheckpoint {
+            snapshot: Arc::from(snapshot),
+            node: self.0.clone(),
+        }))
+    }
+
+    fn install(&self, group: GroupId, data: &mut dyn SnapshotReader) -> io::Result<()> {
+        let node = self.node()?;
+        let engine = node.keyspace.engine();
+        let mut clear = WriteBatch::new();
+        for range in group_ranges(&node.keyspace, &node, group) {
+            if let (std::ops::Bound::Included(s), std::ops::Bound::Excluded(e)) =
+                (range.start, range.end)
+            {
+                clear.delete_range(s, e);
+            }
+        }
+        engine.write(clear).map_err(storage_error)?;
+        while let Some(page) = data.next_page()? {
+            let mut batch = WriteBatch::new();
+            for (k, v) in page {
+                batch.put(k, v);
+            }
+            engine.write(batch).map_err(storage_error)?;
+        }
+        engine.flush().map_err(storage_error)?;
+        node.keyspace.rebuild_counters().map_err(storage_error)
+    }
+}
+
+/// A pinned, durable engine state.
+struct EngineCheckpoint {
+    snapshot: Arc<dyn storage::Snapshot>,
+    node: Weak<Node>,
+}
+
+impl Checkpoint for EngineCheckpoint {
+    fn state(&self, group: GroupId) -> io::Result<Option<GroupState>> {
+        let key = crate::keyspace::encoding::system_key(&state_record(group));
+        let raw = self.snapshot.get(&key).map_err(storage_error)?;
+        raw.map(decode_state).transpose()
+    }
+
+    fn reader(&self, group: GroupId) -> Box<dyn SnapshotReader> {
+        let ranges = match self.node.upgrade() {
+            Some(node) => group_ranges(&node.keyspace, &node, group),
+            None => Vec::new(),
+        };
+        Box::new(RangeReader {
+            snapshot: self.snapshot.clone(),
+            ranges,
+            next: 0,
+            after: None,
+        })
+    }
+}
+
+/// Reads key ranges of a pinned snapshot page by page.
+struct RangeReader {
+    snapshot: Arc<dyn storage::Snapshot>,
+    ranges: Vec<KeyRange>,
+    /// The range being read, and the last key returned from it.
+    next: usize,
+    after: Option<Bytes>,
+}
+
+impl SnapshotReader for RangeReader {
+    fn next_page(&mut self) -> io::Result<Option<Vec<(Bytes, Bytes)>>> {
+        while let Some(range) = self.ranges.get(self.next) {
+            let mut from = range.clone();
+            if let Some(after) = self.after.take() {
+                from.start = std::ops::Bound::Excluded(after);
+            }
+            let page = self
+                .snapshot
+                .scan(&from, false, SNAPSHOT_PAGE)
+                .map_err(storage_error)?;
+            if page.len() == SNAPSHOT_PAGE {
+                self.after = page.last().map(|(k, _)| k.clone());
+            } else {
+                self.next += 1;
+            }
+            if !page.is_empty() {
+                return Ok(Some(page));
+            }
+        }
+        Ok(None)
+    }
+}
+
+fn apply_expire(txn: &mut Txn, db: u8, keys: &[Bytes]) -> Result<u64, CmdError> {
+    let mut removed = 0;
+    for key in keys {
+        if txn.delete_if_expired(db, key)? {
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::raft::log::{RaftLog, Votes};
+    use crate::raft::log_store::LogStore;
+    use crate::raft::types::TypeConfig;
+    use crate::raft::ShardStateMachine;
+    use openraft::testing::log::{StoreBuilder, Suite};
+    use openraft::StorageError;
+    use std::path::PathBuf;
+    use std::sync::atomic::AtomicU64;
+
+    /// What one store of the suite keeps alive: its node (the state machine's applier
+    /// and snapshot source) and its log's directory.
+    struct Held {
+        _node: Arc<Node>,
+        dir: PathBuf,
+    }
+
+    impl Drop for Held {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    struct Builder(AtomicU64);
+
+    impl StoreBuilder<TypeConfig, LogStore, ShardStateMachine, Held> for Builder {
+        async fn build(
+            &self,
+        ) -> Result<(Held, LogStore, ShardStateMachine), StorageError<TypeConfig>> {
+            let n = self.0.fetch_add(1, Ordering::Relaxed);
+            let dir =
+                std::env::temp_dir().join(format!("basalt-conformance-{}-{n}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            let args: Vec<String> = ["--engine", "memory", "--shards", "4"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+            let config = Arc::new(Config::from_args(&args).expect("config"));
+            let engine: Arc<dyn storage::Engine> = Arc::new(storage::MemoryEngine::new());
+            let keyspace = Keyspace::open(engine, 16).expect("keyspace");
+            let node = Arc::new(Node::new(config, keyspace, 0));
+            let log = Arc::new(RaftLog::open(dir.join("log"), 1 << 20).expect("log"));
+            let votes = Arc::new(Votes::open(dir.join("votes")).expect("votes"));
+            let applier = Arc::new(NodeApplier(Arc::downgrade(&node)));
+            let machine = ShardStateMachine::open(1, applier)
+                .expect("state machine")
+                .allow_gaps();
+            Ok((
+                Held { _node: node, dir },
+                LogStore::new(log, votes, 1),
+                machine,
+            ))
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn openraft_storage_conformance_suite_passes() {
+        Suite::test_all(Builder(AtomicU64::new(0)))
+            .await
+            .expect("openraft's storage suite");
+    }
+}

@@ -1,0 +1,352 @@
+//! The node's Raft groups: one openraft group per shard over the node-wide log.
+//!
+//! Opening loads each group's apply state, replays the log tails of groups whose only voter
+//! is this node in the order the entries were written (so an entry that spans shards —
+//! possible only while the node is alone — sees exactly what preceded it), then starts the
+//! openraft groups, initialising new ones with this node as their single voter.
+//!
+//! Checkpoints keep the log short: when it holds more than [`CHECKPOINT_SEGMENTS`]
+//! segments, the engine's state is pinned and made durable, every group builds its
+//! snapshot from it and openraft purges the entries the snapshot holds, so an entry is
+//! dropped from the log only once the engine has its effects on disk.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use openraft::async_runtime::watch::WatchReceiver;
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{Raft, ServerState, SnapshotPolicy};
+use parking_lot::Mutex;
+
+use super::flusher::Flusher;
+#[cfg(doc)]
+use super::log::SEGMENT_BYTES_DEFAULT;
+use super::log::{RaftLog, Votes};
+use super::log_store::LogStore;
+use super::network::NoPeers;
+use super::state_machine::{Applier, Checkpoint, GroupId, ShardStateMachine};
+use super::types::{self, NodeInfo, TypeConfig};
+use super::Entry;
+use crate::cluster::ShardId;
+use crate::protocol::Reply;
+use crate::storage::SyncPolicy;
+
+/// A checkpoint is taken once the log holds more segments than this.
+pub const CHECKPOINT_SEGMENTS: usize = 4;
+/// How long a proposal waits for its group to have a leader.
+const LEADER_WAIT: Duration = Duration::from_secs(2);
+
+/// Why a proposal got no reply from its group.
+#[derive(Debug, thiserror::Error)]
+pub enum ProposeError {
+    #[error("CLUSTERDOWN The cluster is down")]
+    NoLeader,
+    #[error("TRYAGAIN shard leader is node {0}")]
+    NotLeader(u64),
+    #[error("ERR raft: {0}")]
+    Fatal(String),
+}
+
+/// How to open the node's groups.
+pub struct GroupsOptions<'a> {
+    pub dir: &'a Path,
+    pub shard_count: u16,
+    pub client_addr: String,
+    pub sync: SyncPolicy,
+    /// Size at which a log segment is sealed ([`SEGMENT_BYTES_DEFAULT`] unless tuned).
+    pub segment_bytes: u64,
+}
+
+type ShardRaft = Raft<TypeConfig, ShardStateMachine>;
+
+struct ShardGroup {
+    raft: ShardRaft,
+    prepared: Arc<Mutex<Option<Arc<dyn Checkpoint>>>>,
+}
+
+pub struct Groups {
+    node_id: u64,
+    log: Arc<RaftLog>,
+    flusher: Arc<Flusher>,
+    applier: Arc<dyn Applier>,
+    shards: Vec<ShardGroup>,
+}
+
+/// The group of shard `shard`.
+pub fn group_of(shard: ShardId) -> GroupId {
+    GroupId::from(shard.0) + 1
+}
+
+fn raft_config() -> io::Result<Arc<openraft::Config>> {
+    let config = openraft::Config {
+        cluster_name: "basalt".into(),
+        heartbeat_interval: 150,
+        election_timeout_min: 1000,
+        election_timeout_max: 2000,
+        snapshot_policy: SnapshotPolicy::Never,
+        // Entries are purged up to each snapshot: a lagging follower gets the snapshot.
+        max_in_snapshot_log_to_keep: 0,
+        ..Default::default()
+    };
+    config
+        .validate()
+        .map(Arc::new)
+        .map_err(|e| io::Error::other(e.to_string()))
+}
+
+/// This node's id, kept in the data dir (a new node draws one).
+fn node_identity(dir: &Path) -> io::Result<u64> {
+    let identity = Votes::open(dir.join("identity"))?;
+    if let Some(raw) = identity.get(0) {
+        if let Ok(id) = <[u8; 8]>::try_from(&raw[..]) {
+            return Ok(u64::from_be_bytes(id));
+        }
+    }
+    let id = loop {
+        let id: u64 = rand::random::<u64>() >> 1;
+        if id != 0 {
+            break id;
+        }
+    };
+    identity.save(0, Bytes::copy_from_slice(&id.to_be_bytes()))?;
+    Ok(id)
+}
+
+impl Groups {
+    pub async fn open(options: GroupsOptions<'_>, applier: Arc<dyn Applier>) -> io::Result<Groups> {
+        std::fs::create_dir_all(options.dir)?;
+        let node_id = node_identity(options.dir)?;
+        let log = Arc::new(RaftLog::open(
+            options.dir.join("log"),
+            options.segment_bytes,
+        )?);
+        let votes = Arc::new(Votes::open(options.dir.join("votes"))?);
+        let flusher = Flusher::start(log.clone(), options.sync);
+        let mut machines = Vec::new();
+        for shard in 0..options.shard_count {
+            let group = group_of(ShardId(shard));
+            machines.push(ShardStateMachine::open(group, applier.clone())?);
+        }
+        replay_alone(&log, node_id, &mut machines)?;
+        let config = raft_config()?;
+        let me = NodeInfo {
+            client_addr: options.client_addr.clone(),
+            cluster_addr: String::new(),
+        };
+        let mut shards = Vec::new();
+        for (i, machine) in machines.into_iter().enumerate() {
+            let group = group_of(ShardId(i as u16));
+            let prepared = machine.prepared();
+            let store =
+                LogStore::new(log.clone(), votes.clone(), group).with_flusher(flusher.clone());
+            let raft = Raft::new(node_id, config.clone(), NoPeers, store, machine)
+                .await
+                .map_err(|e| io::Error::other(e.to_string()))?;
+            if !raft
+                .is_initialized()
+                .await
+                .map_err(|e| io::Error::other(e.to_string()))?
+            {
+                let members = BTreeMap::from([(node_id, me.clone())]);
+                raft.initialize(members)
+                    .await
+                    .map_err(|e| io::Error::other(e.to_string()))?;
+            } else if raft.voter_ids().eq([node_id]) {
+                // (voter_ids reflects the stored membership once the group is built.)
+                // Alone: no need to sit out an election timeout after a restart.
+                raft.trigger()
+                    .elect(false)
+                    .await
+                    .map_err(|e| io::Error::other(e.to_string()))?;
+            }
+            shards.push(ShardGroup { raft, prepared });
+        }
+        // A lone node leads all of its groups within moments; serve once it does.
+        for shard in &shards {
+            let members = shard.raft.voter_ids().collect::<Vec<_>>();
+            if members.is_empty() || members == [node_id] {
+                shard
+                    .raft
+                    .wait(Some(Duration::from_secs(10)))
+                    .state(ServerState::Leader, "a lone node leads its group")
+                    .await
+                    .map_err(|e| io::Error::other(e.to_string()))?;
+            }
+        }
+        Ok(Groups {
+            node_id,
+            log,
+            flusher,
+            applier,
+            shards,
+        })
+    }
+
+    pub fn node_id(&self) -> u64 {
+        self.node_id
+    }
+
+    pub fn set_sync_policy(&self, policy: SyncPolicy) {
+        self.flusher.set_policy(policy);
+    }
+
+    /// Appends `entry` to the log of `shard`'s group and returns its reply once applied.
+    /// While the group has no leader it waits up to [`LEADER_WAIT`].
+    pub async fn propose(&self, shard: ShardId, entry: Entry) -> Result<Reply, ProposeError> {
+        let raft = &self.shards[usize::from(shard.0)].raft;
+        let deadline = tokio::time::Instant::now() + LEADER_WAIT;
+        loop {
+            match raft.client_write(entry.clone()).await {
+                Ok(response) => return Ok(response.data),
+                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
+                    match forward.leader_id {
+                        Some(leader) if leader != self.node_id => {
+                            return Err(ProposeError::NotLeader(leader))
+                        }
+                        _ if tokio::time::Instant::now() >= deadline => {
+                            return Err(ProposeError::NoLeader)
+                        }
+                        _ => tokio::time::sleep(Duration::from_millis(10)).await,
+                    }
+                }
+                Err(e) => return Err(ProposeError::Fatal(e.to_string())),
+            }
+        }
+    }
+
+    /// Whether every group's only voter is this node (entries may then span shards).
+    pub fn alone(&self) -> bool {
+        self.shards
+            .iter()
+            .all(|s| s.raft.voter_ids().eq([self.node_id]))
+    }
+
+    /// Pins and makes durable the engine's state, has every group snapshot from it and
+    /// purge its log up to there.
+    pub async fn checkpoint(&self) -> io::Result<()> {
+        let applier = self.applier.clone();
+        let checkpoint = tokio::task::spawn_blocking(move || applier.checkpoint())
+            .await
+            .map_err(io::Error::other)??;
+        for shard in &self.shards {
+            *shard.prepared.lock() = Some(checkpoint.clone());
+            shard
+                .raft
+                .trigger()
+                .snapshot()
+                .await
+                .map_err(|e| io::Error::other(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// Takes a checkpoint when the log has grown past [`CHECKPOINT_SEGMENTS`].
+    pub async fn maybe_checkpoint(&self) -> io::Result<()> {
+        if self.log.segment_count() > CHECKPOINT_SEGMENTS {
+            self.checkpoint().await?;
+        }
+        Ok(())
+    }
+
+    /// Stops every group (no more applies).
+    pub async fn shutdown(&self) {
+        for shard in &self.shards {
+            let _ = shard.raft.shutdown().await;
+        }
+    }
+
+    /// INFO `raft`: the node and one line per shard group.
+    pub fn info(&self) -> Vec<(String, String)> {
+        let mut out = vec![
+            ("node_id".to_string(), format!("{:016x}", self.node_id)),
+            ("groups".to_string(), self.shards.len().to_string()),
+            (
+                "log_segments".to_string(),
+                self.log.segment_count().to_string(),
+            ),
+            ("log_fsyncs".to_string(), self.log.syncs().to_string()),
+        ];
+        for (i, shard) in self.shards.iter().enumerate() {
+            let m = shard.raft.metrics().borrow_watched().clone();
+            let role = match m.state {
+                ServerState::Leader => "leader",
+                ServerState::Follower => "follower",
+                ServerState::Candidate => "candidate",
+                ServerState::Learner => "learner",
+                ServerState::Shutdown => "shutdown",
+            };
+            let index = |id: Option<types::LogId>| id.map_or(0, |id| id.index);
+            out.push((
+                format!("shard{i}"),
+                format!(
+                    "group={},role={role},term={},leader={},last_log={},commit={},applied={},snapshot={},purged={}",
+                    group_of(ShardId(i as u16)),
+                    m.current_term,
+                    m.current_leader.map_or("none".into(), |l| format!("{l:016x}")),
+                    m.last_log_index.unwrap_or(0),
+                    index(m.cluster_committed),
+                    index(m.last_applied),
+                    index(m.snapshot),
+                    index(m.purged),
+                ),
+            ));
+        }
+        out
+    }
+}
+
+/// Applies, in the order they were written, the log entries beyond each group's applied
+/// index of the groups whose only voter is this node: all of them are committed (a lone
+/// voter commits its whole log when it is elected again).
+fn replay_alone(log: &RaftLog, node_id: u64, machines: &mut [ShardStateMachine]) -> io::Result<()> {
+    let alone = BTreeSet::from([node_id]);
+    let mut from = Vec::new();
+    let mut by_group: BTreeMap<GroupId, usize> = BTreeMap::new();
+    for (i, m) in machines.iter().enumerate() {
+        let voters: BTreeSet<u64> = m.state().membership.membership().voter_ids().collect();
+        // No membership applied yet: the log's first entry (the group's initial membership)
+        // decides below.
+        if voters == alone || voters.is_empty() {
+            let group = group_of(ShardId(i as u16));
+            from.push((group, m.state().applied.map_or(0, |id| id.index + 1)));
+            by_group.insert(group, i);
+        }
+    }
+    let mut replayed = 0u64;
+    for (group, index) in log.written_order(&from) {
+        let Some(&i) = by_group.get(&group) else {
+            continue;
+        };
+        let Some(raw) = log.entries(group, index..=index)?.pop() else {
+            continue;
+        };
+        let entry = types::decode_entry(raw.data)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+        let members_known = machines[i]
+            .state()
+            .membership
+            .membership()
+            .voter_ids()
+            .next()
+            .is_some();
+        let lone_membership = match &entry.payload {
+            openraft::EntryPayload::Membership(m) => Some(m.voter_ids().eq([node_id])),
+            _ => None,
+        };
+        if lone_membership == Some(false) || (!members_known && lone_membership.is_none()) {
+            // Not (or not known to be) this node's alone: openraft replays the rest.
+            by_group.remove(&group);
+            continue;
+        }
+        machines[i].apply_one(&entry)?;
+        replayed += 1;
+    }
+    if replayed > 0 {
+        tracing::info!(entries = replayed, "replayed the raft log");
+    }
+    Ok(())
+}
