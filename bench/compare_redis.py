@@ -5,8 +5,12 @@ Starts both on free loopback ports, runs redis-benchmark against each in alterna
 (`-t set,get,incr,mset -c 50`, at -P 1 and -P 16, several runs), and prints a Markdown
 table of median ops/s and the Basalt/Redis ratio, with the machine, commit and settings.
 
+With `--baseline BIN`, a third server (another Basalt build, e.g. one from before a change)
+runs in the same alternation and the table gains its ops/s and the Basalt/baseline ratio.
+
 Usage: bench/compare_redis.py [--runs 5] [--requests 200000] [--tests set,get,incr,mset]
                               [--basalt-args "--appendfsync everysec"] [--redis-args "..."]
+                              [--baseline path/to/basalt]
 """
 import argparse
 import csv
@@ -62,6 +66,7 @@ def main():
     ap.add_argument("--pipelines", default="1,16")
     ap.add_argument("--basalt-args", default="")
     ap.add_argument("--redis-args", default="--save '' --appendonly no")
+    ap.add_argument("--baseline", default="", help="another basalt binary to compare with")
     args = ap.parse_args()
 
     subprocess.run(["cargo", "build", "--release", "-q"], cwd=ROOT, check=True)
@@ -73,14 +78,22 @@ def main():
                                "--bind", "127.0.0.1", "--dir", os.path.join(tmp, "basalt")]
                               + shlex.split(args.basalt_args), stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
+    servers = [("redis", rport, redis), ("basalt", bport, basalt)]
+    if args.baseline:
+        lport = free_port()
+        baseline = subprocess.Popen([args.baseline, "--port", str(lport), "--bind", "127.0.0.1",
+                                     "--dir", os.path.join(tmp, "baseline")]
+                                    + shlex.split(args.basalt_args), stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL)
+        servers.append(("baseline", lport, baseline))
     try:
-        wait_port(rport, redis)
-        wait_port(bport, basalt)
+        for _, port, proc in servers:
+            wait_port(port, proc)
         results = {}  # (server, pipeline, test) -> [ops/s]
         for pipeline in [int(p) for p in args.pipelines.split(",")]:
             requests = args.requests * (8 if pipeline > 1 else 1)
             for _ in range(args.runs):
-                for name, port in (("redis", rport), ("basalt", bport)):
+                for name, port, _ in servers:
                     for test, ops in bench(port, args.tests, requests, pipeline, args.clients).items():
                         results.setdefault((name, pipeline, test), []).append(ops)
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
@@ -91,16 +104,25 @@ def main():
         print(f"Commit {commit}; redis-server {redis_version}; redis-benchmark -c {args.clients}, "
               f"{args.requests} requests at P1 (x8 when pipelined), median of {args.runs} runs")
         print(f"Basalt args: `{args.basalt_args or '(defaults)'}`; redis args: `{args.redis_args}`\n")
-        print("| test | pipeline | redis-server ops/s | Basalt ops/s | Basalt/Redis |")
-        print("|---|---:|---:|---:|---:|")
+        if args.baseline:
+            print(f"Baseline: `{args.baseline}`\n")
+            print("| test | pipeline | redis-server ops/s | Basalt ops/s | Basalt/Redis | baseline ops/s | Basalt/baseline |")
+            print("|---|---:|---:|---:|---:|---:|---:|")
+        else:
+            print("| test | pipeline | redis-server ops/s | Basalt ops/s | Basalt/Redis |")
+            print("|---|---:|---:|---:|---:|")
         for (name, pipeline, test), values in sorted(results.items(), key=lambda k: (k[0][1], k[0][2])):
             if name != "redis":
                 continue
             r = statistics.median(values)
             b = statistics.median(results.get(("basalt", pipeline, test), [0]))
-            print(f"| {test} | {pipeline} | {r:,.0f} | {b:,.0f} | {b / r:.2f} |")
+            row = f"| {test} | {pipeline} | {r:,.0f} | {b:,.0f} | {b / r:.2f} |"
+            if args.baseline:
+                base = statistics.median(results.get(("baseline", pipeline, test), [0]))
+                row += f" {base:,.0f} | {b / base:.2f} |"
+            print(row)
     finally:
-        for p in (redis, basalt):
+        for _, _, p in servers:
             p.terminate()
             p.wait()
 

@@ -5,7 +5,7 @@
 //! - [`storage`]: the ordered KV [`storage::Engine`] trait and its engines.
 //! - [`keyspace`]: Redis databases and values encoded over the engine.
 //! - [`cluster`]: hash slots and shards.
-//! - [`raft`]: write entries and each shard's ordered apply sequence.
+//! - [`raft`]: write entries and each shard's openraft group (log, state machine, network).
 //! - [`commands`]: the command table, dispatch and command families.
 //! - [`server`]: TCP, connections, pipelining, shutdown.
 //! - [`config`]: settings with redis.conf names.
@@ -58,6 +58,26 @@ pub fn open_engine(config: &config::Config) -> anyhow::Result<Arc<dyn storage::E
     })
 }
 
+/// The address other nodes and clients are told to use: the first `bind` address that is
+/// not a wildcard, else loopback.
+pub fn announce_host(config: &config::Config) -> String {
+    config
+        .get("bind")
+        .split_whitespace()
+        .map(|a| a.trim_start_matches('-'))
+        .find(|a| *a != "*" && *a != "0.0.0.0" && *a != "::")
+        .unwrap_or("127.0.0.1")
+        .to_string()
+}
+
+/// The node-to-node port: `cluster-port`, or the client port + 10000.
+pub fn cluster_port(config: &config::Config, port: u16) -> u16 {
+    match config.get("cluster-port").parse::<u16>() {
+        Ok(p) if p != 0 => p,
+        _ => port.wrapping_add(10000),
+    }
+}
+
 /// Builds a node from settings: engine, keyspace, command table, and its shards' Raft
 /// groups (their logs in `<dir>/raft`; with the in-memory engine, which keeps nothing, the
 /// log starts empty too).
@@ -74,17 +94,15 @@ pub async fn build_node(
         std::fs::remove_dir_all(&raft_dir)?;
     }
     let applier = Arc::new(commands::NodeApplier(Arc::downgrade(&node)));
+    let host = announce_host(&config);
     let options = raft::GroupsOptions {
         dir: &raft_dir,
         shard_count: node.shards.shard_count(),
-        client_addr: format!(
-            "{}:{port}",
-            config
-                .get("bind")
-                .split_whitespace()
-                .next()
-                .unwrap_or("127.0.0.1")
-        ),
+        client_addr: format!("{host}:{port}"),
+        cluster_addr: format!("{host}:{}", cluster_port(&config, port)),
+        join: !config.get("join").is_empty(),
+        replicas: config.get("replicas").parse().unwrap_or(3),
+        linearizable_reads: config.get("read-consistency") == "linearizable",
         sync: storage::SyncPolicy::from_appendfsync(&config.get("appendfsync")),
         segment_bytes: config::table::parse_memory(&config.get("raft-log-segment-size"))
             .map_or(raft::log::SEGMENT_BYTES_DEFAULT, |n| n.max(1 << 16) as u64),

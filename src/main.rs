@@ -84,10 +84,24 @@ async fn serve(config: Arc<Config>) -> anyhow::Result<()> {
         })
         .unwrap_or(IpAddr::from([0, 0, 0, 0]));
     let node = basalt::build_node(config.clone(), port).await?;
-    let server = basalt::server::Server::bind(node, SocketAddr::new(ip, port))
-        .await
-        .with_context(|| format!("binding {ip}:{port}"))?;
+    let peer_port = basalt::cluster_port(&config, port);
+    let server = basalt::server::Server::bind(
+        node.clone(),
+        SocketAddr::new(ip, port),
+        SocketAddr::new(ip, peer_port),
+    )
+    .await
+    .with_context(|| format!("binding {ip}:{port} and {ip}:{peer_port}"))?;
     tracing::info!(addr = %server.local_addr()?, "Basalt ready to accept connections");
+    let seed = config.get("join");
+    if !seed.is_empty() {
+        tokio::spawn(async move {
+            match node.join_cluster(&seed).await {
+                Ok(()) => tracing::info!(%seed, "joined the cluster"),
+                Err(e) => tracing::error!(%seed, error = %e, "cannot join"),
+            }
+        });
+    }
     server.run(stop_signal()).await;
     Ok(())
 }

@@ -1,4 +1,4 @@
-//! Basalt's node-to-node protocol: framing (and, with the Raft issue, messages).
+//! Basalt's node-to-node protocol: framing and messages.
 //!
 //! ## Format
 //! A frame is `len:u32 | crc32c:u32 | payload`, big-endian, where `len` counts the payload
@@ -9,8 +9,11 @@
 //! This crate knows nothing of Basalt's layers above it.
 
 mod frame;
+pub mod messages;
 
 pub use frame::{decode_frame, encode_frame, FrameError, FRAME_PAYLOAD_BYTES_MAX};
+pub use messages::{request, response, Hello, RaftKind, Request, Response};
+pub use prost::Message;
 
 /// Version of the node-to-node protocol spoken by this build.
 pub const PROTOCOL_VERSION: u32 = 1;

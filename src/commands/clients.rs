@@ -122,8 +122,16 @@ pub struct ClientRegistry {
 impl ClientRegistry {
     /// Registers a new connection and returns its record.
     pub fn register(&self, addr: SocketAddr, laddr: SocketAddr) -> Arc<ClientInfo> {
+        let info = self.detached(addr, laddr);
+        self.clients.lock().insert(info.id, info.clone());
+        self.total_connections.fetch_add(1, Ordering::Relaxed);
+        info
+    }
+
+    /// A client record that is not listed (commands another node forwards run under one).
+    pub fn detached(&self, addr: SocketAddr, laddr: SocketAddr) -> Arc<ClientInfo> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
-        let info = Arc::new(ClientInfo {
+        Arc::new(ClientInfo {
             id,
             addr,
             laddr,
@@ -141,10 +149,7 @@ impl ClientRegistry {
             no_touch: AtomicBool::new(false),
             killed: AtomicBool::new(false),
             kill_signal: Notify::new(),
-        });
-        self.clients.lock().insert(id, info.clone());
-        self.total_connections.fetch_add(1, Ordering::Relaxed);
-        info
+        })
     }
 
     pub fn unregister(&self, id: u64) {

@@ -32,6 +32,7 @@ mod lists_blocking;
 pub mod meta;
 mod node;
 mod object;
+mod peer;
 mod replication;
 mod server;
 mod session;

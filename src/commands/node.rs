@@ -174,6 +174,10 @@ impl Node {
             Ok(cmd) => cmd,
             Err(reply) => return Prepared::Done(self.count_error(reply)),
         };
+        if let Some(reply) = self.route_elsewhere(cmd, session, &args).await {
+            self.finish(cmd, &reply, session, &args, started_us);
+            return Prepared::Done(reply);
+        }
         let now_ms = started_us / 1000;
         session.info.touch(cmd.meta.name, now_ms);
         let mut ctx = Ctx {
@@ -334,15 +338,69 @@ impl Node {
         for s in &shards {
             guards.push(self.gates[usize::from(s.0)].read().await);
         }
+        // One entry per shard (and database): its writes of the run, in order.
+        let mut batches: Vec<(ShardId, Entry)> = Vec::new();
+        let mut slots = Vec::with_capacity(run.len());
+        for (shard, entry) in run {
+            let fits = |(s, e): &(ShardId, Entry)| {
+                *s == shard && e.db == entry.db && !matches!(e.op, EntryOp::Expire(_))
+            };
+            match batches.iter().position(fits) {
+                Some(b) if matches!(entry.op, EntryOp::Command(_)) => {
+                    let batch = &mut batches[b].1;
+                    batch.now_ms = batch.now_ms.max(entry.now_ms);
+                    let EntryOp::Command(args) = entry.op else {
+                        unreachable!("matched above")
+                    };
+                    let position = match &mut batch.op {
+                        EntryOp::Batch(commands) => {
+                            commands.push(args);
+                            commands.len() - 1
+                        }
+                        op => {
+                            let EntryOp::Command(first) =
+                                std::mem::replace(op, EntryOp::Batch(Vec::new()))
+                            else {
+                                unreachable!("only commands are batched")
+                            };
+                            *op = EntryOp::Batch(vec![first, args]);
+                            1
+                        }
+                    };
+                    slots.push((b, Some(position)));
+                }
+                _ => {
+                    batches.push((shard, entry));
+                    slots.push((batches.len() - 1, None));
+                }
+            }
+        }
         let groups = self.groups();
-        let proposals = run
-            .into_iter()
-            .map(|(shard, entry)| async move { groups.propose(shard, entry).await });
-        let replies = join_in_order(proposals).await;
+        let proposals = batches.into_iter().map(|(shard, entry)| async move {
+            let batched = matches!(entry.op, EntryOp::Batch(_));
+            let reply = groups
+                .propose(shard, entry)
+                .await
+                .unwrap_or_else(|e| Reply::Error(e.to_string()));
+            match reply {
+                Reply::Array(replies) if batched => replies,
+                other => vec![other],
+            }
+        });
+        let results = join_in_order(proposals).await;
         drop(guards);
-        replies
+        slots
             .into_iter()
-            .map(|r| r.unwrap_or_else(|e| Reply::Error(e.to_string())))
+            .map(|(b, position)| {
+                let replies = &results[b];
+                let at = position.unwrap_or(0);
+                // A batch that failed as a whole has one (error) reply for all.
+                replies
+                    .get(at)
+                    .or(replies.first())
+                    .cloned()
+                    .unwrap_or(Reply::Null)
+            })
             .collect()
     }
 
@@ -413,6 +471,53 @@ impl Node {
             return Err(Reply::error(error::NOAUTH));
         }
         Ok(cmd)
+    }
+
+    /// Runs a keyed command at the leader of its shard when that is another node, and makes
+    /// a read here wait for this node's leadership to be confirmed (lease or ReadIndex) and
+    /// its state to be current. `None`: run it here.
+    async fn route_elsewhere(
+        &self,
+        cmd: &Command,
+        session: &Session,
+        args: &[Bytes],
+    ) -> Option<Reply> {
+        if let Some(leader) = self.leader_elsewhere(cmd, args) {
+            return Some(self.forward(leader, session, args.to_vec()).await);
+        }
+        if cmd.is_write() {
+            return None;
+        }
+        let first = cmd.key_positions(args).next()?;
+        let shard = self.shards.shard_of_key(&args[first]);
+        match self.groups().read_barrier(shard).await {
+            Ok(()) => None,
+            Err(crate::raft::ProposeError::NotLeader(_)) => {
+                match self.leader_elsewhere(cmd, args) {
+                    Some(leader) => Some(self.forward(leader, session, args.to_vec()).await),
+                    None => Some(Reply::error("TRYAGAIN the shard is changing leader")),
+                }
+            }
+            Err(e) => Some(Reply::Error(e.to_string())),
+        }
+    }
+
+    /// The node leading the shard of the command's first key, when that is another node:
+    /// the command runs there (reads see the leader's state, writes are proposed there).
+    fn leader_elsewhere(
+        &self,
+        cmd: &Command,
+        args: &[Bytes],
+    ) -> Option<(u64, crate::raft::types::NodeInfo)> {
+        let first = cmd.key_positions(args).next()?;
+        let shard = self.shards.shard_of_key(&args[first]);
+        let groups = self.groups();
+        if groups.is_leader(shard) {
+            return None;
+        }
+        groups
+            .leader_of(shard)
+            .filter(|(id, _)| *id != groups.node_id())
     }
 
     /// The shards a write touches: those of its keys, or all for a keyless write.
@@ -554,24 +659,21 @@ impl Node {
     /// Wakes clients blocked on the keys an applied command wrote: for each key that now
     /// holds a non-empty list or sorted set, its first waiter for that type (one element
     /// may serve one client; the client's own pop wakes the next).
-    pub(super) fn wake_blocked(&self, entry: &Entry) {
+    pub(super) fn wake_blocked(&self, db: u8, args: &[Bytes]) {
         if self.blocking.blocked_clients() == 0 {
             return;
         }
-        let EntryOp::Command(args) = &entry.op else {
-            return;
-        };
         let Some(cmd) = self.table.get(&args[0]) else {
             return;
         };
         for i in cmd.key_positions(args) {
-            let Ok(Some(meta)) = self.keyspace.get_stored(entry.db, &args[i]) else {
+            let Ok(Some(meta)) = self.keyspace.get_stored(db, &args[i]) else {
                 continue;
             };
             let poppable = matches!(meta.value_type, ValueType::List | ValueType::ZSet)
                 && meta.collection_header().is_some_and(|c| c.count > 0);
             if poppable {
-                self.blocking.wake(entry.db, &args[i], meta.value_type);
+                self.blocking.wake(db, &args[i], meta.value_type);
             }
         }
     }

@@ -67,20 +67,33 @@ impl Applier for NodeApplier {
         let mut txn = node
             .keyspace
             .txn(entry.now_ms, revision, state.first_version(group));
-        let result = match &entry.op {
-            EntryOp::Command(args) => match node.table.get(&args[0]).and_then(|c| c.apply) {
-                Some(apply) => apply(&mut txn, entry.db, args),
-                None => Err(CmdError::msg("ERR entry names no write command")),
+        let reply = match &entry.op {
+            EntryOp::Command(args) => match apply_command(&node, &mut txn, entry.db, args) {
+                Ok(reply) => reply,
+                // A failed command changes nothing; a replay fails it the same way.
+                Err(e) => return Ok(e.into_reply()),
             },
-            EntryOp::Expire(keys) => apply_expire(&mut txn, entry.db, keys).map(|removed| {
-                node.stats.expired_keys.add(removed);
-                Reply::Integer(removed as i64)
-            }),
-        };
-        let reply = match result {
-            Ok(reply) => reply,
-            // A failed command changes nothing; a replay fails it the same way.
-            Err(e) => return Ok(e.into_reply()),
+            EntryOp::Expire(keys) => match apply_expire(&mut txn, entry.db, keys) {
+                Ok(removed) => {
+                    node.stats.expired_keys.add(removed);
+                    Reply::Integer(removed as i64)
+                }
+                Err(e) => return Ok(e.into_reply()),
+            },
+            EntryOp::Batch(commands) => {
+                let mut replies = Vec::with_capacity(commands.len());
+                for args in commands {
+                    let point = txn.savepoint();
+                    replies.push(match apply_command(&node, &mut txn, entry.db, args) {
+                        Ok(reply) => reply,
+                        Err(e) => {
+                            txn.rollback(point);
+                            e.into_reply()
+                        }
+                    });
+                }
+                Reply::Array(replies)
+            }
         };
         let expired = txn.expired_removed();
         state.next_version += txn.versions_taken();
@@ -88,7 +101,15 @@ impl Applier for NodeApplier {
         txn.commit().map_err(storage_error)?;
         node.stats.expired_keys.add(expired);
         node.changes_since_save.fetch_add(1, Ordering::Relaxed);
-        node.wake_blocked(entry);
+        match &entry.op {
+            EntryOp::Command(args) => node.wake_blocked(entry.db, args),
+            EntryOp::Batch(commands) => {
+                for args in commands {
+                    node.wake_blocked(entry.db, args);
+                }
+            }
+            EntryOp::Expire(_) => {}
+        }
         Ok(reply)
     }
 
@@ -204,6 +225,13 @@ impl SnapshotReader for RangeReader {
             }
         }
         Ok(None)
+    }
+}
+
+fn apply_command(node: &Node, txn: &mut Txn, db: u8, args: &[Bytes]) -> Result<Reply, CmdError> {
+    match node.table.get(&args[0]).and_then(|c| c.apply) {
+        Some(apply) => apply(txn, db, args),
+        None => Err(CmdError::msg("ERR entry names no write command")),
     }
 }
 

@@ -77,6 +77,30 @@ pub static BASALT_PARAMS: &[Param] = &[
         mutable: false,
     },
     Param {
+        name: "join",
+        default: "",
+        kind: Kind::Text,
+        mutable: false,
+    },
+    Param {
+        name: "cluster-port",
+        default: "0",
+        kind: Kind::Int { min: 0, max: 65535 },
+        mutable: false,
+    },
+    Param {
+        name: "read-consistency",
+        default: "lease",
+        kind: Kind::Enum(&["lease", "linearizable"]),
+        mutable: false,
+    },
+    Param {
+        name: "replicas",
+        default: "3",
+        kind: Kind::Int { min: 1, max: 7 },
+        mutable: false,
+    },
+    Param {
         name: "raft-log-segment-size",
         default: "67108864",
         kind: Kind::Memory {
@@ -121,6 +145,10 @@ pub static EFFECTIVE: &[&str] = &[
     "shards",
     "engine",
     "raft-log-segment-size",
+    "join",
+    "cluster-port",
+    "replicas",
+    "read-consistency",
 ];
 
 /// Settings Redis can change at run time but Basalt reads only at start-up (the listener

@@ -17,6 +17,20 @@ use super::{Keyspace, KeyspaceError, Result, DATABASES_MAX};
 use crate::cluster::{key_slot, Slot, SLOT_COUNT};
 use crate::storage::WriteBatch;
 
+/// What a transaction had done at a point, to go back to it (see [`Txn::savepoint`]).
+pub struct Savepoint {
+    db_map: [u8; DATABASES_MAX],
+    db_map_changed: bool,
+    overlay: Overlay,
+    elements: BTreeMap<Bytes, Option<Bytes>>,
+    flushed: usize,
+    batch: usize,
+    expired_removed: u64,
+    key_delta: Vec<(u8, i64)>,
+    volatile_delta: Vec<(u8, Slot, i64)>,
+    versions_taken: u64,
+}
+
 pub struct Txn<'a> {
     ks: &'a Keyspace,
     now_ms: u64,
@@ -44,6 +58,7 @@ pub struct Txn<'a> {
 /// The records a transaction has read or written, by metadata key. Most entries touch one
 /// or a few keys, so a short list searched in place serves them; past `SMALL_MAX` records
 /// a hash map takes over (MSET of thousands of keys).
+#[derive(Clone)]
 enum Overlay {
     Small(Vec<(Bytes, Option<Meta>)>),
     Large(AHashMap<Bytes, Option<Meta>>),
@@ -240,6 +255,37 @@ impl<'a> Txn<'a> {
     /// How many versions this transaction handed out.
     pub fn versions_taken(&self) -> u64 {
         self.versions_taken
+    }
+
+    /// Marks the current state, so one command of several in this transaction can be
+    /// undone alone ([`Txn::rollback`]) when it fails.
+    pub fn savepoint(&self) -> Savepoint {
+        Savepoint {
+            db_map: self.db_map,
+            db_map_changed: self.db_map_changed,
+            overlay: self.overlay.clone(),
+            elements: self.elements.clone(),
+            flushed: self.flushed.len(),
+            batch: self.batch.len(),
+            expired_removed: self.expired_removed,
+            key_delta: self.key_delta.clone(),
+            volatile_delta: self.volatile_delta.clone(),
+            versions_taken: self.versions_taken,
+        }
+    }
+
+    /// Undoes everything done since `point` was taken.
+    pub fn rollback(&mut self, point: Savepoint) {
+        self.db_map = point.db_map;
+        self.db_map_changed = point.db_map_changed;
+        self.overlay = point.overlay;
+        self.elements = point.elements;
+        self.flushed.truncate(point.flushed);
+        self.batch.truncate(point.batch);
+        self.expired_removed = point.expired_removed;
+        self.key_delta = point.key_delta;
+        self.volatile_delta = point.volatile_delta;
+        self.versions_taken = point.versions_taken;
     }
 
     /// Writes system record `0xff | name` with this transaction's changes.

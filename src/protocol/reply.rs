@@ -36,6 +36,9 @@ pub enum Reply {
     /// Verbatim string with its three-letter format (`txt`, `mkd`).
     Verbatim(&'static str, Bytes),
     Push(Vec<Reply>),
+    /// A reply already encoded for this client's protocol (one relayed from another node),
+    /// written as is.
+    Encoded(Bytes),
 }
 
 impl Reply {
@@ -118,6 +121,7 @@ impl Reply {
                 out.put_slice(b"\r\n");
             }
             Reply::Verbatim(_, text) => bulk(out, text),
+            Reply::Encoded(raw) => out.put_slice(raw),
         }
     }
 }

@@ -3,7 +3,9 @@
 //! ## Format
 //! `version:u8 (1) | db:u8 | now_ms:u64 | op:u8 | count:u32 | (len:u32 | bytes){count}`,
 //! integers big-endian. `op` 1 = a normalised command (its argv), 2 = active expiry of the
-//! listed keys (each deleted only if it is expired at `now_ms`).
+//! listed keys (each deleted only if it is expired at `now_ms`), 3 = several commands of
+//! one pipeline for one shard, applied in order (`count` commands, each
+//! `argc:u32 | (len:u32 | bytes){argc}`).
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
@@ -17,6 +19,9 @@ pub enum EntryOp {
     Command(Vec<Bytes>),
     /// Delete these keys if they are expired at the entry's `now_ms`.
     Expire(Vec<Bytes>),
+    /// Write commands in normalised form, applied in order, each atomically: one failing
+    /// leaves the others' effects.
+    Batch(Vec<Vec<Bytes>>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,20 +47,30 @@ pub enum EntryDecodeError {
 
 impl Entry {
     pub fn encode(&self) -> Bytes {
-        let (tag, args) = match &self.op {
-            EntryOp::Command(args) => (1u8, args),
-            EntryOp::Expire(keys) => (2u8, keys),
+        let (tag, lists): (u8, Vec<&Vec<Bytes>>) = match &self.op {
+            EntryOp::Command(args) => (1, vec![args]),
+            EntryOp::Expire(keys) => (2, vec![keys]),
+            EntryOp::Batch(commands) => (3, commands.iter().collect()),
         };
-        let size: usize = 15 + args.iter().map(|a| 4 + a.len()).sum::<usize>();
+        let size: usize = 15
+            + lists
+                .iter()
+                .map(|l| 4 + l.iter().map(|a| 4 + a.len()).sum::<usize>())
+                .sum::<usize>();
         let mut out = BytesMut::with_capacity(size);
         out.put_u8(FORMAT_VERSION);
         out.put_u8(self.db);
         out.put_u64(self.now_ms);
         out.put_u8(tag);
-        out.put_u32(args.len() as u32);
-        for a in args {
-            out.put_u32(a.len() as u32);
-            out.put_slice(a);
+        if tag == 3 {
+            out.put_u32(lists.len() as u32);
+        }
+        for args in lists {
+            out.put_u32(args.len() as u32);
+            for a in args {
+                out.put_u32(a.len() as u32);
+                out.put_slice(a);
+            }
         }
         out.freeze()
     }
@@ -71,28 +86,48 @@ impl Entry {
         let db = raw.get_u8();
         let now_ms = raw.get_u64();
         let tag = raw.get_u8();
-        let count = raw.get_u32();
-        if count > ARGS_MAX {
-            return Err(EntryDecodeError::TooManyArgs(count));
-        }
-        let mut args = Vec::with_capacity(count.min(1024) as usize);
-        for _ in 0..count {
-            if raw.remaining() < 4 {
-                return Err(EntryDecodeError::Truncated);
-            }
-            let len = raw.get_u32() as usize;
-            if raw.remaining() < len {
-                return Err(EntryDecodeError::Truncated);
-            }
-            args.push(raw.split_to(len));
-        }
         let op = match tag {
-            1 => EntryOp::Command(args),
-            2 => EntryOp::Expire(args),
+            1 => EntryOp::Command(decode_args(&mut raw)?),
+            2 => EntryOp::Expire(decode_args(&mut raw)?),
+            3 => {
+                let count = take_count(&mut raw)?;
+                let mut commands = Vec::with_capacity(count.min(1024) as usize);
+                for _ in 0..count {
+                    commands.push(decode_args(&mut raw)?);
+                }
+                EntryOp::Batch(commands)
+            }
             other => return Err(EntryDecodeError::Op(other)),
         };
         Ok(Entry { db, now_ms, op })
     }
+}
+
+fn take_count(raw: &mut Bytes) -> Result<u32, EntryDecodeError> {
+    if raw.remaining() < 4 {
+        return Err(EntryDecodeError::Truncated);
+    }
+    let count = raw.get_u32();
+    if count > ARGS_MAX {
+        return Err(EntryDecodeError::TooManyArgs(count));
+    }
+    Ok(count)
+}
+
+fn decode_args(raw: &mut Bytes) -> Result<Vec<Bytes>, EntryDecodeError> {
+    let count = take_count(raw)?;
+    let mut args = Vec::with_capacity(count.min(1024) as usize);
+    for _ in 0..count {
+        if raw.remaining() < 4 {
+            return Err(EntryDecodeError::Truncated);
+        }
+        let len = raw.get_u32() as usize;
+        if raw.remaining() < len {
+            return Err(EntryDecodeError::Truncated);
+        }
+        args.push(raw.split_to(len));
+    }
+    Ok(args)
 }
 
 #[cfg(test)]
@@ -102,10 +137,14 @@ mod tests {
 
     proptest! {
         #[test]
-        fn round_trip(db: u8, now_ms: u64, expire: bool,
+        fn round_trip(db: u8, now_ms: u64, kind in 0..3u8,
                       args in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..40), 0..8)) {
             let args: Vec<Bytes> = args.into_iter().map(Bytes::from).collect();
-            let op = if expire { EntryOp::Expire(args) } else { EntryOp::Command(args) };
+            let op = match kind {
+                0 => EntryOp::Expire(args),
+                1 => EntryOp::Command(args),
+                _ => EntryOp::Batch(args.chunks(3).map(<[Bytes]>::to_vec).collect()),
+            };
             let entry = Entry { db, now_ms, op };
             let raw = entry.encode();
             prop_assert_eq!(Entry::decode(raw.clone()), Ok(entry));

@@ -22,12 +22,18 @@ use openraft::error::{ClientWriteError, RaftError};
 use openraft::{Raft, ServerState, SnapshotPolicy};
 use parking_lot::Mutex;
 
+use cluster_proto::messages::SnapshotChunk;
+use cluster_proto::RaftKind;
+use openraft::ChangeMembers;
+
 use super::flusher::Flusher;
+use super::incoming::Incoming;
 #[cfg(doc)]
 use super::log::SEGMENT_BYTES_DEFAULT;
 use super::log::{RaftLog, Votes};
 use super::log_store::LogStore;
-use super::network::NoPeers;
+use super::network::ClusterNetwork;
+use super::peers::Peers;
 use super::state_machine::{Applier, Checkpoint, GroupId, ShardStateMachine};
 use super::types::{self, NodeInfo, TypeConfig};
 use super::Entry;
@@ -56,6 +62,15 @@ pub struct GroupsOptions<'a> {
     pub dir: &'a Path,
     pub shard_count: u16,
     pub client_addr: String,
+    /// Where peers reach this node (cluster-proto).
+    pub cluster_addr: String,
+    /// Joining an existing cluster: the groups wait to be given members instead of
+    /// starting with this node as their only voter.
+    pub join: bool,
+    /// How many voters each shard group should have (fewer while there are fewer nodes).
+    pub replicas: usize,
+    /// Reads confirm leadership with a quorum (ReadIndex) instead of the leader's lease.
+    pub linearizable_reads: bool,
     pub sync: SyncPolicy,
     /// Size at which a log segment is sealed ([`SEGMENT_BYTES_DEFAULT`] unless tuned).
     pub segment_bytes: u64,
@@ -70,6 +85,13 @@ struct ShardGroup {
 
 pub struct Groups {
     node_id: u64,
+    me: NodeInfo,
+    replicas: usize,
+    linearizable_reads: bool,
+    dir: std::path::PathBuf,
+    peers: Arc<Peers>,
+    incoming: Mutex<std::collections::HashMap<u64, Incoming>>,
+    incoming_meta: Mutex<std::collections::HashMap<u64, Bytes>>,
     log: Arc<RaftLog>,
     flusher: Arc<Flusher>,
     applier: Arc<dyn Applier>,
@@ -84,9 +106,11 @@ pub fn group_of(shard: ShardId) -> GroupId {
 fn raft_config() -> io::Result<Arc<openraft::Config>> {
     let config = openraft::Config {
         cluster_name: "basalt".into(),
-        heartbeat_interval: 150,
-        election_timeout_min: 1000,
-        election_timeout_max: 2000,
+        // A dead leader is replaced within about a second and a half; a 2-core machine
+        // under load still heartbeats well inside the timeout.
+        heartbeat_interval: 100,
+        election_timeout_min: 400,
+        election_timeout_max: 800,
         snapshot_policy: SnapshotPolicy::Never,
         // Entries are purged up to each snapshot: a lagging follower gets the snapshot.
         max_in_snapshot_log_to_keep: 0,
@@ -96,6 +120,14 @@ fn raft_config() -> io::Result<Arc<openraft::Config>> {
         .validate()
         .map(Arc::new)
         .map_err(|e| io::Error::other(e.to_string()))
+}
+
+/// Whether this node's saved vote for `group` is a committed vote for itself (it led).
+fn led_before(votes: &Votes, group: GroupId, node_id: u64) -> bool {
+    votes
+        .get(group)
+        .and_then(|raw| types::decode_vote(raw).ok())
+        .is_some_and(|v| v.committed && v.leader_id.node_id == node_id)
 }
 
 /// This node's id, kept in the data dir (a new node draws one).
@@ -135,15 +167,20 @@ impl Groups {
         let config = raft_config()?;
         let me = NodeInfo {
             client_addr: options.client_addr.clone(),
-            cluster_addr: String::new(),
+            cluster_addr: options.cluster_addr.clone(),
         };
+        let peers = Peers::new(node_id, options.cluster_addr.clone());
         let mut shards = Vec::new();
         for (i, machine) in machines.into_iter().enumerate() {
             let group = group_of(ShardId(i as u16));
             let prepared = machine.prepared();
             let store =
                 LogStore::new(log.clone(), votes.clone(), group).with_flusher(flusher.clone());
-            let raft = Raft::new(node_id, config.clone(), NoPeers, store, machine)
+            let network = ClusterNetwork {
+                peers: peers.clone(),
+                group,
+            };
+            let raft = Raft::new(node_id, config.clone(), network, store, machine)
                 .await
                 .map_err(|e| io::Error::other(e.to_string()))?;
             if !raft
@@ -151,13 +188,19 @@ impl Groups {
                 .await
                 .map_err(|e| io::Error::other(e.to_string()))?
             {
+                if options.join {
+                    shards.push(ShardGroup { raft, prepared });
+                    continue;
+                }
                 let members = BTreeMap::from([(node_id, me.clone())]);
                 raft.initialize(members)
                     .await
                     .map_err(|e| io::Error::other(e.to_string()))?;
-            } else if raft.voter_ids().eq([node_id]) {
-                // (voter_ids reflects the stored membership once the group is built.)
-                // Alone: no need to sit out an election timeout after a restart.
+            } else if raft.voter_ids().eq([node_id]) || led_before(&votes, group, node_id) {
+                // Alone: no need to sit out an election timeout after a restart. A leader
+                // that restarts must not resume its old term: its engine may hold less than
+                // was committed, and only a new term's first entry makes reads wait for the
+                // re-apply of everything committed before.
                 raft.trigger()
                     .elect(false)
                     .await
@@ -168,7 +211,7 @@ impl Groups {
         // A lone node leads all of its groups within moments; serve once it does.
         for shard in &shards {
             let members = shard.raft.voter_ids().collect::<Vec<_>>();
-            if members.is_empty() || members == [node_id] {
+            if (members.is_empty() && !options.join) || members == [node_id] {
                 shard
                     .raft
                     .wait(Some(Duration::from_secs(10)))
@@ -179,6 +222,13 @@ impl Groups {
         }
         Ok(Groups {
             node_id,
+            me,
+            replicas: options.replicas.max(1),
+            linearizable_reads: options.linearizable_reads,
+            dir: options.dir.to_path_buf(),
+            peers,
+            incoming: Mutex::new(Default::default()),
+            incoming_meta: Mutex::new(Default::default()),
             log,
             flusher,
             applier,
@@ -216,6 +266,207 @@ impl Groups {
                 Err(e) => return Err(ProposeError::Fatal(e.to_string())),
             }
         }
+    }
+
+    pub fn me(&self) -> &NodeInfo {
+        &self.me
+    }
+
+    pub fn peers(&self) -> &Arc<Peers> {
+        &self.peers
+    }
+
+    fn raft(&self, group: GroupId) -> Result<&ShardRaft, String> {
+        (group as usize)
+            .checked_sub(1)
+            .and_then(|i| self.shards.get(i))
+            .map(|s| &s.raft)
+            .ok_or_else(|| format!("no group {group}"))
+    }
+
+    /// The leader of `shard`'s group as this node knows it: its id and addresses.
+    pub fn leader_of(&self, shard: ShardId) -> Option<(u64, NodeInfo)> {
+        let raft = &self.shards[usize::from(shard.0)].raft;
+        let m = raft.metrics().borrow_watched().clone();
+        let leader = m.current_leader?;
+        let info = m
+            .membership_config
+            .membership()
+            .get_node(&leader)
+            .cloned()
+            .unwrap_or_default();
+        Some((leader, info))
+    }
+
+    /// Waits until this node may serve a read of `shard`: it leads the group (under its
+    /// lease, or confirmed by a quorum with `read-consistency linearizable`) and has applied
+    /// everything committed before the read. A group whose only voter is this node needs
+    /// neither. A deposed leader gets `NotLeader`.
+    pub async fn read_barrier(&self, shard: ShardId) -> Result<(), ProposeError> {
+        let raft = &self.shards[usize::from(shard.0)].raft;
+        {
+            let m = raft.metrics();
+            let m = m.borrow_watched();
+            let mut voters = m.membership_config.membership().voter_ids();
+            if m.state == ServerState::Leader
+                && voters.next() == Some(self.node_id)
+                && voters.next().is_none()
+            {
+                return Ok(());
+            }
+        }
+        let policy = if self.linearizable_reads {
+            openraft::ReadPolicy::ReadIndex
+        } else {
+            openraft::ReadPolicy::LeaseRead
+        };
+        let deadline = tokio::time::Instant::now() + LEADER_WAIT;
+        loop {
+            let err = match raft.ensure_linearizable(policy.clone()).await {
+                Ok(_) => return Ok(()),
+                Err(RaftError::APIError(
+                    openraft::error::LinearizableReadError::ForwardToLeader(f),
+                )) => {
+                    return Err(match f.leader_id {
+                        Some(l) if l != self.node_id => ProposeError::NotLeader(l),
+                        _ => ProposeError::NoLeader,
+                    })
+                }
+                // A new leader without a quorum's acknowledgement yet: wait for it.
+                Err(RaftError::APIError(e)) => ProposeError::Fatal(e.to_string()),
+                Err(e) => return Err(ProposeError::Fatal(e.to_string())),
+            };
+            if tokio::time::Instant::now() >= deadline {
+                return Err(err);
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Whether this node leads `shard`'s group.
+    pub fn is_leader(&self, shard: ShardId) -> bool {
+        self.shards[usize::from(shard.0)].raft.is_leader()
+    }
+
+    /// Serves a Raft RPC from a peer; the reply is in `wire.rs` layout.
+    pub async fn handle_rpc(
+        &self,
+        group: GroupId,
+        kind: RaftKind,
+        payload: Bytes,
+    ) -> Result<Bytes, String> {
+        let raft = self.raft(group)?;
+        let text = |e: &dyn std::fmt::Display| e.to_string();
+        match kind {
+            RaftKind::AppendEntries => {
+                let req = super::wire::decode_append(payload).map_err(|e| text(&e))?;
+                let resp = raft.append_entries(req).await.map_err(|e| text(&e))?;
+                Ok(super::wire::encode_append_response(&resp))
+            }
+            RaftKind::Vote | RaftKind::PreVote => {
+                let req = super::wire::decode_vote_request(payload).map_err(|e| text(&e))?;
+                let resp = if kind == RaftKind::Vote {
+                    raft.vote(req).await
+                } else {
+                    raft.pre_vote(req).await
+                }
+                .map_err(|e| text(&e))?;
+                Ok(super::wire::encode_vote_response(&resp))
+            }
+            RaftKind::TransferLeader => {
+                let req = super::wire::decode_transfer(payload).map_err(|e| text(&e))?;
+                raft.handle_transfer_leader(req)
+                    .await
+                    .map_err(|e| text(&e))?
+                    .map_err(|e| text(&e))?;
+                Ok(Bytes::new())
+            }
+            RaftKind::Snapshot | RaftKind::Unknown => Err(format!("unexpected raft rpc {kind:?}")),
+        }
+    }
+
+    /// Stores one chunk of a snapshot for `group`; the last one installs it.
+    pub async fn handle_snapshot_chunk(&self, chunk: SnapshotChunk) -> Result<Bytes, String> {
+        let group = chunk.group;
+        let raft = self.raft(group)?;
+        let text = |e: &dyn std::fmt::Display| e.to_string();
+        let key = chunk.transfer;
+        let meta = {
+            let mut incoming = self.incoming.lock();
+            if !chunk.meta.is_empty() {
+                let file =
+                    Incoming::create(&self.dir.join("incoming"), key).map_err(|e| text(&e))?;
+                incoming.insert(key, file);
+            }
+            let file = incoming
+                .get_mut(&key)
+                .ok_or("snapshot chunk of an unknown transfer")?;
+            file.append(&chunk.records).map_err(|e| text(&e))?;
+            if !chunk.done {
+                if !chunk.meta.is_empty() {
+                    self.incoming_meta.lock().insert(key, chunk.meta.clone());
+                }
+                return Ok(Bytes::new());
+            }
+            if !chunk.meta.is_empty() {
+                self.incoming_meta.lock().insert(key, chunk.meta.clone());
+            }
+            incoming.remove(&key)
+        };
+        let file = meta.ok_or("snapshot of an unknown transfer")?;
+        let meta = self
+            .incoming_meta
+            .lock()
+            .remove(&key)
+            .ok_or("snapshot without meta")?;
+        let meta = super::wire::decode_snapshot_meta(meta).map_err(|e| text(&e))?;
+        let vote = types::decode_vote(chunk.vote).map_err(|e| text(&e))?;
+        let data = file.finish().map_err(|e| text(&e))?;
+        let snapshot = openraft::type_config::alias::SnapshotOf::<TypeConfig, super::ShardSnapshot> {
+            meta,
+            snapshot: super::ShardSnapshot(Box::new(data)),
+        };
+        let resp = raft
+            .install_full_snapshot(vote, snapshot)
+            .await
+            .map_err(|e| text(&e))?;
+        Ok(super::wire::encode_snapshot_response(&resp))
+    }
+
+    /// Makes `node` a member of `group` (whose leader this node must be): a learner that
+    /// catches up, then a voter while the group has fewer voters than wanted.
+    pub async fn add_replica(
+        &self,
+        group: GroupId,
+        node: u64,
+        info: NodeInfo,
+    ) -> Result<(), ProposeError> {
+        let raft = self.raft(group).map_err(ProposeError::Fatal)?;
+        if !raft.is_leader() {
+            let leader = raft.metrics().borrow_watched().current_leader;
+            return Err(match leader {
+                Some(l) if l != self.node_id => ProposeError::NotLeader(l),
+                _ => ProposeError::NoLeader,
+            });
+        }
+        let voters: BTreeSet<u64> = raft.voter_ids().collect();
+        if voters.contains(&node) {
+            return Ok(());
+        }
+        raft.add_learner(node, info, true)
+            .await
+            .map_err(|e| ProposeError::Fatal(e.to_string()))?;
+        if voters.len() < self.replicas {
+            raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([node])), false)
+                .await
+                .map_err(|e| ProposeError::Fatal(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// The groups, as `(group id, shard)`.
+    pub fn group_ids(&self) -> impl Iterator<Item = (GroupId, ShardId)> + '_ {
+        (0..self.shards.len()).map(|i| (group_of(ShardId(i as u16)), ShardId(i as u16)))
     }
 
     /// Whether every group's only voter is this node (entries may then span shards).
@@ -263,6 +514,7 @@ impl Groups {
     pub fn info(&self) -> Vec<(String, String)> {
         let mut out = vec![
             ("node_id".to_string(), format!("{:016x}", self.node_id)),
+            ("cluster_addr".to_string(), self.me.cluster_addr.clone()),
             ("groups".to_string(), self.shards.len().to_string()),
             (
                 "log_segments".to_string(),
@@ -283,8 +535,9 @@ impl Groups {
             out.push((
                 format!("shard{i}"),
                 format!(
-                    "group={},role={role},term={},leader={},last_log={},commit={},applied={},snapshot={},purged={}",
+                    "group={},role={role},voters={},term={},leader={},last_log={},commit={},applied={},snapshot={},purged={}",
                     group_of(ShardId(i as u16)),
+                    m.membership_config.membership().voter_ids().count(),
                     m.current_term,
                     m.current_leader.map_or("none".into(), |l| format!("{l:016x}")),
                     m.last_log_index.unwrap_or(0),

@@ -134,6 +134,17 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .truncate_after(self.group, last_log_id.map(|id| id.index))
     }
 
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
+        match committed {
+            Some(id) => self.log.save_committed(self.group, from_openraft(&id)),
+            None => Ok(()),
+        }
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {
+        Ok(self.log.committed(self.group).map(to_openraft))
+    }
+
     async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
         self.log.purge(self.group, from_openraft(&log_id))
     }

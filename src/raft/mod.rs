@@ -9,11 +9,14 @@
 mod entry;
 mod flusher;
 pub mod groups;
+mod incoming;
 pub mod log;
 pub mod log_store;
 mod network;
+pub mod peers;
 pub mod state_machine;
 pub mod types;
+pub mod wire;
 
 pub use entry::{Entry, EntryDecodeError, EntryOp};
 pub use groups::{group_of, Groups, GroupsOptions, ProposeError};

@@ -58,8 +58,8 @@ impl GroupState {
         let mut out = BytesMut::with_capacity(96);
         out.put_u8(STATE_FORMAT_VERSION);
         out.put_u64(self.next_version);
-        put_log_id(&mut out, self.applied.as_ref());
-        put_log_id(&mut out, self.membership.log_id().as_ref());
+        types::put_log_id(&mut out, self.applied.as_ref());
+        types::put_log_id(&mut out, self.membership.log_id().as_ref());
         types::encode_membership(&mut out, self.membership.membership());
         out.freeze()
     }
@@ -67,8 +67,8 @@ impl GroupState {
     pub fn decode(mut raw: Bytes) -> Result<GroupState, types::CodecError> {
         types::check_version_of(&mut raw, STATE_FORMAT_VERSION)?;
         let next_version = types::get_u64(&mut raw)?;
-        let applied = get_log_id(&mut raw)?;
-        let membership_log = get_log_id(&mut raw)?;
+        let applied = types::get_log_id(&mut raw)?;
+        let membership_log = types::get_log_id(&mut raw)?;
         let membership = types::decode_membership(&mut raw)?;
         Ok(GroupState {
             applied,
@@ -76,28 +76,6 @@ impl GroupState {
             next_version,
         })
     }
-}
-
-fn put_log_id(out: &mut BytesMut, id: Option<&LogId>) {
-    match id {
-        None => out.put_u8(0),
-        Some(id) => {
-            out.put_u8(1);
-            out.put_u64(id.leader_id.term);
-            out.put_u64(id.leader_id.node_id);
-            out.put_u64(id.index);
-        }
-    }
-}
-
-fn get_log_id(raw: &mut Bytes) -> Result<Option<LogId>, types::CodecError> {
-    if types::get_u8(raw)? == 0 {
-        return Ok(None);
-    }
-    let term = types::get_u64(raw)?;
-    let leader = types::get_u64(raw)?;
-    let index = types::get_u64(raw)?;
-    Ok(Some(types::log_id(term, leader, index)))
 }
 
 /// Reads a group's records in key order, a page at a time.

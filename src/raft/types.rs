@@ -37,6 +37,9 @@ impl fmt::Display for WriteEntry {
                 write!(f, "db{} {} ({} args)", self.db, name, args.len())
             }
             super::EntryOp::Expire(keys) => write!(f, "db{} expire {} keys", self.db, keys.len()),
+            super::EntryOp::Batch(commands) => {
+                write!(f, "db{} batch of {} commands", self.db, commands.len())
+            }
         }
     }
 }
@@ -107,7 +110,7 @@ pub(super) fn get_u64(raw: &mut Bytes) -> Result<u64, CodecError> {
     Ok(raw.get_u64())
 }
 
-fn get_u32(raw: &mut Bytes) -> Result<u32, CodecError> {
+pub(super) fn get_u32(raw: &mut Bytes) -> Result<u32, CodecError> {
     need(raw, 4)?;
     Ok(raw.get_u32())
 }
@@ -212,6 +215,41 @@ pub fn decode_entry(mut raw: Bytes) -> Result<RaftEntry, CodecError> {
         log_id: log_id(term, node_id, index),
         payload,
     })
+}
+
+/// An optional log id: `present:u8 | term:u64 | leader:u64 | index:u64`.
+pub(super) fn put_log_id(out: &mut BytesMut, id: Option<&LogId>) {
+    match id {
+        None => out.put_u8(0),
+        Some(id) => {
+            out.put_u8(1);
+            out.put_u64(id.leader_id.term);
+            out.put_u64(id.leader_id.node_id);
+            out.put_u64(id.index);
+        }
+    }
+}
+
+pub(super) fn get_log_id(raw: &mut Bytes) -> Result<Option<LogId>, CodecError> {
+    if get_u8(raw)? == 0 {
+        return Ok(None);
+    }
+    let term = get_u64(raw)?;
+    let leader = get_u64(raw)?;
+    let index = get_u64(raw)?;
+    Ok(Some(log_id(term, leader, index)))
+}
+
+/// A length-prefixed byte string: `len:u32 | bytes`.
+pub(super) fn put_bytes(out: &mut BytesMut, b: &[u8]) {
+    out.put_u32(b.len() as u32);
+    out.put_slice(b);
+}
+
+pub(super) fn get_bytes(raw: &mut Bytes) -> Result<Bytes, CodecError> {
+    let len = get_u32(raw)? as usize;
+    need(raw, len)?;
+    Ok(raw.split_to(len))
 }
 
 /// The log id of entry `index` written by leader `node_id` in `term`.

@@ -5,6 +5,7 @@
 
 mod connection;
 mod limits;
+mod peers;
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -22,12 +23,24 @@ use crate::commands::{ExpireCursor, Node};
 pub struct Server {
     node: Arc<Node>,
     listener: TcpListener,
+    /// Node-to-node connections (cluster-proto).
+    peer_listener: TcpListener,
 }
 
 impl Server {
-    pub async fn bind(node: Arc<Node>, addr: SocketAddr) -> std::io::Result<Server> {
+    /// Binds the client port and the node-to-node port.
+    pub async fn bind(
+        node: Arc<Node>,
+        addr: SocketAddr,
+        peer_addr: SocketAddr,
+    ) -> std::io::Result<Server> {
         let listener = TcpListener::bind(addr).await?;
-        Ok(Server { node, listener })
+        let peer_listener = TcpListener::bind(peer_addr).await?;
+        Ok(Server {
+            node,
+            listener,
+            peer_listener,
+        })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -40,6 +53,11 @@ impl Server {
         let node = self.node;
         let (stop_tx, stop_rx) = watch::channel(false);
         let background = tokio::spawn(background_tasks(node.clone(), stop_rx.clone()));
+        let peers = tokio::spawn(peers::serve(
+            node.clone(),
+            self.peer_listener,
+            stop_rx.clone(),
+        ));
         let mut shutdown = node.shutdown_requests();
         tokio::pin!(external_stop);
         loop {
@@ -58,6 +76,7 @@ impl Server {
         tracing::info!("shutting down");
         let _ = stop_tx.send(true);
         let _ = background.await;
+        let _ = peers.await;
         node.groups().shutdown().await;
         if let Err(e) = node.keyspace.engine().flush() {
             tracing::error!(error = %e, "final flush failed");

@@ -79,6 +79,11 @@ impl WriteBatch {
     pub fn is_empty(&self) -> bool {
         self.ops.is_empty()
     }
+
+    /// Drops every change after the first `len`.
+    pub fn truncate(&mut self, len: usize) {
+        self.ops.truncate(len);
+    }
     pub fn len(&self) -> usize {
         self.ops.len()
     }

@@ -198,3 +198,45 @@ fn checkpoints_bound_the_log_and_lose_nothing_on_kill_dash_nine() {
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Consecutive writes of a pipeline for one shard travel as one entry; a command of it that
+/// fails at apply is undone alone, the others keep their effects, replies keep their order.
+#[test]
+fn a_failing_write_in_a_pipelined_batch_is_undone_alone() {
+    let dir = test_dir("raft-batch");
+    let server = start_basalt_in(&dir, &["--shards", "1"]);
+    let mut c = server.client();
+    let script: &[&[&str]] = &[
+        &["SET", "a", "1"],
+        &["INCR", "a"],
+        &["RPUSH", "a", "x"],
+        &["HSET", "h", "f", "v"],
+        &["INCR", "a"],
+        &["SADD", "h", "m"],
+        &["HSET", "h", "g", "w"],
+        &["GET", "a"],
+        &["HLEN", "h"],
+    ];
+    for cmd in script {
+        let args: Vec<&[u8]> = cmd.iter().map(|a| a.as_bytes()).collect();
+        c.send(&args);
+    }
+    let replies: Vec<String> = script.iter().map(|_| show(&c.read_reply())).collect();
+    let wrongtype = "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n";
+    assert_eq!(
+        replies,
+        [
+            "+OK\r\n",
+            ":2\r\n",
+            wrongtype,
+            ":1\r\n",
+            ":3\r\n",
+            wrongtype,
+            ":1\r\n",
+            "$1\r\n3\r\n",
+            ":2\r\n"
+        ]
+    );
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -53,6 +53,16 @@ fn answered_by(port: u16, child: &mut Child) -> bool {
 fn spawn_on_free_port(command: impl Fn(u16) -> Command) -> (Child, u16) {
     for _ in 0..5 {
         let port = free_port();
+        if let Some(child) = spawn_on(port, &command) {
+            return (child, port);
+        }
+    }
+    panic!("could not start a server on a free port");
+}
+
+/// Starts a server with `command(port)` and waits until it answers on `port`.
+fn spawn_on(port: u16, command: impl Fn(u16) -> Command) -> Option<Child> {
+    {
         let mut child = command(port)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -71,12 +81,12 @@ fn spawn_on_free_port(command: impl Fn(u16) -> Command) -> (Child, u16) {
             std::thread::sleep(Duration::from_millis(20));
         }
         if listening && answered_by(port, &mut child) {
-            return (child, port);
+            return Some(child);
         }
         let _ = child.kill();
         let _ = child.wait();
+        None
     }
-    panic!("could not start a server on a free port");
 }
 
 /// A server process killed on drop.
@@ -142,20 +152,39 @@ pub fn test_dir(tag: &str) -> PathBuf {
     temp_dir(tag)
 }
 
+fn basalt_command(port: u16, dir: &std::path::Path, flags: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_basalt"));
+    cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--dir"])
+        .arg(dir);
+    // The node-to-node port: a free one unless the test chose it.
+    if !flags.contains(&"--cluster-port") {
+        cmd.args(["--cluster-port", &free_port().to_string()]);
+    }
+    cmd.args(flags);
+    cmd
+}
+
 /// Starts `basalt` on the data in `dir` (kept when the process is dropped).
 pub fn start_basalt_in(dir: &std::path::Path, flags: &[&str]) -> Process {
     let dir = dir.to_path_buf();
-    let (child, port) = spawn_on_free_port(|port| {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_basalt"));
-        cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--dir"])
-            .arg(&dir)
-            .args(flags);
-        cmd
-    });
+    let (child, port) = spawn_on_free_port(|port| basalt_command(port, &dir, flags));
     Process {
         child,
         port,
         dir,
+        owns_dir: false,
+    }
+}
+
+/// Starts `basalt` on client port `port` with the data in `dir` (a node restarted where
+/// its peers know it). Panics if it does not come up.
+pub fn start_basalt_at(dir: &std::path::Path, port: u16, flags: &[&str]) -> Process {
+    let child = spawn_on(port, |port| basalt_command(port, dir, flags))
+        .unwrap_or_else(|| panic!("basalt did not start on port {port}"));
+    Process {
+        child,
+        port,
+        dir: dir.to_path_buf(),
         owns_dir: false,
     }
 }

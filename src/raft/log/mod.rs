@@ -57,6 +57,45 @@ struct Loc {
 struct Group {
     entries: BTreeMap<u64, Loc>,
     purged: Option<LogId>,
+    committed: Option<LogId>,
+    /// The newest entries' data, so applying and replicating them reads no file.
+    recent: BTreeMap<u64, Bytes>,
+    recent_bytes: usize,
+}
+
+/// Bounds on each group's cache of recent entries.
+const RECENT_ENTRIES_MAX: usize = 1024;
+const RECENT_BYTES_MAX: usize = 512 << 10;
+
+impl Group {
+    fn remember(&mut self, index: u64, data: Bytes) {
+        self.recent_bytes += data.len();
+        if let Some(old) = self.recent.insert(index, data) {
+            self.recent_bytes -= old.len();
+        }
+        while self.recent.len() > RECENT_ENTRIES_MAX || self.recent_bytes > RECENT_BYTES_MAX {
+            match self.recent.pop_first() {
+                Some((_, d)) => self.recent_bytes -= d.len(),
+                None => break,
+            }
+        }
+    }
+
+    /// Forgets cached entries outside what the index keeps.
+    fn trim_recent(&mut self) {
+        let (first, last) = match (self.entries.keys().next(), self.entries.keys().next_back()) {
+            (Some(&f), Some(&l)) => (f, l),
+            _ => {
+                self.recent.clear();
+                self.recent_bytes = 0;
+                return;
+            }
+        };
+        let mut kept = self.recent.split_off(&first);
+        kept.split_off(&(last + 1));
+        self.recent = kept;
+        self.recent_bytes = self.recent.values().map(Bytes::len).sum();
+    }
 }
 
 struct Inner {
@@ -64,6 +103,9 @@ struct Inner {
     groups: HashMap<u32, Group>,
     /// Writes so far (a sync covers every write counted before it started).
     written: u64,
+    /// Whether appended entries are cached (not while replaying segments at open: their
+    /// records are slices of whole-segment buffers).
+    caching: bool,
 }
 
 #[derive(Debug, Default)]
@@ -138,6 +180,9 @@ impl Inner {
                     leader: r.leader,
                 };
                 dropped.extend(group.entries.insert(r.index, loc));
+                if self.caching {
+                    group.remember(r.index, r.data.clone());
+                }
                 if let Some(s) = self.segments.get_mut(&segment) {
                     s.live += 1;
                 }
@@ -145,12 +190,23 @@ impl Inner {
             Kind::Truncate => {
                 let from = if r.term == 0 { 0 } else { r.index + 1 };
                 dropped.extend(group.entries.split_off(&from).into_values());
+                group.trim_recent();
             }
             Kind::Purge => {
                 let kept = group.entries.split_off(&(r.index + 1));
                 dropped.extend(std::mem::replace(&mut group.entries, kept).into_values());
+                group.trim_recent();
                 if group.purged.is_none_or(|p| p.index < r.index) {
                     group.purged = Some(LogId {
+                        index: r.index,
+                        term: r.term,
+                        leader: r.leader,
+                    });
+                }
+            }
+            Kind::Commit => {
+                if group.committed.is_none_or(|c| c.index < r.index) {
+                    group.committed = Some(LogId {
                         index: r.index,
                         term: r.term,
                         leader: r.leader,
@@ -198,6 +254,7 @@ impl RaftLog {
             segments: BTreeMap::new(),
             groups: HashMap::new(),
             written: 0,
+            caching: false,
         };
         for id in segment::list(&dir)? {
             let (seg, records) = Segment::open(&dir, id)?;
@@ -206,6 +263,7 @@ impl RaftLog {
                 inner.apply(&r, id, offset);
             }
         }
+        inner.caching = true;
         let log = RaftLog {
             dir,
             segment_bytes,
@@ -228,6 +286,16 @@ impl RaftLog {
         let mut seg = Segment::create(&self.dir, id)?;
         let mut buf = BytesMut::new();
         inner.checkpoint().encode_into(&mut buf);
+        // Each group's committed id too, so deleting older segments does not forget it.
+        let mut committed: Vec<(u32, LogId)> = inner
+            .groups
+            .iter()
+            .filter_map(|(&g, group)| group.committed.map(|id| (g, id)))
+            .collect();
+        committed.sort_unstable();
+        for (group, id) in committed {
+            Record::marker(Kind::Commit, group, id).encode_into(&mut buf);
+        }
         seg.append(&buf)?;
         seg.file.sync_data()?;
         std::fs::File::open(&self.dir)?.sync_all()?;
@@ -302,17 +370,26 @@ impl RaftLog {
         self.delete_dead_segments(&mut inner)
     }
 
+    /// Records that `group` has committed up to `id` (no fsync: see `record.rs`).
+    pub fn save_committed(&self, group: u32, id: LogId) -> io::Result<()> {
+        let mut inner = self.inner.lock();
+        let record = Record::marker(Kind::Commit, group, id);
+        self.write(&mut inner, &[record]).map(|_| ())
+    }
+
+    /// The last id `group` recorded as committed.
+    pub fn committed(&self, group: u32) -> Option<LogId> {
+        self.inner
+            .lock()
+            .groups
+            .get(&group)
+            .and_then(|g| g.committed)
+    }
+
     /// Drops `group`'s entries up to and including `upto`, remembering it as purged.
     pub fn purge(&self, group: u32, upto: LogId) -> io::Result<()> {
         let mut inner = self.inner.lock();
-        let record = Record {
-            kind: Kind::Purge,
-            group,
-            index: upto.index,
-            term: upto.term,
-            leader: upto.leader,
-            data: Bytes::new(),
-        };
+        let record = Record::marker(Kind::Purge, group, upto);
         self.write(&mut inner, &[record])?;
         self.delete_dead_segments(&mut inner)
     }
@@ -378,7 +455,8 @@ impl RaftLog {
         group: u32,
         range: impl std::ops::RangeBounds<u64>,
     ) -> io::Result<Vec<LogEntry>> {
-        let wanted: Vec<(u64, Loc, std::sync::Arc<std::fs::File>)> = {
+        type Wanted = (u64, Loc, Result<Bytes, std::sync::Arc<std::fs::File>>);
+        let wanted: Vec<Wanted> = {
             let inner = self.inner.lock();
             let Some(g) = inner.groups.get(&group) else {
                 return Ok(Vec::new());
@@ -386,18 +464,26 @@ impl RaftLog {
             g.entries
                 .range(range)
                 .filter_map(|(&i, loc)| {
-                    let file = inner.segments.get(&loc.segment)?.file.clone();
-                    Some((i, *loc, file))
+                    let data = match g.recent.get(&i) {
+                        Some(d) => Ok(d.clone()),
+                        None => Err(inner.segments.get(&loc.segment)?.file.clone()),
+                    };
+                    Some((i, *loc, data))
                 })
                 .collect()
         };
         wanted
             .into_iter()
-            .map(|(i, loc, file)| {
-                let data = segment::read_at(&file, loc.offset, loc.len as usize)?;
+            .map(|(i, loc, data)| {
+                let data = match data {
+                    Ok(d) => d,
+                    Err(file) => {
+                        Bytes::from(segment::read_at(&file, loc.offset, loc.len as usize)?)
+                    }
+                };
                 Ok(LogEntry {
                     id: loc.id(i),
-                    data: Bytes::from(data),
+                    data,
                 })
             })
             .collect()

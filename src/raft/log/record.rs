@@ -11,6 +11,8 @@
 //! - `Checkpoint`: first record of every segment: `data` lists `group:u32 | index | term |
 //!   leader` for each group's last purged log id, so a segment prefix can be deleted
 //!   without forgetting it.
+//! - `Commit`: the id is known committed in `group` (written without an fsync of its own:
+//!   a restarted node re-applies up to it before it serves).
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -28,6 +30,7 @@ pub enum Kind {
     Truncate = 2,
     Purge = 3,
     Checkpoint = 4,
+    Commit = 5,
 }
 
 impl Kind {
@@ -37,6 +40,7 @@ impl Kind {
             2 => Some(Kind::Truncate),
             3 => Some(Kind::Purge),
             4 => Some(Kind::Checkpoint),
+            5 => Some(Kind::Commit),
             _ => None,
         }
     }
@@ -53,6 +57,18 @@ pub struct Record {
 }
 
 impl Record {
+    /// A record about log id `id` of `group` without data (purge, commit).
+    pub fn marker(kind: Kind, group: u32, id: LogId) -> Record {
+        Record {
+            kind,
+            group,
+            index: id.index,
+            term: id.term,
+            leader: id.leader,
+            data: Bytes::new(),
+        }
+    }
+
     /// Appends the framed record to `out`.
     pub fn encode_into(&self, out: &mut BytesMut) {
         let len = FIXED_PAYLOAD + self.data.len();

@@ -1,0 +1,182 @@
+//! Node-to-node messages: protobuf via prost structs annotated by hand (no protoc).
+//!
+//! Tags are never reused: a newer node adds fields and variants with new tags, an older node
+//! skips what it does not know, so nodes of neighbouring versions talk during a rolling
+//! upgrade. Raft payloads travel as opaque bytes in Basalt's own layout (see the `raft`
+//! module of the server), so the wire format does not follow openraft's types.
+//!
+//! A connection starts with one [`Hello`] from each side; then the dialling side sends
+//! [`Request`]s and the other answers each with a [`Response`] of the same `id`, in any
+//! order (requests are served concurrently).
+
+use bytes::Bytes;
+
+/// The first message each side sends.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Hello {
+    #[prost(uint32, tag = "1")]
+    pub protocol_version: u32,
+    #[prost(uint64, tag = "2")]
+    pub node_id: u64,
+    /// Where this node accepts node-to-node connections.
+    #[prost(string, tag = "3")]
+    pub cluster_addr: String,
+}
+
+/// Which Raft RPC a [`RaftRpc`] carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, prost::Enumeration)]
+#[repr(i32)]
+pub enum RaftKind {
+    Unknown = 0,
+    AppendEntries = 1,
+    Vote = 2,
+    PreVote = 3,
+    TransferLeader = 4,
+    /// One chunk of a streamed snapshot (see `SnapshotChunk`).
+    Snapshot = 5,
+}
+
+/// A Raft RPC for one group.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct RaftRpc {
+    #[prost(uint32, tag = "1")]
+    pub group: u32,
+    #[prost(enumeration = "RaftKind", tag = "2")]
+    pub kind: i32,
+    #[prost(bytes = "bytes", tag = "3")]
+    pub payload: Bytes,
+}
+
+/// A piece of a snapshot being sent to a follower. The first chunk of a transfer carries
+/// the snapshot's meta; the last has `done` set, after which the follower installs it.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SnapshotChunk {
+    /// Identifies one transfer (chosen by the sender).
+    #[prost(uint64, tag = "1")]
+    pub transfer: u64,
+    /// The leader's vote, in Basalt's vote layout.
+    #[prost(bytes = "bytes", tag = "2")]
+    pub vote: Bytes,
+    /// The snapshot's meta (first chunk only).
+    #[prost(bytes = "bytes", tag = "3")]
+    pub meta: Bytes,
+    /// Records: `(key_len:u32 | key | value_len:u32 | value)*`.
+    #[prost(bytes = "bytes", tag = "4")]
+    pub records: Bytes,
+    #[prost(bool, tag = "5")]
+    pub done: bool,
+    /// The group the snapshot is of.
+    #[prost(uint32, tag = "6")]
+    pub group: u32,
+}
+
+/// A client command to run on the receiving node (the leader of its shard), as argv.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Forward {
+    #[prost(uint32, tag = "1")]
+    pub db: u32,
+    #[prost(bytes = "bytes", repeated, tag = "2")]
+    pub args: Vec<Bytes>,
+    /// The client speaks RESP3 (the reply is encoded for it).
+    #[prost(bool, tag = "3")]
+    pub resp3: bool,
+}
+
+/// A node asks to join the cluster.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Join {
+    #[prost(uint64, tag = "1")]
+    pub node_id: u64,
+    #[prost(string, tag = "2")]
+    pub client_addr: String,
+    #[prost(string, tag = "3")]
+    pub cluster_addr: String,
+}
+
+/// Asks the leader of `group` to make `node` a voter of it (learner, catch up, promote).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct AddReplica {
+    #[prost(uint32, tag = "1")]
+    pub group: u32,
+    #[prost(message, optional, tag = "2")]
+    pub node: Option<Join>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Request {
+    #[prost(uint64, tag = "1")]
+    pub id: u64,
+    #[prost(oneof = "request::Body", tags = "2, 3, 4, 5, 6")]
+    pub body: Option<request::Body>,
+}
+
+pub mod request {
+    #[derive(Clone, PartialEq, prost::Oneof)]
+    pub enum Body {
+        #[prost(message, tag = "2")]
+        Raft(super::RaftRpc),
+        #[prost(message, tag = "3")]
+        Forward(super::Forward),
+        #[prost(message, tag = "4")]
+        Join(super::Join),
+        #[prost(message, tag = "5")]
+        AddReplica(super::AddReplica),
+        #[prost(message, tag = "6")]
+        Snapshot(super::SnapshotChunk),
+    }
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Response {
+    #[prost(uint64, tag = "1")]
+    pub id: u64,
+    #[prost(oneof = "response::Body", tags = "2, 3, 4, 5")]
+    pub body: Option<response::Body>,
+}
+
+pub mod response {
+    use bytes::Bytes;
+
+    #[derive(Clone, PartialEq, prost::Oneof)]
+    pub enum Body {
+        /// A Raft RPC's reply, in Basalt's layout.
+        #[prost(bytes = "bytes", tag = "2")]
+        Raft(Bytes),
+        /// A forwarded command's reply, RESP-encoded as the client will receive it.
+        #[prost(bytes = "bytes", tag = "3")]
+        Reply(Bytes),
+        /// The request was carried out (join, add replica, a snapshot chunk stored).
+        #[prost(bool, tag = "4")]
+        Done(bool),
+        /// The request failed; the text says why.
+        #[prost(string, tag = "5")]
+        Error(String),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost::Message;
+
+    #[test]
+    fn requests_round_trip_and_unknown_fields_are_skipped() {
+        let req = Request {
+            id: 7,
+            body: Some(request::Body::Raft(RaftRpc {
+                group: 3,
+                kind: RaftKind::Vote as i32,
+                payload: Bytes::from_static(b"\x01\x02"),
+            })),
+        };
+        let raw = req.encode_to_vec();
+        assert_eq!(Request::decode(&raw[..]).unwrap(), req);
+        // A newer sender's extra field (tag 15, varint) is ignored by this reader.
+        let mut newer = raw.clone();
+        newer.extend_from_slice(&[15 << 3, 42]);
+        assert_eq!(Request::decode(&newer[..]).unwrap(), req);
+        // An unknown body variant decodes as no body rather than failing.
+        let unknown = [8, 9, 0x3a, 0]; // id 9, tag 7 length-delimited, empty
+        assert_eq!(Request::decode(&unknown[..]).unwrap().body, None);
+    }
+}

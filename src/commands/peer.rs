@@ -1,0 +1,240 @@
+//! What the node does for its peers: Raft RPCs and snapshot chunks for its groups,
+//! commands forwarded by a node that does not lead their shard, joins of new nodes.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use cluster_proto::messages::{AddReplica, Forward, Join};
+use cluster_proto::{request, response, RaftKind};
+
+use super::node::Node;
+use super::session::Session;
+use crate::protocol::Reply;
+use crate::raft::types::NodeInfo;
+use crate::raft::{GroupId, ProposeError};
+
+/// How long a forwarded command may take (a blocking command forwarded waits at the leader).
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long adding a replica may take (the learner catches up first).
+const ADD_REPLICA_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Reads `cluster_addr` from the `INFO raft` of the node at client address `seed`.
+async fn seed_cluster_addr(seed: &str) -> std::io::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream =
+        tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(seed))
+            .await
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+    stream
+        .write_all(b"*2\r\n$4\r\nINFO\r\n$4\r\nraft\r\n")
+        .await?;
+    let mut text = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        let n = tokio::time::timeout_at(deadline, stream.read(&mut buf))
+            .await
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+        if n == 0 {
+            break;
+        }
+        text.extend_from_slice(&buf[..n]);
+        // Only whole lines: the last one may still be arriving.
+        let whole = text
+            .windows(2)
+            .rposition(|w| w == b"\r\n")
+            .map_or(&text[..0], |end| &text[..end]);
+        let found = String::from_utf8_lossy(whole).lines().find_map(|l| {
+            l.strip_prefix("cluster_addr:")
+                .map(|a| a.trim().to_string())
+        });
+        if let Some(addr) = found.filter(|a| !a.is_empty()) {
+            return Ok(addr);
+        }
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        "the seed's INFO raft has no cluster_addr",
+    ))
+}
+
+fn peer_addr() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+impl Node {
+    /// Serves one request from a peer.
+    pub async fn serve_peer(self: &Arc<Self>, body: Option<request::Body>) -> response::Body {
+        let result = match body {
+            Some(request::Body::Raft(rpc)) => {
+                let kind = RaftKind::try_from(rpc.kind).unwrap_or(RaftKind::Unknown);
+                self.groups()
+                    .handle_rpc(rpc.group, kind, rpc.payload)
+                    .await
+                    .map(response::Body::Raft)
+            }
+            Some(request::Body::Snapshot(chunk)) => self
+                .groups()
+                .handle_snapshot_chunk(chunk)
+                .await
+                .map(response::Body::Raft),
+            Some(request::Body::Forward(forward)) => Ok(self.run_forwarded(forward).await),
+            Some(request::Body::Join(join)) => self.admit(join).await.map(response::Body::Done),
+            Some(request::Body::AddReplica(add)) => {
+                self.add_replica_here(add).await.map(response::Body::Done)
+            }
+            None => Err("unknown request (a newer peer?)".to_string()),
+        };
+        result.unwrap_or_else(response::Body::Error)
+    }
+
+    /// Runs a command another node forwarded and returns its reply, encoded for the client.
+    async fn run_forwarded(&self, forward: Forward) -> response::Body {
+        let info = self.clients.detached(peer_addr(), peer_addr());
+        let mut session = Session::new(info, true);
+        session.select(forward.db.min(255) as u8);
+        session.set_resp3(forward.resp3);
+        let reply = self.execute(&mut session, forward.args).await;
+        let mut out = BytesMut::new();
+        reply.encode(forward.resp3, &mut out);
+        response::Body::Reply(out.freeze())
+    }
+
+    /// Sends a command to the node that leads its shard and returns that node's reply.
+    pub(super) async fn forward(
+        &self,
+        leader: (u64, NodeInfo),
+        session: &Session,
+        args: Vec<Bytes>,
+    ) -> Reply {
+        let (id, info) = leader;
+        let body = request::Body::Forward(Forward {
+            db: u32::from(session.db),
+            args,
+            resp3: session.resp3,
+        });
+        match self
+            .groups()
+            .peers()
+            .call(id, &info.cluster_addr, body, FORWARD_TIMEOUT)
+            .await
+        {
+            Ok(response::Body::Reply(raw)) => Reply::Encoded(raw),
+            Ok(_) => Reply::error("ERR unexpected answer from the shard leader"),
+            Err(e) => Reply::Error(format!("TRYAGAIN {e}")),
+        }
+    }
+
+    /// A node asks to join: every shard group gets it as a replica (through each group's
+    /// leader), up to the replication factor.
+    async fn admit(&self, join: Join) -> Result<bool, String> {
+        let info = NodeInfo {
+            client_addr: join.client_addr.clone(),
+            cluster_addr: join.cluster_addr.clone(),
+        };
+        tracing::info!(node = join.node_id, addr = %join.client_addr, "node joining");
+        let groups: Vec<GroupId> = self.groups().group_ids().map(|(g, _)| g).collect();
+        for group in groups {
+            self.add_replica(group, join.node_id, info.clone()).await?;
+        }
+        Ok(true)
+    }
+
+    /// Adds `node` to `group`, here if this node leads it, else through its leader.
+    async fn add_replica(&self, group: GroupId, node: u64, info: NodeInfo) -> Result<(), String> {
+        let deadline = tokio::time::Instant::now() + ADD_REPLICA_TIMEOUT;
+        loop {
+            let err = match self.groups().add_replica(group, node, info.clone()).await {
+                Ok(()) => return Ok(()),
+                Err(ProposeError::NotLeader(leader)) => {
+                    let shard = crate::cluster::ShardId((group - 1) as u16);
+                    match self.groups().leader_of(shard) {
+                        Some((id, leader_info)) if id == leader => {
+                            let body = request::Body::AddReplica(AddReplica {
+                                group,
+                                node: Some(Join {
+                                    node_id: node,
+                                    client_addr: info.client_addr.clone(),
+                                    cluster_addr: info.cluster_addr.clone(),
+                                }),
+                            });
+                            match self
+                                .groups()
+                                .peers()
+                                .call(id, &leader_info.cluster_addr, body, ADD_REPLICA_TIMEOUT)
+                                .await
+                            {
+                                Ok(_) => return Ok(()),
+                                Err(e) => e.to_string(),
+                            }
+                        }
+                        _ => "the group's leader is unknown".to_string(),
+                    }
+                }
+                Err(e) => e.to_string(),
+            };
+            if tokio::time::Instant::now() >= deadline {
+                return Err(format!("adding node {node} to group {group}: {err}"));
+            }
+            tracing::debug!(group, node, error = %err, "adding a replica, retrying");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    async fn add_replica_here(&self, add: AddReplica) -> Result<bool, String> {
+        let join = add.node.ok_or("add replica without a node")?;
+        let info = NodeInfo {
+            client_addr: join.client_addr,
+            cluster_addr: join.cluster_addr,
+        };
+        self.groups()
+            .add_replica(add.group, join.node_id, info)
+            .await
+            .map(|()| true)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Asks the node at client address `seed` to take this node in, until it does. The
+    /// seed's node-to-node address is read from its `INFO raft`.
+    pub async fn join_cluster(&self, seed: &str) -> Result<(), String> {
+        if seed
+            .rsplit_once(':')
+            .and_then(|(_, p)| p.parse::<u16>().ok())
+            .is_none()
+        {
+            return Err(format!("--join wants host:port, got {seed:?}"));
+        }
+        let seed_cluster = loop {
+            match seed_cluster_addr(seed).await {
+                Ok(addr) => break addr,
+                Err(e) => {
+                    tracing::warn!(%seed, error = %e, "cannot ask the seed for its address, retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        };
+        let me = self.groups().me().clone();
+        let body = request::Body::Join(Join {
+            node_id: self.groups().node_id(),
+            client_addr: me.client_addr,
+            cluster_addr: me.cluster_addr,
+        });
+        loop {
+            // The seed's id is not known yet; 0 names the connection to that address.
+            match self
+                .groups()
+                .peers()
+                .call(0, &seed_cluster, body.clone(), ADD_REPLICA_TIMEOUT)
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(e) => {
+                    tracing::warn!(seed = %seed_cluster, error = %e, "join failed, retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,258 @@
+//! Connections to other nodes: one multiplexed cluster-proto connection per peer, shared by
+//! every group and every caller.
+//!
+//! A caller hands a request to the peer's bounded queue and awaits the response with the
+//! same id. The connection task dials (backing off from 50 ms to 1 s after failures),
+//! exchanges `Hello`s, then writes queued requests and routes responses back; when the
+//! connection drops, every request in flight fails at once and the task dials again. While
+//! the peer is unreachable, queued requests fail straight away rather than wait.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use cluster_proto::{request, response, Hello, Message, Request, Response, PROTOCOL_VERSION};
+use parking_lot::Mutex;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+
+/// Requests waiting per peer before callers are turned away.
+const QUEUE_DEPTH: usize = 4096;
+const BACKOFF_MIN: Duration = Duration::from_millis(50);
+const BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+#[derive(Debug, thiserror::Error)]
+pub enum PeerError {
+    #[error("node {0} is unreachable")]
+    Unreachable(u64),
+    #[error("node {0} is busy (request queue full)")]
+    Busy(u64),
+    #[error("node {0} did not answer in time")]
+    Timeout(u64),
+    #[error("node {node}: {message}")]
+    Remote { node: u64, message: String },
+}
+
+type Pending = oneshot::Sender<Result<response::Body, PeerError>>;
+
+struct Peer {
+    addr: String,
+    queue: mpsc::Sender<(request::Body, Pending)>,
+}
+
+/// This node's connections to the others.
+pub struct Peers {
+    me: Hello,
+    peers: Mutex<HashMap<u64, Arc<Peer>>>,
+}
+
+impl Peers {
+    pub fn new(node_id: u64, cluster_addr: String) -> Arc<Peers> {
+        Arc::new(Peers {
+            me: Hello {
+                protocol_version: PROTOCOL_VERSION,
+                node_id,
+                cluster_addr,
+            },
+            peers: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn hello(&self) -> &Hello {
+        &self.me
+    }
+
+    /// Sends `body` to `node` at `addr` and waits up to `timeout` for its response.
+    pub async fn call(
+        &self,
+        node: u64,
+        addr: &str,
+        body: request::Body,
+        timeout: Duration,
+    ) -> Result<response::Body, PeerError> {
+        let peer = self.peer(node, addr);
+        let (tx, rx) = oneshot::channel();
+        peer.queue.try_send((body, tx)).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => PeerError::Busy(node),
+            mpsc::error::TrySendError::Closed(_) => PeerError::Unreachable(node),
+        })?;
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(result)) => match result? {
+                response::Body::Error(message) => Err(PeerError::Remote { node, message }),
+                body => Ok(body),
+            },
+            Ok(Err(_)) => Err(PeerError::Unreachable(node)),
+            Err(_) => Err(PeerError::Timeout(node)),
+        }
+    }
+
+    /// The connection to `node`, started on first use (and restarted if its address changed).
+    fn peer(&self, node: u64, addr: &str) -> Arc<Peer> {
+        let mut peers = self.peers.lock();
+        if let Some(p) = peers.get(&node) {
+            if p.addr == addr && !p.queue.is_closed() {
+                return p.clone();
+            }
+        }
+        let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+        let peer = Arc::new(Peer {
+            addr: addr.to_string(),
+            queue: tx,
+        });
+        peers.insert(node, peer.clone());
+        tokio::spawn(run_connection(node, addr.to_string(), self.me.clone(), rx));
+        peer
+    }
+}
+
+/// Writes one message as a frame.
+async fn write_message(
+    stream: &mut (impl AsyncWriteExt + Unpin),
+    msg: &impl Message,
+) -> std::io::Result<()> {
+    let mut out = BytesMut::new();
+    cluster_proto::encode_frame(&msg.encode_to_vec(), &mut out)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+    stream.write_all(&out).await
+}
+
+/// Reads one frame's payload.
+pub async fn read_frame(
+    stream: &mut (impl AsyncReadExt + Unpin),
+    buf: &mut BytesMut,
+) -> std::io::Result<bytes::Bytes> {
+    loop {
+        if let Some(payload) = cluster_proto::decode_frame(buf)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?
+        {
+            return Ok(payload);
+        }
+        if stream.read_buf(buf).await? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+    }
+}
+
+/// Sends one message as a frame (the server side uses it for hellos and responses).
+pub async fn send_message(
+    stream: &mut (impl AsyncWriteExt + Unpin),
+    msg: &impl Message,
+) -> std::io::Result<()> {
+    write_message(stream, msg).await
+}
+
+async fn dial(addr: &str, me: &Hello) -> std::io::Result<(TcpStream, BytesMut)> {
+    let mut stream = tokio::time::timeout(Duration::from_secs(1), TcpStream::connect(addr))
+        .await
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+    stream.set_nodelay(true)?;
+    write_message(&mut stream, me).await?;
+    let mut buf = BytesMut::with_capacity(64 * 1024);
+    let raw = read_frame(&mut stream, &mut buf).await?;
+    let hello =
+        Hello::decode(raw).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+    if hello.protocol_version != PROTOCOL_VERSION {
+        tracing::warn!(
+            peer = hello.node_id,
+            theirs = hello.protocol_version,
+            ours = PROTOCOL_VERSION,
+            "peer speaks another protocol version"
+        );
+    }
+    Ok((stream, buf))
+}
+
+/// Owns the connection to one peer for as long as anyone may send to it.
+async fn run_connection(
+    node: u64,
+    addr: String,
+    me: Hello,
+    mut queue: mpsc::Receiver<(request::Body, Pending)>,
+) {
+    let next_id = AtomicU64::new(1);
+    let mut backoff = BACKOFF_MIN;
+    loop {
+        let (stream, mut buf) = match dial(&addr, &me).await {
+            Ok(c) => {
+                backoff = BACKOFF_MIN;
+                c
+            }
+            Err(e) => {
+                tracing::debug!(peer = node, %addr, error = %e, "cannot reach peer");
+                // Fail what is queued now, then wait before dialling again.
+                let deadline = tokio::time::Instant::now() + backoff;
+                loop {
+                    tokio::select! {
+                        got = queue.recv() => match got {
+                            Some((_, reply)) => { let _ = reply.send(Err(PeerError::Unreachable(node))); }
+                            None => return,
+                        },
+                        _ = tokio::time::sleep_until(deadline) => break,
+                    }
+                }
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+                continue;
+            }
+        };
+        let (mut reader, mut writer) = stream.into_split();
+        let in_flight: Arc<Mutex<HashMap<u64, Pending>>> = Default::default();
+        let reading = {
+            let in_flight = in_flight.clone();
+            async move {
+                loop {
+                    let raw = read_frame(&mut reader, &mut buf).await?;
+                    let resp = Response::decode(raw)
+                        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+                    if let Some(waiter) = in_flight.lock().remove(&resp.id) {
+                        let body = resp.body.unwrap_or(response::Body::Error(
+                            "the peer sent an empty response".into(),
+                        ));
+                        let _ = waiter.send(Ok(body));
+                    }
+                }
+                #[allow(unreachable_code)]
+                Ok::<(), std::io::Error>(())
+            }
+        };
+        let writing = async {
+            let mut out = BytesMut::new();
+            loop {
+                let Some((body, reply)) = queue.recv().await else {
+                    return Ok::<bool, std::io::Error>(true);
+                };
+                let mut batch = vec![(body, reply)];
+                while let Ok(more) = queue.try_recv() {
+                    batch.push(more);
+                    if batch.len() >= 64 {
+                        break;
+                    }
+                }
+                for (body, reply) in batch {
+                    let id = next_id.fetch_add(1, Ordering::Relaxed);
+                    in_flight.lock().insert(id, reply);
+                    let req = Request {
+                        id,
+                        body: Some(body),
+                    };
+                    cluster_proto::encode_frame(&req.encode_to_vec(), &mut out)
+                        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+                }
+                writer.write_all(&out).await?;
+                out.clear();
+            }
+        };
+        let closed = tokio::select! {
+            r = reading => { tracing::debug!(peer = node, result = ?r.err(), "peer connection lost"); false }
+            w = writing => matches!(w, Ok(true)),
+        };
+        for (_, waiter) in in_flight.lock().drain() {
+            let _ = waiter.send(Err(PeerError::Unreachable(node)));
+        }
+        if closed {
+            return;
+        }
+    }
+}

@@ -1,0 +1,82 @@
+//! The node-to-node listener: cluster-proto connections from peers. Each connection starts
+//! with an exchange of `Hello`s; its requests are then served concurrently and answered
+//! in whatever order they finish, matched by id.
+
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use cluster_proto::{Hello, Message, Request, Response};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+
+use crate::commands::Node;
+use crate::raft::peers::{read_frame, send_message};
+
+/// Accepts peers until `stop` turns true.
+pub async fn serve(node: Arc<Node>, listener: TcpListener, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((socket, addr)) => {
+                    let node = node.clone();
+                    let stop = stop.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = connection(node, socket, stop).await {
+                            tracing::debug!(peer = %addr, error = %e, "peer connection ended");
+                        }
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "peer accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                }
+            },
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+async fn connection(
+    node: Arc<Node>,
+    mut socket: TcpStream,
+    mut stop: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    socket.set_nodelay(true)?;
+    let mut buf = BytesMut::with_capacity(64 * 1024);
+    let raw = read_frame(&mut socket, &mut buf).await?;
+    let hello =
+        Hello::decode(raw).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+    send_message(&mut socket, node.groups().peers().hello()).await?;
+    tracing::debug!(peer = hello.node_id, addr = %hello.cluster_addr, "peer connected");
+    let (mut reader, mut writer) = socket.into_split();
+    let (tx, mut rx) = mpsc::unbounded_channel::<Response>();
+    let writing = async move {
+        while let Some(resp) = rx.recv().await {
+            send_message(&mut writer, &resp).await?;
+        }
+        Ok::<(), std::io::Error>(())
+    };
+    let reading = async move {
+        loop {
+            let raw = read_frame(&mut reader, &mut buf).await?;
+            let req = Request::decode(raw)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+            let node = node.clone();
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let body = node.serve_peer(req.body).await;
+                let _ = tx.send(Response {
+                    id: req.id,
+                    body: Some(body),
+                });
+            });
+        }
+        #[allow(unreachable_code)]
+        Ok::<(), std::io::Error>(())
+    };
+    tokio::select! {
+        r = reading => r,
+        w = writing => w,
+        _ = stop.changed() => Ok(()),
+    }
+}

@@ -1,0 +1,268 @@
+//! Clusters of real `basalt` processes on loopback: every shard replicated on three nodes,
+//! writes and reads through any node, kill -9 of leaders and of every node at once.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::support::{free_port, show, start_basalt_at, test_dir, Client, Process};
+
+/// One node's fixed place: its data, client port and node-to-node port.
+struct Slot {
+    dir: PathBuf,
+    port: u16,
+    cluster_port: u16,
+}
+
+struct Cluster {
+    slots: Vec<Slot>,
+    nodes: Vec<Option<Process>>,
+    flags: Vec<String>,
+}
+
+impl Cluster {
+    /// Starts `n` nodes: the first bootstraps, the others join it.
+    fn start(tag: &str, n: usize, flags: &[&str]) -> Cluster {
+        let mut cluster = Cluster {
+            slots: (0..n)
+                .map(|i| Slot {
+                    dir: test_dir(&format!("{tag}-{i}")),
+                    port: free_port(),
+                    cluster_port: free_port(),
+                })
+                .collect(),
+            nodes: (0..n).map(|_| None).collect(),
+            flags: flags.iter().map(|s| s.to_string()).collect(),
+        };
+        for i in 0..n {
+            cluster.start_node(i);
+        }
+        cluster.wait_replicated(n.min(3));
+        cluster
+    }
+
+    fn start_node(&mut self, i: usize) {
+        let slot = &self.slots[i];
+        let mut flags: Vec<String> = self.flags.clone();
+        flags.extend(["--cluster-port".into(), slot.cluster_port.to_string()]);
+        if i > 0 {
+            flags.extend(["--join".into(), format!("127.0.0.1:{}", self.slots[0].port)]);
+        }
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+        self.nodes[i] = Some(start_basalt_at(&slot.dir, slot.port, &flags));
+    }
+
+    fn client(&self, i: usize) -> Client {
+        Client::connect(self.slots[i].port)
+    }
+
+    fn kill(&mut self, i: usize) {
+        if let Some(mut p) = self.nodes[i].take() {
+            let _ = p.child.kill(); // SIGKILL
+            let _ = p.child.wait();
+        }
+    }
+
+    /// The shard lines of a node's INFO raft.
+    fn shards(&self, i: usize) -> Vec<String> {
+        let info = show(&self.client(i).call(&["INFO", "raft"]));
+        info.lines()
+            .filter(|l| l.starts_with("shard"))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Waits until every running node sees every shard led, with `voters` voters.
+    fn wait_replicated(&self, voters: usize) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let ready = (0..self.nodes.len())
+                .filter(|&i| self.nodes[i].is_some())
+                .all(|i| {
+                    let shards = self.shards(i);
+                    !shards.is_empty()
+                        && shards.iter().all(|l| {
+                            !l.contains("leader=none") && l.contains(&format!("voters={voters},"))
+                        })
+                });
+            if ready {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "cluster did not form: {:?}",
+                self.shards(0)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The node leading most shards.
+    fn a_leader(&self) -> usize {
+        for i in 0..self.nodes.len() {
+            if self.nodes[i].is_some() && self.shards(i).iter().any(|l| l.contains("role=leader")) {
+                return i;
+            }
+        }
+        panic!("no node leads a shard");
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for i in 0..self.nodes.len() {
+            self.kill(i);
+            let _ = std::fs::remove_dir_all(&self.slots[i].dir);
+        }
+    }
+}
+
+#[test]
+fn three_nodes_take_writes_through_any_node_and_answer_reads_from_every_node() {
+    let cluster = Cluster::start("cluster3", 3, &["--shards", "4"]);
+    let mut clients: Vec<Client> = (0..3).map(|i| cluster.client(i)).collect();
+    for k in 0..300 {
+        let c = &mut clients[k % 3];
+        assert_eq!(
+            show(&c.call(&["SET", &format!("key:{k}"), &format!("v{k}")])),
+            "+OK\r\n"
+        );
+    }
+    for k in 0..100 {
+        assert_eq!(
+            show(&clients[k % 3].call(&["INCR", "counter"])),
+            format!(":{}\r\n", k + 1)
+        );
+    }
+    for c in clients.iter_mut() {
+        for k in (0..300).step_by(7) {
+            let v = format!("v{k}");
+            assert_eq!(
+                show(&c.call(&["GET", &format!("key:{k}")])),
+                format!("${}\r\n{v}\r\n", v.len())
+            );
+        }
+        assert_eq!(show(&c.call(&["GET", "counter"])), "$3\r\n100\r\n");
+        assert_eq!(show(&c.call(&["DBSIZE"])), ":301\r\n");
+    }
+    // Writes that span shards are refused in a cluster, as Redis Cluster does.
+    let spanning = show(&clients[0].call(&["MSET", "a", "1", "b", "2", "c", "3"]));
+    assert!(spanning.starts_with("-CROSSSLOT"), "{spanning}");
+}
+
+/// Writes until acknowledged, through node `via`; returns when it was.
+fn write_until_acked(c: &mut Client, key: &str, deadline: Instant) -> bool {
+    loop {
+        let reply = show(&c.call(&["SET", key, "1"]));
+        if reply == "+OK\r\n" {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// kill -9 of a shard leader while a client writes: writes resume (the gap from the kill to
+/// the first acknowledged write is printed), the node comes back with its data, and every
+/// acknowledged write is on every node at the end. `BASALT_FAILOVER_CYCLES` sets the cycles
+/// (20 by default; more for a long run).
+#[test]
+fn killing_leaders_under_writes_loses_no_acknowledged_write() {
+    let cycles: usize = std::env::var("BASALT_FAILOVER_CYCLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let mut cluster = Cluster::start("failover", 3, &["--shards", "2"]);
+    let mut acked: Vec<String> = Vec::new();
+    let mut gaps: Vec<Duration> = Vec::new();
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    let mut n = 0u64;
+    for cycle in 0..cycles {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        // A leader of some shard, or now and then any node.
+        let victim = if cycle % 4 == 3 {
+            (rng % 3) as usize
+        } else {
+            cluster.a_leader()
+        };
+        let survivor = (victim + 1 + (rng % 2) as usize) % 3;
+        let mut c = cluster.client(survivor);
+        let mut write_some = |c: &mut Client, count: usize, n: &mut u64| {
+            for _ in 0..count {
+                *n += 1;
+                let key = format!("k{n}");
+                let deadline = Instant::now() + Duration::from_secs(10);
+                assert!(write_until_acked(c, &key, deadline), "{key}");
+                acked.push(key);
+            }
+        };
+        write_some(&mut c, 50, &mut n);
+        cluster.kill(victim);
+        let killed = Instant::now();
+        n += 1;
+        let key = format!("k{n}");
+        assert!(
+            write_until_acked(&mut c, &key, killed + Duration::from_secs(20)),
+            "cycle {cycle}: writes did not resume"
+        );
+        gaps.push(killed.elapsed());
+        write_some(&mut c, 20, &mut n);
+        acked.push(key);
+        cluster.start_node(victim);
+        cluster.wait_replicated(3);
+    }
+    for i in 0..3 {
+        let mut c = cluster.client(i);
+        for key in &acked {
+            assert_eq!(
+                show(&c.call(&["EXISTS", key])),
+                ":1\r\n",
+                "node {i}: {key} lost"
+            );
+        }
+    }
+    gaps.sort();
+    let ms: Vec<u128> = gaps.iter().map(|g| g.as_millis()).collect();
+    eprintln!(
+        "failover gaps over {cycles} kills (ms): min {} p50 {} p90 {} max {}",
+        ms[0],
+        ms[ms.len() / 2],
+        ms[ms.len() * 9 / 10],
+        ms[ms.len() - 1]
+    );
+}
+
+/// Every node killed at once under `appendfsync always`: after a restart of all of them,
+/// every acknowledged write is there.
+#[test]
+fn killing_every_node_at_once_loses_nothing_with_appendfsync_always() {
+    let mut cluster = Cluster::start("killall", 3, &["--shards", "4", "--appendfsync", "always"]);
+    let mut acked = BTreeSet::new();
+    for k in 0..400 {
+        let mut c = cluster.client(k % 3);
+        let key = format!("key:{k}");
+        assert_eq!(show(&c.call(&["SET", &key, &k.to_string()])), "+OK\r\n");
+        acked.insert(key);
+    }
+    for i in 0..3 {
+        cluster.kill(i);
+    }
+    for i in 0..3 {
+        cluster.start_node(i);
+    }
+    cluster.wait_replicated(3);
+    for i in 0..3 {
+        let mut c = cluster.client(i);
+        for key in &acked {
+            assert_eq!(
+                show(&c.call(&["EXISTS", key])),
+                ":1\r\n",
+                "node {i}: {key} lost"
+            );
+        }
+    }
+}
