@@ -482,35 +482,32 @@ impl Node {
         session: &Session,
         args: &[Bytes],
     ) -> Option<Reply> {
-        if let Some(leader) = self.leader_elsewhere(cmd, args) {
-            return Some(self.forward(leader, session, args.to_vec()).await);
+        let first = cmd.key_positions(args).next()?;
+        let shard = self.shards.shard_of_key(&args[first]);
+        let groups = self.groups();
+        if groups.serves_locally(shard, cmd.is_write()) {
+            return None;
+        }
+        let blocking = cmd.meta.has_flag("blocking");
+        if let Some(leader) = self.leader_elsewhere(shard) {
+            return Some(self.forward(leader, session, args.to_vec(), blocking).await);
         }
         if cmd.is_write() {
             return None;
         }
-        let first = cmd.key_positions(args).next()?;
-        let shard = self.shards.shard_of_key(&args[first]);
-        match self.groups().read_barrier(shard).await {
+        match groups.read_barrier(shard).await {
             Ok(()) => None,
-            Err(crate::raft::ProposeError::NotLeader(_)) => {
-                match self.leader_elsewhere(cmd, args) {
-                    Some(leader) => Some(self.forward(leader, session, args.to_vec()).await),
-                    None => Some(Reply::error("TRYAGAIN the shard is changing leader")),
-                }
-            }
+            Err(crate::raft::ProposeError::NotLeader(_)) => match self.leader_elsewhere(shard) {
+                Some(leader) => Some(self.forward(leader, session, args.to_vec(), blocking).await),
+                None => Some(Reply::error("TRYAGAIN the shard is changing leader")),
+            },
             Err(e) => Some(Reply::Error(e.to_string())),
         }
     }
 
-    /// The node leading the shard of the command's first key, when that is another node:
-    /// the command runs there (reads see the leader's state, writes are proposed there).
-    fn leader_elsewhere(
-        &self,
-        cmd: &Command,
-        args: &[Bytes],
-    ) -> Option<(u64, crate::raft::types::NodeInfo)> {
-        let first = cmd.key_positions(args).next()?;
-        let shard = self.shards.shard_of_key(&args[first]);
+    /// The node leading `shard` when that is another node: the command runs there (reads
+    /// see the leader's state, writes are proposed there).
+    fn leader_elsewhere(&self, shard: ShardId) -> Option<(u64, crate::raft::types::NodeInfo)> {
         let groups = self.groups();
         if groups.is_leader(shard) {
             return None;

@@ -15,8 +15,10 @@ use crate::protocol::Reply;
 use crate::raft::types::NodeInfo;
 use crate::raft::{GroupId, ProposeError};
 
-/// How long a forwarded command may take (a blocking command forwarded waits at the leader).
-const FORWARD_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a forwarded command may take before the client gets `-TRYAGAIN`; a blocking
+/// command waits at the leader, so it gets longer (its own timeout is not known here).
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(5);
+const FORWARD_BLOCKING_TIMEOUT: Duration = Duration::from_secs(300);
 /// How long adding a replica may take (the learner catches up first).
 const ADD_REPLICA_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -108,8 +110,14 @@ impl Node {
         leader: (u64, NodeInfo),
         session: &Session,
         args: Vec<Bytes>,
+        blocking: bool,
     ) -> Reply {
         let (id, info) = leader;
+        let timeout = if blocking {
+            FORWARD_BLOCKING_TIMEOUT
+        } else {
+            FORWARD_TIMEOUT
+        };
         let body = request::Body::Forward(Forward {
             db: u32::from(session.db),
             args,
@@ -118,7 +126,7 @@ impl Node {
         match self
             .groups()
             .peers()
-            .call(id, &info.cluster_addr, body, FORWARD_TIMEOUT)
+            .call(id, &info.cluster_addr, body, timeout)
             .await
         {
             Ok(response::Body::Reply(raw)) => Reply::Encoded(raw),

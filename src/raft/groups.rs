@@ -343,6 +343,21 @@ impl Groups {
         }
     }
 
+    /// Whether a command of `shard` can run here with no further check: this node leads the
+    /// group and, for a read, is its only voter (one look at the group's state).
+    pub fn serves_locally(&self, shard: ShardId, write: bool) -> bool {
+        let m = self.shards[usize::from(shard.0)].raft.metrics();
+        let m = m.borrow_watched();
+        if m.state != ServerState::Leader {
+            return false;
+        }
+        if write {
+            return true;
+        }
+        let mut voters = m.membership_config.membership().voter_ids();
+        voters.next() == Some(self.node_id) && voters.next().is_none()
+    }
+
     /// Whether this node leads `shard`'s group.
     pub fn is_leader(&self, shard: ShardId) -> bool {
         self.shards[usize::from(shard.0)].raft.is_leader()

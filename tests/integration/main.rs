@@ -10,6 +10,7 @@ mod docs;
 mod durability;
 mod lifecycle;
 mod limits;
+mod partition;
 mod pipelining;
 mod raft;
 mod windows;

@@ -250,15 +250,20 @@ pub struct Client {
 
 impl Client {
     pub fn connect(port: u16) -> Client {
-        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        Client::connect_to(&format!("127.0.0.1:{port}")).expect("connect")
+    }
+
+    /// Connects to `addr` (`ip:port`).
+    pub fn connect_to(addr: &str) -> std::io::Result<Client> {
+        let stream = TcpStream::connect(addr)?;
         stream
             .set_read_timeout(Some(Duration::from_secs(30)))
             .unwrap();
         stream.set_nodelay(true).unwrap();
-        Client {
+        Ok(Client {
             reader: BufReader::new(stream.try_clone().unwrap()),
             stream,
-        }
+        })
     }
 
     pub fn send_raw(&mut self, bytes: &[u8]) {

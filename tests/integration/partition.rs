@@ -1,0 +1,281 @@
+//! Network faults between nodes: each node runs in its own Linux network namespace, joined
+//! to a bridge by a veth pair; a partition is a pair of blackhole routes between two nodes'
+//! addresses (clients in the root namespace still reach every node). Needs root and
+//! iproute2; the test says why and passes without checking anything when it cannot set up.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::{show, test_dir, Client};
+
+fn ip(args: &[&str]) -> bool {
+    Command::new("ip")
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn in_ns(ns: &str, args: &[&str]) -> bool {
+    let mut all = vec!["netns", "exec", ns, "ip"];
+    all.extend_from_slice(args);
+    ip(&all)
+}
+
+/// A bridge and one namespace per node, removed on drop.
+struct Net {
+    tag: String,
+    subnet: u16,
+    nodes: usize,
+}
+
+impl Net {
+    fn create(nodes: usize) -> Result<Net, String> {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            return Err("not root".into());
+        }
+        let id = std::process::id() % 200;
+        let net = Net {
+            tag: format!("bz{id}"),
+            subnet: 20 + id as u16,
+            nodes,
+        };
+        let bridge = net.bridge();
+        let gateway = format!("10.{}.77.254/24", net.subnet);
+        let ok = ip(&["link", "add", &bridge, "type", "bridge"])
+            && ip(&["addr", "add", &gateway, "dev", &bridge])
+            && ip(&["link", "set", &bridge, "up"]);
+        if !ok {
+            return Err("cannot create a bridge (iproute2 missing or no CAP_NET_ADMIN)".into());
+        }
+        for i in 0..nodes {
+            let (ns, outer, inner) = (
+                net.ns(i),
+                format!("{}o{i}", net.tag),
+                format!("{}i{i}", net.tag),
+            );
+            let addr = format!("{}/24", net.ip(i));
+            let ok = ip(&["netns", "add", &ns])
+                && ip(&[
+                    "link", "add", &outer, "type", "veth", "peer", "name", &inner,
+                ])
+                && ip(&["link", "set", &inner, "netns", &ns])
+                && ip(&["link", "set", &outer, "master", &bridge])
+                && ip(&["link", "set", &outer, "up"])
+                && in_ns(&ns, &["addr", "add", &addr, "dev", &inner])
+                && in_ns(&ns, &["link", "set", &inner, "up"])
+                && in_ns(&ns, &["link", "set", "lo", "up"]);
+            if !ok {
+                return Err(format!("cannot set up namespace {ns}"));
+            }
+        }
+        Ok(net)
+    }
+
+    fn bridge(&self) -> String {
+        format!("{}br", self.tag)
+    }
+
+    fn ns(&self, i: usize) -> String {
+        format!("{}n{i}", self.tag)
+    }
+
+    fn ip(&self, i: usize) -> String {
+        format!("10.{}.77.{}", self.subnet, i + 1)
+    }
+
+    /// Drops every packet between nodes `a` and `b` (both directions).
+    fn cut(&self, a: usize, b: usize) {
+        assert!(in_ns(
+            &self.ns(a),
+            &["route", "add", "blackhole", &self.ip(b)]
+        ));
+        assert!(in_ns(
+            &self.ns(b),
+            &["route", "add", "blackhole", &self.ip(a)]
+        ));
+    }
+
+    fn heal(&self, a: usize, b: usize) {
+        assert!(in_ns(
+            &self.ns(a),
+            &["route", "del", "blackhole", &self.ip(b)]
+        ));
+        assert!(in_ns(
+            &self.ns(b),
+            &["route", "del", "blackhole", &self.ip(a)]
+        ));
+    }
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        for i in 0..self.nodes {
+            ip(&["netns", "del", &self.ns(i)]);
+        }
+        ip(&["link", "del", &self.bridge()]);
+    }
+}
+
+struct Node {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_node(net: &Net, i: usize, dir: &std::path::Path) -> Node {
+    let ip = net.ip(i);
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", &net.ns(i), env!("CARGO_BIN_EXE_basalt")])
+        .args(["--bind", &ip, "--port", "6379", "--cluster-port", "16379"])
+        .args(["--shards", "2", "--appendfsync", "always", "--dir"])
+        .arg(dir);
+    if i > 0 {
+        cmd.args(["--join", &format!("{}:6379", net.ip(0))]);
+    }
+    let child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start basalt in a namespace");
+    let addr = format!("{ip}:6379");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Client::connect_to(&addr).is_err() {
+        assert!(Instant::now() < deadline, "node {i} did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Node { child, addr }
+}
+
+fn client(node: &Node) -> Client {
+    let c = Client::connect_to(&node.addr).expect("connect");
+    c.set_timeout(Duration::from_secs(10));
+    c
+}
+
+fn shard_lines(node: &Node) -> Vec<String> {
+    show(&client(node).call(&["INFO", "raft"]))
+        .lines()
+        .filter(|l| l.starts_with("shard"))
+        .map(str::to_string)
+        .collect()
+}
+
+fn wait_for(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !ready() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The leader of every shard (node 0, which bootstrapped) is cut off from both followers:
+/// it stops acknowledging writes, and once its lease is over stops serving reads; the other
+/// two elect new leaders and take writes. After healing it follows the new leaders and has
+/// every acknowledged write; nothing acknowledged is lost.
+#[test]
+fn a_leader_cut_off_in_a_minority_stops_acknowledging_and_catches_up_after_healing() {
+    let net = match Net::create(3) {
+        Ok(net) => net,
+        Err(why) => {
+            eprintln!("skipping the network partition test: {why}");
+            return;
+        }
+    };
+    let dirs: Vec<_> = (0..3)
+        .map(|i| test_dir(&format!("partition-{i}")))
+        .collect();
+    let nodes: Vec<Node> = (0..3).map(|i| start_node(&net, i, &dirs[i])).collect();
+    wait_for("three voters per shard", Duration::from_secs(60), || {
+        nodes.iter().all(|n| {
+            let lines = shard_lines(n);
+            !lines.is_empty()
+                && lines
+                    .iter()
+                    .all(|l| l.contains("voters=3,") && !l.contains("leader=none"))
+        })
+    });
+    assert!(shard_lines(&nodes[0])
+        .iter()
+        .all(|l| l.contains("role=leader")));
+    let mut acked = Vec::new();
+    let mut c0 = client(&nodes[0]);
+    for k in 0..50 {
+        let key = format!("before:{k}");
+        assert_eq!(show(&c0.call(&["SET", &key, "1"])), "+OK\r\n");
+        acked.push(key);
+    }
+    assert_eq!(show(&c0.call(&["GET", "before:7"])), "$1\r\n1\r\n");
+
+    net.cut(0, 1);
+    net.cut(0, 2);
+    let cut_at = Instant::now();
+    // The old leader cannot commit: a write there is never acknowledged.
+    let mut c0 = client(&nodes[0]);
+    c0.set_timeout(Duration::from_secs(4));
+    c0.send(&[b"SET", b"during:old-leader", b"x"]);
+    // No answer at all is fine too: not acknowledged either.
+    if let Ok(reply) = c0.try_read_reply() {
+        assert!(
+            show(&reply).starts_with('-'),
+            "the cut-off leader acknowledged a write: {}",
+            show(&reply)
+        );
+    }
+    // The majority elects new leaders and takes writes.
+    let mut c1 = client(&nodes[1]);
+    // (A write forwarded to the cut-off leader gets -TRYAGAIN after 5 s.)
+    c1.set_timeout(Duration::from_secs(15));
+    wait_for(
+        "a new leader in the majority",
+        Duration::from_secs(20),
+        || show(&c1.call(&["SET", "during:majority", "1"])) == "+OK\r\n",
+    );
+    acked.push("during:majority".to_string());
+    for k in 0..50 {
+        let key = format!("during:{k}");
+        assert_eq!(show(&c1.call(&["SET", &key, "1"])), "+OK\r\n");
+        acked.push(key);
+    }
+    // Past its lease (an election timeout), the old leader serves no read.
+    let lease_over = cut_at + Duration::from_secs(2);
+    if let Some(wait) = lease_over.checked_duration_since(Instant::now()) {
+        std::thread::sleep(wait);
+    }
+    let mut r0 = client(&nodes[0]);
+    r0.set_timeout(Duration::from_secs(6));
+    r0.send(&[b"GET", b"before:7"]);
+    if let Ok(reply) = r0.try_read_reply() {
+        assert!(
+            show(&reply).starts_with('-'),
+            "the cut-off node served a read after its lease: {}",
+            show(&reply)
+        );
+    }
+
+    net.heal(0, 1);
+    net.heal(0, 2);
+    wait_for("the old leader to follow", Duration::from_secs(30), || {
+        shard_lines(&nodes[0])
+            .iter()
+            .all(|l| l.contains("role=follower") && !l.contains("leader=none"))
+    });
+    for node in &nodes {
+        let mut c = client(node);
+        for key in &acked {
+            assert_eq!(show(&c.call(&["EXISTS", key])), ":1\r\n", "{key} lost");
+        }
+    }
+    drop(nodes);
+    for d in dirs {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}
