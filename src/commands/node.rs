@@ -495,13 +495,22 @@ impl Node {
         if cmd.is_write() {
             return None;
         }
-        match groups.read_barrier(shard).await {
-            Ok(()) => None,
-            Err(crate::raft::ProposeError::NotLeader(_)) => match self.leader_elsewhere(shard) {
-                Some(leader) => Some(self.forward(leader, session, args.to_vec(), blocking).await),
-                None => Some(Reply::error("TRYAGAIN the shard is changing leader")),
-            },
-            Err(e) => Some(Reply::Error(e.to_string())),
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
+        loop {
+            match groups.read_barrier(shard).await {
+                Ok(()) => return None,
+                Err(crate::raft::ProposeError::NotLeader(_)) => {
+                    if let Some(leader) = self.leader_elsewhere(shard) {
+                        return Some(self.forward(leader, session, args.to_vec(), blocking).await);
+                    }
+                }
+                Err(e) => return Some(Reply::Error(e.to_string())),
+            }
+            // Leadership is moving and the new leader is not known here yet.
+            if tokio::time::Instant::now() >= deadline {
+                return Some(Reply::error("TRYAGAIN the shard is changing leader"));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
     }
 

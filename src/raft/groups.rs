@@ -122,6 +122,14 @@ fn raft_config() -> io::Result<Arc<openraft::Config>> {
         .map_err(|e| io::Error::other(e.to_string()))
 }
 
+/// Stops (or restarts) a group's timers: ticks, heartbeats and elections.
+fn quiesce(raft: &ShardRaft, quiet: bool) {
+    let config = raft.runtime_config();
+    config.tick(!quiet);
+    config.heartbeat(!quiet);
+    config.elect(!quiet);
+}
+
 /// Whether this node's saved vote for `group` is a committed vote for itself (it led).
 fn led_before(votes: &Votes, group: GroupId, node_id: u64) -> bool {
     votes
@@ -218,6 +226,9 @@ impl Groups {
                     .state(ServerState::Leader, "a lone node leads its group")
                     .await
                     .map_err(|e| io::Error::other(e.to_string()))?;
+                // Quiesced: with no one to heartbeat and no one to replace it, a lone
+                // group's timers only cost CPU (they start again when a node joins).
+                quiesce(&shard.raft, true);
             }
         }
         Ok(Groups {
@@ -468,6 +479,7 @@ impl Groups {
         if voters.contains(&node) {
             return Ok(());
         }
+        quiesce(raft, false);
         raft.add_learner(node, info, true)
             .await
             .map_err(|e| ProposeError::Fatal(e.to_string()))?;
@@ -508,6 +520,54 @@ impl Groups {
                 .map_err(|e| io::Error::other(e.to_string()))?;
         }
         Ok(())
+    }
+
+    /// Spreads shard leaders over the voters: when this node leads more groups than its
+    /// share (groups / nodes, rounded up), it hands one of them to the voter of that group
+    /// that leads the fewest. One transfer per call; every node runs it, so leaders settle
+    /// within a few rounds.
+    pub async fn balance_leaders(&self) {
+        let mut led: BTreeMap<u64, usize> = BTreeMap::new();
+        let mut mine = Vec::new();
+        let mut members = Vec::new();
+        for shard in &self.shards {
+            let m = shard.raft.metrics().borrow_watched().clone();
+            let voters: Vec<u64> = m.membership_config.membership().voter_ids().collect();
+            for v in &voters {
+                led.entry(*v).or_insert(0);
+            }
+            if let Some(leader) = m.current_leader {
+                *led.entry(leader).or_insert(0) += 1;
+            }
+            if m.state == ServerState::Leader && voters.len() > 1 {
+                mine.push(members.len());
+            }
+            members.push(voters);
+        }
+        if led.len() < 2 {
+            return;
+        }
+        let share = self.shards.len().div_ceil(led.len());
+        if mine.len() <= share {
+            return;
+        }
+        for &i in mine.iter().rev() {
+            let target = members[i]
+                .iter()
+                .filter(|v| **v != self.node_id)
+                .min_by_key(|v| led.get(v).copied().unwrap_or(0));
+            if let Some(&to) = target {
+                if led.get(&to).copied().unwrap_or(0) + 1 < mine.len() {
+                    tracing::info!(
+                        group = group_of(ShardId(i as u16)),
+                        to,
+                        "moving a shard leader"
+                    );
+                    let _ = self.shards[i].raft.trigger().transfer_leader(to).await;
+                    return;
+                }
+            }
+        }
     }
 
     /// Takes a checkpoint when the log has grown past [`CHECKPOINT_SEGMENTS`].

@@ -110,9 +110,11 @@ async fn accept(
     });
 }
 
-/// Active expiry and the ops/sec sampler, at `hz` times a second.
+/// Active expiry and the ops/sec sampler at `hz` times a second, Raft log checkpoints, and
+/// every 2 s a step of spreading shard leaders over the nodes.
 async fn background_tasks(node: Arc<Node>, mut stop: watch::Receiver<bool>) {
     let mut cursor = ExpireCursor::new(node.keyspace.databases());
+    let mut last_balance = std::time::Instant::now();
     loop {
         let period = Duration::from_millis(1000 / node.config.hz().max(1));
         tokio::select! {
@@ -123,6 +125,10 @@ async fn background_tasks(node: Arc<Node>, mut stop: watch::Receiver<bool>) {
         node.active_expire_pass(&mut cursor).await;
         if let Err(e) = node.groups().maybe_checkpoint().await {
             tracing::error!(error = %e, "raft checkpoint failed");
+        }
+        if last_balance.elapsed() >= Duration::from_secs(2) {
+            last_balance = std::time::Instant::now();
+            node.groups().balance_leaders().await;
         }
     }
 }
