@@ -22,8 +22,6 @@ use openraft::error::{ClientWriteError, RaftError};
 use openraft::{Raft, ServerState, SnapshotPolicy};
 use parking_lot::Mutex;
 
-use cluster_proto::messages::SnapshotChunk;
-use cluster_proto::RaftKind;
 use openraft::ChangeMembers;
 
 use super::flusher::Flusher;
@@ -88,10 +86,10 @@ pub struct Groups {
     me: NodeInfo,
     replicas: usize,
     linearizable_reads: bool,
-    dir: std::path::PathBuf,
+    pub(super) dir: std::path::PathBuf,
     peers: Arc<Peers>,
-    incoming: Mutex<std::collections::HashMap<u64, Incoming>>,
-    incoming_meta: Mutex<std::collections::HashMap<u64, Bytes>>,
+    /// Snapshots being received, by transfer id (`serve.rs`).
+    pub(super) incoming: Mutex<std::collections::HashMap<u64, Incoming>>,
     log: Arc<RaftLog>,
     flusher: Arc<Flusher>,
     applier: Arc<dyn Applier>,
@@ -239,7 +237,6 @@ impl Groups {
             dir: options.dir.to_path_buf(),
             peers,
             incoming: Mutex::new(Default::default()),
-            incoming_meta: Mutex::new(Default::default()),
             log,
             flusher,
             applier,
@@ -287,7 +284,7 @@ impl Groups {
         &self.peers
     }
 
-    fn raft(&self, group: GroupId) -> Result<&ShardRaft, String> {
+    pub(super) fn raft(&self, group: GroupId) -> Result<&ShardRaft, String> {
         (group as usize)
             .checked_sub(1)
             .and_then(|i| self.shards.get(i))
@@ -372,91 +369,6 @@ impl Groups {
     /// Whether this node leads `shard`'s group.
     pub fn is_leader(&self, shard: ShardId) -> bool {
         self.shards[usize::from(shard.0)].raft.is_leader()
-    }
-
-    /// Serves a Raft RPC from a peer; the reply is in `wire.rs` layout.
-    pub async fn handle_rpc(
-        &self,
-        group: GroupId,
-        kind: RaftKind,
-        payload: Bytes,
-    ) -> Result<Bytes, String> {
-        let raft = self.raft(group)?;
-        let text = |e: &dyn std::fmt::Display| e.to_string();
-        match kind {
-            RaftKind::AppendEntries => {
-                let req = super::wire::decode_append(payload).map_err(|e| text(&e))?;
-                let resp = raft.append_entries(req).await.map_err(|e| text(&e))?;
-                Ok(super::wire::encode_append_response(&resp))
-            }
-            RaftKind::Vote | RaftKind::PreVote => {
-                let req = super::wire::decode_vote_request(payload).map_err(|e| text(&e))?;
-                let resp = if kind == RaftKind::Vote {
-                    raft.vote(req).await
-                } else {
-                    raft.pre_vote(req).await
-                }
-                .map_err(|e| text(&e))?;
-                Ok(super::wire::encode_vote_response(&resp))
-            }
-            RaftKind::TransferLeader => {
-                let req = super::wire::decode_transfer(payload).map_err(|e| text(&e))?;
-                raft.handle_transfer_leader(req)
-                    .await
-                    .map_err(|e| text(&e))?
-                    .map_err(|e| text(&e))?;
-                Ok(Bytes::new())
-            }
-            RaftKind::Snapshot | RaftKind::Unknown => Err(format!("unexpected raft rpc {kind:?}")),
-        }
-    }
-
-    /// Stores one chunk of a snapshot for `group`; the last one installs it.
-    pub async fn handle_snapshot_chunk(&self, chunk: SnapshotChunk) -> Result<Bytes, String> {
-        let group = chunk.group;
-        let raft = self.raft(group)?;
-        let text = |e: &dyn std::fmt::Display| e.to_string();
-        let key = chunk.transfer;
-        let meta = {
-            let mut incoming = self.incoming.lock();
-            if !chunk.meta.is_empty() {
-                let file =
-                    Incoming::create(&self.dir.join("incoming"), key).map_err(|e| text(&e))?;
-                incoming.insert(key, file);
-            }
-            let file = incoming
-                .get_mut(&key)
-                .ok_or("snapshot chunk of an unknown transfer")?;
-            file.append(&chunk.records).map_err(|e| text(&e))?;
-            if !chunk.done {
-                if !chunk.meta.is_empty() {
-                    self.incoming_meta.lock().insert(key, chunk.meta.clone());
-                }
-                return Ok(Bytes::new());
-            }
-            if !chunk.meta.is_empty() {
-                self.incoming_meta.lock().insert(key, chunk.meta.clone());
-            }
-            incoming.remove(&key)
-        };
-        let file = meta.ok_or("snapshot of an unknown transfer")?;
-        let meta = self
-            .incoming_meta
-            .lock()
-            .remove(&key)
-            .ok_or("snapshot without meta")?;
-        let meta = super::wire::decode_snapshot_meta(meta).map_err(|e| text(&e))?;
-        let vote = types::decode_vote(chunk.vote).map_err(|e| text(&e))?;
-        let data = file.finish().map_err(|e| text(&e))?;
-        let snapshot = openraft::type_config::alias::SnapshotOf::<TypeConfig, super::ShardSnapshot> {
-            meta,
-            snapshot: super::ShardSnapshot(Box::new(data)),
-        };
-        let resp = raft
-            .install_full_snapshot(vote, snapshot)
-            .await
-            .map_err(|e| text(&e))?;
-        Ok(super::wire::encode_snapshot_response(&resp))
     }
 
     /// Makes `node` a member of `group` (whose leader this node must be): a learner that

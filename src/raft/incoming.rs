@@ -17,14 +17,20 @@ const PAGE: usize = 1024;
 pub struct Incoming {
     path: PathBuf,
     file: BufWriter<File>,
+    /// The snapshot's meta (`wire.rs` layout), from the first chunk.
+    meta: Bytes,
 }
 
 impl Incoming {
-    pub fn create(dir: &Path, transfer: u64) -> io::Result<Incoming> {
+    pub fn create(dir: &Path, transfer: u64, meta: Bytes) -> io::Result<Incoming> {
         std::fs::create_dir_all(dir)?;
         let path = dir.join(format!("snapshot-{transfer:016x}"));
         let file = BufWriter::new(File::create(&path)?);
-        Ok(Incoming { path, file })
+        Ok(Incoming { path, file, meta })
+    }
+
+    pub fn meta(&self) -> &Bytes {
+        &self.meta
     }
 
     /// Appends encoded records (`(key_len:u32 | key | value_len:u32 | value)*`).
@@ -92,7 +98,8 @@ mod tests {
     #[test]
     fn received_records_read_back_in_pages() {
         let dir = std::env::temp_dir().join(format!("basalt-incoming-{}", std::process::id()));
-        let mut incoming = Incoming::create(&dir, 1).unwrap();
+        let mut incoming = Incoming::create(&dir, 1, Bytes::from_static(b"meta")).unwrap();
+        assert_eq!(incoming.meta(), &Bytes::from_static(b"meta"));
         let records: Vec<(Bytes, Bytes)> = (0..2500)
             .map(|i| (Bytes::from(format!("k{i}")), Bytes::from(format!("v{i}"))))
             .collect();

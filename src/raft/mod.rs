@@ -14,6 +14,7 @@ pub mod log;
 pub mod log_store;
 mod network;
 pub mod peers;
+mod serve;
 pub mod state_machine;
 pub mod types;
 pub mod wire;

@@ -299,3 +299,58 @@ fn killing_every_node_at_once_loses_nothing_with_appendfsync_always() {
         }
     }
 }
+
+/// A node that was down while the others wrote enough for their logs to be checkpointed
+/// and purged comes back and catches up from a snapshot streamed over cluster-proto.
+#[test]
+fn a_node_behind_the_purged_log_catches_up_from_a_snapshot() {
+    let mut cluster = Cluster::start(
+        "snapshot",
+        3,
+        &["--shards", "2", "--raft-log-segment-size", "64kb"],
+    );
+    cluster.kill(2);
+    let mut c = cluster.client(0);
+    let value = "v".repeat(200);
+    for k in 0..3000 {
+        let key = format!("key:{k}");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if show(&c.call(&["SET", &key, &value])) == "+OK\r\n" {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{key} not acknowledged");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    // Both shards' logs were purged past what node 2 has.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while cluster.shards(0).iter().any(|l| l.contains("purged=0")) {
+        assert!(
+            Instant::now() < deadline,
+            "no purge: {:?}",
+            cluster.shards(0)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    cluster.start_node(2);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        // DBSIZE counts what this node holds itself.
+        let here = show(&cluster.client(2).call(&["DBSIZE"]));
+        if here == ":3000\r\n" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "node 2 holds {here}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let shards = cluster.shards(2);
+    assert!(
+        shards.iter().all(|l| !l.contains("snapshot=0")),
+        "node 2 did not install snapshots: {shards:?}"
+    );
+    assert_eq!(
+        show(&cluster.client(2).call(&["GET", "key:1234"])),
+        format!("${}\r\n{value}\r\n", value.len())
+    );
+}
