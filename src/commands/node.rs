@@ -313,13 +313,14 @@ impl Node {
             match w.shards {
                 ShardSet::One(shard) => run.push((shard, w.entry)),
                 shards => {
-                    replies.extend(self.propose_run(std::mem::take(&mut run)).await);
+                    let resp3 = Some(session.resp3);
+                    replies.extend(self.propose_run(std::mem::take(&mut run), resp3).await);
                     replies.push(self.propose_spanning(&shards, w.entry).await);
                 }
             }
             done.push((w.cmd, w.args, w.started_us));
         }
-        replies.extend(self.propose_run(run).await);
+        replies.extend(self.propose_run(run, Some(session.resp3)).await);
         for ((cmd, args, started_us), reply) in done.iter().zip(&replies) {
             self.finish(cmd, reply, session, args, *started_us);
         }
@@ -327,7 +328,9 @@ impl Node {
     }
 
     /// Proposes single-shard writes together, holding their shards' gates shared.
-    async fn propose_run(&self, run: Vec<(ShardId, Entry)>) -> Vec<Reply> {
+    /// `resp3`: the client's protocol when the writes come from a client (they are then
+    /// forwarded if their shard's leadership has just moved elsewhere).
+    async fn propose_run(&self, run: Vec<(ShardId, Entry)>, resp3: Option<bool>) -> Vec<Reply> {
         if run.is_empty() {
             return Vec::new();
         }
@@ -378,10 +381,15 @@ impl Node {
         let groups = self.groups();
         let proposals = batches.into_iter().map(|(shard, entry)| async move {
             let batched = matches!(entry.op, EntryOp::Batch(_));
-            let reply = groups
-                .propose(shard, entry)
-                .await
-                .unwrap_or_else(|e| Reply::Error(e.to_string()));
+            let reply = match groups.propose(shard, &entry).await {
+                Ok(reply) => reply,
+                // Leadership moved before the entry was appended: the new leader runs it.
+                Err(crate::raft::ProposeError::NotLeader(_)) if resp3.is_some() => {
+                    self.forward_entry(shard, &entry, resp3.unwrap_or(false))
+                        .await
+                }
+                Err(e) => Reply::Error(e.to_string()),
+            };
             match reply {
                 Reply::Array(replies) if batched => replies,
                 other => vec![other],
@@ -404,6 +412,33 @@ impl Node {
             .collect()
     }
 
+    /// Runs the commands of an entry at `shard`'s new leader, in order (a batch gets its
+    /// replies back as one array, as its apply would have given them).
+    async fn forward_entry(&self, shard: ShardId, entry: &Entry, resp3: bool) -> Reply {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
+        let leader = loop {
+            if let Some(leader) = self.leader_elsewhere(shard) {
+                break leader;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Reply::error("TRYAGAIN the shard is changing leader");
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        };
+        let to = (entry.db, resp3);
+        match &entry.op {
+            EntryOp::Command(args) => self.forward(leader, to, args.clone(), false).await,
+            EntryOp::Batch(commands) => {
+                let mut replies = Vec::with_capacity(commands.len());
+                for args in commands {
+                    replies.push(self.forward(leader.clone(), to, args.clone(), false).await);
+                }
+                Reply::Array(replies)
+            }
+            EntryOp::Expire(_) => Reply::error("TRYAGAIN the shard is changing leader"),
+        }
+    }
+
     /// Proposes a write that spans shards: with all of them held exclusively, through the
     /// group of the first one, which applies the whole write. Only a node that is the sole
     /// voter of every group may do this; in a cluster such a write is refused.
@@ -421,7 +456,7 @@ impl Node {
         for s in &ids {
             guards.push(self.gates[usize::from(s.0)].write().await);
         }
-        let reply = groups.propose(ids[0], entry).await;
+        let reply = groups.propose(ids[0], &entry).await;
         drop(guards);
         reply.unwrap_or_else(|e| Reply::Error(e.to_string()))
     }
@@ -490,7 +525,10 @@ impl Node {
         }
         let blocking = cmd.meta.has_flag("blocking");
         if let Some(leader) = self.leader_elsewhere(shard) {
-            return Some(self.forward(leader, session, args.to_vec(), blocking).await);
+            return Some(
+                self.forward(leader, (session.db, session.resp3), args.to_vec(), blocking)
+                    .await,
+            );
         }
         if cmd.is_write() {
             return None;
@@ -501,7 +539,15 @@ impl Node {
                 Ok(()) => return None,
                 Err(crate::raft::ProposeError::NotLeader(_)) => {
                     if let Some(leader) = self.leader_elsewhere(shard) {
-                        return Some(self.forward(leader, session, args.to_vec(), blocking).await);
+                        return Some(
+                            self.forward(
+                                leader,
+                                (session.db, session.resp3),
+                                args.to_vec(),
+                                blocking,
+                            )
+                            .await,
+                        );
                     }
                 }
                 Err(e) => return Some(Reply::Error(e.to_string())),
@@ -567,7 +613,7 @@ impl Node {
                 now_ms,
                 op: EntryOp::Expire(keys),
             };
-            if let [Reply::Integer(n)] = self.propose_run(vec![(shard, entry)]).await[..] {
+            if let [Reply::Integer(n)] = self.propose_run(vec![(shard, entry)], None).await[..] {
                 removed += n as u64;
             }
         }

@@ -108,7 +108,7 @@ impl Node {
     pub(super) async fn forward(
         &self,
         leader: (u64, NodeInfo),
-        session: &Session,
+        (db, resp3): (u8, bool),
         args: Vec<Bytes>,
         blocking: bool,
     ) -> Reply {
@@ -119,9 +119,9 @@ impl Node {
             FORWARD_TIMEOUT
         };
         let body = request::Body::Forward(Forward {
-            db: u32::from(session.db),
+            db: u32::from(db),
             args,
-            resp3: session.resp3,
+            resp3,
         });
         match self
             .groups()

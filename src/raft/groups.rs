@@ -254,7 +254,7 @@ impl Groups {
 
     /// Appends `entry` to the log of `shard`'s group and returns its reply once applied.
     /// While the group has no leader it waits up to [`LEADER_WAIT`].
-    pub async fn propose(&self, shard: ShardId, entry: Entry) -> Result<Reply, ProposeError> {
+    pub async fn propose(&self, shard: ShardId, entry: &Entry) -> Result<Reply, ProposeError> {
         let raft = &self.shards[usize::from(shard.0)].raft;
         let deadline = tokio::time::Instant::now() + LEADER_WAIT;
         loop {
@@ -435,9 +435,9 @@ impl Groups {
     }
 
     /// Spreads shard leaders over the voters: when this node leads more groups than its
-    /// share (groups / nodes, rounded up), it hands one of them to the voter of that group
-    /// that leads the fewest. One transfer per call; every node runs it, so leaders settle
-    /// within a few rounds.
+    /// share (groups / nodes, rounded up), it hands groups, one by one, to the voter of each
+    /// that leads the fewest, down to its share. Every node runs it, so leaders settle
+    /// within a round or two.
     pub async fn balance_leaders(&self) {
         let mut led: BTreeMap<u64, usize> = BTreeMap::new();
         let mut mine = Vec::new();
