@@ -537,7 +537,9 @@ impl Node {
         loop {
             match groups.read_barrier(shard).await {
                 Ok(()) => return None,
-                Err(crate::raft::ProposeError::NotLeader(_)) => {
+                Err(
+                    crate::raft::ProposeError::NotLeader(_) | crate::raft::ProposeError::NoLeader,
+                ) => {
                     if let Some(leader) = self.leader_elsewhere(shard) {
                         return Some(
                             self.forward(
