@@ -252,6 +252,14 @@ impl Groups {
         self.flusher.set_policy(policy);
     }
 
+    /// Why this node cannot serve a group whose leader is `leader` as it knows it.
+    fn elsewhere(&self, leader: Option<u64>) -> ProposeError {
+        match leader {
+            Some(l) if l != self.node_id => ProposeError::NotLeader(l),
+            _ => ProposeError::NoLeader,
+        }
+    }
+
     /// Appends `entry` to the log of `shard`'s group and returns its reply once applied.
     /// While the group has no leader it waits up to [`LEADER_WAIT`].
     pub async fn propose(&self, shard: ShardId, entry: &Entry) -> Result<Reply, ProposeError> {
@@ -334,12 +342,7 @@ impl Groups {
                 Ok(_) => return Ok(()),
                 Err(RaftError::APIError(
                     openraft::error::LinearizableReadError::ForwardToLeader(f),
-                )) => {
-                    return Err(match f.leader_id {
-                        Some(l) if l != self.node_id => ProposeError::NotLeader(l),
-                        _ => ProposeError::NoLeader,
-                    })
-                }
+                )) => return Err(self.elsewhere(f.leader_id)),
                 // A new leader without a quorum's acknowledgement yet: wait for it.
                 Err(RaftError::APIError(e)) => ProposeError::Fatal(e.to_string()),
                 Err(e) => return Err(ProposeError::Fatal(e.to_string())),
@@ -382,10 +385,7 @@ impl Groups {
         let raft = self.raft(group).map_err(ProposeError::Fatal)?;
         if !raft.is_leader() {
             let leader = raft.metrics().borrow_watched().current_leader;
-            return Err(match leader {
-                Some(l) if l != self.node_id => ProposeError::NotLeader(l),
-                _ => ProposeError::NoLeader,
-            });
+            return Err(self.elsewhere(leader));
         }
         let voters: BTreeSet<u64> = raft.voter_ids().collect();
         if voters.contains(&node) {

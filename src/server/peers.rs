@@ -1,16 +1,20 @@
 //! The node-to-node listener: cluster-proto connections from peers. Each connection starts
-//! with an exchange of `Hello`s; its requests are then served concurrently and answered
-//! in whatever order they finish, matched by id.
+//! with an exchange of `Hello`s; its requests are then served concurrently (at most
+//! [`IN_FLIGHT_MAX`] at a time per connection: past that the connection is not read) and
+//! answered in whatever order they finish, matched by id.
 
 use std::sync::Arc;
 
 use bytes::BytesMut;
 use cluster_proto::{Hello, Message, Request, Response};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::commands::Node;
 use crate::raft::peers::{read_frame, send_message};
+
+/// Requests one peer connection may have being served at once.
+const IN_FLIGHT_MAX: usize = 4096;
 
 /// Accepts peers until `stop` turns true.
 pub async fn serve(node: Arc<Node>, listener: TcpListener, mut stop: watch::Receiver<bool>) {
@@ -49,7 +53,8 @@ async fn connection(
     send_message(&mut socket, node.groups().peers().hello()).await?;
     tracing::debug!(peer = hello.node_id, addr = %hello.cluster_addr, "peer connected");
     let (mut reader, mut writer) = socket.into_split();
-    let (tx, mut rx) = mpsc::unbounded_channel::<Response>();
+    let (tx, mut rx) = mpsc::channel::<Response>(IN_FLIGHT_MAX);
+    let in_flight = Arc::new(Semaphore::new(IN_FLIGHT_MAX));
     let writing = async move {
         while let Some(resp) = rx.recv().await {
             send_message(&mut writer, &resp).await?;
@@ -61,14 +66,20 @@ async fn connection(
             let raw = read_frame(&mut reader, &mut buf).await?;
             let req = Request::decode(raw)
                 .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+            let Ok(permit) = in_flight.clone().acquire_owned().await else {
+                break;
+            };
             let node = node.clone();
             let tx = tx.clone();
             tokio::spawn(async move {
                 let body = node.serve_peer(req.body).await;
-                let _ = tx.send(Response {
-                    id: req.id,
-                    body: Some(body),
-                });
+                let _ = tx
+                    .send(Response {
+                        id: req.id,
+                        body: Some(body),
+                    })
+                    .await;
+                drop(permit);
             });
         }
         #[allow(unreachable_code)]

@@ -149,6 +149,13 @@ impl Loc {
     }
 }
 
+/// Moves `slot` forward to `id` (never back).
+fn advance(slot: &mut Option<LogId>, id: LogId) {
+    if slot.is_none_or(|s| s.index < id.index) {
+        *slot = Some(id);
+    }
+}
+
 impl Inner {
     fn active(&mut self) -> &mut Segment {
         self.segments
@@ -196,29 +203,12 @@ impl Inner {
                 let kept = group.entries.split_off(&(r.index + 1));
                 dropped.extend(std::mem::replace(&mut group.entries, kept).into_values());
                 group.trim_recent();
-                if group.purged.is_none_or(|p| p.index < r.index) {
-                    group.purged = Some(LogId {
-                        index: r.index,
-                        term: r.term,
-                        leader: r.leader,
-                    });
-                }
+                advance(&mut group.purged, r.id());
             }
-            Kind::Commit => {
-                if group.committed.is_none_or(|c| c.index < r.index) {
-                    group.committed = Some(LogId {
-                        index: r.index,
-                        term: r.term,
-                        leader: r.leader,
-                    });
-                }
-            }
+            Kind::Commit => advance(&mut group.committed, r.id()),
             Kind::Checkpoint => {
                 for (g, id) in record::decode_checkpoint(&r.data).unwrap_or_default() {
-                    let group = self.groups.entry(g).or_default();
-                    if group.purged.is_none_or(|p| p.index < id.index) {
-                        group.purged = Some(id);
-                    }
+                    advance(&mut self.groups.entry(g).or_default().purged, id);
                 }
             }
         }

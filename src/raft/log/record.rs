@@ -69,6 +69,15 @@ impl Record {
         }
     }
 
+    /// The log id the record names.
+    pub fn id(&self) -> LogId {
+        LogId {
+            index: self.index,
+            term: self.term,
+            leader: self.leader,
+        }
+    }
+
     /// Appends the framed record to `out`.
     pub fn encode_into(&self, out: &mut BytesMut) {
         let len = FIXED_PAYLOAD + self.data.len();
