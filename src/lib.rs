@@ -93,6 +93,7 @@ pub async fn build_node(
     if config.get("engine") == "memory" && raft_dir.exists() {
         std::fs::remove_dir_all(&raft_dir)?;
     }
+    *node.meta.write() = commands::load_meta(&node.keyspace)?;
     let applier = Arc::new(commands::NodeApplier(Arc::downgrade(&node)));
     let host = announce_host(&config);
     let options = raft::GroupsOptions {
@@ -106,6 +107,7 @@ pub async fn build_node(
         sync: storage::SyncPolicy::from_appendfsync(&config.get("appendfsync")),
         segment_bytes: config::table::parse_memory(&config.get("raft-log-segment-size"))
             .map_or(raft::log::SEGMENT_BYTES_DEFAULT, |n| n.max(1 << 16) as u64),
+        meta: node.meta.clone(),
     };
     let groups = raft::Groups::open(options, applier).await?;
     node.set_groups(groups);

@@ -93,20 +93,31 @@ pub struct Join {
     pub cluster_addr: String,
 }
 
-/// Asks the leader of `group` to make `node` a voter of it (learner, catch up, promote).
+/// Asks the leader of `group` to change its members: `add` becomes a voter (learner,
+/// catch up, promote), then `remove` (a node id, 0 for none) leaves the group.
 #[derive(Clone, PartialEq, prost::Message)]
-pub struct AddReplica {
+pub struct ChangeReplicas {
     #[prost(uint32, tag = "1")]
     pub group: u32,
     #[prost(message, optional, tag = "2")]
-    pub node: Option<Join>,
+    pub add: Option<Join>,
+    #[prost(uint64, tag = "3")]
+    pub remove: u64,
+}
+
+/// A change to the cluster map, for the leader of the metadata group to propose: the
+/// change as an argument list (Basalt's metadata op layout).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct MetaChange {
+    #[prost(bytes = "bytes", repeated, tag = "1")]
+    pub args: Vec<Bytes>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Request {
     #[prost(uint64, tag = "1")]
     pub id: u64,
-    #[prost(oneof = "request::Body", tags = "2, 3, 4, 5, 6")]
+    #[prost(oneof = "request::Body", tags = "2, 3, 4, 5, 6, 7")]
     pub body: Option<request::Body>,
 }
 
@@ -120,9 +131,11 @@ pub mod request {
         #[prost(message, tag = "4")]
         Join(super::Join),
         #[prost(message, tag = "5")]
-        AddReplica(super::AddReplica),
+        ChangeReplicas(super::ChangeReplicas),
         #[prost(message, tag = "6")]
         Snapshot(super::SnapshotChunk),
+        #[prost(message, tag = "7")]
+        MetaChange(super::MetaChange),
     }
 }
 
@@ -176,7 +189,7 @@ mod tests {
         newer.extend_from_slice(&[15 << 3, 42]);
         assert_eq!(Request::decode(&newer[..]).unwrap(), req);
         // An unknown body variant decodes as no body rather than failing.
-        let unknown = [8, 9, 0x3a, 0]; // id 9, tag 7 length-delimited, empty
+        let unknown = [8, 9, 0x4a, 0]; // id 9, tag 9 length-delimited, empty
         assert_eq!(Request::decode(&unknown[..]).unwrap().body, None);
     }
 }

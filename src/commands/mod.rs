@@ -8,6 +8,7 @@
 
 mod access;
 pub mod args;
+mod balancer;
 mod bitmaps;
 pub mod blocking;
 mod client_kill;
@@ -43,10 +44,11 @@ mod strings;
 mod table;
 mod zsets;
 
+pub use balancer::{Balancer, BALANCE_PERIOD};
 pub use error::CmdError;
 pub use expire_cycle::ExpireCursor;
 pub use node::{Node, PendingWrite, Prepared, RequestKind, ShutdownRequest};
-pub use replication::NodeApplier;
+pub use replication::{load_meta, NodeApplier};
 pub use session::{ReplyMode, Session};
 pub use table::{Command, Table};
 

@@ -63,6 +63,8 @@ pub struct Node {
     /// write of those shards and no later one (see `propose`).
     gates: Vec<tokio::sync::RwLock<()>>,
     pub shards: ShardMap,
+    /// The cluster map (group 0's state, applied by `replication.rs`).
+    pub meta: crate::raft::SharedMeta,
     pub table: Table,
     pub clients: ClientRegistry,
     pub stats: Stats,
@@ -88,6 +90,7 @@ impl Node {
             groups: std::sync::OnceLock::new(),
             gates: (0..shard_count).map(|_| Default::default()).collect(),
             shards: ShardMap::new(shard_count),
+            meta: Default::default(),
             table: Table::build(),
             clients: ClientRegistry::default(),
             stats: Stats::default(),
@@ -435,7 +438,9 @@ impl Node {
                 }
                 Reply::Array(replies)
             }
-            EntryOp::Expire(_) => Reply::error("TRYAGAIN the shard is changing leader"),
+            EntryOp::Expire(_) | EntryOp::Meta(_) => {
+                Reply::error("TRYAGAIN the shard is changing leader")
+            }
         }
     }
 
@@ -563,15 +568,26 @@ impl Node {
     }
 
     /// The node leading `shard` when that is another node: the command runs there (reads
-    /// see the leader's state, writes are proposed there).
+    /// see the leader's state, writes are proposed there). For a shard this node holds no
+    /// replica of, a node the cluster map lists for it (which passes the command on to
+    /// its leader).
     fn leader_elsewhere(&self, shard: ShardId) -> Option<(u64, crate::raft::types::NodeInfo)> {
         let groups = self.groups();
         if groups.is_leader(shard) {
             return None;
         }
-        groups
-            .leader_of(shard)
-            .filter(|(id, _)| *id != groups.node_id())
+        let me = groups.node_id();
+        if let Some(leader) = groups.leader_of(shard).filter(|(id, _)| *id != me) {
+            return Some(leader);
+        }
+        let meta = self.meta.read();
+        let listed = meta.replicas.get(usize::from(shard.0))?;
+        if listed.contains(&me) {
+            return None;
+        }
+        let pick = (clock::now_us() as usize) % listed.len().max(1);
+        let id = *listed.iter().nth(pick)?;
+        Some((id, meta.nodes.get(&id)?.clone()))
     }
 
     /// The shards a write touches: those of its keys, or all for a keyless write.

@@ -6,14 +6,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use cluster_proto::messages::{AddReplica, Forward, Join};
+use cluster_proto::messages::{ChangeReplicas, Forward, Join, MetaChange};
 use cluster_proto::{request, response, RaftKind};
 
 use super::node::Node;
 use super::session::Session;
+use crate::cluster::ShardId;
 use crate::protocol::Reply;
 use crate::raft::types::NodeInfo;
-use crate::raft::{GroupId, ProposeError};
+use crate::raft::{GroupId, MetaOp, ProposeError};
 
 /// How long a forwarded command may take before the client gets `-TRYAGAIN`; a blocking
 /// command waits at the leader, so it gets longer (its own timeout is not known here).
@@ -21,6 +22,10 @@ const FORWARD_TIMEOUT: Duration = Duration::from_secs(5);
 const FORWARD_BLOCKING_TIMEOUT: Duration = Duration::from_secs(300);
 /// How long adding a replica may take (the learner catches up first).
 const ADD_REPLICA_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long a change to the cluster map may wait for group 0's leader.
+const META_TIMEOUT: Duration = Duration::from_secs(10);
+/// Between attempts at a membership change whose leader is moving.
+const RETRY_PAUSE: Duration = Duration::from_millis(200);
 
 /// Reads `cluster_addr` from the `INFO raft` of the node at client address `seed`.
 async fn seed_cluster_addr(seed: &str) -> std::io::Result<String> {
@@ -84,9 +89,26 @@ impl Node {
                 .map(response::Body::Raft),
             Some(request::Body::Forward(forward)) => Ok(self.run_forwarded(forward).await),
             Some(request::Body::Join(join)) => self.admit(join).await.map(response::Body::Done),
-            Some(request::Body::AddReplica(add)) => {
-                self.add_replica_here(add).await.map(response::Body::Done)
+            Some(request::Body::ChangeReplicas(change)) => {
+                let add = change.add.map(|j| {
+                    let info = NodeInfo {
+                        client_addr: j.client_addr,
+                        cluster_addr: j.cluster_addr,
+                    };
+                    (j.node_id, info)
+                });
+                let remove = Some(change.remove).filter(|r| *r != 0);
+                self.change_replicas(change.group, add, remove)
+                    .await
+                    .map(|()| response::Body::Done(true))
             }
+            Some(request::Body::MetaChange(change)) => match MetaOp::from_args(&change.args) {
+                Ok(op) => self
+                    .change_meta(op)
+                    .await
+                    .map(|()| response::Body::Done(true)),
+                Err(e) => Err(e.to_string()),
+            },
             None => Err("unknown request (a newer peer?)".to_string()),
         };
         result.unwrap_or_else(response::Body::Error)
@@ -135,73 +157,138 @@ impl Node {
         }
     }
 
-    /// A node asks to join: every shard group gets it as a replica (through each group's
-    /// leader), up to the replication factor.
+    /// A node asks to join: it follows group 0 (a voter while there are fewer than five)
+    /// and enters the cluster map; the balancer then gives it replicas.
     async fn admit(&self, join: Join) -> Result<bool, String> {
         let info = NodeInfo {
             client_addr: join.client_addr.clone(),
             cluster_addr: join.cluster_addr.clone(),
         };
         tracing::info!(node = join.node_id, addr = %join.client_addr, "node joining");
-        let groups: Vec<GroupId> = self.groups().group_ids().map(|(g, _)| g).collect();
-        for group in groups {
-            self.add_replica(group, join.node_id, info.clone()).await?;
-        }
+        self.change_replicas(0, Some((join.node_id, info.clone())), None)
+            .await?;
+        self.change_meta(MetaOp::AddNode {
+            node: join.node_id,
+            info,
+        })
+        .await?;
         Ok(true)
     }
 
-    /// Adds `node` to `group`, here if this node leads it, else through its leader.
-    async fn add_replica(&self, group: GroupId, node: u64, info: NodeInfo) -> Result<(), String> {
+    /// Changes the members of `group` at its leader: here if this node leads it, else
+    /// through the leader it knows, else through a node the cluster map gives a replica.
+    pub(super) async fn change_replicas(
+        &self,
+        group: GroupId,
+        add: Option<(u64, NodeInfo)>,
+        remove: Option<u64>,
+    ) -> Result<(), String> {
         let deadline = tokio::time::Instant::now() + ADD_REPLICA_TIMEOUT;
+        let mut attempt = 0usize;
         loop {
-            let err = match self.groups().add_replica(group, node, info.clone()).await {
+            attempt += 1;
+            let err = match self
+                .groups()
+                .change_replicas(group, add.clone(), remove)
+                .await
+            {
                 Ok(()) => return Ok(()),
-                Err(ProposeError::NotLeader(leader)) => {
-                    let shard = crate::cluster::ShardId((group - 1) as u16);
-                    match self.groups().leader_of(shard) {
-                        Some((id, leader_info)) if id == leader => {
-                            let body = request::Body::AddReplica(AddReplica {
-                                group,
-                                node: Some(Join {
-                                    node_id: node,
-                                    client_addr: info.client_addr.clone(),
-                                    cluster_addr: info.cluster_addr.clone(),
-                                }),
-                            });
-                            match self
-                                .groups()
-                                .peers()
-                                .call(id, &leader_info.cluster_addr, body, ADD_REPLICA_TIMEOUT)
-                                .await
-                            {
-                                Ok(_) => return Ok(()),
-                                Err(e) => e.to_string(),
-                            }
+                Err(e @ ProposeError::Fatal(_)) => e.to_string(),
+                Err(_) => match self.group_contact(group, add.as_ref().map(|a| a.0), attempt) {
+                    Some((id, info)) => {
+                        let body = request::Body::ChangeReplicas(ChangeReplicas {
+                            group,
+                            add: add.as_ref().map(|(node, info)| Join {
+                                node_id: *node,
+                                client_addr: info.client_addr.clone(),
+                                cluster_addr: info.cluster_addr.clone(),
+                            }),
+                            remove: remove.unwrap_or(0),
+                        });
+                        let timeout =
+                            deadline.saturating_duration_since(tokio::time::Instant::now());
+                        match self
+                            .groups()
+                            .peers()
+                            .call(id, &info.cluster_addr, body, timeout)
+                            .await
+                        {
+                            Ok(_) => return Ok(()),
+                            Err(e) => e.to_string(),
                         }
-                        _ => "the group's leader is unknown".to_string(),
                     }
-                }
-                Err(e) => e.to_string(),
+                    None => "the group's leader is unknown".to_string(),
+                },
             };
             if tokio::time::Instant::now() >= deadline {
-                return Err(format!("adding node {node} to group {group}: {err}"));
+                return Err(format!("changing the members of group {group}: {err}"));
             }
-            tracing::debug!(group, node, error = %err, "adding a replica, retrying");
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            tracing::debug!(group, error = %err, "changing a group's members, retrying");
+            tokio::time::sleep(RETRY_PAUSE).await;
         }
     }
 
-    async fn add_replica_here(&self, add: AddReplica) -> Result<bool, String> {
-        let join = add.node.ok_or("add replica without a node")?;
-        let info = NodeInfo {
-            client_addr: join.client_addr,
-            cluster_addr: join.cluster_addr,
+    /// Another node to ask about `group`: its leader as this node knows it, else (for a
+    /// shard this node holds no replica of) one of the replicas the cluster map lists,
+    /// a different one on each attempt.
+    fn group_contact(
+        &self,
+        group: GroupId,
+        skip: Option<u64>,
+        attempt: usize,
+    ) -> Option<(u64, NodeInfo)> {
+        let me = self.groups().node_id();
+        let known = if group == 0 {
+            self.groups().meta_leader()
+        } else {
+            self.groups().leader_of(ShardId((group - 1) as u16))
         };
-        self.groups()
-            .add_replica(add.group, join.node_id, info)
-            .await
-            .map(|()| true)
-            .map_err(|e| e.to_string())
+        if let Some(leader) = known.filter(|(id, _)| *id != me) {
+            return Some(leader);
+        }
+        if group == 0 {
+            return None;
+        }
+        let meta = self.meta.read();
+        let listed: Vec<u64> = meta
+            .replicas
+            .get((group - 1) as usize)?
+            .iter()
+            .copied()
+            .filter(|n| *n != me && Some(*n) != skip)
+            .collect();
+        let id = *listed.get(attempt % listed.len().max(1))?;
+        Some((id, meta.nodes.get(&id)?.clone()))
+    }
+
+    /// Proposes a change to the cluster map at group 0's leader (here or there).
+    pub(super) async fn change_meta(&self, op: MetaOp) -> Result<(), String> {
+        let deadline = tokio::time::Instant::now() + META_TIMEOUT;
+        loop {
+            let err = match self.groups().propose_meta(op.clone()).await {
+                Ok(_) => return Ok(()),
+                Err(ProposeError::NotLeader(_)) => match self.groups().meta_leader() {
+                    Some((id, info)) if id != self.groups().node_id() => {
+                        let body = request::Body::MetaChange(MetaChange { args: op.to_args() });
+                        match self
+                            .groups()
+                            .peers()
+                            .call(id, &info.cluster_addr, body, META_TIMEOUT)
+                            .await
+                        {
+                            Ok(_) => return Ok(()),
+                            Err(e) => e.to_string(),
+                        }
+                    }
+                    _ => "the metadata group's leader is unknown".to_string(),
+                },
+                Err(e) => e.to_string(),
+            };
+            if tokio::time::Instant::now() >= deadline {
+                return Err(format!("changing the cluster map: {err}"));
+            }
+            tokio::time::sleep(RETRY_PAUSE).await;
+        }
     }
 
     /// Asks the node at client address `seed` to take this node in, until it does. The

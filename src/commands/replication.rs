@@ -13,7 +13,9 @@ use crate::cluster::{ShardId, Slot};
 use crate::keyspace::{Keyspace, Txn};
 use crate::protocol::Reply;
 use crate::raft::state_machine::decode_state;
-use crate::raft::{Applier, Checkpoint, Entry, EntryOp, GroupId, GroupState, SnapshotReader};
+use crate::raft::{
+    Applier, Checkpoint, ClusterMeta, Entry, EntryOp, GroupId, GroupState, SnapshotReader,
+};
 use crate::storage::{self, KeyRange, WriteBatch};
 
 /// Pairs per page of a snapshot read.
@@ -33,15 +35,59 @@ fn shard_of_group(group: GroupId) -> ShardId {
     ShardId(group.saturating_sub(1) as u16)
 }
 
+/// The system record holding the cluster map (the metadata group's data).
+pub(super) const META_RECORD: &str = "meta";
+
+/// The range holding exactly one system record.
+fn record_range(name: &str) -> KeyRange {
+    let key = crate::keyspace::encoding::system_key(name);
+    let mut end = key.to_vec();
+    end.push(0);
+    KeyRange::half_open(key, end)
+}
+
 /// The key ranges of a group's data and its apply state, in key order.
 fn group_ranges(keyspace: &Keyspace, node: &Node, group: GroupId) -> Vec<KeyRange> {
+    if group == 0 {
+        // In key order: "meta" sorts before "raft/0".
+        return vec![record_range(META_RECORD), record_range(&state_record(0))];
+    }
     let (first, last) = node.shards.slot_range(shard_of_group(group));
     let mut ranges = keyspace.slot_ranges(Slot(first.0), Slot(last.0));
-    let state = crate::keyspace::encoding::system_key(&state_record(group));
-    let mut end = state.to_vec();
-    end.push(0);
-    ranges.push(KeyRange::half_open(state, end));
+    ranges.push(record_range(&state_record(group)));
     ranges
+}
+
+/// A batch deleting every record of `group` (its data and apply state).
+fn clear_group(node: &Node, group: GroupId) -> WriteBatch {
+    let mut clear = WriteBatch::new();
+    for range in group_ranges(&node.keyspace, node, group) {
+        if let (std::ops::Bound::Included(s), std::ops::Bound::Excluded(e)) =
+            (range.start, range.end)
+        {
+            clear.delete_range(s, e);
+        }
+    }
+    clear
+}
+
+/// Drops a shard's data and apply state from this node (its replica moved elsewhere).
+fn drop_group_data(node: &Node, group: GroupId) -> io::Result<()> {
+    let engine = node.keyspace.engine();
+    engine
+        .write(clear_group(node, group))
+        .map_err(storage_error)?;
+    engine.flush().map_err(storage_error)?;
+    node.keyspace.rebuild_counters().map_err(storage_error)
+}
+
+/// The cluster map as stored on this node (empty before the metadata group applied any).
+pub fn load_meta(keyspace: &Keyspace) -> io::Result<ClusterMeta> {
+    match keyspace.get_system(META_RECORD).map_err(storage_error)? {
+        Some(raw) => ClusterMeta::decode(raw)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string())),
+        None => Ok(ClusterMeta::default()),
+    }
 }
 
 /// Gives the groups access to the node without owning it (the node owns the groups).
@@ -94,6 +140,17 @@ impl Applier for NodeApplier {
                 }
                 Reply::Array(replies)
             }
+            EntryOp::Meta(op) => {
+                let mut meta = node.meta.read().clone();
+                meta.apply(op);
+                txn.put_system(META_RECORD, meta.encode());
+                let epoch = meta.epoch;
+                state.next_version += txn.versions_taken();
+                txn.put_system(&state_record(group), state.encode());
+                txn.commit().map_err(storage_error)?;
+                *node.meta.write() = meta;
+                return Ok(Reply::Integer(epoch as i64));
+            }
         };
         let expired = txn.expired_removed();
         state.next_version += txn.versions_taken();
@@ -108,7 +165,7 @@ impl Applier for NodeApplier {
                     node.wake_blocked(entry.db, args);
                 }
             }
-            EntryOp::Expire(_) => {}
+            EntryOp::Expire(_) | EntryOp::Meta(_) => {}
         }
         Ok(reply)
     }
@@ -144,18 +201,16 @@ impl Applier for NodeApplier {
         }))
     }
 
+    fn drop_group(&self, group: GroupId) -> io::Result<()> {
+        drop_group_data(&*self.node()?, group)
+    }
+
     fn install(&self, group: GroupId, data: &mut dyn SnapshotReader) -> io::Result<()> {
         let node = self.node()?;
         let engine = node.keyspace.engine();
-        let mut clear = WriteBatch::new();
-        for range in group_ranges(&node.keyspace, &node, group) {
-            if let (std::ops::Bound::Included(s), std::ops::Bound::Excluded(e)) =
-                (range.start, range.end)
-            {
-                clear.delete_range(s, e);
-            }
-        }
-        engine.write(clear).map_err(storage_error)?;
+        engine
+            .write(clear_group(&node, group))
+            .map_err(storage_error)?;
         while let Some(page) = data.next_page()? {
             let mut batch = WriteBatch::new();
             for (k, v) in page {
@@ -164,6 +219,10 @@ impl Applier for NodeApplier {
             engine.write(batch).map_err(storage_error)?;
         }
         engine.flush().map_err(storage_error)?;
+        if group == 0 {
+            *node.meta.write() = load_meta(&node.keyspace)?;
+            return Ok(());
+        }
         node.keyspace.rebuild_counters().map_err(storage_error)
     }
 }

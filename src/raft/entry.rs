@@ -9,6 +9,8 @@
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
+use super::meta::MetaOp;
+
 const FORMAT_VERSION: u8 = 1;
 /// Bound on the argument count of one decoded entry (as the request decoder's).
 const ARGS_MAX: u32 = 1024 * 1024;
@@ -22,6 +24,8 @@ pub enum EntryOp {
     /// Write commands in normalised form, applied in order, each atomically: one failing
     /// leaves the others' effects.
     Batch(Vec<Vec<Bytes>>),
+    /// A change to the cluster map (the metadata group's entries).
+    Meta(MetaOp),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,10 +51,15 @@ pub enum EntryDecodeError {
 
 impl Entry {
     pub fn encode(&self) -> Bytes {
+        let meta_args;
         let (tag, lists): (u8, Vec<&Vec<Bytes>>) = match &self.op {
             EntryOp::Command(args) => (1, vec![args]),
             EntryOp::Expire(keys) => (2, vec![keys]),
             EntryOp::Batch(commands) => (3, commands.iter().collect()),
+            EntryOp::Meta(op) => {
+                meta_args = op.to_args();
+                (4, vec![&meta_args])
+            }
         };
         let size: usize = 15
             + lists
@@ -97,6 +106,9 @@ impl Entry {
                 }
                 EntryOp::Batch(commands)
             }
+            4 => EntryOp::Meta(
+                MetaOp::from_args(&decode_args(&mut raw)?).map_err(|_| EntryDecodeError::Op(4))?,
+            ),
             other => return Err(EntryDecodeError::Op(other)),
         };
         Ok(Entry { db, now_ms, op })

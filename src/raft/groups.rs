@@ -20,9 +20,7 @@ use bytes::Bytes;
 use openraft::async_runtime::watch::WatchReceiver;
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{Raft, ServerState, SnapshotPolicy};
-use parking_lot::Mutex;
-
-use openraft::ChangeMembers;
+use parking_lot::{Mutex, RwLock};
 
 use super::flusher::Flusher;
 use super::incoming::Incoming;
@@ -30,11 +28,12 @@ use super::incoming::Incoming;
 use super::log::SEGMENT_BYTES_DEFAULT;
 use super::log::{RaftLog, Votes};
 use super::log_store::LogStore;
+use super::meta::{MetaOp, SharedMeta};
 use super::network::ClusterNetwork;
 use super::peers::Peers;
 use super::state_machine::{Applier, Checkpoint, GroupId, ShardStateMachine};
 use super::types::{self, NodeInfo, TypeConfig};
-use super::Entry;
+use super::{Entry, EntryOp};
 use crate::cluster::ShardId;
 use crate::protocol::Reply;
 use crate::storage::SyncPolicy;
@@ -72,28 +71,40 @@ pub struct GroupsOptions<'a> {
     pub sync: SyncPolicy,
     /// Size at which a log segment is sealed ([`SEGMENT_BYTES_DEFAULT`] unless tuned).
     pub segment_bytes: u64,
+    /// The cluster map the node loaded (group 0 keeps it current).
+    pub meta: SharedMeta,
 }
 
-type ShardRaft = Raft<TypeConfig, ShardStateMachine>;
+pub(super) type ShardRaft = Raft<TypeConfig, ShardStateMachine>;
 
-struct ShardGroup {
-    raft: ShardRaft,
+/// A running group: its Raft and the checkpoint its next snapshot is built from.
+#[derive(Clone)]
+pub(super) struct ShardGroup {
+    pub(super) raft: ShardRaft,
     prepared: Arc<Mutex<Option<Arc<dyn Checkpoint>>>>,
 }
 
 pub struct Groups {
-    node_id: u64,
+    pub(super) node_id: u64,
     me: NodeInfo,
-    replicas: usize,
+    pub(super) replicas: usize,
     linearizable_reads: bool,
     pub(super) dir: std::path::PathBuf,
     peers: Arc<Peers>,
     /// Snapshots being received, by transfer id (`serve.rs`).
     pub(super) incoming: Mutex<std::collections::HashMap<u64, Incoming>>,
-    log: Arc<RaftLog>,
+    pub(super) log: Arc<RaftLog>,
+    votes: Arc<Votes>,
     flusher: Arc<Flusher>,
-    applier: Arc<dyn Applier>,
-    shards: Vec<ShardGroup>,
+    config: Arc<openraft::Config>,
+    pub(super) applier: Arc<dyn Applier>,
+    /// The cluster map, as group 0 last applied it.
+    pub(super) meta: SharedMeta,
+    /// Group 0: the cluster map.
+    pub(super) meta_group: ShardGroup,
+    /// One group per shard; a group is replaced by a fresh one when its replica leaves
+    /// this node (`membership.rs`).
+    pub(super) shards: Vec<RwLock<ShardGroup>>,
 }
 
 /// The group of shard `shard`.
@@ -121,7 +132,7 @@ fn raft_config() -> io::Result<Arc<openraft::Config>> {
 }
 
 /// Stops (or restarts) a group's timers: ticks, heartbeats and elections.
-fn quiesce(raft: &ShardRaft, quiet: bool) {
+pub(super) fn quiesce(raft: &ShardRaft, quiet: bool) {
     let config = raft.runtime_config();
     config.tick(!quiet);
     config.heartbeat(!quiet);
@@ -154,6 +165,62 @@ fn node_identity(dir: &Path) -> io::Result<u64> {
     Ok(id)
 }
 
+/// What starting one group needs.
+struct GroupParts<'a> {
+    node_id: u64,
+    config: &'a Arc<openraft::Config>,
+    log: &'a Arc<RaftLog>,
+    votes: &'a Arc<Votes>,
+    flusher: &'a Arc<Flusher>,
+    peers: &'a Arc<Peers>,
+}
+
+impl GroupParts<'_> {
+    async fn start(&self, group: GroupId, machine: ShardStateMachine) -> io::Result<ShardGroup> {
+        let prepared = machine.prepared();
+        let store = LogStore::new(self.log.clone(), self.votes.clone(), group)
+            .with_flusher(self.flusher.clone());
+        let network = ClusterNetwork {
+            peers: self.peers.clone(),
+            group,
+        };
+        let raft = Raft::new(self.node_id, self.config.clone(), network, store, machine)
+            .await
+            .map_err(fatal)?;
+        Ok(ShardGroup { raft, prepared })
+    }
+}
+
+fn fatal(e: impl std::fmt::Display) -> io::Error {
+    io::Error::other(e.to_string())
+}
+
+/// Brings up a started group: a new one gets this node as its only voter (unless the
+/// node is joining: then it waits to be given members); one this node is alone in, or
+/// led before a restart, is elected again at once.
+async fn begin(
+    raft: &ShardRaft,
+    group: GroupId,
+    me: &NodeInfo,
+    join: bool,
+    votes: &Votes,
+) -> io::Result<()> {
+    let node_id = raft.metrics().borrow_watched().id;
+    if !raft.is_initialized().await.map_err(fatal)? {
+        if !join {
+            let members = BTreeMap::from([(node_id, me.clone())]);
+            raft.initialize(members).await.map_err(fatal)?;
+        }
+    } else if raft.voter_ids().eq([node_id]) || led_before(votes, group, node_id) {
+        // Alone: no need to sit out an election timeout after a restart. A leader that
+        // restarts must not resume its old term: its engine may hold less than was
+        // committed, and only a new term's first entry makes reads wait for the re-apply
+        // of everything committed before.
+        raft.trigger().elect(false).await.map_err(fatal)?;
+    }
+    Ok(())
+}
+
 impl Groups {
     pub async fn open(options: GroupsOptions<'_>, applier: Arc<dyn Applier>) -> io::Result<Groups> {
         std::fs::create_dir_all(options.dir)?;
@@ -164,6 +231,7 @@ impl Groups {
         )?);
         let votes = Arc::new(Votes::open(options.dir.join("votes"))?);
         let flusher = Flusher::start(log.clone(), options.sync);
+        let meta_machine = ShardStateMachine::open(0, applier.clone())?;
         let mut machines = Vec::new();
         for shard in 0..options.shard_count {
             let group = group_of(ShardId(shard));
@@ -176,60 +244,39 @@ impl Groups {
             cluster_addr: options.cluster_addr.clone(),
         };
         let peers = Peers::new(node_id, options.cluster_addr.clone());
+        let parts = GroupParts {
+            node_id,
+            config: &config,
+            log: &log,
+            votes: &votes,
+            flusher: &flusher,
+            peers: &peers,
+        };
+        let meta_group = parts.start(0, meta_machine).await?;
+        begin(&meta_group.raft, 0, &me, options.join, &votes).await?;
         let mut shards = Vec::new();
         for (i, machine) in machines.into_iter().enumerate() {
             let group = group_of(ShardId(i as u16));
-            let prepared = machine.prepared();
-            let store =
-                LogStore::new(log.clone(), votes.clone(), group).with_flusher(flusher.clone());
-            let network = ClusterNetwork {
-                peers: peers.clone(),
-                group,
-            };
-            let raft = Raft::new(node_id, config.clone(), network, store, machine)
-                .await
-                .map_err(|e| io::Error::other(e.to_string()))?;
-            if !raft
-                .is_initialized()
-                .await
-                .map_err(|e| io::Error::other(e.to_string()))?
-            {
-                if options.join {
-                    shards.push(ShardGroup { raft, prepared });
-                    continue;
-                }
-                let members = BTreeMap::from([(node_id, me.clone())]);
-                raft.initialize(members)
-                    .await
-                    .map_err(|e| io::Error::other(e.to_string()))?;
-            } else if raft.voter_ids().eq([node_id]) || led_before(&votes, group, node_id) {
-                // Alone: no need to sit out an election timeout after a restart. A leader
-                // that restarts must not resume its old term: its engine may hold less than
-                // was committed, and only a new term's first entry makes reads wait for the
-                // re-apply of everything committed before.
-                raft.trigger()
-                    .elect(false)
-                    .await
-                    .map_err(|e| io::Error::other(e.to_string()))?;
-            }
-            shards.push(ShardGroup { raft, prepared });
+            let started = parts.start(group, machine).await?;
+            begin(&started.raft, group, &me, options.join, &votes).await?;
+            shards.push(started);
         }
         // A lone node leads all of its groups within moments; serve once it does.
-        for shard in &shards {
-            let members = shard.raft.voter_ids().collect::<Vec<_>>();
+        for group in std::iter::once(&meta_group).chain(&shards) {
+            let members = group.raft.voter_ids().collect::<Vec<_>>();
             if (members.is_empty() && !options.join) || members == [node_id] {
-                shard
+                group
                     .raft
                     .wait(Some(Duration::from_secs(10)))
                     .state(ServerState::Leader, "a lone node leads its group")
                     .await
-                    .map_err(|e| io::Error::other(e.to_string()))?;
+                    .map_err(fatal)?;
                 // Quiesced: with no one to heartbeat and no one to replace it, a lone
                 // group's timers only cost CPU (they start again when a node joins).
-                quiesce(&shard.raft, true);
+                quiesce(&group.raft, true);
             }
         }
-        Ok(Groups {
+        let groups = Groups {
             node_id,
             me,
             replicas: options.replicas.max(1),
@@ -238,10 +285,78 @@ impl Groups {
             peers,
             incoming: Mutex::new(Default::default()),
             log,
+            votes,
             flusher,
+            config,
             applier,
-            shards,
-        })
+            meta: options.meta,
+            meta_group,
+            shards: shards.into_iter().map(RwLock::new).collect(),
+        };
+        if !options.join && groups.meta.read().nodes.is_empty() {
+            let op = MetaOp::Bootstrap {
+                node: node_id,
+                info: groups.me.clone(),
+                shards: options.shard_count,
+            };
+            groups.propose_meta(op).await.map_err(fatal)?;
+        }
+        Ok(groups)
+    }
+
+    /// A fresh group in place of `shard`'s, which this node no longer holds a replica of:
+    /// the old one is stopped, its log, data and apply state dropped. The new one waits to
+    /// be given members (a later replica starts from a snapshot).
+    pub async fn reset(&self, shard: ShardId) -> io::Result<()> {
+        let group = group_of(shard);
+        let old = self.shard(shard);
+        old.raft.shutdown().await.map_err(fatal)?;
+        self.log.reset(group)?;
+        let applier = self.applier.clone();
+        tokio::task::spawn_blocking(move || applier.drop_group(group))
+            .await
+            .map_err(fatal)??;
+        let machine = ShardStateMachine::open(group, self.applier.clone())?;
+        let parts = GroupParts {
+            node_id: self.node_id,
+            config: &self.config,
+            log: &self.log,
+            votes: &self.votes,
+            flusher: &self.flusher,
+            peers: &self.peers,
+        };
+        let fresh = parts.start(group, machine).await?;
+        *self.shards[usize::from(shard.0)].write() = fresh;
+        tracing::info!(group, "dropped a replica this node no longer holds");
+        Ok(())
+    }
+
+    /// Proposes a change to the cluster map (this node must lead group 0); returns the
+    /// map's new epoch.
+    pub async fn propose_meta(&self, op: MetaOp) -> Result<u64, ProposeError> {
+        let entry = Entry {
+            db: 0,
+            now_ms: crate::clock::now_ms(),
+            op: EntryOp::Meta(op),
+        };
+        match self.propose_to(&self.meta_group.raft, &entry).await? {
+            Reply::Integer(epoch) => Ok(epoch as u64),
+            other => Err(ProposeError::Fatal(format!("metadata apply: {other:?}"))),
+        }
+    }
+
+    /// The cluster map as this node knows it.
+    pub fn meta(&self) -> &SharedMeta {
+        &self.meta
+    }
+
+    /// The current group of `shard`.
+    pub(super) fn shard(&self, shard: ShardId) -> ShardGroup {
+        self.shards[usize::from(shard.0)].read().clone()
+    }
+
+    fn shard_raft(&self, shard: ShardId) -> ShardRaft {
+        self.shards[usize::from(shard.0)].read().raft.clone()
     }
 
     pub fn node_id(&self) -> u64 {
@@ -253,7 +368,7 @@ impl Groups {
     }
 
     /// Why this node cannot serve a group whose leader is `leader` as it knows it.
-    fn elsewhere(&self, leader: Option<u64>) -> ProposeError {
+    pub(super) fn elsewhere(&self, leader: Option<u64>) -> ProposeError {
         match leader {
             Some(l) if l != self.node_id => ProposeError::NotLeader(l),
             _ => ProposeError::NoLeader,
@@ -263,7 +378,10 @@ impl Groups {
     /// Appends `entry` to the log of `shard`'s group and returns its reply once applied.
     /// While the group has no leader it waits up to [`LEADER_WAIT`].
     pub async fn propose(&self, shard: ShardId, entry: &Entry) -> Result<Reply, ProposeError> {
-        let raft = &self.shards[usize::from(shard.0)].raft;
+        self.propose_to(&self.shard_raft(shard), entry).await
+    }
+
+    async fn propose_to(&self, raft: &ShardRaft, entry: &Entry) -> Result<Reply, ProposeError> {
         let deadline = tokio::time::Instant::now() + LEADER_WAIT;
         loop {
             match raft.client_write(entry.clone()).await {
@@ -292,17 +410,20 @@ impl Groups {
         &self.peers
     }
 
-    pub(super) fn raft(&self, group: GroupId) -> Result<&ShardRaft, String> {
+    pub(super) fn raft(&self, group: GroupId) -> Result<ShardRaft, String> {
+        if group == 0 {
+            return Ok(self.meta_group.raft.clone());
+        }
         (group as usize)
             .checked_sub(1)
             .and_then(|i| self.shards.get(i))
-            .map(|s| &s.raft)
+            .map(|s| s.read().raft.clone())
             .ok_or_else(|| format!("no group {group}"))
     }
 
     /// The leader of `shard`'s group as this node knows it: its id and addresses.
     pub fn leader_of(&self, shard: ShardId) -> Option<(u64, NodeInfo)> {
-        let raft = &self.shards[usize::from(shard.0)].raft;
+        let raft = self.shard_raft(shard);
         let m = raft.metrics().borrow_watched().clone();
         let leader = m.current_leader?;
         let info = m
@@ -319,7 +440,7 @@ impl Groups {
     /// everything committed before the read. A group whose only voter is this node needs
     /// neither. A deposed leader gets `NotLeader`.
     pub async fn read_barrier(&self, shard: ShardId) -> Result<(), ProposeError> {
-        let raft = &self.shards[usize::from(shard.0)].raft;
+        let raft = self.shard_raft(shard);
         {
             let m = raft.metrics();
             let m = m.borrow_watched();
@@ -357,7 +478,7 @@ impl Groups {
     /// Whether a command of `shard` can run here with no further check: this node leads the
     /// group and, for a read, is its only voter (one look at the group's state).
     pub fn serves_locally(&self, shard: ShardId, write: bool) -> bool {
-        let m = self.shards[usize::from(shard.0)].raft.metrics();
+        let m = self.shards[usize::from(shard.0)].read().raft.metrics();
         let m = m.borrow_watched();
         if m.state != ServerState::Leader {
             return false;
@@ -371,36 +492,7 @@ impl Groups {
 
     /// Whether this node leads `shard`'s group.
     pub fn is_leader(&self, shard: ShardId) -> bool {
-        self.shards[usize::from(shard.0)].raft.is_leader()
-    }
-
-    /// Makes `node` a member of `group` (whose leader this node must be): a learner that
-    /// catches up, then a voter while the group has fewer voters than wanted.
-    pub async fn add_replica(
-        &self,
-        group: GroupId,
-        node: u64,
-        info: NodeInfo,
-    ) -> Result<(), ProposeError> {
-        let raft = self.raft(group).map_err(ProposeError::Fatal)?;
-        if !raft.is_leader() {
-            let leader = raft.metrics().borrow_watched().current_leader;
-            return Err(self.elsewhere(leader));
-        }
-        let voters: BTreeSet<u64> = raft.voter_ids().collect();
-        if voters.contains(&node) {
-            return Ok(());
-        }
-        quiesce(raft, false);
-        raft.add_learner(node, info, true)
-            .await
-            .map_err(|e| ProposeError::Fatal(e.to_string()))?;
-        if voters.len() < self.replicas {
-            raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([node])), false)
-                .await
-                .map_err(|e| ProposeError::Fatal(e.to_string()))?;
-        }
-        Ok(())
+        self.shards[usize::from(shard.0)].read().raft.is_leader()
     }
 
     /// The groups, as `(group id, shard)`.
@@ -412,7 +504,7 @@ impl Groups {
     pub fn alone(&self) -> bool {
         self.shards
             .iter()
-            .all(|s| s.raft.voter_ids().eq([self.node_id]))
+            .all(|s| s.read().raft.voter_ids().eq([self.node_id]))
     }
 
     /// Pins and makes durable the engine's state, has every group snapshot from it and
@@ -422,7 +514,9 @@ impl Groups {
         let checkpoint = tokio::task::spawn_blocking(move || applier.checkpoint())
             .await
             .map_err(io::Error::other)??;
-        for shard in &self.shards {
+        for shard in std::iter::once(self.meta_group.clone())
+            .chain(self.shards.iter().map(|s| s.read().clone()))
+        {
             *shard.prepared.lock() = Some(checkpoint.clone());
             shard
                 .raft
@@ -432,54 +526,6 @@ impl Groups {
                 .map_err(|e| io::Error::other(e.to_string()))?;
         }
         Ok(())
-    }
-
-    /// Spreads shard leaders over the voters: when this node leads more groups than its
-    /// share (groups / nodes, rounded up), it hands groups, one by one, to the voter of each
-    /// that leads the fewest, down to its share. Every node runs it, so leaders settle
-    /// within a round or two.
-    pub async fn balance_leaders(&self) {
-        let mut led: BTreeMap<u64, usize> = BTreeMap::new();
-        let mut mine = Vec::new();
-        let mut members = Vec::new();
-        for shard in &self.shards {
-            let m = shard.raft.metrics().borrow_watched().clone();
-            let voters: Vec<u64> = m.membership_config.membership().voter_ids().collect();
-            for v in &voters {
-                led.entry(*v).or_insert(0);
-            }
-            if let Some(leader) = m.current_leader {
-                *led.entry(leader).or_insert(0) += 1;
-            }
-            if m.state == ServerState::Leader && voters.len() > 1 {
-                mine.push(members.len());
-            }
-            members.push(voters);
-        }
-        if led.len() < 2 {
-            return;
-        }
-        let share = self.shards.len().div_ceil(led.len());
-        if mine.len() <= share {
-            return;
-        }
-        for &i in mine.iter().rev() {
-            let target = members[i]
-                .iter()
-                .filter(|v| **v != self.node_id)
-                .min_by_key(|v| led.get(v).copied().unwrap_or(0));
-            if let Some(&to) = target {
-                if led.get(&to).copied().unwrap_or(0) + 1 < mine.len() {
-                    tracing::info!(
-                        group = group_of(ShardId(i as u16)),
-                        to,
-                        "moving a shard leader"
-                    );
-                    let _ = self.shards[i].raft.trigger().transfer_leader(to).await;
-                    return;
-                }
-            }
-        }
     }
 
     /// Takes a checkpoint when the log has grown past [`CHECKPOINT_SEGMENTS`].
@@ -492,8 +538,10 @@ impl Groups {
 
     /// Stops every group (no more applies).
     pub async fn shutdown(&self) {
+        let _ = self.meta_group.raft.shutdown().await;
         for shard in &self.shards {
-            let _ = shard.raft.shutdown().await;
+            let raft = shard.read().raft.clone();
+            let _ = raft.shutdown().await;
         }
     }
 
@@ -508,9 +556,23 @@ impl Groups {
                 self.log.segment_count().to_string(),
             ),
             ("log_fsyncs".to_string(), self.log.syncs().to_string()),
+            (
+                "config_epoch".to_string(),
+                self.meta.read().epoch.to_string(),
+            ),
+            (
+                "nodes".to_string(),
+                self.meta.read().nodes.len().to_string(),
+            ),
         ];
-        for (i, shard) in self.shards.iter().enumerate() {
-            let m = shard.raft.metrics().borrow_watched().clone();
+        let all = std::iter::once(("meta".to_string(), 0, self.meta_group.raft.clone())).chain(
+            self.shards.iter().enumerate().map(|(i, s)| {
+                let group = group_of(ShardId(i as u16));
+                (format!("shard{i}"), group, s.read().raft.clone())
+            }),
+        );
+        for (name, group, raft) in all {
+            let m = raft.metrics().borrow_watched().clone();
             let role = match m.state {
                 ServerState::Leader => "leader",
                 ServerState::Follower => "follower",
@@ -520,10 +582,10 @@ impl Groups {
             };
             let index = |id: Option<types::LogId>| id.map_or(0, |id| id.index);
             out.push((
-                format!("shard{i}"),
+                name,
                 format!(
                     "group={},role={role},voters={},term={},leader={},last_log={},commit={},applied={},snapshot={},purged={}",
-                    group_of(ShardId(i as u16)),
+                    group,
                     m.membership_config.membership().voter_ids().count(),
                     m.current_term,
                     m.current_leader.map_or("none".into(), |l| format!("{l:016x}")),

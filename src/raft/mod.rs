@@ -12,6 +12,8 @@ pub mod groups;
 mod incoming;
 pub mod log;
 pub mod log_store;
+mod membership;
+pub mod meta;
 mod network;
 pub mod peers;
 mod serve;
@@ -21,6 +23,7 @@ pub mod wire;
 
 pub use entry::{Entry, EntryDecodeError, EntryOp};
 pub use groups::{group_of, Groups, GroupsOptions, ProposeError};
+pub use meta::{ClusterMeta, MetaOp, SharedMeta};
 pub use state_machine::{
     Applier, Checkpoint, GroupId, GroupState, ShardSnapshot, ShardStateMachine, SnapshotReader,
 };

@@ -111,6 +111,9 @@ pub trait Applier: Send + Sync + 'static {
     fn load_state(&self, group: GroupId) -> io::Result<Option<GroupState>>;
     /// Pins the current state of every group and makes it durable.
     fn checkpoint(&self) -> io::Result<Arc<dyn Checkpoint>>;
+    /// Deletes the group's records (data and apply state) and makes that durable: the
+    /// node no longer holds a replica of it.
+    fn drop_group(&self, group: GroupId) -> io::Result<()>;
     /// Replaces the group's records with a snapshot's and makes them durable.
     fn install(&self, group: GroupId, data: &mut dyn SnapshotReader) -> io::Result<()>;
 }

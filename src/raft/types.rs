@@ -40,6 +40,7 @@ impl fmt::Display for WriteEntry {
             super::EntryOp::Batch(commands) => {
                 write!(f, "db{} batch of {} commands", self.db, commands.len())
             }
+            super::EntryOp::Meta(op) => write!(f, "metadata {op:?}"),
         }
     }
 }
@@ -115,7 +116,7 @@ pub(super) fn get_u32(raw: &mut Bytes) -> Result<u32, CodecError> {
     Ok(raw.get_u32())
 }
 
-fn get_count(raw: &mut Bytes) -> Result<u32, CodecError> {
+pub(super) fn get_count(raw: &mut Bytes) -> Result<u32, CodecError> {
     let n = get_u32(raw)?;
     if n > COUNT_MAX {
         return Err(CodecError::Bad(format!("count {n}")));

@@ -53,6 +53,7 @@ impl Server {
         let node = self.node;
         let (stop_tx, stop_rx) = watch::channel(false);
         let background = tokio::spawn(background_tasks(node.clone(), stop_rx.clone()));
+        let balancer = tokio::spawn(balance_replicas(node.clone(), stop_rx.clone()));
         let peers = tokio::spawn(peers::serve(
             node.clone(),
             self.peer_listener,
@@ -76,6 +77,7 @@ impl Server {
         tracing::info!("shutting down");
         let _ = stop_tx.send(true);
         let _ = background.await;
+        let _ = balancer.await;
         let _ = peers.await;
         node.groups().shutdown().await;
         if let Err(e) = node.keyspace.engine().flush() {
@@ -108,6 +110,22 @@ async fn accept(
         connection::run(node.clone(), socket, info, stop).await;
         node.clients.unregister(id);
     });
+}
+
+/// The replica balancer's rounds (a move may take long: a new replica catches up first,
+/// so it runs apart from the other background work).
+async fn balance_replicas(node: Arc<Node>, mut stop: watch::Receiver<bool>) {
+    let mut balancer = crate::commands::Balancer::default();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(crate::commands::BALANCE_PERIOD) => {}
+            _ = stop.changed() => return,
+        }
+        tokio::select! {
+            _ = balancer.round(&node) => {}
+            _ = stop.changed() => return,
+        }
+    }
 }
 
 /// Active expiry and the ops/sec sampler at `hz` times a second, Raft log checkpoints, and

@@ -206,6 +206,12 @@ impl Inner {
                 advance(&mut group.purged, r.id());
             }
             Kind::Commit => advance(&mut group.committed, r.id()),
+            Kind::Reset => {
+                dropped.extend(std::mem::take(&mut group.entries).into_values());
+                group.trim_recent();
+                group.purged = None;
+                group.committed = None;
+            }
             Kind::Checkpoint => {
                 for (g, id) in record::decode_checkpoint(&r.data).unwrap_or_default() {
                     advance(&mut self.groups.entry(g).or_default().purged, id);
@@ -356,6 +362,15 @@ impl RaftLog {
             leader: 0,
             data: Bytes::new(),
         };
+        self.write(&mut inner, &[record])?;
+        self.delete_dead_segments(&mut inner)
+    }
+
+    /// Forgets `group`'s log: its entries, what it purged and committed (the node no longer
+    /// holds a replica of it; a later one starts from a snapshot).
+    pub fn reset(&self, group: u32) -> io::Result<()> {
+        let mut inner = self.inner.lock();
+        let record = Record::marker(Kind::Reset, group, LogId::default());
         self.write(&mut inner, &[record])?;
         self.delete_dead_segments(&mut inner)
     }

@@ -31,6 +31,9 @@ pub enum Kind {
     Purge = 3,
     Checkpoint = 4,
     Commit = 5,
+    /// The group starts over: no entries, nothing purged or committed (its replica left
+    /// this node).
+    Reset = 6,
 }
 
 impl Kind {
@@ -41,6 +44,7 @@ impl Kind {
             3 => Some(Kind::Purge),
             4 => Some(Kind::Checkpoint),
             5 => Some(Kind::Commit),
+            6 => Some(Kind::Reset),
             _ => None,
         }
     }

@@ -340,3 +340,30 @@ fn crash_child(d: PathBuf) {
         }
     }
 }
+
+#[test]
+fn reset_forgets_a_group_across_reopen() {
+    let d = dir("reset");
+    {
+        let log = RaftLog::open(&d, SEGMENT_BYTES_DEFAULT).unwrap();
+        for i in 1..=10 {
+            log.append(1, &[entry(1, i, 1)]).unwrap();
+            log.append(2, &[entry(2, i, 1)]).unwrap();
+        }
+        log.purge(1, id(4, 1)).unwrap();
+        log.save_committed(1, id(8, 1)).unwrap();
+        log.reset(1).unwrap();
+        assert_eq!(log.state(1).last, None);
+        assert_eq!(log.state(1).last_purged, None);
+        assert_eq!(log.committed(1), None);
+        // It starts over as a new replica would: from a later index.
+        log.append(1, &[entry(1, 20, 3)]).unwrap();
+        log.sync().unwrap();
+    }
+    let log = RaftLog::open(&d, SEGMENT_BYTES_DEFAULT).unwrap();
+    assert_eq!(ids(&log, 1, ..), vec![(20, 3)]);
+    assert_eq!(log.state(1).last_purged, None);
+    assert_eq!(log.committed(1), None);
+    assert_eq!(ids(&log, 2, ..).len(), 10, "other groups untouched");
+    let _ = std::fs::remove_dir_all(&d);
+}

@@ -1,0 +1,203 @@
+//! Who holds which replica: membership changes of a group at its leader, the liveness of
+//! nodes as group 0's leader sees it, dropping replicas this node no longer holds, and
+//! spreading shard leaders over the voters.
+//!
+//! Deciding where replicas go is the balancer's job (`commands/balancer.rs`, on group 0's
+//! leader); this module carries out its decisions on the groups of this node.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use openraft::async_runtime::watch::WatchReceiver;
+use openraft::{ChangeMembers, Instant as _, ServerState};
+
+use super::groups::{group_of, quiesce, Groups, ProposeError, ShardRaft};
+use super::meta::META_VOTERS;
+use super::state_machine::GroupId;
+use super::types::NodeInfo;
+use crate::cluster::ShardId;
+
+impl Groups {
+    /// Changes the members of `group`, whose leader this node must be: `add` becomes a
+    /// learner, catches up and turns voter (a shard group stops at the replication factor,
+    /// group 0 at [`META_VOTERS`] and keeps further nodes as learners); then `remove`
+    /// leaves the group. Asked to remove itself, the leader hands its leadership over first
+    /// and answers `NotLeader` (the caller asks the new leader).
+    pub async fn change_replicas(
+        &self,
+        group: GroupId,
+        add: Option<(u64, NodeInfo)>,
+        remove: Option<u64>,
+    ) -> Result<(), ProposeError> {
+        let raft = self.raft(group).map_err(ProposeError::Fatal)?;
+        if !raft.is_leader() {
+            let leader = raft.metrics().borrow_watched().current_leader;
+            return Err(self.elsewhere(leader));
+        }
+        let fatal = |e: &dyn std::fmt::Display| ProposeError::Fatal(e.to_string());
+        if let Some((node, info)) = add {
+            let voters: BTreeSet<u64> = raft.voter_ids().collect();
+            if !voters.contains(&node) {
+                quiesce(&raft, false);
+                raft.add_learner(node, info, true)
+                    .await
+                    .map_err(|e| fatal(&e))?;
+                let cap = if group == 0 {
+                    META_VOTERS
+                } else {
+                    self.replicas
+                };
+                // A node about to be removed does not count against the factor.
+                let counted = voters.iter().filter(|v| Some(**v) != remove).count();
+                if counted < cap {
+                    raft.change_membership(
+                        ChangeMembers::AddVoterIds(BTreeSet::from([node])),
+                        false,
+                    )
+                    .await
+                    .map_err(|e| fatal(&e))?;
+                }
+            }
+        }
+        if let Some(node) = remove {
+            let members = raft.metrics().borrow_watched().membership_config.clone();
+            let membership = members.membership();
+            if membership.get_node(&node).is_none() {
+                return Ok(());
+            }
+            if node == self.node_id {
+                let to = membership.voter_ids().find(|v| *v != node);
+                if let Some(to) = to {
+                    let _ = raft.trigger().transfer_leader(to).await;
+                }
+                return Err(ProposeError::NotLeader(to.unwrap_or(node)));
+            }
+            let change = if membership.voter_ids().any(|v| v == node) {
+                ChangeMembers::RemoveVoters(BTreeSet::from([node]))
+            } else {
+                ChangeMembers::RemoveNodes(BTreeSet::from([node]))
+            };
+            raft.change_membership(change, false)
+                .await
+                .map_err(|e| fatal(&e))?;
+        }
+        Ok(())
+    }
+
+    /// Whether this node leads group 0 (the one that runs the balancer).
+    pub fn leads_meta(&self) -> bool {
+        self.meta_group.raft.is_leader()
+    }
+
+    /// The leader of group 0 as this node knows it.
+    pub fn meta_leader(&self) -> Option<(u64, NodeInfo)> {
+        let m = self.meta_group.raft.metrics().borrow_watched().clone();
+        let leader = m.current_leader?;
+        let info = m
+            .membership_config
+            .membership()
+            .get_node(&leader)
+            .cloned()?;
+        Some((leader, info))
+    }
+
+    /// For group 0's leader: how long ago each other member of group 0 last answered a
+    /// heartbeat (`None`: not since this node leads). `None` on any other node.
+    pub fn silences(&self) -> Option<BTreeMap<u64, Option<Duration>>> {
+        let m = self.meta_group.raft.metrics().borrow_watched().clone();
+        if m.state != ServerState::Leader {
+            return None;
+        }
+        let heartbeat = m.heartbeat.as_ref()?;
+        Some(
+            heartbeat
+                .iter()
+                .filter(|(id, _)| **id != self.node_id)
+                .map(|(id, at)| (*id, at.as_ref().map(|at| at.elapsed())))
+                .collect(),
+        )
+    }
+
+    /// The voters of `shard`'s group as this node sees them (none if it holds no replica).
+    pub fn voters_of(&self, shard: ShardId) -> BTreeSet<u64> {
+        self.shard(shard).raft.voter_ids().collect()
+    }
+
+    /// Drops the replicas this node holds that the cluster map no longer gives it: the
+    /// map unlists a replica only after it has left its group.
+    pub async fn drop_removed(&self) {
+        let unlisted: Vec<ShardId> = {
+            let meta = self.meta.read();
+            if meta.nodes.is_empty() {
+                return;
+            }
+            meta.replicas
+                .iter()
+                .enumerate()
+                .filter(|(_, nodes)| !nodes.contains(&self.node_id))
+                .map(|(i, _)| ShardId(i as u16))
+                .collect()
+        };
+        for shard in unlisted {
+            let group = self.shard(shard);
+            let m = group.raft.metrics().borrow_watched().clone();
+            let holds = m.membership_config.membership().nodes().next().is_some()
+                || m.last_log_index.is_some();
+            if !holds || m.state == ServerState::Leader {
+                continue;
+            }
+            if let Err(e) = self.reset(shard).await {
+                tracing::error!(group = group_of(shard), error = %e, "dropping a replica failed");
+            }
+        }
+    }
+
+    /// Spreads shard leaders over the voters: when this node leads more groups than its
+    /// share (groups / nodes, rounded up), it hands groups, one by one, to the voter of each
+    /// that leads the fewest, down to its share. Every node runs it, so leaders settle
+    /// within a round or two.
+    pub async fn balance_leaders(&self) {
+        let mut led: BTreeMap<u64, usize> = BTreeMap::new();
+        let mut mine = Vec::new();
+        let mut members = Vec::new();
+        let rafts: Vec<ShardRaft> = self.shards.iter().map(|s| s.read().raft.clone()).collect();
+        for raft in &rafts {
+            let m = raft.metrics().borrow_watched().clone();
+            let voters: Vec<u64> = m.membership_config.membership().voter_ids().collect();
+            for v in &voters {
+                led.entry(*v).or_insert(0);
+            }
+            if let Some(leader) = m.current_leader {
+                *led.entry(leader).or_insert(0) += 1;
+            }
+            if m.state == ServerState::Leader && voters.len() > 1 {
+                mine.push(members.len());
+            }
+            members.push(voters);
+        }
+        if led.len() < 2 {
+            return;
+        }
+        let share = rafts.len().div_ceil(led.len());
+        if mine.len() <= share {
+            return;
+        }
+        for &i in mine.iter().rev() {
+            let target = members[i]
+                .iter()
+                .filter(|v| **v != self.node_id)
+                .min_by_key(|v| led.get(v).copied().unwrap_or(0));
+            if let Some(&to) = target {
+                if led.get(&to).copied().unwrap_or(0) + 1 < mine.len() {
+                    tracing::info!(
+                        group = group_of(ShardId(i as u16)),
+                        to,
+                        "moving a shard leader"
+                    );
+                    let _ = rafts[i].trigger().transfer_leader(to).await;
+                    return;
+                }
+            }
+        }
+    }
+}

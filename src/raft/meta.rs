@@ -1,0 +1,278 @@
+//! The cluster map kept by the metadata group (group 0): the nodes, the replicas of every
+//! shard and a config epoch that counts the changes.
+//!
+//! Every node follows group 0 (a voter on up to [`META_VOTERS`] nodes, a learner on the
+//! others), so every node knows the whole map. Changes are [`MetaOp`]s, carried in group 0's
+//! log as argument lists (the write entry's own codec) and applied in log order; the map is
+//! stored as one system record written in the same batch as group 0's apply state.
+//!
+//! A shard's replica list is what the balancer intends: a node being added is listed before
+//! it becomes a member of the shard's group, a node being removed is unlisted only after it
+//! has left the group. So a node that finds itself unlisted may drop the shard's data.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use parking_lot::RwLock;
+
+use super::types::{self, CodecError, NodeInfo};
+
+/// Voters of group 0 at most; further nodes follow it as learners.
+pub const META_VOTERS: usize = 5;
+const FORMAT_VERSION: u8 = 1;
+
+/// The cluster map.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClusterMeta {
+    /// Incremented by every change.
+    pub epoch: u64,
+    pub nodes: BTreeMap<u64, NodeInfo>,
+    /// Per shard, the nodes holding (or being given) a replica.
+    pub replicas: Vec<BTreeSet<u64>>,
+}
+
+/// The map as the node knows it, shared by the groups and the applier.
+pub type SharedMeta = Arc<RwLock<ClusterMeta>>;
+
+/// A change to the map.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetaOp {
+    /// The first node of a new cluster: it holds every shard (ignored once there are nodes).
+    Bootstrap {
+        node: u64,
+        info: NodeInfo,
+        shards: u16,
+    },
+    /// A node joined (or changed its addresses).
+    AddNode { node: u64, info: NodeInfo },
+    /// The replicas of one shard.
+    SetReplicas { shard: u16, nodes: BTreeSet<u64> },
+}
+
+fn parse<T: std::str::FromStr>(arg: Option<&Bytes>) -> Result<T, CodecError> {
+    arg.and_then(|a| std::str::from_utf8(a).ok())
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| CodecError::Bad("metadata op argument".into()))
+}
+
+fn text(arg: Option<&Bytes>) -> Result<String, CodecError> {
+    parse(arg)
+}
+
+impl MetaOp {
+    /// The op as an argument list (how group 0's entries carry it).
+    pub fn to_args(&self) -> Vec<Bytes> {
+        let b = |s: String| Bytes::from(s);
+        match self {
+            MetaOp::Bootstrap { node, info, shards } => vec![
+                b("bootstrap".into()),
+                b(node.to_string()),
+                b(info.client_addr.clone()),
+                b(info.cluster_addr.clone()),
+                b(shards.to_string()),
+            ],
+            MetaOp::AddNode { node, info } => vec![
+                b("addnode".into()),
+                b(node.to_string()),
+                b(info.client_addr.clone()),
+                b(info.cluster_addr.clone()),
+            ],
+            MetaOp::SetReplicas { shard, nodes } => {
+                let mut args = vec![b("replicas".into()), b(shard.to_string())];
+                args.extend(nodes.iter().map(|n| b(n.to_string())));
+                args
+            }
+        }
+    }
+
+    pub fn from_args(args: &[Bytes]) -> Result<MetaOp, CodecError> {
+        let name = args.first().map(|a| &a[..]).unwrap_or_default();
+        let node_info = |at: usize| -> Result<NodeInfo, CodecError> {
+            Ok(NodeInfo {
+                client_addr: text(args.get(at))?,
+                cluster_addr: text(args.get(at + 1))?,
+            })
+        };
+        match name {
+            b"bootstrap" if args.len() == 5 => Ok(MetaOp::Bootstrap {
+                node: parse(args.get(1))?,
+                info: node_info(2)?,
+                shards: parse(args.get(4))?,
+            }),
+            b"addnode" if args.len() == 4 => Ok(MetaOp::AddNode {
+                node: parse(args.get(1))?,
+                info: node_info(2)?,
+            }),
+            b"replicas" if args.len() >= 2 => Ok(MetaOp::SetReplicas {
+                shard: parse(args.get(1))?,
+                nodes: args[2..]
+                    .iter()
+                    .map(|a| parse(Some(a)))
+                    .collect::<Result<_, _>>()?,
+            }),
+            _ => Err(CodecError::Bad(format!(
+                "unknown metadata op {:?}",
+                String::from_utf8_lossy(name)
+            ))),
+        }
+    }
+}
+
+impl ClusterMeta {
+    /// Applies a change; returns whether it changed anything.
+    pub fn apply(&mut self, op: &MetaOp) -> bool {
+        let changed = match op {
+            MetaOp::Bootstrap { node, info, shards } => {
+                if !self.nodes.is_empty() {
+                    return false;
+                }
+                self.nodes.insert(*node, info.clone());
+                self.replicas = vec![BTreeSet::from([*node]); usize::from(*shards)];
+                true
+            }
+            MetaOp::AddNode { node, info } => {
+                self.nodes.insert(*node, info.clone()).as_ref() != Some(info)
+            }
+            MetaOp::SetReplicas { shard, nodes } => match self.replicas.get_mut(*shard as usize) {
+                Some(current) if current != nodes => {
+                    *current = nodes.clone();
+                    true
+                }
+                _ => false,
+            },
+        };
+        if changed {
+            self.epoch += 1;
+        }
+        changed
+    }
+
+    /// How many shard replicas each known node holds.
+    pub fn load(&self) -> BTreeMap<u64, usize> {
+        let mut load: BTreeMap<u64, usize> = self.nodes.keys().map(|n| (*n, 0)).collect();
+        for nodes in &self.replicas {
+            for n in nodes {
+                *load.entry(*n).or_default() += 1;
+            }
+        }
+        load
+    }
+
+    /// Format: `version:u8 | epoch:u64 | nodes:u32 | (id:u64 | client | cluster)* |
+    /// shards:u32 | (count:u32 | id:u64*)*`, strings length-prefixed.
+    pub fn encode(&self) -> Bytes {
+        let mut out = BytesMut::new();
+        out.put_u8(FORMAT_VERSION);
+        out.put_u64(self.epoch);
+        out.put_u32(self.nodes.len() as u32);
+        for (id, info) in &self.nodes {
+            out.put_u64(*id);
+            types::put_bytes(&mut out, info.client_addr.as_bytes());
+            types::put_bytes(&mut out, info.cluster_addr.as_bytes());
+        }
+        out.put_u32(self.replicas.len() as u32);
+        for nodes in &self.replicas {
+            out.put_u32(nodes.len() as u32);
+            for n in nodes {
+                out.put_u64(*n);
+            }
+        }
+        out.freeze()
+    }
+
+    pub fn decode(mut raw: Bytes) -> Result<ClusterMeta, CodecError> {
+        types::check_version_of(&mut raw, FORMAT_VERSION)?;
+        let epoch = types::get_u64(&mut raw)?;
+        let string = |raw: &mut Bytes| -> Result<String, CodecError> {
+            String::from_utf8(types::get_bytes(raw)?.to_vec())
+                .map_err(|_| CodecError::Bad("address is not UTF-8".into()))
+        };
+        let mut nodes = BTreeMap::new();
+        for _ in 0..types::get_count(&mut raw)? {
+            let id = types::get_u64(&mut raw)?;
+            let client_addr = string(&mut raw)?;
+            let cluster_addr = string(&mut raw)?;
+            nodes.insert(
+                id,
+                NodeInfo {
+                    client_addr,
+                    cluster_addr,
+                },
+            );
+        }
+        let mut replicas = Vec::new();
+        for _ in 0..types::get_count(&mut raw)? {
+            let mut set = BTreeSet::new();
+            for _ in 0..types::get_count(&mut raw)? {
+                set.insert(types::get_u64(&mut raw)?);
+            }
+            replicas.push(set);
+        }
+        Ok(ClusterMeta {
+            epoch,
+            nodes,
+            replicas,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(port: u16) -> NodeInfo {
+        NodeInfo {
+            client_addr: format!("127.0.0.1:{port}"),
+            cluster_addr: format!("127.0.0.1:{}", port + 10000),
+        }
+    }
+
+    #[test]
+    fn ops_round_trip_and_apply() {
+        let ops = [
+            MetaOp::Bootstrap {
+                node: 7,
+                info: info(7000),
+                shards: 4,
+            },
+            MetaOp::AddNode {
+                node: 9,
+                info: info(7001),
+            },
+            MetaOp::SetReplicas {
+                shard: 2,
+                nodes: BTreeSet::from([7, 9]),
+            },
+        ];
+        let mut meta = ClusterMeta::default();
+        for op in &ops {
+            assert_eq!(MetaOp::from_args(&op.to_args()).as_ref(), Ok(op));
+            assert!(meta.apply(op));
+        }
+        assert!(!meta.apply(&ops[0]), "bootstrap only once");
+        assert!(!meta.apply(&ops[2]), "same replicas: no change");
+        assert_eq!(meta.epoch, 3);
+        assert_eq!(meta.replicas[2], BTreeSet::from([7, 9]));
+        assert_eq!(meta.load(), BTreeMap::from([(7, 4), (9, 1)]));
+        let raw = meta.encode();
+        assert_eq!(ClusterMeta::decode(raw.clone()), Ok(meta));
+        for cut in 0..raw.len() {
+            assert!(ClusterMeta::decode(raw.slice(..cut)).is_err());
+        }
+    }
+
+    #[test]
+    fn bad_ops_are_refused() {
+        for args in [
+            vec!["bootstrap", "x", "a", "b", "4"],
+            vec!["replicas"],
+            vec!["addnode", "1", "a"],
+            vec!["nosuch"],
+            vec![],
+        ] {
+            let args: Vec<Bytes> = args.into_iter().map(Bytes::from).collect();
+            assert!(MetaOp::from_args(&args).is_err(), "{args:?}");
+        }
+    }
+}
