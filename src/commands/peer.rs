@@ -25,7 +25,7 @@ const ADD_REPLICA_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long a change to the cluster map may wait for group 0's leader.
 const META_TIMEOUT: Duration = Duration::from_secs(10);
 /// Between attempts at a membership change whose leader is moving.
-const RETRY_PAUSE: Duration = Duration::from_millis(200);
+const RETRY_PAUSE: Duration = Duration::from_millis(100);
 
 /// Reads `cluster_addr` from the `INFO raft` of the node at client address `seed`.
 async fn seed_cluster_addr(seed: &str) -> std::io::Result<String> {
@@ -98,15 +98,21 @@ impl Node {
                     (j.node_id, info)
                 });
                 let remove = Some(change.remove).filter(|r| *r != 0);
-                self.change_replicas(change.group, add, remove)
+                // Carried out here or refused: the asking node finds the leader (a node
+                // passing requests on could pass them round in a circle).
+                self.groups()
+                    .change_replicas(change.group, add, remove)
                     .await
                     .map(|()| response::Body::Done(true))
+                    .map_err(|e| e.to_string())
             }
             Some(request::Body::MetaChange(change)) => match MetaOp::from_args(&change.args) {
                 Ok(op) => self
-                    .change_meta(op)
+                    .groups()
+                    .propose_meta(op)
                     .await
-                    .map(|()| response::Body::Done(true)),
+                    .map(|_| response::Body::Done(true))
+                    .map_err(|e| e.to_string()),
                 Err(e) => Err(e.to_string()),
             },
             None => Err("unknown request (a newer peer?)".to_string()),
@@ -175,8 +181,9 @@ impl Node {
         Ok(true)
     }
 
-    /// Changes the members of `group` at its leader: here if this node leads it, else
-    /// through the leader it knows, else through a node the cluster map gives a replica.
+    /// Changes the members of `group` at its leader: here if this node leads it, else at
+    /// the leader it knows or, in turn, at each node the cluster map gives a replica (the
+    /// one that leads carries it out, the others refuse).
     pub(super) async fn change_replicas(
         &self,
         group: GroupId,
@@ -228,9 +235,9 @@ impl Node {
         }
     }
 
-    /// Another node to ask about `group`: its leader as this node knows it, else (for a
-    /// shard this node holds no replica of) one of the replicas the cluster map lists,
-    /// a different one on each attempt.
+    /// Another node to ask about `group`, a different one on each attempt: its leader as
+    /// this node knows it, then (for a shard group) the other nodes the cluster map lists
+    /// for it, which pass the request on to the leader they know.
     fn group_contact(
         &self,
         group: GroupId,
@@ -243,22 +250,21 @@ impl Node {
         } else {
             self.groups().leader_of(ShardId((group - 1) as u16))
         };
-        if let Some(leader) = known.filter(|(id, _)| *id != me) {
-            return Some(leader);
+        let mut candidates: Vec<(u64, NodeInfo)> =
+            known.into_iter().filter(|(id, _)| *id != me).collect();
+        if group != 0 {
+            let meta = self.meta.read();
+            let listed = meta.replicas.get((group - 1) as usize);
+            for id in listed.into_iter().flatten() {
+                if *id != me && Some(*id) != skip && candidates.iter().all(|(c, _)| c != id) {
+                    if let Some(info) = meta.nodes.get(id) {
+                        candidates.push((*id, info.clone()));
+                    }
+                }
+            }
         }
-        if group == 0 {
-            return None;
-        }
-        let meta = self.meta.read();
-        let listed: Vec<u64> = meta
-            .replicas
-            .get((group - 1) as usize)?
-            .iter()
-            .copied()
-            .filter(|n| *n != me && Some(*n) != skip)
-            .collect();
-        let id = *listed.get(attempt % listed.len().max(1))?;
-        Some((id, meta.nodes.get(&id)?.clone()))
+        let n = candidates.len();
+        (n > 0).then(|| candidates.swap_remove(attempt % n))
     }
 
     /// Proposes a change to the cluster map at group 0's leader (here or there).

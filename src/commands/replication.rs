@@ -71,14 +71,25 @@ fn clear_group(node: &Node, group: GroupId) -> WriteBatch {
     clear
 }
 
+/// Moves the key counters by the keys of `group`'s slots (see `Keyspace::count_slots`).
+fn count_group(node: &Node, group: GroupId, sign: i64) -> io::Result<()> {
+    if group == 0 {
+        return Ok(());
+    }
+    let (first, last) = node.shards.slot_range(shard_of_group(group));
+    node.keyspace
+        .count_slots(Slot(first.0), Slot(last.0), sign)
+        .map_err(storage_error)
+}
+
 /// Drops a shard's data and apply state from this node (its replica moved elsewhere).
 fn drop_group_data(node: &Node, group: GroupId) -> io::Result<()> {
+    count_group(node, group, -1)?;
     let engine = node.keyspace.engine();
     engine
         .write(clear_group(node, group))
         .map_err(storage_error)?;
-    engine.flush().map_err(storage_error)?;
-    node.keyspace.rebuild_counters().map_err(storage_error)
+    engine.flush().map_err(storage_error)
 }
 
 /// The cluster map as stored on this node (empty before the metadata group applied any).
@@ -208,6 +219,7 @@ impl Applier for NodeApplier {
     fn install(&self, group: GroupId, data: &mut dyn SnapshotReader) -> io::Result<()> {
         let node = self.node()?;
         let engine = node.keyspace.engine();
+        count_group(&node, group, -1)?;
         engine
             .write(clear_group(&node, group))
             .map_err(storage_error)?;
@@ -221,9 +233,8 @@ impl Applier for NodeApplier {
         engine.flush().map_err(storage_error)?;
         if group == 0 {
             *node.meta.write() = load_meta(&node.keyspace)?;
-            return Ok(());
         }
-        node.keyspace.rebuild_counters().map_err(storage_error)
+        count_group(&node, group, 1)
     }
 }
 

@@ -117,24 +117,42 @@ impl Keyspace {
                 encoding::TAG_ELEMENT,
                 encoding::TAG_SCORE,
             ] {
-                let bound = |slot: u32| {
-                    let mut k = vec![pdb, tag];
-                    k.extend_from_slice(&(slot as u16).to_be_bytes());
-                    Bytes::from(k)
-                };
-                let end = if u32::from(last.0) + 1 >= u32::from(SLOT_COUNT) {
-                    Bytes::from(vec![pdb, tag + 1])
-                } else {
-                    bound(u32::from(last.0) + 1)
-                };
-                ranges.push(KeyRange::half_open(bound(u32::from(first.0)), end));
+                ranges.push(tagged_slot_range(pdb, tag, first, last));
             }
         }
         ranges
     }
 
+    /// Moves the key counters by the keys stored in slots `first..=last`: `sign` 1 once a
+    /// shard's data has arrived, -1 before it leaves. Other shards keep writing meanwhile,
+    /// so this counts only the moving slots instead of recounting everything.
+    pub fn count_slots(&self, first: Slot, last: Slot, sign: i64) -> Result<()> {
+        for pdb in 0..self.databases {
+            let mut keys = 0i64;
+            let metas = tagged_slot_range(pdb, encoding::TAG_META, first, last);
+            self.for_each_in(metas, |_, _| {
+                keys += 1;
+                true
+            })?;
+            let mut volatile = 0i64;
+            let expiries = tagged_slot_range(pdb, encoding::TAG_EXPIRE, first, last);
+            self.for_each_in(expiries, |k, _| {
+                volatile += 1;
+                self.volatile_slot(pdb, encoding::slot_of_key(k))
+                    .fetch_add(sign, Ordering::Relaxed);
+                true
+            })?;
+            let counters = &self.counters[usize::from(pdb)];
+            counters.keys.fetch_add(sign * keys, Ordering::Relaxed);
+            counters
+                .volatile
+                .fetch_add(sign * volatile, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
     /// Recounts keys and volatile keys from the engine (after a snapshot is installed).
-    pub fn rebuild_counters(&self) -> Result<()> {
+    fn rebuild_counters(&self) -> Result<()> {
         for c in &self.counters {
             c.keys.store(0, Ordering::Relaxed);
             c.volatile.store(0, Ordering::Relaxed);
@@ -318,6 +336,21 @@ impl Keyspace {
         }
         Ok(())
     }
+}
+
+/// The records of one kind (`tag`) of database `pdb` in slots `first..=last`.
+fn tagged_slot_range(pdb: u8, tag: u8, first: Slot, last: Slot) -> KeyRange {
+    let bound = |slot: u32| {
+        let mut k = vec![pdb, tag];
+        k.extend_from_slice(&(slot as u16).to_be_bytes());
+        Bytes::from(k)
+    };
+    let end = if u32::from(last.0) + 1 >= u32::from(SLOT_COUNT) {
+        Bytes::from(vec![pdb, tag + 1])
+    } else {
+        bound(u32::from(last.0) + 1)
+    };
+    KeyRange::half_open(bound(u32::from(first.0)), end)
 }
 
 #[cfg(test)]

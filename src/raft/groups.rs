@@ -421,17 +421,18 @@ impl Groups {
             .ok_or_else(|| format!("no group {group}"))
     }
 
-    /// The leader of `shard`'s group as this node knows it: its id and addresses.
+    /// The leader of `shard`'s group as this node knows it: its id and addresses (none if
+    /// the group's members, as this node has them, do not include it).
     pub fn leader_of(&self, shard: ShardId) -> Option<(u64, NodeInfo)> {
         let raft = self.shard_raft(shard);
         let m = raft.metrics().borrow_watched().clone();
         let leader = m.current_leader?;
+        // A group this node left may remember a leader it has no address of.
         let info = m
             .membership_config
             .membership()
             .get_node(&leader)
-            .cloned()
-            .unwrap_or_default();
+            .cloned()?;
         Some((leader, info))
     }
 

@@ -17,12 +17,15 @@ use super::state_machine::GroupId;
 use super::types::NodeInfo;
 use crate::cluster::ShardId;
 
+/// A voter silent for longer than this is not handed a shard's leadership.
+const LEADER_TARGET_SILENCE: Duration = Duration::from_secs(1);
+
 impl Groups {
     /// Changes the members of `group`, whose leader this node must be: `add` becomes a
     /// learner, catches up and turns voter (a shard group stops at the replication factor,
     /// group 0 at [`META_VOTERS`] and keeps further nodes as learners); then `remove`
-    /// leaves the group. Asked to remove itself, the leader hands its leadership over first
-    /// and answers `NotLeader` (the caller asks the new leader).
+    /// leaves the group (the leader itself too: openraft has it step down once the change
+    /// is committed).
     pub async fn change_replicas(
         &self,
         group: GroupId,
@@ -38,6 +41,7 @@ impl Groups {
         if let Some((node, info)) = add {
             let voters: BTreeSet<u64> = raft.voter_ids().collect();
             if !voters.contains(&node) {
+                tracing::info!(group, node, "adding a replica");
                 quiesce(&raft, false);
                 raft.add_learner(node, info, true)
                     .await
@@ -65,18 +69,12 @@ impl Groups {
             if membership.get_node(&node).is_none() {
                 return Ok(());
             }
-            if node == self.node_id {
-                let to = membership.voter_ids().find(|v| *v != node);
-                if let Some(to) = to {
-                    let _ = raft.trigger().transfer_leader(to).await;
-                }
-                return Err(ProposeError::NotLeader(to.unwrap_or(node)));
-            }
             let change = if membership.voter_ids().any(|v| v == node) {
                 ChangeMembers::RemoveVoters(BTreeSet::from([node]))
             } else {
                 ChangeMembers::RemoveNodes(BTreeSet::from([node]))
             };
+            tracing::info!(group, node, "removing a replica");
             raft.change_membership(change, false)
                 .await
                 .map_err(|e| fatal(&e))?;
@@ -172,8 +170,17 @@ impl Groups {
             }
             if m.state == ServerState::Leader && voters.len() > 1 {
                 mine.push(members.len());
+                // Leadership goes only to a voter that answers.
+                let answering = |v: &u64| {
+                    m.heartbeat
+                        .as_ref()
+                        .and_then(|h| h.get(v).cloned().flatten())
+                        .is_some_and(|at| at.elapsed() < LEADER_TARGET_SILENCE)
+                };
+                members.push(voters.into_iter().filter(answering).collect());
+            } else {
+                members.push(voters);
             }
-            members.push(voters);
         }
         if led.len() < 2 {
             return;

@@ -8,21 +8,21 @@ use std::time::{Duration, Instant};
 use crate::support::{free_port, show, start_basalt_at, test_dir, Client, Process};
 
 /// One node's fixed place: its data, client port and node-to-node port.
-struct Slot {
+pub(crate) struct Slot {
     dir: PathBuf,
     port: u16,
     cluster_port: u16,
 }
 
-struct Cluster {
-    slots: Vec<Slot>,
-    nodes: Vec<Option<Process>>,
+pub(crate) struct Cluster {
+    pub(crate) slots: Vec<Slot>,
+    pub(crate) nodes: Vec<Option<Process>>,
     flags: Vec<String>,
 }
 
 impl Cluster {
     /// Starts `n` nodes: the first bootstraps, the others join it.
-    fn start(tag: &str, n: usize, flags: &[&str]) -> Cluster {
+    pub(crate) fn start(tag: &str, n: usize, flags: &[&str]) -> Cluster {
         let mut cluster = Cluster {
             slots: (0..n)
                 .map(|i| Slot {
@@ -41,7 +41,19 @@ impl Cluster {
         cluster
     }
 
-    fn start_node(&mut self, i: usize) {
+    /// Adds a node's place (started with `start_node`).
+    pub(crate) fn add_slot(&mut self, tag: &str) -> usize {
+        let i = self.slots.len();
+        self.slots.push(Slot {
+            dir: test_dir(&format!("{tag}-{i}")),
+            port: free_port(),
+            cluster_port: free_port(),
+        });
+        self.nodes.push(None);
+        i
+    }
+
+    pub(crate) fn start_node(&mut self, i: usize) {
         let slot = &self.slots[i];
         let mut flags: Vec<String> = self.flags.clone();
         flags.extend(["--cluster-port".into(), slot.cluster_port.to_string()]);
@@ -52,11 +64,11 @@ impl Cluster {
         self.nodes[i] = Some(start_basalt_at(&slot.dir, slot.port, &flags));
     }
 
-    fn client(&self, i: usize) -> Client {
+    pub(crate) fn client(&self, i: usize) -> Client {
         Client::connect(self.slots[i].port)
     }
 
-    fn kill(&mut self, i: usize) {
+    pub(crate) fn kill(&mut self, i: usize) {
         if let Some(mut p) = self.nodes[i].take() {
             let _ = p.child.kill(); // SIGKILL
             let _ = p.child.wait();
@@ -64,7 +76,7 @@ impl Cluster {
     }
 
     /// The shard lines of a node's INFO raft.
-    fn shards(&self, i: usize) -> Vec<String> {
+    pub(crate) fn shards(&self, i: usize) -> Vec<String> {
         let info = show(&self.client(i).call(&["INFO", "raft"]));
         info.lines()
             .filter(|l| l.starts_with("shard"))
@@ -73,7 +85,7 @@ impl Cluster {
     }
 
     /// Waits until every running node sees every shard led, with `voters` voters.
-    fn wait_replicated(&self, voters: usize) {
+    pub(crate) fn wait_replicated(&self, voters: usize) {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let ready = (0..self.nodes.len())
@@ -173,7 +185,7 @@ fn three_nodes_take_writes_through_any_node_and_answer_reads_from_every_node() {
 
 /// Whether `key` exists, asked through `c`; a reply saying a shard is between leaders is
 /// asked again.
-fn exists(c: &mut Client, key: &str) -> bool {
+pub(crate) fn exists(c: &mut Client, key: &str) -> bool {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let reply = show(&c.call(&["EXISTS", key]));
@@ -187,7 +199,7 @@ fn exists(c: &mut Client, key: &str) -> bool {
 }
 
 /// Writes until acknowledged, through node `via`; returns when it was.
-fn write_until_acked(c: &mut Client, key: &str, deadline: Instant) -> bool {
+pub(crate) fn write_until_acked(c: &mut Client, key: &str, deadline: Instant) -> bool {
     loop {
         let reply = show(&c.call(&["SET", key, "1"]));
         if reply == "+OK\r\n" {

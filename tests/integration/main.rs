@@ -13,4 +13,5 @@ mod limits;
 mod partition;
 mod pipelining;
 mod raft;
+mod rebalance;
 mod windows;

@@ -65,7 +65,6 @@ fn spawn_on(port: u16, command: impl Fn(u16) -> Command) -> Option<Child> {
     {
         let mut child = command(port)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
             .spawn()
             .expect("start server");
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -161,6 +160,18 @@ fn basalt_command(port: u16, dir: &std::path::Path, flags: &[&str]) -> Command {
         cmd.args(["--cluster-port", &free_port().to_string()]);
     }
     cmd.args(flags);
+    // BASALT_TEST_LOGS=1 keeps each node's log beside its data dir (`<dir>.log`).
+    let log = std::env::var_os("BASALT_TEST_LOGS").and_then(|_| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.with_extension("log"))
+            .ok()
+    });
+    match log {
+        Some(file) => cmd.stderr(file),
+        None => cmd.stderr(Stdio::null()),
+    };
     cmd
 }
 
@@ -217,6 +228,7 @@ pub fn start_redis() -> Process {
     let dir = temp_dir("redis");
     let (child, port) = spawn_on_free_port(|port| {
         let mut cmd = Command::new(&path);
+        cmd.stderr(Stdio::null());
         cmd.args([
             "--port",
             &port.to_string(),
