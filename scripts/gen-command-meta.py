@@ -74,6 +74,8 @@ COMMANDS = {
     "slowlog": ["get", "len", "reset", "help"],
     "memory": ["usage", "help"],
     "command": ["count", "info", "docs", "getkeys", "list", "help"],
+    # cluster
+    "cluster": ["info", "myid", "help"],
 }
 
 # Basalt's own DEBUG: only SLEEP, documented here since Redis's DEBUG has no docs.

@@ -450,6 +450,34 @@ pub static META: &[CommandMeta] = &[
         ] },
     },
     CommandMeta {
+        name: "cluster", arity: -2, flags: &[],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@slow"],
+        tips: &[], key_specs: &[],
+        doc: Doc { summary: "A container for cluster commands", since: "3.0.0", group: "cluster", complexity: Some("Depends on subcommand."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+        ] },
+    },
+    CommandMeta {
+        name: "cluster|info", arity: 2, flags: &["stale"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@slow"],
+        tips: &["nondeterministic_output"], key_specs: &[],
+        doc: Doc { summary: "Provides info about Redis Cluster node state", since: "3.0.0", group: "cluster", complexity: Some("O(1)"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+        ] },
+    },
+    CommandMeta {
+        name: "cluster|myid", arity: 2, flags: &["stale"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@slow"],
+        tips: &[], key_specs: &[],
+        doc: Doc { summary: "Return the node id", since: "3.0.0", group: "cluster", complexity: Some("O(1)"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+        ] },
+    },
+    CommandMeta {
+        name: "cluster|help", arity: 2, flags: &["loading", "stale"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@slow"],
+        tips: &[], key_specs: &[],
+        doc: Doc { summary: "Show helpful text about the different subcommands", since: "5.0.0", group: "cluster", complexity: Some("O(1)"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+        ] },
+    },
+    CommandMeta {
         name: "command", arity: -1, flags: &["loading", "stale"],
         first_key: 0, last_key: 0, step: 0, acl_categories: &["@slow", "@connection"],
         tips: &["nondeterministic_output_order"], key_specs: &[],

@@ -13,6 +13,7 @@ mod bitmaps;
 pub mod blocking;
 mod client_kill;
 pub mod clients;
+mod cluster_info;
 mod collections;
 mod connection;
 mod cursors;

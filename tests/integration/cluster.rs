@@ -178,6 +178,22 @@ fn three_nodes_take_writes_through_any_node_and_answer_reads_from_every_node() {
     for k in (0..300).step_by(11) {
         assert!(exists(&mut clients[k % 3], &format!("key:{k}")), "key:{k}");
     }
+    // CLUSTER INFO: the map every node follows through group 0.
+    for (i, c) in clients.iter_mut().enumerate() {
+        let info = show(&c.call(&["CLUSTER", "INFO"]));
+        for line in [
+            "cluster_state:ok",
+            "cluster_known_nodes:3",
+            "cluster_size:4",
+        ] {
+            assert!(info.contains(line), "node {i}: {info}");
+        }
+        assert!(!info.contains("cluster_current_epoch:0\r\n"), "{info}");
+        let id = show(&c.call(&["CLUSTER", "MYID"]));
+        let raft = show(&c.call(&["INFO", "raft"]));
+        let id = id.lines().nth(1).unwrap_or_default();
+        assert!(raft.contains(&format!("node_id:{id}")), "{id} vs {raft}");
+    }
     // Writes that span shards are refused in a cluster, as Redis Cluster does.
     let spanning = show(&clients[0].call(&["MSET", "a", "1", "b", "2", "c", "3"]));
     assert!(spanning.starts_with("-CROSSSLOT"), "{spanning}");
