@@ -82,6 +82,32 @@ pub struct Forward {
     pub resp3: bool,
 }
 
+/// One command's arguments.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Args {
+    #[prost(bytes = "bytes", repeated, tag = "1")]
+    pub args: Vec<Bytes>,
+}
+
+/// Consecutive commands of one client pipeline for shards the receiving node leads, run
+/// there in order (as that node runs a pipeline of its own clients).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ForwardBatch {
+    #[prost(uint32, tag = "1")]
+    pub db: u32,
+    #[prost(bool, tag = "2")]
+    pub resp3: bool,
+    #[prost(message, repeated, tag = "3")]
+    pub commands: Vec<Args>,
+}
+
+/// The replies to a forwarded batch, in order, each RESP-encoded for the client.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Replies {
+    #[prost(bytes = "bytes", repeated, tag = "1")]
+    pub replies: Vec<Bytes>,
+}
+
 /// A node asks to join the cluster.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Join {
@@ -117,7 +143,7 @@ pub struct MetaChange {
 pub struct Request {
     #[prost(uint64, tag = "1")]
     pub id: u64,
-    #[prost(oneof = "request::Body", tags = "2, 3, 4, 5, 6, 7")]
+    #[prost(oneof = "request::Body", tags = "2, 3, 4, 5, 6, 7, 8")]
     pub body: Option<request::Body>,
 }
 
@@ -136,6 +162,8 @@ pub mod request {
         Snapshot(super::SnapshotChunk),
         #[prost(message, tag = "7")]
         MetaChange(super::MetaChange),
+        #[prost(message, tag = "8")]
+        ForwardBatch(super::ForwardBatch),
     }
 }
 
@@ -143,7 +171,7 @@ pub mod request {
 pub struct Response {
     #[prost(uint64, tag = "1")]
     pub id: u64,
-    #[prost(oneof = "response::Body", tags = "2, 3, 4, 5")]
+    #[prost(oneof = "response::Body", tags = "2, 3, 4, 5, 6")]
     pub body: Option<response::Body>,
 }
 
@@ -164,6 +192,9 @@ pub mod response {
         /// The request failed; the text says why.
         #[prost(string, tag = "5")]
         Error(String),
+        /// A forwarded batch's replies.
+        #[prost(message, tag = "6")]
+        Replies(super::Replies),
     }
 }
 

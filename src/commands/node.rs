@@ -11,6 +11,7 @@ use super::access::AccessTracker;
 use super::clients::ClientRegistry;
 use super::cursors::CursorTable;
 use super::error::{self, error_prefix, CmdError};
+use super::forwarding::{Forwarded, Pending};
 use super::session::Session;
 use super::stats::{SlowLog, Stats};
 use super::table::{Command, Table};
@@ -28,6 +29,9 @@ pub enum Prepared<'a> {
     Done(Reply),
     /// A normalised write waiting to be proposed.
     Write(PendingWrite<'a>),
+    /// A command for the leader of its shard, another node (sent with the pipeline's
+    /// other commands for that node).
+    Forward(super::forwarding::Forwarded<'a>),
 }
 
 /// A write command that has passed its handler and waits to be proposed.
@@ -45,6 +49,13 @@ pub struct PendingWrite<'a> {
     entry: Entry,
     args: Vec<Bytes>,
     started_us: u64,
+}
+
+/// Where a request runs (see `Node::route_elsewhere`).
+enum Route {
+    Here,
+    Answered(Reply),
+    To((u64, crate::raft::types::NodeInfo)),
 }
 
 /// How SHUTDOWN asked the server to stop.
@@ -145,14 +156,15 @@ impl Node {
 
     /// Runs one request and returns its reply.
     pub async fn execute(&self, session: &mut Session, args: Vec<Bytes>) -> Reply {
-        match self.prepare(session, args).await {
-            Prepared::Done(reply) => reply,
-            Prepared::Write(write) => self
-                .commit(vec![write], session)
-                .await
-                .pop()
-                .unwrap_or(Reply::Null),
-        }
+        let pending = match self.prepare(session, args).await {
+            Prepared::Done(reply) => return reply,
+            Prepared::Write(write) => Pending::Write(write),
+            Prepared::Forward(forward) => Pending::Forward(forward),
+        };
+        self.commit(vec![pending], session)
+            .await
+            .pop()
+            .unwrap_or(Reply::Null)
     }
 
     /// How the connection schedules a request, from one table lookup: a write's reply may
@@ -177,9 +189,20 @@ impl Node {
             Ok(cmd) => cmd,
             Err(reply) => return Prepared::Done(self.count_error(reply)),
         };
-        if let Some(reply) = self.route_elsewhere(cmd, session, &args).await {
-            self.finish(cmd, &reply, session, &args, started_us);
-            return Prepared::Done(reply);
+        match self.route_elsewhere(cmd, session, &args).await {
+            Route::Here => {}
+            Route::Answered(reply) => {
+                self.finish(cmd, &reply, session, &args, started_us);
+                return Prepared::Done(reply);
+            }
+            Route::To(leader) => {
+                return Prepared::Forward(Forwarded {
+                    cmd,
+                    leader,
+                    args,
+                    started_us,
+                })
+            }
         }
         let now_ms = started_us / 1000;
         session.info.touch(cmd.meta.name, now_ms);
@@ -269,7 +292,7 @@ impl Node {
                         args: args.to_vec(),
                         started_us,
                     };
-                    let reply = self.commit(vec![write], session).await.pop();
+                    let reply = self.commit_writes(vec![write], session).await.pop();
                     match reply {
                         // Another client took the elements first: wait again.
                         Some(r) if super::lists_blocking::found_nothing(&r) => {}
@@ -308,7 +331,11 @@ impl Node {
 
     /// Proposes prepared writes, in order; returns their replies in the same order. Runs of
     /// single-shard writes are proposed together (each group keeps their order).
-    pub async fn commit(&self, writes: Vec<PendingWrite<'_>>, session: &Session) -> Vec<Reply> {
+    pub(super) async fn commit_writes(
+        &self,
+        writes: Vec<PendingWrite<'_>>,
+        session: &Session,
+    ) -> Vec<Reply> {
         let mut replies = Vec::with_capacity(writes.len());
         let mut run: Vec<(ShardId, Entry)> = Vec::new();
         let mut done = Vec::with_capacity(writes.len());
@@ -415,35 +442,6 @@ impl Node {
             .collect()
     }
 
-    /// Runs the commands of an entry at `shard`'s new leader, in order (a batch gets its
-    /// replies back as one array, as its apply would have given them).
-    async fn forward_entry(&self, shard: ShardId, entry: &Entry, resp3: bool) -> Reply {
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
-        let leader = loop {
-            if let Some(leader) = self.leader_elsewhere(shard) {
-                break leader;
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Reply::error("TRYAGAIN the shard is changing leader");
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        };
-        let to = (entry.db, resp3);
-        match &entry.op {
-            EntryOp::Command(args) => self.forward(leader, to, args.clone(), false).await,
-            EntryOp::Batch(commands) => {
-                let mut replies = Vec::with_capacity(commands.len());
-                for args in commands {
-                    replies.push(self.forward(leader.clone(), to, args.clone(), false).await);
-                }
-                Reply::Array(replies)
-            }
-            EntryOp::Expire(_) | EntryOp::Meta(_) => {
-                Reply::error("TRYAGAIN the shard is changing leader")
-            }
-        }
-    }
-
     /// Proposes a write that spans shards: with all of them held exclusively, through the
     /// group of the first one, which applies the whole write. Only a node that is the sole
     /// voter of every group may do this; in a cluster such a write is refused.
@@ -467,7 +465,7 @@ impl Node {
     }
 
     /// Access tracking and statistics once a command has its reply.
-    fn finish(
+    pub(super) fn finish(
         &self,
         cmd: &Command,
         reply: &Reply,
@@ -513,15 +511,26 @@ impl Node {
         Ok(cmd)
     }
 
-    /// Runs a keyed command at the leader of its shard when that is another node, and makes
-    /// a read here wait for this node's leadership to be confirmed (lease or ReadIndex) and
-    /// its state to be current. `None`: run it here.
-    async fn route_elsewhere(
+    /// Where a keyed command runs: at the leader of its shard when that is another node
+    /// (a blocking command is sent there at once, any other waits to go with the
+    /// pipeline's other commands for that node); here, once a read has waited for this
+    /// node's leadership to be confirmed (lease or ReadIndex) and its state to be current.
+    async fn route_elsewhere(&self, cmd: &Command, session: &Session, args: &[Bytes]) -> Route {
+        match self.route_keyed(cmd, session, args).await {
+            Some(Ok(reply)) => Route::Answered(reply),
+            Some(Err(leader)) => Route::To(leader),
+            None => Route::Here,
+        }
+    }
+
+    /// `route_elsewhere` for a keyed command: `None` to run it here, `Err(leader)` to send
+    /// it to another node with the pipeline.
+    async fn route_keyed(
         &self,
         cmd: &Command,
         session: &Session,
         args: &[Bytes],
-    ) -> Option<Reply> {
+    ) -> Option<Result<Reply, (u64, crate::raft::types::NodeInfo)>> {
         let first = cmd.key_positions(args).next()?;
         let shard = self.shards.shard_of_key(&args[first]);
         let groups = self.groups();
@@ -530,10 +539,11 @@ impl Node {
         }
         let blocking = cmd.meta.has_flag("blocking");
         if let Some(leader) = self.leader_elsewhere(shard) {
-            return Some(
-                self.forward(leader, (session.db, session.resp3), args.to_vec(), blocking)
-                    .await,
-            );
+            if !blocking {
+                return Some(Err(leader));
+            }
+            let to = (session.db, session.resp3);
+            return Some(Ok(self.forward(leader, to, args.to_vec(), true).await));
         }
         if cmd.is_write() {
             return None;
@@ -546,22 +556,16 @@ impl Node {
                     crate::raft::ProposeError::NotLeader(_) | crate::raft::ProposeError::NoLeader,
                 ) => {
                     if let Some(leader) = self.leader_elsewhere(shard) {
-                        return Some(
-                            self.forward(
-                                leader,
-                                (session.db, session.resp3),
-                                args.to_vec(),
-                                blocking,
-                            )
-                            .await,
-                        );
+                        let to = (session.db, session.resp3);
+                        let reply = self.forward(leader, to, args.to_vec(), blocking).await;
+                        return Some(Ok(reply));
                     }
                 }
-                Err(e) => return Some(Reply::Error(e.to_string())),
+                Err(e) => return Some(Ok(Reply::Error(e.to_string()))),
             }
             // Leadership is moving and the new leader is not known here yet.
             if tokio::time::Instant::now() >= deadline {
-                return Some(Reply::error("TRYAGAIN the shard is changing leader"));
+                return Some(Ok(Reply::error("TRYAGAIN the shard is changing leader")));
             }
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
@@ -571,7 +575,26 @@ impl Node {
     /// see the leader's state, writes are proposed there). For a shard this node holds no
     /// replica of, a node the cluster map lists for it (which passes the command on to
     /// its leader).
-    fn leader_elsewhere(&self, shard: ShardId) -> Option<(u64, crate::raft::types::NodeInfo)> {
+    /// Whether a request's keyed command goes to another node (its shard's leader is
+    /// known to be elsewhere): the connection then keeps it with the waiting writes.
+    pub fn led_elsewhere(&self, args: &[Bytes]) -> bool {
+        let Some(cmd) = self.table.get(&args[0]) else {
+            return false;
+        };
+        let Some(first) = cmd.key_positions(args).next() else {
+            return false;
+        };
+        if first >= args.len() {
+            return false;
+        }
+        let shard = self.shards.shard_of_key(&args[first]);
+        !self.groups().is_leader(shard) && self.leader_elsewhere(shard).is_some()
+    }
+
+    pub(super) fn leader_elsewhere(
+        &self,
+        shard: ShardId,
+    ) -> Option<(u64, crate::raft::types::NodeInfo)> {
         let groups = self.groups();
         if groups.is_leader(shard) {
             return None;
@@ -689,7 +712,7 @@ impl Node {
 
 /// Runs futures concurrently and returns their outputs in order. Each is first polled in
 /// order, so proposals reach their groups in the order given.
-async fn join_in_order<F: std::future::Future>(
+pub(super) async fn join_in_order<F: std::future::Future>(
     futures: impl IntoIterator<Item = F>,
 ) -> Vec<F::Output> {
     let mut pending: Vec<_> = futures.into_iter().map(Box::pin).collect();

@@ -1,25 +1,17 @@
 //! What the node does for its peers: Raft RPCs and snapshot chunks for its groups,
 //! commands forwarded by a node that does not lead their shard, joins of new nodes.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use cluster_proto::messages::{ChangeReplicas, Forward, Join, MetaChange};
+use cluster_proto::messages::{ChangeReplicas, Join, MetaChange};
 use cluster_proto::{request, response, RaftKind};
 
 use super::node::Node;
-use super::session::Session;
 use crate::cluster::ShardId;
-use crate::protocol::Reply;
 use crate::raft::types::NodeInfo;
 use crate::raft::{GroupId, MetaOp, ProposeError};
 
-/// How long a forwarded command may take before the client gets `-TRYAGAIN`; a blocking
-/// command waits at the leader, so it gets longer (its own timeout is not known here).
-const FORWARD_TIMEOUT: Duration = Duration::from_secs(5);
-const FORWARD_BLOCKING_TIMEOUT: Duration = Duration::from_secs(300);
 /// How long adding a replica may take (the learner catches up first).
 const ADD_REPLICA_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long a change to the cluster map may wait for group 0's leader.
@@ -67,10 +59,6 @@ async fn seed_cluster_addr(seed: &str) -> std::io::Result<String> {
     ))
 }
 
-fn peer_addr() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], 0))
-}
-
 impl Node {
     /// Serves one request from a peer.
     pub async fn serve_peer(self: &Arc<Self>, body: Option<request::Body>) -> response::Body {
@@ -88,6 +76,7 @@ impl Node {
                 .await
                 .map(response::Body::Raft),
             Some(request::Body::Forward(forward)) => Ok(self.run_forwarded(forward).await),
+            Some(request::Body::ForwardBatch(batch)) => Ok(self.run_forwarded_batch(batch).await),
             Some(request::Body::Join(join)) => self.admit(join).await.map(response::Body::Done),
             Some(request::Body::ChangeReplicas(change)) => {
                 let add = change.add.map(|j| {
@@ -118,49 +107,6 @@ impl Node {
             None => Err("unknown request (a newer peer?)".to_string()),
         };
         result.unwrap_or_else(response::Body::Error)
-    }
-
-    /// Runs a command another node forwarded and returns its reply, encoded for the client.
-    async fn run_forwarded(&self, forward: Forward) -> response::Body {
-        let info = self.clients.detached(peer_addr(), peer_addr());
-        let mut session = Session::new(info, true);
-        session.select(forward.db.min(255) as u8);
-        session.set_resp3(forward.resp3);
-        let reply = self.execute(&mut session, forward.args).await;
-        let mut out = BytesMut::new();
-        reply.encode(forward.resp3, &mut out);
-        response::Body::Reply(out.freeze())
-    }
-
-    /// Sends a command to the node that leads its shard and returns that node's reply.
-    pub(super) async fn forward(
-        &self,
-        leader: (u64, NodeInfo),
-        (db, resp3): (u8, bool),
-        args: Vec<Bytes>,
-        blocking: bool,
-    ) -> Reply {
-        let (id, info) = leader;
-        let timeout = if blocking {
-            FORWARD_BLOCKING_TIMEOUT
-        } else {
-            FORWARD_TIMEOUT
-        };
-        let body = request::Body::Forward(Forward {
-            db: u32::from(db),
-            args,
-            resp3,
-        });
-        match self
-            .groups()
-            .peers()
-            .call(id, &info.cluster_addr, body, timeout)
-            .await
-        {
-            Ok(response::Body::Reply(raw)) => Reply::Encoded(raw),
-            Ok(_) => Reply::error("ERR unexpected answer from the shard leader"),
-            Err(e) => Reply::Error(format!("TRYAGAIN {e}")),
-        }
     }
 
     /// A node asks to join: it follows group 0 (a voter while there are fewer than five)

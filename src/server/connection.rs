@@ -15,12 +15,12 @@ use tokio::sync::watch;
 
 use super::limits::OutputWatch;
 use crate::commands::clients::ClientInfo;
-use crate::commands::{Node, PendingWrite, Prepared, RequestKind, Session};
+use crate::commands::{Node, Pending, Prepared, RequestKind, Session};
 use crate::limits::{
     OUTPUT_FLUSH_BYTES, OUTPUT_PENDING_BYTES_MAX, PIPELINE_COMMANDS_MAX, READ_CHUNK_BYTES,
     WRITE_BATCH_MAX,
 };
-use crate::protocol::{DecodeLimits, RequestDecoder};
+use crate::protocol::{DecodeLimits, Reply, RequestDecoder};
 
 /// Why a connection ended (logged at debug level; fields are read through `Debug`).
 #[derive(Debug)]
@@ -104,7 +104,7 @@ impl Connection {
         let node = self.node.clone();
         // Writes whose replies wait, so consecutive writes pass through the log together;
         // each with whether its reply is to be sent (CLIENT REPLY).
-        let mut pending: Vec<(PendingWrite<'_>, bool)> = Vec::new();
+        let mut pending: Vec<(Pending<'_>, bool)> = Vec::new();
         let mut needs_input = false;
         for _ in 0..PIPELINE_COMMANDS_MAX {
             let limits = self.decode_limits();
@@ -122,9 +122,12 @@ impl Connection {
                     return Err(Closed::ProtocolError);
                 }
             };
-            // Anything but a write must see the writes before it.
+            // Anything but a write must see the writes before it; a command for another
+            // node goes with them (it runs after them there, in order).
             let kind = node.classify(&request);
-            if kind != RequestKind::Write {
+            let waits = kind == RequestKind::Write
+                || (kind == RequestKind::Other && node.led_elsewhere(&request));
+            if !waits {
                 self.commit(&node, &mut pending).await;
             }
             let prepared = if kind == RequestKind::Blocking {
@@ -132,34 +135,32 @@ impl Connection {
             } else {
                 node.prepare(&mut self.session, request).await
             };
-            let reply = match prepared {
-                Prepared::Write(write) => {
-                    pending.push((write, self.session.should_reply()));
-                    if pending.len() >= WRITE_BATCH_MAX {
-                        self.commit(&node, &mut pending).await;
+            let waiting = match prepared {
+                Prepared::Write(write) => Pending::Write(write),
+                Prepared::Forward(forward) => Pending::Forward(forward),
+                Prepared::Done(reply) if pending.is_empty() => {
+                    self.reply(reply);
+                    if let Some(closed) = self.after_reply().await {
+                        return Err(closed);
                     }
                     continue;
                 }
-                Prepared::Done(reply) => reply,
-            };
-            // Replies go out in request order: the waiting writes answer first.
-            let wanted = self.session.should_reply();
-            self.commit(&node, &mut pending).await;
-            if wanted {
-                reply.encode(self.session.resp3, &mut self.output);
-            }
-            if self.session.close_silently {
-                return Err(Closed::Shutdown);
-            }
-            if self.session.close_after_reply {
-                let _ = self.flush().await;
-                return Err(Closed::Quit);
-            }
-            if self.output.len() >= OUTPUT_FLUSH_BYTES {
-                self.drain_without_waiting()?;
-                if self.output.len() >= OUTPUT_PENDING_BYTES_MAX {
-                    self.flush().await?;
+                Prepared::Done(reply) => {
+                    // Replies go out in request order: the waiting requests answer first.
+                    let wanted = self.session.should_reply();
+                    self.commit(&node, &mut pending).await;
+                    if wanted {
+                        reply.encode(self.session.resp3, &mut self.output);
+                    }
+                    if let Some(closed) = self.after_reply().await {
+                        return Err(closed);
+                    }
+                    continue;
                 }
+            };
+            pending.push((waiting, self.session.should_reply()));
+            if pending.len() >= WRITE_BATCH_MAX {
+                self.commit(&node, &mut pending).await;
             }
         }
         self.commit(&node, &mut pending).await;
@@ -168,6 +169,36 @@ impl Connection {
             .query_buffer_bytes
             .store(self.input.len() as u64, Ordering::Relaxed);
         Ok(needs_input)
+    }
+
+    /// Encodes a reply unless the client turned replies off.
+    fn reply(&mut self, reply: Reply) {
+        if self.session.should_reply() {
+            reply.encode(self.session.resp3, &mut self.output);
+        }
+    }
+
+    /// After a reply: closes the connection if the command asked for it, and sends output
+    /// once enough has gathered.
+    async fn after_reply(&mut self) -> Option<Closed> {
+        if self.session.close_silently {
+            return Some(Closed::Shutdown);
+        }
+        if self.session.close_after_reply {
+            let _ = self.flush().await;
+            return Some(Closed::Quit);
+        }
+        if self.output.len() >= OUTPUT_FLUSH_BYTES {
+            if let Err(closed) = self.drain_without_waiting() {
+                return Some(closed);
+            }
+            if self.output.len() >= OUTPUT_PENDING_BYTES_MAX {
+                if let Err(closed) = self.flush().await {
+                    return Some(closed);
+                }
+            }
+        }
+        None
     }
 
     /// Runs a command that may block, watching the socket meanwhile: if the peer hangs up,
@@ -195,7 +226,7 @@ impl Connection {
     }
 
     /// Proposes the waiting writes together and encodes their replies in order.
-    async fn commit(&mut self, node: &Node, pending: &mut Vec<(PendingWrite<'_>, bool)>) {
+    async fn commit(&mut self, node: &Node, pending: &mut Vec<(Pending<'_>, bool)>) {
         if pending.is_empty() {
             return;
         }

@@ -1,0 +1,244 @@
+//! Commands for shards led by another node: sent there over cluster-proto and their
+//! replies relayed as the leader encoded them.
+//!
+//! The consecutive commands of one pipeline that go to the same leader travel as one
+//! [`ForwardBatch`] and run there in order, as a pipeline of that node's own clients would
+//! (its writes pass through each shard's log together); batches for different leaders and
+//! the writes proposed here go at the same time. A blocking command travels alone.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use cluster_proto::messages::{Args, Forward, ForwardBatch, Replies};
+use cluster_proto::{request, response};
+
+use super::node::{join_in_order, Node, PendingWrite, Prepared, RequestKind};
+use super::session::Session;
+use super::table::Command;
+use crate::cluster::ShardId;
+use crate::protocol::Reply;
+use crate::raft::types::NodeInfo;
+use crate::raft::{Entry, EntryOp};
+
+/// How long a forwarded command may take before the client gets `-TRYAGAIN`; a blocking
+/// command waits at the leader, so it gets longer (its own timeout is not known here).
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(5);
+const FORWARD_BLOCKING_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// A command to run at the leader of its shard, another node.
+pub struct Forwarded<'a> {
+    pub(super) cmd: &'a Command,
+    pub(super) leader: (u64, NodeInfo),
+    pub(super) args: Vec<Bytes>,
+    pub(super) started_us: u64,
+}
+
+/// A request of a pipeline whose reply waits: a write to propose here, or a command for
+/// another node.
+pub enum Pending<'a> {
+    Write(PendingWrite<'a>),
+    Forward(Forwarded<'a>),
+}
+
+fn peer_addr() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+fn encoded(reply: &Reply, resp3: bool) -> Bytes {
+    let mut out = BytesMut::new();
+    reply.encode(resp3, &mut out);
+    out.freeze()
+}
+
+impl Node {
+    /// Runs waiting requests: the writes proposed here (runs of them together), the
+    /// forwarded ones in one batch per leader, all at once; replies in request order.
+    pub async fn commit(&self, pending: Vec<Pending<'_>>, session: &Session) -> Vec<Reply> {
+        let n = pending.len();
+        let mut writes = Vec::new();
+        let mut write_at = Vec::new();
+        let mut batches: BTreeMap<u64, (NodeInfo, Vec<(usize, Forwarded<'_>)>)> = BTreeMap::new();
+        for (i, p) in pending.into_iter().enumerate() {
+            match p {
+                Pending::Write(w) => {
+                    writes.push(w);
+                    write_at.push(i);
+                }
+                Pending::Forward(f) => {
+                    let (id, info) = f.leader.clone();
+                    batches
+                        .entry(id)
+                        .or_insert((info, Vec::new()))
+                        .1
+                        .push((i, f));
+                }
+            }
+        }
+        let to = (session.db, session.resp3);
+        let local = self.commit_writes(writes, session);
+        let remote = join_in_order(batches.iter().map(|(id, (info, commands))| {
+            let args = commands.iter().map(|(_, f)| f.args.clone()).collect();
+            self.forward_batch((*id, info.clone()), to, args)
+        }));
+        let (local, remote) = tokio::join!(local, remote);
+        let mut replies: Vec<Option<Reply>> = (0..n).map(|_| None).collect();
+        for (i, reply) in write_at.into_iter().zip(local) {
+            replies[i] = Some(reply);
+        }
+        for ((_, (_, commands)), batch_replies) in batches.iter().zip(remote) {
+            for ((i, f), reply) in commands.iter().zip(batch_replies) {
+                self.finish(f.cmd, &reply, session, &f.args, f.started_us);
+                replies[*i] = Some(reply);
+            }
+        }
+        replies
+            .into_iter()
+            .map(|r| r.unwrap_or(Reply::Null))
+            .collect()
+    }
+
+    /// Sends commands, in order, to the node that leads their shards; their replies.
+    async fn forward_batch(
+        &self,
+        (id, info): (u64, NodeInfo),
+        (db, resp3): (u8, bool),
+        commands: Vec<Vec<Bytes>>,
+    ) -> Vec<Reply> {
+        let count = commands.len();
+        let body = request::Body::ForwardBatch(ForwardBatch {
+            db: u32::from(db),
+            resp3,
+            commands: commands.into_iter().map(|args| Args { args }).collect(),
+        });
+        let call = self
+            .groups()
+            .peers()
+            .call(id, &info.cluster_addr, body, FORWARD_TIMEOUT);
+        let failed = |text: String| vec![Reply::Error(text); count];
+        match call.await {
+            Ok(response::Body::Replies(Replies { replies })) if replies.len() == count => {
+                replies.into_iter().map(Reply::Encoded).collect()
+            }
+            Ok(_) => failed("ERR unexpected answer from the shard leader".into()),
+            Err(e) => failed(format!("TRYAGAIN {e}")),
+        }
+    }
+
+    /// Runs a batch another node forwarded, as a pipeline: writes wait to be proposed
+    /// together, anything else first sees the writes before it.
+    pub(super) async fn run_forwarded_batch(&self, batch: ForwardBatch) -> response::Body {
+        let info = self.clients.detached(peer_addr(), peer_addr());
+        let mut session = Session::new(info, true);
+        session.select(batch.db.min(255) as u8);
+        session.set_resp3(batch.resp3);
+        let mut replies: Vec<Option<Reply>> = (0..batch.commands.len()).map(|_| None).collect();
+        let mut waiting: Vec<(usize, Pending<'_>)> = Vec::new();
+        for (i, Args { args }) in batch.commands.into_iter().enumerate() {
+            if args.is_empty() {
+                replies[i] = Some(Reply::error("ERR empty command"));
+                continue;
+            }
+            if self.classify(&args) != RequestKind::Write {
+                self.commit_waiting(&mut waiting, &mut replies, &session)
+                    .await;
+            }
+            match self.prepare(&mut session, args).await {
+                Prepared::Done(reply) => replies[i] = Some(reply),
+                Prepared::Write(w) => waiting.push((i, Pending::Write(w))),
+                Prepared::Forward(f) => waiting.push((i, Pending::Forward(f))),
+            }
+        }
+        self.commit_waiting(&mut waiting, &mut replies, &session)
+            .await;
+        let resp3 = batch.resp3;
+        response::Body::Replies(Replies {
+            replies: replies
+                .into_iter()
+                .map(|r| encoded(&r.unwrap_or(Reply::Null), resp3))
+                .collect(),
+        })
+    }
+
+    async fn commit_waiting(
+        &self,
+        waiting: &mut Vec<(usize, Pending<'_>)>,
+        replies: &mut [Option<Reply>],
+        session: &Session,
+    ) {
+        if waiting.is_empty() {
+            return;
+        }
+        let (at, pending): (Vec<usize>, Vec<Pending<'_>>) = waiting.drain(..).unzip();
+        for (i, reply) in at.into_iter().zip(self.commit(pending, session).await) {
+            replies[i] = Some(reply);
+        }
+    }
+
+    /// Runs a command another node forwarded and returns its reply, encoded for the client.
+    pub(super) async fn run_forwarded(&self, forward: Forward) -> response::Body {
+        let info = self.clients.detached(peer_addr(), peer_addr());
+        let mut session = Session::new(info, true);
+        session.select(forward.db.min(255) as u8);
+        session.set_resp3(forward.resp3);
+        let reply = self.execute(&mut session, forward.args).await;
+        response::Body::Reply(encoded(&reply, forward.resp3))
+    }
+
+    /// Sends one command to the node that leads its shard and returns that node's reply.
+    pub(super) async fn forward(
+        &self,
+        leader: (u64, NodeInfo),
+        (db, resp3): (u8, bool),
+        args: Vec<Bytes>,
+        blocking: bool,
+    ) -> Reply {
+        let (id, info) = leader;
+        let timeout = if blocking {
+            FORWARD_BLOCKING_TIMEOUT
+        } else {
+            FORWARD_TIMEOUT
+        };
+        let body = request::Body::Forward(Forward {
+            db: u32::from(db),
+            args,
+            resp3,
+        });
+        match self
+            .groups()
+            .peers()
+            .call(id, &info.cluster_addr, body, timeout)
+            .await
+        {
+            Ok(response::Body::Reply(raw)) => Reply::Encoded(raw),
+            Ok(_) => Reply::error("ERR unexpected answer from the shard leader"),
+            Err(e) => Reply::Error(format!("TRYAGAIN {e}")),
+        }
+    }
+
+    /// Runs the commands of an entry at `shard`'s new leader, in order (a batch gets its
+    /// replies back as one array, as its apply would have given them).
+    pub(super) async fn forward_entry(&self, shard: ShardId, entry: &Entry, resp3: bool) -> Reply {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        let leader = loop {
+            if let Some(leader) = self.leader_elsewhere(shard) {
+                break leader;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Reply::error("TRYAGAIN the shard is changing leader");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let to = (entry.db, resp3);
+        match &entry.op {
+            EntryOp::Command(args) => self.forward(leader, to, args.clone(), false).await,
+            EntryOp::Batch(commands) => {
+                Reply::Array(self.forward_batch(leader, to, commands.clone()).await)
+            }
+            EntryOp::Expire(_) | EntryOp::Meta(_) => {
+                Reply::error("TRYAGAIN the shard is changing leader")
+            }
+        }
+    }
+}
