@@ -19,7 +19,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use openraft::async_runtime::watch::WatchReceiver;
 use openraft::error::{ClientWriteError, RaftError};
-use openraft::{Raft, ServerState, SnapshotPolicy};
+use openraft::{Instant as _, Raft, ServerState, SnapshotPolicy};
 use parking_lot::{Mutex, RwLock};
 
 use super::flusher::Flusher;
@@ -40,6 +40,10 @@ use crate::storage::SyncPolicy;
 
 /// A checkpoint is taken once the log holds more segments than this.
 pub const CHECKPOINT_SEGMENTS: usize = 4;
+/// How long after a quorum's last acknowledgement a leader serves reads on its own: less
+/// than the lease openraft keeps followers from electing another leader in (the longest
+/// election timeout), with room for the metrics' delay and clock drift.
+const READ_LEASE: Duration = Duration::from_millis(600);
 /// How long a proposal waits for its group to have a leader.
 const LEADER_WAIT: Duration = Duration::from_secs(2);
 
@@ -488,7 +492,24 @@ impl Groups {
             return true;
         }
         let mut voters = m.membership_config.membership().voter_ids();
-        voters.next() == Some(self.node_id) && voters.next().is_none()
+        (voters.next() == Some(self.node_id) && voters.next().is_none()) || self.lease_holds(&m)
+    }
+
+    /// Whether this leader may serve a read from what it has applied, by its metrics alone
+    /// (no trip through the Raft core): reads are lease-based, a quorum acknowledged it
+    /// within [`READ_LEASE`], and it has applied an entry of its own term — so everything
+    /// committed before it was elected, and every write it acknowledged (a write is
+    /// answered once applied here), is in its state.
+    fn lease_holds(&self, m: &openraft::RaftMetrics<TypeConfig>) -> bool {
+        !self.linearizable_reads
+            && m.current_leader == Some(self.node_id)
+            && m.last_quorum_acked
+                .as_ref()
+                .is_some_and(|at| at.elapsed() < READ_LEASE)
+            && m.last_applied.is_some_and(|applied| {
+                applied.leader_id.term == m.current_term
+                    && applied.leader_id.node_id == self.node_id
+            })
     }
 
     /// Whether this node leads `shard`'s group.
