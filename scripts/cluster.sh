@@ -3,7 +3,9 @@
 # 17001..), data in ./cluster-data/node-<i>, logs beside the data.
 #
 #   scripts/cluster.sh start 3     build if needed, start 3 nodes (the first bootstraps, the
-#                                  others join it), wait until every shard has its replicas
+#                                  others join it), wait until every shard has its replicas;
+#                                  nodes already running are left alone, so `start 4` after
+#                                  `start 3` adds a node (the balancer moves replicas to it)
 #   scripts/cluster.sh status 3    each node's shard groups (INFO raft)
 #   scripts/cluster.sh stop 3      stop the nodes (SIGTERM); the data stays
 #   scripts/cluster.sh clean       remove ./cluster-data
@@ -41,6 +43,7 @@ case "$ACTION" in
     for i in $(seq 0 $((N - 1))); do
       dir="$DATA/node-$i"
       mkdir -p "$dir"
+      if [ -f "$dir/pid" ] && kill -0 "$(cat "$dir/pid")" 2>/dev/null; then continue; fi
       join=()
       if [ "$i" -gt 0 ] && [ ! -d "$dir/raft" ]; then join=(--join "127.0.0.1:$(port 0)"); fi
       # shellcheck disable=SC2086
@@ -51,8 +54,13 @@ case "$ACTION" in
       for _ in $(seq 1 100); do ask "$(port "$i")" PING >/dev/null 2>&1 && break; sleep 0.1; done
     done
     want=$(( N < 3 ? N : 3 ))
+    # Every node known to the map, and every shard group node 0 holds at full strength.
     for _ in $(seq 1 300); do
-      if ask "$(port 0)" INFO raft | grep '^shard' | grep -qv "voters=$want,"; then sleep 0.2; else break; fi
+      if ask "$(port 0)" CLUSTER INFO | grep -q "cluster_known_nodes:$N" &&
+        ! ask "$(port 0)" INFO raft | grep '^shard' | grep -v 'voters=0,' | grep -qv "voters=$want,"; then
+        break
+      fi
+      sleep 0.2
     done
     echo "cluster of $N nodes on ports $(port 0)..$(port $((N - 1)))"
     ;;

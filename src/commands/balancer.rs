@@ -17,6 +17,8 @@ use crate::raft::{group_of, ClusterMeta, MetaOp};
 
 /// How often the balancer looks.
 pub const BALANCE_PERIOD: Duration = Duration::from_secs(1);
+/// Moves made one after another in one round at most.
+const MOVES_PER_ROUND: usize = 32;
 
 /// One replica change of one shard.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,14 +120,19 @@ impl Balancer {
                 live.insert(id);
             }
         }
-        let meta = node.meta.read().clone();
         let replicas: usize = node.config.get("replicas").parse().unwrap_or(3);
-        let Some(next) = plan(&meta, &live, replicas) else {
-            return;
-        };
-        tracing::info!(?next, "moving a replica");
-        if let Err(e) = carry_out(node, &meta, &next).await {
-            tracing::warn!(?next, error = %e, "a replica move failed");
+        // Moves follow each other at once while they succeed (a new cluster's shards each
+        // need two), a bounded number per round.
+        for _ in 0..MOVES_PER_ROUND {
+            let meta = node.meta.read().clone();
+            let Some(next) = plan(&meta, &live, replicas) else {
+                return;
+            };
+            tracing::info!(?next, "moving a replica");
+            if let Err(e) = carry_out(node, &meta, &next).await {
+                tracing::warn!(?next, error = %e, "a replica move failed");
+                return;
+            }
         }
     }
 }
