@@ -108,6 +108,16 @@ pub struct Replies {
     pub replies: Vec<Bytes>,
 }
 
+/// A write entry (Basalt's entry layout) for the receiving node to propose to `group`,
+/// which it leads.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Propose {
+    #[prost(uint32, tag = "1")]
+    pub group: u32,
+    #[prost(bytes = "bytes", tag = "2")]
+    pub entry: Bytes,
+}
+
 /// A node asks to join the cluster.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Join {
@@ -143,7 +153,7 @@ pub struct MetaChange {
 pub struct Request {
     #[prost(uint64, tag = "1")]
     pub id: u64,
-    #[prost(oneof = "request::Body", tags = "2, 3, 4, 5, 6, 7, 8")]
+    #[prost(oneof = "request::Body", tags = "2, 3, 4, 5, 6, 7, 8, 9")]
     pub body: Option<request::Body>,
 }
 
@@ -164,6 +174,8 @@ pub mod request {
         MetaChange(super::MetaChange),
         #[prost(message, tag = "8")]
         ForwardBatch(super::ForwardBatch),
+        #[prost(message, tag = "9")]
+        Propose(super::Propose),
     }
 }
 
@@ -220,7 +232,7 @@ mod tests {
         newer.extend_from_slice(&[15 << 3, 42]);
         assert_eq!(Request::decode(&newer[..]).unwrap(), req);
         // An unknown body variant decodes as no body rather than failing.
-        let unknown = [8, 9, 0x4a, 0]; // id 9, tag 9 length-delimited, empty
+        let unknown = [8, 9, 0x7a, 0]; // id 9, tag 15 length-delimited, empty
         assert_eq!(Request::decode(&unknown[..]).unwrap().body, None);
     }
 }

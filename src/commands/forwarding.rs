@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use cluster_proto::messages::{Args, Forward, ForwardBatch, Replies};
+use cluster_proto::messages::{Args, Forward, ForwardBatch, Propose, Replies};
 use cluster_proto::{request, response};
 
 use super::node::{join_in_order, Node, PendingWrite, Prepared, RequestKind};
@@ -20,7 +20,7 @@ use super::table::Command;
 use crate::cluster::ShardId;
 use crate::protocol::Reply;
 use crate::raft::types::NodeInfo;
-use crate::raft::{Entry, EntryOp};
+use crate::raft::{group_of, Entry, EntryOp, ProposeError};
 
 /// How long a forwarded command may take before the client gets `-TRYAGAIN`; a blocking
 /// command waits at the leader, so it gets longer (its own timeout is not known here).
@@ -236,9 +236,79 @@ impl Node {
             EntryOp::Batch(commands) => {
                 Reply::Array(self.forward_batch(leader, to, commands.clone()).await)
             }
-            EntryOp::Expire(_) | EntryOp::Meta(_) => {
+            EntryOp::Expire(_) | EntryOp::Meta(_) | EntryOp::FlushSlots { .. } => {
                 Reply::error("TRYAGAIN the shard is changing leader")
             }
         }
+    }
+
+    /// FLUSHDB or FLUSHALL in a cluster: every shard's group deletes its own slots' data
+    /// (at each shard's leader, all at once). Not atomic across shards, as in Redis Cluster,
+    /// where each primary flushes its own.
+    pub(super) async fn flush_everywhere(&self, db: u8, now_ms: u64, all_dbs: bool) -> Reply {
+        let entry = Entry {
+            db,
+            now_ms,
+            op: EntryOp::FlushSlots { all_dbs },
+        };
+        let shards = (0..self.shards.shard_count()).map(ShardId);
+        let replies =
+            join_in_order(shards.map(|shard| self.propose_at_leader(shard, &entry))).await;
+        replies
+            .into_iter()
+            .find(|r| matches!(r, Reply::Error(_)))
+            .unwrap_or(Reply::OK)
+    }
+
+    /// Proposes `entry` to `shard`'s group at its leader, here or at another node.
+    async fn propose_at_leader(&self, shard: ShardId, entry: &Entry) -> Reply {
+        let deadline = tokio::time::Instant::now() + FORWARD_TIMEOUT;
+        loop {
+            let err = if self.groups().is_leader(shard) {
+                match self.groups().propose(shard, entry).await {
+                    Ok(reply) => return reply,
+                    Err(e) => e.to_string(),
+                }
+            } else if let Some((id, info)) = self.leader_elsewhere(shard) {
+                let body = request::Body::Propose(Propose {
+                    group: group_of(shard),
+                    entry: entry.encode(),
+                });
+                let call =
+                    self.groups()
+                        .peers()
+                        .call(id, &info.cluster_addr, body, FORWARD_TIMEOUT);
+                match call.await {
+                    Ok(response::Body::Reply(raw)) => return Reply::Encoded(raw),
+                    Ok(_) => "ERR unexpected answer from the shard leader".to_string(),
+                    Err(e) => format!("TRYAGAIN {e}"),
+                }
+            } else {
+                ProposeError::NoLeader.to_string()
+            };
+            if tokio::time::Instant::now() >= deadline {
+                return Reply::Error(err);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Proposes an entry another node sent for a group this node leads (carried out here
+    /// or refused, never passed on).
+    pub(super) async fn run_proposal(&self, propose: Propose) -> Result<response::Body, String> {
+        let entry = Entry::decode(propose.entry).map_err(|e| e.to_string())?;
+        let shard = ShardId(propose.group.checked_sub(1).ok_or("not a shard group")? as u16);
+        if usize::from(shard.0) >= usize::from(self.shards.shard_count()) {
+            return Err(format!("no group {}", propose.group));
+        }
+        if !self.groups().is_leader(shard) {
+            return Err(ProposeError::NoLeader.to_string());
+        }
+        let reply = self
+            .groups()
+            .propose(shard, &entry)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(response::Body::Reply(encoded(&reply, false)))
     }
 }

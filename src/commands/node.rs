@@ -448,7 +448,7 @@ impl Node {
     async fn propose_spanning(&self, shards: &ShardSet, entry: Entry) -> Reply {
         let groups = self.groups();
         if !groups.alone() {
-            return Reply::error("CROSSSLOT Keys in request don't hash to the same slot");
+            return self.keyless_in_cluster(shards, entry).await;
         }
         let ids: Vec<ShardId> = match shards {
             ShardSet::One(s) => vec![*s],
@@ -462,6 +462,24 @@ impl Node {
         let reply = groups.propose(ids[0], &entry).await;
         drop(guards);
         reply.unwrap_or_else(|e| Reply::Error(e.to_string()))
+    }
+
+    /// A write over several shards in a cluster: FLUSHDB and FLUSHALL flush each shard's
+    /// slots; SWAPDB is refused, as in Redis Cluster; a write over keys of several shards
+    /// gets `-CROSSSLOT`.
+    async fn keyless_in_cluster(&self, shards: &ShardSet, entry: Entry) -> Reply {
+        if let (ShardSet::All, EntryOp::Command(args)) = (shards, &entry.op) {
+            let name = args[0].to_ascii_lowercase();
+            match &name[..] {
+                b"flushall" | b"flushdb" => {
+                    let all_dbs = &name[..] == b"flushall";
+                    return self.flush_everywhere(entry.db, entry.now_ms, all_dbs).await;
+                }
+                b"swapdb" => return Reply::error("ERR SWAPDB is not allowed in cluster mode"),
+                _ => {}
+            }
+        }
+        Reply::error("CROSSSLOT Keys in request don't hash to the same slot")
     }
 
     /// Access tracking and statistics once a command has its reply.

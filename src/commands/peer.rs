@@ -77,6 +77,7 @@ impl Node {
                 .map(response::Body::Raft),
             Some(request::Body::Forward(forward)) => Ok(self.run_forwarded(forward).await),
             Some(request::Body::ForwardBatch(batch)) => Ok(self.run_forwarded_batch(batch).await),
+            Some(request::Body::Propose(propose)) => self.run_proposal(propose).await,
             Some(request::Body::Join(join)) => self.admit(join).await.map(response::Body::Done),
             Some(request::Body::ChangeReplicas(change)) => {
                 let add = change.add.map(|j| {

@@ -78,7 +78,7 @@ fn count_group(node: &Node, group: GroupId, sign: i64) -> io::Result<()> {
     }
     let (first, last) = node.shards.slot_range(shard_of_group(group));
     node.keyspace
-        .count_slots(Slot(first.0), Slot(last.0), sign)
+        .count_slots(None, Slot(first.0), Slot(last.0), sign)
         .map_err(storage_error)
 }
 
@@ -90,6 +90,28 @@ fn drop_group_data(node: &Node, group: GroupId) -> io::Result<()> {
         .write(clear_group(node, group))
         .map_err(storage_error)?;
     engine.flush().map_err(storage_error)
+}
+
+/// FLUSHDB (`db`) or FLUSHALL (`None`) of one shard in a cluster: its slots' data goes,
+/// with the group's apply state in the same batch.
+fn flush_group_slots(
+    node: &Node,
+    group: GroupId,
+    db: Option<u8>,
+    state: &GroupState,
+) -> io::Result<Reply> {
+    let (first, last) = node.shards.slot_range(shard_of_group(group));
+    let mut batch = WriteBatch::new();
+    node.keyspace
+        .flush_slots(db, Slot(first.0), Slot(last.0), &mut batch)
+        .map_err(storage_error)?;
+    batch.put(
+        crate::keyspace::encoding::system_key(&state_record(group)),
+        state.encode(),
+    );
+    node.keyspace.engine().write(batch).map_err(storage_error)?;
+    node.changes_since_save.fetch_add(1, Ordering::Relaxed);
+    Ok(Reply::OK)
 }
 
 /// The cluster map as stored on this node (empty before the metadata group applied any).
@@ -151,6 +173,10 @@ impl Applier for NodeApplier {
                 }
                 Reply::Array(replies)
             }
+            EntryOp::FlushSlots { all_dbs } => {
+                drop(txn);
+                return flush_group_slots(&node, group, (!all_dbs).then_some(entry.db), state);
+            }
             EntryOp::Meta(op) => {
                 let mut meta = node.meta.read().clone();
                 meta.apply(op);
@@ -176,7 +202,7 @@ impl Applier for NodeApplier {
                     node.wake_blocked(entry.db, args);
                 }
             }
-            EntryOp::Expire(_) | EntryOp::Meta(_) => {}
+            EntryOp::Expire(_) | EntryOp::Meta(_) | EntryOp::FlushSlots { .. } => {}
         }
         Ok(reply)
     }

@@ -123,11 +123,12 @@ impl Keyspace {
         ranges
     }
 
-    /// Moves the key counters by the keys stored in slots `first..=last`: `sign` 1 once a
-    /// shard's data has arrived, -1 before it leaves. Other shards keep writing meanwhile,
-    /// so this counts only the moving slots instead of recounting everything.
-    pub fn count_slots(&self, first: Slot, last: Slot, sign: i64) -> Result<()> {
-        for pdb in 0..self.databases {
+    /// Moves the key counters by the keys stored in slots `first..=last` of physical
+    /// database `pdb` (every database for `None`): `sign` 1 once a shard's data has
+    /// arrived, -1 before it leaves. Other shards keep writing meanwhile, so this counts
+    /// only the moving slots instead of recounting everything.
+    pub fn count_slots(&self, pdb: Option<u8>, first: Slot, last: Slot, sign: i64) -> Result<()> {
+        for pdb in (0..self.databases).filter(|d| pdb.is_none_or(|p| p == *d)) {
             let mut keys = 0i64;
             let metas = tagged_slot_range(pdb, encoding::TAG_META, first, last);
             self.for_each_in(metas, |_, _| {
@@ -147,6 +148,34 @@ impl Keyspace {
             counters
                 .volatile
                 .fetch_add(sign * volatile, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Adds to `batch` the deletion of slots `first..=last` of logical database `db` (every
+    /// database for `None`) and moves the counters down by what they hold: a shard's
+    /// FLUSHDB/FLUSHALL in a cluster, applied by the shard's group alone.
+    pub fn flush_slots(
+        &self,
+        db: Option<u8>,
+        first: Slot,
+        last: Slot,
+        batch: &mut WriteBatch,
+    ) -> Result<()> {
+        let pdb = db.map(|d| self.physical_db(d));
+        self.count_slots(pdb, first, last, -1)?;
+        for pdb in (0..self.databases).filter(|d| pdb.is_none_or(|p| p == *d)) {
+            for tag in [
+                encoding::TAG_META,
+                encoding::TAG_EXPIRE,
+                encoding::TAG_ELEMENT,
+                encoding::TAG_SCORE,
+            ] {
+                let range = tagged_slot_range(pdb, tag, first, last);
+                if let (Bound::Included(s), Bound::Excluded(e)) = (range.start, range.end) {
+                    batch.delete_range(s, e);
+                }
+            }
         }
         Ok(())
     }

@@ -26,6 +26,8 @@ pub enum EntryOp {
     Batch(Vec<Vec<Bytes>>),
     /// A change to the cluster map (the metadata group's entries).
     Meta(MetaOp),
+    /// Delete the data of the group's slots in the entry's database, or in every database.
+    FlushSlots { all_dbs: bool },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,14 +53,19 @@ pub enum EntryDecodeError {
 
 impl Entry {
     pub fn encode(&self) -> Bytes {
-        let meta_args;
+        let own_args;
         let (tag, lists): (u8, Vec<&Vec<Bytes>>) = match &self.op {
             EntryOp::Command(args) => (1, vec![args]),
             EntryOp::Expire(keys) => (2, vec![keys]),
             EntryOp::Batch(commands) => (3, commands.iter().collect()),
             EntryOp::Meta(op) => {
-                meta_args = op.to_args();
-                (4, vec![&meta_args])
+                own_args = op.to_args();
+                (4, vec![&own_args])
+            }
+            EntryOp::FlushSlots { all_dbs } => {
+                let scope = if *all_dbs { "all" } else { "db" };
+                own_args = vec![Bytes::from(scope)];
+                (5, vec![&own_args])
             }
         };
         let size: usize = 15
@@ -106,6 +113,11 @@ impl Entry {
                 }
                 EntryOp::Batch(commands)
             }
+            5 => match &decode_args(&mut raw)?[..] {
+                [scope] if &scope[..] == b"all" => EntryOp::FlushSlots { all_dbs: true },
+                [scope] if &scope[..] == b"db" => EntryOp::FlushSlots { all_dbs: false },
+                _ => return Err(EntryDecodeError::Op(5)),
+            },
             4 => EntryOp::Meta(
                 MetaOp::from_args(&decode_args(&mut raw)?).map_err(|_| EntryDecodeError::Op(4))?,
             ),
@@ -149,12 +161,17 @@ mod tests {
 
     proptest! {
         #[test]
-        fn round_trip(db: u8, now_ms: u64, kind in 0..3u8,
+        fn round_trip(db: u8, now_ms: u64, kind in 0..5u8,
                       args in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..40), 0..8)) {
             let args: Vec<Bytes> = args.into_iter().map(Bytes::from).collect();
             let op = match kind {
                 0 => EntryOp::Expire(args),
                 1 => EntryOp::Command(args),
+                2 => EntryOp::FlushSlots { all_dbs: args.len().is_multiple_of(2) },
+                3 => EntryOp::Meta(super::super::MetaOp::SetReplicas {
+                    shard: u16::from(db),
+                    nodes: args.iter().map(|a| a.len() as u64).collect(),
+                }),
                 _ => EntryOp::Batch(args.chunks(3).map(<[Bytes]>::to_vec).collect()),
             };
             let entry = Entry { db, now_ms, op };

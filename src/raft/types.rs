@@ -41,6 +41,9 @@ impl fmt::Display for WriteEntry {
                 write!(f, "db{} batch of {} commands", self.db, commands.len())
             }
             super::EntryOp::Meta(op) => write!(f, "metadata {op:?}"),
+            super::EntryOp::FlushSlots { all_dbs } => {
+                write!(f, "db{} flush slots (all databases: {all_dbs})", self.db)
+            }
         }
     }
 }

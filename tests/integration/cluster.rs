@@ -197,6 +197,40 @@ fn three_nodes_take_writes_through_any_node_and_answer_reads_from_every_node() {
     // Writes that span shards are refused in a cluster, as Redis Cluster does.
     let spanning = show(&clients[0].call(&["MSET", "a", "1", "b", "2", "c", "3"]));
     assert!(spanning.starts_with("-CROSSSLOT"), "{spanning}");
+    // Keyless writes: each shard flushes its own slots; SWAPDB is refused as in Redis
+    // Cluster.
+    assert_eq!(
+        show(&clients[1].call(&["SWAPDB", "0", "1"])),
+        "-ERR SWAPDB is not allowed in cluster mode\r\n"
+    );
+    let c = &mut clients[2];
+    assert_eq!(show(&c.call(&["SELECT", "1"])), "+OK\r\n");
+    for k in 0..20 {
+        assert_eq!(show(&c.call(&["SET", &format!("db1:{k}"), "x"])), "+OK\r\n");
+    }
+    assert_eq!(show(&clients[1].call(&["FLUSHDB"])), "+OK\r\n");
+    wait_dbsize(&mut clients, 0, 0);
+    wait_dbsize(&mut clients, 1, 20);
+    assert_eq!(show(&clients[0].call(&["GET", "key:7"])), "$-1\r\n");
+    assert_eq!(show(&clients[0].call(&["FLUSHALL"])), "+OK\r\n");
+    wait_dbsize(&mut clients, 1, 0);
+}
+
+/// Waits until every node's DBSIZE of `db` (what it holds itself) is `want`.
+fn wait_dbsize(clients: &mut [Client], db: u8, want: usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for (i, c) in clients.iter_mut().enumerate() {
+        assert_eq!(show(&c.call(&["SELECT", &db.to_string()])), "+OK\r\n");
+        loop {
+            let size = show(&c.call(&["DBSIZE"]));
+            if size == format!(":{want}\r\n") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "node {i} db {db}: {size}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(show(&c.call(&["SELECT", "0"])), "+OK\r\n");
+    }
 }
 
 /// Whether `key` exists, asked through `c`; a reply saying a shard is between leaders is
