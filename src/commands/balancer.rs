@@ -120,6 +120,9 @@ impl Balancer {
                 live.insert(id);
             }
         }
+        if let Err(e) = groups.balance_meta_voters(&live).await {
+            tracing::warn!(error = %e, "changing the metadata group's voters failed");
+        }
         let replicas: usize = node.config.get("replicas").parse().unwrap_or(3);
         // Moves follow each other at once while they succeed (a new cluster's shards each
         // need two), a bounded number per round.

@@ -47,7 +47,10 @@ impl Groups {
                     .await
                     .map_err(|e| fatal(&e))?;
                 let cap = if group == 0 {
-                    META_VOTERS
+                    let known = self.meta.read().nodes.len();
+                    meta_voters_wanted(
+                        known + usize::from(!self.meta.read().nodes.contains_key(&node)),
+                    )
                 } else {
                     self.replicas
                 };
@@ -80,6 +83,32 @@ impl Groups {
                 .map_err(|e| fatal(&e))?;
         }
         Ok(())
+    }
+
+    /// On group 0's leader: keeps group 0 at an odd number of voters (up to
+    /// [`META_VOTERS`]), all live — a silent voter is replaced by a live learner, learners are
+    /// promoted while there are too few voters, a voter too many goes back to learning.
+    /// Returns whether it changed anything.
+    pub async fn balance_meta_voters(&self, live: &BTreeSet<u64>) -> Result<bool, ProposeError> {
+        let raft = &self.meta_group.raft;
+        if !raft.is_leader() {
+            return Ok(false);
+        }
+        let m = raft.metrics().borrow_watched().clone();
+        let membership = m.membership_config.membership();
+        let voters: BTreeSet<u64> = membership.voter_ids().collect();
+        let learners: BTreeSet<u64> = membership.learner_ids().collect();
+        let wanted = meta_voters_wanted(self.meta.read().nodes.len());
+        let Some(next) = plan_meta_voters(&voters, &learners, live, wanted, self.node_id) else {
+            return Ok(false);
+        };
+        tracing::info!(?next, "changing the metadata group's voters");
+        quiesce(raft, false);
+        // Voters that leave stay learners: every node follows the map.
+        raft.change_membership(ChangeMembers::ReplaceAllVoters(next), true)
+            .await
+            .map_err(|e| ProposeError::Fatal(e.to_string()))?;
+        Ok(true)
     }
 
     /// Whether this node leads group 0 (the one that runs the balancer).
@@ -206,5 +235,91 @@ impl Groups {
                 }
             }
         }
+    }
+}
+
+/// How many voters group 0 should have with `nodes` nodes: the largest odd number up to
+/// [`META_VOTERS`] (an even count tolerates no more failures than the odd one below it).
+pub fn meta_voters_wanted(nodes: usize) -> usize {
+    let n = nodes.clamp(1, META_VOTERS);
+    if n.is_multiple_of(2) {
+        n - 1
+    } else {
+        n
+    }
+}
+
+/// Group 0's next voter set, if it should change: a voter that is not live is replaced by
+/// a live learner; live learners are promoted up to `wanted`; beyond `wanted` a voter
+/// (one not live first, never `me`, the leader) goes back to learning.
+pub fn plan_meta_voters(
+    voters: &BTreeSet<u64>,
+    learners: &BTreeSet<u64>,
+    live: &BTreeSet<u64>,
+    wanted: usize,
+    me: u64,
+) -> Option<BTreeSet<u64>> {
+    let mut next = voters.clone();
+    let mut spare = learners.iter().filter(|l| live.contains(l));
+    if let Some(&dead) = voters.iter().find(|v| !live.contains(v) && **v != me) {
+        if let Some(&learner) = spare.next() {
+            next.remove(&dead);
+            next.insert(learner);
+            return Some(next);
+        }
+    }
+    if next.len() < wanted {
+        let promoted: Vec<u64> = spare.take(wanted - next.len()).copied().collect();
+        if promoted.is_empty() {
+            return None;
+        }
+        next.extend(promoted);
+        return Some(next);
+    }
+    if next.len() > wanted {
+        let out = voters
+            .iter()
+            .filter(|v| **v != me)
+            .min_by_key(|v| live.contains(v))
+            .copied()?;
+        next.remove(&out);
+        return Some(next);
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(ids: &[u64]) -> BTreeSet<u64> {
+        ids.iter().copied().collect()
+    }
+
+    #[test]
+    fn group_zero_keeps_an_odd_count_of_live_voters() {
+        assert_eq!(
+            [1, 2, 3, 4, 5, 6, 9].map(meta_voters_wanted),
+            [1, 1, 3, 3, 5, 5, 5]
+        );
+        // A 4th node stays a learner; a 5th makes both voters.
+        let (v3, l4) = (set(&[1, 2, 3]), set(&[4]));
+        assert_eq!(plan_meta_voters(&v3, &l4, &set(&[1, 2, 3, 4]), 3, 1), None);
+        let five = set(&[1, 2, 3, 4, 5]);
+        assert_eq!(
+            plan_meta_voters(&v3, &set(&[4, 5]), &five, 5, 1),
+            Some(five.clone())
+        );
+        // A silent voter is replaced by a live learner; with none it stays.
+        assert_eq!(
+            plan_meta_voters(&v3, &l4, &set(&[1, 3, 4]), 3, 1),
+            Some(set(&[1, 3, 4]))
+        );
+        assert_eq!(plan_meta_voters(&v3, &set(&[]), &set(&[1, 3]), 3, 1), None);
+        // Too many voters: a silent one (never the leader) goes back to learning.
+        assert_eq!(
+            plan_meta_voters(&set(&[1, 2, 3, 4]), &set(&[]), &set(&[1, 2, 4]), 3, 1),
+            Some(set(&[1, 2, 4]))
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! Replicas move between nodes: a fourth node joining under a write load takes its share
 //! of the replicas, and the replicas of a node away for longer than the node timeout are
-//! rebuilt on the others — nothing acknowledged is lost on the way, and a node keeps the
-//! data of exactly the shards it holds.
+//! rebuilt on the others, even after a second node is lost — nothing acknowledged is lost
+//! on the way, and a node keeps the data of exactly the shards it holds.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -131,6 +131,17 @@ fn a_fourth_node_takes_replicas_under_load_and_a_lost_node_is_replaced() {
         for key in all.iter().step_by(3) {
             assert!(exists(&mut c, key), "node {i}: {key} lost");
         }
+        assert_eq!(dbsize(&cluster, i), all.len(), "node {i} holds every key");
+    }
+
+    // A second node fails. The map's group keeps a majority of live voters (the lost
+    // node's vote went to a live node), so the balancer goes on: the first node, back
+    // with its old data, gets the second one's replicas (its stale ones are dropped).
+    cluster.kill(2);
+    cluster.start_node(away);
+    let live = [0, 1, 3];
+    wait_held(&cluster, &live, SHARDS, "after a second node went away");
+    for &i in &live {
         assert_eq!(dbsize(&cluster, i), all.len(), "node {i} holds every key");
     }
 }
