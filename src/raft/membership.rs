@@ -17,6 +17,8 @@ use super::state_machine::GroupId;
 use super::types::NodeInfo;
 use crate::cluster::ShardId;
 
+/// Shard leaderships a node hands over in one round of `balance_leaders` at most.
+const LEADER_MOVES_PER_ROUND: usize = 8;
 /// A voter silent for longer than this is not handed a shard's leadership.
 const LEADER_TARGET_SILENCE: Duration = Duration::from_secs(1);
 
@@ -180,8 +182,9 @@ impl Groups {
     }
 
     /// Spreads shard leaders over the voters: when this node leads more groups than its
-    /// share (groups / nodes, rounded up), it hands groups, one by one, to the voter of each
-    /// that leads the fewest, down to its share. Every node runs it, so leaders settle
+    /// share (groups / nodes, rounded up), it hands groups (up to
+    /// [`LEADER_MOVES_PER_ROUND`] a round) to the voter of each that leads the fewest, down
+    /// to its share. Every node runs it, so leaders settle
     /// within a round or two.
     pub async fn balance_leaders(&self) {
         let mut led: BTreeMap<u64, usize> = BTreeMap::new();
@@ -218,22 +221,32 @@ impl Groups {
         if mine.len() <= share {
             return;
         }
+        // Several groups per round (a node that led 64 would otherwise take minutes).
+        let mut leading = mine.len();
+        let mut moved = 0;
         for &i in mine.iter().rev() {
+            if leading <= share || moved == LEADER_MOVES_PER_ROUND {
+                break;
+            }
             let target = members[i]
                 .iter()
                 .filter(|v| **v != self.node_id)
-                .min_by_key(|v| led.get(v).copied().unwrap_or(0));
-            if let Some(&to) = target {
-                if led.get(&to).copied().unwrap_or(0) + 1 < mine.len() {
-                    tracing::info!(
-                        group = group_of(ShardId(i as u16)),
-                        to,
-                        "moving a shard leader"
-                    );
-                    let _ = rafts[i].trigger().transfer_leader(to).await;
-                    return;
-                }
+                .min_by_key(|v| led.get(v).copied().unwrap_or(0))
+                .copied();
+            let Some(to) = target else { continue };
+            let theirs = led.get(&to).copied().unwrap_or(0);
+            if theirs + 1 >= leading {
+                continue;
             }
+            tracing::info!(
+                group = group_of(ShardId(i as u16)),
+                to,
+                "moving a shard leader"
+            );
+            let _ = rafts[i].trigger().transfer_leader(to).await;
+            led.insert(to, theirs + 1);
+            leading -= 1;
+            moved += 1;
         }
     }
 }
