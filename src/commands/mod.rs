@@ -37,6 +37,7 @@ mod node;
 mod object;
 mod peer;
 mod replication;
+mod routing;
 mod server;
 mod session;
 mod sets;

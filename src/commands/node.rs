@@ -12,6 +12,7 @@ use super::clients::ClientRegistry;
 use super::cursors::CursorTable;
 use super::error::{self, error_prefix, CmdError};
 use super::forwarding::{Forwarded, Pending};
+use super::routing::Route;
 use super::session::Session;
 use super::stats::{SlowLog, Stats};
 use super::table::{Command, Table};
@@ -49,13 +50,6 @@ pub struct PendingWrite<'a> {
     entry: Entry,
     args: Vec<Bytes>,
     started_us: u64,
-}
-
-/// Where a request runs (see `Node::route_elsewhere`).
-enum Route {
-    Here,
-    Answered(Reply),
-    To((u64, crate::raft::types::NodeInfo)),
 }
 
 /// How SHUTDOWN asked the server to stop.
@@ -527,108 +521,6 @@ impl Node {
             return Err(Reply::error(error::NOAUTH));
         }
         Ok(cmd)
-    }
-
-    /// Where a keyed command runs: at the leader of its shard when that is another node
-    /// (a blocking command is sent there at once, any other waits to go with the
-    /// pipeline's other commands for that node); here, once a read has waited for this
-    /// node's leadership to be confirmed (lease or ReadIndex) and its state to be current.
-    async fn route_elsewhere(&self, cmd: &Command, session: &Session, args: &[Bytes]) -> Route {
-        match self.route_keyed(cmd, session, args).await {
-            Some(Ok(reply)) => Route::Answered(reply),
-            Some(Err(leader)) => Route::To(leader),
-            None => Route::Here,
-        }
-    }
-
-    /// `route_elsewhere` for a keyed command: `None` to run it here, `Err(leader)` to send
-    /// it to another node with the pipeline.
-    async fn route_keyed(
-        &self,
-        cmd: &Command,
-        session: &Session,
-        args: &[Bytes],
-    ) -> Option<Result<Reply, (u64, crate::raft::types::NodeInfo)>> {
-        let first = cmd.key_positions(args).next()?;
-        let shard = self.shards.shard_of_key(&args[first]);
-        let groups = self.groups();
-        if groups.serves_locally(shard, cmd.is_write()) {
-            return None;
-        }
-        let blocking = cmd.meta.has_flag("blocking");
-        if let Some(leader) = self.leader_elsewhere(shard) {
-            if !blocking {
-                return Some(Err(leader));
-            }
-            let to = (session.db, session.resp3);
-            return Some(Ok(self.forward(leader, to, args.to_vec(), true).await));
-        }
-        if cmd.is_write() {
-            return None;
-        }
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
-        loop {
-            match groups.read_barrier(shard).await {
-                Ok(()) => return None,
-                Err(
-                    crate::raft::ProposeError::NotLeader(_) | crate::raft::ProposeError::NoLeader,
-                ) => {
-                    if let Some(leader) = self.leader_elsewhere(shard) {
-                        let to = (session.db, session.resp3);
-                        let reply = self.forward(leader, to, args.to_vec(), blocking).await;
-                        return Some(Ok(reply));
-                    }
-                }
-                Err(e) => return Some(Ok(Reply::Error(e.to_string()))),
-            }
-            // Leadership is moving and the new leader is not known here yet.
-            if tokio::time::Instant::now() >= deadline {
-                return Some(Ok(Reply::error("TRYAGAIN the shard is changing leader")));
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-    }
-
-    /// The node leading `shard` when that is another node: the command runs there (reads
-    /// see the leader's state, writes are proposed there). For a shard this node holds no
-    /// replica of, a node the cluster map lists for it (which passes the command on to
-    /// its leader).
-    /// Whether a request's keyed command goes to another node (its shard's leader is
-    /// known to be elsewhere): the connection then keeps it with the waiting writes.
-    pub fn led_elsewhere(&self, args: &[Bytes]) -> bool {
-        let Some(cmd) = self.table.get(&args[0]) else {
-            return false;
-        };
-        let Some(first) = cmd.key_positions(args).next() else {
-            return false;
-        };
-        if first >= args.len() {
-            return false;
-        }
-        let shard = self.shards.shard_of_key(&args[first]);
-        !self.groups().is_leader(shard) && self.leader_elsewhere(shard).is_some()
-    }
-
-    pub(super) fn leader_elsewhere(
-        &self,
-        shard: ShardId,
-    ) -> Option<(u64, crate::raft::types::NodeInfo)> {
-        let groups = self.groups();
-        if groups.is_leader(shard) {
-            return None;
-        }
-        let me = groups.node_id();
-        if let Some(leader) = groups.leader_of(shard).filter(|(id, _)| *id != me) {
-            return Some(leader);
-        }
-        let meta = self.meta.read();
-        let listed = meta.replicas.get(usize::from(shard.0))?;
-        if listed.contains(&me) {
-            return None;
-        }
-        let pick = (clock::now_us() as usize) % listed.len().max(1);
-        let id = *listed.iter().nth(pick)?;
-        Some((id, meta.nodes.get(&id)?.clone()))
     }
 
     /// The shards a write touches: those of its keys, or all for a keyless write.
