@@ -87,6 +87,9 @@ impl Node {
     /// Whether a request's keyed command goes to another node (its shard's leader is
     /// known to be elsewhere): the connection then keeps it with the waiting writes.
     pub fn led_elsewhere(&self, args: &[Bytes]) -> bool {
+        if self.meta.read().nodes.len() < 2 {
+            return false;
+        }
         let Some(cmd) = self.table.get(&args[0]) else {
             return false;
         };

@@ -577,6 +577,7 @@ impl Groups {
                 "log_segments".to_string(),
                 self.log.segment_count().to_string(),
             ),
+            ("log_bytes".to_string(), self.log.bytes().to_string()),
             ("log_fsyncs".to_string(), self.log.syncs().to_string()),
             (
                 "config_epoch".to_string(),

@@ -21,7 +21,7 @@ fn kill(mut server: Process) {
 }
 
 #[test]
-fn info_raft_shows_every_shard_led_by_this_node() {
+fn info_raft_shows_every_shard_and_the_metadata_group_led_by_this_node() {
     let dir = test_dir("raft-info");
     let server = start_basalt_in(&dir, &["--shards", "4"]);
     let mut c = server.client();
@@ -34,6 +34,18 @@ fn info_raft_shows_every_shard_led_by_this_node() {
         assert!(line.contains("role=leader"), "{line}");
         assert!(line.contains(&format!("leader={node}")), "{line}");
     }
+    // The metadata group, the cluster map and the shared log.
+    let meta = info_field(&mut c, "raft", "meta");
+    assert!(meta.contains("group=0,role=leader,voters=1,"), "{meta}");
+    assert_eq!(info_field(&mut c, "raft", "nodes"), "1");
+    assert_ne!(info_field(&mut c, "raft", "config_epoch"), "0");
+    let bytes: u64 = info_field(&mut c, "raft", "log_bytes").parse().unwrap();
+    assert!(bytes > 0, "log_bytes {bytes}");
+    let cluster = show(&c.call(&["CLUSTER", "INFO"]));
+    assert!(
+        cluster.contains("cluster_state:ok") && cluster.contains("cluster_known_nodes:1"),
+        "{cluster}"
+    );
     drop(server);
     // The node keeps its identity across restarts.
     let server = start_basalt_in(&dir, &["--shards", "4"]);

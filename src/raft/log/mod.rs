@@ -542,6 +542,11 @@ impl RaftLog {
     pub fn segment_count(&self) -> usize {
         self.inner.lock().segments.len()
     }
+
+    /// Bytes of records in the log's segments (every group's).
+    pub fn bytes(&self) -> u64 {
+        self.inner.lock().segments.values().map(|s| s.len).sum()
+    }
 }
 
 #[cfg(test)]
