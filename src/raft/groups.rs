@@ -43,7 +43,7 @@ pub const CHECKPOINT_SEGMENTS: usize = 4;
 /// How long after a quorum's last acknowledgement a leader serves reads on its own: less
 /// than the lease openraft keeps followers from electing another leader in (the longest
 /// election timeout), with room for the metrics' delay and clock drift.
-const READ_LEASE: Duration = Duration::from_millis(600);
+const READ_LEASE: Duration = Duration::from_millis(450);
 /// How long a proposal waits for its group to have a leader.
 const LEADER_WAIT: Duration = Duration::from_secs(2);
 
@@ -119,11 +119,13 @@ pub fn group_of(shard: ShardId) -> GroupId {
 fn raft_config() -> io::Result<Arc<openraft::Config>> {
     let config = openraft::Config {
         cluster_name: "basalt".into(),
-        // A dead leader is replaced within about a second and a half; a 2-core machine
-        // under load still heartbeats well inside the timeout.
+        // A dead leader is replaced within about a second (followers refuse votes for the
+        // longest timeout after the last heartbeat: openraft's leader lease); a 2-core
+        // machine running three nodes under a write load still heartbeats well inside it
+        // (no new term in 40 s of redis-benchmark with appendfsync always).
         heartbeat_interval: 100,
-        election_timeout_min: 400,
-        election_timeout_max: 800,
+        election_timeout_min: 300,
+        election_timeout_max: 600,
         snapshot_policy: SnapshotPolicy::Never,
         // Entries are purged up to each snapshot: a lagging follower gets the snapshot.
         max_in_snapshot_log_to_keep: 0,
