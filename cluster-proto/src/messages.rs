@@ -118,6 +118,13 @@ pub struct Propose {
     pub entry: Bytes,
 }
 
+/// Node ids (a group's voters after a membership change).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct NodeIds {
+    #[prost(uint64, repeated, tag = "1")]
+    pub ids: Vec<u64>,
+}
+
 /// A node asks to join the cluster.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Join {
@@ -130,7 +137,8 @@ pub struct Join {
 }
 
 /// Asks the leader of `group` to change its members: `add` becomes a voter (learner,
-/// catch up, promote), then `remove` (a node id, 0 for none) leaves the group.
+/// catch up, promote), then `remove` (a node id, 0 for none) leaves the group. The answer
+/// is the group's voters (with neither, a question about them).
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct ChangeReplicas {
     #[prost(uint32, tag = "1")]
@@ -183,7 +191,7 @@ pub mod request {
 pub struct Response {
     #[prost(uint64, tag = "1")]
     pub id: u64,
-    #[prost(oneof = "response::Body", tags = "2, 3, 4, 5, 6")]
+    #[prost(oneof = "response::Body", tags = "2, 3, 4, 5, 6, 7")]
     pub body: Option<response::Body>,
 }
 
@@ -207,6 +215,9 @@ pub mod response {
         /// A forwarded batch's replies.
         #[prost(message, tag = "6")]
         Replies(super::Replies),
+        /// A group's voters after a membership change.
+        #[prost(message, tag = "7")]
+        Voters(super::NodeIds),
     }
 }
 

@@ -28,9 +28,10 @@ pub struct Move {
     pub remove: Option<u64>,
 }
 
-/// The next move, if any: replace a replica on a node that is not live; drop a replica
-/// beyond the factor (an interrupted move); add one where a shard has too few; move one
-/// from the node holding the most to the live node holding the fewest.
+/// The next move, if any: replace a replica on a node that is not live; set right a shard
+/// listed with more replicas than the factor (an interrupted move: neither `add` nor
+/// `remove`); add one where a shard has too few; move one from the node holding the most
+/// to the live node holding the fewest.
 pub fn plan(meta: &ClusterMeta, live: &BTreeSet<u64>, replicas: usize) -> Option<Move> {
     let load = meta.load();
     let least_loaded = |exclude: &BTreeSet<u64>| {
@@ -52,14 +53,11 @@ pub fn plan(meta: &ClusterMeta, live: &BTreeSet<u64>, replicas: usize) -> Option
             }
         }
         if set.len() > target {
-            let remove = set
-                .iter()
-                .copied()
-                .max_by_key(|n| (!live.contains(n), load.get(n).copied().unwrap_or(0)));
+            // An interrupted move: `carry_out` asks the shard's leader for its voters.
             return Some(Move {
                 shard,
                 add: None,
-                remove,
+                remove: None,
             });
         }
         if set.len() < target {
@@ -132,7 +130,7 @@ impl Balancer {
                 return;
             };
             tracing::info!(?next, "moving a replica");
-            if let Err(e) = carry_out(node, &meta, &next).await {
+            if let Err(e) = carry_out(node, &meta, &next, (&live, replicas)).await {
                 tracing::warn!(?next, error = %e, "a replica move failed");
                 return;
             }
@@ -140,38 +138,50 @@ impl Balancer {
     }
 }
 
-/// Lists the new replica, has the shard's leader add it and remove the old one, unlists
-/// the old one.
-async fn carry_out(node: &Node, meta: &ClusterMeta, next: &Move) -> Result<(), String> {
-    let mut listed = meta
-        .replicas
-        .get(usize::from(next.shard))
-        .cloned()
-        .unwrap_or_default();
+/// Lists the new replica, has the shard's leader add it and remove the old one, then lists
+/// the voters the leader reports. A move with neither (an interrupted one) only asks the
+/// leader for the voters, removing one beyond the factor (a silent one first, else the most
+/// loaded), and lists what remains.
+async fn carry_out(
+    node: &Node,
+    meta: &ClusterMeta,
+    next: &Move,
+    (live, replicas): (&BTreeSet<u64>, usize),
+) -> Result<(), String> {
+    let group = group_of(ShardId(next.shard));
     let add = match next.add {
         Some(id) => {
             let info = meta.nodes.get(&id).cloned().ok_or("unknown node")?;
+            let mut listed = meta
+                .replicas
+                .get(usize::from(next.shard))
+                .cloned()
+                .unwrap_or_default();
             listed.insert(id);
             node.change_meta(MetaOp::SetReplicas {
                 shard: next.shard,
-                nodes: listed.clone(),
+                nodes: listed,
             })
             .await?;
             Some((id, info))
         }
         None => None,
     };
-    let group = group_of(ShardId(next.shard));
-    node.change_replicas(group, add, next.remove).await?;
-    if let Some(old) = next.remove {
-        listed.remove(&old);
-        node.change_meta(MetaOp::SetReplicas {
-            shard: next.shard,
-            nodes: listed,
-        })
-        .await?;
+    let mut voters = node.change_replicas(group, add, next.remove).await?;
+    let target = replicas.min(meta.nodes.len()).max(1);
+    if next.add.is_none() && next.remove.is_none() && voters.len() > target {
+        let load = meta.load();
+        let extra = voters
+            .iter()
+            .copied()
+            .max_by_key(|n| (!live.contains(n), load.get(n).copied().unwrap_or(0)));
+        voters = node.change_replicas(group, None, extra).await?;
     }
-    Ok(())
+    node.change_meta(MetaOp::SetReplicas {
+        shard: next.shard,
+        nodes: voters,
+    })
+    .await
 }
 
 #[cfg(test)]
@@ -202,6 +212,11 @@ mod tests {
             set.extend(mv.add);
             if let Some(r) = mv.remove {
                 set.remove(&r);
+            }
+            if mv.add.is_none() && mv.remove.is_none() {
+                // As the shard's leader would report after trimming one.
+                let extra = *set.iter().next_back().expect("over-listed");
+                set.remove(&extra);
             }
             moves += 1;
             assert!(moves < 100, "the plan does not converge");
@@ -242,6 +257,6 @@ mod tests {
     fn an_interrupted_move_is_finished() {
         let m = meta(&[1, 2, 3, 4], &[&[1, 2, 3, 4], &[1, 2, 3]]);
         let next = plan(&m, &live(&[1, 2, 3, 4]), 3).unwrap();
-        assert_eq!((next.shard, next.add), (0, None));
+        assert_eq!((next.shard, next.add, next.remove), (0, None, None));
     }
 }

@@ -1,10 +1,11 @@
 //! What the node does for its peers: Raft RPCs and snapshot chunks for its groups,
 //! commands forwarded by a node that does not lead their shard, joins of new nodes.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cluster_proto::messages::{ChangeReplicas, Join, MetaChange};
+use cluster_proto::messages::{ChangeReplicas, Join, MetaChange, NodeIds};
 use cluster_proto::{request, response, RaftKind};
 
 use super::node::Node;
@@ -93,7 +94,11 @@ impl Node {
                 self.groups()
                     .change_replicas(change.group, add, remove)
                     .await
-                    .map(|()| response::Body::Done(true))
+                    .map(|voters| {
+                        response::Body::Voters(NodeIds {
+                            ids: voters.into_iter().collect(),
+                        })
+                    })
                     .map_err(|e| e.to_string())
             }
             Some(request::Body::MetaChange(change)) => match MetaOp::from_args(&change.args) {
@@ -130,13 +135,14 @@ impl Node {
 
     /// Changes the members of `group` at its leader: here if this node leads it, else at
     /// the leader it knows or, in turn, at each node the cluster map gives a replica (the
-    /// one that leads carries it out, the others refuse).
+    /// one that leads carries it out, the others refuse). Returns the group's voters after
+    /// the change, as its leader has them.
     pub(super) async fn change_replicas(
         &self,
         group: GroupId,
         add: Option<(u64, NodeInfo)>,
         remove: Option<u64>,
-    ) -> Result<(), String> {
+    ) -> Result<BTreeSet<u64>, String> {
         let deadline = tokio::time::Instant::now() + ADD_REPLICA_TIMEOUT;
         let mut attempt = 0usize;
         loop {
@@ -146,7 +152,7 @@ impl Node {
                 .change_replicas(group, add.clone(), remove)
                 .await
             {
-                Ok(()) => return Ok(()),
+                Ok(voters) => return Ok(voters),
                 Err(e @ ProposeError::Fatal(_)) => e.to_string(),
                 Err(_) => match self.group_contact(group, add.as_ref().map(|a| a.0), attempt) {
                     Some((id, info)) => {
@@ -167,7 +173,10 @@ impl Node {
                             .call(id, &info.cluster_addr, body, timeout)
                             .await
                         {
-                            Ok(_) => return Ok(()),
+                            Ok(response::Body::Voters(NodeIds { ids })) => {
+                                return Ok(ids.into_iter().collect())
+                            }
+                            Ok(_) => "unexpected answer to a membership change".to_string(),
                             Err(e) => e.to_string(),
                         }
                     }

@@ -27,13 +27,13 @@ impl Groups {
     /// learner, catches up and turns voter (a shard group stops at the replication factor,
     /// group 0 at [`META_VOTERS`] and keeps further nodes as learners); then `remove`
     /// leaves the group (the leader itself too: openraft has it step down once the change
-    /// is committed).
+    /// is committed). Returns the group's voters after it (with neither: as they are).
     pub async fn change_replicas(
         &self,
         group: GroupId,
         add: Option<(u64, NodeInfo)>,
         remove: Option<u64>,
-    ) -> Result<(), ProposeError> {
+    ) -> Result<BTreeSet<u64>, ProposeError> {
         let raft = self.raft(group).map_err(ProposeError::Fatal)?;
         if !raft.is_leader() {
             let leader = raft.metrics().borrow_watched().current_leader;
@@ -72,7 +72,7 @@ impl Groups {
             let members = raft.metrics().borrow_watched().membership_config.clone();
             let membership = members.membership();
             if membership.get_node(&node).is_none() {
-                return Ok(());
+                return Ok(raft.voter_ids().collect());
             }
             let change = if membership.voter_ids().any(|v| v == node) {
                 ChangeMembers::RemoveVoters(BTreeSet::from([node]))
@@ -84,7 +84,7 @@ impl Groups {
                 .await
                 .map_err(|e| fatal(&e))?;
         }
-        Ok(())
+        Ok(raft.voter_ids().collect())
     }
 
     /// On group 0's leader: keeps group 0 at an odd number of voters (up to
