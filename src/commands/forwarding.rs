@@ -129,10 +129,7 @@ impl Node {
     /// Runs a batch another node forwarded, as a pipeline: writes wait to be proposed
     /// together, anything else first sees the writes before it.
     pub(super) async fn run_forwarded_batch(&self, batch: ForwardBatch) -> response::Body {
-        let info = self.clients.detached(peer_addr(), peer_addr());
-        let mut session = Session::new(info, true);
-        session.select(batch.db.min(255) as u8);
-        session.set_resp3(batch.resp3);
+        let mut session = self.peer_session(batch.db, batch.resp3);
         let mut replies: Vec<Option<Reply>> = (0..batch.commands.len()).map(|_| None).collect();
         let mut waiting: Vec<(usize, Pending<'_>)> = Vec::new();
         for (i, Args { args }) in batch.commands.into_iter().enumerate() {
@@ -176,12 +173,18 @@ impl Node {
         }
     }
 
-    /// Runs a command another node forwarded and returns its reply, encoded for the client.
-    pub(super) async fn run_forwarded(&self, forward: Forward) -> response::Body {
+    /// A session for commands another node forwards (no client of its own here).
+    fn peer_session(&self, db: u32, resp3: bool) -> Session {
         let info = self.clients.detached(peer_addr(), peer_addr());
         let mut session = Session::new(info, true);
-        session.select(forward.db.min(255) as u8);
-        session.set_resp3(forward.resp3);
+        session.select(db.min(255) as u8);
+        session.set_resp3(resp3);
+        session
+    }
+
+    /// Runs a command another node forwarded and returns its reply, encoded for the client.
+    pub(super) async fn run_forwarded(&self, forward: Forward) -> response::Body {
+        let mut session = self.peer_session(forward.db, forward.resp3);
         let reply = self.execute(&mut session, forward.args).await;
         response::Body::Reply(encoded(&reply, forward.resp3))
     }

@@ -145,6 +145,21 @@ pub(super) fn quiesce(raft: &ShardRaft, quiet: bool) {
     config.elect(!quiet);
 }
 
+/// The leader of a group as this node knows it, with its addresses (none if the group's
+/// members, as this node has them, do not include it: a group this node left may remember
+/// a leader it has no address of). Reads the metrics in place (this is on the routing path).
+pub(super) fn known_leader(raft: &ShardRaft) -> Option<(u64, NodeInfo)> {
+    let m = raft.metrics();
+    let m = m.borrow_watched();
+    let leader = m.current_leader?;
+    let info = m
+        .membership_config
+        .membership()
+        .get_node(&leader)
+        .cloned()?;
+    Some((leader, info))
+}
+
 /// Whether this node's saved vote for `group` is a committed vote for itself (it led).
 fn led_before(votes: &Votes, group: GroupId, node_id: u64) -> bool {
     votes
@@ -430,16 +445,7 @@ impl Groups {
     /// The leader of `shard`'s group as this node knows it: its id and addresses (none if
     /// the group's members, as this node has them, do not include it).
     pub fn leader_of(&self, shard: ShardId) -> Option<(u64, NodeInfo)> {
-        let raft = self.shard_raft(shard);
-        let m = raft.metrics().borrow_watched().clone();
-        let leader = m.current_leader?;
-        // A group this node left may remember a leader it has no address of.
-        let info = m
-            .membership_config
-            .membership()
-            .get_node(&leader)
-            .cloned()?;
-        Some((leader, info))
+        known_leader(&self.shard_raft(shard))
     }
 
     /// Waits until this node may serve a read of `shard`: it leads the group (under its

@@ -11,7 +11,7 @@ use std::time::Duration;
 use openraft::async_runtime::watch::WatchReceiver;
 use openraft::{ChangeMembers, Instant as _, ServerState};
 
-use super::groups::{group_of, quiesce, Groups, ProposeError, ShardRaft};
+use super::groups::{group_of, known_leader, quiesce, Groups, ProposeError, ShardRaft};
 use super::meta::META_VOTERS;
 use super::state_machine::GroupId;
 use super::types::NodeInfo;
@@ -49,9 +49,10 @@ impl Groups {
                     .await
                     .map_err(|e| fatal(&e))?;
                 let cap = if group == 0 {
-                    let known = self.meta.read().nodes.len();
+                    // The joining node counts, whether or not the map lists it yet.
+                    let meta = self.meta.read();
                     meta_voters_wanted(
-                        known + usize::from(!self.meta.read().nodes.contains_key(&node)),
+                        meta.nodes.len() + usize::from(!meta.nodes.contains_key(&node)),
                     )
                 } else {
                     self.replicas
@@ -120,14 +121,7 @@ impl Groups {
 
     /// The leader of group 0 as this node knows it.
     pub fn meta_leader(&self) -> Option<(u64, NodeInfo)> {
-        let m = self.meta_group.raft.metrics().borrow_watched().clone();
-        let leader = m.current_leader?;
-        let info = m
-            .membership_config
-            .membership()
-            .get_node(&leader)
-            .cloned()?;
-        Some((leader, info))
+        known_leader(&self.meta_group.raft)
     }
 
     /// For group 0's leader: how long ago each other member of group 0 last answered a
