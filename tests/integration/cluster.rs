@@ -5,13 +5,15 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::support::{free_port, show, start_basalt_at, test_dir, Client, Process};
+use crate::support::{free_port, show, test_dir, try_start_basalt_at, Client, Process};
 
 /// One node's fixed place: its data, client port and node-to-node port.
 pub(crate) struct Slot {
     dir: PathBuf,
     port: u16,
     cluster_port: u16,
+    /// Whether a node ran here (its peers know its address from then on).
+    started: bool,
 }
 
 pub(crate) struct Cluster {
@@ -29,6 +31,7 @@ impl Cluster {
                     dir: test_dir(&format!("{tag}-{i}")),
                     port: free_port(),
                     cluster_port: free_port(),
+                    started: false,
                 })
                 .collect(),
             nodes: (0..n).map(|_| None).collect(),
@@ -48,12 +51,35 @@ impl Cluster {
             dir: test_dir(&format!("{tag}-{i}")),
             port: free_port(),
             cluster_port: free_port(),
+            started: false,
         });
         self.nodes.push(None);
         i
     }
 
     pub(crate) fn start_node(&mut self, i: usize) {
+        for _ in 0..5 {
+            if let Some(node) = self.try_start_node(i) {
+                self.slots[i].started = true;
+                self.nodes[i] = Some(node);
+                return;
+            }
+            // A port chosen earlier can be taken meanwhile (another test's server, or the
+            // ephemeral port of some outgoing connection). A node never started takes fresh
+            // ports and a fresh directory; a restarted one must keep its address and waits.
+            let slot = &mut self.slots[i];
+            if slot.started {
+                std::thread::sleep(Duration::from_secs(1));
+            } else {
+                let _ = std::fs::remove_dir_all(&slot.dir);
+                slot.port = free_port();
+                slot.cluster_port = free_port();
+            }
+        }
+        panic!("node {i} did not start on port {}", self.slots[i].port);
+    }
+
+    fn try_start_node(&self, i: usize) -> Option<Process> {
         let slot = &self.slots[i];
         let mut flags: Vec<String> = self.flags.clone();
         flags.extend(["--cluster-port".into(), slot.cluster_port.to_string()]);
@@ -61,7 +87,7 @@ impl Cluster {
             flags.extend(["--join".into(), format!("127.0.0.1:{}", self.slots[0].port)]);
         }
         let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-        self.nodes[i] = Some(start_basalt_at(&slot.dir, slot.port, &flags));
+        try_start_basalt_at(&slot.dir, slot.port, &flags)
     }
 
     pub(crate) fn client(&self, i: usize) -> Client {

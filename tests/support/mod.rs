@@ -70,9 +70,13 @@ fn spawn_on(port: u16, command: impl Fn(u16) -> Command) -> Option<Child> {
         let deadline = Instant::now() + Duration::from_secs(20);
         let mut listening = false;
         while Instant::now() < deadline {
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                listening = true;
-                break;
+            // A connection from the port to itself (TCP simultaneous open, when the kernel
+            // picks `port` as the ephemeral source) is not a listening server.
+            if let Ok(stream) = TcpStream::connect(("127.0.0.1", port)) {
+                if stream.local_addr().map(|a| a.port()).ok() != Some(port) {
+                    listening = true;
+                    break;
+                }
             }
             if let Ok(Some(_)) = child.try_wait() {
                 break;
@@ -187,17 +191,17 @@ pub fn start_basalt_in(dir: &std::path::Path, flags: &[&str]) -> Process {
     }
 }
 
-/// Starts `basalt` on client port `port` with the data in `dir` (a node restarted where
-/// its peers know it). Panics if it does not come up.
-pub fn start_basalt_at(dir: &std::path::Path, port: u16, flags: &[&str]) -> Process {
-    let child = spawn_on(port, |port| basalt_command(port, dir, flags))
-        .unwrap_or_else(|| panic!("basalt did not start on port {port}"));
-    Process {
+/// Starts `basalt` on client port `port` with the data in `dir` (a node restarted where its
+/// peers know it), or `None` when it did not come up there (the port taken meanwhile, or
+/// the process exited).
+pub fn try_start_basalt_at(dir: &std::path::Path, port: u16, flags: &[&str]) -> Option<Process> {
+    let child = spawn_on(port, |port| basalt_command(port, dir, flags))?;
+    Some(Process {
         child,
         port,
         dir: dir.to_path_buf(),
         owns_dir: false,
-    }
+    })
 }
 
 /// Path of redis-server, installing it with apt-get when it is missing.
