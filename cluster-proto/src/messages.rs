@@ -157,11 +157,31 @@ pub struct MetaChange {
     pub args: Vec<Bytes>,
 }
 
+/// A leader's word that its group is idle: every member holds and has committed the log up
+/// to `index`, so no timer needs to run until something changes. A member that follows
+/// `leader` in `term` and is at `index` stops its timers and answers `Done(true)`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Quiesce {
+    #[prost(uint32, tag = "1")]
+    pub group: u32,
+    #[prost(uint64, tag = "2")]
+    pub leader: u64,
+    #[prost(uint64, tag = "3")]
+    pub term: u64,
+    #[prost(uint64, tag = "4")]
+    pub index: u64,
+}
+
+/// Whether the receiving node is up (answered `Done(true)`): members of quiesced groups
+/// watch their leaders' nodes this way instead of through each group's heartbeats.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Ping {}
+
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Request {
     #[prost(uint64, tag = "1")]
     pub id: u64,
-    #[prost(oneof = "request::Body", tags = "2, 3, 4, 5, 6, 7, 8, 9")]
+    #[prost(oneof = "request::Body", tags = "2, 3, 4, 5, 6, 7, 8, 9, 10, 11")]
     pub body: Option<request::Body>,
 }
 
@@ -184,6 +204,10 @@ pub mod request {
         ForwardBatch(super::ForwardBatch),
         #[prost(message, tag = "9")]
         Propose(super::Propose),
+        #[prost(message, tag = "10")]
+        Quiesce(super::Quiesce),
+        #[prost(message, tag = "11")]
+        Ping(super::Ping),
     }
 }
 

@@ -110,6 +110,10 @@ impl Node {
                     .map_err(|e| e.to_string()),
                 Err(e) => Err(e.to_string()),
             },
+            Some(request::Body::Quiesce(q)) => {
+                self.groups().handle_quiesce(&q).map(response::Body::Done)
+            }
+            Some(request::Body::Ping(_)) => Ok(response::Body::Done(true)),
             None => Err("unknown request (a newer peer?)".to_string()),
         };
         result.unwrap_or_else(response::Body::Error)

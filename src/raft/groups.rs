@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use openraft::async_runtime::watch::WatchReceiver;
-use openraft::error::{ClientWriteError, RaftError};
+use openraft::error::{ClientWriteError, ForwardReason, RaftError};
 use openraft::{Instant as _, Raft, ServerState, SnapshotPolicy};
 use parking_lot::{Mutex, RwLock};
 
@@ -31,6 +31,7 @@ use super::log_store::LogStore;
 use super::meta::{MetaOp, SharedMeta};
 use super::network::ClusterNetwork;
 use super::peers::Peers;
+use super::quiesce::{Quiet, Watch};
 use super::state_machine::{Applier, Checkpoint, GroupId, ShardStateMachine};
 use super::types::{self, NodeInfo, TypeConfig};
 use super::{Entry, EntryOp};
@@ -81,11 +82,14 @@ pub struct GroupsOptions<'a> {
 
 pub(super) type ShardRaft = Raft<TypeConfig, ShardStateMachine>;
 
-/// A running group: its Raft and the checkpoint its next snapshot is built from.
+/// A running group: its Raft, the checkpoint its next snapshot is built from and whether
+/// its timers run (`quiesce.rs`).
 #[derive(Clone)]
 pub(super) struct ShardGroup {
+    pub(super) id: GroupId,
     pub(super) raft: ShardRaft,
     prepared: Arc<Mutex<Option<Arc<dyn Checkpoint>>>>,
+    pub(super) quiet: Arc<Quiet>,
 }
 
 pub struct Groups {
@@ -109,6 +113,8 @@ pub struct Groups {
     /// One group per shard; a group is replaced by a fresh one when its replica leaves
     /// this node (`membership.rs`).
     pub(super) shards: Vec<RwLock<ShardGroup>>,
+    /// When asleep groups wake for want of their leader.
+    pub(super) watch: Watch,
 }
 
 /// The group of shard `shard`.
@@ -137,14 +143,6 @@ fn raft_config() -> io::Result<Arc<openraft::Config>> {
         .map_err(|e| io::Error::other(e.to_string()))
 }
 
-/// Stops (or restarts) a group's timers: ticks, heartbeats and elections.
-pub(super) fn quiesce(raft: &ShardRaft, quiet: bool) {
-    let config = raft.runtime_config();
-    config.tick(!quiet);
-    config.heartbeat(!quiet);
-    config.elect(!quiet);
-}
-
 /// The leader of a group as this node knows it, with its addresses (none if the group's
 /// members, as this node has them, do not include it: a group this node left may remember
 /// a leader it has no address of). Reads the metrics in place (this is on the routing path).
@@ -160,12 +158,13 @@ pub(super) fn known_leader(raft: &ShardRaft) -> Option<(u64, NodeInfo)> {
     Some((leader, info))
 }
 
-/// Whether this node's saved vote for `group` is a committed vote for itself (it led).
-fn led_before(votes: &Votes, group: GroupId, node_id: u64) -> bool {
+/// The leader this node's saved vote for `group` is a committed vote for, if it is.
+fn saved_leader(votes: &Votes, group: GroupId) -> Option<u64> {
     votes
         .get(group)
         .and_then(|raw| types::decode_vote(raw).ok())
-        .is_some_and(|v| v.committed && v.leader_id.node_id == node_id)
+        .filter(|v| v.committed)
+        .map(|v| v.leader_id.node_id)
 }
 
 /// This node's id, kept in the data dir (a new node draws one).
@@ -208,7 +207,12 @@ impl GroupParts<'_> {
         let raft = Raft::new(self.node_id, self.config.clone(), network, store, machine)
             .await
             .map_err(fatal)?;
-        Ok(ShardGroup { raft, prepared })
+        Ok(ShardGroup {
+            id: group,
+            raft,
+            prepared,
+            quiet: Arc::default(),
+        })
     }
 }
 
@@ -232,7 +236,7 @@ async fn begin(
             let members = BTreeMap::from([(node_id, me.clone())]);
             raft.initialize(members).await.map_err(fatal)?;
         }
-    } else if raft.voter_ids().eq([node_id]) || led_before(votes, group, node_id) {
+    } else if raft.voter_ids().eq([node_id]) || saved_leader(votes, group) == Some(node_id) {
         // Alone: no need to sit out an election timeout after a restart. A leader that
         // restarts must not resume its old term: its engine may hold less than was
         // committed, and only a new term's first entry makes reads wait for the re-apply
@@ -280,6 +284,12 @@ impl Groups {
             let group = group_of(ShardId(i as u16));
             let started = parts.start(group, machine).await?;
             begin(&started.raft, group, &me, options.join, &votes).await?;
+            // A member of a group led elsewhere starts asleep: its leader may be asleep
+            // too (and send nothing); it wakes on the leader's first message, or when the
+            // leader's node stays silent.
+            if saved_leader(&votes, group).is_some_and(|l| l != node_id) {
+                started.sleep();
+            }
             shards.push(started);
         }
         // A lone node leads all of its groups within moments; serve once it does.
@@ -294,7 +304,7 @@ impl Groups {
                     .map_err(fatal)?;
                 // Quiesced: with no one to heartbeat and no one to replace it, a lone
                 // group's timers only cost CPU (they start again when a node joins).
-                quiesce(&group.raft, true);
+                group.sleep();
             }
         }
         let groups = Groups {
@@ -313,6 +323,7 @@ impl Groups {
             meta: options.meta,
             meta_group,
             shards: shards.into_iter().map(RwLock::new).collect(),
+            watch: Watch::default(),
         };
         if !options.join && groups.meta.read().nodes.is_empty() {
             let op = MetaOp::Bootstrap {
@@ -360,7 +371,7 @@ impl Groups {
             now_ms: crate::clock::now_ms(),
             op: EntryOp::Meta(op),
         };
-        match self.propose_to(&self.meta_group.raft, &entry).await? {
+        match self.propose_to(&self.meta_group, &entry).await? {
             Reply::Integer(epoch) => Ok(epoch as u64),
             other => Err(ProposeError::Fatal(format!("metadata apply: {other:?}"))),
         }
@@ -374,10 +385,6 @@ impl Groups {
     /// The current group of `shard`.
     pub(super) fn shard(&self, shard: ShardId) -> ShardGroup {
         self.shards[usize::from(shard.0)].read().clone()
-    }
-
-    fn shard_raft(&self, shard: ShardId) -> ShardRaft {
-        self.shards[usize::from(shard.0)].read().raft.clone()
     }
 
     pub fn node_id(&self) -> u64 {
@@ -399,12 +406,15 @@ impl Groups {
     /// Appends `entry` to the log of `shard`'s group and returns its reply once applied.
     /// While the group has no leader it waits up to [`LEADER_WAIT`].
     pub async fn propose(&self, shard: ShardId, entry: &Entry) -> Result<Reply, ProposeError> {
-        self.propose_to(&self.shard_raft(shard), entry).await
+        self.propose_to(&self.shard(shard), entry).await
     }
 
-    async fn propose_to(&self, raft: &ShardRaft, entry: &Entry) -> Result<Reply, ProposeError> {
+    async fn propose_to(&self, group: &ShardGroup, entry: &Entry) -> Result<Reply, ProposeError> {
+        let raft = &group.raft;
         let deadline = tokio::time::Instant::now() + LEADER_WAIT;
         loop {
+            // Each try: the group may have gone to sleep while this write waited.
+            group.wake();
             match raft.client_write(entry.clone()).await {
                 Ok(response) => return Ok(response.data),
                 Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
@@ -413,9 +423,17 @@ impl Groups {
                             return Err(ProposeError::NotLeader(leader))
                         }
                         _ if tokio::time::Instant::now() >= deadline => {
-                            return Err(ProposeError::NoLeader)
+                            tracing::debug!(group = group.id, reason = ?forward.reason, "no leader to propose to");
+                            return Err(ProposeError::NoLeader);
                         }
-                        _ => tokio::time::sleep(Duration::from_millis(10)).await,
+                        _ => {
+                            // A leader whose lease ran out (asleep, or its quorum slow to
+                            // answer) takes writes again once a quorum acknowledges it.
+                            if forward.reason == ForwardReason::LeaseExpired {
+                                let _ = raft.trigger().heartbeat().await;
+                            }
+                            tokio::time::sleep(Duration::from_millis(10)).await
+                        }
                     }
                 }
                 Err(e) => return Err(ProposeError::Fatal(e.to_string())),
@@ -431,21 +449,25 @@ impl Groups {
         &self.peers
     }
 
-    pub(super) fn raft(&self, group: GroupId) -> Result<ShardRaft, String> {
+    pub(super) fn group(&self, group: GroupId) -> Result<ShardGroup, String> {
         if group == 0 {
-            return Ok(self.meta_group.raft.clone());
+            return Ok(self.meta_group.clone());
         }
         (group as usize)
             .checked_sub(1)
             .and_then(|i| self.shards.get(i))
-            .map(|s| s.read().raft.clone())
+            .map(|s| s.read().clone())
             .ok_or_else(|| format!("no group {group}"))
+    }
+
+    pub(super) fn raft(&self, group: GroupId) -> Result<ShardRaft, String> {
+        self.group(group).map(|g| g.raft)
     }
 
     /// The leader of `shard`'s group as this node knows it: its id and addresses (none if
     /// the group's members, as this node has them, do not include it).
     pub fn leader_of(&self, shard: ShardId) -> Option<(u64, NodeInfo)> {
-        known_leader(&self.shard_raft(shard))
+        known_leader(&self.shard(shard).raft)
     }
 
     /// Waits until this node may serve a read of `shard`: it leads the group (under its
@@ -453,7 +475,8 @@ impl Groups {
     /// everything committed before the read. A group whose only voter is this node needs
     /// neither. A deposed leader gets `NotLeader`.
     pub async fn read_barrier(&self, shard: ShardId) -> Result<(), ProposeError> {
-        let raft = self.shard_raft(shard);
+        let group = self.shard(shard);
+        let raft = &group.raft;
         {
             let m = raft.metrics();
             let m = m.borrow_watched();
@@ -465,7 +488,10 @@ impl Groups {
                 return Ok(());
             }
         }
-        let policy = if self.linearizable_reads {
+        // An asleep leader's lease ran out long ago: it confirms leadership with a quorum
+        // (its timers running again keep the lease for the reads after).
+        let woke = group.wake();
+        let policy = if self.linearizable_reads || woke {
             openraft::ReadPolicy::ReadIndex
         } else {
             openraft::ReadPolicy::LeaseRead
@@ -582,6 +608,10 @@ impl Groups {
             ("cluster_addr".to_string(), self.me.cluster_addr.clone()),
             ("groups".to_string(), self.shards.len().to_string()),
             (
+                "groups_asleep".to_string(),
+                self.groups_asleep().to_string(),
+            ),
+            (
                 "log_segments".to_string(),
                 self.log.segment_count().to_string(),
             ),
@@ -596,14 +626,14 @@ impl Groups {
                 self.meta.read().nodes.len().to_string(),
             ),
         ];
-        let all = std::iter::once(("meta".to_string(), 0, self.meta_group.raft.clone())).chain(
-            self.shards.iter().enumerate().map(|(i, s)| {
-                let group = group_of(ShardId(i as u16));
-                (format!("shard{i}"), group, s.read().raft.clone())
-            }),
+        let all = std::iter::once(("meta".to_string(), self.meta_group.clone())).chain(
+            self.shards
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (format!("shard{i}"), s.read().clone())),
         );
-        for (name, group, raft) in all {
-            let m = raft.metrics().borrow_watched().clone();
+        for (name, group) in all {
+            let m = group.raft.metrics().borrow_watched().clone();
             let role = match m.state {
                 ServerState::Leader => "leader",
                 ServerState::Follower => "follower",
@@ -615,8 +645,8 @@ impl Groups {
             out.push((
                 name,
                 format!(
-                    "group={},role={role},voters={},term={},leader={},last_log={},commit={},applied={},snapshot={},purged={}",
-                    group,
+                    "group={},role={role},voters={},term={},leader={},last_log={},commit={},applied={},snapshot={},purged={},asleep={}",
+                    group.id,
                     m.membership_config.membership().voter_ids().count(),
                     m.current_term,
                     m.current_leader.map_or("none".into(), |l| format!("{l:016x}")),
@@ -625,6 +655,7 @@ impl Groups {
                     index(m.last_applied),
                     index(m.snapshot),
                     index(m.purged),
+                    u8::from(group.is_asleep()),
                 ),
             ));
         }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use openraft::async_runtime::watch::WatchReceiver;
 use openraft::{ChangeMembers, Instant as _, ServerState};
 
-use super::groups::{group_of, known_leader, quiesce, Groups, ProposeError, ShardRaft};
+use super::groups::{group_of, known_leader, Groups, ProposeError, ShardGroup};
 use super::meta::META_VOTERS;
 use super::state_machine::GroupId;
 use super::types::NodeInfo;
@@ -34,17 +34,18 @@ impl Groups {
         add: Option<(u64, NodeInfo)>,
         remove: Option<u64>,
     ) -> Result<BTreeSet<u64>, ProposeError> {
-        let raft = self.raft(group).map_err(ProposeError::Fatal)?;
+        let group_now = self.group(group).map_err(ProposeError::Fatal)?;
+        let raft = &group_now.raft;
         if !raft.is_leader() {
             let leader = raft.metrics().borrow_watched().current_leader;
             return Err(self.elsewhere(leader));
         }
+        group_now.wake();
         let fatal = |e: &dyn std::fmt::Display| ProposeError::Fatal(e.to_string());
         if let Some((node, info)) = add {
             let voters: BTreeSet<u64> = raft.voter_ids().collect();
             if !voters.contains(&node) {
                 tracing::info!(group, node, "adding a replica");
-                quiesce(&raft, false);
                 raft.add_learner(node, info, true)
                     .await
                     .map_err(|e| fatal(&e))?;
@@ -97,6 +98,7 @@ impl Groups {
         if !raft.is_leader() {
             return Ok(false);
         }
+        self.meta_group.wake();
         let m = raft.metrics().borrow_watched().clone();
         let membership = m.membership_config.membership();
         let voters: BTreeSet<u64> = membership.voter_ids().collect();
@@ -106,7 +108,6 @@ impl Groups {
             return Ok(false);
         };
         tracing::info!(?next, "changing the metadata group's voters");
-        quiesce(raft, false);
         // Voters that leave stay learners: every node follows the map.
         raft.change_membership(ChangeMembers::ReplaceAllVoters(next), true)
             .await
@@ -184,9 +185,9 @@ impl Groups {
         let mut led: BTreeMap<u64, usize> = BTreeMap::new();
         let mut mine = Vec::new();
         let mut members = Vec::new();
-        let rafts: Vec<ShardRaft> = self.shards.iter().map(|s| s.read().raft.clone()).collect();
-        for raft in &rafts {
-            let m = raft.metrics().borrow_watched().clone();
+        let groups: Vec<ShardGroup> = self.shards.iter().map(|s| s.read().clone()).collect();
+        for group in &groups {
+            let m = group.raft.metrics().borrow_watched().clone();
             let voters: Vec<u64> = m.membership_config.membership().voter_ids().collect();
             for v in &voters {
                 led.entry(*v).or_insert(0);
@@ -196,12 +197,12 @@ impl Groups {
             }
             if m.state == ServerState::Leader && voters.len() > 1 {
                 mine.push(members.len());
-                // Leadership goes only to a voter that answers.
+                // Leadership goes only to a voter whose node answers (an asleep group's
+                // heartbeats say nothing).
                 let answering = |v: &u64| {
-                    m.heartbeat
-                        .as_ref()
-                        .and_then(|h| h.get(v).cloned().flatten())
-                        .is_some_and(|at| at.elapsed() < LEADER_TARGET_SILENCE)
+                    self.peers()
+                        .silence(*v)
+                        .is_some_and(|s| s < LEADER_TARGET_SILENCE)
                 };
                 members.push(voters.into_iter().filter(answering).collect());
             } else {
@@ -211,7 +212,7 @@ impl Groups {
         if led.len() < 2 {
             return;
         }
-        let share = rafts.len().div_ceil(led.len());
+        let share = groups.len().div_ceil(led.len());
         if mine.len() <= share {
             return;
         }
@@ -237,7 +238,8 @@ impl Groups {
                 to,
                 "moving a shard leader"
             );
-            let _ = rafts[i].trigger().transfer_leader(to).await;
+            groups[i].wake();
+            let _ = groups[i].raft.trigger().transfer_leader(to).await;
             led.insert(to, theirs + 1);
             leading -= 1;
             moved += 1;

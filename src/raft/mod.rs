@@ -16,6 +16,7 @@ mod membership;
 pub mod meta;
 mod network;
 pub mod peers;
+mod quiesce;
 mod serve;
 pub mod state_machine;
 pub mod types;
@@ -24,6 +25,7 @@ pub mod wire;
 pub use entry::{Entry, EntryDecodeError, EntryOp};
 pub use groups::{group_of, Groups, GroupsOptions, ProposeError};
 pub use meta::{ClusterMeta, MetaOp, SharedMeta};
+pub use quiesce::ROUND as QUIET_ROUND;
 pub use state_machine::{
     Applier, Checkpoint, GroupId, GroupState, ShardSnapshot, ShardStateMachine, SnapshotReader,
 };

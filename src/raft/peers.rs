@@ -6,13 +6,17 @@
 //! exchanges `Hello`s, then writes queued requests and routes responses back; when the
 //! connection drops, every request in flight fails at once and the task dials again. While
 //! the peer is unreachable, queued requests fail straight away rather than wait.
+//!
+//! Every response received from a peer counts as a sign of life ([`Peers::silence`]);
+//! [`Peers::ping`] keeps those signs coming while nothing else is sent.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
+use cluster_proto::messages::Ping;
 use cluster_proto::{request, response, Hello, Message, Request, Response, PROTOCOL_VERSION};
 use parking_lot::Mutex;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -41,11 +45,24 @@ type Pending = oneshot::Sender<Result<response::Body, PeerError>>;
 struct Peer {
     addr: String,
     queue: mpsc::Sender<(request::Body, Pending)>,
+    /// When the peer last answered anything ([`Clock`] time).
+    heard: Arc<AtomicU64>,
+}
+
+/// Milliseconds since the node's connections were set up, cheap to keep in an atomic.
+#[derive(Clone, Copy)]
+struct Clock(Instant);
+
+impl Clock {
+    fn now_ms(&self) -> u64 {
+        self.0.elapsed().as_millis() as u64
+    }
 }
 
 /// This node's connections to the others.
 pub struct Peers {
     me: Hello,
+    clock: Clock,
     peers: Mutex<HashMap<u64, Arc<Peer>>>,
 }
 
@@ -57,8 +74,32 @@ impl Peers {
                 node_id,
                 cluster_addr,
             },
+            clock: Clock(Instant::now()),
             peers: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// How long ago `node` last answered (counted from when this node first sent to it;
+    /// `None` if it never has).
+    pub fn silence(&self, node: u64) -> Option<Duration> {
+        let heard = self.peers.lock().get(&node)?.heard.load(Ordering::Relaxed);
+        Some(Duration::from_millis(
+            self.clock.now_ms().saturating_sub(heard),
+        ))
+    }
+
+    /// Asks `node` whether it is up, in the background: its answer counts in
+    /// [`silence`](Self::silence).
+    pub fn ping(self: &Arc<Self>, node: u64, addr: &str, timeout: Duration) {
+        // The connection exists from now on, so `silence` counts from here.
+        self.peer(node, addr);
+        let peers = self.clone();
+        let addr = addr.to_string();
+        tokio::spawn(async move {
+            let _ = peers
+                .call(node, &addr, request::Body::Ping(Ping {}), timeout)
+                .await;
+        });
     }
 
     pub fn hello(&self) -> &Hello {
@@ -98,12 +139,21 @@ impl Peers {
             }
         }
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+        let heard = Arc::new(AtomicU64::new(self.clock.now_ms()));
         let peer = Arc::new(Peer {
             addr: addr.to_string(),
             queue: tx,
+            heard: heard.clone(),
         });
         peers.insert(node, peer.clone());
-        tokio::spawn(run_connection(node, addr.to_string(), self.me.clone(), rx));
+        let link = Link {
+            node,
+            addr: addr.to_string(),
+            me: self.me.clone(),
+            clock: self.clock,
+            heard,
+        };
+        tokio::spawn(run_connection(link, rx));
         peer
     }
 }
@@ -165,13 +215,24 @@ async fn dial(addr: &str, me: &Hello) -> std::io::Result<(TcpStream, BytesMut)> 
     Ok((stream, buf))
 }
 
-/// Owns the connection to one peer for as long as anyone may send to it.
-async fn run_connection(
+/// What the connection task to one peer knows.
+struct Link {
     node: u64,
     addr: String,
     me: Hello,
-    mut queue: mpsc::Receiver<(request::Body, Pending)>,
-) {
+    clock: Clock,
+    heard: Arc<AtomicU64>,
+}
+
+/// Owns the connection to one peer for as long as anyone may send to it.
+async fn run_connection(link: Link, mut queue: mpsc::Receiver<(request::Body, Pending)>) {
+    let Link {
+        node,
+        addr,
+        me,
+        clock,
+        heard,
+    } = link;
     let next_id = AtomicU64::new(1);
     let mut backoff = BACKOFF_MIN;
     loop {
@@ -201,9 +262,11 @@ async fn run_connection(
         let in_flight: Arc<Mutex<HashMap<u64, Pending>>> = Default::default();
         let reading = {
             let in_flight = in_flight.clone();
+            let heard = heard.clone();
             async move {
                 loop {
                     let raw = read_frame(&mut reader, &mut buf).await?;
+                    heard.store(clock.now_ms(), Ordering::Relaxed);
                     let resp = Response::decode(raw)
                         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
                     if let Some(waiter) = in_flight.lock().remove(&resp.id) {

@@ -22,6 +22,19 @@ impl Groups {
         payload: Bytes,
     ) -> Result<Bytes, String> {
         let raft = self.raft(group)?;
+        let reply = self.serve_rpc(&raft, kind, payload).await;
+        // Whatever a peer sends about a group wakes it (an asleep leader's vote request
+        // after the fact, a new leader's first append): the group is moving again.
+        self.wake_group(group);
+        reply
+    }
+
+    async fn serve_rpc(
+        &self,
+        raft: &super::groups::ShardRaft,
+        kind: RaftKind,
+        payload: Bytes,
+    ) -> Result<Bytes, String> {
         let text = |e: &dyn std::fmt::Display| e.to_string();
         match kind {
             RaftKind::AppendEntries => {
@@ -85,6 +98,7 @@ impl Groups {
             .install_full_snapshot(vote, snapshot)
             .await
             .map_err(|e| text(&e))?;
+        self.wake_group(group);
         Ok(wire::encode_snapshot_response(&resp))
     }
 }

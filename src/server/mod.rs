@@ -54,6 +54,7 @@ impl Server {
         let (stop_tx, stop_rx) = watch::channel(false);
         let background = tokio::spawn(background_tasks(node.clone(), stop_rx.clone()));
         let balancer = tokio::spawn(balance_replicas(node.clone(), stop_rx.clone()));
+        let quiet = tokio::spawn(quiesce_groups(node.clone(), stop_rx.clone()));
         let peers = tokio::spawn(peers::serve(
             node.clone(),
             self.peer_listener,
@@ -78,6 +79,7 @@ impl Server {
         let _ = stop_tx.send(true);
         let _ = background.await;
         let _ = balancer.await;
+        let _ = quiet.await;
         let _ = peers.await;
         node.groups().shutdown().await;
         if let Err(e) = node.keyspace.engine().flush() {
@@ -123,6 +125,23 @@ async fn balance_replicas(node: Arc<Node>, mut stop: watch::Receiver<bool>) {
         }
         tokio::select! {
             _ = balancer.round(&node) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// Quiescing idle Raft groups and waking them (`raft/quiesce.rs`), a round each
+/// [`QUIET_ROUND`](crate::raft::QUIET_ROUND).
+async fn quiesce_groups(node: Arc<Node>, mut stop: watch::Receiver<bool>) {
+    let mut round = 0u64;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(crate::raft::QUIET_ROUND) => {}
+            _ = stop.changed() => return,
+        }
+        round += 1;
+        tokio::select! {
+            _ = node.groups().quiet_round(round) => {}
             _ = stop.changed() => return,
         }
     }

@@ -101,6 +101,12 @@ impl Cluster {
         }
     }
 
+    /// The keys node `i`'s keyspace holds (DBSIZE counts only its own replicas' data).
+    pub(crate) fn dbsize(&self, i: usize) -> usize {
+        let reply = show(&self.client(i).call(&["DBSIZE"]));
+        reply.trim_start_matches(':').trim().parse().unwrap_or(0)
+    }
+
     /// The shard lines of a node's INFO raft.
     pub(crate) fn shards(&self, i: usize) -> Vec<String> {
         let info = show(&self.client(i).call(&["INFO", "raft"]));

@@ -12,6 +12,7 @@ mod lifecycle;
 mod limits;
 mod partition;
 mod pipelining;
+mod quiesce;
 mod raft;
 mod rebalance;
 mod windows;

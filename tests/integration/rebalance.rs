@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::cluster::{exists, write_until_acked, Cluster};
-use crate::support::show;
 
 const SHARDS: usize = 4;
 
@@ -37,12 +36,6 @@ fn wait_held(cluster: &Cluster, nodes: &[usize], each: usize, what: &str) {
         assert!(Instant::now() < deadline, "{what}: replicas held {now:?}");
         std::thread::sleep(Duration::from_millis(250));
     }
-}
-
-/// The keys this node's keyspace holds (DBSIZE counts only its own replicas' data).
-fn dbsize(cluster: &Cluster, i: usize) -> usize {
-    let reply = show(&cluster.client(i).call(&["DBSIZE"]));
-    reply.trim_start_matches(':').trim().parse().unwrap_or(0)
 }
 
 /// Writes keys through node 0 until told to stop; returns the acknowledged ones.
@@ -97,7 +90,7 @@ fn a_fourth_node_takes_replicas_under_load_and_a_lost_node_is_replaced() {
     // Each key sits on exactly three nodes: the replicas that moved were dropped.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let sizes: Vec<usize> = (0..4).map(|i| dbsize(&cluster, i)).collect();
+        let sizes: Vec<usize> = (0..4).map(|i| cluster.dbsize(i)).collect();
         if sizes.iter().sum::<usize>() == acked.len() * 3 {
             break;
         }
@@ -131,7 +124,7 @@ fn a_fourth_node_takes_replicas_under_load_and_a_lost_node_is_replaced() {
         for key in all.iter().step_by(3) {
             assert!(exists(&mut c, key), "node {i}: {key} lost");
         }
-        assert_eq!(dbsize(&cluster, i), all.len(), "node {i} holds every key");
+        assert_eq!(cluster.dbsize(i), all.len(), "node {i} holds every key");
     }
 
     // A second node fails. The map's group keeps a majority of live voters (the lost
@@ -142,6 +135,6 @@ fn a_fourth_node_takes_replicas_under_load_and_a_lost_node_is_replaced() {
     let live = [0, 1, 3];
     wait_held(&cluster, &live, SHARDS, "after a second node went away");
     for &i in &live {
-        assert_eq!(dbsize(&cluster, i), all.len(), "node {i} holds every key");
+        assert_eq!(cluster.dbsize(i), all.len(), "node {i} holds every key");
     }
 }
