@@ -88,6 +88,8 @@ pub(super) type ShardRaft = Raft<TypeConfig, ShardStateMachine>;
 pub(super) struct ShardGroup {
     pub(super) id: GroupId,
     pub(super) raft: ShardRaft,
+    /// The term when the group started here (INFO counts elections from it).
+    first_term: u64,
     prepared: Arc<Mutex<Option<Arc<dyn Checkpoint>>>>,
     pub(super) quiet: Arc<Quiet>,
 }
@@ -207,8 +209,10 @@ impl GroupParts<'_> {
         let raft = Raft::new(self.node_id, self.config.clone(), network, store, machine)
             .await
             .map_err(fatal)?;
+        let first_term = raft.metrics().borrow_watched().current_term;
         Ok(ShardGroup {
             id: group,
+            first_term,
             raft,
             prepared,
             quiet: Arc::default(),
@@ -645,16 +649,18 @@ impl Groups {
             out.push((
                 name,
                 format!(
-                    "group={},role={role},voters={},term={},leader={},last_log={},commit={},applied={},snapshot={},purged={},asleep={}",
+                    "group={},role={role},voters={},term={},elections={},leader={},last_log={},commit={},applied={},snapshot={},purged={},log_bytes={},asleep={}",
                     group.id,
                     m.membership_config.membership().voter_ids().count(),
                     m.current_term,
+                    m.current_term.saturating_sub(group.first_term),
                     m.current_leader.map_or("none".into(), |l| format!("{l:016x}")),
                     m.last_log_index.unwrap_or(0),
                     index(m.cluster_committed),
                     index(m.last_applied),
                     index(m.snapshot),
                     index(m.purged),
+                    self.log.group_bytes(group.id),
                     u8::from(group.is_asleep()),
                 ),
             ));

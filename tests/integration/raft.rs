@@ -29,11 +29,18 @@ fn info_raft_shows_every_shard_and_the_metadata_group_led_by_this_node() {
     let node = info_field(&mut c, "raft", "node_id");
     assert_eq!(node.len(), 16, "{node}");
     assert_eq!(info_field(&mut c, "raft", "groups"), "4");
+    let mut shard_log_bytes = 0;
     for shard in 0..4 {
         let line = info_field(&mut c, "raft", &format!("shard{shard}"));
         assert!(line.contains("role=leader"), "{line}");
         assert!(line.contains(&format!("leader={node}")), "{line}");
+        // Each group elected this node once since it started.
+        assert!(line.contains(",elections=1,"), "{line}");
+        let bytes = line.split(',').find_map(|f| f.strip_prefix("log_bytes="));
+        shard_log_bytes += bytes.and_then(|b| b.parse::<u64>().ok()).expect(&line);
     }
+    // The SET's entry is in its shard's log.
+    assert!(shard_log_bytes > 0, "no shard has log bytes");
     // The metadata group, the cluster map and the shared log.
     let meta = info_field(&mut c, "raft", "meta");
     assert!(meta.contains("group=0,role=leader,voters=1,"), "{meta}");

@@ -56,6 +56,8 @@ struct Loc {
 #[derive(Debug, Default)]
 struct Group {
     entries: BTreeMap<u64, Loc>,
+    /// Bytes of the live entries' data.
+    bytes: u64,
     purged: Option<LogId>,
     committed: Option<LogId>,
     /// The newest entries' data, so applying and replicating them reads no file.
@@ -187,6 +189,7 @@ impl Inner {
                     leader: r.leader,
                 };
                 dropped.extend(group.entries.insert(r.index, loc));
+                group.bytes += u64::from(loc.len);
                 if self.caching {
                     group.remember(r.index, r.data.clone());
                 }
@@ -217,6 +220,10 @@ impl Inner {
                     advance(&mut self.groups.entry(g).or_default().purged, id);
                 }
             }
+        }
+        if let Some(group) = self.groups.get_mut(&r.group) {
+            let gone: u64 = dropped.iter().map(|loc| u64::from(loc.len)).sum();
+            group.bytes = group.bytes.saturating_sub(gone);
         }
         for loc in dropped {
             self.forget(loc);
@@ -546,6 +553,11 @@ impl RaftLog {
     /// Bytes of records in the log's segments (every group's).
     pub fn bytes(&self) -> u64 {
         self.inner.lock().segments.values().map(|s| s.len).sum()
+    }
+
+    /// Bytes of `group`'s live entries (their data, without record headers).
+    pub fn group_bytes(&self, group: u32) -> u64 {
+        self.inner.lock().groups.get(&group).map_or(0, |g| g.bytes)
     }
 }
 

@@ -254,6 +254,8 @@ proptest! {
                 let got = ids(&log, g, ..);
                 let want: Vec<(u64, u64)> = m.entries.iter().map(|(&i, &t)| (i, t)).collect();
                 prop_assert_eq!(got, want);
+                let bytes: u64 = m.entries.iter().map(|(&i, &t)| data(g, i, t).len() as u64).sum();
+                prop_assert_eq!(log.group_bytes(g), bytes);
             }
         }
         let _ = std::fs::remove_dir_all(&d);
