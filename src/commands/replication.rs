@@ -259,6 +259,8 @@ impl Applier for NodeApplier {
         engine.flush().map_err(storage_error)?;
         if group == 0 {
             *node.meta.write() = load_meta(&node.keyspace)?;
+        } else {
+            node.keyspace.reload_db_map().map_err(storage_error)?;
         }
         count_group(&node, group, 1)
     }
@@ -278,10 +280,17 @@ impl Checkpoint for EngineCheckpoint {
     }
 
     fn reader(&self, group: GroupId) -> Box<dyn SnapshotReader> {
-        let ranges = match self.node.upgrade() {
+        let mut ranges = match self.node.upgrade() {
             Some(node) => group_ranges(&node.keyspace, &node, group),
             None => Vec::new(),
         };
+        if group != 0 {
+            // The database map goes with every shard (a lone node's SWAPDB before others
+            // joined; SWAPDB is refused in a cluster, so every sender has the same map).
+            // In key order: "dbmap" sorts before the apply state's "raft/<group>".
+            let at = ranges.len().saturating_sub(1);
+            ranges.insert(at, record_range(Keyspace::db_map_record()));
+        }
         Box::new(RangeReader {
             snapshot: self.snapshot.clone(),
             ranges,

@@ -67,20 +67,26 @@ const DB_MAP_RECORD: &str = "dbmap";
 /// Databases are numbered 0..=254; 0xff starts the system records.
 pub(crate) const DATABASES_MAX: usize = 255;
 
+/// The logical → physical database map as stored (identity when none is).
+fn stored_db_map(engine: &dyn Engine, databases: u8) -> Result<[u8; DATABASES_MAX]> {
+    let mut db_map = [0u8; DATABASES_MAX];
+    for (i, slot) in db_map.iter_mut().enumerate() {
+        *slot = i as u8;
+    }
+    if let Some(raw) = engine.get(&encoding::system_key(DB_MAP_RECORD))? {
+        if raw.len() == usize::from(databases) {
+            db_map[..raw.len()].copy_from_slice(&raw);
+        }
+    }
+    Ok(db_map)
+}
+
 impl Keyspace {
     /// Opens the keyspace on `engine` with `databases` logical databases (1..=254).
     pub fn open(engine: Arc<dyn Engine>, databases: u8) -> Result<Keyspace> {
         assert!((1..=254).contains(&databases), "databases out of range");
         let n = usize::from(databases);
-        let mut db_map = [0u8; DATABASES_MAX];
-        for (i, slot) in db_map.iter_mut().enumerate() {
-            *slot = i as u8;
-        }
-        if let Some(raw) = engine.get(&encoding::system_key(DB_MAP_RECORD))? {
-            if raw.len() == n {
-                db_map[..n].copy_from_slice(&raw);
-            }
-        }
+        let db_map = stored_db_map(engine.as_ref(), databases)?;
         let ks = Keyspace {
             engine,
             databases,
@@ -96,6 +102,18 @@ impl Keyspace {
 
     pub fn databases(&self) -> u8 {
         self.databases
+    }
+
+    /// Reads the database map again from the engine (a replica installed from a snapshot
+    /// carries the map of the node that sent it).
+    pub fn reload_db_map(&self) -> Result<()> {
+        *self.db_map.write() = stored_db_map(self.engine.as_ref(), self.databases)?;
+        Ok(())
+    }
+
+    /// The name of the system record holding the database map.
+    pub fn db_map_record() -> &'static str {
+        DB_MAP_RECORD
     }
 
     pub fn engine(&self) -> &Arc<dyn Engine> {

@@ -448,3 +448,58 @@ fn a_node_behind_the_purged_log_catches_up_from_a_snapshot() {
         format!("${}\r\n{value}\r\n", value.len())
     );
 }
+
+/// A lone node's SWAPDB, then nodes that join after its log was purged: the database map
+/// reaches them with the shards' snapshots, so each keeps serving the swapped databases
+/// once the first node is gone.
+#[test]
+fn a_swapped_database_map_reaches_nodes_that_join_from_snapshots() {
+    let flags = ["--shards", "2", "--raft-log-segment-size", "64kb"];
+    let mut cluster = Cluster::start("dbmap", 1, &flags);
+    let mut c = cluster.client(0);
+    for (db, value) in [("1", "one"), ("0", "zero")] {
+        assert_eq!(show(&c.call(&["SELECT", db])), "+OK\r\n");
+        assert_eq!(show(&c.call(&["SET", "marker", value])), "+OK\r\n");
+    }
+    assert_eq!(show(&c.call(&["SWAPDB", "0", "1"])), "+OK\r\n");
+    let value = "v".repeat(200);
+    for k in 0..3000 {
+        let key = format!("key:{k}");
+        assert_eq!(show(&c.call(&["SET", &key, &value])), "+OK\r\n");
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while cluster.shards(0).iter().any(|l| l.contains("purged=0")) {
+        assert!(
+            Instant::now() < deadline,
+            "no purge: {:?}",
+            cluster.shards(0)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for _ in 0..2 {
+        let i = cluster.add_slot("dbmap");
+        cluster.start_node(i);
+    }
+    cluster.wait_replicated(3);
+    cluster.kill(0);
+    for i in 1..3 {
+        // DBSIZE counts this node's own replicas, through its own map.
+        let mut c = cluster.client(i);
+        assert_eq!(show(&c.call(&["DBSIZE"])), ":3001\r\n", "node {i}, db 0");
+        assert_eq!(show(&c.call(&["SELECT", "1"])), "+OK\r\n");
+        assert_eq!(show(&c.call(&["DBSIZE"])), ":1\r\n", "node {i}, db 1");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let got = show(&c.call(&["GET", "marker"]));
+            if got == "$4\r\nzero\r\n" {
+                break;
+            }
+            assert!(
+                got.starts_with("-TRYAGAIN") || got.starts_with("-CLUSTERDOWN"),
+                "node {i}: GET marker in db 1 gave {got:?}"
+            );
+            assert!(Instant::now() < deadline, "node {i}: no leader");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
