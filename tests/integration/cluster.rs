@@ -116,6 +116,15 @@ impl Cluster {
             .collect()
     }
 
+    /// Waits until every shard's log on node `i` has been purged (a checkpoint took it).
+    pub(crate) fn wait_purged(&self, i: usize) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.shards(i).iter().any(|l| l.contains("purged=0")) {
+            assert!(Instant::now() < deadline, "no purge: {:?}", self.shards(i));
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Waits until every running node sees every shard led, with `voters` voters.
     pub(crate) fn wait_replicated(&self, voters: usize) {
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -418,15 +427,7 @@ fn a_node_behind_the_purged_log_catches_up_from_a_snapshot() {
         }
     }
     // Both shards' logs were purged past what node 2 has.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while cluster.shards(0).iter().any(|l| l.contains("purged=0")) {
-        assert!(
-            Instant::now() < deadline,
-            "no purge: {:?}",
-            cluster.shards(0)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    cluster.wait_purged(0);
     cluster.start_node(2);
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -467,15 +468,7 @@ fn a_swapped_database_map_reaches_nodes_that_join_from_snapshots() {
         let key = format!("key:{k}");
         assert_eq!(show(&c.call(&["SET", &key, &value])), "+OK\r\n");
     }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while cluster.shards(0).iter().any(|l| l.contains("purged=0")) {
-        assert!(
-            Instant::now() < deadline,
-            "no purge: {:?}",
-            cluster.shards(0)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    cluster.wait_purged(0);
     for _ in 0..2 {
         let i = cluster.add_slot("dbmap");
         cluster.start_node(i);
