@@ -117,6 +117,8 @@ pub struct Groups {
     pub(super) shards: Vec<RwLock<ShardGroup>>,
     /// When asleep groups wake for want of their leader.
     pub(super) watch: Watch,
+    /// Leaderships this node is handing over: group → (target, when last asked).
+    pub(super) transfers: Mutex<std::collections::HashMap<GroupId, (u64, std::time::Instant)>>,
 }
 
 /// The group of shard `shard`.
@@ -328,6 +330,7 @@ impl Groups {
             meta_group,
             shards: shards.into_iter().map(RwLock::new).collect(),
             watch: Watch::default(),
+            transfers: Mutex::default(),
         };
         if !options.join && groups.meta.read().nodes.is_empty() {
             let op = MetaOp::Bootstrap {

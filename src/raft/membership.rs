@@ -21,6 +21,8 @@ use crate::cluster::ShardId;
 const LEADER_MOVES_PER_ROUND: usize = 8;
 /// A voter silent for longer than this is not handed a shard's leadership.
 const LEADER_TARGET_SILENCE: Duration = Duration::from_secs(1);
+/// How long a leader waits for a transfer it asked for before asking again.
+const TRANSFER_RETRY: Duration = Duration::from_secs(1);
 
 impl Groups {
     /// Changes the members of `group`, whose leader this node must be: `add` becomes a
@@ -178,10 +180,11 @@ impl Groups {
 
     /// Spreads shard leaders over the voters: when this node leads more groups than its
     /// share (groups / nodes, rounded up), it hands groups (up to
-    /// [`LEADER_MOVES_PER_ROUND`] a round) to the voter of each that leads the fewest, down
-    /// to its share. Every node runs it, so leaders settle
+    /// [`LEADER_MOVES_PER_ROUND`] a round) to the voter of each that leads the fewest, if
+    /// that one is below its share, down to its share. Every node runs it, so leaders settle
     /// within a round or two.
     pub async fn balance_leaders(&self) {
+        self.retry_transfers().await;
         let mut led: BTreeMap<u64, usize> = BTreeMap::new();
         let mut mine = Vec::new();
         let mut members = Vec::new();
@@ -192,7 +195,8 @@ impl Groups {
             for v in &voters {
                 led.entry(*v).or_insert(0);
             }
-            if let Some(leader) = m.current_leader {
+            // A group this node holds no replica of may remember a leader long gone.
+            if let Some(leader) = m.current_leader.filter(|_| !voters.is_empty()) {
                 *led.entry(leader).or_insert(0) += 1;
             }
             if m.state == ServerState::Leader && voters.len() > 1 {
@@ -229,8 +233,11 @@ impl Groups {
                 .min_by_key(|v| led.get(v).copied().unwrap_or(0))
                 .copied();
             let Some(to) = target else { continue };
+            // Only to a node below its share (as far as this node sees), so a leadership
+            // never has to move on again: nodes above their share that hold the same
+            // groups would otherwise pass the excess round among themselves.
             let theirs = led.get(&to).copied().unwrap_or(0);
-            if theirs + 1 >= leading {
+            if theirs + 1 >= leading || theirs >= share {
                 continue;
             }
             tracing::info!(
@@ -238,12 +245,53 @@ impl Groups {
                 to,
                 "moving a shard leader"
             );
-            groups[i].wake();
-            let _ = groups[i].raft.trigger().transfer_leader(to).await;
+            self.transfer(&groups[i], to).await;
             led.insert(to, theirs + 1);
             leading -= 1;
             moved += 1;
         }
+    }
+}
+
+impl Groups {
+    /// Asks `group`'s voters to let `to` take over its leadership.
+    async fn transfer(&self, group: &ShardGroup, to: u64) {
+        group.wake();
+        self.transfers
+            .lock()
+            .insert(group.id, (to, std::time::Instant::now()));
+        let _ = group.raft.trigger().transfer_leader(to).await;
+    }
+
+    /// A leader handing over refuses writes and stops its heartbeats until another is
+    /// elected. If that has not happened a while after asking (the target was behind, or
+    /// the request was lost and the members are asleep), it asks again: every voter
+    /// receiving the request wakes, and one that is up to date wins an election.
+    async fn retry_transfers(&self) {
+        let pending: Vec<(GroupId, u64, Duration)> = self
+            .transfers
+            .lock()
+            .iter()
+            .map(|(g, (to, at))| (*g, *to, at.elapsed()))
+            .collect();
+        for (id, to, asked) in pending {
+            let group = match self.group(id) {
+                Ok(g) if g.raft.metrics().borrow_watched().state == ServerState::Leader => g,
+                _ => {
+                    self.transfers.lock().remove(&id);
+                    continue;
+                }
+            };
+            if asked >= TRANSFER_RETRY {
+                tracing::info!(group = id, to, "leader transfer not done, asking again");
+                self.transfer(&group, to).await;
+            }
+        }
+    }
+
+    /// Whether this node is handing over `group`'s leadership (it must not sleep).
+    pub(super) fn transferring(&self, group: GroupId) -> bool {
+        self.transfers.lock().contains_key(&group)
     }
 }
 

@@ -160,6 +160,10 @@ impl Groups {
     fn should_wake(&self, group: &ShardGroup) -> bool {
         let m = group.raft.metrics();
         let m = m.borrow_watched();
+        if m.membership_config.membership().nodes().count() == 0 {
+            // No replica here: a leader it may remember is not one to watch.
+            return false;
+        }
         match m.current_leader {
             Some(leader) if leader == self.node_id => {
                 let index = m.last_log_index.map_or(0, |i| i + 1);
@@ -169,19 +173,35 @@ impl Groups {
                 .peers()
                 .silence(leader)
                 .is_none_or(|s| s > self.watch.wake_after),
-            None => m.membership_config.membership().nodes().next().is_some(),
+            None => true,
         }
     }
 
     /// At the leader of an awake group whose log has not moved since the last look and that
     /// every member holds and has committed: asks each member to sleep, and sleeps if all
-    /// agree.
+    /// agree. A group with no members here sleeps at once.
     async fn try_sleep(&self, group: &ShardGroup) {
+        if group.quiet.state.load(Ordering::Acquire) != AWAKE {
+            return;
+        }
+        let unheld = {
+            let m = group.raft.metrics();
+            let m = m.borrow_watched();
+            m.state != ServerState::Leader && m.membership_config.membership().nodes().count() == 0
+        };
+        if unheld {
+            // No replica here (a joining node, or one whose replica moved away): nothing to
+            // time until a leader sends something, which wakes it.
+            group.sleep();
+            return;
+        }
+        if self.transferring(group.id) {
+            return;
+        }
         let (last, term, members) = {
             let m = group.raft.metrics();
             let m = m.borrow_watched();
-            if m.state != ServerState::Leader || group.quiet.state.load(Ordering::Acquire) != AWAKE
-            {
+            if m.state != ServerState::Leader {
                 return;
             }
             let Some(last) = m.last_log_index else { return };
