@@ -155,14 +155,20 @@ impl Groups {
         }
     }
 
-    /// Whether an asleep group must wake: its leader's node is silent, it has no leader, or
-    /// (at the leader) its log moved since it went to sleep.
+    /// Whether an asleep group must wake: it holds entries not committed yet, its leader's
+    /// node is silent, it has no leader, or (at the leader) its log moved since it went to
+    /// sleep.
     fn should_wake(&self, group: &ShardGroup) -> bool {
         let m = group.raft.metrics();
         let m = m.borrow_watched();
         if m.membership_config.membership().nodes().count() == 0 {
             // No replica here: a leader it may remember is not one to watch.
             return false;
+        }
+        if m.last_log_index != m.local_committed.map(|id| id.index) {
+            // Entries not committed yet: the group is moving (or stuck, and its timers
+            // must run for an election to settle it).
+            return true;
         }
         match m.current_leader {
             Some(leader) if leader == self.node_id => {
