@@ -47,6 +47,8 @@ struct Peer {
     queue: mpsc::Sender<(request::Body, Pending)>,
     /// When the peer last answered anything ([`Clock`] time).
     heard: Arc<AtomicU64>,
+    /// When its address first refused a connection since then (+1; 0: it has not).
+    refused: Arc<AtomicU64>,
 }
 
 /// Milliseconds since the node's connections were set up, cheap to keep in an atomic.
@@ -85,6 +87,21 @@ impl Peers {
         let heard = self.peers.lock().get(&node)?.heard.load(Ordering::Relaxed);
         Some(Duration::from_millis(
             self.clock.now_ms().saturating_sub(heard),
+        ))
+    }
+
+    /// How long ago `node`'s address refused a connection (its process is gone), if it did
+    /// since it last answered.
+    pub fn refused_for(&self, node: u64) -> Option<Duration> {
+        let at = self
+            .peers
+            .lock()
+            .get(&node)?
+            .refused
+            .load(Ordering::Relaxed);
+        let at = at.checked_sub(1)?;
+        Some(Duration::from_millis(
+            self.clock.now_ms().saturating_sub(at),
         ))
     }
 
@@ -140,10 +157,12 @@ impl Peers {
         }
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
         let heard = Arc::new(AtomicU64::new(self.clock.now_ms()));
+        let refused = Arc::new(AtomicU64::new(0));
         let peer = Arc::new(Peer {
             addr: addr.to_string(),
             queue: tx,
             heard: heard.clone(),
+            refused: refused.clone(),
         });
         peers.insert(node, peer.clone());
         let link = Link {
@@ -152,6 +171,7 @@ impl Peers {
             me: self.me.clone(),
             clock: self.clock,
             heard,
+            refused,
         };
         tokio::spawn(run_connection(link, rx));
         peer
@@ -222,6 +242,7 @@ struct Link {
     me: Hello,
     clock: Clock,
     heard: Arc<AtomicU64>,
+    refused: Arc<AtomicU64>,
 }
 
 /// Owns the connection to one peer for as long as anyone may send to it.
@@ -232,6 +253,7 @@ async fn run_connection(link: Link, mut queue: mpsc::Receiver<(request::Body, Pe
         me,
         clock,
         heard,
+        refused,
     } = link;
     let next_id = AtomicU64::new(1);
     let mut backoff = BACKOFF_MIN;
@@ -243,6 +265,10 @@ async fn run_connection(link: Link, mut queue: mpsc::Receiver<(request::Body, Pe
             }
             Err(e) => {
                 tracing::debug!(peer = node, %addr, error = %e, "cannot reach peer");
+                if e.kind() == std::io::ErrorKind::ConnectionRefused {
+                    let now = clock.now_ms() + 1;
+                    let _ = refused.compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
+                }
                 // Fail what is queued now, then wait before dialling again.
                 let deadline = tokio::time::Instant::now() + backoff;
                 loop {
@@ -262,11 +288,12 @@ async fn run_connection(link: Link, mut queue: mpsc::Receiver<(request::Body, Pe
         let in_flight: Arc<Mutex<HashMap<u64, Pending>>> = Default::default();
         let reading = {
             let in_flight = in_flight.clone();
-            let heard = heard.clone();
+            let (heard, refused) = (heard.clone(), refused.clone());
             async move {
                 loop {
                     let raw = read_frame(&mut reader, &mut buf).await?;
                     heard.store(clock.now_ms(), Ordering::Relaxed);
+                    refused.store(0, Ordering::Relaxed);
                     let resp = Response::decode(raw)
                         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
                     if let Some(waiter) = in_flight.lock().remove(&resp.id) {

@@ -1,19 +1,21 @@
-//! Quiescing idle groups: a shard group whose log has not moved for a round, with every
-//! member holding and having committed all of it, stops its timers (no heartbeats, no
+//! Quiescing idle groups: a shard group whose log has not moved between two looks, with
+//! every member holding and having committed all of it, stops its timers (no heartbeats, no
 //! election timer) on every member, so an idle node with many groups uses almost no CPU.
 //!
 //! The leader asks its members first ([`Quiesce`]); only when every one has stopped does it
 //! stop its own timers. Anything that moves a group starts its timers again: a proposal or
 //! a read at the leader, any Raft RPC at a member (an append, a vote request, a snapshot).
-//! While asleep, a member watches its leader's node instead: every node pings the others
-//! each round, and when the leader's node has been silent for longer than [`WAKE_AFTER`]
-//! (plus a per-node random spread, so members do not all campaign at once) the member wakes;
-//! its election timer, long expired, starts an election at the next tick. Each round an
-//! asleep leader also checks its log: one that moved after all (an entry appended as it
-//! went to sleep) wakes before its members' election timers could expire.
+//! While asleep, a member watches its leader's node instead: a node pings each other node
+//! that has answered nothing for [`PING_AFTER`], and when the leader's node has been silent
+//! for longer than [`WAKE_AFTER`] (plus a per-node random spread, so members do not all
+//! campaign at once) the member wakes; its election timer, long expired, starts an election
+//! at the next tick. Each round an asleep leader also checks its log: one that moved after
+//! all (an entry appended as it went to sleep) wakes before its members' election timers
+//! could expire.
 //!
 //! Raft's safety never depends on timers; quiescing trades only how fast a dead leader is
-//! noticed. Group 0 never sleeps: the balancer reads node liveness from its heartbeats.
+//! noticed. Group 0 sleeps only when alone: with others, the balancer reads node liveness
+//! from its heartbeats.
 
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::time::Duration;
@@ -29,14 +31,18 @@ use rand::Rng;
 use super::groups::{Groups, ShardGroup};
 use super::state_machine::GroupId;
 
-/// How often the node pings its peers and checks its asleep groups.
+/// How often the node checks its asleep groups (and pings its peers).
 pub const ROUND: Duration = Duration::from_millis(100);
+/// A peer is pinged when it has answered nothing for this long.
+const PING_AFTER: Duration = Duration::from_millis(200);
 /// Rounds between two looks for idle groups at their leader: a group is idle when its log
 /// has not moved between two looks.
 const ROUNDS_PER_LOOK: u64 = 10;
 /// How long a member of an asleep group lets its leader's node stay silent before it wakes
-/// (each node adds up to as much again, drawn once).
+/// (a node's pings leave up to ~300 ms of silence between answers).
 const WAKE_AFTER: Duration = Duration::from_millis(500);
+/// The most a node adds to [`WAKE_AFTER`] (drawn once per node).
+const WAKE_SPREAD: Duration = Duration::from_millis(300);
 /// How long a leader waits for its members to agree to sleep.
 const ASK_TIMEOUT: Duration = Duration::from_millis(500);
 
@@ -119,7 +125,7 @@ pub(super) struct Watch {
 
 impl Default for Watch {
     fn default() -> Self {
-        let spread = rand::thread_rng().gen_range(0..=WAKE_AFTER.as_millis() as u64);
+        let spread = rand::thread_rng().gen_range(0..=WAKE_SPREAD.as_millis() as u64);
         Watch {
             wake_after: WAKE_AFTER + Duration::from_millis(spread),
         }
@@ -132,7 +138,10 @@ impl Groups {
     /// and every [`ROUNDS_PER_LOOK`] rounds asks the members of idle groups it leads to sleep.
     pub async fn quiet_round(&self, round: u64) {
         for (id, info) in self.meta.read().nodes.iter() {
-            if *id != self.node_id {
+            // A peer that answered something lately (a heartbeat, a forwarded command)
+            // needs no ping.
+            let quiet = self.peers().silence(*id).is_none_or(|s| s >= PING_AFTER);
+            if *id != self.node_id && quiet {
                 self.peers().ping(*id, &info.cluster_addr, ROUND * 10);
             }
         }
@@ -175,10 +184,18 @@ impl Groups {
                 let index = m.last_log_index.map_or(0, |i| i + 1);
                 m.state != ServerState::Leader || index != group.quiet.index.load(Ordering::Acquire)
             }
-            Some(leader) => self
-                .peers()
-                .silence(leader)
-                .is_none_or(|s| s > self.watch.wake_after),
+            // A refused connection means the leader's process is gone: members wake one
+            // after the other (a spread drawn per node), so the first usually wins the
+            // election without a split vote.
+            Some(leader) => {
+                self.peers()
+                    .silence(leader)
+                    .is_none_or(|s| s > self.watch.wake_after)
+                    || self
+                        .peers()
+                        .refused_for(leader)
+                        .is_some_and(|r| r >= self.watch.wake_after - WAKE_AFTER)
+            }
             None => true,
         }
     }
