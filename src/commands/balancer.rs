@@ -121,6 +121,7 @@ impl Balancer {
         if let Err(e) = groups.balance_meta_voters(&live).await {
             tracing::warn!(error = %e, "changing the metadata group's voters failed");
         }
+        mark_node_states(node, &live).await;
         let replicas: usize = node.config.get("replicas").parse().unwrap_or(3);
         // Moves follow each other at once while they succeed (a new cluster's shards each
         // need two), a bounded number per round.
@@ -134,6 +135,29 @@ impl Balancer {
                 tracing::warn!(?next, error = %e, "a replica move failed");
                 return;
             }
+        }
+    }
+}
+
+/// Records in the map which nodes are down (silent past the node timeout) and which are
+/// up again.
+async fn mark_node_states(node: &Node, live: &BTreeSet<u64>) {
+    let changes: Vec<MetaOp> = {
+        let meta = node.meta.read();
+        meta.nodes
+            .keys()
+            .filter(|id| live.contains(id) == meta.down.contains(id))
+            .map(|id| MetaOp::SetNodeState {
+                node: *id,
+                up: live.contains(id),
+            })
+            .collect()
+    };
+    for op in changes {
+        tracing::info!(?op, "node state");
+        if let Err(e) = node.change_meta(op).await {
+            tracing::warn!(error = %e, "recording a node's state failed");
+            return;
         }
     }
 }
@@ -197,6 +221,7 @@ mod tests {
                 .iter()
                 .map(|set| set.iter().copied().collect())
                 .collect(),
+            down: BTreeSet::new(),
         }
     }
 

@@ -632,6 +632,10 @@ impl Groups {
                 "nodes".to_string(),
                 self.meta.read().nodes.len().to_string(),
             ),
+            (
+                "nodes_down".to_string(),
+                self.meta.read().down.len().to_string(),
+            ),
         ];
         let all = std::iter::once(("meta".to_string(), self.meta_group.clone())).chain(
             self.shards

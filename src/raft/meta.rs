@@ -1,5 +1,6 @@
-//! The cluster map kept by the metadata group (group 0): the nodes, the replicas of every
-//! shard and a config epoch that counts the changes.
+//! The cluster map kept by the metadata group (group 0): the nodes and their state (up, or
+//! down: silent past the node timeout), the replicas of every shard and a config epoch that
+//! counts the changes.
 //!
 //! Every node follows group 0 (a voter on up to [`META_VOTERS`] nodes, a learner on the
 //! others), so every node knows the whole map. Changes are [`MetaOp`]s, carried in group 0's
@@ -20,7 +21,8 @@ use super::types::{self, CodecError, NodeInfo};
 
 /// Voters of group 0 at most; further nodes follow it as learners.
 pub const META_VOTERS: usize = 5;
-const FORMAT_VERSION: u8 = 1;
+/// Version 2 added the nodes found down; version 1 maps are still read.
+const FORMAT_VERSION: u8 = 2;
 
 /// The cluster map.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -30,6 +32,9 @@ pub struct ClusterMeta {
     pub nodes: BTreeMap<u64, NodeInfo>,
     /// Per shard, the nodes holding (or being given) a replica.
     pub replicas: Vec<BTreeSet<u64>>,
+    /// Nodes the balancer found silent for longer than the node timeout (their replicas
+    /// are rebuilt elsewhere); a node answering again is up again.
+    pub down: BTreeSet<u64>,
 }
 
 /// The map as the node knows it, shared by the groups and the applier.
@@ -48,6 +53,8 @@ pub enum MetaOp {
     AddNode { node: u64, info: NodeInfo },
     /// The replicas of one shard.
     SetReplicas { shard: u16, nodes: BTreeSet<u64> },
+    /// A node is up, or down (silent past the node timeout).
+    SetNodeState { node: u64, up: bool },
 }
 
 fn parse<T: std::str::FromStr>(arg: Option<&Bytes>) -> Result<T, CodecError> {
@@ -83,6 +90,11 @@ impl MetaOp {
                 args.extend(nodes.iter().map(|n| b(n.to_string())));
                 args
             }
+            MetaOp::SetNodeState { node, up } => vec![
+                b("nodestate".into()),
+                b(node.to_string()),
+                b(if *up { "up" } else { "down" }.into()),
+            ],
         }
     }
 
@@ -110,6 +122,14 @@ impl MetaOp {
                     .iter()
                     .map(|a| parse(Some(a)))
                     .collect::<Result<_, _>>()?,
+            }),
+            b"nodestate" if args.len() == 3 => Ok(MetaOp::SetNodeState {
+                node: parse(args.get(1))?,
+                up: match &args[2][..] {
+                    b"up" => true,
+                    b"down" => false,
+                    _ => return Err(CodecError::Bad("node state is up or down".into())),
+                },
             }),
             _ => Err(CodecError::Bad(format!(
                 "unknown metadata op {:?}",
@@ -141,6 +161,16 @@ impl ClusterMeta {
                 }
                 _ => false,
             },
+            MetaOp::SetNodeState { node, up } => {
+                if !self.nodes.contains_key(node) {
+                    return false;
+                }
+                if *up {
+                    self.down.remove(node)
+                } else {
+                    self.down.insert(*node)
+                }
+            }
         };
         if changed {
             self.epoch += 1;
@@ -160,7 +190,8 @@ impl ClusterMeta {
     }
 
     /// Format: `version:u8 | epoch:u64 | nodes:u32 | (id:u64 | client | cluster)* |
-    /// shards:u32 | (count:u32 | id:u64*)*`, strings length-prefixed.
+    /// shards:u32 | (count:u32 | id:u64*)* | down:u32 | id:u64*`, strings length-prefixed
+    /// (version 1 had no `down`).
     pub fn encode(&self) -> Bytes {
         let mut out = BytesMut::new();
         out.put_u8(FORMAT_VERSION);
@@ -178,11 +209,18 @@ impl ClusterMeta {
                 out.put_u64(*n);
             }
         }
+        out.put_u32(self.down.len() as u32);
+        for n in &self.down {
+            out.put_u64(*n);
+        }
         out.freeze()
     }
 
     pub fn decode(mut raw: Bytes) -> Result<ClusterMeta, CodecError> {
-        types::check_version_of(&mut raw, FORMAT_VERSION)?;
+        let version = types::get_u8(&mut raw)?;
+        if version != 1 && version != FORMAT_VERSION {
+            return Err(CodecError::Version(version));
+        }
         let epoch = types::get_u64(&mut raw)?;
         let string = |raw: &mut Bytes| -> Result<String, CodecError> {
             String::from_utf8(types::get_bytes(raw)?.to_vec())
@@ -209,10 +247,17 @@ impl ClusterMeta {
             }
             replicas.push(set);
         }
+        let mut down = BTreeSet::new();
+        if version >= 2 {
+            for _ in 0..types::get_count(&mut raw)? {
+                down.insert(types::get_u64(&mut raw)?);
+            }
+        }
         Ok(ClusterMeta {
             epoch,
             nodes,
             replicas,
+            down,
         })
     }
 }
@@ -244,6 +289,7 @@ mod tests {
                 shard: 2,
                 nodes: BTreeSet::from([7, 9]),
             },
+            MetaOp::SetNodeState { node: 9, up: false },
         ];
         let mut meta = ClusterMeta::default();
         for op in &ops {
@@ -252,14 +298,27 @@ mod tests {
         }
         assert!(!meta.apply(&ops[0]), "bootstrap only once");
         assert!(!meta.apply(&ops[2]), "same replicas: no change");
-        assert_eq!(meta.epoch, 3);
+        assert!(!meta.apply(&ops[3]), "already down: no change");
+        assert!(
+            !meta.apply(&MetaOp::SetNodeState { node: 5, up: false }),
+            "unknown node"
+        );
+        assert_eq!(meta.down, BTreeSet::from([9]));
+        assert_eq!(meta.epoch, 4);
         assert_eq!(meta.replicas[2], BTreeSet::from([7, 9]));
         assert_eq!(meta.load(), BTreeMap::from([(7, 4), (9, 1)]));
         let raw = meta.encode();
-        assert_eq!(ClusterMeta::decode(raw.clone()), Ok(meta));
+        assert_eq!(ClusterMeta::decode(raw.clone()), Ok(meta.clone()));
         for cut in 0..raw.len() {
             assert!(ClusterMeta::decode(raw.slice(..cut)).is_err());
         }
+        // A version 1 map (before node states) still reads, with no node down.
+        let mut v1 = BytesMut::from(&raw[..raw.len() - 12]);
+        v1[0] = 1;
+        let old = ClusterMeta::decode(v1.freeze()).unwrap();
+        assert_eq!((old.down.len(), old.nodes.len()), (0, 2));
+        assert!(meta.apply(&MetaOp::SetNodeState { node: 9, up: true }));
+        assert!(meta.down.is_empty());
     }
 
     #[test]
@@ -268,6 +327,7 @@ mod tests {
             vec!["bootstrap", "x", "a", "b", "4"],
             vec!["replicas"],
             vec!["addnode", "1", "a"],
+            vec!["nodestate", "1", "sideways"],
             vec!["nosuch"],
             vec![],
         ] {

@@ -38,6 +38,23 @@ fn wait_held(cluster: &Cluster, nodes: &[usize], each: usize, what: &str) {
     }
 }
 
+/// Waits until each of `nodes` sees `down` nodes marked down in the cluster map.
+fn wait_nodes_down(cluster: &Cluster, nodes: &[usize], down: usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let want = format!("nodes_down:{down}\r\n");
+    loop {
+        let seen: Vec<String> = nodes
+            .iter()
+            .map(|&i| crate::support::show(&cluster.client(i).call(&["INFO", "raft"])))
+            .collect();
+        if seen.iter().all(|info| info.contains(&want)) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "nodes down is not {down}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
 /// Writes keys through node 0 until told to stop; returns the acknowledged ones.
 fn writer(cluster: &Cluster, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<Vec<String>> {
     let mut c = cluster.client(0);
@@ -111,6 +128,7 @@ fn a_fourth_node_takes_replicas_under_load_and_a_lost_node_is_replaced() {
     let killed = Instant::now();
     let live = [0, 2, 3];
     wait_held(&cluster, &live, SHARDS, "after a node went away");
+    wait_nodes_down(&cluster, &live, 1);
     eprintln!(
         "replicas of a lost node rebuilt {} ms after the kill (node timeout 3000 ms)",
         killed.elapsed().as_millis()
@@ -134,6 +152,8 @@ fn a_fourth_node_takes_replicas_under_load_and_a_lost_node_is_replaced() {
     cluster.start_node(away);
     let live = [0, 1, 3];
     wait_held(&cluster, &live, SHARDS, "after a second node went away");
+    // The map marks the second node down and the first up again.
+    wait_nodes_down(&cluster, &live, 1);
     for &i in &live {
         assert_eq!(cluster.dbsize(i), all.len(), "node {i} holds every key");
     }
