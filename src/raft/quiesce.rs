@@ -148,6 +148,7 @@ impl Groups {
         let groups: Vec<ShardGroup> = self.shards.iter().map(|s| s.read().clone()).collect();
         for group in groups.iter().filter(|g| g.is_asleep()) {
             if self.should_wake(group) {
+                tracing::debug!(group = group.id, "waking a quiesced group");
                 group.wake();
             }
         }

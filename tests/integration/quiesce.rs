@@ -71,6 +71,9 @@ fn idle_groups_sleep_and_wake_for_writes_reads_and_a_dead_leader() {
     // The node leading the most shards dies while they sleep: their members notice its
     // silence, wake and elect; writes to every shard resume through the others.
     wait_settled(&cluster, &[0, 1, 2]);
+    // Past openraft's lease plus an election timeout since the last heartbeat (until then
+    // a member may not elect anyway, asleep or not), so the gap below is what sleeping costs.
+    std::thread::sleep(Duration::from_millis(1500));
     let victim = (0..3).max_by_key(|&i| leading(&cluster, i)).unwrap();
     let survivor = (victim + 1) % 3;
     cluster.kill(victim);
