@@ -235,10 +235,8 @@ impl Groups {
                 .replication
                 .as_ref()
                 .is_none_or(|r| r.values().all(at_last));
-            if seen != last + 1 || !at_last(&m.local_committed) || !at_last(&m.last_applied) {
-                return;
-            }
-            if !caught_up {
+            let idle = seen == last + 1 && at_last(&m.local_committed) && at_last(&m.last_applied);
+            if !idle || !caught_up {
                 return;
             }
             let members: Vec<(u64, String)> = m
