@@ -34,7 +34,13 @@ fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-                tracing_subscriber::EnvFilter::new(format!("{level},openraft=warn"))
+                // openraft warns on every failed heartbeat and replication attempt (ten a
+                // second per group while a member's node is down); the peer link logs the
+                // node's loss and return once instead.
+                tracing_subscriber::EnvFilter::new(format!(
+                    "{level},openraft=warn,openraft::core::heartbeat=error,\
+                     openraft::replication=error,openraft::engine::handler::replication_handler=error"
+                ))
             }),
         )
         .with_writer(std::io::stderr)

@@ -178,40 +178,45 @@ impl Groups {
         }
     }
 
-    /// Spreads shard leaders over the voters: when this node leads more groups than its
-    /// share (groups / nodes, rounded up), it hands groups (up to
+    /// Spreads shard leaders over the voters whose nodes answer: when this node leads more
+    /// groups than its share (groups / answering nodes, rounded up), it hands groups (up to
     /// [`LEADER_MOVES_PER_ROUND`] a round) to the voter of each that leads the fewest, if
     /// that one is below its share, down to its share. Every node runs it, so leaders settle
     /// within a round or two.
     pub async fn balance_leaders(&self) {
         self.retry_transfers().await;
+        // Leadership goes only to a voter whose node answers (an asleep group's heartbeats
+        // say nothing), and a node that does not answer leads nothing for long.
+        let answering = |v: &u64| {
+            *v == self.node_id
+                || self
+                    .peers()
+                    .silence(*v)
+                    .is_some_and(|s| s < LEADER_TARGET_SILENCE)
+        };
         let mut led: BTreeMap<u64, usize> = BTreeMap::new();
         let mut mine = Vec::new();
         let mut members = Vec::new();
         let groups: Vec<ShardGroup> = self.shards.iter().map(|s| s.read().clone()).collect();
         for group in &groups {
             let m = group.raft.metrics().borrow_watched().clone();
-            let voters: Vec<u64> = m.membership_config.membership().voter_ids().collect();
+            let voters: Vec<u64> = m
+                .membership_config
+                .membership()
+                .voter_ids()
+                .filter(answering)
+                .collect();
             for v in &voters {
                 led.entry(*v).or_insert(0);
             }
             // A group this node holds no replica of may remember a leader long gone.
-            if let Some(leader) = m.current_leader.filter(|_| !voters.is_empty()) {
+            if let Some(leader) = m.current_leader.filter(|l| voters.contains(l)) {
                 *led.entry(leader).or_insert(0) += 1;
             }
             if m.state == ServerState::Leader && voters.len() > 1 {
                 mine.push(members.len());
-                // Leadership goes only to a voter whose node answers (an asleep group's
-                // heartbeats say nothing).
-                let answering = |v: &u64| {
-                    self.peers()
-                        .silence(*v)
-                        .is_some_and(|s| s < LEADER_TARGET_SILENCE)
-                };
-                members.push(voters.into_iter().filter(answering).collect());
-            } else {
-                members.push(voters);
             }
+            members.push(voters);
         }
         if led.len() < 2 {
             return;
@@ -282,6 +287,16 @@ impl Groups {
                     continue;
                 }
             };
+            let answers = self
+                .peers()
+                .silence(to)
+                .is_some_and(|s| s < LEADER_TARGET_SILENCE);
+            if !answers {
+                // Its node went quiet: the other voters elect someone instead once their
+                // election timers run out (a leader handing over stops heartbeating, and the
+                // group stays awake while the transfer is listed).
+                continue;
+            }
             if asked >= TRANSFER_RETRY {
                 tracing::info!(group = id, to, "leader transfer not done, asking again");
                 self.transfer(&group, to).await;

@@ -257,14 +257,23 @@ async fn run_connection(link: Link, mut queue: mpsc::Receiver<(request::Body, Pe
     } = link;
     let next_id = AtomicU64::new(1);
     let mut backoff = BACKOFF_MIN;
+    // Whether the peer's loss has been logged (once, until it answers again).
+    let mut lost = false;
     loop {
         let (stream, mut buf) = match dial(&addr, &me).await {
             Ok(c) => {
                 backoff = BACKOFF_MIN;
+                if std::mem::take(&mut lost) {
+                    tracing::info!(peer = node, %addr, "peer reachable again");
+                }
                 c
             }
             Err(e) => {
-                tracing::debug!(peer = node, %addr, error = %e, "cannot reach peer");
+                if !std::mem::replace(&mut lost, true) {
+                    tracing::warn!(peer = node, %addr, error = %e, "cannot reach peer");
+                } else {
+                    tracing::debug!(peer = node, %addr, error = %e, "cannot reach peer");
+                }
                 if e.kind() == std::io::ErrorKind::ConnectionRefused {
                     let now = clock.now_ms() + 1;
                     let _ = refused.compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
@@ -335,7 +344,11 @@ async fn run_connection(link: Link, mut queue: mpsc::Receiver<(request::Body, Pe
             }
         };
         let closed = tokio::select! {
-            r = reading => { tracing::debug!(peer = node, result = ?r.err(), "peer connection lost"); false }
+            r = reading => {
+                tracing::warn!(peer = node, %addr, error = ?r.err(), "lost the connection to a peer");
+                lost = true;
+                false
+            }
             w = writing => matches!(w, Ok(true)),
         };
         for (_, waiter) in in_flight.lock().drain() {

@@ -13,6 +13,10 @@
 //! all (an entry appended as it went to sleep) wakes before its members' election timers
 //! could expire.
 //!
+//! A member whose node is away (refusing connections, or silent for [`AWAY_AFTER`]) does not
+//! keep the rest awake: the leader sleeps with a majority of the voters agreeing, leaving it
+//! out, and wakes as soon as a left-out node answers again, to bring it up to date.
+//!
 //! Raft's safety never depends on timers; quiescing trades only how fast a dead leader is
 //! noticed. Group 0 sleeps only when alone: with others, the balancer reads node liveness
 //! from its heartbeats.
@@ -45,6 +49,9 @@ const WAKE_AFTER: Duration = Duration::from_millis(500);
 const WAKE_SPREAD: Duration = Duration::from_millis(300);
 /// How long a leader waits for its members to agree to sleep.
 const ASK_TIMEOUT: Duration = Duration::from_millis(500);
+/// A member whose node has answered nothing for this long (or refused connections for
+/// it) is away: its group may sleep without it.
+const AWAY_AFTER: Duration = Duration::from_secs(2);
 
 const AWAKE: u8 = 0;
 /// The leader is asking its members to sleep.
@@ -60,6 +67,9 @@ pub(super) struct Quiet {
     switching: Mutex<()>,
     /// The last log index (+1; 0: none) of the last look, or of when the group went to sleep.
     index: AtomicU64,
+    /// At a leader that went to sleep without some members (their nodes were away): those
+    /// nodes. It wakes when one of them answers again.
+    left_out: Mutex<Vec<u64>>,
 }
 
 impl ShardGroup {
@@ -76,6 +86,7 @@ impl ShardGroup {
         // Awake for a whole look at least (what woke it may not have moved the log yet: a
         // write waits for the leader's lease first).
         self.quiet.index.store(0, Ordering::Release);
+        self.quiet.left_out.lock().clear();
         was != AWAKE
     }
 
@@ -103,13 +114,15 @@ impl ShardGroup {
             .is_ok()
     }
 
-    /// The leader's members answered: it sleeps if all agreed and nothing woke it meanwhile.
-    fn end_sleep(&self, agreed: bool) {
+    /// The leader's members answered: it sleeps if all agreed and nothing woke it meanwhile,
+    /// remembering the members it did not ask (`left_out`).
+    fn end_sleep(&self, agreed: bool, left_out: Vec<u64>) {
         let _switching = self.quiet.switching.lock();
         if self.quiet.state.load(Ordering::Acquire) != GOING {
             return;
         }
         if agreed {
+            *self.quiet.left_out.lock() = left_out;
             self.quiet.state.store(ASLEEP, Ordering::Release);
             self.raft.runtime_config().tick(false);
         } else {
@@ -183,7 +196,14 @@ impl Groups {
         match m.current_leader {
             Some(leader) if leader == self.node_id => {
                 let index = m.last_log_index.map_or(0, |i| i + 1);
-                m.state != ServerState::Leader || index != group.quiet.index.load(Ordering::Acquire)
+                m.state != ServerState::Leader
+                    || index != group.quiet.index.load(Ordering::Acquire)
+                    || group
+                        .quiet
+                        .left_out
+                        .lock()
+                        .iter()
+                        .any(|n| !self.node_away(*n))
             }
             // A refused connection means the leader's process is gone: members wake one
             // after the other (a spread drawn per node), so the first usually wins the
@@ -201,9 +221,18 @@ impl Groups {
         }
     }
 
+    /// Whether `node` is away: its address refused connections, or it answered nothing, for
+    /// [`AWAY_AFTER`].
+    fn node_away(&self, node: u64) -> bool {
+        let peers = self.peers();
+        peers.refused_for(node).is_some_and(|r| r >= AWAY_AFTER)
+            || peers.silence(node).is_none_or(|s| s >= AWAY_AFTER)
+    }
+
     /// At the leader of an awake group whose log has not moved since the last look and that
-    /// every member holds and has committed: asks each member to sleep, and sleeps if all
-    /// agree. A group with no members here sleeps at once.
+    /// every member not away holds and has committed: asks each of them to sleep, and
+    /// sleeps if all agree and, with the leader, make a majority of the voters. A group with
+    /// no members here sleeps at once.
     async fn try_sleep(&self, group: &ShardGroup) {
         if group.quiet.state.load(Ordering::Acquire) != AWAKE {
             return;
@@ -222,7 +251,7 @@ impl Groups {
         if self.transferring(group.id) {
             return;
         }
-        let (last, term, members) = {
+        let (last, term, members, left_out) = {
             let m = group.raft.metrics();
             let m = m.borrow_watched();
             if m.state != ServerState::Leader {
@@ -234,19 +263,30 @@ impl Groups {
             let caught_up = m
                 .replication
                 .as_ref()
-                .is_none_or(|r| r.values().all(at_last));
+                .is_none_or(|r| r.iter().all(|(id, at)| at_last(at) || self.node_away(*id)));
             let idle = seen == last + 1 && at_last(&m.local_committed) && at_last(&m.last_applied);
             if !idle || !caught_up {
                 return;
             }
-            let members: Vec<(u64, String)> = m
-                .membership_config
-                .membership()
-                .nodes()
-                .filter(|(id, _)| **id != self.node_id)
-                .map(|(id, info)| (*id, info.cluster_addr.clone()))
-                .collect();
-            (last, m.current_term, members)
+            let membership = m.membership_config.membership();
+            let mut members: Vec<(u64, String)> = Vec::new();
+            let mut left_out: Vec<u64> = Vec::new();
+            for (id, info) in membership.nodes().filter(|(id, _)| **id != self.node_id) {
+                if self.node_away(*id) {
+                    left_out.push(*id);
+                } else {
+                    members.push((*id, info.cluster_addr.clone()));
+                }
+            }
+            let voters = membership.voter_ids().count();
+            let away_voters = membership
+                .voter_ids()
+                .filter(|v| left_out.contains(v))
+                .count();
+            if (voters - away_voters) * 2 <= voters {
+                return;
+            }
+            (last, m.current_term, members, left_out)
         };
         if !group.begin_sleep() {
             return;
@@ -270,10 +310,10 @@ impl Groups {
             let m = m.borrow_watched();
             m.state == ServerState::Leader && m.last_log_index == Some(last)
         };
-        group.end_sleep(agreed && unmoved);
         if agreed && unmoved {
-            tracing::debug!(group = group_id, index = last, "group quiesced");
+            tracing::debug!(group = group_id, index = last, ?left_out, "group quiesced");
         }
+        group.end_sleep(agreed && unmoved, left_out);
     }
 
     /// A leader asks this node to stop `group`'s timers: it does if it follows that leader

@@ -1,5 +1,6 @@
 //! Idle shard groups stop their timers on every member (quiesced) and wake for whatever
-//! moves them: writes and reads through any node, and the loss of their leader's node.
+//! moves them: writes and reads through any node, and the loss of their leader's node. A
+//! member whose node is down does not keep them awake.
 
 use std::time::{Duration, Instant};
 
@@ -91,18 +92,28 @@ fn idle_groups_sleep_and_wake_for_writes_reads_and_a_dead_leader() {
         killed.elapsed().as_millis()
     );
 
+    // With it down the groups sleep again without it, leaders spread over the two left,
+    // and writes still wake them.
+    let others: Vec<usize> = (0..3).filter(|&i| i != victim).collect();
+    wait_settled(&cluster, &others);
+    let mut c = cluster.client(others[1]);
+    let down: Vec<String> = (0..50).map(|i| format!("down{i}")).collect();
+    for key in &down {
+        assert_eq!(show(&c.call(&["SET", key, key])), "+OK\r\n", "SET {key}");
+    }
+
     // It comes back, catches up and everything sleeps again; every node has every key.
     cluster.start_node(victim);
     cluster.wait_replicated(3);
     wait_settled(&cluster, &[0, 1, 2]);
     let mut c = cluster.client(victim);
-    for key in keys.iter().chain(&after) {
+    for key in keys.iter().chain(&after).chain(&down) {
         assert!(exists(&mut c, key), "{key} lost");
     }
     for i in 0..3 {
         assert_eq!(
             cluster.dbsize(i),
-            keys.len() + after.len(),
+            keys.len() + after.len() + down.len(),
             "node {i}'s replicas"
         );
     }
