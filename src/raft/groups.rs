@@ -467,10 +467,6 @@ impl Groups {
             .ok_or_else(|| format!("no group {group}"))
     }
 
-    pub(super) fn raft(&self, group: GroupId) -> Result<ShardRaft, String> {
-        self.group(group).map(|g| g.raft)
-    }
-
     /// The leader of `shard`'s group as this node knows it: its id and addresses (none if
     /// the group's members, as this node has them, do not include it).
     pub fn leader_of(&self, shard: ShardId) -> Option<(u64, NodeInfo)> {

@@ -187,13 +187,8 @@ impl Groups {
         self.retry_transfers().await;
         // Leadership goes only to a voter whose node answers (an asleep group's heartbeats
         // say nothing), and a node that does not answer leads nothing for long.
-        let answering = |v: &u64| {
-            *v == self.node_id
-                || self
-                    .peers()
-                    .silence(*v)
-                    .is_some_and(|s| s < LEADER_TARGET_SILENCE)
-        };
+        let answering =
+            |v: &u64| *v == self.node_id || self.peers().answered_within(*v, LEADER_TARGET_SILENCE);
         let mut led: BTreeMap<u64, usize> = BTreeMap::new();
         let mut mine = Vec::new();
         let mut members = Vec::new();
@@ -287,11 +282,7 @@ impl Groups {
                     continue;
                 }
             };
-            let answers = self
-                .peers()
-                .silence(to)
-                .is_some_and(|s| s < LEADER_TARGET_SILENCE);
-            if !answers {
+            if !self.peers().answered_within(to, LEADER_TARGET_SILENCE) {
                 // Its node went quiet: the other voters elect someone instead once their
                 // election timers run out (a leader handing over stops heartbeating, and the
                 // group stays awake while the transfer is listed).

@@ -90,6 +90,11 @@ impl Peers {
         ))
     }
 
+    /// Whether `node` answered something within the last `within`.
+    pub fn answered_within(&self, node: u64, within: Duration) -> bool {
+        self.silence(node).is_some_and(|s| s < within)
+    }
+
     /// How long ago `node`'s address refused a connection (its process is gone), if it did
     /// since it last answered.
     pub fn refused_for(&self, node: u64) -> Option<Duration> {

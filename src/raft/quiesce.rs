@@ -33,7 +33,6 @@ use parking_lot::Mutex;
 use rand::Rng;
 
 use super::groups::{Groups, ShardGroup};
-use super::state_machine::GroupId;
 
 /// How often the node checks its asleep groups (and pings its peers).
 pub const ROUND: Duration = Duration::from_millis(100);
@@ -153,7 +152,7 @@ impl Groups {
         for (id, info) in self.meta.read().nodes.iter() {
             // A peer that answered something lately (a heartbeat, a forwarded command)
             // needs no ping.
-            let quiet = self.peers().silence(*id).is_none_or(|s| s >= PING_AFTER);
+            let quiet = !self.peers().answered_within(*id, PING_AFTER);
             if *id != self.node_id && quiet {
                 self.peers().ping(*id, &info.cluster_addr, ROUND * 10);
             }
@@ -226,7 +225,7 @@ impl Groups {
     fn node_away(&self, node: u64) -> bool {
         let peers = self.peers();
         peers.refused_for(node).is_some_and(|r| r >= AWAY_AFTER)
-            || peers.silence(node).is_none_or(|s| s >= AWAY_AFTER)
+            || !peers.answered_within(node, AWAY_AFTER)
     }
 
     /// At the leader of an awake group whose log has not moved since the last look and that
@@ -336,13 +335,6 @@ impl Groups {
             group.sleep();
         }
         Ok(agrees)
-    }
-
-    /// Wakes `group` after a peer's RPC for it (a no-op unless it was asleep).
-    pub(super) fn wake_group(&self, group: GroupId) {
-        if let Ok(g) = self.group(group) {
-            g.wake();
-        }
     }
 
     /// How many shard groups are asleep on this node.

@@ -21,11 +21,11 @@ impl Groups {
         kind: RaftKind,
         payload: Bytes,
     ) -> Result<Bytes, String> {
-        let raft = self.raft(group)?;
-        let reply = self.serve_rpc(&raft, kind, payload).await;
+        let target = self.group(group)?;
+        let reply = self.serve_rpc(&target.raft, kind, payload).await;
         // Whatever a peer sends about a group wakes it (an asleep leader's vote request
         // after the fact, a new leader's first append): the group is moving again.
-        self.wake_group(group);
+        target.wake();
         reply
     }
 
@@ -66,8 +66,7 @@ impl Groups {
 
     /// Stores one chunk of a snapshot for `group`; the last one installs it.
     pub async fn handle_snapshot_chunk(&self, chunk: SnapshotChunk) -> Result<Bytes, String> {
-        let group = chunk.group;
-        let raft = self.raft(group)?;
+        let target = self.group(chunk.group)?;
         let text = |e: &dyn std::fmt::Display| e.to_string();
         let key = chunk.transfer;
         let received = {
@@ -94,11 +93,12 @@ impl Groups {
             meta,
             snapshot: ShardSnapshot(Box::new(data)),
         };
-        let resp = raft
+        let resp = target
+            .raft
             .install_full_snapshot(vote, snapshot)
             .await
             .map_err(|e| text(&e))?;
-        self.wake_group(group);
+        target.wake();
         Ok(wire::encode_snapshot_response(&resp))
     }
 }
