@@ -9,7 +9,6 @@
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
-use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex as StdMutex};
@@ -21,12 +20,15 @@ use parking_lot::{Mutex, RwLock};
 
 use super::batch::{Op, OpKind};
 use super::cache::BlockCache;
+use super::epochs::{ReadEpochs, ReadGuard};
+use super::flush::write_memtable;
+use super::gc::MemtableGc;
 use super::key::Kind;
 use super::manifest::{Manifest, VersionEdit};
-use super::memtable::Memtable;
+use super::memtable::{Hidden, Memtable};
 use super::range_del::{covering_seqno, RangeTombstone};
-use super::sstable::{Compression, TableBuilder};
-use super::version::{open_table, table_path, Version};
+use super::sstable::Compression;
+use super::version::{open_table, Version};
 use super::wal::{self, SyncPolicy, Wal};
 use super::worker;
 use crate::storage::{Engine, KeyRange, Result, Snapshot, StorageError, WriteBatch, WriteOp};
@@ -72,6 +74,27 @@ pub trait CompactionFilter: Send + Sync + std::fmt::Debug {
 
 /// Reads a key for a [`CompactionFilter`] (at the oldest live snapshot).
 pub type FilterLookup<'a> = dyn Fn(&[u8]) -> Result<Option<Bytes>> + 'a;
+
+/// Point deletes that make a memtable worth flushing early (see `wants_rotation`), at the
+/// least; tables holding as many are compacted early (`worker::pick`).
+pub const DELETES_FLUSH_MIN: usize = 1024;
+
+impl LsmOptions {
+    /// Whether the active memtable should become immutable and be flushed: when full, or
+    /// when most of what it holds is deletes of keys stored in tables (the garbage collector
+    /// removes the others) and they pass an eighth of its budget. Scans step over deletes
+    /// until compaction meets them with what they delete, which flushing starts early.
+    fn wants_rotation(&self, mem: &Memtable) -> bool {
+        let deletes = mem.deletes();
+        mem.approximate_bytes() >= self.memtable_bytes
+            || deletes >= DELETES_FLUSH_MIN
+                && deletes * 2 >= mem.len()
+                && deletes * MEMTABLE_DELETE_BYTES >= self.memtable_bytes / 8
+    }
+}
+
+/// What a delete of a typical key costs a memtable, to weigh deletes against its budget.
+const MEMTABLE_DELETE_BYTES: usize = 96;
 
 impl Default for LsmOptions {
     fn default() -> Self {
@@ -130,6 +153,8 @@ impl State {
 struct Writer {
     wal: Wal,
     next_seqno: u64,
+    /// Versions in the active memtable waiting until no reader can see them.
+    gc: MemtableGc,
 }
 
 /// Counters reported in INFO storage.
@@ -142,6 +167,12 @@ pub struct LsmStats {
     pub bytes_compacted: AtomicU64,
     /// Values the compaction filter removed.
     pub filtered_values: AtomicU64,
+    /// Versions removed from the active memtable once no reader could see them.
+    pub gc_removed: AtomicU64,
+    /// Range reads, and the entries they took from memtables and tables (versions and
+    /// deletes they stepped over included).
+    pub scans: AtomicU64,
+    pub scan_entries: AtomicU64,
 }
 
 pub(super) struct Shared {
@@ -163,6 +194,8 @@ pub(super) struct Shared {
     /// Wakes the worker (work to do) and stalled writers (work done); holds "shutting down".
     pub signal: (StdMutex<bool>, Condvar),
     pub snapshots: Mutex<BTreeMap<u64, usize>>,
+    /// Where readers without a registered snapshot announce themselves (`epochs.rs`).
+    pub epochs: ReadEpochs,
     pub cache: Arc<BlockCache>,
     pub stats: LsmStats,
     _lock: File,
@@ -230,7 +263,7 @@ impl LsmEngine {
             for (first, ops) in wal::replay(&path).map_err(io)? {
                 for (i, op) in ops.into_iter().enumerate() {
                     let seqno = first + i as u64;
-                    apply_op(&recovered, op, seqno);
+                    let _ = apply_op(&recovered, op, seqno);
                     last_seqno = last_seqno.max(seqno);
                 }
             }
@@ -240,7 +273,14 @@ impl LsmEngine {
         let wal_id = next_file_id.fetch_add(1, Ordering::Relaxed);
         if !recovered.is_empty() {
             let id = next_file_id.fetch_add(1, Ordering::Relaxed);
-            let meta = write_memtable(dir, id, &recovered, opts.upper_compression, last_seqno)?;
+            let meta = write_memtable(
+                dir,
+                id,
+                &recovered,
+                opts.upper_compression,
+                last_seqno,
+                &version,
+            )?;
             let edit = VersionEdit {
                 added: meta.iter().cloned().collect(),
                 log_number: Some(wal_id),
@@ -283,7 +323,9 @@ impl LsmEngine {
             writer: Mutex::new(Writer {
                 wal,
                 next_seqno: last_seqno + 1,
+                gc: MemtableGc::default(),
             }),
+            epochs: ReadEpochs::default(),
             visible: AtomicU64::new(last_seqno),
             flushed_seqno: AtomicU64::new(last_seqno),
             wal_pending: std::sync::atomic::AtomicBool::new(false),
@@ -415,6 +457,42 @@ impl Shared {
         }
     }
 
+    /// What a read without a registered snapshot uses: its place in the read epochs (hold it
+    /// until done), the state and the sequence number. The epoch comes first, so the memtable
+    /// garbage collector keeps every version this reader may need. The state comes before
+    /// the sequence number: a flush or compaction drops versions below the oldest snapshot it
+    /// saw, and a reader that finds the new state then reads at a sequence number at least as
+    /// new as that (one that finds the old state still has every version).
+    pub fn read_view(&self) -> (ReadGuard<'_>, Arc<State>, u64) {
+        let guard = self.epochs.enter();
+        let state = self.state.read().clone();
+        (guard, state, self.visible.load(Ordering::Acquire))
+    }
+
+    /// Registers the oldest snapshot (see [`Shared::oldest_snapshot`]) until the pin is
+    /// dropped, so the versions it sees stay readable, in the active memtable included.
+    pub fn pin_oldest(&self) -> SnapshotPin<'_> {
+        let mut snaps = self.snapshots.lock();
+        let visible = self.visible.load(Ordering::Acquire);
+        let seqno = snaps.keys().next().copied().unwrap_or(visible).min(visible);
+        *snaps.entry(seqno).or_default() += 1;
+        SnapshotPin {
+            shared: self,
+            seqno,
+        }
+    }
+
+    /// Takes back one registration of a snapshot at `seqno`.
+    fn unregister(&self, seqno: u64) {
+        let mut snaps = self.snapshots.lock();
+        if let Some(n) = snaps.get_mut(&seqno) {
+            *n -= 1;
+            if *n == 0 {
+                snaps.remove(&seqno);
+            }
+        }
+    }
+
     /// The oldest sequence number some reader may still read at.
     pub fn oldest_snapshot(&self) -> u64 {
         let visible = self.visible.load(Ordering::Acquire);
@@ -432,6 +510,7 @@ impl Shared {
         let id = self.next_file_id.fetch_add(1, Ordering::Relaxed);
         let new_wal = Wal::create(&self.dir, id).map_err(io)?;
         let mut old_wal = std::mem::replace(&mut w.wal, new_wal);
+        w.gc.reset();
         if let Err(e) = old_wal.sync() {
             self.poison(format!("WAL fsync failed: {e}"));
             return Err(io(e));
@@ -518,55 +597,17 @@ fn batch_ops(batch: WriteBatch) -> Vec<Op> {
         .collect()
 }
 
-/// Applies one logged operation to a memtable.
-fn apply_op(mem: &Memtable, op: Op, seqno: u64) {
+/// Applies one logged operation to a memtable; says what older version written there it
+/// hid, if any.
+fn apply_op(mem: &Memtable, op: Op, seqno: u64) -> Option<Hidden> {
     match op.kind {
         OpKind::Put => mem.insert(op.key, seqno, Kind::Put, op.value),
         OpKind::Delete => mem.insert(op.key, seqno, Kind::Delete, op.value),
-        OpKind::DeleteRange => mem.insert_range_delete(op.key, op.value, seqno),
-    }
-}
-
-/// Writes a memtable's points to SSTable `id`; returns its manifest entry (level 0), or
-/// `None` when no point is left to write. Points covered by the memtable's own range
-/// tombstones at or below `oldest_snapshot` are left out (older tombstones cannot cover
-/// them: every point here is newer than any flushed tombstone).
-pub(super) fn write_memtable(
-    dir: &Path,
-    id: u64,
-    mem: &Memtable,
-    compression: Compression,
-    oldest_snapshot: u64,
-) -> Result<Option<super::manifest::FileMeta>> {
-    let path = table_path(dir, id);
-    let range_dels: Vec<RangeTombstone> = mem
-        .range_dels()
-        .into_iter()
-        .filter(|t| t.seqno <= oldest_snapshot)
-        .collect();
-    let mut builder = TableBuilder::create(&path, compression)?;
-    for (key, value) in mem.entries_from(Bound::Unbounded) {
-        if !range_dels.is_empty()
-            && covering_seqno(&range_dels, &key.user_key, oldest_snapshot) > key.seqno
-        {
-            continue;
+        OpKind::DeleteRange => {
+            mem.insert_range_delete(op.key, op.value, seqno);
+            None
         }
-        builder.add(&key.encode(), &value)?;
     }
-    if builder.is_empty() {
-        drop(builder);
-        fs::remove_file(&path).map_err(io)?;
-        return Ok(None);
-    }
-    let (props, size) = builder.finish()?;
-    Ok(Some(super::manifest::FileMeta {
-        level: 0,
-        id,
-        size,
-        max_seqno: props.max_seqno,
-        smallest: props.smallest,
-        largest: props.largest,
-    }))
 }
 
 /// WAL files in `dir`, by id.
@@ -649,26 +690,30 @@ impl Snapshot for LsmSnapshot {
 
 impl Drop for LsmSnapshot {
     fn drop(&mut self) {
-        let mut snaps = self.shared.snapshots.lock();
-        if let Some(n) = snaps.get_mut(&self.seqno) {
-            *n -= 1;
-            if *n == 0 {
-                snaps.remove(&self.seqno);
-            }
-        }
+        self.shared.unregister(self.seqno);
+    }
+}
+
+/// The oldest snapshot, registered while this lives (compaction reads at it).
+pub(super) struct SnapshotPin<'a> {
+    shared: &'a Shared,
+    pub seqno: u64,
+}
+
+impl Drop for SnapshotPin<'_> {
+    fn drop(&mut self) {
+        self.shared.unregister(self.seqno);
     }
 }
 
 impl Engine for LsmEngine {
     fn get(&self, key: &[u8]) -> Result<Option<Bytes>> {
-        let seqno = self.shared.visible.load(Ordering::Acquire);
-        let state = self.shared.state.read().clone();
+        let (_reading, state, seqno) = self.shared.read_view();
         self.shared.point_get(&state, key, seqno)
     }
 
     fn multi_get(&self, keys: &[Bytes]) -> Result<Vec<Option<Bytes>>> {
-        let seqno = self.shared.visible.load(Ordering::Acquire);
-        let state = self.shared.state.read().clone();
+        let (_reading, state, seqno) = self.shared.read_view();
         keys.iter()
             .map(|k| self.shared.point_get(&state, k, seqno))
             .collect()
@@ -701,11 +746,24 @@ impl Engine for LsmEngine {
         let state = shared.state.read().clone();
         let count = ops.len() as u64;
         for (i, op) in ops.into_iter().enumerate() {
-            apply_op(&state.mem, op, first + i as u64);
+            if let Some(hidden) = apply_op(&state.mem, op, first + i as u64) {
+                w.gc.note(hidden);
+            }
         }
         w.next_seqno = first + count;
-        shared.visible.store(first + count - 1, Ordering::Release);
-        if state.mem.approximate_bytes() >= shared.opts.memtable_bytes {
+        let visible = first + count - 1;
+        shared.visible.store(visible, Ordering::Release);
+        let budget = 2 * count as usize + 16;
+        let oldest_registered = || shared.snapshots.lock().keys().next().copied();
+        let removed =
+            w.gc.collect(&state, &shared.epochs, visible, oldest_registered, budget);
+        if removed > 0 {
+            shared
+                .stats
+                .gc_removed
+                .fetch_add(removed, Ordering::Relaxed);
+        }
+        if shared.opts.wants_rotation(&state.mem) {
             shared.rotate(&mut w)?;
         }
         Ok(())
@@ -725,8 +783,7 @@ impl Engine for LsmEngine {
     }
 
     fn scan(&self, range: &KeyRange, reverse: bool, limit: usize) -> Result<Vec<(Bytes, Bytes)>> {
-        let seqno = self.shared.visible.load(Ordering::Acquire);
-        let state = self.shared.state.read().clone();
+        let (_reading, state, seqno) = self.shared.read_view();
         self.shared.scan_at(&state, range, seqno, reverse, limit)
     }
 
@@ -802,6 +859,12 @@ impl Engine for LsmEngine {
                 "compaction_filter_removed",
                 stats.filtered_values.load(Ordering::Relaxed),
             ),
+            (
+                "memtable_gc_removed",
+                stats.gc_removed.load(Ordering::Relaxed),
+            ),
+            ("scans", stats.scans.load(Ordering::Relaxed)),
+            ("scan_entries", stats.scan_entries.load(Ordering::Relaxed)),
         ];
         out.extend(counters.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let cache = &self.shared.cache;

@@ -19,6 +19,11 @@ use super::range_del::{covering_seqno, RangeTombstone};
 /// Per-entry overhead counted on top of key and value bytes (skiplist node and links).
 const ENTRY_OVERHEAD_BYTES: usize = 64;
 
+/// Memory an entry is counted for.
+fn entry_bytes(user_key: &[u8], value: &[u8]) -> usize {
+    user_key.len() + value.len() + ENTRY_OVERHEAD_BYTES
+}
+
 /// What a memtable or table knows about a key at a snapshot: its newest version there.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Lookup {
@@ -29,13 +34,32 @@ pub enum Lookup {
 /// A [`Lookup`] with the sequence number of the version found.
 pub type Found = (Lookup, u64);
 
+/// The entries of a memtable between two internal keys, walkable from both ends.
+pub type Range<'a> = crossbeam_skiplist::map::Range<
+    'a,
+    InternalKey,
+    (Bound<InternalKey>, Bound<InternalKey>),
+    InternalKey,
+    Bytes,
+>;
+
 #[derive(Default)]
 pub struct Memtable {
     map: SkipMap<InternalKey, Bytes>,
     range_dels: RwLock<Vec<RangeTombstone>>,
     range_del_count: AtomicUsize,
     bytes: AtomicUsize,
+    /// Point deletes held (what scans step over until compaction drops them).
+    deletes: AtomicUsize,
     max_seqno: AtomicU64,
+}
+
+/// An insert that hid an older version of its key written to the same memtable.
+pub struct Hidden {
+    /// The version hidden.
+    pub older: InternalKey,
+    /// The version just written.
+    pub newer: InternalKey,
 }
 
 impl Memtable {
@@ -43,12 +67,48 @@ impl Memtable {
         Memtable::default()
     }
 
-    pub fn insert(&self, user_key: Bytes, seqno: u64, kind: Kind, value: Bytes) {
-        let size = user_key.len() + value.len() + ENTRY_OVERHEAD_BYTES;
-        self.map
-            .insert(InternalKey::new(user_key, seqno, kind), value);
-        self.bytes.fetch_add(size, Ordering::Relaxed);
+    /// Adds a version; says which older version of the key written here it hides, if any.
+    pub fn insert(&self, user_key: Bytes, seqno: u64, kind: Kind, value: Bytes) -> Option<Hidden> {
+        self.bytes
+            .fetch_add(entry_bytes(&user_key, &value), Ordering::Relaxed);
+        if kind == Kind::Delete {
+            self.deletes.fetch_add(1, Ordering::Relaxed);
+        }
         self.max_seqno.fetch_max(seqno, Ordering::Relaxed);
+        let entry = self
+            .map
+            .insert(InternalKey::new(user_key, seqno, kind), value);
+        // A key's versions sort newest first: the entry after this one, if it is of the same
+        // key, is the version it hides.
+        let older = entry.next()?;
+        (older.key().user_key == entry.key().user_key).then(|| Hidden {
+            older: older.key().clone(),
+            newer: entry.key().clone(),
+        })
+    }
+
+    /// Removes one version (one no reader can see any more).
+    pub fn remove(&self, key: &InternalKey) {
+        if let Some(entry) = self.map.remove(key) {
+            self.bytes.fetch_sub(
+                entry_bytes(&entry.key().user_key, entry.value()),
+                Ordering::Relaxed,
+            );
+            if entry.key().kind == Kind::Delete {
+                self.deletes.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Whether `key` is here and is the only version of its user key here.
+    pub fn is_only_version(&self, key: &InternalKey) -> bool {
+        let Some(entry) = self.map.get(key) else {
+            return false;
+        };
+        let same_key = |other: Option<crossbeam_skiplist::map::Entry<'_, InternalKey, Bytes>>| {
+            other.is_some_and(|o| o.key().user_key == key.user_key)
+        };
+        !same_key(entry.prev()) && !same_key(entry.next())
     }
 
     /// Records a delete of `[start, end)` at `seqno`.
@@ -78,14 +138,25 @@ impl Memtable {
         covering_seqno(self.range_dels.read().iter(), user_key, snapshot)
     }
 
+    /// Point deletes held.
+    pub fn deletes(&self) -> usize {
+        self.deletes.load(Ordering::Relaxed)
+    }
+
+    /// Entries held (every version and delete).
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
     /// Approximate memory held.
     pub fn approximate_bytes(&self) -> usize {
         self.bytes.load(Ordering::Relaxed)
     }
 
-    /// No points and no range tombstones.
+    /// Nothing was ever written here (what garbage collection removed still counts: its
+    /// sequence numbers must reach the flushed state).
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty() && !self.has_range_dels()
+        self.max_seqno() == 0
     }
 
     pub fn max_seqno(&self) -> u64 {
@@ -109,6 +180,11 @@ impl Memtable {
             Kind::Delete => Lookup::Deleted,
         };
         Some((lookup, key.seqno))
+    }
+
+    /// The entries between two internal keys.
+    pub fn range(&self, bounds: (Bound<InternalKey>, Bound<InternalKey>)) -> Range<'_> {
+        self.map.range(bounds)
     }
 
     /// Every entry up to `end` (an internal key), in descending internal-key order.
@@ -140,10 +216,18 @@ mod tests {
     #[test]
     fn snapshots_see_their_versions() {
         let m = Memtable::new();
-        m.insert(Bytes::from("k"), 1, Kind::Put, Bytes::from("v1"));
-        m.insert(Bytes::from("k"), 5, Kind::Put, Bytes::from("v5"));
-        m.insert(Bytes::from("k"), 7, Kind::Delete, Bytes::new());
-        m.insert(Bytes::from("kk"), 2, Kind::Put, Bytes::from("other"));
+        assert!(m
+            .insert(Bytes::from("k"), 1, Kind::Put, Bytes::from("v1"))
+            .is_none());
+        let hidden = m.insert(Bytes::from("k"), 5, Kind::Put, Bytes::from("v5"));
+        let hidden = hidden.expect("v5 hides v1");
+        assert_eq!(hidden.older, InternalKey::new("k", 1, Kind::Put));
+        assert_eq!(hidden.newer, InternalKey::new("k", 5, Kind::Put));
+        let hidden = m.insert(Bytes::from("k"), 7, Kind::Delete, Bytes::new());
+        assert_eq!(hidden.map(|h| h.older.seqno), Some(5));
+        assert!(m
+            .insert(Bytes::from("kk"), 2, Kind::Put, Bytes::from("other"))
+            .is_none());
         assert_eq!(m.get(b"k", 0), None);
         assert_eq!(m.get(b"k", 1), Some((Lookup::Value(Bytes::from("v1")), 1)));
         assert_eq!(m.get(b"k", 6), Some((Lookup::Value(Bytes::from("v5")), 5)));
@@ -161,5 +245,22 @@ mod tests {
             .map(|(k, _)| k.seqno)
             .collect();
         assert_eq!(back, vec![1, 5, 7]);
+
+        let delete = InternalKey::new("k", 7, Kind::Delete);
+        assert!(!m.is_only_version(&delete));
+        let before = m.approximate_bytes();
+        m.remove(&InternalKey::new("k", 1, Kind::Put));
+        m.remove(&InternalKey::new("k", 5, Kind::Put));
+        assert_eq!(
+            before - m.approximate_bytes(),
+            2 * (1 + 2 + ENTRY_OVERHEAD_BYTES)
+        );
+        assert!(m.is_only_version(&delete));
+        assert!(m.is_only_version(&InternalKey::new("kk", 2, Kind::Put)));
+        assert_eq!(m.get(b"k", 6), None);
+        m.remove(&delete);
+        assert!(!m.is_only_version(&delete));
+        assert!(!m.is_empty(), "written to, though nothing is left");
+        assert_eq!((m.len(), m.deletes()), (1, 0));
     }
 }

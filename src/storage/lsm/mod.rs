@@ -3,13 +3,17 @@
 //! `LsmEngine` implements the storage `Engine` trait: a WAL (`wal`, `batch`, `record`),
 //! memtables (`memtable`), SSTables (`sstable`, `bloom`), block and row caches (`cache`), a
 //! manifest of version edits (`manifest`, `version`), range tombstones (`range_del`),
-//! merging iterators (`iterator`) and a background worker that flushes and runs leveled
+//! cursors over memtables and tables (`cursor`), merging iterators (`iterator`) and a background worker that flushes and runs leveled
 //! compaction with a compaction filter hook (`worker`).
 
 pub mod batch;
 pub mod bloom;
 pub mod cache;
+pub mod cursor;
 mod engine;
+mod epochs;
+mod flush;
+mod gc;
 pub mod iterator;
 pub mod key;
 pub mod manifest;

@@ -1,19 +1,23 @@
 //! The read path: point lookups and bounded scans, forwards and backwards, at a sequence
 //! number over one `State` (memtables and version).
 //!
-//! A scan opens one source per memtable and level-0 table and one per deeper level (its
+//! A scan opens one cursor per memtable and level-0 table and one per deeper level (its
 //! tables are disjoint, so they chain), each positioned at the scan's near bound: a seek for
-//! forward scans, a seek-for-prev for backward ones. Sources are merged and filtered to the
-//! visible version of each key; the scan stops at the far bound or after `limit` entries,
-//! so a small window of a large range reads only about what it returns.
+//! forward scans, a seek-for-prev for backward ones. Cursors are merged and filtered to the
+//! visible version of each key (seeking past the versions of keys overwritten many times);
+//! the scan stops at the far bound or after `limit` entries, so a small window of a large
+//! range reads only about what it returns. Entries taken from the cursors are counted
+//! (`scan_entries` in INFO storage).
 
 use std::ops::Bound;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::Bytes;
 
+use super::cursor::{table_cursor, BoxCursor, Direction, LevelCursor, MemCursor};
 use super::engine::{Shared, State};
-use super::iterator::{Merge, Source, Visible, VisibleRev};
+use super::iterator::{Merge, Visible, VisibleRev};
 use super::key::{InternalKey, Kind, SEQNO_MAX};
 use super::memtable::Lookup;
 use super::version::TableFile;
@@ -80,9 +84,9 @@ impl Shared {
             .collect();
         let mut out = Vec::new();
         if reverse {
-            let sources = backward_sources(state, levels, &range.end);
-            let entries = VisibleRev::new(Merge::reverse(sources), seqno, range_dels);
-            for entry in entries {
+            let sources = cursors(state, levels, &range.end, Direction::Backward)?;
+            let mut entries = VisibleRev::new(Merge::reverse(sources), seqno, range_dels);
+            for entry in entries.by_ref() {
                 let (k, v) = entry?;
                 if matches!(&range.end, Bound::Excluded(e) if k == *e) {
                     continue;
@@ -97,10 +101,11 @@ impl Shared {
                 }
                 out.push((k, v));
             }
+            self.count_scan(entries.pulled());
         } else {
-            let sources = forward_sources(state, levels, &range.start);
-            let entries = Visible::new(Merge::new(sources), seqno, range_dels);
-            for entry in entries {
+            let sources = cursors(state, levels, &range.start, Direction::Forward)?;
+            let mut entries = Visible::new(Merge::new(sources), seqno, range_dels);
+            for entry in entries.by_ref() {
                 let (k, v) = entry?;
                 if matches!(&range.start, Bound::Excluded(s) if k == *s) {
                     continue;
@@ -115,8 +120,14 @@ impl Shared {
                 }
                 out.push((k, v));
             }
+            self.count_scan(entries.pulled());
         }
         Ok(out)
+    }
+
+    fn count_scan(&self, pulled: u64) {
+        self.stats.scans.fetch_add(1, Ordering::Relaxed);
+        self.stats.scan_entries.fetch_add(pulled, Ordering::Relaxed);
     }
 }
 
@@ -127,89 +138,39 @@ fn bound_key(bound: &Bound<Bytes>) -> Option<&[u8]> {
     }
 }
 
-/// Sources positioned at the first version of the first key at or after `start`.
-fn forward_sources<'a>(
+/// Cursors over every memtable and table that may hold keys of the scan, positioned at
+/// `near` (the range bound the scan starts from) in `direction`: the first version of the
+/// first key at or after it forwards, the last version of the last key at or before it
+/// backwards.
+fn cursors<'a>(
     state: &'a State,
     levels: Vec<Vec<Arc<TableFile>>>,
-    start: &Bound<Bytes>,
-) -> Vec<Source<'a>> {
-    let seek =
-        bound_key(start).map(|k| InternalKey::new(Bytes::copy_from_slice(k), SEQNO_MAX, Kind::Put));
-    let seek_encoded = seek.as_ref().map(|k| k.encode());
-    let mut sources: Vec<Source> = Vec::new();
+    near: &Bound<Bytes>,
+    direction: Direction,
+) -> Result<Vec<BoxCursor<'a>>> {
+    let target = bound_key(near).map(|k| {
+        let k = Bytes::copy_from_slice(k);
+        match direction {
+            Direction::Forward => InternalKey::new(k, SEQNO_MAX, Kind::Put),
+            // The last internal key of the bound: its oldest possible version.
+            Direction::Backward => InternalKey::new(k, 0, Kind::Delete),
+        }
+    });
+    let mut cursors: Vec<BoxCursor> = Vec::new();
     for mem in state.memtables() {
-        let from = seek.clone().map_or(Bound::Unbounded, Bound::Included);
-        sources.push(Box::new(
-            mem.entries_from(from).map(|(k, v)| Ok((k.encode_vec(), v))),
-        ));
+        cursors.push(Box::new(MemCursor::new(mem, direction)));
     }
     for (level, files) in levels.into_iter().enumerate() {
         if level == 0 {
-            for f in files {
-                sources.push(table_source(f, seek_encoded.clone()));
-            }
+            cursors.extend(files.iter().map(|f| table_cursor(f, direction)));
         } else if !files.is_empty() {
-            let seek = seek_encoded.clone();
-            sources.push(Box::new(
-                files
-                    .into_iter()
-                    .flat_map(move |f| table_source(f, seek.clone())),
-            ));
+            cursors.push(Box::new(LevelCursor::new(files, direction)));
         }
     }
-    sources
-}
-
-/// Sources positioned at the last version of the last key at or before `end`, walking back.
-fn backward_sources<'a>(
-    state: &'a State,
-    levels: Vec<Vec<Arc<TableFile>>>,
-    end: &Bound<Bytes>,
-) -> Vec<Source<'a>> {
-    // The last internal key of the end key: its oldest possible version.
-    let target =
-        bound_key(end).map(|k| InternalKey::new(Bytes::copy_from_slice(k), 0, Kind::Delete));
-    let target_encoded = target.as_ref().map(|k| k.encode());
-    let mut sources: Vec<Source> = Vec::new();
-    for mem in state.memtables() {
-        let until = target.clone().map_or(Bound::Unbounded, Bound::Included);
-        sources.push(Box::new(
-            mem.entries_until_rev(until)
-                .map(|(k, v)| Ok((k.encode_vec(), v))),
-        ));
-    }
-    for (level, files) in levels.into_iter().enumerate() {
-        if level == 0 {
-            for f in files {
-                sources.push(table_rev_source(f, target_encoded.clone()));
-            }
-        } else if !files.is_empty() {
-            let target = target_encoded.clone();
-            sources.push(Box::new(
-                files
-                    .into_iter()
-                    .rev()
-                    .flat_map(move |f| table_rev_source(f, target.clone())),
-            ));
+    if let Some(target) = &target {
+        for cursor in &mut cursors {
+            cursor.seek(target)?;
         }
     }
-    sources
-}
-
-/// A table's entries from `seek` on, as a merge source.
-fn table_source(file: Arc<TableFile>, seek: Option<Bytes>) -> Source<'static> {
-    let mut iter = file.table.iter();
-    match seek.map(|s| iter.seek(&s)) {
-        Some(Err(e)) => Box::new(std::iter::once(Err(e))),
-        _ => Box::new(iter),
-    }
-}
-
-/// A table's entries from `target` backwards, as a merge source.
-fn table_rev_source(file: Arc<TableFile>, target: Option<Bytes>) -> Source<'static> {
-    let mut iter = file.table.rev_iter();
-    match target.map(|t| iter.seek_for_prev(&t)) {
-        Some(Err(e)) => Box::new(std::iter::once(Err(e))),
-        _ => Box::new(iter),
-    }
+    Ok(cursors)
 }

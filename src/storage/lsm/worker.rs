@@ -15,8 +15,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::engine::{write_memtable, LsmOptions, Shared, State};
-use super::iterator::{Merge, Source};
+use super::cursor::{table_cursor, BoxCursor, Direction};
+use super::engine::{LsmOptions, Shared, State, DELETES_FLUSH_MIN};
+use super::flush::write_memtable;
+use super::iterator::Merge;
 use super::key::{parse, InternalKey, Kind};
 use super::manifest::{FileMeta, VersionEdit};
 use super::range_del::{covering_seqno, RangeTombstone};
@@ -75,7 +77,8 @@ fn level_target(opts: &LsmOptions, level: usize) -> u64 {
 }
 
 /// Chooses the next compaction, if any: level 0 by file count, deeper levels by size, then
-/// tables that may hold points covered by a range tombstone every snapshot sees.
+/// tables mostly of deletes, then tables that may hold points covered by a range tombstone
+/// every snapshot sees.
 pub fn pick(opts: &LsmOptions, v: &Version, oldest_snapshot: u64) -> Option<Task> {
     if v.levels[0].len() >= opts.l0_compaction_trigger {
         return level0_task(v);
@@ -86,6 +89,23 @@ pub fn pick(opts: &LsmOptions, v: &Version, oldest_snapshot: u64) -> Option<Task
                 .iter()
                 .max_by_key(|f| (f.meta.size, std::cmp::Reverse(f.meta.id)))?;
             return Some(file_task(v, level, file, false));
+        }
+    }
+    // Tables mostly of deletes: compaction drops them where they meet what they delete (at
+    // the bottom, where nothing older can lie), which keeps scans from stepping over them.
+    // Only once every snapshot sees them all, so a rewrite at the bottom always drops them.
+    let deletes_heavy = |f: &&Arc<TableFile>| {
+        let p = f.table.properties();
+        p.tombstones >= DELETES_FLUSH_MIN as u64
+            && p.tombstones * 2 >= p.entries
+            && p.max_seqno <= oldest_snapshot
+    };
+    if v.levels[0].iter().any(|f| deletes_heavy(&f)) {
+        return level0_task(v);
+    }
+    for level in 1..LEVELS {
+        if let Some(file) = v.levels[level].iter().find(deletes_heavy) {
+            return Some(file_task(v, level, file, true));
         }
     }
     for t in v.range_dels.iter().filter(|t| t.seqno <= oldest_snapshot) {
@@ -214,6 +234,8 @@ fn install(shared: &Shared, change: Change) {
 }
 
 fn flush(shared: &Shared, mem: Arc<super::memtable::Memtable>, wal_id: u64) -> Result<()> {
+    // Every table that holds data older than `mem`; a concurrent compaction only moves it.
+    let state_version = shared.state.read().version.clone();
     let mut change = Change {
         flushed_wal: Some(wal_id),
         range_dels_added: mem.range_dels(),
@@ -228,7 +250,14 @@ fn flush(shared: &Shared, mem: Arc<super::memtable::Memtable>, wal_id: u64) -> R
         edit.last_seqno = Some(mem.max_seqno());
         let id = shared.next_file_id.fetch_add(1, Ordering::Relaxed);
         let oldest = shared.oldest_snapshot();
-        let written = write_memtable(&shared.dir, id, &mem, shared.opts.upper_compression, oldest)?;
+        let written = write_memtable(
+            &shared.dir,
+            id,
+            &mem,
+            shared.opts.upper_compression,
+            oldest,
+            &state_version,
+        )?;
         // Newer memtables may hold tombstones below `oldest` that were not applied.
         let cleaned_through = oldest.min(mem.max_seqno());
         if let Some(meta) = written {
@@ -316,7 +345,10 @@ fn compact(shared: &Shared, task: Task) -> Result<()> {
     } else {
         shared.opts.upper_compression
     };
-    let oldest_snapshot = shared.oldest_snapshot();
+    // Registered while the compaction runs: the filter's lookups read at it, in the active
+    // memtable too, whose garbage collector must keep what it sees.
+    let pin = shared.pin_oldest();
+    let oldest_snapshot = pin.seqno;
     // Tombstones still in memtables are not applied here: outputs are clean only up to the
     // tables' newest data.
     let cleaned_through = oldest_snapshot.min(flushed_seqno);
@@ -326,9 +358,9 @@ fn compact(shared: &Shared, task: Task) -> Result<()> {
         .filter(|t| t.seqno <= oldest_snapshot && t.overlaps(&lo, &hi))
         .cloned()
         .collect();
-    let sources: Vec<Source> = all
+    let sources: Vec<BoxCursor> = all
         .iter()
-        .map(|f| Box::new(f.table.iter()) as Source)
+        .map(|f| table_cursor(f, Direction::Forward))
         .collect();
 
     let mut outputs: Vec<FileMeta> = Vec::new();

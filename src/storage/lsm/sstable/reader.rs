@@ -251,6 +251,13 @@ pub struct TableCursor<B> {
 pub type TableIter = TableCursor<BlockIter>;
 pub type TableRevIter = TableCursor<BlockRevIter>;
 
+impl<B> TableCursor<B> {
+    /// The table walked.
+    pub fn table(&self) -> &Arc<Table> {
+        &self.table
+    }
+}
+
 impl TableCursor<BlockIter> {
     /// Positions the iterator at the first entry at or after internal key `target`.
     pub fn seek(&mut self, target: &[u8]) -> Result<(), TableError> {

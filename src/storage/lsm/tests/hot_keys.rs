@@ -1,0 +1,315 @@
+//! Hot keys: a few keys overwritten thousands of times, between snapshots, in memtables and
+//! in tables. The engine must still match the model, and what a range read over them costs
+//! (entries taken from memtables and tables) must not grow with the overwrites.
+
+use super::*;
+use crate::storage::lsm::iterator;
+
+fn hot_op_strategy() -> impl Strategy<Value = Op> {
+    let k = || 0u8..6;
+    prop_oneof![
+        10 => (k(), 1u16..3000).prop_map(|(k, n)| Op::Burst(k, n)),
+        10 => (k(), any::<u16>()).prop_map(|(k, v)| Op::Put(k, v)),
+        4 => k().prop_map(Op::Delete),
+        1 => (k(), k()).prop_map(|(a, b)| Op::DeleteRange(a, b)),
+        6 => k().prop_map(Op::Get),
+        10 => (k(), k(), (0u8..3, 0u8..3), any::<bool>(), 1usize..8)
+            .prop_map(|(a, b, kinds, r, l)| Op::Scan(a, b, kinds, r, l)),
+        3 => Just(Op::TakeSnapshot),
+        2 => Just(Op::ReleaseSnapshot),
+        4 => Just(Op::CheckSnapshots),
+        2 => Just(Op::Flush),
+        2 => Just(Op::Compact),
+        1 => Just(Op::Reopen),
+    ]
+}
+
+fn hot_options() -> LsmOptions {
+    LsmOptions {
+        memtable_bytes: 64 << 10,
+        ..small_options()
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    #[test]
+    fn hot_keys_match_a_btreemap(ops in proptest::collection::vec(hot_op_strategy(), 1..60)) {
+        run_with(ops, hot_options());
+    }
+}
+
+/// A fresh engine holding `k00`..`k09`, `k03` then overwritten `n` times. With `pinned`, a
+/// snapshot taken before the overwrites keeps every version (the memtable's garbage
+/// collector and the flush may drop none); with `flushed`, they are written to a table.
+fn hot_engine(n: u32, pinned: bool, flushed: bool) -> (LsmEngine, Option<Box<dyn Snapshot>>) {
+    let dir = temp_dir();
+    let engine = LsmEngine::open(
+        &dir,
+        LsmOptions {
+            memtable_bytes: 64 << 20,
+            ..small_options()
+        },
+    )
+    .unwrap();
+    for i in 0..10 {
+        let mut b = WriteBatch::new();
+        b.put(Bytes::from(format!("k{i:02}")), Bytes::from("first"));
+        engine.write(b).unwrap();
+    }
+    let snapshot = pinned.then(|| engine.snapshot());
+    for i in 0..n {
+        let mut b = WriteBatch::new();
+        b.put(Bytes::from("k03"), Bytes::from(format!("v{i}")));
+        engine.write(b).unwrap();
+    }
+    if flushed {
+        engine.flush().unwrap();
+    }
+    (engine, snapshot)
+}
+
+/// Entries the engine takes from memtables and tables for each of a set of range reads
+/// over the hot key: forwards and backwards, whole and bounded, now and at the snapshot.
+fn read_costs(engine: &LsmEngine, snapshot: Option<&dyn Snapshot>) -> Vec<u64> {
+    let all = KeyRange {
+        start: Bound::Unbounded,
+        end: Bound::Unbounded,
+    };
+    let around = KeyRange::half_open(Bytes::from("k02"), Bytes::from("k05"));
+    let mut costs = Vec::new();
+    for range in [&all, &around] {
+        for reverse in [false, true] {
+            let before = engine.stats().scan_entries.load(Ordering::Relaxed);
+            let pairs = engine.scan(range, reverse, usize::MAX).unwrap();
+            costs.push(engine.stats().scan_entries.load(Ordering::Relaxed) - before);
+            let hot = pairs
+                .iter()
+                .find(|(k, _)| k == "k03")
+                .map(|(_, v)| v.clone());
+            assert!(
+                hot.is_some_and(|v| v != "first"),
+                "k03 reads its newest value"
+            );
+            if let Some(snapshot) = snapshot {
+                let before = engine.stats().scan_entries.load(Ordering::Relaxed);
+                let old = snapshot.scan(range, reverse, usize::MAX).unwrap();
+                costs.push(engine.stats().scan_entries.load(Ordering::Relaxed) - before);
+                assert!(
+                    old.iter().all(|(_, v)| v == "first"),
+                    "the snapshot's values"
+                );
+            }
+        }
+    }
+    costs
+}
+
+#[test]
+fn range_reads_over_a_hot_key_cost_the_same_however_often_it_was_overwritten() {
+    for (pinned, flushed) in [(false, false), (true, false), (true, true), (false, true)] {
+        let (few, few_snapshot) = hot_engine(20, pinned, flushed);
+        let (many, many_snapshot) = hot_engine(20_000, pinned, flushed);
+        let few_costs = read_costs(&few, few_snapshot.as_deref());
+        let many_costs = read_costs(&many, many_snapshot.as_deref());
+        for (f, m) in few_costs.iter().zip(&many_costs) {
+            // A handful of versions stepped over before each seek, never thousands.
+            assert!(
+                *m <= f + 2 * iterator::SKIP_BEFORE_SEEK as u64 && *m < 60,
+                "pinned {pinned}, flushed {flushed}: 20 overwrites cost {few_costs:?} \
+                 entries, 20,000 cost {many_costs:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn overwrites_without_snapshots_leave_one_version_in_the_memtable() {
+    let (engine, _) = hot_engine(20_000, false, false);
+    let (_, memtable_bytes) = engine.level_summary();
+    assert!(memtable_bytes < 8 << 10, "{memtable_bytes} bytes held");
+    assert!(engine.stats().gc_removed.load(Ordering::Relaxed) >= 19_990);
+    // Keys created and deleted here leave nothing behind either.
+    for i in 0..1000 {
+        let mut b = WriteBatch::new();
+        b.put(Bytes::from(format!("short-lived{i:04}")), Bytes::from("x"));
+        engine.write(b).unwrap();
+        let mut b = WriteBatch::new();
+        b.delete(Bytes::from(format!("short-lived{i:04}")));
+        engine.write(b).unwrap();
+    }
+    let (_, memtable_bytes) = engine.level_summary();
+    assert!(memtable_bytes < 8 << 10, "{memtable_bytes} bytes held");
+    let range = KeyRange::prefix(b"short-lived");
+    let before = engine.stats().scan_entries.load(Ordering::Relaxed);
+    assert!(engine.scan(&range, false, usize::MAX).unwrap().is_empty());
+    assert!(engine.stats().scan_entries.load(Ordering::Relaxed) - before < 10);
+}
+
+#[test]
+fn a_flush_writes_only_versions_some_reader_can_see() {
+    let (engine, snapshot) = hot_engine(5_000, true, false);
+    // The snapshot needs the first version; every newer one is newer than it.
+    drop(snapshot);
+    // With the snapshot gone the flush keeps one version of each key, and a key created and
+    // deleted in the memtable not at all.
+    let mut b = WriteBatch::new();
+    b.put(Bytes::from("gone"), Bytes::from("x"));
+    b.delete(Bytes::from("gone"));
+    engine.write(b).unwrap();
+    engine.flush().unwrap();
+    let (levels, _) = engine.level_summary();
+    assert_eq!(levels[0].0, 1);
+    let all = KeyRange {
+        start: Bound::Unbounded,
+        end: Bound::Unbounded,
+    };
+    let before = engine.stats().scan_entries.load(Ordering::Relaxed);
+    assert_eq!(engine.scan(&all, false, usize::MAX).unwrap().len(), 10);
+    assert_eq!(
+        engine.stats().scan_entries.load(Ordering::Relaxed) - before,
+        10,
+        "one entry per key, no delete"
+    );
+    assert_eq!(engine.get(b"k03").unwrap(), Some(Bytes::from("v4999")));
+}
+
+#[test]
+fn a_snapshot_keeps_its_versions_while_the_collector_runs() {
+    let dir = temp_dir();
+    let options = LsmOptions {
+        memtable_bytes: 4 << 20,
+        ..small_options()
+    };
+    let engine = LsmEngine::open(&dir, options).unwrap();
+    let put = |v: &str| {
+        let mut b = WriteBatch::new();
+        b.put(Bytes::from("a"), Bytes::from(v.to_string()));
+        b.put(Bytes::from("b"), Bytes::from(v.to_string()));
+        engine.write(b).unwrap();
+    };
+    put("0");
+    let snapshot = engine.snapshot();
+    for i in 1..2000 {
+        put(&i.to_string());
+    }
+    assert_eq!(snapshot.get(b"a").unwrap(), Some(Bytes::from("0")));
+    let pairs = snapshot.scan(&KeyRange::prefix(b""), true, 10).unwrap();
+    assert_eq!(pairs.len(), 2);
+    assert!(pairs.iter().all(|(_, v)| v == "0"));
+    let held = engine.level_summary().1;
+    drop(snapshot);
+    // The backlog goes a few versions per write.
+    for i in 2000..2500 {
+        put(&i.to_string());
+    }
+    let after = engine.level_summary().1;
+    assert!(
+        after * 10 < held,
+        "{held} bytes held with the snapshot, {after} after"
+    );
+    assert_eq!(engine.get(b"b").unwrap(), Some(Bytes::from("2499")));
+    assert_eq!(engine.stats().flushes.load(Ordering::Relaxed), 0);
+}
+
+/// Readers without snapshots race a writer that overwrites two keys together; the garbage
+/// collector must never take a version a reader is about to read.
+#[test]
+fn concurrent_readers_never_miss_a_collected_version() {
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+
+    let dir = temp_dir();
+    let engine = Arc::new(
+        LsmEngine::open(
+            &dir,
+            LsmOptions {
+                memtable_bytes: 1 << 20,
+                ..small_options()
+            },
+        )
+        .unwrap(),
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let write = |engine: &LsmEngine, i: u64| {
+        let mut b = WriteBatch::new();
+        for k in ["x1", "x2", "x3"] {
+            b.put(Bytes::from(k), Bytes::from(format!("{i:012}")));
+        }
+        engine.write(b).unwrap();
+    };
+    write(&engine, 0);
+    let mut readers = Vec::new();
+    for reverse in [false, true] {
+        let (engine, stop) = (engine.clone(), stop.clone());
+        readers.push(std::thread::spawn(move || {
+            let range = KeyRange::prefix(b"x");
+            let mut last = 0u64;
+            let mut reads = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let pairs = engine.scan(&range, reverse, usize::MAX).unwrap();
+                assert_eq!(pairs.len(), 3, "a version went missing: {pairs:?}");
+                assert!(pairs.iter().all(|(_, v)| *v == pairs[0].1), "{pairs:?}");
+                let seen: u64 = std::str::from_utf8(&pairs[0].1).unwrap().parse().unwrap();
+                assert!(seen >= last, "went back from {last} to {seen}");
+                last = seen;
+                let got = engine.get(b"x2").unwrap();
+                assert!(got.is_some(), "x2 went missing");
+                reads += 1;
+            }
+            reads
+        }));
+    }
+    for i in 1..=60_000u64 {
+        write(&engine, i);
+    }
+    stop.store(true, Ordering::Relaxed);
+    for r in readers {
+        assert!(r.join().unwrap() > 0);
+    }
+    assert!(engine.stats().gc_removed.load(Ordering::Relaxed) > 100_000);
+    drop(engine);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn tables_mostly_of_deletes_are_compacted_away() {
+    let dir = temp_dir();
+    let engine = LsmEngine::open(
+        &dir,
+        LsmOptions {
+            memtable_bytes: 1 << 20,
+            l0_compaction_trigger: 8,
+            ..small_options()
+        },
+    )
+    .unwrap();
+    let key = |i: u32| Bytes::from(format!("d{i:06}"));
+    for i in 0..20_000 {
+        let mut b = WriteBatch::new();
+        b.put(key(i), Bytes::from("value"));
+        engine.write(b).unwrap();
+    }
+    engine.flush().unwrap();
+    engine.wait_idle();
+    for i in (0..20_000).filter(|i| i % 10 != 0) {
+        let mut b = WriteBatch::new();
+        b.delete(key(i));
+        engine.write(b).unwrap();
+    }
+    // The deletes filled most of a memtable: it was flushed early, and the table of
+    // deletes compacted with what it deletes.
+    engine.wait_idle();
+    assert!(engine.stats().flushes.load(Ordering::Relaxed) >= 2);
+    let range = KeyRange::prefix(b"d");
+    let before = engine.stats().scan_entries.load(Ordering::Relaxed);
+    assert_eq!(engine.scan(&range, false, usize::MAX).unwrap().len(), 2000);
+    let cost = engine.stats().scan_entries.load(Ordering::Relaxed) - before;
+    let (_, memtable_bytes) = engine.level_summary();
+    assert!(
+        cost < 2000 + 18_000 / 4,
+        "a scan of 2,000 live keys took {cost} entries ({memtable_bytes} memtable bytes)"
+    );
+    drop(engine);
+    let _ = std::fs::remove_dir_all(&dir);
+}
