@@ -9,7 +9,6 @@ server's RSS. Usage: bench/big_collections.py [--elements 1000000] [--calls 21]
 import argparse
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import tempfile
@@ -17,13 +16,7 @@ import time
 
 import redis
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from servers import ROOT, free_port
 
 
 def rss_mb(pid):

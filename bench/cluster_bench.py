@@ -14,19 +14,12 @@ import csv
 import io
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from servers import ROOT, free_port
 
 
 def bench(port, tests, requests, pipeline):

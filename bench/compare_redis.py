@@ -16,34 +16,12 @@ import argparse
 import csv
 import io
 import os
-import platform
 import shlex
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
-import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port, proc):
-    for _ in range(500):
-        if proc.poll() is not None:
-            sys.exit(f"server exited early ({proc.returncode})")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.02)
-    sys.exit(f"server on {port} did not start")
+from servers import ROOT, free_port, machine_line, start_basalt, start_redis, stop
 
 
 def bench(port, tests, requests, pipeline, clients):
@@ -72,23 +50,15 @@ def main():
     subprocess.run(["cargo", "build", "--release", "-q"], cwd=ROOT, check=True)
     tmp = tempfile.mkdtemp(prefix="basalt-bench-")
     rport, bport = free_port(), free_port()
-    redis = subprocess.Popen(["redis-server", "--port", str(rport), "--bind", "127.0.0.1", "--dir", tmp]
-                             + shlex.split(args.redis_args), stdout=subprocess.DEVNULL)
-    basalt = subprocess.Popen([os.path.join(ROOT, "target/release/basalt"), "--port", str(bport),
-                               "--bind", "127.0.0.1", "--dir", os.path.join(tmp, "basalt")]
-                              + shlex.split(args.basalt_args), stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
-    servers = [("redis", rport, redis), ("basalt", bport, basalt)]
+    servers = [("redis", rport, start_redis(rport, tmp, shlex.split(args.redis_args))),
+               ("basalt", bport, start_basalt(bport, os.path.join(tmp, "basalt"),
+                                              shlex.split(args.basalt_args)))]
     if args.baseline:
         lport = free_port()
-        baseline = subprocess.Popen([args.baseline, "--port", str(lport), "--bind", "127.0.0.1",
-                                     "--dir", os.path.join(tmp, "baseline")]
-                                    + shlex.split(args.basalt_args), stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.DEVNULL)
-        servers.append(("baseline", lport, baseline))
+        servers.append(("baseline", lport, start_basalt(lport, os.path.join(tmp, "baseline"),
+                                                        shlex.split(args.basalt_args),
+                                                        binary=args.baseline)))
     try:
-        for _, port, proc in servers:
-            wait_port(port, proc)
         results = {}  # (server, pipeline, test) -> [ops/s]
         for pipeline in [int(p) for p in args.pipelines.split(",")]:
             requests = args.requests * (8 if pipeline > 1 else 1)
@@ -96,12 +66,8 @@ def main():
                 for name, port, _ in servers:
                     for test, ops in bench(port, args.tests, requests, pipeline, args.clients).items():
                         results.setdefault((name, pipeline, test), []).append(ops)
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
-                                capture_output=True, text=True).stdout.strip()
-        cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
-        redis_version = subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout.split()[2].removeprefix("v=")
-        print(f"Machine: {os.cpu_count()} cores, {cpu}, {platform.system()} {platform.release()}")
-        print(f"Commit {commit}; redis-server {redis_version}; redis-benchmark -c {args.clients}, "
+        print(machine_line())
+        print(f"redis-benchmark -c {args.clients}, "
               f"{args.requests} requests at P1 (x8 when pipelined), median of {args.runs} runs")
         print(f"Basalt args: `{args.basalt_args or '(defaults)'}`; redis args: `{args.redis_args}`\n")
         if args.baseline:
@@ -122,9 +88,7 @@ def main():
                 row += f" {base:,.0f} | {b / base:.2f} |"
             print(row)
     finally:
-        for _, _, p in servers:
-            p.terminate()
-            p.wait()
+        stop([p for _, _, p in servers])
 
 
 if __name__ == "__main__":
