@@ -46,6 +46,7 @@ pub fn open_engine(config: &config::Config) -> anyhow::Result<Arc<dyn storage::E
                 bottom_compression: Compression::from_name(&config.get("bottom-compression"))
                     .unwrap_or(Compression::Zstd),
                 compaction_filter: Some(Arc::new(keyspace::ElementFilter::default())),
+                prefix_extractor: Some(Arc::new(keyspace::CollectionGroups)),
                 // The Raft log is the write-ahead log.
                 wal: false,
                 memtable_bytes: config::table::parse_memory(&config.get("memtable-size"))

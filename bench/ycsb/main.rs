@@ -15,6 +15,7 @@ mod workload;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -416,6 +417,11 @@ async fn main() -> Result<()> {
         tally.merge(h.await??);
     }
     let elapsed = start.elapsed();
-    println!("{}", report(&shared.args, &tally, elapsed));
+    // A closed pipe (`| head`) is not an error worth a panic.
+    let _ = writeln!(
+        std::io::stdout(),
+        "{}",
+        report(&shared.args, &tally, elapsed)
+    );
     Ok(())
 }

@@ -11,11 +11,13 @@
 mod elements;
 pub mod encoding;
 mod filter;
+mod groups;
 mod txn;
 
 pub use elements::SubRange;
 pub use encoding::{Collection, Encoding, Meta, Space, ValueType};
 pub use filter::ElementFilter;
+pub use groups::CollectionGroups;
 pub use txn::Txn;
 
 use std::ops::Bound;

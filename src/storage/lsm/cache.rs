@@ -168,6 +168,9 @@ pub struct BlockCache {
     /// Point reads a table's bloom filter answered "absent" (no block read), and all checks.
     pub bloom_negatives: AtomicU64,
     pub bloom_checks: AtomicU64,
+    /// Tables a scan within one key group skipped by their filter, and all such checks.
+    pub prefix_negatives: AtomicU64,
+    pub prefix_checks: AtomicU64,
 }
 
 impl BlockCache {
@@ -177,6 +180,8 @@ impl BlockCache {
             rows: LruCache::new(row_bytes),
             bloom_negatives: AtomicU64::new(0),
             bloom_checks: AtomicU64::new(0),
+            prefix_negatives: AtomicU64::new(0),
+            prefix_checks: AtomicU64::new(0),
         }
     }
 

@@ -26,6 +26,7 @@ use super::gc::MemtableGc;
 use super::key::Kind;
 use super::manifest::{Manifest, VersionEdit};
 use super::memtable::{Hidden, Memtable};
+use super::prefix::PrefixExtractor;
 use super::range_del::{covering_seqno, RangeTombstone};
 use super::sstable::Compression;
 use super::version::{open_table, Version};
@@ -58,6 +59,9 @@ pub struct LsmOptions {
     pub wal: bool,
     /// Asked during compaction whether a value may go (the keyspace's dead records).
     pub compaction_filter: Option<Arc<dyn CompactionFilter>>,
+    /// Groups keys for prefix bloom filters (`prefix.rs`): scans within a group skip the
+    /// tables that hold none of it.
+    pub prefix_extractor: Option<Arc<dyn PrefixExtractor>>,
 }
 
 /// Decides during compaction whether a stored value is dead to its owner (an element of a
@@ -74,6 +78,14 @@ pub trait CompactionFilter: Send + Sync + std::fmt::Debug {
 
 /// Reads a key for a [`CompactionFilter`] (at the oldest live snapshot).
 pub type FilterLookup<'a> = dyn Fn(&[u8]) -> Result<Option<Bytes>> + 'a;
+
+impl LsmOptions {
+    /// A new active memtable, its bloom filter sized by its budget (a bit per 8 bytes:
+    /// well over 10 bits a key for entries of typical size).
+    pub(super) fn new_memtable(&self) -> Memtable {
+        Memtable::with_filter(self.memtable_bytes / 8, self.prefix_extractor.clone())
+    }
+}
 
 /// Point deletes that make a memtable worth flushing early (see `wants_rotation`), at the
 /// least; tables holding as many are compacted early (`worker::pick`).
@@ -113,6 +125,7 @@ impl Default for LsmOptions {
             row_cache_bytes: 16 << 20,
             wal: true,
             compaction_filter: None,
+            prefix_extractor: None,
         }
     }
 }
@@ -273,14 +286,7 @@ impl LsmEngine {
         let wal_id = next_file_id.fetch_add(1, Ordering::Relaxed);
         if !recovered.is_empty() {
             let id = next_file_id.fetch_add(1, Ordering::Relaxed);
-            let meta = write_memtable(
-                dir,
-                id,
-                &recovered,
-                opts.upper_compression,
-                last_seqno,
-                &version,
-            )?;
+            let meta = write_memtable(dir, id, &recovered, &opts, last_seqno, &version)?;
             let edit = VersionEdit {
                 added: meta.iter().cloned().collect(),
                 log_number: Some(wal_id),
@@ -310,7 +316,7 @@ impl LsmEngine {
         }
         let wal = Wal::create(dir, wal_id).map_err(io)?;
         let state = State {
-            mem: Arc::new(Memtable::new()),
+            mem: Arc::new(opts.new_memtable()),
             wal_id,
             imm: Vec::new(),
             version: Arc::new(version),
@@ -520,7 +526,7 @@ impl Shared {
         let mut imm = vec![(old.mem.clone(), old.wal_id)];
         imm.extend(old.imm.iter().cloned());
         *guard = Arc::new(State {
-            mem: Arc::new(Memtable::new()),
+            mem: Arc::new(self.opts.new_memtable()),
             wal_id: id,
             imm,
             version: old.version.clone(),
@@ -883,6 +889,13 @@ impl Engine for LsmEngine {
         let negatives = cache.bloom_negatives.load(Ordering::Relaxed);
         out.push(("bloom_checks".to_string(), checks.to_string()));
         out.push(("bloom_useful".to_string(), negatives.to_string()));
+        let prefix_checks = cache.prefix_checks.load(Ordering::Relaxed);
+        let prefix_negatives = cache.prefix_negatives.load(Ordering::Relaxed);
+        out.push(("prefix_bloom_checks".to_string(), prefix_checks.to_string()));
+        out.push((
+            "prefix_bloom_useful".to_string(),
+            prefix_negatives.to_string(),
+        ));
         out.push((
             "sync_policy".to_string(),
             format!("{:?}", self.shared.sync_policy()).to_lowercase(),

@@ -18,11 +18,12 @@ use std::fs;
 use std::ops::Bound;
 use std::path::Path;
 
+use super::engine::LsmOptions;
 use super::key::Kind;
 use super::manifest::FileMeta;
 use super::memtable::Memtable;
 use super::range_del::{covering_seqno, RangeTombstone};
-use super::sstable::{Compression, TableBuilder};
+use super::sstable::TableBuilder;
 use super::version::{table_path, Version};
 use crate::storage::{Result, StorageError};
 
@@ -33,7 +34,7 @@ pub(super) fn write_memtable(
     dir: &Path,
     id: u64,
     mem: &Memtable,
-    compression: Compression,
+    opts: &LsmOptions,
     oldest_snapshot: u64,
     tables: &Version,
 ) -> Result<Option<FileMeta>> {
@@ -43,7 +44,8 @@ pub(super) fn write_memtable(
         .into_iter()
         .filter(|t| t.seqno <= oldest_snapshot)
         .collect();
-    let mut builder = TableBuilder::create(&path, compression)?;
+    let mut builder = TableBuilder::create(&path, opts.upper_compression)?
+        .with_prefixes(opts.prefix_extractor.clone());
     let mut current: Option<bytes::Bytes> = None;
     // Whether `current`'s newest version at or below the oldest snapshot was met.
     let mut settled = false;

@@ -4,16 +4,21 @@
 //! key first. Readers see a version only if its sequence number is at or below their
 //! snapshot. Range tombstones written to this memtable sit beside the skiplist until the
 //! memtable is flushed. A memtable is written by one writer at a time (the engine's write
-//! path) and read concurrently.
+//! path) and read concurrently. An optional bloom filter (`mem_filter.rs`) over its keys and
+//! key groups lets reads pass over a memtable that holds none of what they look for.
 
 use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use crossbeam_skiplist::SkipMap;
 use parking_lot::RwLock;
 
+use super::bloom;
 use super::key::{InternalKey, Kind, SEQNO_MAX};
+use super::mem_filter::MemFilter;
+use super::prefix::PrefixExtractor;
 use super::range_del::{covering_seqno, RangeTombstone};
 
 /// Per-entry overhead counted on top of key and value bytes (skiplist node and links).
@@ -46,6 +51,9 @@ pub type Range<'a> = crossbeam_skiplist::map::Range<
 #[derive(Default)]
 pub struct Memtable {
     map: SkipMap<InternalKey, Bytes>,
+    /// The user keys and group prefixes written here (none: every read searches).
+    filter: Option<MemFilter>,
+    prefixes: Option<Arc<dyn PrefixExtractor>>,
     range_dels: RwLock<Vec<RangeTombstone>>,
     range_del_count: AtomicUsize,
     bytes: AtomicUsize,
@@ -67,12 +75,41 @@ impl Memtable {
         Memtable::default()
     }
 
+    /// A memtable with a bloom filter of about `filter_bits` bits over its user keys and,
+    /// when `prefixes` is given, their group prefixes.
+    pub fn with_filter(filter_bits: usize, prefixes: Option<Arc<dyn PrefixExtractor>>) -> Memtable {
+        Memtable {
+            filter: Some(MemFilter::with_bits(filter_bits)),
+            prefixes,
+            ..Memtable::default()
+        }
+    }
+
+    /// Whether a user key with this hash (`bloom::hash64`) may have been written here.
+    pub fn may_contain(&self, hash: u64) -> bool {
+        self.filter.as_ref().is_none_or(|f| f.may_contain(hash))
+    }
+
+    /// Whether keys of the group whose prefix has this hash, under the grouping named
+    /// `extractor`, may have been written here.
+    pub fn may_contain_group(&self, extractor: u32, prefix_hash: u64) -> bool {
+        let grouped = self.prefixes.as_ref().is_some_and(|p| p.id() == extractor);
+        !grouped || self.may_contain(prefix_hash)
+    }
+
     /// Adds a version; says which older version of the key written here it hides, if any.
     pub fn insert(&self, user_key: Bytes, seqno: u64, kind: Kind, value: Bytes) -> Option<Hidden> {
         self.bytes
             .fetch_add(entry_bytes(&user_key, &value), Ordering::Relaxed);
         if kind == Kind::Delete {
             self.deletes.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(filter) = &self.filter {
+            filter.insert(bloom::hash64(&user_key));
+            let prefix = self.prefixes.as_ref().and_then(|p| p.prefix_len(&user_key));
+            if let Some(prefix) = prefix.and_then(|len| user_key.get(..len)) {
+                filter.insert(bloom::hash64(prefix));
+            }
         }
         self.max_seqno.fetch_max(seqno, Ordering::Relaxed);
         let entry = self
@@ -261,6 +298,10 @@ mod tests {
         m.remove(&delete);
         assert!(!m.is_only_version(&delete));
         assert!(!m.is_empty(), "written to, though nothing is left");
+        assert!(
+            m.may_contain(bloom::hash64(b"nothing")),
+            "no filter: every key may be here"
+        );
         assert_eq!((m.len(), m.deletes()), (1, 0));
     }
 }

@@ -3,7 +3,8 @@
 //! `LsmEngine` implements the storage `Engine` trait: a WAL (`wal`, `batch`, `record`),
 //! memtables (`memtable`), SSTables (`sstable`, `bloom`), block and row caches (`cache`), a
 //! manifest of version edits (`manifest`, `version`), range tombstones (`range_del`),
-//! cursors over memtables and tables (`cursor`), merging iterators (`iterator`) and a background worker that flushes and runs leveled
+//! cursors over memtables and tables (`cursor`), merging iterators (`iterator`), prefix
+//! bloom filters (`prefix`) and a background worker that flushes and runs leveled
 //! compaction with a compaction filter hook (`worker`).
 
 pub mod batch;
@@ -17,7 +18,9 @@ mod gc;
 pub mod iterator;
 pub mod key;
 pub mod manifest;
+mod mem_filter;
 pub mod memtable;
+pub mod prefix;
 pub mod range_del;
 mod read;
 pub mod record;
@@ -27,5 +30,6 @@ pub mod wal;
 mod worker;
 
 pub use engine::{CompactionFilter, FilterLookup, LsmEngine, LsmOptions, LsmStats};
+pub use prefix::PrefixExtractor;
 #[cfg(test)]
 mod tests;

@@ -15,11 +15,13 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use super::bloom;
 use super::cursor::{table_cursor, BoxCursor, Direction, LevelCursor, MemCursor};
 use super::engine::{Shared, State};
 use super::iterator::{Merge, Visible, VisibleRev};
 use super::key::{InternalKey, Kind, SEQNO_MAX};
-use super::memtable::Lookup;
+use super::memtable::{Lookup, Memtable};
+use super::prefix::shared_prefix;
 use super::version::TableFile;
 use crate::storage::{KeyRange, Result};
 
@@ -27,7 +29,11 @@ impl Shared {
     /// The value of `key` visible at `seqno`.
     pub(super) fn point_get(&self, state: &State, key: &[u8], seqno: u64) -> Result<Option<Bytes>> {
         let covered = state.covering_seqno(key, seqno);
-        let found = state.memtables().find_map(|m| m.get(key, seqno));
+        let hash = bloom::hash64(key);
+        let found = state
+            .memtables()
+            .filter(|m| m.may_contain(hash))
+            .find_map(|m| m.get(key, seqno));
         let found = match found {
             Some(found) => Some(found),
             None => {
@@ -36,7 +42,7 @@ impl Shared {
                     if file.meta.max_seqno < covered {
                         continue; // every version in this table is deleted
                     }
-                    if let Some(l) = file.table.get(key, seqno)? {
+                    if let Some(l) = file.table.get_hashed(key, hash, seqno)? {
                         hit = Some(l);
                         break;
                     }
@@ -70,6 +76,9 @@ impl Shared {
                 (None, None) => true,
             })
             .collect();
+        // A scan within one key group opens only the tables whose filter has the group.
+        let extractor = self.opts.prefix_extractor.as_deref();
+        let group = extractor.and_then(|e| Some((e.id(), bloom::hash64(shared_prefix(e, range)?))));
         let levels: Vec<Vec<Arc<TableFile>>> = state
             .version
             .levels
@@ -78,13 +87,14 @@ impl Shared {
                 files
                     .iter()
                     .filter(|f| f.overlaps(lo, hi))
+                    .filter(|f| group.is_none_or(|(id, h)| f.table.may_contain_group(id, h)))
                     .cloned()
                     .collect()
             })
             .collect();
         let mut out = Vec::new();
         if reverse {
-            let sources = cursors(state, levels, &range.end, Direction::Backward)?;
+            let sources = cursors(state, levels, group, &range.end, Direction::Backward)?;
             let mut entries = VisibleRev::new(Merge::reverse(sources), seqno, range_dels);
             for entry in entries.by_ref() {
                 let (k, v) = entry?;
@@ -103,7 +113,7 @@ impl Shared {
             }
             self.count_scan(entries.pulled());
         } else {
-            let sources = cursors(state, levels, &range.start, Direction::Forward)?;
+            let sources = cursors(state, levels, group, &range.start, Direction::Forward)?;
             let mut entries = Visible::new(Merge::new(sources), seqno, range_dels);
             for entry in entries.by_ref() {
                 let (k, v) = entry?;
@@ -138,13 +148,15 @@ fn bound_key(bound: &Bound<Bytes>) -> Option<&[u8]> {
     }
 }
 
-/// Cursors over every memtable and table that may hold keys of the scan, positioned at
+/// Cursors over every memtable and table that may hold keys of the scan (`group`: the
+/// grouping and prefix hash all its keys share, if any), positioned at
 /// `near` (the range bound the scan starts from) in `direction`: the first version of the
 /// first key at or after it forwards, the last version of the last key at or before it
 /// backwards.
 fn cursors<'a>(
     state: &'a State,
     levels: Vec<Vec<Arc<TableFile>>>,
+    group: Option<(u32, u64)>,
     near: &Bound<Bytes>,
     direction: Direction,
 ) -> Result<Vec<BoxCursor<'a>>> {
@@ -157,7 +169,8 @@ fn cursors<'a>(
         }
     });
     let mut cursors: Vec<BoxCursor> = Vec::new();
-    for mem in state.memtables() {
+    let may_hold = |m: &Memtable| group.is_none_or(|(id, h)| m.may_contain_group(id, h));
+    for mem in state.memtables().filter(|m| may_hold(m)) {
         cursors.push(Box::new(MemCursor::new(mem, direction)));
     }
     for (level, files) in levels.into_iter().enumerate() {

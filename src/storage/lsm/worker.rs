@@ -250,14 +250,7 @@ fn flush(shared: &Shared, mem: Arc<super::memtable::Memtable>, wal_id: u64) -> R
         edit.last_seqno = Some(mem.max_seqno());
         let id = shared.next_file_id.fetch_add(1, Ordering::Relaxed);
         let oldest = shared.oldest_snapshot();
-        let written = write_memtable(
-            &shared.dir,
-            id,
-            &mem,
-            shared.opts.upper_compression,
-            oldest,
-            &state_version,
-        )?;
+        let written = write_memtable(&shared.dir, id, &mem, &shared.opts, oldest, &state_version)?;
         // Newer memtables may hold tombstones below `oldest` that were not applied.
         let cleaned_through = oldest.min(mem.max_seqno());
         if let Some(meta) = written {
@@ -424,7 +417,8 @@ fn compact(shared: &Shared, task: Task) -> Result<()> {
             let id = shared.next_file_id.fetch_add(1, Ordering::Relaxed);
             builder = Some((
                 id,
-                TableBuilder::create(&table_path(&shared.dir, id), compression)?,
+                TableBuilder::create(&table_path(&shared.dir, id), compression)?
+                    .with_prefixes(shared.opts.prefix_extractor.clone()),
             ));
         }
         if let Some((_, b)) = builder.as_mut() {

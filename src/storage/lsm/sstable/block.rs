@@ -15,13 +15,19 @@ use crate::storage::lsm::key::compare_internal;
 
 pub const RESTART_INTERVAL: usize = 16;
 
-#[derive(Default)]
 pub struct BlockBuilder {
     buf: Vec<u8>,
     restarts: Vec<u32>,
     last_key: Vec<u8>,
     since_restart: usize,
     entries: usize,
+    restart_interval: usize,
+}
+
+impl Default for BlockBuilder {
+    fn default() -> Self {
+        BlockBuilder::with_restart_interval(RESTART_INTERVAL)
+    }
 }
 
 pub fn put_varint(out: &mut Vec<u8>, mut v: u64) {
@@ -51,10 +57,22 @@ impl BlockBuilder {
         BlockBuilder::default()
     }
 
+    /// A builder with a restart point every `entries` entries (readers need not know).
+    pub fn with_restart_interval(entries: usize) -> BlockBuilder {
+        BlockBuilder {
+            buf: Vec::new(),
+            restarts: Vec::new(),
+            last_key: Vec::new(),
+            since_restart: 0,
+            entries: 0,
+            restart_interval: entries.max(1),
+        }
+    }
+
     /// Adds an entry; keys must arrive in increasing internal-key order.
     pub fn add(&mut self, key: &[u8], value: &[u8]) {
         debug_assert!(self.entries == 0 || compare_internal(&self.last_key, key) == Ordering::Less);
-        let shared = if self.since_restart == RESTART_INTERVAL || self.entries == 0 {
+        let shared = if self.since_restart == self.restart_interval || self.entries == 0 {
             self.restarts.push(self.buf.len() as u32);
             self.since_restart = 0;
             0
@@ -96,7 +114,7 @@ impl BlockBuilder {
             out.extend_from_slice(&r.to_le_bytes());
         }
         out.extend_from_slice(&(self.restarts.len() as u32).to_le_bytes());
-        *self = BlockBuilder::default();
+        *self = BlockBuilder::with_restart_interval(self.restart_interval);
         out
     }
 }

@@ -3,6 +3,7 @@
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -12,6 +13,7 @@ use super::{
 };
 use crate::storage::lsm::bloom;
 use crate::storage::lsm::key::{parse, user_key, Kind};
+use crate::storage::lsm::prefix::PrefixExtractor;
 
 /// How data blocks are compressed (LZ4 on upper levels, zstd on the bottom level).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +52,9 @@ pub struct TableBuilder {
     index: BlockBuilder,
     key_hashes: Vec<u64>,
     last_user_key: Vec<u8>,
+    /// Group prefixes go into the bloom filter too (`prefix.rs`).
+    prefixes: Option<Arc<dyn PrefixExtractor>>,
+    last_prefix: Vec<u8>,
     props: Properties,
 }
 
@@ -69,14 +74,25 @@ impl TableBuilder {
             offset: 0,
             compression,
             data: BlockBuilder::new(),
-            index: BlockBuilder::new(),
+            // Index blocks are searched on every seek: a restart at each entry makes that
+            // a binary search with no entries decoded in between.
+            index: BlockBuilder::with_restart_interval(1),
             key_hashes: Vec::new(),
             last_user_key: Vec::new(),
+            prefixes: None,
+            last_prefix: Vec::new(),
             props: Properties {
                 min_seqno: u64::MAX,
                 ..Properties::default()
             },
         })
+    }
+
+    /// Puts the group prefixes `extractor` finds into the bloom filter as well.
+    pub fn with_prefixes(mut self, extractor: Option<Arc<dyn PrefixExtractor>>) -> TableBuilder {
+        self.props.prefix_extractor = extractor.as_ref().map_or(0, |e| e.id());
+        self.prefixes = extractor;
+        self
     }
 
     /// Adds one entry; `key` is an encoded internal key, greater than every key added before.
@@ -101,6 +117,18 @@ impl TableBuilder {
             self.key_hashes.push(bloom::hash64(user));
             self.last_user_key.clear();
             self.last_user_key.extend_from_slice(user);
+            let prefix = self
+                .prefixes
+                .as_ref()
+                .and_then(|e| e.prefix_len(user))
+                .and_then(|len| user.get(..len));
+            if let Some(prefix) = prefix {
+                if self.last_prefix != prefix {
+                    self.key_hashes.push(bloom::hash64(prefix));
+                    self.last_prefix.clear();
+                    self.last_prefix.extend_from_slice(prefix);
+                }
+            }
         }
         self.data.add(key, value);
         if self.data.estimated_bytes() >= BLOCK_BYTES {

@@ -2,8 +2,10 @@
 //!
 //! ## Format
 //! `entries:u64 | tombstones:u64 | min_seqno:u64 | max_seqno:u64 | data_blocks:u64 |
-//! smallest_len:u32 | smallest | largest_len:u32 | largest`, integers little-endian; keys
-//! are internal keys.
+//! smallest_len:u32 | smallest | largest_len:u32 | largest [| prefix_extractor:u32]`,
+//! integers little-endian; keys are internal keys. `prefix_extractor` (absent in tables
+//! written before it existed: 0) names the prefix grouping whose prefixes the bloom filter
+//! holds (`prefix.rs`), 0 for none.
 
 use bytes::{Buf, BufMut, Bytes};
 
@@ -16,11 +18,12 @@ pub struct Properties {
     pub data_blocks: u64,
     pub smallest: Bytes,
     pub largest: Bytes,
+    pub prefix_extractor: u32,
 }
 
 impl Properties {
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(48 + self.smallest.len() + self.largest.len());
+        let mut out = Vec::with_capacity(52 + self.smallest.len() + self.largest.len());
         for v in [
             self.entries,
             self.tombstones,
@@ -34,6 +37,7 @@ impl Properties {
             out.put_u32_le(key.len() as u32);
             out.put_slice(key);
         }
+        out.put_u32_le(self.prefix_extractor);
         out
     }
 
@@ -58,6 +62,9 @@ impl Properties {
                 return None;
             }
             *slot = raw.split_to(len);
+        }
+        if raw.remaining() >= 4 {
+            p.prefix_extractor = raw.get_u32_le();
         }
         Some(p)
     }

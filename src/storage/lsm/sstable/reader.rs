@@ -155,10 +155,35 @@ impl Table {
         bloom::may_contain(&self.filter, bloom::hash64(user_key))
     }
 
+    /// Whether keys of the group whose prefix has this hash (under the grouping named
+    /// `extractor`) may be here; always true for a table whose filter holds no prefixes of
+    /// that grouping.
+    pub fn may_contain_group(&self, extractor: u32, prefix_hash: u64) -> bool {
+        if extractor == 0 || self.props.prefix_extractor != extractor {
+            return true;
+        }
+        self.cache.prefix_checks.fetch_add(1, Ordering::Relaxed);
+        let present = bloom::may_contain(&self.filter, prefix_hash);
+        if !present {
+            self.cache.prefix_negatives.fetch_add(1, Ordering::Relaxed);
+        }
+        present
+    }
+
     /// The newest version of `key` at `snapshot` in this table.
     pub fn get(&self, key: &[u8], snapshot: u64) -> Result<Option<Found>, TableError> {
+        self.get_hashed(key, bloom::hash64(key), snapshot)
+    }
+
+    /// [`Table::get`] with the key's `bloom::hash64` already computed.
+    pub fn get_hashed(
+        &self,
+        key: &[u8],
+        hash: u64,
+        snapshot: u64,
+    ) -> Result<Option<Found>, TableError> {
         self.cache.bloom_checks.fetch_add(1, Ordering::Relaxed);
-        if !self.may_contain(key) {
+        if !bloom::may_contain(&self.filter, hash) {
             self.cache.bloom_negatives.fetch_add(1, Ordering::Relaxed);
             return Ok(None);
         }

@@ -140,3 +140,23 @@ fn a_flipped_byte_is_reported_never_returned() {
     }
     std::fs::remove_dir_all(path.parent().unwrap()).ok();
 }
+
+#[test]
+fn properties_written_before_prefix_filters_read_as_none() {
+    let props = super::Properties {
+        entries: 3,
+        prefix_extractor: 5,
+        smallest: bytes::Bytes::from("a"),
+        largest: bytes::Bytes::from("b"),
+        ..super::Properties::default()
+    };
+    let encoded = props.encode();
+    assert_eq!(
+        super::Properties::decode(encoded.clone().into()),
+        Some(props.clone())
+    );
+    let old = encoded[..encoded.len() - 4].to_vec();
+    let decoded = super::Properties::decode(old.into()).unwrap();
+    assert_eq!(decoded.prefix_extractor, 0);
+    assert_eq!(decoded.entries, 3);
+}
