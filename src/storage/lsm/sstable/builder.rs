@@ -56,6 +56,8 @@ pub struct TableBuilder {
     prefixes: Option<Arc<dyn PrefixExtractor>>,
     last_prefix: Vec<u8>,
     props: Properties,
+    /// Made on first use and kept for the table's blocks.
+    zstd: Option<zstd::bulk::Compressor<'static>>,
 }
 
 fn io_err(path: &Path) -> impl Fn(std::io::Error) -> TableError + '_ {
@@ -85,6 +87,7 @@ impl TableBuilder {
                 min_seqno: u64::MAX,
                 ..Properties::default()
             },
+            zstd: None,
         })
     }
 
@@ -171,7 +174,13 @@ impl TableBuilder {
             Compression::Lz4 => lz4_flex::block::compress_prepend_size(raw),
             Compression::Zstd => {
                 let mut out = (raw.len() as u32).to_le_bytes().to_vec();
-                let frame = zstd::bulk::compress(raw, 3).map_err(io_err(&self.path))?;
+                let zstd = match &mut self.zstd {
+                    Some(ctx) => ctx,
+                    None => self
+                        .zstd
+                        .insert(zstd::bulk::Compressor::new(3).map_err(io_err(&self.path))?),
+                };
+                let frame = zstd.compress(raw).map_err(io_err(&self.path))?;
                 out.extend_from_slice(&frame);
                 out
             }

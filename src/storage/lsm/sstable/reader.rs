@@ -124,7 +124,7 @@ impl Table {
             2 => {
                 let (len, frame) = payload.split_at_checked(4).ok_or(corrupt("zstd block"))?;
                 let len = u32::from_le_bytes(len.try_into().unwrap_or_default()) as usize;
-                zstd::bulk::decompress(frame, len).map_err(|_| corrupt("zstd block"))?
+                zstd_decompress(frame, len).map_err(|_| corrupt("zstd block"))?
             }
             _ => return Err(corrupt("compression type")),
         };
@@ -256,6 +256,25 @@ impl Table {
             open: Block::rev_iter,
         }
     }
+}
+
+thread_local! {
+    /// A zstd decompression context per thread: creating one per block cost as much as
+    /// the decompression itself.
+    static ZSTD: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Decompresses a zstd frame of `len` bytes with this thread's context.
+fn zstd_decompress(frame: &[u8], len: usize) -> std::io::Result<Vec<u8>> {
+    ZSTD.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let ctx = match slot.as_mut() {
+            Some(ctx) => ctx,
+            None => slot.insert(zstd::bulk::Decompressor::new()?),
+        };
+        ctx.decompress(frame, len)
+    })
 }
 
 fn empty_block() -> Block {
