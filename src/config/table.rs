@@ -147,6 +147,7 @@ pub static EFFECTIVE: &[&str] = &[
     "raft-log-segment-size",
     "join",
     "cluster-port",
+    "cluster-node-timeout",
     "replicas",
     "read-consistency",
 ];
@@ -160,10 +161,12 @@ pub fn settable(param: &Param) -> bool {
     param.mutable && !STARTUP_ONLY.contains(&param.name)
 }
 
+/// Basalt's definition wins where Redis has a parameter of the same name (`cluster-port`:
+/// Basalt validates it as a port).
 pub fn find(name: &str) -> Option<&'static Param> {
-    PARAMS
+    BASALT_PARAMS
         .iter()
-        .chain(BASALT_PARAMS)
+        .chain(PARAMS)
         .find(|p| p.name == name)
         .or_else(|| {
             let canonical = alias(name)?;
@@ -172,7 +175,10 @@ pub fn find(name: &str) -> Option<&'static Param> {
 }
 
 pub fn all() -> impl Iterator<Item = &'static Param> {
-    PARAMS.iter().chain(BASALT_PARAMS)
+    PARAMS
+        .iter()
+        .filter(|p| !BASALT_PARAMS.iter().any(|b| b.name == p.name))
+        .chain(BASALT_PARAMS)
 }
 
 /// Redis's old names that still work in CONFIG and redis.conf.
@@ -276,6 +282,17 @@ mod tests {
         assert_eq!(parse_memory("100"), Some(100));
         assert_eq!(parse_memory("x"), None);
         assert_eq!(parse_memory(""), None);
+    }
+
+    #[test]
+    fn a_name_is_listed_once_and_basalt_defines_its_own() {
+        let names: Vec<&str> = all().map(|p| p.name).collect();
+        let mut unique = names.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(names.len(), unique.len(), "a parameter is listed twice");
+        let port = find("cluster-port").unwrap();
+        assert!(validate(port, "70000").is_err() && validate(port, "17000").is_ok());
     }
 
     #[test]
