@@ -39,7 +39,10 @@ pub fn open_engine(config: &config::Config) -> anyhow::Result<Arc<dyn storage::E
             };
             let options = storage::lsm::LsmOptions {
                 sync: storage::SyncPolicy::from_appendfsync(&config.get("appendfsync")),
-                block_cache_bytes: bytes("block-cache-size", 64 << 20),
+                block_cache_bytes: match bytes("block-cache-size", 0) {
+                    0 => physical_memory_bytes() / 4,
+                    set => set,
+                },
                 row_cache_bytes: bytes("row-cache-size", 16 << 20),
                 upper_compression: Compression::from_name(&config.get("compression"))
                     .unwrap_or(Compression::Lz4),
@@ -57,6 +60,22 @@ pub fn open_engine(config: &config::Config) -> anyhow::Result<Arc<dyn storage::E
             Arc::new(storage::lsm::LsmEngine::open(&dir, options)?)
         }
     })
+}
+
+/// The machine's memory, for settings that default to a share of it (256 MiB if unknown).
+fn physical_memory_bytes() -> usize {
+    // SAFETY: sysconf only reads system configuration.
+    let (pages, page) = unsafe {
+        (
+            libc::sysconf(libc::_SC_PHYS_PAGES),
+            libc::sysconf(libc::_SC_PAGESIZE),
+        )
+    };
+    if pages > 0 && page > 0 {
+        (pages as usize).saturating_mul(page as usize)
+    } else {
+        256 << 20
+    }
 }
 
 /// The address other nodes and clients are told to use: the first `bind` address that is

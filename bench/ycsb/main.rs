@@ -29,6 +29,10 @@ use redis::aio::MultiplexedConnection;
 use redis::Value;
 
 use distribution::{Distribution, KeyChooser};
+
+/// The server's allocator: the generator's own share of the machine stays small.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use workload::{index_score, key_name, Op, Values, Workload, INDEX_KEY};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -39,7 +39,8 @@ pub static BASALT_PARAMS: &[Param] = &[
     },
     Param {
         name: "block-cache-size",
-        default: "67108864",
+        // 0: a quarter of the machine's memory (see lib.rs).
+        default: "0",
         kind: Kind::Memory {
             min: 0,
             max: i64::MAX,

@@ -6,7 +6,6 @@
 //! instead of stepping through each (see `iterator.rs`). A cursor's position after a seek
 //! does not depend on where it was before.
 
-use std::ops::Bound;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -54,17 +53,18 @@ fn found_entry(user_key: &[u8], (lookup, seqno): Found) -> Entry {
 pub struct MemCursor<'a> {
     mem: &'a Memtable,
     direction: Direction,
-    range: memtable::Range<'a>,
+    /// The entry `next` yields.
+    at: Option<memtable::Entry<'a>>,
 }
 
 impl<'a> MemCursor<'a> {
     /// A cursor at the start of `mem` in `direction` (its first entry, or its last).
     pub fn new(mem: &'a Memtable, direction: Direction) -> MemCursor<'a> {
-        MemCursor {
-            mem,
-            direction,
-            range: mem.range((Bound::Unbounded, Bound::Unbounded)),
-        }
+        let at = match direction {
+            Direction::Forward => mem.first(),
+            Direction::Backward => mem.last(),
+        };
+        MemCursor { mem, direction, at }
     }
 }
 
@@ -72,21 +72,21 @@ impl Iterator for MemCursor<'_> {
     type Item = Result<Entry, TableError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let entry = match self.direction {
-            Direction::Forward => self.range.next()?,
-            Direction::Backward => self.range.next_back()?,
+        let entry = self.at?;
+        self.at = match self.direction {
+            Direction::Forward => entry.next(),
+            Direction::Backward => entry.prev(),
         };
-        Some(Ok((entry.key().encode_vec(), entry.value().clone())))
+        Some(Ok((entry.encoded_key(), entry.value().clone())))
     }
 }
 
 impl Cursor for MemCursor<'_> {
     fn seek(&mut self, target: &InternalKey) -> Result<(), TableError> {
-        let bounds = match self.direction {
-            Direction::Forward => (Bound::Included(target.clone()), Bound::Unbounded),
-            Direction::Backward => (Bound::Unbounded, Bound::Included(target.clone())),
+        self.at = match self.direction {
+            Direction::Forward => self.mem.seek(target),
+            Direction::Backward => self.mem.seek_for_prev(target),
         };
-        self.range = self.mem.range(bounds);
         Ok(())
     }
 

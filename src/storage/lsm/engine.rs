@@ -374,6 +374,17 @@ impl LsmEngine {
         (levels, mem)
     }
 
+    /// Entries the memtables hold (versions the garbage collector removed not counted).
+    pub fn memtable_entries(&self) -> usize {
+        self.shared
+            .state
+            .read()
+            .clone()
+            .memtables()
+            .map(|m| m.len())
+            .sum()
+    }
+
     /// Every write at or below this sequence number is in tables (survives a crash even
     /// without the WAL).
     pub fn flushed_seqno(&self) -> u64 {
@@ -831,6 +842,14 @@ impl Engine for LsmEngine {
         let mut out = vec![
             ("storage_engine".to_string(), "lsm".to_string()),
             ("memtable_bytes".to_string(), mem_bytes.to_string()),
+            (
+                "memtable_entries".to_string(),
+                state
+                    .memtables()
+                    .map(|m| m.len())
+                    .sum::<usize>()
+                    .to_string(),
+            ),
             (
                 "immutable_memtables".to_string(),
                 state.imm.len().to_string(),

@@ -15,7 +15,6 @@
 //! the old state still has the memtable.
 
 use std::fs;
-use std::ops::Bound;
 use std::path::Path;
 
 use super::engine::LsmOptions;
@@ -46,26 +45,27 @@ pub(super) fn write_memtable(
         .collect();
     let mut builder = TableBuilder::create(&path, opts.upper_compression)?
         .with_prefixes(opts.prefix_extractor.clone());
-    let mut current: Option<bytes::Bytes> = None;
+    let mut current: Option<&[u8]> = None;
     // Whether `current`'s newest version at or below the oldest snapshot was met.
     let mut settled = false;
-    for (key, value) in mem.entries_from(Bound::Unbounded) {
-        if current.as_ref() != Some(&key.user_key) {
-            current = Some(key.user_key.clone());
+    for entry in mem.entries() {
+        let user_key = entry.user_key();
+        if current != Some(user_key) {
+            current = Some(user_key);
             settled = false;
         }
-        if key.seqno <= oldest_snapshot {
+        if entry.seqno() <= oldest_snapshot {
             if settled {
                 continue; // hidden from every reader by a newer version
             }
             settled = true;
             let covered = !range_dels.is_empty()
-                && covering_seqno(&range_dels, &key.user_key, oldest_snapshot) > key.seqno;
-            if covered || key.kind == Kind::Delete && !may_be_in(tables, &key.user_key) {
+                && covering_seqno(&range_dels, user_key, oldest_snapshot) > entry.seqno();
+            if covered || entry.kind() == Kind::Delete && !may_be_in(tables, user_key) {
                 continue;
             }
         }
-        builder.add(&key.encode(), &value)?;
+        builder.add(&entry.encoded_key(), entry.value())?;
     }
     if builder.is_empty() {
         drop(builder);

@@ -1,4 +1,5 @@
-//! The memtable: recent changes in a concurrent skiplist, with byte accounting.
+//! The memtable: recent changes in an arena-backed skiplist (`skiplist.rs`), with byte
+//! accounting.
 //!
 //! Entries are internal keys (user key, sequence number, kind) → value, newest version of a
 //! key first. Readers see a version only if its sequence number is at or below their
@@ -6,13 +7,13 @@
 //! memtable is flushed. A memtable is written by one writer at a time (the engine's write
 //! path) and read concurrently. An optional bloom filter (`mem_filter.rs`) over its keys and
 //! key groups lets reads pass over a memtable that holds none of what they look for.
+//! Versions the garbage collector removes (`gc.rs`) are unlinked, not freed: the byte count,
+//! which decides when the memtable is full, counts every entry ever written.
 
-use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use crossbeam_skiplist::SkipMap;
 use parking_lot::RwLock;
 
 use super::bloom;
@@ -20,8 +21,11 @@ use super::key::{InternalKey, Kind, SEQNO_MAX};
 use super::mem_filter::MemFilter;
 use super::prefix::PrefixExtractor;
 use super::range_del::{covering_seqno, RangeTombstone};
+use super::skiplist::SkipList;
 
-/// Per-entry overhead counted on top of key and value bytes (skiplist node and links).
+pub use super::skiplist::Entry;
+
+/// Per-entry overhead counted on top of key and value bytes (node header and links).
 const ENTRY_OVERHEAD_BYTES: usize = 64;
 
 /// Memory an entry is counted for.
@@ -39,18 +43,9 @@ pub enum Lookup {
 /// A [`Lookup`] with the sequence number of the version found.
 pub type Found = (Lookup, u64);
 
-/// The entries of a memtable between two internal keys, walkable from both ends.
-pub type Range<'a> = crossbeam_skiplist::map::Range<
-    'a,
-    InternalKey,
-    (Bound<InternalKey>, Bound<InternalKey>),
-    InternalKey,
-    Bytes,
->;
-
 #[derive(Default)]
 pub struct Memtable {
-    map: SkipMap<InternalKey, Bytes>,
+    list: SkipList,
     /// The user keys and group prefixes written here (none: every read searches).
     filter: Option<MemFilter>,
     prefixes: Option<Arc<dyn PrefixExtractor>>,
@@ -68,6 +63,14 @@ pub struct Hidden {
     pub older: InternalKey,
     /// The version just written.
     pub newer: InternalKey,
+}
+
+fn lookup(entry: &Entry<'_>) -> Found {
+    let found = match entry.kind() {
+        Kind::Put => Lookup::Value(entry.value().clone()),
+        Kind::Delete => Lookup::Deleted,
+    };
+    (found, entry.seqno())
 }
 
 impl Memtable {
@@ -98,6 +101,7 @@ impl Memtable {
     }
 
     /// Adds a version; says which older version of the key written here it hides, if any.
+    /// Only the engine's writer calls this (and [`Memtable::remove`]).
     pub fn insert(&self, user_key: Bytes, seqno: u64, kind: Kind, value: Bytes) -> Option<Hidden> {
         self.bytes
             .fetch_add(entry_bytes(&user_key, &value), Ordering::Relaxed);
@@ -112,39 +116,33 @@ impl Memtable {
             }
         }
         self.max_seqno.fetch_max(seqno, Ordering::Relaxed);
-        let entry = self
-            .map
-            .insert(InternalKey::new(user_key, seqno, kind), value);
+        let entry = self.list.insert(&user_key, seqno, kind, value);
         // A key's versions sort newest first: the entry after this one, if it is of the same
         // key, is the version it hides.
         let older = entry.next()?;
-        (older.key().user_key == entry.key().user_key).then(|| Hidden {
-            older: older.key().clone(),
-            newer: entry.key().clone(),
+        (older.user_key() == &user_key[..]).then(|| Hidden {
+            older: InternalKey::new(user_key.clone(), older.seqno(), older.kind()),
+            newer: InternalKey::new(user_key, seqno, kind),
         })
     }
 
-    /// Removes one version (one no reader can see any more).
+    /// Unlinks one version (one no reader can see any more).
     pub fn remove(&self, key: &InternalKey) {
-        if let Some(entry) = self.map.remove(key) {
-            self.bytes.fetch_sub(
-                entry_bytes(&entry.key().user_key, entry.value()),
-                Ordering::Relaxed,
-            );
-            if entry.key().kind == Kind::Delete {
-                self.deletes.fetch_sub(1, Ordering::Relaxed);
-            }
+        if let Some((_, Kind::Delete)) = self.list.unlink(&key.user_key, key.seqno, key.kind) {
+            self.deletes.fetch_sub(1, Ordering::Relaxed);
         }
     }
 
     /// Whether `key` is here and is the only version of its user key here.
     pub fn is_only_version(&self, key: &InternalKey) -> bool {
-        let Some(entry) = self.map.get(key) else {
+        let Some(entry) = self.list.seek_ge(&key.user_key, key.seqno, key.kind) else {
             return false;
         };
-        let same_key = |other: Option<crossbeam_skiplist::map::Entry<'_, InternalKey, Bytes>>| {
-            other.is_some_and(|o| o.key().user_key == key.user_key)
-        };
+        if entry.user_key() != &key.user_key[..] || entry.seqno() != key.seqno {
+            return false;
+        }
+        let same_key =
+            |other: Option<Entry<'_>>| other.is_some_and(|o| o.user_key() == &key.user_key[..]);
         !same_key(entry.prev()) && !same_key(entry.next())
     }
 
@@ -180,12 +178,12 @@ impl Memtable {
         self.deletes.load(Ordering::Relaxed)
     }
 
-    /// Entries held (every version and delete).
+    /// Entries held (every version and delete not removed).
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.list.len()
     }
 
-    /// Approximate memory held.
+    /// Approximate memory held: every entry ever written, removed or not.
     pub fn approximate_bytes(&self) -> usize {
         self.bytes.load(Ordering::Relaxed)
     }
@@ -202,47 +200,37 @@ impl Memtable {
 
     /// The newest version of `user_key` visible at `snapshot`.
     pub fn get(&self, user_key: &[u8], snapshot: u64) -> Option<Found> {
-        let seek = InternalKey::new(
-            Bytes::copy_from_slice(user_key),
-            snapshot.min(SEQNO_MAX),
-            Kind::Put,
-        );
-        let entry = self.map.range(seek..).next()?;
-        let key = entry.key();
-        if key.user_key != user_key {
-            return None;
-        }
-        let lookup = match key.kind {
-            Kind::Put => Lookup::Value(entry.value().clone()),
-            Kind::Delete => Lookup::Deleted,
-        };
-        Some((lookup, key.seqno))
+        let entry = self
+            .list
+            .seek_ge(user_key, snapshot.min(SEQNO_MAX), Kind::Put)?;
+        (entry.user_key() == user_key).then(|| lookup(&entry))
     }
 
-    /// The entries between two internal keys.
-    pub fn range(&self, bounds: (Bound<InternalKey>, Bound<InternalKey>)) -> Range<'_> {
-        self.map.range(bounds)
+    /// The first entry, in internal-key order.
+    pub fn first(&self) -> Option<Entry<'_>> {
+        self.list.first()
     }
 
-    /// Every entry up to `end` (an internal key), in descending internal-key order.
-    pub fn entries_until_rev(
-        &self,
-        end: Bound<InternalKey>,
-    ) -> impl Iterator<Item = (InternalKey, Bytes)> + '_ {
-        self.map
-            .range((Bound::Unbounded, end))
-            .rev()
-            .map(|e| (e.key().clone(), e.value().clone()))
+    /// The last entry.
+    pub fn last(&self) -> Option<Entry<'_>> {
+        self.list.last_entry()
     }
 
-    /// Every entry from `start` (inclusive, an internal key) on, in internal-key order.
-    pub fn entries_from(
-        &self,
-        start: Bound<InternalKey>,
-    ) -> impl Iterator<Item = (InternalKey, Bytes)> + '_ {
-        self.map
-            .range((start, Bound::Unbounded))
-            .map(|e| (e.key().clone(), e.value().clone()))
+    /// The first entry at or after `key`.
+    pub fn seek(&self, key: &InternalKey) -> Option<Entry<'_>> {
+        self.list
+            .seek_ge(&key.user_key, key.seqno.min(SEQNO_MAX), key.kind)
+    }
+
+    /// The last entry at or before `key`.
+    pub fn seek_for_prev(&self, key: &InternalKey) -> Option<Entry<'_>> {
+        self.list
+            .seek_le(&key.user_key, key.seqno.min(SEQNO_MAX), key.kind)
+    }
+
+    /// Every entry, in internal-key order.
+    pub fn entries(&self) -> impl Iterator<Item = Entry<'_>> + '_ {
+        std::iter::successors(self.first(), |e| e.next())
     }
 }
 
@@ -272,36 +260,60 @@ mod tests {
         assert_eq!(m.get(b"j", 9), None);
         assert_eq!(m.max_seqno(), 7);
         assert!(m.approximate_bytes() > 0);
-        let all: Vec<_> = m
-            .entries_from(Bound::Unbounded)
-            .map(|(k, _)| k.seqno)
-            .collect();
+        let all: Vec<_> = m.entries().map(|e| e.seqno()).collect();
         assert_eq!(all, vec![7, 5, 1, 2]);
-        let back: Vec<_> = m
-            .entries_until_rev(Bound::Included(InternalKey::new("k", 0, Kind::Delete)))
-            .map(|(k, _)| k.seqno)
-            .collect();
-        assert_eq!(back, vec![1, 5, 7]);
+        let back = m
+            .seek_for_prev(&InternalKey::new("k", 0, Kind::Delete))
+            .unwrap();
+        assert_eq!(back.seqno(), 1);
+        assert_eq!(back.prev().map(|e| e.seqno()), Some(5));
 
         let delete = InternalKey::new("k", 7, Kind::Delete);
         assert!(!m.is_only_version(&delete));
         let before = m.approximate_bytes();
         m.remove(&InternalKey::new("k", 1, Kind::Put));
         m.remove(&InternalKey::new("k", 5, Kind::Put));
-        assert_eq!(
-            before - m.approximate_bytes(),
-            2 * (1 + 2 + ENTRY_OVERHEAD_BYTES)
-        );
+        assert_eq!(before, m.approximate_bytes(), "removal frees nothing");
+        assert_eq!((m.len(), m.deletes()), (2, 1));
         assert!(m.is_only_version(&delete));
         assert!(m.is_only_version(&InternalKey::new("kk", 2, Kind::Put)));
         assert_eq!(m.get(b"k", 6), None);
         m.remove(&delete);
         assert!(!m.is_only_version(&delete));
-        assert!(!m.is_empty(), "written to, though nothing is left");
+        assert!(!m.is_empty(), "written to, though nothing of k is left");
+        assert_eq!((m.len(), m.deletes()), (1, 0));
         assert!(
             m.may_contain(bloom::hash64(b"nothing")),
             "no filter: every key may be here"
         );
-        assert_eq!((m.len(), m.deletes()), (1, 0));
+    }
+
+    #[derive(Debug)]
+    struct FirstByte;
+
+    impl PrefixExtractor for FirstByte {
+        fn id(&self) -> u32 {
+            9
+        }
+        fn prefix_len(&self, key: &[u8]) -> Option<usize> {
+            (!key.is_empty()).then_some(1)
+        }
+    }
+
+    #[test]
+    fn the_filter_knows_the_keys_and_groups_written() {
+        let m = Memtable::with_filter(1 << 16, Some(Arc::new(FirstByte)));
+        for i in 0..100 {
+            m.insert(Bytes::from(format!("a{i}")), i + 1, Kind::Put, Bytes::new());
+        }
+        assert!((0..100).all(|i| m.may_contain(bloom::hash64(format!("a{i}").as_bytes()))));
+        let absent = (0..1000)
+            .filter(|i| m.may_contain(bloom::hash64(format!("b{i}").as_bytes())))
+            .count();
+        assert!(absent < 20, "{absent} of 1,000 absent keys may be here");
+        assert!(m.may_contain_group(9, bloom::hash64(b"a")));
+        assert!(!m.may_contain_group(9, bloom::hash64(b"z")));
+        // Another grouping's prefixes were never recorded: the answer is "may be".
+        assert!(m.may_contain_group(3, bloom::hash64(b"z")));
     }
 }

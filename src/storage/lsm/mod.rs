@@ -24,6 +24,7 @@ pub mod prefix;
 pub mod range_del;
 mod read;
 pub mod record;
+mod skiplist;
 pub mod sstable;
 pub mod version;
 pub mod wal;

@@ -13,7 +13,9 @@ use bytes::Bytes;
 
 use crate::storage::lsm::key::compare_internal;
 
-pub const RESTART_INTERVAL: usize = 16;
+/// Entries between restart points in data blocks: a seek binary-searches the restart
+/// points and then decodes at most this many entries.
+pub const RESTART_INTERVAL: usize = 8;
 
 pub struct BlockBuilder {
     buf: Vec<u8>,
@@ -160,9 +162,18 @@ impl Block {
     /// Decodes the header of the entry at `pos` without copying anything.
     fn header(&self, pos: usize) -> Result<EntryHeader, MalformedBlock> {
         let mut p = pos;
-        let shared = get_varint(&self.data, &mut p).ok_or(MalformedBlock)? as usize;
-        let unshared = get_varint(&self.data, &mut p).ok_or(MalformedBlock)? as usize;
-        let value_len = get_varint(&self.data, &mut p).ok_or(MalformedBlock)? as usize;
+        let (shared, unshared, value_len) = match self.data.get(p..p + 3) {
+            // The common case: three one-byte varints.
+            Some(&[a, b, c]) if (a | b | c) < 0x80 => {
+                p += 3;
+                (usize::from(a), usize::from(b), usize::from(c))
+            }
+            _ => (
+                get_varint(&self.data, &mut p).ok_or(MalformedBlock)? as usize,
+                get_varint(&self.data, &mut p).ok_or(MalformedBlock)? as usize,
+                get_varint(&self.data, &mut p).ok_or(MalformedBlock)? as usize,
+            ),
+        };
         let key_end = p.checked_add(unshared).ok_or(MalformedBlock)?;
         let value_end = key_end.checked_add(value_len).ok_or(MalformedBlock)?;
         if value_end > self.restarts_at {
