@@ -107,7 +107,11 @@ pub async fn build_node(
 ) -> anyhow::Result<Arc<commands::Node>> {
     let databases: u8 = config.get("databases").parse()?;
     let engine = open_engine(&config)?;
-    let keyspace = keyspace::Keyspace::open(engine, databases)?;
+    let collection_cache = config::table::parse_memory(&config.get("collection-cache-size"))
+        .unwrap_or(64 << 20)
+        .max(0) as usize;
+    let keyspace =
+        keyspace::Keyspace::open(engine, databases)?.with_collection_cache(collection_cache);
     let node = Arc::new(commands::Node::new(config.clone(), keyspace, port));
     let raft_dir = std::path::Path::new(&config.get("dir")).join("raft");
     if config.get("engine") == "memory" && raft_dir.exists() {

@@ -13,7 +13,7 @@ use super::args::{self, eq};
 use super::collections;
 use super::error::{self, syntax, CmdError};
 use super::{propose_as_sent, reply, ApplyFn, CmdResult, Ctx, Handler};
-use crate::keyspace::{Encoding, Meta, Txn, ValueType};
+use crate::keyspace::{Elements, Encoding, Meta, Txn, ValueType};
 use crate::protocol::Reply;
 
 /// Redis's default `hash-max-listpack-entries` and `hash-max-listpack-value`.
@@ -98,10 +98,13 @@ fn hlen(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 /// Every field and value of a hash (empty when it does not exist).
-fn all_pairs(ctx: &mut Ctx, key: &[u8]) -> Result<Vec<(Bytes, Bytes)>, CmdError> {
+fn all_pairs(ctx: &mut Ctx, key: &[u8]) -> Result<Elements, CmdError> {
     match read_hash(ctx, key)? {
-        None => Ok(Vec::new()),
-        Some((_, version)) => Ok(ctx.node.keyspace.all_elements(ctx.db(), key, version)?),
+        None => Ok(Elements::from([])),
+        Some((meta, version)) => {
+            let keyspace = &ctx.node.keyspace;
+            Ok(keyspace.collection(ctx.db(), key, meta.revision, version)?)
+        }
     }
 }
 
@@ -109,14 +112,14 @@ fn all_pairs(ctx: &mut Ctx, key: &[u8]) -> Result<Vec<(Bytes, Bytes)>, CmdError>
 fn hgetall(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let pairs = all_pairs(ctx, &args[1])?;
     reply(if eq(&args[0], "hkeys") {
-        Reply::Array(pairs.into_iter().map(|(f, _)| Reply::Bulk(f)).collect())
+        Reply::Array(pairs.iter().map(|(f, _)| Reply::Bulk(f.clone())).collect())
     } else if eq(&args[0], "hvals") {
-        Reply::Array(pairs.into_iter().map(|(_, v)| Reply::Bulk(v)).collect())
+        Reply::Array(pairs.iter().map(|(_, v)| Reply::Bulk(v.clone())).collect())
     } else {
         Reply::Map(
             pairs
-                .into_iter()
-                .map(|(f, v)| (Reply::Bulk(f), Reply::Bulk(v)))
+                .iter()
+                .map(|(f, v)| (Reply::Bulk(f.clone()), Reply::Bulk(v.clone())))
                 .collect(),
         )
     })

@@ -265,7 +265,13 @@ fn render(ctx: &Ctx, section: &str, out: &mut String) {
         }
         "storage" => {
             line("# Storage", &"");
-            for (k, v) in node.keyspace.engine().info() {
+            for (k, v) in node
+                .keyspace
+                .engine()
+                .info()
+                .into_iter()
+                .chain(node.keyspace.cache_info())
+            {
                 line(&k, &v);
             }
         }

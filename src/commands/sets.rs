@@ -49,14 +49,13 @@ fn read_set(ctx: &mut Ctx, key: &[u8]) -> Result<Option<(Meta, Collection)>, Cmd
     collections::read(ctx, key, ValueType::Set)
 }
 
-fn members(ctx: &mut Ctx, key: &[u8], set: &Collection) -> Result<Vec<Bytes>, CmdError> {
-    Ok(ctx
+/// A set's members, read under its metadata `meta` (from the collection cache if there).
+fn members(ctx: &mut Ctx, key: &[u8], meta: &Meta, set: &Collection) -> Result<Vec<Bytes>, CmdError> {
+    let all = ctx
         .node
         .keyspace
-        .all_elements(ctx.db(), key, set.version)?
-        .into_iter()
-        .map(|(m, _)| m)
-        .collect())
+        .collection(ctx.db(), key, meta.revision, set.version)?;
+    Ok(all.iter().map(|(m, _)| m.clone()).collect())
 }
 
 /// A reply listing members: an array in RESP2, a set in RESP3.
@@ -106,7 +105,7 @@ fn smismember(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 fn smembers(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let items = match read_set(ctx, &args[1])? {
         None => Vec::new(),
-        Some((_, set)) => members(ctx, &args[1], &set)?,
+        Some((meta, set)) => members(ctx, &args[1], &meta, &set)?,
     };
     reply(member_set(items))
 }
@@ -119,7 +118,7 @@ fn srandmember(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let count = collections::parse_random_count(args.get(2))?;
     let items = match read_set(ctx, &args[1])? {
         None => Vec::new(),
-        Some((_, set)) => members(ctx, &args[1], &set)?,
+        Some((meta, set)) => members(ctx, &args[1], &meta, &set)?,
     };
     let Some(count) = count else {
         return reply(
@@ -361,7 +360,10 @@ fn read_sets(ctx: &mut Ctx, keys: &[Bytes]) -> Result<Vec<Option<Vec<Bytes>>>, C
     }
     keys.iter()
         .zip(found)
-        .map(|(key, set)| set.map(|(_, set)| members(ctx, key, &set)).transpose())
+        .map(|(key, set)| {
+            set.map(|(meta, set)| members(ctx, key, &meta, &set))
+                .transpose()
+        })
         .collect()
 }
 
@@ -446,7 +448,7 @@ fn sscan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 /// A set's members, for DUMP.
 pub fn dump_members(ctx: &mut Ctx, key: &[u8], meta: &Meta) -> Result<Vec<Bytes>, CmdError> {
     let set = set_header(Some(meta))?.ok_or_else(|| CmdError::Internal("no set".into()))?;
-    members(ctx, key, &set)
+    members(ctx, key, meta, &set)
 }
 
 /// Stores `items` as a new set at `key` (RESTORE).

@@ -57,6 +57,15 @@ pub static BASALT_PARAMS: &[Param] = &[
         mutable: false,
     },
     Param {
+        name: "collection-cache-size",
+        default: "67108864",
+        kind: Kind::Memory {
+            min: 0,
+            max: i64::MAX,
+        },
+        mutable: false,
+    },
+    Param {
         name: "memtable-size",
         default: "67108864",
         kind: Kind::Memory {
@@ -140,6 +149,7 @@ pub static EFFECTIVE: &[&str] = &[
     "appendfsync",
     "block-cache-size",
     "row-cache-size",
+    "collection-cache-size",
     "memtable-size",
     "compression",
     "bottom-compression",

@@ -10,6 +10,7 @@ use std::ops::Bound;
 
 use bytes::Bytes;
 
+use super::cache::Elements;
 use super::encoding::{self, Space};
 use super::{Keyspace, Result};
 use crate::cluster::key_slot;
@@ -167,5 +168,17 @@ impl Keyspace {
     /// Every element of a collection, in sub-key order.
     pub fn all_elements(&self, db: u8, key: &[u8], version: u64) -> Result<Vec<(Bytes, Bytes)>> {
         self.scan_elements(db, key, version, None, usize::MAX, false)
+    }
+
+    /// Every element of the collection `key` whose metadata, as the caller read it, has
+    /// `revision` and names `version`: from the collection cache when it holds that
+    /// revision, else read and kept there if small.
+    pub fn collection(&self, db: u8, key: &[u8], revision: u64, version: u64) -> Result<Elements> {
+        let pdb = self.physical_db(db);
+        if let Some(cached) = self.collections.get(pdb, key, revision, version) {
+            return Ok(cached);
+        }
+        let read = self.all_elements(db, key, version)?;
+        Ok(self.collections.put(pdb, key, revision, version, read))
     }
 }

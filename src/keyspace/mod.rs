@@ -8,12 +8,14 @@
 //! Invariants: every metadata record with `expire_at_ms != 0` has exactly one expiry-index
 //! record, and the in-memory key and volatile counters equal what the engine holds.
 
+mod cache;
 mod elements;
 pub mod encoding;
 mod filter;
 mod groups;
 mod txn;
 
+pub use cache::Elements;
 pub use elements::SubRange;
 pub use encoding::{Collection, Encoding, Meta, Space, ValueType};
 pub use filter::ElementFilter;
@@ -63,6 +65,8 @@ pub struct Keyspace {
     counters: Vec<DbCounters>,
     /// Volatile keys per (physical db, slot), so the expiry cycle skips empty slots.
     volatile_by_slot: Vec<AtomicI64>,
+    /// Small collections read whole, by revision (`cache.rs`).
+    collections: cache::CollectionCache,
 }
 
 const DB_MAP_RECORD: &str = "dbmap";
@@ -97,9 +101,28 @@ impl Keyspace {
             volatile_by_slot: (0..n * usize::from(SLOT_COUNT))
                 .map(|_| AtomicI64::new(0))
                 .collect(),
+            collections: cache::CollectionCache::new(0),
         };
         ks.rebuild_counters()?;
         Ok(ks)
+    }
+
+    /// Keeps up to `bytes` of small collections read whole (0: none).
+    pub fn with_collection_cache(mut self, bytes: usize) -> Keyspace {
+        self.collections = cache::CollectionCache::new(bytes);
+        self
+    }
+
+    /// `name:value` lines for INFO's storage section: the collection cache's use.
+    pub fn cache_info(&self) -> Vec<(String, String)> {
+        let (bytes, hit_ratio) = self.collections.usage();
+        vec![
+            ("collection_cache_bytes".to_string(), bytes.to_string()),
+            (
+                "collection_cache_hit_ratio".to_string(),
+                format!("{hit_ratio:.4}"),
+            ),
+        ]
     }
 
     pub fn databases(&self) -> u8 {
@@ -472,6 +495,30 @@ mod tests {
             assert!(range.is_empty());
             assert!(subs(&mut txn, &range, 10, false).is_empty());
         }
+    }
+
+    #[test]
+    fn a_change_to_any_element_renews_the_revision_and_the_cached_read() {
+        let ks = keyspace().with_collection_cache(1 << 20);
+        let mut txn = ks.txn(0, 10, 1 << 48);
+        let meta = Meta::collection(ValueType::Hash, Encoding::Listpack, 7, 10);
+        txn.put(0, b"h", meta).unwrap();
+        txn.put_element(0, b"h", 7, b"f", Bytes::from("1"));
+        txn.commit().unwrap();
+        let read = |ks: &Keyspace| {
+            let meta = ks.get(0, b"h", 0).unwrap().unwrap();
+            let all = ks.collection(0, b"h", meta.revision, 7).unwrap();
+            (meta.revision, all[0].1.clone())
+        };
+        assert_eq!(read(&ks), (10, Bytes::from("1")));
+        assert_eq!(read(&ks), (10, Bytes::from("1")), "from the cache");
+        // A write that changes an element and leaves the header alone.
+        let mut txn = ks.txn(0, 11, 1 << 48);
+        txn.put_element(0, b"h", 7, b"f", Bytes::from("2"));
+        txn.commit().unwrap();
+        assert_eq!(read(&ks), (11, Bytes::from("2")));
+        let (bytes, hit_ratio) = ks.collections.usage();
+        assert!(bytes > 0 && hit_ratio > 0.3, "{bytes} {hit_ratio}");
     }
 
     #[test]

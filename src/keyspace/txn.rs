@@ -468,8 +468,41 @@ impl<'a> Txn<'a> {
         Ok(())
     }
 
+    /// Gives every collection whose records this transaction wrote this transaction's
+    /// revision, whether or not its command stored the header again (LSET, say, writes one
+    /// element): a key's revision names its last change, which WATCH and the collection
+    /// cache rely on.
+    fn stamp_changed_collections(&mut self) -> Result<()> {
+        let mut owners: Vec<(Bytes, u64)> = self
+            .elements
+            .keys()
+            .filter_map(|ek| encoding::element_owner(ek))
+            .collect();
+        owners.dedup();
+        owners.sort();
+        owners.dedup();
+        for (mk, version) in owners {
+            let Some(meta) = self.load(&mk)? else {
+                continue;
+            };
+            let current = meta
+                .collection_header()
+                .is_some_and(|c| c.version == version);
+            if current && meta.revision != self.revision {
+                let meta = Meta {
+                    revision: self.revision,
+                    ..meta
+                };
+                self.batch.put(mk.clone(), meta.encode());
+                self.overlay.insert(mk, Some(meta));
+            }
+        }
+        Ok(())
+    }
+
     /// Writes every change atomically and updates the in-memory counters.
     pub fn commit(mut self) -> Result<()> {
+        self.stamp_changed_collections()?;
         let databases = usize::from(self.ks.databases);
         if self.db_map_changed {
             let map = Bytes::copy_from_slice(&self.db_map[..databases]);

@@ -54,6 +54,25 @@ impl<K: Hash + Eq + Clone, V: Clone> Shard<K, V> {
         if self.index.contains_key(&key) || bytes > capacity {
             return;
         }
+        self.add(key, value, bytes, capacity);
+    }
+
+    /// Inserts, or replaces the value held under `key`.
+    fn put(&mut self, key: K, value: V, bytes: usize, capacity: usize) {
+        if let Some(&i) = self.index.get(&key) {
+            let slot = self.slots.swap_remove(i);
+            self.index.remove(&slot.key);
+            self.bytes -= slot.bytes;
+            if let Some(moved) = self.slots.get(i) {
+                self.index.insert(moved.key.clone(), i);
+            }
+        }
+        if bytes <= capacity {
+            self.add(key, value, bytes, capacity);
+        }
+    }
+
+    fn add(&mut self, key: K, value: V, bytes: usize, capacity: usize) {
         while self.bytes + bytes > capacity && !self.slots.is_empty() {
             self.evict_one();
         }
@@ -130,10 +149,18 @@ impl<K: Hash + Eq + Clone, V: Clone> LruCache<K, V> {
         found
     }
 
+    /// Inserts unless `key` is held already (values under a key never change).
     pub fn insert(&self, key: K, value: V, bytes: usize) {
         self.shard(&key)
             .lock()
             .insert(key, value, bytes, self.shard_capacity);
+    }
+
+    /// Inserts, or replaces what `key` held.
+    pub fn put(&self, key: K, value: V, bytes: usize) {
+        self.shard(&key)
+            .lock()
+            .put(key, value, bytes, self.shard_capacity);
     }
 
     /// Bytes held.
@@ -243,6 +270,19 @@ impl BlockCache {
 mod tests {
     use super::*;
     use bytes::Bytes;
+
+    #[test]
+    fn put_replaces_and_keeps_the_byte_count() {
+        let cache: LruCache<u32, &str> = LruCache::new(16 * 100);
+        cache.put(1, "a", 40);
+        cache.put(1, "b", 60);
+        assert_eq!(cache.get(&1), Some("b"));
+        assert_eq!(cache.bytes(), 60);
+        cache.insert(1, "c", 10);
+        assert_eq!(cache.get(&1), Some("b"), "insert leaves a held key alone");
+        cache.put(1, "too big", 1000);
+        assert_eq!((cache.get(&1), cache.bytes()), (None, 0));
+    }
 
     #[test]
     fn bounded_and_keeps_recent_blocks() {
