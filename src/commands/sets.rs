@@ -50,7 +50,12 @@ fn read_set(ctx: &mut Ctx, key: &[u8]) -> Result<Option<(Meta, Collection)>, Cmd
 }
 
 /// A set's members, read under its metadata `meta` (from the collection cache if there).
-fn members(ctx: &mut Ctx, key: &[u8], meta: &Meta, set: &Collection) -> Result<Vec<Bytes>, CmdError> {
+fn members(
+    ctx: &mut Ctx,
+    key: &[u8],
+    meta: &Meta,
+    set: &Collection,
+) -> Result<Vec<Bytes>, CmdError> {
     let all = ctx
         .node
         .keyspace

@@ -125,7 +125,10 @@ mod tests {
     #[test]
     fn large_collections_and_a_disabled_cache_pass_through() {
         let cache = CollectionCache::new(1 << 20);
-        assert_eq!(cache.put(0, b"big", 1, 1, pairs(ELEMENTS_MAX + 1)).len(), ELEMENTS_MAX + 1);
+        assert_eq!(
+            cache.put(0, b"big", 1, 1, pairs(ELEMENTS_MAX + 1)).len(),
+            ELEMENTS_MAX + 1
+        );
         assert!(cache.get(0, b"big", 1, 1).is_none());
         let off = CollectionCache::new(0);
         assert_eq!(off.put(0, b"h", 1, 1, pairs(2)).len(), 2);

@@ -522,6 +522,23 @@ mod tests {
     }
 
     #[test]
+    fn a_collection_made_in_a_write_reads_nothing_from_the_engine() {
+        let ks = keyspace();
+        // A record under the version the next write will hand out (versions are never
+        // reused, so only a test can put one there): the write must not look for it.
+        let mut txn = ks.txn(0, 1, 1 << 48);
+        txn.put_element(0, b"h", 1 << 48, b"stale", Bytes::from("x"));
+        txn.commit().unwrap();
+        let mut txn = ks.txn(0, 2, 1 << 48);
+        let version = txn.new_version().unwrap();
+        assert_eq!(version, 1 << 48);
+        assert_eq!(txn.get_element(0, b"h", version, b"stale").unwrap(), None);
+        txn.put_element(0, b"h", version, b"f", Bytes::from("1"));
+        let all = txn.all_elements(0, b"h", version).unwrap();
+        assert_eq!(all, vec![(Bytes::from("f"), Bytes::from("1"))]);
+    }
+
+    #[test]
     fn swap_and_flush_databases() {
         let ks = keyspace();
         let mut txn = ks.txn(0, 1, 1 << 48);

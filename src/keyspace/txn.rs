@@ -257,6 +257,12 @@ impl<'a> Txn<'a> {
         self.versions_taken
     }
 
+    /// Whether `version` was handed out by this transaction: its collection is new, so the
+    /// engine holds none of its records (versions are never reused).
+    fn is_new_version(&self, version: u64) -> bool {
+        version >= self.first_version && version - self.first_version < self.versions_taken
+    }
+
     /// Marks the current state, so one command of several in this transaction can be
     /// undone alone ([`Txn::rollback`]) when it fails.
     pub fn savepoint(&self) -> Savepoint {
@@ -309,7 +315,7 @@ impl<'a> Txn<'a> {
         if let Some(v) = self.elements.get(&ek) {
             return Ok(v.clone());
         }
-        if self.flushed.contains(&ek[0]) {
+        if self.flushed.contains(&ek[0]) || self.is_new_version(version) {
             return Ok(None);
         }
         Ok(self.ks.engine.get(&ek)?)
@@ -371,15 +377,16 @@ impl<'a> Txn<'a> {
             .collect();
         // Enough engine records that `limit` survive this transaction's deletes.
         let deleted = written.iter().filter(|(_, v)| v.is_none()).count();
-        let mut merged: BTreeMap<Bytes, Bytes> = if self.flushed.contains(&pdb) {
-            BTreeMap::new()
-        } else {
-            self.ks
-                .engine
-                .scan(&engine_range, reverse, limit.saturating_add(deleted))?
-                .into_iter()
-                .collect()
-        };
+        let mut merged: BTreeMap<Bytes, Bytes> =
+            if self.flushed.contains(&pdb) || self.is_new_version(version) {
+                BTreeMap::new()
+            } else {
+                self.ks
+                    .engine
+                    .scan(&engine_range, reverse, limit.saturating_add(deleted))?
+                    .into_iter()
+                    .collect()
+            };
         for (k, v) in written {
             match v {
                 Some(v) => merged.insert(k, v),
