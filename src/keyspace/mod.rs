@@ -522,6 +522,48 @@ mod tests {
     }
 
     #[test]
+    fn a_write_leaves_the_hashes_it_changed_cached_as_they_now_are() {
+        let ks = keyspace().with_collection_cache(1 << 20);
+        let mut txn = ks.txn(0, 10, 1 << 48);
+        let version = txn.new_version().unwrap();
+        let meta = Meta::collection(ValueType::Hash, Encoding::Listpack, version, 10);
+        txn.put(0, b"h", meta).unwrap();
+        for f in ["a", "b", "c"] {
+            txn.put_element(0, b"h", version, f.as_bytes(), Bytes::from("1"));
+        }
+        txn.commit().unwrap();
+        let cached = |revision| ks.collections.get(0, b"h", revision, version);
+        let engine = || ks.all_elements(0, b"h", version).unwrap();
+        assert_eq!(
+            cached(10).as_deref(),
+            Some(&engine()[..]),
+            "made in the write"
+        );
+        // A change to cached elements: the cache follows without reading the engine.
+        let mut txn = ks.txn(0, 11, 1 << 48);
+        txn.put_element(0, b"h", version, b"b", Bytes::from("2"));
+        txn.delete_element(0, b"h", version, b"c");
+        txn.put_element(0, b"h", version, b"d", Bytes::from("3"));
+        txn.commit().unwrap();
+        let now = engine();
+        assert_eq!(now.len(), 3);
+        assert_eq!(cached(11).as_deref(), Some(&now[..]));
+        assert!(cached(10).is_none(), "the entry was replaced");
+        // Not cached before the write: nothing is cached after it.
+        let other = keyspace().with_collection_cache(1 << 20);
+        let mut txn = other.txn(0, 1, 1 << 48);
+        txn.put(
+            0,
+            b"h",
+            Meta::collection(ValueType::Hash, Encoding::Listpack, 7, 1),
+        )
+        .unwrap();
+        txn.put_element(0, b"h", 7, b"f", Bytes::from("1"));
+        txn.commit().unwrap();
+        assert!(other.collections.get(0, b"h", 1, 7).is_none());
+    }
+
+    #[test]
     fn a_collection_made_in_a_write_reads_nothing_from_the_engine() {
         let ks = keyspace();
         // A record under the version the next write will hand out (versions are never

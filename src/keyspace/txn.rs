@@ -15,7 +15,7 @@ use super::elements::SubRange;
 use super::encoding::{self, Meta, Space, ValueType};
 use super::{Keyspace, KeyspaceError, Result, DATABASES_MAX};
 use crate::cluster::{key_slot, Slot, SLOT_COUNT};
-use crate::storage::WriteBatch;
+use crate::storage::{KeyRange, WriteBatch};
 
 /// What a transaction had done at a point, to go back to it (see [`Txn::savepoint`]).
 pub struct Savepoint {
@@ -53,6 +53,9 @@ pub struct Txn<'a> {
     /// The next version a new collection takes, and how many this transaction took.
     first_version: u64,
     versions_taken: u64,
+    /// The revision each metadata record loaded from the engine had (what the collection
+    /// cache's entries are tagged with).
+    stored_revisions: Vec<(Bytes, u64)>,
 }
 
 /// The records a transaction has read or written, by metadata key. Most entries touch one
@@ -119,6 +122,7 @@ impl<'a> Txn<'a> {
             volatile_delta: Vec::new(),
             first_version,
             versions_taken: 0,
+            stored_revisions: Vec::new(),
         }
     }
 
@@ -154,6 +158,9 @@ impl<'a> Txn<'a> {
                 }
             }
         };
+        if let Some(meta) = &stored {
+            self.stored_revisions.push((mk.clone(), meta.revision));
+        }
         self.overlay.insert(mk.clone(), stored.clone());
         Ok(stored)
     }
@@ -478,8 +485,8 @@ impl<'a> Txn<'a> {
     /// Gives every collection whose records this transaction wrote this transaction's
     /// revision, whether or not its command stored the header again (LSET, say, writes one
     /// element): a key's revision names its last change, which WATCH and the collection
-    /// cache rely on.
-    fn stamp_changed_collections(&mut self) -> Result<()> {
+    /// cache rely on. Returns those collections: metadata key, version, type.
+    fn stamp_changed_collections(&mut self) -> Result<Vec<(Bytes, u64, ValueType)>> {
         let mut owners: Vec<(Bytes, u64)> = self
             .elements
             .keys()
@@ -488,14 +495,19 @@ impl<'a> Txn<'a> {
         owners.dedup();
         owners.sort();
         owners.dedup();
+        let mut changed = Vec::with_capacity(owners.len());
         for (mk, version) in owners {
             let Some(meta) = self.load(&mk)? else {
                 continue;
             };
-            let current = meta
+            if meta
                 .collection_header()
-                .is_some_and(|c| c.version == version);
-            if current && meta.revision != self.revision {
+                .is_none_or(|c| c.version != version)
+            {
+                continue;
+            }
+            changed.push((mk.clone(), version, meta.value_type));
+            if meta.revision != self.revision {
                 let meta = Meta {
                     revision: self.revision,
                     ..meta
@@ -504,12 +516,57 @@ impl<'a> Txn<'a> {
                 self.overlay.insert(mk, Some(meta));
             }
         }
-        Ok(())
+        Ok(changed)
+    }
+
+    /// After the batch is written: hashes and sets this transaction changed that the
+    /// collection cache held as they were before (or that it created) are cached as they
+    /// are now, so a hot key's next read is served from memory, not the engine.
+    fn refresh_cached(&self, changed: &[(Bytes, u64, ValueType)]) {
+        for (mk, version, value_type) in changed {
+            let pdb = mk[0];
+            if !matches!(value_type, ValueType::Hash | ValueType::Set)
+                || self.flushed.contains(&pdb)
+            {
+                continue;
+            }
+            let key = encoding::user_key_of_meta(mk);
+            let mut elements: BTreeMap<Bytes, Bytes> = if self.is_new_version(*version) {
+                BTreeMap::new()
+            } else {
+                let Some(before) = self
+                    .stored_revisions
+                    .iter()
+                    .find(|(k, _)| k == mk)
+                    .map(|(_, r)| *r)
+                else {
+                    continue;
+                };
+                match self.ks.collections.get(pdb, &key, before, *version) {
+                    Some(cached) => cached.iter().cloned().collect(),
+                    None => continue,
+                }
+            };
+            let prefix =
+                encoding::space_prefix(Space::Elements, pdb, key_slot(&key), &key, *version);
+            let range = KeyRange::prefix(&prefix);
+            for (ek, value) in self.elements.range((range.start, range.end)) {
+                let sub = ek.slice(prefix.len()..);
+                match value {
+                    Some(v) => elements.insert(sub, v.clone()),
+                    None => elements.remove(&sub),
+                };
+            }
+            let elements: Vec<(Bytes, Bytes)> = elements.into_iter().collect();
+            self.ks
+                .collections
+                .put(pdb, &key, self.revision, *version, elements);
+        }
     }
 
     /// Writes every change atomically and updates the in-memory counters.
     pub fn commit(mut self) -> Result<()> {
-        self.stamp_changed_collections()?;
+        let changed = self.stamp_changed_collections()?;
         let databases = usize::from(self.ks.databases);
         if self.db_map_changed {
             let map = Bytes::copy_from_slice(&self.db_map[..databases]);
@@ -518,6 +575,7 @@ impl<'a> Txn<'a> {
         }
         let batch = std::mem::take(&mut self.batch);
         self.ks.write_batch(batch)?;
+        self.refresh_cached(&changed);
         for &pdb in &self.flushed {
             let counters = &self.ks.counters[usize::from(pdb)];
             counters.keys.store(0, Ordering::Relaxed);
