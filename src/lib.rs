@@ -5,6 +5,7 @@
 //! - [`storage`]: the ordered KV [`storage::Engine`] trait and its engines.
 //! - [`keyspace`]: Redis databases and values encoded over the engine.
 //! - [`cluster`]: hash slots and shards.
+//! - [`transport`]: connections between nodes on the cluster port.
 //! - [`raft`]: write entries and each shard's openraft group (log, state machine, network).
 //! - [`commands`]: the command table, dispatch and command families.
 //! - [`server`]: TCP, connections, pipelining, shutdown.
@@ -22,6 +23,7 @@ pub mod protocol;
 pub mod raft;
 pub mod server;
 pub mod storage;
+pub mod transport;
 
 use std::sync::Arc;
 

@@ -60,6 +60,16 @@ async fn seed_cluster_addr(seed: &str) -> std::io::Result<String> {
     ))
 }
 
+impl crate::transport::listener::Service for Node {
+    fn hello(&self) -> &cluster_proto::Hello {
+        self.groups().peers().hello()
+    }
+
+    async fn serve(self: Arc<Self>, body: Option<request::Body>) -> response::Body {
+        self.serve_peer(body).await
+    }
+}
+
 impl Node {
     /// Serves one request from a peer.
     pub async fn serve_peer(self: &Arc<Self>, body: Option<request::Body>) -> response::Body {

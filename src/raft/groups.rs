@@ -30,7 +30,6 @@ use super::log::{RaftLog, Votes};
 use super::log_store::LogStore;
 use super::meta::{MetaOp, SharedMeta};
 use super::network::ClusterNetwork;
-use super::peers::Peers;
 use super::quiesce::{Quiet, Watch};
 use super::state_machine::{Applier, Checkpoint, GroupId, ShardStateMachine};
 use super::types::{self, NodeInfo, TypeConfig};
@@ -38,6 +37,7 @@ use super::{Entry, EntryOp};
 use crate::cluster::ShardId;
 use crate::protocol::Reply;
 use crate::storage::SyncPolicy;
+use crate::transport::Peers;
 
 /// A checkpoint is taken once the log holds more segments than this.
 pub const CHECKPOINT_SEGMENTS: usize = 4;

@@ -15,7 +15,6 @@ pub mod log_store;
 mod membership;
 pub mod meta;
 mod network;
-pub mod peers;
 mod quiesce;
 mod serve;
 pub mod state_machine;

@@ -17,10 +17,10 @@ use openraft::raft::{
 use openraft::type_config::alias::SnapshotOf;
 use openraft::{AnyError, OptionalSend, RaftNetworkFactory, RaftNetworkV2};
 
-use super::peers::{PeerError, Peers};
 use super::state_machine::{GroupId, ShardSnapshot};
 use super::types::{NodeInfo, TypeConfig, Vote};
 use super::wire;
+use crate::transport::{PeerError, Peers};
 
 /// How long one RPC may take (a snapshot chunk included).
 const RPC_TIMEOUT: Duration = Duration::from_secs(5);

@@ -5,7 +5,6 @@
 
 mod connection;
 mod limits;
-mod peers;
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -55,7 +54,7 @@ impl Server {
         let background = tokio::spawn(background_tasks(node.clone(), stop_rx.clone()));
         let balancer = tokio::spawn(balance_replicas(node.clone(), stop_rx.clone()));
         let quiet = tokio::spawn(quiesce_groups(node.clone(), stop_rx.clone()));
-        let peers = tokio::spawn(peers::serve(
+        let peers = tokio::spawn(crate::transport::listener::serve(
             node.clone(),
             self.peer_listener,
             stop_rx.clone(),

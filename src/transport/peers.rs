@@ -19,9 +19,11 @@ use bytes::BytesMut;
 use cluster_proto::messages::Ping;
 use cluster_proto::{request, response, Hello, Message, Request, Response, PROTOCOL_VERSION};
 use parking_lot::Mutex;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
+
+use super::frame::{read_frame, write_message};
 
 /// Requests waiting per peer before callers are turned away.
 const QUEUE_DEPTH: usize = 4096;
@@ -181,42 +183,6 @@ impl Peers {
         tokio::spawn(run_connection(link, rx));
         peer
     }
-}
-
-/// Writes one message as a frame.
-async fn write_message(
-    stream: &mut (impl AsyncWriteExt + Unpin),
-    msg: &impl Message,
-) -> std::io::Result<()> {
-    let mut out = BytesMut::new();
-    cluster_proto::encode_frame(&msg.encode_to_vec(), &mut out)
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
-    stream.write_all(&out).await
-}
-
-/// Reads one frame's payload.
-pub async fn read_frame(
-    stream: &mut (impl AsyncReadExt + Unpin),
-    buf: &mut BytesMut,
-) -> std::io::Result<bytes::Bytes> {
-    loop {
-        if let Some(payload) = cluster_proto::decode_frame(buf)
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?
-        {
-            return Ok(payload);
-        }
-        if stream.read_buf(buf).await? == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-    }
-}
-
-/// Sends one message as a frame (the server side uses it for hellos and responses).
-pub async fn send_message(
-    stream: &mut (impl AsyncWriteExt + Unpin),
-    msg: &impl Message,
-) -> std::io::Result<()> {
-    write_message(stream, msg).await
 }
 
 async fn dial(addr: &str, me: &Hello) -> std::io::Result<(TcpStream, BytesMut)> {

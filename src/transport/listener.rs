@@ -1,23 +1,38 @@
-//! The node-to-node listener: cluster-proto connections from peers. Each connection starts
-//! with an exchange of `Hello`s; its requests are then served concurrently (at most
-//! [`IN_FLIGHT_MAX`] at a time per connection: past that the connection is not read) and
-//! answered in whatever order they finish, matched by id.
+//! The cluster-port listener: cluster-proto connections from peers. Each connection starts
+//! with an exchange of `Hello`s; its requests are then handed to the service concurrently
+//! (at most [`IN_FLIGHT_MAX`] at a time per connection: past that the connection is not
+//! read) and answered in whatever order they finish, matched by id.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use cluster_proto::{Hello, Message, Request, Response};
+use cluster_proto::{request, response, Hello, Message, Request, Response};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, Semaphore};
 
-use crate::commands::Node;
-use crate::raft::peers::{read_frame, send_message};
+use super::frame::{read_frame, write_message};
 
 /// Requests one peer connection may have being served at once.
 const IN_FLIGHT_MAX: usize = 4096;
 
+/// What answers the requests arriving on the cluster port.
+pub trait Service: Send + Sync + 'static {
+    /// The `Hello` this node answers a peer's with.
+    fn hello(&self) -> &Hello;
+    /// Serves one request (`None`: a body this node's protocol version does not know).
+    fn serve(
+        self: Arc<Self>,
+        body: Option<request::Body>,
+    ) -> impl Future<Output = response::Body> + Send;
+}
+
 /// Accepts peers until `stop` turns true.
-pub async fn serve(node: Arc<Node>, listener: TcpListener, mut stop: watch::Receiver<bool>) {
+pub async fn serve<S: Service>(
+    node: Arc<S>,
+    listener: TcpListener,
+    mut stop: watch::Receiver<bool>,
+) {
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -40,8 +55,8 @@ pub async fn serve(node: Arc<Node>, listener: TcpListener, mut stop: watch::Rece
     }
 }
 
-async fn connection(
-    node: Arc<Node>,
+async fn connection<S: Service>(
+    node: Arc<S>,
     mut socket: TcpStream,
     mut stop: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
@@ -50,14 +65,14 @@ async fn connection(
     let raw = read_frame(&mut socket, &mut buf).await?;
     let hello =
         Hello::decode(raw).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
-    send_message(&mut socket, node.groups().peers().hello()).await?;
+    write_message(&mut socket, node.hello()).await?;
     tracing::debug!(peer = hello.node_id, addr = %hello.cluster_addr, "peer connected");
     let (mut reader, mut writer) = socket.into_split();
     let (tx, mut rx) = mpsc::channel::<Response>(IN_FLIGHT_MAX);
     let in_flight = Arc::new(Semaphore::new(IN_FLIGHT_MAX));
     let writing = async move {
         while let Some(resp) = rx.recv().await {
-            send_message(&mut writer, &resp).await?;
+            write_message(&mut writer, &resp).await?;
         }
         Ok::<(), std::io::Error>(())
     };
@@ -72,7 +87,7 @@ async fn connection(
             let node = node.clone();
             let tx = tx.clone();
             tokio::spawn(async move {
-                let body = node.serve_peer(req.body).await;
+                let body = node.serve(req.body).await;
                 let _ = tx
                     .send(Response {
                         id: req.id,

@@ -1,0 +1,34 @@
+//! Framing on the cluster port: each message is one cluster-proto frame (length, checksum,
+//! payload), read into a reusable buffer.
+
+use bytes::{Bytes, BytesMut};
+use cluster_proto::Message;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Writes one message as a frame.
+pub async fn write_message(
+    stream: &mut (impl AsyncWriteExt + Unpin),
+    msg: &impl Message,
+) -> std::io::Result<()> {
+    let mut out = BytesMut::new();
+    cluster_proto::encode_frame(&msg.encode_to_vec(), &mut out)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+    stream.write_all(&out).await
+}
+
+/// Reads one frame's payload.
+pub async fn read_frame(
+    stream: &mut (impl AsyncReadExt + Unpin),
+    buf: &mut BytesMut,
+) -> std::io::Result<Bytes> {
+    loop {
+        if let Some(payload) = cluster_proto::decode_frame(buf)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?
+        {
+            return Ok(payload);
+        }
+        if stream.read_buf(buf).await? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+    }
+}
