@@ -89,8 +89,8 @@ async fn serve(config: Arc<Config>) -> anyhow::Result<()> {
             other => other.trim_start_matches('-').parse().ok(),
         })
         .unwrap_or(IpAddr::from([0, 0, 0, 0]));
-    let node = basalt::build_node(config.clone(), port).await?;
-    let peer_port = basalt::cluster_port(&config, port);
+    let node = basalt::node::build_node(config.clone(), port).await?;
+    let peer_port = basalt::node::cluster_port(&config, port);
     let server = basalt::server::Server::bind(
         node.clone(),
         SocketAddr::new(ip, port),

@@ -21,7 +21,7 @@ pub fn client_kill(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     if args.len() == 3 {
         let addr = args::text(&args[2]);
         let victim = ctx
-            .node
+            .shared
             .clients
             .all()
             .into_iter()
@@ -36,7 +36,7 @@ pub fn client_kill(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     }
     let filter = parse(&args[2..])?;
     let mut killed = 0;
-    for c in ctx.node.clients.all() {
+    for c in ctx.shared.clients.all() {
         let selected = !filter.matches_nobody
             && filter.id.is_none_or(|id| id == c.id)
             && filter

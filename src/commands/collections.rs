@@ -32,7 +32,7 @@ pub fn read(
     vt: ValueType,
 ) -> Result<Option<(Meta, Collection)>, CmdError> {
     let meta = ctx.lookup(key)?;
-    ctx.node.stats.hit(meta.is_some());
+    ctx.shared.stats.hit(meta.is_some());
     let found = header(meta.as_ref(), vt)?;
     Ok(meta.zip(found))
 }
@@ -127,14 +127,14 @@ pub fn scan(
         return reply(scan_reply(0, Vec::new()));
     };
     let small = meta.encoding == small;
-    let after = match ctx.node.cursors.resume(cursor) {
+    let after = match ctx.shared.cursors.resume(cursor) {
         Some((_, Some(position))) if !small => Some(position),
         _ => None,
     };
     let limit = if small { usize::MAX } else { count };
     let page = match whole {
         Some(list) if small => list(ctx, &args[1], &found)?,
-        _ => ctx.node.keyspace.scan_elements(
+        _ => ctx.shared.keyspace.scan_elements(
             ctx.db(),
             &args[1],
             found.version,
@@ -145,7 +145,7 @@ pub fn scan(
     };
     let next = match page.last() {
         Some((sub, _)) if !small && page.len() == limit => ctx
-            .node
+            .shared
             .cursors
             .save(crate::cluster::key_slot(&args[1]), sub.clone()),
         _ => 0,

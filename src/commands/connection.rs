@@ -56,7 +56,7 @@ const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is dis
 
 /// Checks a user and password against `requirepass` (the only user is `default`).
 fn check_credentials(ctx: &Ctx, user: &[u8], password: &[u8]) -> Result<(), CmdError> {
-    let required = ctx.node.config.get("requirepass");
+    let required = ctx.shared.config.get("requirepass");
     let ok = user == b"default" && (required.is_empty() || required.as_bytes() == password);
     if ok {
         Ok(())
@@ -68,7 +68,7 @@ fn check_credentials(ctx: &Ctx, user: &[u8], password: &[u8]) -> Result<(), CmdE
 fn auth(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let (user, password) = match args.len() {
         2 => {
-            if !ctx.node.auth_required() {
+            if !ctx.shared.auth_required() {
                 return Err(CmdError::msg(
                     "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
                 ));
@@ -131,7 +131,7 @@ fn hello(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         check_credentials(ctx, user, password)?;
         ctx.session.authenticated = true;
     }
-    if !ctx.session.authenticated && ctx.node.auth_required() {
+    if !ctx.session.authenticated && ctx.shared.auth_required() {
         return Err(CmdError::msg(
             "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time",
         ));
@@ -153,7 +153,7 @@ fn hello(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 fn select(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let db = db_index(&args[1], ctx.node.keyspace.databases())?;
+    let db = db_index(&args[1], ctx.shared.keyspace.databases())?;
     ctx.session.select(db);
     reply(Reply::OK)
 }
@@ -168,7 +168,7 @@ fn reset(ctx: &mut Ctx, _: &[Bytes]) -> CmdResult {
     s.select(0);
     s.set_resp3(false);
     s.reply_mode = ReplyMode::On;
-    s.authenticated = !ctx.node.auth_required();
+    s.authenticated = !ctx.shared.auth_required();
     *s.info.name.lock() = None;
     s.info.no_evict.store(false, Ordering::Relaxed);
     s.info.no_touch.store(false, Ordering::Relaxed);
@@ -246,7 +246,7 @@ fn client_list(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         }
     }
     let mut text = String::new();
-    for client in ctx.node.clients.all() {
+    for client in ctx.shared.clients.all() {
         if ids.as_ref().is_none_or(|ids| ids.contains(&client.id)) {
             text.push_str(&client.describe());
             text.push('\n');
@@ -363,6 +363,6 @@ fn client_unblock(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             ))
         }
     };
-    let done = u64::try_from(id).is_ok_and(|id| ctx.node.blocking.unblock(id, how));
+    let done = u64::try_from(id).is_ok_and(|id| ctx.shared.blocking.unblock(id, how));
     reply(Reply::Integer(done as i64))
 }

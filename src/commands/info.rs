@@ -106,8 +106,8 @@ fn cpu_secs() -> (f64, f64) {
 }
 
 fn render(ctx: &Ctx, section: &str, out: &mut String) {
-    let node = ctx.node;
-    let stats = &node.stats;
+    let shared = ctx.shared;
+    let stats = &shared.stats;
     // A key starting with '#' is a section header and has no value.
     let mut line = |k: &str, v: &dyn std::fmt::Display| {
         let _ = if k.starts_with('#') {
@@ -118,7 +118,7 @@ fn render(ctx: &Ctx, section: &str, out: &mut String) {
     };
     match section {
         "server" => {
-            let uptime = node.started.elapsed().as_secs();
+            let uptime = shared.started.elapsed().as_secs();
             line("# Server", &"");
             line("redis_version", &REDIS_VERSION);
             line("basalt_version", &env!("CARGO_PKG_VERSION"));
@@ -130,19 +130,19 @@ fn render(ctx: &Ctx, section: &str, out: &mut String) {
             line("multiplexing_api", &"epoll");
             line("process_id", &std::process::id());
             line("process_supervised", &"no");
-            line("run_id", &node.run_id);
-            line("tcp_port", &node.tcp_port);
+            line("run_id", &shared.run_id);
+            line("tcp_port", &shared.tcp_port);
             line("server_time_usec", &clock::now_us());
             line("uptime_in_seconds", &uptime);
             line("uptime_in_days", &(uptime / 86400));
-            line("hz", &node.config.hz());
-            line("configured_hz", &node.config.hz());
+            line("hz", &shared.config.hz());
+            line("configured_hz", &shared.config.hz());
             line("lru_clock", &((clock::now_ms() / 1000) & ((1 << 24) - 1)));
             let exe = std::env::current_exe()
                 .map(|p| p.display().to_string())
                 .unwrap_or_default();
             line("executable", &exe);
-            let file = node
+            let file = shared
                 .config
                 .config_file()
                 .map(|p| p.display().to_string())
@@ -152,27 +152,27 @@ fn render(ctx: &Ctx, section: &str, out: &mut String) {
         }
         "clients" => {
             line("# Clients", &"");
-            line("connected_clients", &node.clients.count());
+            line("connected_clients", &shared.clients.count());
             line("cluster_connections", &0);
-            line("maxclients", &node.config.maxclients());
+            line("maxclients", &shared.config.maxclients());
             line("client_recent_max_input_buffer", &0);
             line("client_recent_max_output_buffer", &0);
-            line("blocked_clients", &node.blocking.blocked_clients());
+            line("blocked_clients", &shared.blocking.blocked_clients());
             line("tracking_clients", &0);
             line("clients_in_timeout_table", &0);
         }
         "memory" => {
-            let used = node.keyspace.engine().memory_bytes();
+            let used = shared.keyspace.engine().memory_bytes();
             let rss = rss_bytes();
             line("# Memory", &"");
             line("used_memory", &used);
             line("used_memory_human", &human_bytes(used));
             line("used_memory_rss", &rss);
             line("used_memory_rss_human", &human_bytes(rss));
-            let maxmemory: u64 = node.config.get("maxmemory").parse().unwrap_or(0);
+            let maxmemory: u64 = shared.config.get("maxmemory").parse().unwrap_or(0);
             line("maxmemory", &maxmemory);
             line("maxmemory_human", &human_bytes(maxmemory));
-            line("maxmemory_policy", &node.config.get("maxmemory-policy"));
+            line("maxmemory_policy", &shared.config.get("maxmemory-policy"));
             let ratio = if used > 0 {
                 rss as f64 / used as f64
             } else {
@@ -186,12 +186,12 @@ fn render(ctx: &Ctx, section: &str, out: &mut String) {
             line("async_loading", &0);
             line(
                 "rdb_changes_since_last_save",
-                &node.changes_since_save.load(Ordering::Relaxed),
+                &shared.changes_since_save.load(Ordering::Relaxed),
             );
             line("rdb_bgsave_in_progress", &0);
             line(
                 "rdb_last_save_time",
-                &node.last_save_unix_secs.load(Ordering::Relaxed),
+                &shared.last_save_unix_secs.load(Ordering::Relaxed),
             );
             line("rdb_last_bgsave_status", &"ok");
             line("aof_enabled", &0);
@@ -202,7 +202,7 @@ fn render(ctx: &Ctx, section: &str, out: &mut String) {
             line("# Stats", &"");
             line(
                 "total_connections_received",
-                &node.clients.total_connections.load(Ordering::Relaxed),
+                &shared.clients.total_connections.load(Ordering::Relaxed),
             );
             line("total_commands_processed", &stats.commands_processed.get());
             line("instantaneous_ops_per_sec", &stats.ops_per_sec());
@@ -210,7 +210,7 @@ fn render(ctx: &Ctx, section: &str, out: &mut String) {
             line("total_net_output_bytes", &stats.net_output_bytes.get());
             line(
                 "rejected_connections",
-                &node.clients.rejected_connections.load(Ordering::Relaxed),
+                &shared.clients.rejected_connections.load(Ordering::Relaxed),
             );
             line("expired_keys", &stats.expired_keys.get());
             line("evicted_keys", &0);
@@ -222,7 +222,7 @@ fn render(ctx: &Ctx, section: &str, out: &mut String) {
             line("# Replication", &"");
             line("role", &"master");
             line("connected_slaves", &0);
-            line("master_replid", &node.run_id);
+            line("master_replid", &shared.run_id);
             line("master_repl_offset", &0);
         }
         "cpu" => {
@@ -246,10 +246,10 @@ fn render(ctx: &Ctx, section: &str, out: &mut String) {
         }
         "keyspace" => {
             line("# Keyspace", &"");
-            for db in 0..node.keyspace.databases() {
-                let keys = node.keyspace.dbsize(db);
+            for db in 0..shared.keyspace.databases() {
+                let keys = shared.keyspace.dbsize(db);
                 if keys > 0 {
-                    let expires = node.keyspace.volatile_count(db);
+                    let expires = shared.keyspace.volatile_count(db);
                     line(
                         &format!("db{db}"),
                         &format!("keys={keys},expires={expires},avg_ttl=0"),
@@ -259,25 +259,25 @@ fn render(ctx: &Ctx, section: &str, out: &mut String) {
         }
         "raft" => {
             line("# Raft", &"");
-            for (k, v) in node.groups().info() {
+            for (k, v) in ctx.cluster.replication_info() {
                 line(&k, &v);
             }
         }
         "storage" => {
             line("# Storage", &"");
-            for (k, v) in node
+            for (k, v) in shared
                 .keyspace
                 .engine()
                 .info()
                 .into_iter()
-                .chain(node.keyspace.cache_info())
+                .chain(shared.keyspace.cache_info())
             {
                 line(&k, &v);
             }
         }
         "commandstats" => {
             line("# Commandstats", &"");
-            for cmd in node.table.commands() {
+            for cmd in shared.table.commands() {
                 for c in std::iter::once(cmd).chain(cmd.subcommands.iter()) {
                     let calls = c.stats.calls.get();
                     let rejected = c.stats.rejected_calls.get();

@@ -25,9 +25,9 @@ fn docs_of(cmd: &Command) -> Reply {
 fn find<'a>(ctx: &'a Ctx, name: &[u8]) -> Option<&'a Command> {
     let text = args::lower(name);
     match text.split_once('|') {
-        None => ctx.node.table.get(name),
+        None => ctx.shared.table.get(name),
         Some((parent, sub)) => ctx
-            .node
+            .shared
             .table
             .get(parent.as_bytes())?
             .subcommand(sub.as_bytes()),
@@ -36,12 +36,17 @@ fn find<'a>(ctx: &'a Ctx, name: &[u8]) -> Option<&'a Command> {
 
 pub fn command(ctx: &mut Ctx, _: &[Bytes]) -> CmdResult {
     reply(Reply::Array(
-        ctx.node.table.commands().into_iter().map(info_of).collect(),
+        ctx.shared
+            .table
+            .commands()
+            .into_iter()
+            .map(info_of)
+            .collect(),
     ))
 }
 
 pub fn count(ctx: &mut Ctx, _: &[Bytes]) -> CmdResult {
-    reply(Reply::Integer(ctx.node.table.commands().len() as i64))
+    reply(Reply::Integer(ctx.shared.table.commands().len() as i64))
 }
 
 pub fn info(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
@@ -56,7 +61,7 @@ pub fn info(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 pub fn docs(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let commands: Vec<&Command> = if args.len() == 2 {
-        ctx.node.table.commands()
+        ctx.shared.table.commands()
     } else {
         args[2..].iter().filter_map(|n| find(ctx, n)).collect()
     };
@@ -68,7 +73,7 @@ pub fn docs(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 pub fn getkeys(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let target = &args[2..];
-    let Some(mut cmd) = ctx.node.table.get(&target[0]) else {
+    let Some(mut cmd) = ctx.shared.table.get(&target[0]) else {
         return Err(CmdError::msg("ERR Invalid command specified"));
     };
     if !cmd.subcommands.is_empty() && target.len() > 1 {
@@ -120,7 +125,7 @@ pub fn list(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         _ => return Err(super::error::syntax()),
     };
     let mut names = Vec::new();
-    for cmd in ctx.node.table.commands() {
+    for cmd in ctx.shared.table.commands() {
         for c in std::iter::once(cmd).chain(cmd.subcommands.iter()) {
             let keep = match &filter {
                 Filter::All => true,

@@ -94,7 +94,7 @@ fn keys(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let mut out = Vec::new();
     let mut position = None;
     loop {
-        let (batch, next) = ctx.node.keyspace.scan_keys(ctx.db(), position, 1024)?;
+        let (batch, next) = ctx.shared.keyspace.scan_keys(ctx.db(), position, 1024)?;
         let live = batch
             .into_iter()
             .filter(|(k, m)| !m.is_expired(ctx.now_ms) && glob_match(pattern, k, false));
@@ -145,9 +145,9 @@ fn scan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         }
         i += 2;
     }
-    let start = ctx.node.cursors.resume(cursor);
+    let start = ctx.shared.cursors.resume(cursor);
     let (batch, next) = ctx
-        .node
+        .shared
         .keyspace
         .scan_keys(ctx.db(), start, count.min(100_000))?;
     // As redis-server: keys that match the pattern and turn out expired are deleted.
@@ -167,7 +167,7 @@ fn scan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         }
     }
     let next_cursor = match next {
-        Some((slot, key)) => ctx.node.cursors.save(slot, key),
+        Some((slot, key)) => ctx.shared.cursors.save(slot, key),
         None => 0,
     };
     reply(Reply::Array(vec![
@@ -178,7 +178,7 @@ fn scan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 fn randomkey(ctx: &mut Ctx, _: &[Bytes]) -> CmdResult {
     use rand::Rng;
-    if ctx.node.keyspace.dbsize(ctx.db()) == 0 {
+    if ctx.shared.keyspace.dbsize(ctx.db()) == 0 {
         return reply(Reply::Null);
     }
     let start = Slot(rand::thread_rng().gen_range(0..SLOT_COUNT));
@@ -186,7 +186,7 @@ fn randomkey(ctx: &mut Ctx, _: &[Bytes]) -> CmdResult {
     for from in [Some((start, None)), None] {
         let mut position = from;
         loop {
-            let (batch, next) = ctx.node.keyspace.scan_keys(ctx.db(), position, 64)?;
+            let (batch, next) = ctx.shared.keyspace.scan_keys(ctx.db(), position, 64)?;
             for (k, m) in batch {
                 if ctx.live(&k, Some(m)).is_some() {
                     return reply(Reply::Bulk(k));
@@ -202,7 +202,7 @@ fn randomkey(ctx: &mut Ctx, _: &[Bytes]) -> CmdResult {
 }
 
 fn dbsize(ctx: &mut Ctx, _: &[Bytes]) -> CmdResult {
-    reply(Reply::Integer(ctx.node.keyspace.dbsize(ctx.db()) as i64))
+    reply(Reply::Integer(ctx.shared.keyspace.dbsize(ctx.db()) as i64))
 }
 
 /// Which EXPIRE option is given.
@@ -397,7 +397,7 @@ fn parse_copy(args: &[Bytes], databases: u8) -> Result<CopyOptions, CmdError> {
 }
 
 fn copy(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let opts = parse_copy(args, ctx.node.keyspace.databases())?;
+    let opts = parse_copy(args, ctx.shared.keyspace.databases())?;
     if args[1] == args[2] && opts.db.is_none_or(|d| d == ctx.db()) {
         return Err(CmdError::msg(
             "ERR source and destination objects are the same",
@@ -425,7 +425,7 @@ fn apply_copy(txn: &mut Txn, db: u8, args: &[Bytes]) -> Result<Reply, CmdError> 
 }
 
 fn move_key(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let target = db_index(&args[2], ctx.node.keyspace.databases())?;
+    let target = db_index(&args[2], ctx.shared.keyspace.databases())?;
     if target == ctx.db() {
         return Err(CmdError::msg(
             "ERR source and destination objects are the same",

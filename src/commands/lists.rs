@@ -73,7 +73,7 @@ fn range(
     let after = index_key(list.head + from - 1);
     let n = (to - from + 1) as usize;
     let page =
-        ctx.node
+        ctx.shared
             .keyspace
             .scan_elements(ctx.db(), key, list.version, Some(&after), n, false)?;
     Ok(page.into_iter().map(|(_, v)| v).collect())
@@ -111,7 +111,7 @@ fn lindex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let Some(p) = position(index, list.count) else {
         return reply(Reply::Null);
     };
-    let value = ctx.node.keyspace.get_element(
+    let value = ctx.shared.keyspace.get_element(
         ctx.db(),
         &args[1],
         list.version,
@@ -398,7 +398,7 @@ fn lpos(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         });
     };
     let mut items: Vec<(u64, Bytes)> = ctx
-        .node
+        .shared
         .keyspace
         .all_elements(ctx.db(), &args[1], list.version)?
         .into_iter()
@@ -512,7 +512,7 @@ pub(super) fn apply_lmpop(txn: &mut Txn, db: u8, args: &[Bytes]) -> Result<Reply
 pub fn dump_items(ctx: &mut Ctx, key: &[u8], meta: &Meta) -> Result<Vec<Bytes>, CmdError> {
     let list = list_header(Some(meta))?.ok_or_else(|| CmdError::Internal("no list".into()))?;
     Ok(ctx
-        .node
+        .shared
         .keyspace
         .all_elements(ctx.db(), key, list.version)?
         .into_iter()

@@ -1,14 +1,14 @@
-//! Commands: the table, dispatch, and one module per command family.
+//! Commands: the table and one module per command family.
 //!
-//! [`Node::execute`] runs one request: look the command up in the table, check arity and
-//! authentication, run its handler at the proposer, and for a write hand the normalised
-//! entry to the shard log, whose apply calls the command's deterministic apply function.
-//! Reads run against the keyspace directly. This layer knows nothing of sockets or of Raft's
-//! internals.
+//! A handler runs at the proposer with a narrow [`Ctx`]: the state handlers share
+//! ([`Shared`]), a [`ClusterView`] of the layers below, its session and the time. It
+//! answers a read, or returns the normalised argv of a write ([`Outcome::Propose`]) that the
+//! node (`crate::node`) passes through the shard log; apply then calls the command's
+//! deterministic apply function on a `Txn`. This layer knows nothing of sockets, peers or
+//! Raft.
 
-mod access;
+pub mod access;
 pub mod args;
-mod balancer;
 mod bitmaps;
 pub mod blocking;
 mod client_kill;
@@ -16,12 +16,10 @@ pub mod clients;
 mod cluster_info;
 mod collections;
 mod connection;
-mod cursors;
+pub mod cursors;
 pub mod dump;
 pub mod error;
-mod expire_cycle;
 pub mod float80;
-mod forwarding;
 mod geo;
 mod hashes;
 mod hll;
@@ -31,29 +29,22 @@ mod keys;
 mod lcs;
 mod listpack;
 mod lists;
-mod lists_blocking;
+pub mod lists_blocking;
 pub mod meta;
-mod node;
 mod object;
-mod peer;
-mod replication;
-mod routing;
 mod server;
 mod session;
 mod sets;
+mod shared;
 pub mod spec;
 pub mod stats;
 mod strings;
 mod table;
 mod zsets;
 
-pub use balancer::{Balancer, BALANCE_PERIOD};
 pub use error::CmdError;
-pub use expire_cycle::ExpireCursor;
-pub use forwarding::Pending;
-pub use node::{Node, PendingWrite, Prepared, RequestKind, ShutdownRequest};
-pub use replication::{load_meta, NodeApplier};
 pub use session::{ReplyMode, Session};
+pub use shared::{ClusterState, ClusterView, Shared, ShutdownRequest};
 pub use table::{Command, Table};
 
 use bytes::Bytes;
@@ -89,9 +80,11 @@ impl From<Reply> for Outcome {
 
 pub type CmdResult = Result<Outcome, CmdError>;
 
-/// Everything a handler may use: the node, its own session, and the time of the call.
+/// Everything a handler may use: the shared state, a view of the cluster, its own session,
+/// and the time of the call.
 pub struct Ctx<'a> {
-    pub node: &'a Node,
+    pub shared: &'a Shared,
+    pub cluster: &'a dyn ClusterView,
     pub session: &'a mut Session,
     pub now_ms: u64,
     /// Keys this command found expired; dispatch deletes them through the shard log before
@@ -117,13 +110,13 @@ impl Ctx<'_> {
 
     /// The live value of a key.
     pub fn lookup(&mut self, key: &[u8]) -> Result<Option<Meta>, CmdError> {
-        let stored = self.node.keyspace.get_stored(self.db(), key)?;
+        let stored = self.shared.keyspace.get_stored(self.db(), key)?;
         Ok(self.live(key, stored))
     }
 
     /// Live values of several keys, read from one consistent state.
     pub fn lookup_many(&mut self, keys: &[Bytes]) -> Result<Vec<Option<Meta>>, CmdError> {
-        let stored = self.node.keyspace.multi_get_stored(self.db(), keys)?;
+        let stored = self.shared.keyspace.multi_get_stored(self.db(), keys)?;
         Ok(keys
             .iter()
             .zip(stored)

@@ -21,7 +21,7 @@ pub fn encoding(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 fn lfu_policy(ctx: &Ctx) -> bool {
-    ctx.node.config.lfu_policy()
+    ctx.shared.config.lfu_policy()
 }
 
 pub fn freq(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
@@ -32,7 +32,7 @@ pub fn freq(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         return Err(CmdError::Static(LFU_NOT_SELECTED));
     }
     reply(Reply::Integer(i64::from(
-        ctx.node.access.frequency(ctx.db(), &args[2]),
+        ctx.shared.access.frequency(ctx.db(), &args[2]),
     )))
 }
 
@@ -44,7 +44,7 @@ pub fn idletime(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         return Err(CmdError::Static(LFU_SELECTED));
     }
     reply(Reply::Integer(
-        ctx.node.access.idle_secs(ctx.db(), &args[2]) as i64,
+        ctx.shared.access.idle_secs(ctx.db(), &args[2]) as i64,
     ))
 }
 

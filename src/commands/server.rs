@@ -66,21 +66,21 @@ fn time(_: &mut Ctx, _: &[Bytes]) -> CmdResult {
 
 fn lastsave(ctx: &mut Ctx, _: &[Bytes]) -> CmdResult {
     reply(Reply::Integer(
-        ctx.node.last_save_unix_secs.load(Ordering::Relaxed) as i64,
+        ctx.shared.last_save_unix_secs.load(Ordering::Relaxed) as i64,
     ))
 }
 
 /// Makes everything acknowledged so far durable in the engine.
 fn persist_now(ctx: &Ctx) -> Result<(), CmdError> {
-    ctx.node
+    ctx.shared
         .keyspace
         .engine()
         .flush()
         .map_err(|e| CmdError::Internal(e.to_string()))?;
-    ctx.node
+    ctx.shared
         .last_save_unix_secs
         .store(clock::now_ms() / 1000, Ordering::Relaxed);
-    ctx.node.changes_since_save.store(0, Ordering::Relaxed);
+    ctx.shared.changes_since_save.store(0, Ordering::Relaxed);
     Ok(())
 }
 
@@ -123,7 +123,7 @@ fn apply_flush(txn: &mut Txn, db: u8, args: &[Bytes]) -> Result<Reply, CmdError>
 fn swapdb(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let first = args::int_with(&args[1], "ERR invalid first DB index")?;
     let second = args::int_with(&args[2], "ERR invalid second DB index")?;
-    let n = i64::from(ctx.node.keyspace.databases());
+    let n = i64::from(ctx.shared.keyspace.databases());
     if !(0..n).contains(&first) || !(0..n).contains(&second) {
         return Err(CmdError::Static(error::DB_OUT_OF_RANGE));
     }
@@ -162,14 +162,15 @@ fn shutdown(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     if !nosave {
         persist_now(ctx)?;
     }
-    ctx.node.request_shutdown(ShutdownRequest { save: !nosave });
+    ctx.shared
+        .request_shutdown(ShutdownRequest { save: !nosave });
     ctx.session.close_silently = true;
     reply(Reply::OK)
 }
 
 fn config_get(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let patterns: Vec<String> = args[2..].iter().map(args::text).collect();
-    let pairs = ctx.node.config.matching(&patterns);
+    let pairs = ctx.shared.config.matching(&patterns);
     reply(Reply::Map(
         pairs
             .into_iter()
@@ -186,7 +187,7 @@ fn config_set(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         .chunks(2)
         .map(|p| (args::text(&p[0]), args::text(&p[1])))
         .collect();
-    ctx.node
+    ctx.shared
         .config
         .set_many(&pairs)
         .map_err(CmdError::Message)?;
@@ -194,16 +195,16 @@ fn config_set(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         .iter()
         .any(|(name, _)| name.eq_ignore_ascii_case("appendfsync"))
     {
-        let policy = SyncPolicy::from_appendfsync(&ctx.node.config.get("appendfsync"));
-        ctx.node.keyspace.engine().set_sync_policy(policy);
-        ctx.node.groups().set_sync_policy(policy);
+        let policy = SyncPolicy::from_appendfsync(&ctx.shared.config.get("appendfsync"));
+        ctx.shared.keyspace.engine().set_sync_policy(policy);
+        ctx.cluster.set_sync_policy(policy);
     }
     reply(Reply::OK)
 }
 
 fn config_resetstat(ctx: &mut Ctx, _: &[Bytes]) -> CmdResult {
-    ctx.node.stats.reset();
-    for cmd in ctx.node.table.commands() {
+    ctx.shared.stats.reset();
+    for cmd in ctx.shared.table.commands() {
         for c in std::iter::once(cmd).chain(cmd.subcommands.iter()) {
             c.stats.reset();
         }
@@ -212,7 +213,7 @@ fn config_resetstat(ctx: &mut Ctx, _: &[Bytes]) -> CmdResult {
 }
 
 fn config_rewrite(ctx: &mut Ctx, _: &[Bytes]) -> CmdResult {
-    ctx.node.config.rewrite().map_err(CmdError::Message)?;
+    ctx.shared.config.rewrite().map_err(CmdError::Message)?;
     reply(Reply::OK)
 }
 
@@ -253,7 +254,7 @@ fn slowlog_get(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             }
         }
     };
-    let entries = ctx.node.slowlog.newest(count, |e| {
+    let entries = ctx.shared.slowlog.newest(count, |e| {
         Reply::Array(vec![
             Reply::Integer(e.id as i64),
             Reply::Integer(e.unix_secs as i64),
@@ -267,11 +268,11 @@ fn slowlog_get(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 fn slowlog_len(ctx: &mut Ctx, _: &[Bytes]) -> CmdResult {
-    reply(Reply::Integer(ctx.node.slowlog.len() as i64))
+    reply(Reply::Integer(ctx.shared.slowlog.len() as i64))
 }
 
 fn slowlog_reset(ctx: &mut Ctx, _: &[Bytes]) -> CmdResult {
-    ctx.node.slowlog.reset();
+    ctx.shared.slowlog.reset();
     reply(Reply::OK)
 }
 
@@ -318,7 +319,7 @@ fn memory_usage(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             samples as usize
         };
         let sampled =
-            ctx.node
+            ctx.shared
                 .keyspace
                 .scan_elements(ctx.db(), &args[2], c.version, None, limit, false)?;
         if !sampled.is_empty() {
@@ -351,7 +352,7 @@ const DEBUG_NOT_ALLOWED: &str = "ERR DEBUG command not allowed. If the enable-de
 /// DEBUG SLEEP <seconds>: the only DEBUG subcommand Basalt has. It delays this connection
 /// only; Basalt runs other clients' commands meanwhile.
 fn debug(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let allowed = match ctx.node.config.get("enable-debug-command").as_str() {
+    let allowed = match ctx.shared.config.get("enable-debug-command").as_str() {
         "yes" => true,
         "local" => ctx.session.info.addr.ip().is_loopback(),
         _ => false,

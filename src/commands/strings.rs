@@ -43,7 +43,7 @@ pub static COMMANDS: &[(&str, Handler, Option<ApplyFn>)] = &[
 /// Reads a key that must hold a string (or nothing).
 pub fn read_string(ctx: &mut Ctx, key: &[u8]) -> Result<Option<Meta>, CmdError> {
     let meta = ctx.lookup(key)?;
-    ctx.node.stats.hit(meta.is_some());
+    ctx.shared.stats.hit(meta.is_some());
     match meta {
         Some(m) if m.value_type != ValueType::String => Err(error::wrongtype()),
         other => Ok(other),
@@ -77,7 +77,7 @@ fn mget(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let items = metas
         .into_iter()
         .map(|m| {
-            ctx.node.stats.hit(m.is_some());
+            ctx.shared.stats.hit(m.is_some());
             match m {
                 Some(m) if m.value_type == ValueType::String => Reply::Bulk(m.value),
                 _ => Reply::Null,

@@ -2,7 +2,7 @@
 //! nodes as group 0's leader sees it, dropping replicas this node no longer holds, and
 //! spreading shard leaders over the voters.
 //!
-//! Deciding where replicas go is the balancer's job (`commands/balancer.rs`, on group 0's
+//! Deciding where replicas go is the balancer's job (`node/balancer.rs`, on group 0's
 //! leader); this module carries out its decisions on the groups of this node.
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -15,11 +15,12 @@ use tokio::sync::watch;
 
 use super::limits::OutputWatch;
 use crate::commands::clients::ClientInfo;
-use crate::commands::{Node, Pending, Prepared, RequestKind, Session};
+use crate::commands::Session;
 use crate::limits::{
     OUTPUT_FLUSH_BYTES, OUTPUT_PENDING_BYTES_MAX, PIPELINE_COMMANDS_MAX, READ_CHUNK_BYTES,
     WRITE_BATCH_MAX,
 };
+use crate::node::{Node, Pending, Prepared, RequestKind};
 use crate::protocol::{DecodeLimits, Reply, RequestDecoder};
 
 /// Why a connection ended (logged at debug level; fields are read through `Debug`).
@@ -45,7 +46,7 @@ pub async fn run(
     stop: watch::Receiver<bool>,
 ) {
     let mut conn = Connection {
-        session: Session::new(info.clone(), !node.auth_required()),
+        session: Session::new(info.clone(), !node.shared.auth_required()),
         node,
         socket,
         input: BytesMut::with_capacity(READ_CHUNK_BYTES),
@@ -93,8 +94,8 @@ impl Connection {
 
     fn decode_limits(&self) -> DecodeLimits {
         DecodeLimits {
-            bulk_len_bytes_max: self.node.config.bulk_len_bytes_max(),
-            unauthenticated: !self.session.authenticated && self.node.auth_required(),
+            bulk_len_bytes_max: self.node.shared.config.bulk_len_bytes_max(),
+            unauthenticated: !self.session.authenticated && self.node.shared.auth_required(),
         }
     }
 
@@ -246,7 +247,7 @@ impl Connection {
         while !self.output.is_empty() {
             match self.socket.try_write(&self.output) {
                 Ok(n) => {
-                    self.node.stats.net_output_bytes.add(n as u64);
+                    self.node.shared.stats.net_output_bytes.add(n as u64);
                     let _ = self.output.split_to(n);
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
@@ -259,7 +260,7 @@ impl Connection {
     /// Makes the writes behind the replies reach the storage log first; if that fails the
     /// replies are not sent (the engine is poisoned and the client is closed).
     fn commit_barrier(&mut self) -> Result<(), Closed> {
-        self.node.before_reply().map_err(|e| {
+        self.node.shared.before_reply().map_err(|e| {
             tracing::error!(error = %e, "could not write the log before replying");
             Closed::StorageFailure
         })
@@ -272,7 +273,10 @@ impl Connection {
             .info
             .output_bytes
             .store(pending, Ordering::Relaxed);
-        if self.output_watch.exceeded(&self.node.config, pending) {
+        if self
+            .output_watch
+            .exceeded(&self.node.shared.config, pending)
+        {
             return Err(Closed::OutputBufferLimit);
         }
         Ok(())
@@ -292,21 +296,21 @@ impl Connection {
             _ = info.killed() => return Err(Closed::Killed),
             _ = self.stop.changed() => return Err(Closed::Shutdown),
         }
-        self.node.stats.net_output_bytes.add(pending);
+        self.node.shared.stats.net_output_bytes.add(pending);
         self.session.info.output_bytes.store(0, Ordering::Relaxed);
         self.output.clear();
         Ok(())
     }
 
     async fn read_more(&mut self) -> Result<(), Closed> {
-        if self.input.len() > self.node.config.query_buffer_bytes_max() {
+        if self.input.len() > self.node.shared.config.query_buffer_bytes_max() {
             return Err(Closed::QueryBufferLimit);
         }
         if self.input.capacity() - self.input.len() < READ_CHUNK_BYTES / 2 {
             self.input.reserve(READ_CHUNK_BYTES);
         }
         let info = self.session.info.clone();
-        let idle_secs = self.node.config.idle_timeout_secs();
+        let idle_secs = self.node.shared.config.idle_timeout_secs();
         let timer = async {
             match idle_secs {
                 0 => std::future::pending().await,
@@ -322,7 +326,7 @@ impl Connection {
         if n == 0 {
             return Err(Closed::ByPeer);
         }
-        self.node.stats.net_input_bytes.add(n as u64);
+        self.node.shared.stats.net_input_bytes.add(n as u64);
         Ok(())
     }
 }

@@ -1,6 +1,6 @@
 //! The server: TCP accept, connections with pipelining, background tasks, shutdown.
 //!
-//! It knows how to move bytes and run requests through `commands::Node`; it does not know
+//! It knows how to move bytes and run requests through `node::Node`; it does not know
 //! what any command does.
 
 mod connection;
@@ -15,8 +15,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-use crate::clock;
-use crate::commands::{ExpireCursor, Node};
+use crate::node::{Loops, Node};
 
 /// A running server's handle: its address and a way to stop it.
 pub struct Server {
@@ -51,15 +50,13 @@ impl Server {
     pub async fn run(self, external_stop: impl std::future::Future<Output = ()>) {
         let node = self.node;
         let (stop_tx, stop_rx) = watch::channel(false);
-        let background = tokio::spawn(background_tasks(node.clone(), stop_rx.clone()));
-        let balancer = tokio::spawn(balance_replicas(node.clone(), stop_rx.clone()));
-        let quiet = tokio::spawn(quiesce_groups(node.clone(), stop_rx.clone()));
+        let loops = Loops::start(&node, &stop_rx);
         let peers = tokio::spawn(crate::transport::listener::serve(
             node.clone(),
             self.peer_listener,
             stop_rx.clone(),
         ));
-        let mut shutdown = node.shutdown_requests();
+        let mut shutdown = node.shared.shutdown_requests();
         tokio::pin!(external_stop);
         loop {
             tokio::select! {
@@ -76,12 +73,10 @@ impl Server {
         }
         tracing::info!("shutting down");
         let _ = stop_tx.send(true);
-        let _ = background.await;
-        let _ = balancer.await;
-        let _ = quiet.await;
+        loops.join().await;
         let _ = peers.await;
         node.groups().shutdown().await;
-        if let Err(e) = node.keyspace.engine().flush() {
+        if let Err(e) = node.shared.keyspace.engine().flush() {
             tracing::error!(error = %e, "final flush failed");
         }
     }
@@ -93,8 +88,9 @@ async fn accept(
     addr: SocketAddr,
     stop: watch::Receiver<bool>,
 ) {
-    if node.clients.count() as u64 >= node.config.maxclients() {
-        node.clients
+    if node.shared.clients.count() as u64 >= node.shared.config.maxclients() {
+        node.shared
+            .clients
             .rejected_connections
             .fetch_add(1, Ordering::Relaxed);
         let _ = socket
@@ -104,67 +100,11 @@ async fn accept(
     }
     let _ = socket.set_nodelay(true);
     let laddr = socket.local_addr().unwrap_or(addr);
-    let info = node.clients.register(addr, laddr);
+    let info = node.shared.clients.register(addr, laddr);
     let node = node.clone();
     tokio::spawn(async move {
         let id = info.id;
         connection::run(node.clone(), socket, info, stop).await;
-        node.clients.unregister(id);
+        node.shared.clients.unregister(id);
     });
-}
-
-/// The replica balancer's rounds (a move may take long: a new replica catches up first,
-/// so it runs apart from the other background work).
-async fn balance_replicas(node: Arc<Node>, mut stop: watch::Receiver<bool>) {
-    let mut balancer = crate::commands::Balancer::default();
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(crate::commands::BALANCE_PERIOD) => {}
-            _ = stop.changed() => return,
-        }
-        tokio::select! {
-            _ = balancer.round(&node) => {}
-            _ = stop.changed() => return,
-        }
-    }
-}
-
-/// Quiescing idle Raft groups and waking them (`raft/quiesce.rs`), a round each
-/// [`QUIET_ROUND`](crate::raft::QUIET_ROUND).
-async fn quiesce_groups(node: Arc<Node>, mut stop: watch::Receiver<bool>) {
-    let mut round = 0u64;
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(crate::raft::QUIET_ROUND) => {}
-            _ = stop.changed() => return,
-        }
-        round += 1;
-        tokio::select! {
-            _ = node.groups().quiet_round(round) => {}
-            _ = stop.changed() => return,
-        }
-    }
-}
-
-/// Active expiry and the ops/sec sampler at `hz` times a second, Raft log checkpoints, and
-/// every 2 s a step of spreading shard leaders over the nodes.
-async fn background_tasks(node: Arc<Node>, mut stop: watch::Receiver<bool>) {
-    let mut cursor = ExpireCursor::new(node.keyspace.databases());
-    let mut last_balance = std::time::Instant::now();
-    loop {
-        let period = Duration::from_millis(1000 / node.config.hz().max(1));
-        tokio::select! {
-            _ = tokio::time::sleep(period) => {}
-            _ = stop.changed() => return,
-        }
-        node.stats.sample_ops(clock::now_ms());
-        node.active_expire_pass(&mut cursor).await;
-        if let Err(e) = node.groups().maybe_checkpoint().await {
-            tracing::error!(error = %e, "raft checkpoint failed");
-        }
-        if last_balance.elapsed() >= Duration::from_secs(2) {
-            last_balance = std::time::Instant::now();
-            node.groups().balance_leaders().await;
-        }
-    }
 }

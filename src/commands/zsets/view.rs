@@ -6,7 +6,7 @@ use std::ops::Bound;
 use bytes::Bytes;
 
 use crate::commands::error::CmdError;
-use crate::commands::Node;
+use crate::commands::Shared;
 use crate::keyspace::{encoding, Collection, Keyspace, Space, SubRange, Txn};
 
 /// One sorted set's records.
@@ -131,9 +131,9 @@ pub struct Stored<'a> {
 }
 
 impl<'a> Stored<'a> {
-    pub fn new(node: &'a Node, db: u8, key: &[u8], zset: Collection) -> Stored<'a> {
+    pub fn new(shared: &'a Shared, db: u8, key: &[u8], zset: Collection) -> Stored<'a> {
         Stored {
-            ks: &node.keyspace,
+            ks: &shared.keyspace,
             db,
             key: Bytes::copy_from_slice(key),
             zset,

@@ -8,7 +8,7 @@ use std::time::Duration;
 use cluster_proto::messages::{ChangeReplicas, Join, MetaChange, NodeIds};
 use cluster_proto::{request, response, RaftKind};
 
-use super::node::Node;
+use super::Node;
 use crate::cluster::ShardId;
 use crate::raft::types::NodeInfo;
 use crate::raft::{GroupId, MetaOp, ProposeError};

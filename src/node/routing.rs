@@ -4,11 +4,11 @@
 
 use bytes::Bytes;
 
-use super::node::Node;
-use super::session::Session;
-use super::table::Command;
+use super::Node;
 use crate::clock;
 use crate::cluster::ShardId;
+use crate::commands::Command;
+use crate::commands::Session;
 use crate::protocol::Reply;
 
 /// Where a request runs (see `Node::route_elsewhere`).
@@ -90,7 +90,7 @@ impl Node {
         if self.meta.read().nodes.len() < 2 {
             return false;
         }
-        let Some(cmd) = self.table.get(&args[0]) else {
+        let Some(cmd) = self.shared.table.get(&args[0]) else {
             return false;
         };
         let Some(first) = cmd.key_positions(args).next() else {

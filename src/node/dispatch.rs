@@ -1,28 +1,21 @@
-//! The node: shared state every connection uses, request dispatch and the apply of entries.
+//! Dispatch: a request from lookup to reply — resolve the command, route it (here, or the
+//! leader of its shard), run its handler, block, propose its write (batched with the
+//! pipeline's other writes) and account for it.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
-use tokio::sync::watch;
 
-use super::access::AccessTracker;
-use super::clients::ClientRegistry;
-use super::cursors::CursorTable;
-use super::error::{self, error_prefix, CmdError};
 use super::forwarding::{Forwarded, Pending};
 use super::routing::Route;
-use super::session::Session;
-use super::stats::{SlowLog, Stats};
-use super::table::{Command, Table};
-use super::{Ctx, Outcome};
+use super::Node;
 use crate::clock;
-use crate::cluster::{ShardId, ShardMap, ShardSet};
-use crate::config::Config;
-use crate::keyspace::{Keyspace, ValueType};
+use crate::cluster::{ShardId, ShardSet};
+use crate::commands::error::{self, error_prefix, CmdError};
+use crate::commands::{BlockOn, Command, Ctx, Outcome, Session};
+use crate::keyspace::ValueType;
 use crate::protocol::Reply;
-use crate::raft::{Entry, EntryOp, Groups};
+use crate::raft::{Entry, EntryOp};
 
 /// A request after `Node::prepare`.
 pub enum Prepared<'a> {
@@ -35,8 +28,7 @@ pub enum Prepared<'a> {
     Forward(super::forwarding::Forwarded<'a>),
 }
 
-/// A write command that has passed its handler and waits to be proposed.
-/// See [`Node::classify`].
+/// How a connection schedules a request. See [`Node::classify`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RequestKind {
     Write,
@@ -44,6 +36,7 @@ pub enum RequestKind {
     Other,
 }
 
+/// A write command that has passed its handler and waits to be proposed.
 pub struct PendingWrite<'a> {
     cmd: &'a Command,
     shards: ShardSet,
@@ -52,102 +45,7 @@ pub struct PendingWrite<'a> {
     started_us: u64,
 }
 
-/// How SHUTDOWN asked the server to stop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ShutdownRequest {
-    pub save: bool,
-}
-
-pub struct Node {
-    pub config: Arc<Config>,
-    pub keyspace: Keyspace,
-    /// The shards' Raft groups (set once, right after the node is built).
-    groups: std::sync::OnceLock<Groups>,
-    /// Per shard: writes of one shard hold it shared from proposal to reply; a write that
-    /// spans shards holds all of its shards exclusively, so its apply sees every earlier
-    /// write of those shards and no later one (see `propose`).
-    gates: Vec<tokio::sync::RwLock<()>>,
-    pub shards: ShardMap,
-    /// The cluster map (group 0's state, applied by `replication.rs`).
-    pub meta: crate::raft::SharedMeta,
-    pub table: Table,
-    pub clients: ClientRegistry,
-    pub stats: Stats,
-    pub slowlog: SlowLog,
-    pub(super) cursors: CursorTable,
-    pub blocking: super::blocking::BlockRegistry,
-    pub(super) access: AccessTracker,
-    pub started: Instant,
-    pub run_id: String,
-    pub tcp_port: u16,
-    pub last_save_unix_secs: AtomicU64,
-    pub changes_since_save: AtomicU64,
-    shutdown_tx: watch::Sender<Option<ShutdownRequest>>,
-}
-
 impl Node {
-    pub fn new(config: Arc<Config>, keyspace: Keyspace, tcp_port: u16) -> Node {
-        let shard_count: u16 = config.get("shards").parse().unwrap_or(16);
-        let (shutdown_tx, _) = watch::channel(None);
-        Node {
-            blocking: Default::default(),
-            keyspace,
-            groups: std::sync::OnceLock::new(),
-            gates: (0..shard_count).map(|_| Default::default()).collect(),
-            shards: ShardMap::new(shard_count),
-            meta: Default::default(),
-            table: Table::build(),
-            clients: ClientRegistry::default(),
-            stats: Stats::default(),
-            slowlog: SlowLog::default(),
-            cursors: CursorTable::default(),
-            access: AccessTracker::default(),
-            started: Instant::now(),
-            run_id: random_hex(40),
-            tcp_port,
-            last_save_unix_secs: AtomicU64::new(clock::now_ms() / 1000),
-            changes_since_save: AtomicU64::new(0),
-            shutdown_tx,
-            config,
-        }
-    }
-
-    /// Hands the node its Raft groups (once, while it is being built).
-    pub fn set_groups(&self, groups: Groups) {
-        if self.groups.set(groups).is_err() {
-            tracing::error!("the node's raft groups were set twice");
-        }
-    }
-
-    /// The node's Raft groups.
-    pub fn groups(&self) -> &Groups {
-        self.groups
-            .get()
-            .expect("the node is built with its raft groups")
-    }
-
-    pub fn shutdown_requests(&self) -> watch::Receiver<Option<ShutdownRequest>> {
-        self.shutdown_tx.subscribe()
-    }
-
-    pub fn request_shutdown(&self, request: ShutdownRequest) {
-        self.shutdown_tx.send_replace(Some(request));
-    }
-
-    /// Called by a connection before it sends replies: writes applied so far reach the
-    /// operating system first (group commit of the engine's log).
-    pub fn before_reply(&self) -> Result<(), CmdError> {
-        self.keyspace
-            .engine()
-            .commit_barrier()
-            .map_err(|e| CmdError::Internal(e.to_string()))
-    }
-
-    /// Whether the client must authenticate (a `requirepass` is set).
-    pub fn auth_required(&self) -> bool {
-        self.config.password_set()
-    }
-
     /// Runs one request and returns its reply.
     pub async fn execute(&self, session: &mut Session, args: Vec<Bytes>) -> Reply {
         let pending = match self.prepare(session, args).await {
@@ -165,7 +63,7 @@ impl Node {
     /// wait for the writes after it (they are proposed together); a blocking command runs
     /// alone, after the writes before it are committed (they may be what it waits for).
     pub fn classify(&self, args: &[Bytes]) -> RequestKind {
-        match self.table.get(&args[0]) {
+        match self.shared.table.get(&args[0]) {
             Some(cmd) if cmd.meta.has_flag("blocking") => RequestKind::Blocking,
             Some(cmd) if cmd.subcommands.is_empty() && cmd.is_write() => RequestKind::Write,
             _ => RequestKind::Other,
@@ -201,7 +99,8 @@ impl Node {
         let now_ms = started_us / 1000;
         session.info.touch(cmd.meta.name, now_ms);
         let mut ctx = Ctx {
-            node: self,
+            shared: &self.shared,
+            cluster: self,
             session,
             now_ms,
             expired: Vec::new(),
@@ -249,13 +148,14 @@ impl Node {
         cmd: &Command,
         session: &mut Session,
         args: &[Bytes],
-        on: super::BlockOn,
+        on: BlockOn,
         started_us: u64,
     ) -> Reply {
-        use super::blocking::Unblocked;
+        use crate::commands::blocking::Unblocked;
         let deadline = on.timeout.map(|t| tokio::time::Instant::now() + t);
-        let timed_out = super::lists_blocking::TIMEOUT_REPLY;
+        let timed_out = crate::commands::lists_blocking::TIMEOUT_REPLY;
         let waiter = self
+            .shared
             .blocking
             .register(session.id(), session.db, &on.keys, on.wants);
         let info = session.info.clone();
@@ -263,7 +163,8 @@ impl Node {
             // Registered first, then checked: a write in between is not missed.
             let now_ms = clock::now_ms();
             let mut ctx = Ctx {
-                node: self,
+                shared: &self.shared,
+                cluster: self,
                 session,
                 now_ms,
                 expired: Vec::new(),
@@ -289,12 +190,12 @@ impl Node {
                     let reply = self.commit_writes(vec![write], session).await.pop();
                     match reply {
                         // Another client took the elements first: wait again.
-                        Some(r) if super::lists_blocking::found_nothing(&r) => {}
+                        Some(r) if crate::commands::lists_blocking::found_nothing(&r) => {}
                         Some(r) => {
                             // Served: its own apply woke the next waiter, so the wake-up
                             // it used is not passed on.
                             waiter.rearm();
-                            self.blocking.unregister(&waiter);
+                            self.shared.blocking.unregister(&waiter);
                             return r;
                         }
                         None => break Reply::Null,
@@ -318,7 +219,7 @@ impl Node {
                 Some(Some(Unblocked::Timeout)) | None => break timed_out,
             }
         };
-        self.blocking.unregister(&waiter);
+        self.shared.blocking.unregister(&waiter);
         self.finish(cmd, &reply, session, args, started_us);
         reply
     }
@@ -493,7 +394,7 @@ impl Node {
     /// Finds the command (and subcommand), checks arity and authentication.
     fn resolve(&self, session: &Session, args: &[Bytes]) -> Result<&Command, Reply> {
         let name = &args[0];
-        let Some(cmd) = self.table.get(name) else {
+        let Some(cmd) = self.shared.table.get(name) else {
             return Err(Reply::Error(unknown_command_text(args)));
         };
         let container_alone = args.len() < 2 || !arity_ok(cmd.meta.arity, args.len());
@@ -516,7 +417,7 @@ impl Node {
             cmd.stats.rejected_calls.add(1);
             return Err(CmdError::WrongArity(cmd.meta.name.to_string()).into_reply());
         }
-        if !session.authenticated && !cmd.meta.has_flag("no_auth") && self.auth_required() {
+        if !session.authenticated && !cmd.meta.has_flag("no_auth") && self.shared.auth_required() {
             cmd.stats.rejected_calls.add(1);
             return Err(Reply::error(error::NOAUTH));
         }
@@ -579,15 +480,15 @@ impl Node {
         if no_touch || name.starts_with("object") {
             return;
         }
-        let lfu = self.config.lfu_policy();
+        let lfu = self.shared.config.lfu_policy();
         for i in cmd.key_positions(args) {
-            self.access.touch(session.db, &args[i], now_ms, lfu);
+            self.shared.access.touch(session.db, &args[i], now_ms, lfu);
         }
     }
 
     fn count_error(&self, reply: Reply) -> Reply {
         if let Reply::Error(text) = &reply {
-            self.stats.count_error(error_prefix(text));
+            self.shared.stats.count_error(error_prefix(text));
         }
         reply
     }
@@ -600,22 +501,26 @@ impl Node {
         session: &Session,
         args: &[Bytes],
     ) {
-        self.stats.commands_processed.add(1);
+        self.shared.stats.commands_processed.add(1);
         cmd.stats.calls.add(1);
         cmd.stats.usec.add(elapsed_us);
         if let Reply::Error(text) = reply {
             cmd.stats.failed_calls.add(1);
-            self.stats.count_error(error_prefix(text));
+            self.shared.stats.count_error(error_prefix(text));
         }
-        let threshold = self.config.slowlog_slower_than_us();
+        let threshold = self.shared.config.slowlog_slower_than_us();
         if threshold >= 0 && elapsed_us >= threshold as u64 && cmd.meta.name != "slowlog|get" {
             let name = session.info.name.lock().clone().unwrap_or_default();
             let client = (
                 session.info.addr.to_string(),
                 String::from_utf8_lossy(&name).into(),
             );
-            self.slowlog
-                .record(args, elapsed_us, client, self.config.slowlog_max_len());
+            self.shared.slowlog.record(
+                args,
+                elapsed_us,
+                client,
+                self.shared.config.slowlog_max_len(),
+            );
         }
     }
 }
@@ -663,20 +568,20 @@ impl Node {
     /// holds a non-empty list or sorted set, its first waiter for that type (one element
     /// may serve one client; the client's own pop wakes the next).
     pub(super) fn wake_blocked(&self, db: u8, args: &[Bytes]) {
-        if self.blocking.blocked_clients() == 0 {
+        if self.shared.blocking.blocked_clients() == 0 {
             return;
         }
-        let Some(cmd) = self.table.get(&args[0]) else {
+        let Some(cmd) = self.shared.table.get(&args[0]) else {
             return;
         };
         for i in cmd.key_positions(args) {
-            let Ok(Some(meta)) = self.keyspace.get_stored(db, &args[i]) else {
+            let Ok(Some(meta)) = self.shared.keyspace.get_stored(db, &args[i]) else {
                 continue;
             };
             let poppable = matches!(meta.value_type, ValueType::List | ValueType::ZSet)
                 && meta.collection_header().is_some_and(|c| c.count > 0);
             if poppable {
-                self.blocking.wake(db, &args[i], meta.value_type);
+                self.shared.blocking.wake(db, &args[i], meta.value_type);
             }
         }
     }
@@ -710,12 +615,4 @@ fn unknown_command_text(args: &[Bytes]) -> String {
 fn sanitize(arg: &[u8], max: usize) -> String {
     let cut = &arg[..arg.len().min(max)];
     String::from_utf8_lossy(cut).replace(['\r', '\n'], " ")
-}
-
-fn random_hex(len: usize) -> String {
-    use rand::Rng;
-    let mut rng = rand::thread_rng();
-    (0..len)
-        .map(|_| char::from_digit(rng.gen_range(0..16), 16).unwrap_or('0'))
-        .collect()
 }

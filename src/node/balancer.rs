@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::node::Node;
+use super::Node;
 use crate::cluster::ShardId;
 use crate::raft::{group_of, ClusterMeta, MetaOp};
 
@@ -107,7 +107,8 @@ impl Balancer {
         };
         let since = *self.leading_since.get_or_insert_with(Instant::now);
         let timeout = Duration::from_millis(
-            node.config
+            node.shared
+                .config
                 .get("cluster-node-timeout")
                 .parse()
                 .unwrap_or(15_000),
@@ -122,7 +123,7 @@ impl Balancer {
             tracing::warn!(error = %e, "changing the metadata group's voters failed");
         }
         mark_node_states(node, &live).await;
-        let replicas: usize = node.config.get("replicas").parse().unwrap_or(3);
+        let replicas: usize = node.shared.config.get("replicas").parse().unwrap_or(3);
         // Moves follow each other at once while they succeed (a new cluster's shards each
         // need two), a bounded number per round.
         for _ in 0..MOVES_PER_ROUND {

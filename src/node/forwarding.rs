@@ -14,10 +14,11 @@ use bytes::{Bytes, BytesMut};
 use cluster_proto::messages::{Args, Forward, ForwardBatch, Propose, Replies};
 use cluster_proto::{request, response};
 
-use super::node::{join_in_order, Node, PendingWrite, Prepared, RequestKind};
-use super::session::Session;
-use super::table::Command;
+use super::dispatch::{join_in_order, PendingWrite, Prepared, RequestKind};
+use super::Node;
 use crate::cluster::ShardId;
+use crate::commands::Command;
+use crate::commands::Session;
 use crate::protocol::Reply;
 use crate::raft::types::NodeInfo;
 use crate::raft::{group_of, Entry, EntryOp, ProposeError};
@@ -175,7 +176,7 @@ impl Node {
 
     /// A session for commands another node forwards (no client of its own here).
     fn peer_session(&self, db: u32, resp3: bool) -> Session {
-        let info = self.clients.detached(peer_addr(), peer_addr());
+        let info = self.shared.clients.detached(peer_addr(), peer_addr());
         let mut session = Session::new(info, true);
         session.select(db.min(255) as u8);
         session.set_resp3(resp3);

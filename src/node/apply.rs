@@ -7,9 +7,9 @@ use std::sync::{Arc, Weak};
 
 use bytes::Bytes;
 
-use super::error::CmdError;
-use super::node::Node;
+use super::Node;
 use crate::cluster::{ShardId, Slot};
+use crate::commands::CmdError;
 use crate::keyspace::{Keyspace, Txn};
 use crate::protocol::Reply;
 use crate::raft::state_machine::decode_state;
@@ -61,7 +61,7 @@ fn group_ranges(keyspace: &Keyspace, node: &Node, group: GroupId) -> Vec<KeyRang
 /// A batch deleting every record of `group` (its data and apply state).
 fn clear_group(node: &Node, group: GroupId) -> WriteBatch {
     let mut clear = WriteBatch::new();
-    for range in group_ranges(&node.keyspace, node, group) {
+    for range in group_ranges(&node.shared.keyspace, node, group) {
         if let (std::ops::Bound::Included(s), std::ops::Bound::Excluded(e)) =
             (range.start, range.end)
         {
@@ -77,7 +77,8 @@ fn count_group(node: &Node, group: GroupId, sign: i64) -> io::Result<()> {
         return Ok(());
     }
     let (first, last) = node.shards.slot_range(shard_of_group(group));
-    node.keyspace
+    node.shared
+        .keyspace
         .count_slots(None, Slot(first.0), Slot(last.0), sign)
         .map_err(storage_error)
 }
@@ -85,7 +86,7 @@ fn count_group(node: &Node, group: GroupId, sign: i64) -> io::Result<()> {
 /// Drops a shard's data and apply state from this node (its replica moved elsewhere).
 fn drop_group_data(node: &Node, group: GroupId) -> io::Result<()> {
     count_group(node, group, -1)?;
-    let engine = node.keyspace.engine();
+    let engine = node.shared.keyspace.engine();
     engine
         .write(clear_group(node, group))
         .map_err(storage_error)?;
@@ -102,15 +103,22 @@ fn flush_group_slots(
 ) -> io::Result<Reply> {
     let (first, last) = node.shards.slot_range(shard_of_group(group));
     let mut batch = WriteBatch::new();
-    node.keyspace
+    node.shared
+        .keyspace
         .flush_slots(db, Slot(first.0), Slot(last.0), &mut batch)
         .map_err(storage_error)?;
     batch.put(
         crate::keyspace::encoding::system_key(&state_record(group)),
         state.encode(),
     );
-    node.keyspace.engine().write(batch).map_err(storage_error)?;
-    node.changes_since_save.fetch_add(1, Ordering::Relaxed);
+    node.shared
+        .keyspace
+        .engine()
+        .write(batch)
+        .map_err(storage_error)?;
+    node.shared
+        .changes_since_save
+        .fetch_add(1, Ordering::Relaxed);
     Ok(Reply::OK)
 }
 
@@ -144,6 +152,7 @@ impl Applier for NodeApplier {
     ) -> io::Result<Reply> {
         let node = self.node()?;
         let mut txn = node
+            .shared
             .keyspace
             .txn(entry.now_ms, revision, state.first_version(group));
         let reply = match &entry.op {
@@ -154,7 +163,7 @@ impl Applier for NodeApplier {
             },
             EntryOp::Expire(keys) => match apply_expire(&mut txn, entry.db, keys) {
                 Ok(removed) => {
-                    node.stats.expired_keys.add(removed);
+                    node.shared.stats.expired_keys.add(removed);
                     Reply::Integer(removed as i64)
                 }
                 Err(e) => return Ok(e.into_reply()),
@@ -193,8 +202,10 @@ impl Applier for NodeApplier {
         state.next_version += txn.versions_taken();
         txn.put_system(&state_record(group), state.encode());
         txn.commit().map_err(storage_error)?;
-        node.stats.expired_keys.add(expired);
-        node.changes_since_save.fetch_add(1, Ordering::Relaxed);
+        node.shared.stats.expired_keys.add(expired);
+        node.shared
+            .changes_since_save
+            .fetch_add(1, Ordering::Relaxed);
         match &entry.op {
             EntryOp::Command(args) => node.wake_blocked(entry.db, args),
             EntryOp::Batch(commands) => {
@@ -214,12 +225,17 @@ impl Applier for NodeApplier {
             crate::keyspace::encoding::system_key(&state_record(group)),
             state.encode(),
         );
-        node.keyspace.engine().write(batch).map_err(storage_error)
+        node.shared
+            .keyspace
+            .engine()
+            .write(batch)
+            .map_err(storage_error)
     }
 
     fn load_state(&self, group: GroupId) -> io::Result<Option<GroupState>> {
         let node = self.node()?;
         let raw = node
+            .shared
             .keyspace
             .get_system(&state_record(group))
             .map_err(storage_error)?;
@@ -228,7 +244,7 @@ impl Applier for NodeApplier {
 
     fn checkpoint(&self) -> io::Result<Arc<dyn Checkpoint>> {
         let node = self.node()?;
-        let engine = node.keyspace.engine();
+        let engine = node.shared.keyspace.engine();
         let snapshot = engine.snapshot();
         // Everything the snapshot sees was written before the flush starts.
         engine.flush().map_err(storage_error)?;
@@ -244,7 +260,7 @@ impl Applier for NodeApplier {
 
     fn install(&self, group: GroupId, data: &mut dyn SnapshotReader) -> io::Result<()> {
         let node = self.node()?;
-        let engine = node.keyspace.engine();
+        let engine = node.shared.keyspace.engine();
         count_group(&node, group, -1)?;
         engine
             .write(clear_group(&node, group))
@@ -258,9 +274,12 @@ impl Applier for NodeApplier {
         }
         engine.flush().map_err(storage_error)?;
         if group == 0 {
-            *node.meta.write() = load_meta(&node.keyspace)?;
+            *node.meta.write() = load_meta(&node.shared.keyspace)?;
         } else {
-            node.keyspace.reload_db_map().map_err(storage_error)?;
+            node.shared
+                .keyspace
+                .reload_db_map()
+                .map_err(storage_error)?;
         }
         count_group(&node, group, 1)
     }
@@ -281,7 +300,7 @@ impl Checkpoint for EngineCheckpoint {
 
     fn reader(&self, group: GroupId) -> Box<dyn SnapshotReader> {
         let mut ranges = match self.node.upgrade() {
-            Some(node) => group_ranges(&node.keyspace, &node, group),
+            Some(node) => group_ranges(&node.shared.keyspace, &node, group),
             None => Vec::new(),
         };
         if group != 0 {
@@ -334,7 +353,7 @@ impl SnapshotReader for RangeReader {
 }
 
 fn apply_command(node: &Node, txn: &mut Txn, db: u8, args: &[Bytes]) -> Result<Reply, CmdError> {
-    match node.table.get(&args[0]).and_then(|c| c.apply) {
+    match node.shared.table.get(&args[0]).and_then(|c| c.apply) {
         Some(apply) => apply(txn, db, args),
         None => Err(CmdError::msg("ERR entry names no write command")),
     }
@@ -393,7 +412,7 @@ mod tests {
             let config = Arc::new(Config::from_args(&args).expect("config"));
             let engine: Arc<dyn storage::Engine> = Arc::new(storage::MemoryEngine::new());
             let keyspace = Keyspace::open(engine, 16).expect("keyspace");
-            let node = Arc::new(Node::new(config, keyspace, 0));
+            let node = Arc::new(Node::new(crate::commands::Shared::new(config, keyspace, 0)));
             let log = Arc::new(RaftLog::open(dir.join("log"), 1 << 20).expect("log"));
             let votes = Arc::new(Votes::open(dir.join("votes")).expect("votes"));
             let applier = Arc::new(NodeApplier(Arc::downgrade(&node)));

@@ -22,13 +22,14 @@ impl Node {
     /// One pass over every database; returns how many keys were deleted.
     pub async fn active_expire_pass(&self, cursor: &mut ExpireCursor) -> u64 {
         let mut removed = 0;
-        for db in 0..self.keyspace.databases() {
-            if self.keyspace.volatile_count(db) == 0 {
+        for db in 0..self.shared.keyspace.databases() {
+            if self.shared.keyspace.volatile_count(db) == 0 {
                 continue;
             }
             let now_ms = clock::now_ms();
             let start = cursor.next_slot[usize::from(db)];
             let found = self
+                .shared
                 .keyspace
                 .expired_keys(db, start, now_ms, EXPIRE_KEYS_PER_PASS);
             let Ok((keys, next)) = found else {

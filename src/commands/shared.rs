@@ -1,0 +1,119 @@
+//! What command handlers share across connections: the keyspace, the command table, the
+//! settings, the client registry, statistics, and the node's identity. It holds nothing of
+//! Raft or of the cluster; handlers learn about those through [`ClusterView`].
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::watch;
+
+use super::access::AccessTracker;
+use super::blocking::BlockRegistry;
+use super::clients::ClientRegistry;
+use super::cursors::CursorTable;
+use super::error::CmdError;
+use super::stats::{SlowLog, Stats};
+use super::table::Table;
+use crate::clock;
+use crate::config::Config;
+use crate::keyspace::Keyspace;
+use crate::storage::SyncPolicy;
+
+/// How SHUTDOWN asked the server to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShutdownRequest {
+    pub save: bool,
+}
+
+pub struct Shared {
+    pub config: Arc<Config>,
+    pub keyspace: Keyspace,
+    pub table: Table,
+    pub clients: ClientRegistry,
+    pub stats: Stats,
+    pub slowlog: SlowLog,
+    pub cursors: CursorTable,
+    pub blocking: BlockRegistry,
+    pub access: AccessTracker,
+    pub started: Instant,
+    pub run_id: String,
+    pub tcp_port: u16,
+    pub last_save_unix_secs: AtomicU64,
+    pub changes_since_save: AtomicU64,
+    shutdown_tx: watch::Sender<Option<ShutdownRequest>>,
+}
+
+impl Shared {
+    pub fn new(config: Arc<Config>, keyspace: Keyspace, tcp_port: u16) -> Shared {
+        let (shutdown_tx, _) = watch::channel(None);
+        Shared {
+            config,
+            keyspace,
+            table: Table::build(),
+            clients: ClientRegistry::default(),
+            stats: Stats::default(),
+            slowlog: SlowLog::default(),
+            cursors: CursorTable::default(),
+            blocking: BlockRegistry::default(),
+            access: AccessTracker::default(),
+            started: Instant::now(),
+            run_id: random_hex(40),
+            tcp_port,
+            last_save_unix_secs: AtomicU64::new(clock::now_ms() / 1000),
+            changes_since_save: AtomicU64::new(0),
+            shutdown_tx,
+        }
+    }
+
+    pub fn shutdown_requests(&self) -> watch::Receiver<Option<ShutdownRequest>> {
+        self.shutdown_tx.subscribe()
+    }
+
+    pub fn request_shutdown(&self, request: ShutdownRequest) {
+        self.shutdown_tx.send_replace(Some(request));
+    }
+
+    /// Called by a connection before it sends replies: writes applied so far reach the
+    /// operating system first (group commit of the engine's log).
+    pub fn before_reply(&self) -> Result<(), CmdError> {
+        self.keyspace
+            .engine()
+            .commit_barrier()
+            .map_err(|e| CmdError::Internal(e.to_string()))
+    }
+
+    /// Whether the client must authenticate (a `requirepass` is set).
+    pub fn auth_required(&self) -> bool {
+        self.config.password_set()
+    }
+}
+
+/// The cluster as this node sees it, for CLUSTER INFO.
+pub struct ClusterState {
+    /// Slots of shards this node holds a replica of that have no leader.
+    pub slots_failed: u32,
+    pub known_nodes: usize,
+    pub shard_count: u16,
+    pub epoch: u64,
+}
+
+/// What handlers may learn of, or ask of, the layers the node runs them over: the
+/// replication groups and the cluster map (INFO, CLUSTER, CONFIG SET appendfsync).
+pub trait ClusterView: Send + Sync {
+    /// This node's id (kept in its data dir).
+    fn node_id(&self) -> u64;
+    /// The `raft` section of INFO.
+    fn replication_info(&self) -> Vec<(String, String)>;
+    fn cluster_state(&self) -> ClusterState;
+    /// Applies a new `appendfsync` to the replication log.
+    fn set_sync_policy(&self, policy: SyncPolicy);
+}
+
+fn random_hex(len: usize) -> String {
+    use rand::Rng;
+    let mut rng = rand::thread_rng();
+    (0..len)
+        .map(|_| char::from_digit(rng.gen_range(0..16), 16).unwrap_or('0'))
+        .collect()
+}

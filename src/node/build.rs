@@ -1,0 +1,118 @@
+//! Building a node from its settings: the storage engine, the keyspace over it, the node
+//! and its shards' Raft groups; and the addresses the node tells others to use.
+
+use std::sync::Arc;
+
+use super::{Node, NodeApplier};
+use crate::commands::Shared;
+use crate::{config, keyspace, raft, storage};
+
+/// Opens the storage engine the settings name: the LSM engine in `dir` (the default) or the
+/// in-memory one.
+pub fn open_engine(config: &config::Config) -> anyhow::Result<Arc<dyn storage::Engine>> {
+    use storage::lsm::sstable::Compression;
+    Ok(match config.get("engine").as_str() {
+        "memory" => Arc::new(storage::MemoryEngine::new()),
+        _ => {
+            let bytes = |name: &str, default: i64| {
+                config::table::parse_memory(&config.get(name))
+                    .unwrap_or(default)
+                    .max(0) as usize
+            };
+            let options = storage::lsm::LsmOptions {
+                sync: storage::SyncPolicy::from_appendfsync(&config.get("appendfsync")),
+                block_cache_bytes: match bytes("block-cache-size", 0) {
+                    0 => physical_memory_bytes() / 4,
+                    set => set,
+                },
+                row_cache_bytes: bytes("row-cache-size", 16 << 20),
+                upper_compression: Compression::from_name(&config.get("compression"))
+                    .unwrap_or(Compression::Lz4),
+                bottom_compression: Compression::from_name(&config.get("bottom-compression"))
+                    .unwrap_or(Compression::Zstd),
+                compaction_filter: Some(Arc::new(keyspace::ElementFilter::default())),
+                prefix_extractor: Some(Arc::new(keyspace::CollectionGroups)),
+                // The Raft log is the write-ahead log.
+                wal: false,
+                memtable_bytes: config::table::parse_memory(&config.get("memtable-size"))
+                    .map_or(64 << 20, |n| n.max(1 << 16) as usize),
+                ..storage::lsm::LsmOptions::default()
+            };
+            let dir = std::path::Path::new(&config.get("dir")).join("lsm");
+            Arc::new(storage::lsm::LsmEngine::open(&dir, options)?)
+        }
+    })
+}
+
+/// The machine's memory, for settings that default to a share of it (256 MiB if unknown).
+fn physical_memory_bytes() -> usize {
+    // SAFETY: sysconf only reads system configuration.
+    let (pages, page) = unsafe {
+        (
+            libc::sysconf(libc::_SC_PHYS_PAGES),
+            libc::sysconf(libc::_SC_PAGESIZE),
+        )
+    };
+    if pages > 0 && page > 0 {
+        (pages as usize).saturating_mul(page as usize)
+    } else {
+        256 << 20
+    }
+}
+
+/// The address other nodes and clients are told to use: the first `bind` address that is
+/// not a wildcard, else loopback.
+pub fn announce_host(config: &config::Config) -> String {
+    config
+        .get("bind")
+        .split_whitespace()
+        .map(|a| a.trim_start_matches('-'))
+        .find(|a| *a != "*" && *a != "0.0.0.0" && *a != "::")
+        .unwrap_or("127.0.0.1")
+        .to_string()
+}
+
+/// The node-to-node port: `cluster-port`, or the client port + 10000.
+pub fn cluster_port(config: &config::Config, port: u16) -> u16 {
+    match config.get("cluster-port").parse::<u16>() {
+        Ok(p) if p != 0 => p,
+        _ => port.wrapping_add(10000),
+    }
+}
+
+/// Builds a node from settings: engine, keyspace, command table, and its shards' Raft
+/// groups (their logs in `<dir>/raft`; with the in-memory engine, which keeps nothing, the
+/// log starts empty too).
+pub async fn build_node(config: Arc<config::Config>, port: u16) -> anyhow::Result<Arc<Node>> {
+    let databases: u8 = config.get("databases").parse()?;
+    let engine = open_engine(&config)?;
+    let collection_cache = config::table::parse_memory(&config.get("collection-cache-size"))
+        .unwrap_or(64 << 20)
+        .max(0) as usize;
+    let keyspace =
+        keyspace::Keyspace::open(engine, databases)?.with_collection_cache(collection_cache);
+    let node = Arc::new(Node::new(Shared::new(config.clone(), keyspace, port)));
+    let raft_dir = std::path::Path::new(&config.get("dir")).join("raft");
+    if config.get("engine") == "memory" && raft_dir.exists() {
+        std::fs::remove_dir_all(&raft_dir)?;
+    }
+    *node.meta.write() = super::load_meta(&node.shared.keyspace)?;
+    let applier = Arc::new(NodeApplier(Arc::downgrade(&node)));
+    let host = announce_host(&config);
+    let options = raft::GroupsOptions {
+        dir: &raft_dir,
+        shard_count: node.shards.shard_count(),
+        client_addr: format!("{host}:{port}"),
+        cluster_addr: format!("{host}:{}", cluster_port(&config, port)),
+        join: !config.get("join").is_empty(),
+        replicas: config.get("replicas").parse().unwrap_or(3),
+        linearizable_reads: config.get("read-consistency") == "linearizable",
+        sync: storage::SyncPolicy::from_appendfsync(&config.get("appendfsync")),
+        segment_bytes: config::table::parse_memory(&config.get("raft-log-segment-size"))
+            .map_or(raft::log::SEGMENT_BYTES_DEFAULT, |n| n.max(1 << 16) as u64),
+        meta: node.meta.clone(),
+    };
+    let groups = raft::Groups::open(options, applier).await?;
+    node.set_groups(groups);
+    Ok(node)
+}
