@@ -26,6 +26,24 @@ fn state_record(group: GroupId) -> String {
     format!("raft/{group}")
 }
 
+/// Writes `batch` with the group's apply state in it, atomically.
+fn write_with_state(
+    node: &Node,
+    mut batch: WriteBatch,
+    group: GroupId,
+    state: &GroupState,
+) -> io::Result<()> {
+    batch.put(
+        crate::keyspace::encoding::system_key(&state_record(group)),
+        state.encode(),
+    );
+    node.shared
+        .keyspace
+        .engine()
+        .write(batch)
+        .map_err(storage_error)
+}
+
 fn storage_error(e: impl std::fmt::Display) -> io::Error {
     io::Error::other(e.to_string())
 }
@@ -107,15 +125,7 @@ fn flush_group_slots(
         .keyspace
         .flush_slots(db, Slot(first.0), Slot(last.0), &mut batch)
         .map_err(storage_error)?;
-    batch.put(
-        crate::keyspace::encoding::system_key(&state_record(group)),
-        state.encode(),
-    );
-    node.shared
-        .keyspace
-        .engine()
-        .write(batch)
-        .map_err(storage_error)?;
+    write_with_state(node, batch, group, state)?;
     node.shared
         .changes_since_save
         .fetch_add(1, Ordering::Relaxed);
@@ -219,17 +229,7 @@ impl Applier for NodeApplier {
     }
 
     fn save_state(&self, group: GroupId, state: &GroupState) -> io::Result<()> {
-        let node = self.node()?;
-        let mut batch = WriteBatch::new();
-        batch.put(
-            crate::keyspace::encoding::system_key(&state_record(group)),
-            state.encode(),
-        );
-        node.shared
-            .keyspace
-            .engine()
-            .write(batch)
-            .map_err(storage_error)
+        write_with_state(&*self.node()?, WriteBatch::new(), group, state)
     }
 
     fn load_state(&self, group: GroupId) -> io::Result<Option<GroupState>> {

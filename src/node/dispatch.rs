@@ -12,7 +12,7 @@ use super::Node;
 use crate::clock;
 use crate::cluster::{ShardId, ShardSet};
 use crate::commands::error::{self, error_prefix, CmdError};
-use crate::commands::{BlockOn, Command, Ctx, Outcome, Session};
+use crate::commands::{BlockOn, CmdResult, Command, Ctx, Outcome, Session};
 use crate::keyspace::ValueType;
 use crate::protocol::Reply;
 use crate::raft::{Entry, EntryOp};
@@ -98,18 +98,7 @@ impl Node {
         }
         let now_ms = started_us / 1000;
         session.info.touch(cmd.meta.name, now_ms);
-        let mut ctx = Ctx {
-            shared: &self.shared,
-            cluster: self,
-            session,
-            now_ms,
-            expired: Vec::new(),
-        };
-        let outcome = (cmd.run)(&mut ctx, &args);
-        let expired = std::mem::take(&mut ctx.expired);
-        if !expired.is_empty() {
-            self.expire_now(session.db, now_ms, expired).await;
-        }
+        let outcome = self.run_handler(cmd, session, &args, now_ms).await;
         let reply = match outcome {
             Ok(Outcome::Reply(reply)) => reply,
             Ok(Outcome::Propose(normalised)) => {
@@ -141,6 +130,30 @@ impl Node {
         Prepared::Done(reply)
     }
 
+    /// Runs a command's handler, then deletes through the shard log the keys it found
+    /// expired.
+    async fn run_handler(
+        &self,
+        cmd: &Command,
+        session: &mut Session,
+        args: &[Bytes],
+        now_ms: u64,
+    ) -> CmdResult {
+        let mut ctx = Ctx {
+            shared: &self.shared,
+            cluster: self,
+            session,
+            now_ms,
+            expired: Vec::new(),
+        };
+        let outcome = (cmd.run)(&mut ctx, args);
+        let expired = std::mem::take(&mut ctx.expired);
+        if !expired.is_empty() {
+            self.expire_now(session.db, now_ms, expired).await;
+        }
+        outcome
+    }
+
     /// Parks a blocking command until one of `keys` is written, its timeout, or CLIENT
     /// UNBLOCK, running it again after each wake-up (`blocking.rs`).
     async fn block(
@@ -162,18 +175,7 @@ impl Node {
         let reply = loop {
             // Registered first, then checked: a write in between is not missed.
             let now_ms = clock::now_ms();
-            let mut ctx = Ctx {
-                shared: &self.shared,
-                cluster: self,
-                session,
-                now_ms,
-                expired: Vec::new(),
-            };
-            let outcome = (cmd.run)(&mut ctx, args);
-            let expired = std::mem::take(&mut ctx.expired);
-            if !expired.is_empty() {
-                self.expire_now(session.db, now_ms, expired).await;
-            }
+            let outcome = self.run_handler(cmd, session, args, now_ms).await;
             match outcome {
                 Ok(Outcome::Propose(normalised)) => {
                     let write = PendingWrite {
