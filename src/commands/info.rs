@@ -292,7 +292,7 @@ fn render(ctx: &Ctx, section: &str, out: &mut String) {
                     };
                     let failed = c.stats.failed_calls.get();
                     line(
-                        &format!("cmdstat_{}", c.meta.name),
+                        &format!("cmdstat_{}", c.spec.name),
                         &format!("calls={calls},usec={usec},usec_per_call={per_call:.2},rejected_calls={rejected},failed_calls={failed}"),
                     );
                 }

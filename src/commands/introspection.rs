@@ -12,13 +12,13 @@ use crate::glob::glob_match;
 use crate::protocol::Reply;
 
 fn info_of(cmd: &Command) -> Reply {
-    let subs: Vec<_> = cmd.subcommands.iter().map(|s| s.meta).collect();
-    info_reply(cmd.meta, &subs)
+    let subs: Vec<_> = cmd.subcommands.iter().map(|s| s.spec).collect();
+    info_reply(cmd.spec, &subs)
 }
 
 fn docs_of(cmd: &Command) -> Reply {
-    let subs: Vec<_> = cmd.subcommands.iter().map(|s| s.meta).collect();
-    docs_reply(cmd.meta, &subs)
+    let subs: Vec<_> = cmd.subcommands.iter().map(|s| s.spec).collect();
+    docs_reply(cmd.spec, &subs)
 }
 
 /// Looks up `name` or `parent|sub`.
@@ -67,7 +67,7 @@ pub fn docs(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     };
     let pairs = commands
         .into_iter()
-        .map(|c| (Reply::bulk(c.meta.name.to_string()), docs_of(c)));
+        .map(|c| (Reply::bulk(c.spec.name.to_string()), docs_of(c)));
     reply(Reply::Map(pairs.collect()))
 }
 
@@ -81,7 +81,7 @@ pub fn getkeys(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             .subcommand(&target[1])
             .ok_or(CmdError::msg("ERR Invalid command specified"))?;
     }
-    let arity = cmd.meta.arity;
+    let arity = cmd.spec.arity;
     let arity_ok = if arity >= 0 {
         target.len() as i64 == arity
     } else {
@@ -129,12 +129,12 @@ pub fn list(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         for c in std::iter::once(cmd).chain(cmd.subcommands.iter()) {
             let keep = match &filter {
                 Filter::All => true,
-                Filter::AclCat(cat) => c.meta.acl_categories.contains(&cat.as_str()),
-                Filter::Pattern(p) => glob_match(p, c.meta.name.as_bytes(), true),
+                Filter::AclCat(cat) => c.spec.acl_categories.contains(&cat.as_str()),
+                Filter::Pattern(p) => glob_match(p, c.spec.name.as_bytes(), true),
                 Filter::Module => false,
             };
             if keep {
-                names.push(Reply::bulk(c.meta.name.to_string()));
+                names.push(Reply::bulk(c.spec.name.to_string()));
             }
         }
     }

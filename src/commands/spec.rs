@@ -1,6 +1,6 @@
 //! Command metadata types and their rendering as COMMAND INFO and COMMAND DOCS replies.
 //!
-//! The data itself is generated into `meta.rs`; the rendering follows redis-server 7.0's reply
+//! The data itself is generated into `specs.rs`; the rendering follows redis-server 7.0's reply
 //! layout field for field, so clients that read COMMAND (redis-cli, redis-py) see Redis.
 
 use crate::protocol::Reply;
@@ -81,7 +81,7 @@ pub const NO_DOC: Doc = Doc {
 
 /// Everything COMMAND reports about one command or subcommand (`name` is `parent|sub`).
 #[derive(Debug)]
-pub struct CommandMeta {
+pub struct CommandSpec {
     pub name: &'static str,
     pub arity: i64,
     pub flags: &'static [&'static str],
@@ -94,7 +94,7 @@ pub struct CommandMeta {
     pub doc: Doc,
 }
 
-impl CommandMeta {
+impl CommandSpec {
     pub fn has_flag(&self, flag: &str) -> bool {
         self.flags.contains(&flag)
     }
@@ -118,7 +118,7 @@ fn pair(k: &str, v: Reply) -> (Reply, Reply) {
 }
 
 /// COMMAND INFO's 10-element description; `subcommands` are the implemented subcommands.
-pub fn info_reply(meta: &CommandMeta, subcommands: &[&CommandMeta]) -> Reply {
+pub fn info_reply(meta: &CommandSpec, subcommands: &[&CommandSpec]) -> Reply {
     Reply::Array(vec![
         bulk(meta.name),
         Reply::Integer(meta.arity),
@@ -195,7 +195,7 @@ fn key_spec_reply(spec: &KeySpec) -> Reply {
 }
 
 /// COMMAND DOCS' map for one command.
-pub fn docs_reply(meta: &CommandMeta, subcommands: &[&CommandMeta]) -> Reply {
+pub fn docs_reply(meta: &CommandSpec, subcommands: &[&CommandSpec]) -> Reply {
     let doc = &meta.doc;
     let mut map = vec![
         pair("summary", bulk(doc.summary)),

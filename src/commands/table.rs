@@ -1,7 +1,7 @@
 //! The command table: the single source of truth for what Basalt runs.
 //!
 //! Each entry pairs a command's metadata (arity, flags, key positions, ACL categories, docs,
-//! generated into `meta.rs`) with its handler and, for writes, its apply function. COMMAND,
+//! generated into `specs.rs`) with its handler and, for writes, its apply function. COMMAND,
 //! routing and arity checks all read from here.
 
 use std::ops::RangeInclusive;
@@ -9,8 +9,8 @@ use std::ops::RangeInclusive;
 use ahash::AHashMap;
 use bytes::Bytes;
 
-use super::meta::META;
-use super::spec::CommandMeta;
+use super::spec::CommandSpec;
+use super::specs::SPECS;
 use super::stats::CommandStats;
 use super::{
     bitmaps, connection, geo, hashes, hll, keys, lists, lists_blocking, server, sets, strings,
@@ -18,7 +18,7 @@ use super::{
 };
 
 pub struct Command {
-    pub meta: &'static CommandMeta,
+    pub spec: &'static CommandSpec,
     pub run: Handler,
     pub apply: Option<ApplyFn>,
     pub subcommands: Vec<Command>,
@@ -30,12 +30,12 @@ impl Command {
         let lower = String::from_utf8_lossy(name).to_ascii_lowercase();
         self.subcommands
             .iter()
-            .find(|c| c.meta.name.split('|').nth(1) == Some(lower.as_str()))
+            .find(|c| c.spec.name.split('|').nth(1) == Some(lower.as_str()))
     }
 
     /// Indexes of the key arguments, from the legacy (first, last, step) positions.
     pub fn key_positions(&self, args: &[Bytes]) -> impl Iterator<Item = usize> {
-        let m = self.meta;
+        let m = self.spec;
         #[allow(clippy::reversed_empty_ranges)]
         const NONE: RangeInclusive<usize> = 1..=0;
         let range: RangeInclusive<usize> = if m.first_key <= 0 || args.len() <= m.first_key as usize
@@ -53,7 +53,7 @@ impl Command {
     }
 
     pub fn is_write(&self) -> bool {
-        self.meta.has_flag("write")
+        self.spec.has_flag("write")
     }
 }
 
@@ -90,24 +90,24 @@ impl Table {
             .map(|(n, h, a)| (n, (h, a)))
             .collect();
         let mut by_name: AHashMap<&'static str, Command> = AHashMap::new();
-        for meta in META {
+        for spec in SPECS {
             let (run, apply) = *handlers
-                .get(meta.name)
-                .unwrap_or_else(|| panic!("command {} has metadata but no handler", meta.name));
+                .get(spec.name)
+                .unwrap_or_else(|| panic!("command {} has metadata but no handler", spec.name));
             let cmd = Command {
-                meta,
+                spec,
                 run,
                 apply,
                 subcommands: Vec::new(),
                 stats: Default::default(),
             };
-            match meta.name.split_once('|') {
+            match spec.name.split_once('|') {
                 None => {
-                    by_name.insert(meta.name, cmd);
+                    by_name.insert(spec.name, cmd);
                 }
                 Some((parent, _)) => by_name
                     .get_mut(parent)
-                    .unwrap_or_else(|| panic!("subcommand {} before its parent", meta.name))
+                    .unwrap_or_else(|| panic!("subcommand {} before its parent", spec.name))
                     .subcommands
                     .push(cmd),
             }
@@ -131,7 +131,7 @@ impl Table {
     /// Every top-level command, in name order.
     pub fn commands(&self) -> Vec<&Command> {
         let mut all: Vec<&Command> = self.by_name.values().collect();
-        all.sort_by_key(|c| c.meta.name);
+        all.sort_by_key(|c| c.spec.name);
         all
     }
 }
@@ -143,7 +143,7 @@ mod tests {
     #[test]
     fn every_handler_has_metadata_and_every_write_an_apply() {
         let table = Table::build();
-        let names: Vec<&str> = META.iter().map(|m| m.name).collect();
+        let names: Vec<&str> = SPECS.iter().map(|m| m.name).collect();
         for (name, _, apply) in bindings() {
             assert!(
                 names.contains(&name),
@@ -152,12 +152,12 @@ mod tests {
             let top = table
                 .get(name.split('|').next().unwrap().as_bytes())
                 .unwrap();
-            let is_write = META
+            let is_write = SPECS
                 .iter()
                 .any(|m| m.name == name && m.flags.contains(&"write"));
             // A read that may rewrite its key's representation (PFCOUNT refreshing its cached
             // count: a key spec flagged RW) may apply through the log too.
-            let rewrites = META
+            let rewrites = SPECS
                 .iter()
                 .any(|m| m.name == name && m.key_specs.iter().any(|k| k.flags.contains(&"RW")));
             if !name.contains('|') {

@@ -64,7 +64,7 @@ impl Node {
     /// alone, after the writes before it are committed (they may be what it waits for).
     pub fn classify(&self, args: &[Bytes]) -> RequestKind {
         match self.shared.table.get(&args[0]) {
-            Some(cmd) if cmd.meta.has_flag("blocking") => RequestKind::Blocking,
+            Some(cmd) if cmd.spec.has_flag("blocking") => RequestKind::Blocking,
             Some(cmd) if cmd.subcommands.is_empty() && cmd.is_write() => RequestKind::Write,
             _ => RequestKind::Other,
         }
@@ -97,7 +97,7 @@ impl Node {
             }
         }
         let now_ms = started_us / 1000;
-        session.info.touch(cmd.meta.name, now_ms);
+        session.info.touch(cmd.spec.name, now_ms);
         let outcome = self.run_handler(cmd, session, &args, now_ms).await;
         let reply = match outcome {
             Ok(Outcome::Reply(reply)) => reply,
@@ -399,7 +399,7 @@ impl Node {
         let Some(cmd) = self.shared.table.get(name) else {
             return Err(Reply::Error(unknown_command_text(args)));
         };
-        let container_alone = args.len() < 2 || !arity_ok(cmd.meta.arity, args.len());
+        let container_alone = args.len() < 2 || !arity_ok(cmd.spec.arity, args.len());
         let cmd = if cmd.subcommands.is_empty() || container_alone {
             cmd
         } else {
@@ -415,11 +415,11 @@ impl Node {
                 }
             }
         };
-        if !arity_ok(cmd.meta.arity, args.len()) {
+        if !arity_ok(cmd.spec.arity, args.len()) {
             cmd.stats.rejected_calls.add(1);
-            return Err(CmdError::WrongArity(cmd.meta.name.to_string()).into_reply());
+            return Err(CmdError::WrongArity(cmd.spec.name.to_string()).into_reply());
         }
-        if !session.authenticated && !cmd.meta.has_flag("no_auth") && self.shared.auth_required() {
+        if !session.authenticated && !cmd.spec.has_flag("no_auth") && self.shared.auth_required() {
             cmd.stats.rejected_calls.add(1);
             return Err(Reply::error(error::NOAUTH));
         }
@@ -477,7 +477,7 @@ impl Node {
     /// Records access to the command's keys for OBJECT IDLETIME/FREQ, unless the client is in
     /// NO-TOUCH mode (TOUCH itself always touches) or the command is OBJECT.
     fn touch_keys(&self, cmd: &Command, session: &Session, args: &[Bytes], now_ms: u64) {
-        let name = cmd.meta.name;
+        let name = cmd.spec.name;
         let no_touch = session.info.no_touch.load(Ordering::Relaxed) && name != "touch";
         if no_touch || name.starts_with("object") {
             return;
@@ -511,7 +511,7 @@ impl Node {
             self.shared.stats.count_error(error_prefix(text));
         }
         let threshold = self.shared.config.slowlog_slower_than_us();
-        if threshold >= 0 && elapsed_us >= threshold as u64 && cmd.meta.name != "slowlog|get" {
+        if threshold >= 0 && elapsed_us >= threshold as u64 && cmd.spec.name != "slowlog|get" {
             let name = session.info.name.lock().clone().unwrap_or_default();
             let client = (
                 session.info.addr.to_string(),

@@ -50,7 +50,7 @@ impl Node {
         if groups.serves_locally(shard, cmd.is_write()) {
             return None;
         }
-        let blocking = cmd.meta.has_flag("blocking");
+        let blocking = cmd.spec.has_flag("blocking");
         if let Some(leader) = self.leader_elsewhere(shard) {
             if !blocking {
                 return Some(Err(leader));

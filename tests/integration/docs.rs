@@ -1,7 +1,7 @@
 //! docs/COMMANDS.md and docs/CONFIG.md are generated from the command table and the settings
 //! table; this test fails when they are stale. `BASALT_BLESS=1 cargo test docs` rewrites them.
 
-use basalt::commands::meta::META;
+use basalt::commands::specs::SPECS;
 use basalt::config::table::{self, Kind};
 
 fn check_or_bless(path: &str, generated: &str) {
@@ -19,13 +19,13 @@ fn check_or_bless(path: &str, generated: &str) {
 
 fn commands_markdown() -> String {
     let mut out = String::from(
-        "# Commands\n\nGenerated from the command table (`src/commands/meta.rs`, `table.rs`) by \
+        "# Commands\n\nGenerated from the command table (`src/commands/specs.rs`, `table.rs`) by \
          `BASALT_BLESS=1 cargo test --test integration docs`. Every command listed here works \
          fully; any other name gets `ERR unknown command`. Arity, flags and key positions are \
          redis-server 7's (COMMAND INFO and COMMAND DOCS return the same).\n\n\
          | command | group | arity | flags | summary |\n|---|---|---:|---|---|\n",
     );
-    for m in META {
+    for m in SPECS {
         out.push_str(&format!(
             "| `{}` | {} | {} | {} | {} |\n",
             m.name.replace('|', " "),
