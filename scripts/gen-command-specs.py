@@ -64,7 +64,7 @@ COMMANDS = {
     "object": ["encoding", "freq", "idletime", "refcount", "help"],
     # connection
     "ping": None, "echo": None, "hello": None, "auth": None, "select": None, "quit": None,
-    "reset": None,
+    "reset": None, "readonly": None, "readwrite": None, "asking": None,
     "client": ["id", "setname", "getname", "setinfo", "list", "info", "kill", "no-evict",
                "no-touch", "reply", "unblock", "help"],
     # server
@@ -75,7 +75,8 @@ COMMANDS = {
     "memory": ["usage", "help"],
     "command": ["count", "info", "docs", "getkeys", "list", "help"],
     # cluster
-    "cluster": ["info", "myid", "help"],
+    "cluster": ["info", "myid", "keyslot", "countkeysinslot", "getkeysinslot", "slots",
+                "shards", "nodes", "replicas", "slaves", "help"],
 }
 
 # Basalt's own DEBUG: only SLEEP, documented here since Redis's DEBUG has no docs.

@@ -1,10 +1,13 @@
-//! Cluster: hash slots and the grouping of slots into shards.
+//! Cluster: hash slots, the grouping of slots into shards, and the topology Redis Cluster
+//! clients see.
 //!
 //! Pure routing facts: which slot a key hashes to, which shard owns a slot, which shards a
-//! write touches. It knows nothing of command semantics.
+//! write touches, which node masters which slots. It knows nothing of command semantics.
 
 mod shard_set;
 pub mod slot;
+pub mod topology;
 
 pub use shard_set::ShardSet;
 pub use slot::{key_slot, ShardId, ShardMap, Slot, SLOT_COUNT};
+pub use topology::{node_name, NodeEntry, ShardLayout, Topology};

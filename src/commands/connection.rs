@@ -23,6 +23,9 @@ pub static COMMANDS: &[(&str, Handler, Option<ApplyFn>)] = &[
     ("select", select, None),
     ("quit", quit, None),
     ("reset", reset, None),
+    ("readonly", readonly, None),
+    ("readwrite", readwrite, None),
+    ("asking", asking, None),
     ("client", container, None),
     ("client|id", client_id, None),
     ("client|setname", client_setname, None),
@@ -172,7 +175,27 @@ fn reset(ctx: &mut Ctx, _: &[Bytes]) -> CmdResult {
     *s.info.name.lock() = None;
     s.info.no_evict.store(false, Ordering::Relaxed);
     s.info.no_touch.store(false, Ordering::Relaxed);
+    s.readonly = false;
     reply(Reply::Simple("RESET"))
+}
+
+/// READONLY: reads on this connection may be served by a replica; writes and keys of
+/// shards this node does not replicate get MOVED.
+fn readonly(ctx: &mut Ctx, _: &[Bytes]) -> CmdResult {
+    ctx.session.readonly = true;
+    reply(Reply::OK)
+}
+
+fn readwrite(ctx: &mut Ctx, _: &[Bytes]) -> CmdResult {
+    ctx.session.readonly = false;
+    reply(Reply::OK)
+}
+
+/// ASKING: accepted. Slots never migrate between nodes in Basalt (a shard's replicas move
+/// through Raft with its whole data), so no command ever needs it; clients send it after
+/// an ASK redirect, which Basalt does not send.
+fn asking(_: &mut Ctx, _: &[Bytes]) -> CmdResult {
+    reply(Reply::OK)
 }
 
 fn client_id(ctx: &mut Ctx, _: &[Bytes]) -> CmdResult {

@@ -213,6 +213,7 @@ fn render(ctx: &Ctx, section: &str, out: &mut String) {
                 &shared.clients.rejected_connections.load(Ordering::Relaxed),
             );
             line("expired_keys", &stats.expired_keys.get());
+            line("forwarded_commands", &stats.forwarded_commands.get());
             line("evicted_keys", &0);
             line("keyspace_hits", &stats.keyspace_hits.get());
             line("keyspace_misses", &stats.keyspace_misses.get());
@@ -242,7 +243,9 @@ fn render(ctx: &Ctx, section: &str, out: &mut String) {
         }
         "cluster" => {
             line("# Cluster", &"");
-            line("cluster_enabled", &0);
+            // A lone node answers CLUSTER commands too, but is not a cluster.
+            let in_cluster = ctx.cluster.cluster_state().known_nodes > 1;
+            line("cluster_enabled", &u8::from(in_cluster));
         }
         "keyspace" => {
             line("# Keyspace", &"");

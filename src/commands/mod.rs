@@ -13,7 +13,7 @@ mod bitmaps;
 pub mod blocking;
 mod client_kill;
 pub mod clients;
-mod cluster_info;
+mod cluster;
 mod collections;
 mod connection;
 pub mod cursors;

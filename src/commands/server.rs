@@ -50,10 +50,6 @@ pub static COMMANDS: &[(&str, Handler, Option<ApplyFn>)] = &[
     ("command|getkeys", super::introspection::getkeys, None),
     ("command|list", super::introspection::list, None),
     ("command|help", super::introspection::help, None),
-    ("cluster", container, None),
-    ("cluster|info", super::cluster_info::cluster_info, None),
-    ("cluster|myid", super::cluster_info::cluster_myid, None),
-    ("cluster|help", super::cluster_info::cluster_help, None),
 ];
 
 fn time(_: &mut Ctx, _: &[Bytes]) -> CmdResult {

@@ -27,6 +27,11 @@ pub struct Session {
     pub close_after_reply: bool,
     /// SHUTDOWN: close without writing the reply, as redis-server does.
     pub close_silently: bool,
+    /// The client asked for the cluster's layout (CLUSTER SLOTS, SHARDS or NODES): it
+    /// follows redirects, so a command for a slot led elsewhere gets MOVED.
+    pub cluster_client: bool,
+    /// READONLY: the client reads from replicas (and follows redirects for writes).
+    pub readonly: bool,
 }
 
 impl Session {
@@ -40,6 +45,8 @@ impl Session {
             skip_current: false,
             close_after_reply: false,
             close_silently: false,
+            cluster_client: false,
+            readonly: false,
         }
     }
 

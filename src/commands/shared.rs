@@ -16,6 +16,7 @@ use super::error::CmdError;
 use super::stats::{SlowLog, Stats};
 use super::table::Table;
 use crate::clock;
+use crate::cluster::Topology;
 use crate::config::Config;
 use crate::keyspace::Keyspace;
 use crate::storage::SyncPolicy;
@@ -106,6 +107,8 @@ pub trait ClusterView: Send + Sync {
     /// The `raft` section of INFO.
     fn replication_info(&self) -> Vec<(String, String)>;
     fn cluster_state(&self) -> ClusterState;
+    /// Which node masters which slots and where clients reach each node.
+    fn topology(&self) -> Topology;
     /// Applies a new `appendfsync` to the replication log.
     fn set_sync_policy(&self, policy: SyncPolicy);
 }

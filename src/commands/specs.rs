@@ -18,6 +18,13 @@ pub static SPECS: &[CommandSpec] = &[
         ] },
     },
     CommandSpec {
+        name: "asking", arity: 1, flags: &["fast"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@fast", "@connection"],
+        tips: &[], key_specs: &[],
+        doc: Doc { summary: "Sent by cluster clients after an -ASK redirect", since: "3.0.0", group: "cluster", complexity: Some("O(1)"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+        ] },
+    },
+    CommandSpec {
         name: "auth", arity: -2, flags: &["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"],
         first_key: 0, last_key: 0, step: 0, acl_categories: &["@fast", "@connection"],
         tips: &[], key_specs: &[],
@@ -468,6 +475,74 @@ pub static SPECS: &[CommandSpec] = &[
         first_key: 0, last_key: 0, step: 0, acl_categories: &["@slow"],
         tips: &[], key_specs: &[],
         doc: Doc { summary: "Return the node id", since: "3.0.0", group: "cluster", complexity: Some("O(1)"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+        ] },
+    },
+    CommandSpec {
+        name: "cluster|keyslot", arity: 3, flags: &["stale"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@slow"],
+        tips: &[], key_specs: &[],
+        doc: Doc { summary: "Returns the hash slot of the specified key", since: "3.0.0", group: "cluster", complexity: Some("O(N) where N is the number of bytes in the key"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "key", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandSpec {
+        name: "cluster|countkeysinslot", arity: 3, flags: &["stale"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@slow"],
+        tips: &[], key_specs: &[],
+        doc: Doc { summary: "Return the number of local keys in the specified hash slot", since: "3.0.0", group: "cluster", complexity: Some("O(1)"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "slot", kind: "integer", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandSpec {
+        name: "cluster|getkeysinslot", arity: 4, flags: &["stale"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@slow"],
+        tips: &["nondeterministic_output"], key_specs: &[],
+        doc: Doc { summary: "Return local key names in the specified hash slot", since: "3.0.0", group: "cluster", complexity: Some("O(log(N)) where N is the number of requested keys"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "slot", kind: "integer", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "count", kind: "integer", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandSpec {
+        name: "cluster|slots", arity: 2, flags: &["stale"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@slow"],
+        tips: &["nondeterministic_output"], key_specs: &[],
+        doc: Doc { summary: "Get array of Cluster slot to node mappings", since: "3.0.0", group: "cluster", complexity: Some("O(N) where N is the total number of Cluster nodes"), doc_flags: &["deprecated"], deprecated_since: Some("7.0.0"), replaced_by: Some("`CLUSTER SHARDS`"), history: &[("4.0.0", "Added node IDs."), ("7.0.0", "Added additional networking metadata field.")], arguments: &[
+        ] },
+    },
+    CommandSpec {
+        name: "cluster|shards", arity: 2, flags: &["stale"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@slow"],
+        tips: &["nondeterministic_output"], key_specs: &[],
+        doc: Doc { summary: "Get array of cluster slots to node mappings", since: "7.0.0", group: "cluster", complexity: Some("O(N) where N is the total number of cluster nodes"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+        ] },
+    },
+    CommandSpec {
+        name: "cluster|nodes", arity: 2, flags: &["stale"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@slow"],
+        tips: &["nondeterministic_output"], key_specs: &[],
+        doc: Doc { summary: "Get Cluster config for the node", since: "3.0.0", group: "cluster", complexity: Some("O(N) where N is the total number of Cluster nodes"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+        ] },
+    },
+    CommandSpec {
+        name: "cluster|replicas", arity: 3, flags: &["admin", "stale"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@admin", "@slow", "@dangerous"],
+        tips: &["nondeterministic_output"], key_specs: &[],
+        doc: Doc { summary: "List replica nodes of the specified master node", since: "5.0.0", group: "cluster", complexity: Some("O(1)"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "node-id", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandSpec {
+        name: "cluster|slaves", arity: 3, flags: &["admin", "stale"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@admin", "@slow", "@dangerous"],
+        tips: &["nondeterministic_output"], key_specs: &[],
+        doc: Doc { summary: "List replica nodes of the specified master node", since: "3.0.0", group: "cluster", complexity: Some("O(1)"), doc_flags: &["deprecated"], deprecated_since: Some("5.0.0"), replaced_by: Some("`CLUSTER REPLICAS`"), history: &[], arguments: &[
+            Arg { name: "node-id", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
         ] },
     },
     CommandSpec {
@@ -1923,6 +1998,20 @@ pub static SPECS: &[CommandSpec] = &[
         first_key: 0, last_key: 0, step: 0, acl_categories: &["@keyspace", "@read", "@slow"],
         tips: &["request_policy:all_shards", "nondeterministic_output"], key_specs: &[],
         doc: Doc { summary: "Return a random key from the keyspace", since: "1.0.0", group: "generic", complexity: Some("O(1)"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+        ] },
+    },
+    CommandSpec {
+        name: "readonly", arity: 1, flags: &["loading", "stale", "fast"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@fast", "@connection"],
+        tips: &[], key_specs: &[],
+        doc: Doc { summary: "Enables read queries for a connection to a cluster replica node", since: "3.0.0", group: "cluster", complexity: Some("O(1)"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+        ] },
+    },
+    CommandSpec {
+        name: "readwrite", arity: 1, flags: &["loading", "stale", "fast"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@fast", "@connection"],
+        tips: &[], key_specs: &[],
+        doc: Doc { summary: "Disables read queries for a connection to a cluster replica node", since: "3.0.0", group: "cluster", complexity: Some("O(1)"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
         ] },
     },
     CommandSpec {

@@ -40,6 +40,8 @@ pub struct Stats {
     pub keyspace_hits: Counter,
     pub keyspace_misses: Counter,
     pub error_replies: Counter,
+    /// Commands sent to the node leading their shard (INFO `forwarded_commands`).
+    pub forwarded_commands: Counter,
     pub errors_by_prefix: Mutex<BTreeMap<String, u64>>,
     /// (unix ms, commands processed) at the last two samples, for instantaneous ops/sec.
     pub ops_samples: Mutex<VecDeque<(u64, u64)>>,
@@ -89,6 +91,7 @@ impl Stats {
             &self.keyspace_hits,
             &self.keyspace_misses,
             &self.error_replies,
+            &self.forwarded_commands,
         ] {
             c.reset();
         }

@@ -13,8 +13,8 @@ use super::spec::CommandSpec;
 use super::specs::SPECS;
 use super::stats::CommandStats;
 use super::{
-    bitmaps, connection, geo, hashes, hll, keys, lists, lists_blocking, server, sets, strings,
-    zsets, ApplyFn, Handler,
+    bitmaps, cluster, connection, geo, hashes, hll, keys, lists, lists_blocking, server, sets,
+    strings, zsets, ApplyFn, Handler,
 };
 
 pub struct Command {
@@ -74,6 +74,7 @@ fn bindings() -> Vec<Binding> {
     all.extend(keys::COMMANDS.iter().copied());
     all.extend(connection::COMMANDS.iter().copied());
     all.extend(server::COMMANDS.iter().copied());
+    all.extend(cluster::COMMANDS.iter().copied());
     all
 }
 

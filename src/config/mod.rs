@@ -10,7 +10,7 @@ pub mod table;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, Ordering};
 
 use parking_lot::RwLock;
 
@@ -47,6 +47,7 @@ pub struct Config {
     output_limit: [AtomicU64; 3],
     lfu_policy: AtomicBool,
     password_set: AtomicBool,
+    cluster_redirects: AtomicU8,
 }
 
 impl Config {
@@ -67,6 +68,7 @@ impl Config {
             idle_timeout_secs: AtomicU64::new(0),
             output_limit: Default::default(),
             lfu_policy: AtomicBool::new(false),
+            cluster_redirects: AtomicU8::new(Redirects::Auto as u8),
             password_set: AtomicBool::new(false),
         };
         config.refresh_hot();
@@ -173,6 +175,13 @@ impl Config {
         );
         self.password_set
             .store(!self.get("requirepass").is_empty(), Ordering::Relaxed);
+        let redirects = match self.get("cluster-redirects").as_str() {
+            "always" => Redirects::Always,
+            "never" => Redirects::Never,
+            _ => Redirects::Auto,
+        };
+        self.cluster_redirects
+            .store(redirects as u8, Ordering::Relaxed);
     }
 
     pub fn get(&self, name: &str) -> String {
@@ -294,6 +303,25 @@ impl Config {
     pub fn password_set(&self) -> bool {
         self.password_set.load(Ordering::Relaxed)
     }
+    /// `cluster-redirects`: which connections get MOVED for a slot led elsewhere.
+    pub fn cluster_redirects(&self) -> Redirects {
+        match self.cluster_redirects.load(Ordering::Relaxed) {
+            x if x == Redirects::Always as u8 => Redirects::Always,
+            x if x == Redirects::Never as u8 => Redirects::Never,
+            _ => Redirects::Auto,
+        }
+    }
+}
+
+/// `cluster-redirects`: which connections get `MOVED` for a key whose shard another node
+/// leads; the others have the command forwarded there and relayed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Redirects {
+    /// Connections that asked for the cluster's layout (CLUSTER SLOTS, SHARDS, NODES) or
+    /// sent READONLY: cluster clients.
+    Auto,
+    Always,
+    Never,
 }
 
 /// The `normal` class of `client-output-buffer-limit` (`normal 0 0 0 replica 256mb 64mb 60 …`).

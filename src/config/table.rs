@@ -99,6 +99,12 @@ pub static BASALT_PARAMS: &[Param] = &[
         mutable: false,
     },
     Param {
+        name: "cluster-redirects",
+        default: "auto",
+        kind: Kind::Enum(&["auto", "always", "never"]),
+        mutable: true,
+    },
+    Param {
         name: "read-consistency",
         default: "lease",
         kind: Kind::Enum(&["lease", "linearizable"]),
@@ -161,11 +167,20 @@ pub static EFFECTIVE: &[&str] = &[
     "cluster-node-timeout",
     "replicas",
     "read-consistency",
+    "cluster-redirects",
+    "cluster-announce-ip",
+    "cluster-announce-port",
 ];
 
 /// Settings Redis can change at run time but Basalt reads only at start-up (the listener
 /// and the data directory are not re-opened).
-const STARTUP_ONLY: &[&str] = &["port", "bind", "dir"];
+const STARTUP_ONLY: &[&str] = &[
+    "port",
+    "bind",
+    "dir",
+    "cluster-announce-ip",
+    "cluster-announce-port",
+];
 
 /// Whether CONFIG SET may change `param`.
 pub fn settable(param: &Param) -> bool {

@@ -195,6 +195,32 @@ impl Keyspace {
         Ok(())
     }
 
+    /// Up to `limit` keys stored in `slot` of logical database `db`, in key order. Like
+    /// redis-server's CLUSTER GETKEYSINSLOT, keys that expired but are not yet deleted count.
+    pub fn keys_in_slot(&self, db: u8, slot: Slot, limit: usize) -> Result<Vec<Bytes>> {
+        let mut keys = Vec::new();
+        if limit == 0 {
+            return Ok(keys);
+        }
+        let metas = tagged_slot_range(self.physical_db(db), encoding::TAG_META, slot, slot);
+        self.for_each_in(metas, |k, _| {
+            keys.push(encoding::user_key_of_meta(k));
+            keys.len() < limit
+        })?;
+        Ok(keys)
+    }
+
+    /// How many keys `slot` of logical database `db` stores (see [`Self::keys_in_slot`]).
+    pub fn count_in_slot(&self, db: u8, slot: Slot) -> Result<u64> {
+        let mut count = 0;
+        let metas = tagged_slot_range(self.physical_db(db), encoding::TAG_META, slot, slot);
+        self.for_each_in(metas, |_, _| {
+            count += 1;
+            true
+        })?;
+        Ok(count)
+    }
+
     /// Adds to `batch` the deletion of slots `first..=last` of logical database `db` (every
     /// database for `None`) and moves the counters down by what they hold: a shard's
     /// FLUSHDB/FLUSHALL in a cluster, applied by the shard's group alone.

@@ -72,6 +72,18 @@ pub fn announce_host(config: &config::Config) -> String {
         .to_string()
 }
 
+/// Where clients are told to reach this node (MOVED, CLUSTER SLOTS…):
+/// `cluster-announce-ip` and `cluster-announce-port` where set, else `host` and `port`.
+fn client_addr(config: &config::Config, host: &str, port: u16) -> String {
+    let ip = config.get("cluster-announce-ip");
+    let host = if ip.is_empty() { host } else { ip.as_str() };
+    let port = match config.get("cluster-announce-port").parse::<u16>() {
+        Ok(p) if p != 0 => p,
+        _ => port,
+    };
+    format!("{host}:{port}")
+}
+
 /// The node-to-node port: `cluster-port`, or the client port + 10000.
 pub fn cluster_port(config: &config::Config, port: u16) -> u16 {
     match config.get("cluster-port").parse::<u16>() {
@@ -102,7 +114,7 @@ pub async fn build_node(config: Arc<config::Config>, port: u16) -> anyhow::Resul
     let options = raft::GroupsOptions {
         dir: &raft_dir,
         shard_count: node.shards.shard_count(),
-        client_addr: format!("{host}:{port}"),
+        client_addr: client_addr(&config, &host, port),
         cluster_addr: format!("{host}:{}", cluster_port(&config, port)),
         join: !config.get("join").is_empty(),
         replicas: config.get("replicas").parse().unwrap_or(3),

@@ -108,6 +108,7 @@ impl Node {
         commands: Vec<Vec<Bytes>>,
     ) -> Vec<Reply> {
         let count = commands.len();
+        self.shared.stats.forwarded_commands.add(count as u64);
         let body = request::Body::ForwardBatch(ForwardBatch {
             db: u32::from(db),
             resp3,
@@ -199,6 +200,7 @@ impl Node {
         blocking: bool,
     ) -> Reply {
         let (id, info) = leader;
+        self.shared.stats.forwarded_commands.incr();
         let timeout = if blocking {
             FORWARD_BLOCKING_TIMEOUT
         } else {

@@ -3,7 +3,8 @@
 //! the leader of a key's shard (`routing.rs`, `forwarding.rs`), serving peers on the cluster
 //! port (`peer.rs`), the apply glue between the shards' Raft groups and the keyspace and
 //! snapshots (`apply.rs`), and the background loops (`loops.rs`: active expiry, checkpoints,
-//! leader spreading, quiescing, the replica balancer of `balancer.rs`).
+//! leader spreading, quiescing, the replica balancer of `balancer.rs`), and what handlers
+//! may learn of the cluster (`view.rs`).
 //!
 //! Handlers never see the node: they get the [`Shared`] state and the node as a
 //! [`ClusterView`].
@@ -17,6 +18,7 @@ mod forwarding;
 mod loops;
 mod peer;
 mod routing;
+mod view;
 
 use std::sync::OnceLock;
 
@@ -26,10 +28,9 @@ pub use dispatch::{PendingWrite, Prepared, RequestKind};
 pub use forwarding::Pending;
 pub use loops::Loops;
 
-use crate::cluster::{ShardId, ShardMap};
-use crate::commands::{ClusterState, ClusterView, Shared};
+use crate::cluster::ShardMap;
+use crate::commands::Shared;
 use crate::raft::{Groups, SharedMeta};
-use crate::storage::SyncPolicy;
 
 pub struct Node {
     /// What command handlers share (keyspace, table, settings, clients, statistics).
@@ -69,41 +70,5 @@ impl Node {
         self.groups
             .get()
             .expect("the node is built with its raft groups")
-    }
-}
-
-impl ClusterView for Node {
-    fn node_id(&self) -> u64 {
-        self.groups().node_id()
-    }
-
-    fn replication_info(&self) -> Vec<(String, String)> {
-        self.groups().info()
-    }
-
-    /// A shard this node holds a replica of with no leader counts as failed; one it does
-    /// not hold is as healthy as its replicas report (this node has no view of it).
-    fn cluster_state(&self) -> ClusterState {
-        let groups = self.groups();
-        let mut slots_failed = 0u32;
-        for shard in 0..self.shards.shard_count() {
-            let shard = ShardId(shard);
-            let held = !groups.voters_of(shard).is_empty();
-            if held && !groups.is_leader(shard) && groups.leader_of(shard).is_none() {
-                let (first, last) = self.shards.slot_range(shard);
-                slots_failed += u32::from(last.0) - u32::from(first.0) + 1;
-            }
-        }
-        let meta = self.meta.read();
-        ClusterState {
-            slots_failed,
-            known_nodes: meta.nodes.len(),
-            shard_count: self.shards.shard_count(),
-            epoch: meta.epoch,
-        }
-    }
-
-    fn set_sync_policy(&self, policy: SyncPolicy) {
-        self.groups().set_sync_policy(policy);
     }
 }

@@ -1,15 +1,19 @@
 //! Where a keyed command runs: here, or at the node that leads its shard (found from the
 //! groups this node holds, else from the cluster map), and the read barrier a read here
-//! passes first.
+//! passes first. A cluster client (see `cluster-redirects`) is told where instead: `MOVED`
+//! for a slot led elsewhere, `CROSSSLOT` for keys of several slots, as Redis Cluster does.
 
 use bytes::Bytes;
 
 use super::Node;
 use crate::clock;
-use crate::cluster::ShardId;
+use crate::cluster::{key_slot, ShardId};
 use crate::commands::Command;
 use crate::commands::Session;
+use crate::config::Redirects;
 use crate::protocol::Reply;
+
+const CROSSSLOT: &str = "CROSSSLOT Keys in request don't hash to the same slot";
 
 /// Where a request runs (see `Node::route_elsewhere`).
 pub(super) enum Route {
@@ -45,10 +49,22 @@ impl Node {
         args: &[Bytes],
     ) -> Option<Result<Reply, (u64, crate::raft::types::NodeInfo)>> {
         let first = cmd.key_positions(args).next()?;
+        let redirects = self.redirects(session);
+        if redirects {
+            let slot = key_slot(&args[first]);
+            if cmd.key_positions(args).any(|i| key_slot(&args[i]) != slot) {
+                return Some(Ok(Reply::error(CROSSSLOT)));
+            }
+        }
         let shard = self.shards.shard_of_key(&args[first]);
         let groups = self.groups();
         if groups.serves_locally(shard, cmd.is_write()) {
             return None;
+        }
+        if redirects {
+            if let Some(moved) = self.moved(cmd, session, &args[first], shard) {
+                return Some(Ok(moved));
+            }
         }
         let blocking = cmd.spec.has_flag("blocking");
         if let Some(leader) = self.leader_elsewhere(shard) {
@@ -82,6 +98,33 @@ impl Node {
             }
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
+    }
+
+    /// Whether this connection is told where keys live rather than served through
+    /// forwarding.
+    fn redirects(&self, session: &Session) -> bool {
+        match self.shared.config.cluster_redirects() {
+            Redirects::Always => true,
+            Redirects::Never => false,
+            Redirects::Auto => session.cluster_client || session.readonly,
+        }
+    }
+
+    /// `MOVED <slot> <host:port>` for a command on `key` whose shard another node leads,
+    /// unless it is a read on a READONLY connection and this node replicates the shard
+    /// (then it is served as for any client: through the leader, which keeps it
+    /// linearizable). `None` also when no other leader is known (the caller waits for one).
+    fn moved(&self, cmd: &Command, session: &Session, key: &[u8], shard: ShardId) -> Option<Reply> {
+        let replicated_here = || !self.groups().voters_of(shard).is_empty();
+        if session.readonly && !cmd.is_write() && replicated_here() {
+            return None;
+        }
+        let (_, leader) = self.leader_elsewhere(shard)?;
+        Some(Reply::Error(format!(
+            "MOVED {} {}",
+            key_slot(key).0,
+            leader.client_addr
+        )))
     }
 
     /// Whether a request's keyed command goes to another node (its shard's leader is

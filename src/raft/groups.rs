@@ -550,6 +550,21 @@ impl Groups {
     }
 
     /// Whether this node leads `shard`'s group.
+    /// How far each replica of `shard` is known to have come, as log indexes: this node's
+    /// applied index, and while it leads, each follower's matched index.
+    pub fn replication_offsets(&self, shard: ShardId) -> Vec<(u64, u64)> {
+        let m = self.shard(shard).raft.metrics().borrow_watched().clone();
+        let mut out = vec![(self.node_id, m.last_applied.map_or(0, |id| id.index))];
+        if let Some(replication) = &m.replication {
+            for (id, matched) in replication.iter() {
+                if *id != self.node_id {
+                    out.push((*id, matched.as_ref().map_or(0, |l| l.index)));
+                }
+            }
+        }
+        out
+    }
+
     pub fn is_leader(&self, shard: ShardId) -> bool {
         self.shards[usize::from(shard.0)].read().raft.is_leader()
     }

@@ -90,6 +90,11 @@ impl Cluster {
         try_start_basalt_at(&slot.dir, slot.port, &flags)
     }
 
+    /// Every node's client port, by index.
+    pub(crate) fn ports(&self) -> Vec<u16> {
+        self.slots.iter().map(|s| s.port).collect()
+    }
+
     pub(crate) fn client(&self, i: usize) -> Client {
         Client::connect(self.slots[i].port)
     }

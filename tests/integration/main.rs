@@ -6,6 +6,7 @@ mod support;
 mod bad_input;
 mod blocking;
 mod cluster;
+mod cluster_protocol;
 mod docs;
 mod durability;
 mod lifecycle;

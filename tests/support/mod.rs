@@ -228,6 +228,11 @@ pub fn redis_server_path() -> Option<PathBuf> {
 
 /// Starts a real redis-server as the oracle: no persistence, on loopback.
 pub fn start_redis() -> Process {
+    start_redis_with(&[])
+}
+
+/// `start_redis` with extra redis.conf flags (`--cluster-enabled yes`…).
+pub fn start_redis_with(flags: &[&str]) -> Process {
     let path = redis_server_path().expect("redis-server is not installed and apt-get failed");
     let dir = temp_dir("redis");
     let (child, port) = spawn_on_free_port(|port| {
@@ -243,6 +248,7 @@ pub fn start_redis() -> Process {
             "--appendonly",
             "no",
         ])
+        .args(flags)
         .arg("--dir")
         .arg(&dir);
         cmd

@@ -1,0 +1,119 @@
+//! CLUSTER: the cluster as this node sees it, in Redis Cluster's formats — INFO, MYID,
+//! KEYSLOT, COUNTKEYSINSLOT, GETKEYSINSLOT and HELP here; SLOTS, SHARDS, NODES and
+//! REPLICAS in `layout.rs`. Asking for the layout marks the connection as a cluster client,
+//! which the node then answers with MOVED redirects rather than forwarding (see the
+//! `cluster-redirects` setting).
+
+mod layout;
+
+use bytes::Bytes;
+
+use super::error::CmdError;
+use super::object::help_reply;
+use super::{args, container, reply, ApplyFn, CmdResult, Ctx, Handler};
+use crate::cluster::{key_slot, node_name, Slot, SLOT_COUNT};
+use crate::protocol::Reply;
+
+pub static COMMANDS: &[(&str, Handler, Option<ApplyFn>)] = &[
+    ("cluster", container, None),
+    ("cluster|info", cluster_info, None),
+    ("cluster|myid", cluster_myid, None),
+    ("cluster|keyslot", cluster_keyslot, None),
+    ("cluster|countkeysinslot", cluster_countkeysinslot, None),
+    ("cluster|getkeysinslot", cluster_getkeysinslot, None),
+    ("cluster|slots", layout::cluster_slots, None),
+    ("cluster|shards", layout::cluster_shards, None),
+    ("cluster|nodes", layout::cluster_nodes, None),
+    ("cluster|replicas", layout::cluster_replicas, None),
+    ("cluster|slaves", layout::cluster_replicas, None),
+    ("cluster|help", cluster_help, None),
+];
+
+/// CLUSTER INFO: every slot belongs to a shard; a shard this node holds a replica of with
+/// no leader counts as failed, one it does not hold is as healthy as its replicas report
+/// (this node has no view of it).
+fn cluster_info(ctx: &mut Ctx, _: &[Bytes]) -> CmdResult {
+    let cluster = ctx.cluster.cluster_state();
+    let slots = u32::from(SLOT_COUNT);
+    let failed = cluster.slots_failed;
+    let state = if failed == 0 { "ok" } else { "fail" };
+    let lines = [
+        format!("cluster_state:{state}"),
+        format!("cluster_slots_assigned:{slots}"),
+        format!("cluster_slots_ok:{}", slots - failed),
+        "cluster_slots_pfail:0".to_string(),
+        format!("cluster_slots_fail:{failed}"),
+        format!("cluster_known_nodes:{}", cluster.known_nodes.max(1)),
+        format!("cluster_size:{}", cluster.shard_count),
+        format!("cluster_current_epoch:{}", cluster.epoch),
+        format!("cluster_my_epoch:{}", cluster.epoch),
+    ];
+    let mut text = lines.join("\r\n");
+    text.push_str("\r\n");
+    reply(Reply::Verbatim("txt", Bytes::from(text)))
+}
+
+/// CLUSTER MYID: this node's 40-hex name (from the id kept in its data dir).
+pub fn cluster_myid(ctx: &mut Ctx, _: &[Bytes]) -> CmdResult {
+    reply(Reply::bulk(node_name(ctx.cluster.node_id())))
+}
+
+/// CLUSTER KEYSLOT key: the slot `key` hashes to (its hash tag's, if it has one).
+fn cluster_keyslot(_: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    reply(Reply::Integer(i64::from(key_slot(&args[2]).0)))
+}
+
+fn slot_arg(arg: &[u8]) -> Result<Option<Slot>, CmdError> {
+    let n = args::int(arg)?;
+    Ok((0..i64::from(SLOT_COUNT))
+        .contains(&n)
+        .then_some(Slot(n as u16)))
+}
+
+/// CLUSTER COUNTKEYSINSLOT slot: keys this node stores in `slot` of the selected database.
+fn cluster_countkeysinslot(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let slot = slot_arg(&args[2])?.ok_or(CmdError::Static("ERR Invalid slot"))?;
+    let count = ctx.shared.keyspace.count_in_slot(ctx.db(), slot)?;
+    reply(Reply::Integer(count as i64))
+}
+
+/// CLUSTER GETKEYSINSLOT slot count: up to `count` of the keys this node stores in `slot`.
+fn cluster_getkeysinslot(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let slot = slot_arg(&args[2])?;
+    let count = args::int(&args[3])?;
+    let (Some(slot), Ok(count)) = (slot, usize::try_from(count)) else {
+        return Err(CmdError::Static("ERR Invalid slot or number of keys"));
+    };
+    let keys = ctx.shared.keyspace.keys_in_slot(ctx.db(), slot, count)?;
+    reply(Reply::bulks(keys))
+}
+
+fn cluster_help(_: &mut Ctx, _: &[Bytes]) -> CmdResult {
+    reply(help_reply(
+        "CLUSTER",
+        &[
+            "COUNTKEYSINSLOT <slot>",
+            "    Return the number of keys in <slot>.",
+            "GETKEYSINSLOT <slot> <count>",
+            "    Return key names stored by current node in a slot.",
+            "INFO",
+            "    Return information about the cluster.",
+            "KEYSLOT <key>",
+            "    Return the hash slot for <key>.",
+            "MYID",
+            "    Return the node id.",
+            "NODES",
+            "    Return cluster configuration seen by node. Output format:",
+            "    <id> <ip:port@bus-port> <flags> <master> <pings> <pongs> <epoch> <link> <slot> ...",
+            "REPLICAS <node-id>",
+            "    Return <node-id> replicas.",
+            "SHARDS",
+            "    Return information about slot range mappings and the nodes associated with them.",
+            "SLAVES <node-id>",
+            "    Return <node-id> replicas.",
+            "SLOTS",
+            "    Return information about slots range mappings. Each range is made of:",
+            "    start, end, master and replicas IP addresses, ports and ids",
+        ],
+    ))
+}
