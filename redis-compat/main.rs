@@ -10,6 +10,7 @@ mod support;
 
 mod allowlist;
 mod clients;
+mod command_keys;
 mod random;
 mod script;
 

@@ -73,7 +73,7 @@ COMMANDS = {
     "config": ["get", "set", "resetstat", "rewrite", "help"],
     "slowlog": ["get", "len", "reset", "help"],
     "memory": ["usage", "help"],
-    "command": ["count", "info", "docs", "getkeys", "list", "help"],
+    "command": ["count", "info", "docs", "getkeys", "getkeysandflags", "list", "help"],
     # cluster
     "cluster": ["info", "myid", "keyslot", "countkeysinslot", "getkeysinslot", "slots",
                 "shards", "nodes", "replicas", "slaves", "help"],

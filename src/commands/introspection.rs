@@ -4,6 +4,7 @@ use bytes::Bytes;
 
 use super::args::{self, eq};
 use super::error::CmdError;
+use super::key_specs::{self, KeyFlags};
 use super::object::help_reply;
 use super::spec::{docs_reply, info_reply};
 use super::table::Command;
@@ -71,7 +72,8 @@ pub fn docs(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     reply(Reply::Map(pairs.collect()))
 }
 
-pub fn getkeys(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+/// The keys COMMAND GETKEYS / GETKEYSANDFLAGS find in `args[2..]`, with their flags.
+fn keys_of_target(ctx: &Ctx, args: &[Bytes]) -> Result<Vec<(Bytes, KeyFlags)>, CmdError> {
     let target = &args[2..];
     let Some(mut cmd) = ctx.shared.table.get(&target[0]) else {
         return Err(CmdError::msg("ERR Invalid command specified"));
@@ -80,6 +82,9 @@ pub fn getkeys(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         cmd = cmd
             .subcommand(&target[1])
             .ok_or(CmdError::msg("ERR Invalid command specified"))?;
+    }
+    if cmd.spec.key_specs.is_empty() {
+        return Err(CmdError::msg("ERR The command has no key arguments"));
     }
     let arity = cmd.spec.arity;
     let arity_ok = if arity >= 0 {
@@ -92,14 +97,40 @@ pub fn getkeys(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             "ERR Invalid number of arguments specified for command",
         ));
     }
-    let keys: Vec<Reply> = cmd
-        .key_positions(target)
-        .map(|i| Reply::Bulk(target[i].clone()))
+    let keys: Vec<(Bytes, KeyFlags)> = key_specs::keys_of(cmd.spec, target)
+        .into_iter()
+        .map(|k| {
+            (
+                target[k.index].clone(),
+                key_specs::flags_of(cmd.spec, target, k),
+            )
+        })
         .collect();
     if keys.is_empty() {
-        return Err(CmdError::msg("ERR The command has no key arguments"));
+        return Err(CmdError::msg("ERR Invalid arguments specified for command"));
     }
-    reply(Reply::Array(keys))
+    Ok(keys)
+}
+
+pub fn getkeys(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let keys = keys_of_target(ctx, args)?;
+    reply(Reply::Array(
+        keys.into_iter().map(|(k, _)| Reply::Bulk(k)).collect(),
+    ))
+}
+
+/// COMMAND GETKEYSANDFLAGS: each key with the flags of its key spec (for SET and
+/// BITFIELD, whose flags depend on their options, the flags of this call).
+pub fn getkeysandflags(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let keys = keys_of_target(ctx, args)?;
+    reply(Reply::Array(
+        keys.into_iter()
+            .map(|(k, flags)| {
+                let flags = flags.iter().map(|f| Reply::Status(f.to_string())).collect();
+                Reply::Array(vec![Reply::Bulk(k), Reply::Array(flags)])
+            })
+            .collect(),
+    ))
 }
 
 pub fn list(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
@@ -161,6 +192,8 @@ pub fn help(_: &mut Ctx, _: &[Bytes]) -> CmdResult {
             "    commands are returned.",
             "GETKEYS <full-command>",
             "    Return the keys from a full Redis command.",
+            "GETKEYSANDFLAGS <full-command>",
+            "    Return the keys and the access flags from a full Redis command.",
         ],
     ))
 }

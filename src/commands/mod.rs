@@ -25,6 +25,7 @@ mod hashes;
 mod hll;
 mod info;
 mod introspection;
+pub mod key_specs;
 mod keys;
 mod lcs;
 mod listpack;

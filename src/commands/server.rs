@@ -48,6 +48,11 @@ pub static COMMANDS: &[(&str, Handler, Option<ApplyFn>)] = &[
     ("command|info", super::introspection::info, None),
     ("command|docs", super::introspection::docs, None),
     ("command|getkeys", super::introspection::getkeys, None),
+    (
+        "command|getkeysandflags",
+        super::introspection::getkeysandflags,
+        None,
+    ),
     ("command|list", super::introspection::list, None),
     ("command|help", super::introspection::help, None),
 ];

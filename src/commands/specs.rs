@@ -592,6 +592,13 @@ pub static SPECS: &[CommandSpec] = &[
         ] },
     },
     CommandSpec {
+        name: "command|getkeysandflags", arity: -4, flags: &["loading", "stale"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@slow", "@connection"],
+        tips: &[], key_specs: &[],
+        doc: Doc { summary: "Extract keys and access flags given a full Redis command", since: "7.0.0", group: "server", complexity: Some("O(N) where N is the number of arguments to the command"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+        ] },
+    },
+    CommandSpec {
         name: "command|list", arity: -2, flags: &["loading", "stale"],
         first_key: 0, last_key: 0, step: 0, acl_categories: &["@slow", "@connection"],
         tips: &["nondeterministic_output_order"], key_specs: &[],

@@ -4,11 +4,10 @@
 //! generated into `specs.rs`) with its handler and, for writes, its apply function. COMMAND,
 //! routing and arity checks all read from here.
 
-use std::ops::RangeInclusive;
-
 use ahash::AHashMap;
 use bytes::Bytes;
 
+use super::key_specs;
 use super::spec::CommandSpec;
 use super::specs::SPECS;
 use super::stats::CommandStats;
@@ -33,23 +32,11 @@ impl Command {
             .find(|c| c.spec.name.split('|').nth(1) == Some(lower.as_str()))
     }
 
-    /// Indexes of the key arguments, from the legacy (first, last, step) positions.
+    /// Indexes of the key arguments, from the command's key specs (`key_specs.rs`).
     pub fn key_positions(&self, args: &[Bytes]) -> impl Iterator<Item = usize> {
-        let m = self.spec;
-        #[allow(clippy::reversed_empty_ranges)]
-        const NONE: RangeInclusive<usize> = 1..=0;
-        let range: RangeInclusive<usize> = if m.first_key <= 0 || args.len() <= m.first_key as usize
-        {
-            NONE
-        } else {
-            let last = if m.last_key < 0 {
-                args.len() as i64 + m.last_key
-            } else {
-                m.last_key.min(args.len() as i64 - 1)
-            };
-            m.first_key as usize..=last.max(0) as usize
-        };
-        range.step_by(m.step.max(1) as usize)
+        key_specs::keys_of(self.spec, args)
+            .into_iter()
+            .map(|k| k.index)
     }
 
     pub fn is_write(&self) -> bool {

@@ -622,7 +622,10 @@ impl Groups {
     /// INFO `raft`: the node and one line per shard group.
     pub fn info(&self) -> Vec<(String, String)> {
         let mut out = vec![
-            ("node_id".to_string(), format!("{:016x}", self.node_id)),
+            (
+                "node_id".to_string(),
+                crate::cluster::node_name(self.node_id),
+            ),
             ("cluster_addr".to_string(), self.me.cluster_addr.clone()),
             ("groups".to_string(), self.shards.len().to_string()),
             (
@@ -672,7 +675,7 @@ impl Groups {
                     m.membership_config.membership().voter_ids().count(),
                     m.current_term,
                     m.current_term.saturating_sub(group.first_term),
-                    m.current_leader.map_or("none".into(), |l| format!("{l:016x}")),
+                    m.current_leader.map_or("none".into(), crate::cluster::node_name),
                     m.last_log_index.unwrap_or(0),
                     index(m.cluster_committed),
                     index(m.last_applied),

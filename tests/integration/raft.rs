@@ -27,7 +27,7 @@ fn info_raft_shows_every_shard_and_the_metadata_group_led_by_this_node() {
     let mut c = server.client();
     assert_eq!(show(&c.call(&["SET", "a", "1"])), "+OK\r\n");
     let node = info_field(&mut c, "raft", "node_id");
-    assert_eq!(node.len(), 16, "{node}");
+    assert_eq!(node.len(), 40, "{node}");
     assert_eq!(info_field(&mut c, "raft", "groups"), "4");
     let mut shard_log_bytes = 0;
     for shard in 0..4 {
