@@ -76,7 +76,10 @@ COMMANDS = {
     "command": ["count", "info", "docs", "getkeys", "getkeysandflags", "list", "help"],
     # cluster
     "cluster": ["info", "myid", "keyslot", "countkeysinslot", "getkeysinslot", "slots",
-                "shards", "nodes", "replicas", "slaves", "help"],
+                "shards", "nodes", "replicas", "slaves", "count-failure-reports", "help",
+                "addslots", "addslotsrange", "delslots", "delslotsrange", "flushslots",
+                "setslot", "replicate", "forget", "reset", "meet", "bumpepoch",
+                "set-config-epoch", "saveconfig"],
 }
 
 # Basalt's own DEBUG: only SLEEP, documented here since Redis's DEBUG has no docs.

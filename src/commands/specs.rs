@@ -546,10 +546,156 @@ pub static SPECS: &[CommandSpec] = &[
         ] },
     },
     CommandSpec {
+        name: "cluster|count-failure-reports", arity: 3, flags: &["admin", "stale"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@admin", "@slow", "@dangerous"],
+        tips: &["nondeterministic_output"], key_specs: &[],
+        doc: Doc { summary: "Return the number of failure reports active for a given node", since: "3.0.0", group: "cluster", complexity: Some("O(N) where N is the number of failure reports"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "node-id", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandSpec {
         name: "cluster|help", arity: 2, flags: &["loading", "stale"],
         first_key: 0, last_key: 0, step: 0, acl_categories: &["@slow"],
         tips: &[], key_specs: &[],
         doc: Doc { summary: "Show helpful text about the different subcommands", since: "5.0.0", group: "cluster", complexity: Some("O(1)"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+        ] },
+    },
+    CommandSpec {
+        name: "cluster|addslots", arity: -3, flags: &["admin", "stale", "no_async_loading"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@admin", "@slow", "@dangerous"],
+        tips: &[], key_specs: &[],
+        doc: Doc { summary: "Assign new hash slots to receiving node", since: "3.0.0", group: "cluster", complexity: Some("O(N) where N is the total number of hash slot arguments"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "slot", kind: "integer", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &["multiple"], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandSpec {
+        name: "cluster|addslotsrange", arity: -4, flags: &["admin", "stale", "no_async_loading"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@admin", "@slow", "@dangerous"],
+        tips: &[], key_specs: &[],
+        doc: Doc { summary: "Assign new hash slots to receiving node", since: "7.0.0", group: "cluster", complexity: Some("O(N) where N is the total number of the slots between the start slot and end slot arguments."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "start-slot_end-slot", kind: "block", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &["multiple"], deprecated_since: None, value: None, arguments: &[
+                Arg { name: "start-slot", kind: "integer", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "end-slot", kind: "integer", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+            ] },
+        ] },
+    },
+    CommandSpec {
+        name: "cluster|delslots", arity: -3, flags: &["admin", "stale", "no_async_loading"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@admin", "@slow", "@dangerous"],
+        tips: &[], key_specs: &[],
+        doc: Doc { summary: "Set hash slots as unbound in receiving node", since: "3.0.0", group: "cluster", complexity: Some("O(N) where N is the total number of hash slot arguments"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "slot", kind: "integer", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &["multiple"], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandSpec {
+        name: "cluster|delslotsrange", arity: -4, flags: &["admin", "stale", "no_async_loading"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@admin", "@slow", "@dangerous"],
+        tips: &[], key_specs: &[],
+        doc: Doc { summary: "Set hash slots as unbound in receiving node", since: "7.0.0", group: "cluster", complexity: Some("O(N) where N is the total number of the slots between the start slot and end slot arguments."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "start-slot_end-slot", kind: "block", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &["multiple"], deprecated_since: None, value: None, arguments: &[
+                Arg { name: "start-slot", kind: "integer", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "end-slot", kind: "integer", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+            ] },
+        ] },
+    },
+    CommandSpec {
+        name: "cluster|flushslots", arity: 2, flags: &["admin", "stale", "no_async_loading"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@admin", "@slow", "@dangerous"],
+        tips: &[], key_specs: &[],
+        doc: Doc { summary: "Delete a node's own slots information", since: "3.0.0", group: "cluster", complexity: Some("O(1)"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+        ] },
+    },
+    CommandSpec {
+        name: "cluster|setslot", arity: -4, flags: &["admin", "stale", "no_async_loading"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@admin", "@slow", "@dangerous"],
+        tips: &[], key_specs: &[],
+        doc: Doc { summary: "Bind a hash slot to a specific node", since: "3.0.0", group: "cluster", complexity: Some("O(1)"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "slot", kind: "integer", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "subcommand", kind: "oneof", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                Arg { name: "node-id", kind: "string", display_text: None, key_spec_index: None, token: Some("IMPORTING"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "node-id", kind: "string", display_text: None, key_spec_index: None, token: Some("MIGRATING"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "node-id", kind: "string", display_text: None, key_spec_index: None, token: Some("NODE"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "stable", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("STABLE"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+            ] },
+        ] },
+    },
+    CommandSpec {
+        name: "cluster|replicate", arity: 3, flags: &["admin", "stale", "no_async_loading"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@admin", "@slow", "@dangerous"],
+        tips: &[], key_specs: &[],
+        doc: Doc { summary: "Reconfigure a node as a replica of the specified master node", since: "3.0.0", group: "cluster", complexity: Some("O(1)"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "node-id", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandSpec {
+        name: "cluster|forget", arity: 3, flags: &["admin", "stale", "no_async_loading"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@admin", "@slow", "@dangerous"],
+        tips: &[], key_specs: &[],
+        doc: Doc { summary: "Remove a node from the nodes table", since: "3.0.0", group: "cluster", complexity: Some("O(1)"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "node-id", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandSpec {
+        name: "cluster|reset", arity: -2, flags: &["admin", "noscript", "stale"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@admin", "@slow", "@dangerous"],
+        tips: &[], key_specs: &[],
+        doc: Doc { summary: "Reset a Redis Cluster node", since: "3.0.0", group: "cluster", complexity: Some("O(N) where N is the number of known nodes. The command may execute a FLUSHALL as a side effect."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "hard_soft", kind: "oneof", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+                Arg { name: "hard", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("HARD"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "soft", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("SOFT"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+            ] },
+        ] },
+    },
+    CommandSpec {
+        name: "cluster|meet", arity: -4, flags: &["admin", "stale", "no_async_loading"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@admin", "@slow", "@dangerous"],
+        tips: &[], key_specs: &[],
+        doc: Doc { summary: "Force a node cluster to handshake with another node", since: "3.0.0", group: "cluster", complexity: Some("O(1)"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("4.0.0", "Added the optional `cluster_bus_port` argument.")], arguments: &[
+            Arg { name: "ip", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "port", kind: "integer", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "cluster_bus_port", kind: "integer", display_text: None, key_spec_index: None, token: None, summary: None, since: Some("4.0.0"), flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandSpec {
+        name: "cluster|bumpepoch", arity: 2, flags: &["admin", "stale", "no_async_loading"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@admin", "@slow", "@dangerous"],
+        tips: &["nondeterministic_output"], key_specs: &[],
+        doc: Doc { summary: "Advance the cluster config epoch", since: "3.0.0", group: "cluster", complexity: Some("O(1)"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+        ] },
+    },
+    CommandSpec {
+        name: "cluster|set-config-epoch", arity: 3, flags: &["admin", "stale", "no_async_loading"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@admin", "@slow", "@dangerous"],
+        tips: &[], key_specs: &[],
+        doc: Doc { summary: "Set the configuration epoch in a new node", since: "3.0.0", group: "cluster", complexity: Some("O(1)"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "config-epoch", kind: "integer", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandSpec {
+        name: "cluster|saveconfig", arity: 2, flags: &["admin", "stale", "no_async_loading"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@admin", "@slow", "@dangerous"],
+        tips: &[], key_specs: &[],
+        doc: Doc { summary: "Forces the node to save cluster state on disk", since: "3.0.0", group: "cluster", complexity: Some("O(1)"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
         ] },
     },
     CommandSpec {

@@ -217,6 +217,23 @@ fn cluster_clients_get_the_layout_and_moved_plain_clients_are_forwarded() {
     assert_eq!(text(&items(&listed.unwrap())[0]), key);
     let info = text(&query(&mut con, &["INFO", "cluster"]).unwrap());
     assert!(info.contains("cluster_enabled:1"), "{info}");
+
+    // Hand edits of the layout say what Basalt does instead; no failure reports are kept.
+    for (args, says) in [
+        (&["CLUSTER", "ADDSLOTS", "1"][..], "slots"),
+        (&["CLUSTER", "MEET", "127.0.0.1", "7000"], "--join"),
+        (&["CLUSTER", "FORGET", &myid], "balancer"),
+    ] {
+        let error = error_text(query(&mut con, args));
+        let sub = args[1].to_string();
+        assert!(
+            error.starts_with(&format!("ERR CLUSTER {sub} is not used by Basalt")),
+            "{error}"
+        );
+        assert!(error.contains(says), "{error}");
+    }
+    let reports = query(&mut con, &["CLUSTER", "COUNT-FAILURE-REPORTS", &myid]);
+    assert_eq!(int(&reports.unwrap()), 0);
 }
 
 /// Three redis-servers in cluster mode, slots spread by `redis-cli --cluster create`.
@@ -307,6 +324,7 @@ fn replies_match_a_real_redis_cluster() {
         &["CLUSTER", "GETKEYSINSLOT", "x", "1"],
         &["CLUSTER", "GETKEYSINSLOT", "7", "0"],
         &["CLUSTER", "REPLICAS", "nosuchnode"],
+        &["CLUSTER", "COUNT-FAILURE-REPORTS", "nosuchnode"],
         &["READONLY"],
         &["READWRITE"],
         &["ASKING"],

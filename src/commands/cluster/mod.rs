@@ -26,8 +26,61 @@ pub static COMMANDS: &[(&str, Handler, Option<ApplyFn>)] = &[
     ("cluster|nodes", layout::cluster_nodes, None),
     ("cluster|replicas", layout::cluster_replicas, None),
     ("cluster|slaves", layout::cluster_replicas, None),
+    (
+        "cluster|count-failure-reports",
+        cluster_count_failure_reports,
+        None,
+    ),
     ("cluster|help", cluster_help, None),
+    // Redis Cluster's hand edits of the layout: Raft keeps Basalt's.
+    ("cluster|addslots", managed_by_raft, None),
+    ("cluster|addslotsrange", managed_by_raft, None),
+    ("cluster|delslots", managed_by_raft, None),
+    ("cluster|delslotsrange", managed_by_raft, None),
+    ("cluster|flushslots", managed_by_raft, None),
+    ("cluster|setslot", managed_by_raft, None),
+    ("cluster|replicate", managed_by_raft, None),
+    ("cluster|forget", managed_by_raft, None),
+    ("cluster|reset", managed_by_raft, None),
+    ("cluster|meet", managed_by_raft, None),
+    ("cluster|bumpepoch", managed_by_raft, None),
+    ("cluster|set-config-epoch", managed_by_raft, None),
+    ("cluster|saveconfig", managed_by_raft, None),
 ];
+
+/// The subcommands with which Redis Cluster's layout is edited by hand. In Basalt each
+/// shard is a Raft group that owns a fixed range of slots; the balancer places its
+/// replicas, Raft elects its leader, and nodes join with `--join`; so these only say so.
+fn managed_by_raft(_: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let sub = args::lower(&args[1]).to_uppercase();
+    let how = match &sub[..] {
+        "MEET" => "a node joins a cluster when started with --join <host:port> of any member",
+        "FORGET" | "RESET" => {
+            "a stopped node's replicas are moved by the balancer after cluster-node-timeout"
+        }
+        "REPLICATE" => "the balancer places every shard's replicas",
+        "BUMPEPOCH" | "SET-CONFIG-EPOCH" | "SAVECONFIG" => {
+            "the cluster map is replicated by Raft; its epoch counts its changes"
+        }
+        _ => "each shard owns a fixed range of slots and its Raft group elects the master",
+    };
+    Err(CmdError::msg(format!(
+        "ERR CLUSTER {sub} is not used by Basalt: {how}"
+    )))
+}
+
+/// CLUSTER COUNT-FAILURE-REPORTS node-id: Basalt keeps no failure reports (a node is
+/// marked down in the cluster map by group 0's leader, not by votes of other nodes), so
+/// a known node has none.
+fn cluster_count_failure_reports(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    if ctx.cluster.topology().node_named(&args[2]).is_none() {
+        return Err(CmdError::msg(format!(
+            "ERR Unknown node {}",
+            String::from_utf8_lossy(&args[2])
+        )));
+    }
+    reply(Reply::Integer(0))
+}
 
 /// CLUSTER INFO: every slot belongs to a shard; a shard this node holds a replica of with
 /// no leader counts as failed, one it does not hold is as healthy as its replicas report
@@ -92,6 +145,8 @@ fn cluster_help(_: &mut Ctx, _: &[Bytes]) -> CmdResult {
     reply(help_reply(
         "CLUSTER",
         &[
+            "COUNT-FAILURE-REPORTS <node-id>",
+            "    Return number of failure reports for <node-id>.",
             "COUNTKEYSINSLOT <slot>",
             "    Return the number of keys in <slot>.",
             "GETKEYSINSLOT <slot> <count>",
