@@ -466,3 +466,52 @@ fn cluster_client_libraries_work_unmodified() {
         "{text}"
     );
 }
+
+#[test]
+fn a_cluster_client_loses_no_acknowledged_write_when_a_node_is_killed() {
+    assert!(
+        have_redis_py(),
+        "redis-py is missing: scripts/setup.sh installs it (pip install redis)"
+    );
+    let mut cluster = Cluster::start("cluster-client-kill", 3, &["--appendfsync", "always"]);
+    let ports: Vec<String> = cluster.ports().iter().map(|p| p.to_string()).collect();
+    let acked_file = crate::support::test_dir("cluster-client-kill-acked").join("acked");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/redis-compat/clients/redis_py_cluster_writer.py"
+    );
+    let writer = Command::new("python3")
+        .arg(script)
+        .arg("12")
+        .arg(&acked_file)
+        .args(&ports)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    cluster.kill(1);
+    let out = writer.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "writer failed:\n{}\n{}",
+        show(&out.stdout),
+        show(&out.stderr)
+    );
+    let acked: Vec<u64> = std::fs::read_to_string(&acked_file)
+        .unwrap()
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect();
+    assert!(acked.len() > 100, "too few writes: {}", show(&out.stdout));
+    // Every acknowledged write reads back through a surviving node (forwarded to the
+    // shards' leaders, two of three replicas left).
+    let mut con = connect(cluster.ports()[0]);
+    for i in &acked {
+        let got = query(&mut con, &["GET", &format!("w:{i}")]).unwrap();
+        assert_eq!(text(&got), format!("v{i}"), "acknowledged write w:{i} lost");
+    }
+    if let Some(dir) = acked_file.parent() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
