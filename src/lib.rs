@@ -16,6 +16,7 @@
 
 pub mod clock;
 pub mod cluster;
+pub mod codec;
 pub mod commands;
 pub mod config;
 pub mod glob;

@@ -8,14 +8,12 @@ use std::sync::{Arc, Weak};
 use bytes::Bytes;
 
 use super::Node;
-use crate::cluster::{ShardId, Slot};
+use crate::cluster::{ClusterMap, ShardId, Slot};
 use crate::commands::CmdError;
 use crate::keyspace::{Keyspace, Txn};
 use crate::protocol::Reply;
 use crate::raft::state_machine::decode_state;
-use crate::raft::{
-    Applier, Checkpoint, ClusterMeta, Entry, EntryOp, GroupId, GroupState, SnapshotReader,
-};
+use crate::raft::{Applier, Checkpoint, Entry, EntryOp, GroupId, GroupState, SnapshotReader};
 use crate::storage::{self, KeyRange, WriteBatch};
 
 /// Pairs per page of a snapshot read.
@@ -133,11 +131,11 @@ fn flush_group_slots(
 }
 
 /// The cluster map as stored on this node (empty before the metadata group applied any).
-pub fn load_meta(keyspace: &Keyspace) -> io::Result<ClusterMeta> {
+pub fn load_map(keyspace: &Keyspace) -> io::Result<ClusterMap> {
     match keyspace.get_system(META_RECORD).map_err(storage_error)? {
-        Some(raw) => ClusterMeta::decode(raw)
+        Some(raw) => ClusterMap::decode(raw)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string())),
-        None => Ok(ClusterMeta::default()),
+        None => Ok(ClusterMap::default()),
     }
 }
 
@@ -196,15 +194,15 @@ impl Applier for NodeApplier {
                 drop(txn);
                 return flush_group_slots(&node, group, (!all_dbs).then_some(entry.db), state);
             }
-            EntryOp::Meta(op) => {
-                let mut meta = node.meta.read().clone();
+            EntryOp::Map(op) => {
+                let mut meta = node.map.read().clone();
                 meta.apply(op);
                 txn.put_system(META_RECORD, meta.encode());
                 let epoch = meta.epoch;
                 state.next_version += txn.versions_taken();
                 txn.put_system(&state_record(group), state.encode());
                 txn.commit().map_err(storage_error)?;
-                *node.meta.write() = meta;
+                *node.map.write() = meta;
                 return Ok(Reply::Integer(epoch as i64));
             }
         };
@@ -223,7 +221,7 @@ impl Applier for NodeApplier {
                     node.wake_blocked(entry.db, args);
                 }
             }
-            EntryOp::Expire(_) | EntryOp::Meta(_) | EntryOp::FlushSlots { .. } => {}
+            EntryOp::Expire(_) | EntryOp::Map(_) | EntryOp::FlushSlots { .. } => {}
         }
         Ok(reply)
     }
@@ -274,7 +272,7 @@ impl Applier for NodeApplier {
         }
         engine.flush().map_err(storage_error)?;
         if group == 0 {
-            *node.meta.write() = load_meta(&node.shared.keyspace)?;
+            *node.map.write() = load_map(&node.shared.keyspace)?;
         } else {
             node.shared
                 .keyspace

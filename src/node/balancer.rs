@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use super::Node;
 use crate::cluster::ShardId;
-use crate::raft::{group_of, ClusterMeta, MetaOp};
+use crate::cluster::{ClusterMap, MapChange};
+use crate::raft::group_of;
 
 /// How often the balancer looks.
 pub const BALANCE_PERIOD: Duration = Duration::from_secs(1);
@@ -32,7 +33,7 @@ pub struct Move {
 /// listed with more replicas than the factor (an interrupted move: neither `add` nor
 /// `remove`); add one where a shard has too few; move one from the node holding the most
 /// to the live node holding the fewest.
-pub fn plan(meta: &ClusterMeta, live: &BTreeSet<u64>, replicas: usize) -> Option<Move> {
+pub fn plan(meta: &ClusterMap, live: &BTreeSet<u64>, replicas: usize) -> Option<Move> {
     let load = meta.load();
     let least_loaded = |exclude: &BTreeSet<u64>| {
         live.iter()
@@ -127,7 +128,7 @@ impl Balancer {
         // Moves follow each other at once while they succeed (a new cluster's shards each
         // need two), a bounded number per round.
         for _ in 0..MOVES_PER_ROUND {
-            let meta = node.meta.read().clone();
+            let meta = node.map.read().clone();
             let Some(next) = plan(&meta, &live, replicas) else {
                 return;
             };
@@ -143,12 +144,12 @@ impl Balancer {
 /// Records in the map which nodes are down (silent past the node timeout) and which are
 /// up again.
 async fn mark_node_states(node: &Node, live: &BTreeSet<u64>) {
-    let changes: Vec<MetaOp> = {
-        let meta = node.meta.read();
+    let changes: Vec<MapChange> = {
+        let meta = node.map.read();
         meta.nodes
             .keys()
             .filter(|id| live.contains(id) == meta.down.contains(id))
-            .map(|id| MetaOp::SetNodeState {
+            .map(|id| MapChange::SetNodeState {
                 node: *id,
                 up: live.contains(id),
             })
@@ -169,7 +170,7 @@ async fn mark_node_states(node: &Node, live: &BTreeSet<u64>) {
 /// loaded), and lists what remains.
 async fn carry_out(
     node: &Node,
-    meta: &ClusterMeta,
+    meta: &ClusterMap,
     next: &Move,
     (live, replicas): (&BTreeSet<u64>, usize),
 ) -> Result<(), String> {
@@ -183,7 +184,7 @@ async fn carry_out(
                 .cloned()
                 .unwrap_or_default();
             listed.insert(id);
-            node.change_meta(MetaOp::SetReplicas {
+            node.change_meta(MapChange::SetReplicas {
                 shard: next.shard,
                 nodes: listed,
             })
@@ -202,7 +203,7 @@ async fn carry_out(
             .max_by_key(|n| (!live.contains(n), load.get(n).copied().unwrap_or(0)));
         voters = node.change_replicas(group, None, extra).await?;
     }
-    node.change_meta(MetaOp::SetReplicas {
+    node.change_meta(MapChange::SetReplicas {
         shard: next.shard,
         nodes: voters,
     })
@@ -214,8 +215,8 @@ mod tests {
     use super::*;
     use crate::raft::types::NodeInfo;
 
-    fn meta(nodes: &[u64], replicas: &[&[u64]]) -> ClusterMeta {
-        ClusterMeta {
+    fn meta(nodes: &[u64], replicas: &[&[u64]]) -> ClusterMap {
+        ClusterMap {
             epoch: 1,
             nodes: nodes.iter().map(|n| (*n, NodeInfo::default())).collect(),
             replicas: replicas
@@ -231,7 +232,7 @@ mod tests {
     }
 
     /// Applies moves until the plan is done; returns the final map and the move count.
-    fn settle(mut m: ClusterMeta, alive: &BTreeSet<u64>) -> (ClusterMeta, usize) {
+    fn settle(mut m: ClusterMap, alive: &BTreeSet<u64>) -> (ClusterMap, usize) {
         let mut moves = 0;
         while let Some(mv) = plan(&m, alive, 3) {
             let set = &mut m.replicas[usize::from(mv.shard)];

@@ -108,7 +108,7 @@ pub async fn build_node(config: Arc<config::Config>, port: u16) -> anyhow::Resul
     if config.get("engine") == "memory" && raft_dir.exists() {
         std::fs::remove_dir_all(&raft_dir)?;
     }
-    *node.meta.write() = super::load_meta(&node.shared.keyspace)?;
+    *node.map.write() = super::load_map(&node.shared.keyspace)?;
     let applier = Arc::new(NodeApplier(Arc::downgrade(&node)));
     let host = announce_host(&config);
     let options = raft::GroupsOptions {
@@ -122,7 +122,7 @@ pub async fn build_node(config: Arc<config::Config>, port: u16) -> anyhow::Resul
         sync: storage::SyncPolicy::from_appendfsync(&config.get("appendfsync")),
         segment_bytes: config::table::parse_memory(&config.get("raft-log-segment-size"))
             .map_or(raft::log::SEGMENT_BYTES_DEFAULT, |n| n.max(1 << 16) as u64),
-        meta: node.meta.clone(),
+        map: node.map.clone(),
     };
     let groups = raft::Groups::open(options, applier).await?;
     node.set_groups(groups);

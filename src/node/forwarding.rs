@@ -242,7 +242,7 @@ impl Node {
             EntryOp::Batch(commands) => {
                 Reply::Array(self.forward_batch(leader, to, commands.clone()).await)
             }
-            EntryOp::Expire(_) | EntryOp::Meta(_) | EntryOp::FlushSlots { .. } => {
+            EntryOp::Expire(_) | EntryOp::Map(_) | EntryOp::FlushSlots { .. } => {
                 Reply::error("TRYAGAIN the shard is changing leader")
             }
         }

@@ -22,15 +22,16 @@ mod view;
 
 use std::sync::OnceLock;
 
-pub use apply::{load_meta, NodeApplier};
+pub use apply::{load_map, NodeApplier};
 pub use build::{announce_host, build_node, cluster_port, open_engine};
 pub use dispatch::{PendingWrite, Prepared, RequestKind};
 pub use forwarding::Pending;
 pub use loops::Loops;
 
 use crate::cluster::ShardMap;
+use crate::cluster::SharedMap;
 use crate::commands::Shared;
-use crate::raft::{Groups, SharedMeta};
+use crate::raft::Groups;
 
 pub struct Node {
     /// What command handlers share (keyspace, table, settings, clients, statistics).
@@ -43,7 +44,7 @@ pub struct Node {
     gates: Vec<tokio::sync::RwLock<()>>,
     pub shards: ShardMap,
     /// The cluster map (group 0's state, applied by `apply.rs`).
-    pub meta: SharedMeta,
+    pub map: SharedMap,
 }
 
 impl Node {
@@ -54,7 +55,7 @@ impl Node {
             groups: OnceLock::new(),
             gates: (0..shard_count).map(|_| Default::default()).collect(),
             shards: ShardMap::new(shard_count),
-            meta: Default::default(),
+            map: Default::default(),
         }
     }
 

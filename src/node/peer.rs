@@ -9,9 +9,10 @@ use cluster_proto::messages::{ChangeReplicas, Join, MetaChange, NodeIds};
 use cluster_proto::{request, response, RaftKind};
 
 use super::Node;
+use crate::cluster::MapChange;
 use crate::cluster::ShardId;
 use crate::raft::types::NodeInfo;
-use crate::raft::{GroupId, MetaOp, ProposeError};
+use crate::raft::{GroupId, ProposeError};
 
 /// How long adding a replica may take (the learner catches up first).
 const ADD_REPLICA_TIMEOUT: Duration = Duration::from_secs(120);
@@ -111,10 +112,10 @@ impl Node {
                     })
                     .map_err(|e| e.to_string())
             }
-            Some(request::Body::MetaChange(change)) => match MetaOp::from_args(&change.args) {
+            Some(request::Body::MetaChange(change)) => match MapChange::from_args(&change.args) {
                 Ok(op) => self
                     .groups()
-                    .propose_meta(op)
+                    .propose_map_change(op)
                     .await
                     .map(|_| response::Body::Done(true))
                     .map_err(|e| e.to_string()),
@@ -139,7 +140,7 @@ impl Node {
         tracing::info!(node = join.node_id, addr = %join.client_addr, "node joining");
         self.change_replicas(0, Some((join.node_id, info.clone())), None)
             .await?;
-        self.change_meta(MetaOp::AddNode {
+        self.change_meta(MapChange::AddNode {
             node: join.node_id,
             info,
         })
@@ -223,7 +224,7 @@ impl Node {
         let mut candidates: Vec<(u64, NodeInfo)> =
             known.into_iter().filter(|(id, _)| *id != me).collect();
         if group != 0 {
-            let meta = self.meta.read();
+            let meta = self.map.read();
             let listed = meta.replicas.get((group - 1) as usize);
             for id in listed.into_iter().flatten() {
                 if *id != me && Some(*id) != skip && candidates.iter().all(|(c, _)| c != id) {
@@ -238,10 +239,10 @@ impl Node {
     }
 
     /// Proposes a change to the cluster map at group 0's leader (here or there).
-    pub(super) async fn change_meta(&self, op: MetaOp) -> Result<(), String> {
+    pub(super) async fn change_meta(&self, op: MapChange) -> Result<(), String> {
         let deadline = tokio::time::Instant::now() + META_TIMEOUT;
         loop {
-            let err = match self.groups().propose_meta(op.clone()).await {
+            let err = match self.groups().propose_map_change(op.clone()).await {
                 Ok(_) => return Ok(()),
                 Err(ProposeError::NotLeader(_)) => match self.groups().meta_leader() {
                     Some((id, info)) if id != self.groups().node_id() => {

@@ -130,7 +130,7 @@ impl Node {
     /// Whether a request's keyed command goes to another node (its shard's leader is
     /// known to be elsewhere): the connection then keeps it with the waiting writes.
     pub fn led_elsewhere(&self, args: &[Bytes]) -> bool {
-        if self.meta.read().nodes.len() < 2 {
+        if self.map.read().nodes.len() < 2 {
             return false;
         }
         let Some(cmd) = self.shared.table.get(&args[0]) else {
@@ -162,7 +162,7 @@ impl Node {
         if let Some(leader) = groups.leader_of(shard).filter(|(id, _)| *id != me) {
             return Some(leader);
         }
-        let meta = self.meta.read();
+        let meta = self.map.read();
         let listed = meta.replicas.get(usize::from(shard.0))?;
         if listed.contains(&me) {
             return None;

@@ -31,7 +31,7 @@ impl ClusterView for Node {
                 slots_failed += u32::from(last.0) - u32::from(first.0) + 1;
             }
         }
-        let meta = self.meta.read();
+        let meta = self.map.read();
         ClusterState {
             slots_failed,
             known_nodes: meta.nodes.len(),
@@ -48,7 +48,7 @@ impl ClusterView for Node {
         let groups = self.groups();
         let myself = groups.node_id();
         let now_ms = clock::now_ms();
-        let meta = self.meta.read();
+        let meta = self.map.read();
         let mut nodes: Vec<NodeEntry> = meta
             .nodes
             .iter()

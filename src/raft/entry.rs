@@ -9,7 +9,7 @@
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
-use super::meta::MetaOp;
+use crate::cluster::MapChange;
 
 const FORMAT_VERSION: u8 = 1;
 /// Bound on the argument count of one decoded entry (as the request decoder's).
@@ -25,7 +25,7 @@ pub enum EntryOp {
     /// leaves the others' effects.
     Batch(Vec<Vec<Bytes>>),
     /// A change to the cluster map (the metadata group's entries).
-    Meta(MetaOp),
+    Map(MapChange),
     /// Delete the data of the group's slots in the entry's database, or in every database.
     FlushSlots { all_dbs: bool },
 }
@@ -58,7 +58,7 @@ impl Entry {
             EntryOp::Command(args) => (1, vec![args]),
             EntryOp::Expire(keys) => (2, vec![keys]),
             EntryOp::Batch(commands) => (3, commands.iter().collect()),
-            EntryOp::Meta(op) => {
+            EntryOp::Map(op) => {
                 own_args = op.to_args();
                 (4, vec![&own_args])
             }
@@ -118,8 +118,9 @@ impl Entry {
                 [scope] if &scope[..] == b"db" => EntryOp::FlushSlots { all_dbs: false },
                 _ => return Err(EntryDecodeError::Op(5)),
             },
-            4 => EntryOp::Meta(
-                MetaOp::from_args(&decode_args(&mut raw)?).map_err(|_| EntryDecodeError::Op(4))?,
+            4 => EntryOp::Map(
+                MapChange::from_args(&decode_args(&mut raw)?)
+                    .map_err(|_| EntryDecodeError::Op(4))?,
             ),
             other => return Err(EntryDecodeError::Op(other)),
         };
@@ -168,7 +169,7 @@ mod tests {
                 0 => EntryOp::Expire(args),
                 1 => EntryOp::Command(args),
                 2 => EntryOp::FlushSlots { all_dbs: args.len().is_multiple_of(2) },
-                3 => EntryOp::Meta(super::super::MetaOp::SetReplicas {
+                3 => EntryOp::Map(MapChange::SetReplicas {
                     shard: u16::from(db),
                     nodes: args.iter().map(|a| a.len() as u64).collect(),
                 }),

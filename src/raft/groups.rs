@@ -28,13 +28,13 @@ use super::incoming::Incoming;
 use super::log::SEGMENT_BYTES_DEFAULT;
 use super::log::{RaftLog, Votes};
 use super::log_store::LogStore;
-use super::meta::{MetaOp, SharedMeta};
 use super::network::ClusterNetwork;
 use super::quiesce::{Quiet, Watch};
 use super::state_machine::{Applier, Checkpoint, GroupId, ShardStateMachine};
 use super::types::{self, NodeInfo, TypeConfig};
 use super::{Entry, EntryOp};
 use crate::cluster::ShardId;
+use crate::cluster::{MapChange, SharedMap};
 use crate::protocol::Reply;
 use crate::storage::SyncPolicy;
 use crate::transport::Peers;
@@ -77,7 +77,7 @@ pub struct GroupsOptions<'a> {
     /// Size at which a log segment is sealed ([`SEGMENT_BYTES_DEFAULT`] unless tuned).
     pub segment_bytes: u64,
     /// The cluster map the node loaded (group 0 keeps it current).
-    pub meta: SharedMeta,
+    pub map: SharedMap,
 }
 
 pub(super) type ShardRaft = Raft<TypeConfig, ShardStateMachine>;
@@ -109,9 +109,9 @@ pub struct Groups {
     config: Arc<openraft::Config>,
     pub(super) applier: Arc<dyn Applier>,
     /// The cluster map, as group 0 last applied it.
-    pub(super) meta: SharedMeta,
+    pub(super) map: SharedMap,
     /// Group 0: the cluster map.
-    pub(super) meta_group: ShardGroup,
+    pub(super) map_group: ShardGroup,
     /// One group per shard; a group is replaced by a fresh one when its replica leaves
     /// this node (`membership.rs`).
     pub(super) shards: Vec<RwLock<ShardGroup>>,
@@ -283,8 +283,8 @@ impl Groups {
             flusher: &flusher,
             peers: &peers,
         };
-        let meta_group = parts.start(0, meta_machine).await?;
-        begin(&meta_group.raft, 0, &me, options.join, &votes).await?;
+        let map_group = parts.start(0, meta_machine).await?;
+        begin(&map_group.raft, 0, &me, options.join, &votes).await?;
         let mut shards = Vec::new();
         for (i, machine) in machines.into_iter().enumerate() {
             let group = group_of(ShardId(i as u16));
@@ -299,7 +299,7 @@ impl Groups {
             shards.push(started);
         }
         // A lone node leads all of its groups within moments; serve once it does.
-        for group in std::iter::once(&meta_group).chain(&shards) {
+        for group in std::iter::once(&map_group).chain(&shards) {
             let members = group.raft.voter_ids().collect::<Vec<_>>();
             if (members.is_empty() && !options.join) || members == [node_id] {
                 group
@@ -326,19 +326,19 @@ impl Groups {
             flusher,
             config,
             applier,
-            meta: options.meta,
-            meta_group,
+            map: options.map,
+            map_group,
             shards: shards.into_iter().map(RwLock::new).collect(),
             watch: Watch::default(),
             transfers: Mutex::default(),
         };
-        if !options.join && groups.meta.read().nodes.is_empty() {
-            let op = MetaOp::Bootstrap {
+        if !options.join && groups.map.read().nodes.is_empty() {
+            let op = MapChange::Bootstrap {
                 node: node_id,
                 info: groups.me.clone(),
                 shards: options.shard_count,
             };
-            groups.propose_meta(op).await.map_err(fatal)?;
+            groups.propose_map_change(op).await.map_err(fatal)?;
         }
         Ok(groups)
     }
@@ -372,21 +372,21 @@ impl Groups {
 
     /// Proposes a change to the cluster map (this node must lead group 0); returns the
     /// map's new epoch.
-    pub async fn propose_meta(&self, op: MetaOp) -> Result<u64, ProposeError> {
+    pub async fn propose_map_change(&self, op: MapChange) -> Result<u64, ProposeError> {
         let entry = Entry {
             db: 0,
             now_ms: crate::clock::now_ms(),
-            op: EntryOp::Meta(op),
+            op: EntryOp::Map(op),
         };
-        match self.propose_to(&self.meta_group, &entry).await? {
+        match self.propose_to(&self.map_group, &entry).await? {
             Reply::Integer(epoch) => Ok(epoch as u64),
             other => Err(ProposeError::Fatal(format!("metadata apply: {other:?}"))),
         }
     }
 
     /// The cluster map as this node knows it.
-    pub fn meta(&self) -> &SharedMeta {
-        &self.meta
+    pub fn map(&self) -> &SharedMap {
+        &self.map
     }
 
     /// The current group of `shard`.
@@ -458,7 +458,7 @@ impl Groups {
 
     pub(super) fn group(&self, group: GroupId) -> Result<ShardGroup, String> {
         if group == 0 {
-            return Ok(self.meta_group.clone());
+            return Ok(self.map_group.clone());
         }
         (group as usize)
             .checked_sub(1)
@@ -588,7 +588,7 @@ impl Groups {
         let checkpoint = tokio::task::spawn_blocking(move || applier.checkpoint())
             .await
             .map_err(io::Error::other)??;
-        for shard in std::iter::once(self.meta_group.clone())
+        for shard in std::iter::once(self.map_group.clone())
             .chain(self.shards.iter().map(|s| s.read().clone()))
         {
             *shard.prepared.lock() = Some(checkpoint.clone());
@@ -612,7 +612,7 @@ impl Groups {
 
     /// Stops every group (no more applies).
     pub async fn shutdown(&self) {
-        let _ = self.meta_group.raft.shutdown().await;
+        let _ = self.map_group.raft.shutdown().await;
         for shard in &self.shards {
             let raft = shard.read().raft.clone();
             let _ = raft.shutdown().await;
@@ -640,18 +640,15 @@ impl Groups {
             ("log_fsyncs".to_string(), self.log.syncs().to_string()),
             (
                 "config_epoch".to_string(),
-                self.meta.read().epoch.to_string(),
+                self.map.read().epoch.to_string(),
             ),
-            (
-                "nodes".to_string(),
-                self.meta.read().nodes.len().to_string(),
-            ),
+            ("nodes".to_string(), self.map.read().nodes.len().to_string()),
             (
                 "nodes_down".to_string(),
-                self.meta.read().down.len().to_string(),
+                self.map.read().down.len().to_string(),
             ),
         ];
-        let all = std::iter::once(("meta".to_string(), self.meta_group.clone())).chain(
+        let all = std::iter::once(("meta".to_string(), self.map_group.clone())).chain(
             self.shards
                 .iter()
                 .enumerate()

@@ -12,9 +12,9 @@ use openraft::async_runtime::watch::WatchReceiver;
 use openraft::{ChangeMembers, Instant as _, ServerState};
 
 use super::groups::{group_of, known_leader, Groups, ProposeError, ShardGroup};
-use super::meta::META_VOTERS;
 use super::state_machine::GroupId;
 use super::types::NodeInfo;
+use crate::cluster::map::MAP_VOTERS;
 use crate::cluster::ShardId;
 
 /// Shard leaderships a node hands over in one round of `balance_leaders` at most.
@@ -27,7 +27,7 @@ const TRANSFER_RETRY: Duration = Duration::from_secs(1);
 impl Groups {
     /// Changes the members of `group`, whose leader this node must be: `add` becomes a
     /// learner, catches up and turns voter (a shard group stops at the replication factor,
-    /// group 0 at [`META_VOTERS`] and keeps further nodes as learners); then `remove`
+    /// group 0 at [`MAP_VOTERS`] and keeps further nodes as learners); then `remove`
     /// leaves the group (the leader itself too: openraft has it step down once the change
     /// is committed). Returns the group's voters after it (with neither: as they are).
     pub async fn change_replicas(
@@ -53,8 +53,8 @@ impl Groups {
                     .map_err(|e| fatal(&e))?;
                 let cap = if group == 0 {
                     // The joining node counts, whether or not the map lists it yet.
-                    let meta = self.meta.read();
-                    meta_voters_wanted(
+                    let meta = self.map.read();
+                    map_voters_wanted(
                         meta.nodes.len() + usize::from(!meta.nodes.contains_key(&node)),
                     )
                 } else {
@@ -92,20 +92,20 @@ impl Groups {
     }
 
     /// On group 0's leader: keeps group 0 at an odd number of voters (up to
-    /// [`META_VOTERS`]), all live — a silent voter is replaced by a live learner, learners are
+    /// [`MAP_VOTERS`]), all live — a silent voter is replaced by a live learner, learners are
     /// promoted while there are too few voters, a voter too many goes back to learning.
     /// Returns whether it changed anything.
     pub async fn balance_meta_voters(&self, live: &BTreeSet<u64>) -> Result<bool, ProposeError> {
-        let raft = &self.meta_group.raft;
+        let raft = &self.map_group.raft;
         if !raft.is_leader() {
             return Ok(false);
         }
-        self.meta_group.wake();
+        self.map_group.wake();
         let m = raft.metrics().borrow_watched().clone();
         let membership = m.membership_config.membership();
         let voters: BTreeSet<u64> = membership.voter_ids().collect();
         let learners: BTreeSet<u64> = membership.learner_ids().collect();
-        let wanted = meta_voters_wanted(self.meta.read().nodes.len());
+        let wanted = map_voters_wanted(self.map.read().nodes.len());
         let Some(next) = plan_meta_voters(&voters, &learners, live, wanted, self.node_id) else {
             return Ok(false);
         };
@@ -118,19 +118,19 @@ impl Groups {
     }
 
     /// Whether this node leads group 0 (the one that runs the balancer).
-    pub fn leads_meta(&self) -> bool {
-        self.meta_group.raft.is_leader()
+    pub fn leads_map(&self) -> bool {
+        self.map_group.raft.is_leader()
     }
 
     /// The leader of group 0 as this node knows it.
     pub fn meta_leader(&self) -> Option<(u64, NodeInfo)> {
-        known_leader(&self.meta_group.raft)
+        known_leader(&self.map_group.raft)
     }
 
     /// For group 0's leader: how long ago each other member of group 0 last answered a
     /// heartbeat (`None`: not since this node leads). `None` on any other node.
     pub fn silences(&self) -> Option<BTreeMap<u64, Option<Duration>>> {
-        let m = self.meta_group.raft.metrics().borrow_watched().clone();
+        let m = self.map_group.raft.metrics().borrow_watched().clone();
         if m.state != ServerState::Leader {
             return None;
         }
@@ -153,7 +153,7 @@ impl Groups {
     /// map unlists a replica only after it has left its group.
     pub async fn drop_removed(&self) {
         let unlisted: Vec<ShardId> = {
-            let meta = self.meta.read();
+            let meta = self.map.read();
             if meta.nodes.is_empty() {
                 return;
             }
@@ -302,9 +302,9 @@ impl Groups {
 }
 
 /// How many voters group 0 should have with `nodes` nodes: the largest odd number up to
-/// [`META_VOTERS`] (an even count tolerates no more failures than the odd one below it).
-pub fn meta_voters_wanted(nodes: usize) -> usize {
-    let n = nodes.clamp(1, META_VOTERS);
+/// [`MAP_VOTERS`] (an even count tolerates no more failures than the odd one below it).
+pub fn map_voters_wanted(nodes: usize) -> usize {
+    let n = nodes.clamp(1, MAP_VOTERS);
     if n.is_multiple_of(2) {
         n - 1
     } else {
@@ -362,7 +362,7 @@ mod tests {
     #[test]
     fn group_zero_keeps_an_odd_count_of_live_voters() {
         assert_eq!(
-            [1, 2, 3, 4, 5, 6, 9].map(meta_voters_wanted),
+            [1, 2, 3, 4, 5, 6, 9].map(map_voters_wanted),
             [1, 1, 3, 3, 5, 5, 5]
         );
         // A 4th node stays a learner; a 5th makes both voters.

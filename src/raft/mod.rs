@@ -13,7 +13,6 @@ mod incoming;
 pub mod log;
 pub mod log_store;
 mod membership;
-pub mod meta;
 mod network;
 mod quiesce;
 mod serve;
@@ -23,7 +22,6 @@ pub mod wire;
 
 pub use entry::{Entry, EntryDecodeError, EntryOp};
 pub use groups::{group_of, Groups, GroupsOptions, ProposeError};
-pub use meta::{ClusterMeta, MetaOp, SharedMeta};
 pub use quiesce::ROUND as QUIET_ROUND;
 pub use state_machine::{
     Applier, Checkpoint, GroupId, GroupState, ShardSnapshot, ShardStateMachine, SnapshotReader,

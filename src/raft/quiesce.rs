@@ -149,7 +149,7 @@ impl Groups {
     /// other nodes, wakes asleep groups whose leader's node went silent or whose log moved,
     /// and every [`ROUNDS_PER_LOOK`] rounds asks the members of idle groups it leads to sleep.
     pub async fn quiet_round(&self, round: u64) {
-        for (id, info) in self.meta.read().nodes.iter() {
+        for (id, info) in self.map.read().nodes.iter() {
             // A peer that answered something lately (a heartbeat, a forwarded command)
             // needs no ping.
             let quiet = !self.peers().answered_within(*id, PING_AFTER);
@@ -167,11 +167,11 @@ impl Groups {
         if round.is_multiple_of(ROUNDS_PER_LOOK) {
             // Group 0 sleeps only alone (with others it carries the node liveness the
             // balancer reads).
-            let lone_meta = self.meta_group.raft.voter_ids().eq([self.node_id])
-                && self.meta_group.raft.learner_ids().next().is_none();
+            let lone_meta = self.map_group.raft.voter_ids().eq([self.node_id])
+                && self.map_group.raft.learner_ids().next().is_none();
             let looks = groups
                 .iter()
-                .chain(lone_meta.then_some(&self.meta_group))
+                .chain(lone_meta.then_some(&self.map_group))
                 .map(|g| self.try_sleep(g));
             join_all(looks).await;
         }

@@ -16,15 +16,11 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use openraft::{EntryPayload, Membership};
 
 use super::Entry as WriteEntry;
-
-/// A node's addresses, as the membership records them.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct NodeInfo {
-    /// Where clients connect (RESP).
-    pub client_addr: String,
-    /// Where peers connect (cluster-proto).
-    pub cluster_addr: String,
-}
+pub use crate::cluster::NodeInfo;
+pub use crate::codec::CodecError;
+pub(super) use crate::codec::{
+    get_bytes, get_count, get_string, get_u32, get_u64, get_u8, need, put_bytes, put_string,
+};
 
 impl fmt::Display for WriteEntry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -40,7 +36,7 @@ impl fmt::Display for WriteEntry {
             super::EntryOp::Batch(commands) => {
                 write!(f, "db{} batch of {} commands", self.db, commands.len())
             }
-            super::EntryOp::Meta(op) => write!(f, "metadata {op:?}"),
+            super::EntryOp::Map(op) => write!(f, "metadata {op:?}"),
             super::EntryOp::FlushSlots { all_dbs } => {
                 write!(f, "db{} flush slots (all databases: {all_dbs})", self.db)
             }
@@ -67,28 +63,6 @@ pub type LogId = openraft::LogId<
 >;
 
 const FORMAT_VERSION: u8 = 1;
-/// Bound on counts read from a record (membership configs, ids, nodes).
-const COUNT_MAX: u32 = 1 << 16;
-
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum CodecError {
-    #[error("raft record truncated")]
-    Truncated,
-    #[error("unknown raft record version {0}")]
-    Version(u8),
-    #[error("unknown raft entry kind {0}")]
-    Kind(u8),
-    #[error("bad raft record: {0}")]
-    Bad(String),
-}
-
-fn need(raw: &Bytes, n: usize) -> Result<(), CodecError> {
-    if raw.remaining() < n {
-        Err(CodecError::Truncated)
-    } else {
-        Ok(())
-    }
-}
 
 /// Reads and checks a record's leading format version.
 fn check_version(raw: &mut Bytes) -> Result<(), CodecError> {
@@ -102,40 +76,6 @@ pub(super) fn check_version_of(raw: &mut Bytes, version: u8) -> Result<(), Codec
         v if v == version => Ok(()),
         other => Err(CodecError::Version(other)),
     }
-}
-
-pub(super) fn get_u8(raw: &mut Bytes) -> Result<u8, CodecError> {
-    need(raw, 1)?;
-    Ok(raw.get_u8())
-}
-
-pub(super) fn get_u64(raw: &mut Bytes) -> Result<u64, CodecError> {
-    need(raw, 8)?;
-    Ok(raw.get_u64())
-}
-
-pub(super) fn get_u32(raw: &mut Bytes) -> Result<u32, CodecError> {
-    need(raw, 4)?;
-    Ok(raw.get_u32())
-}
-
-pub(super) fn get_count(raw: &mut Bytes) -> Result<u32, CodecError> {
-    let n = get_u32(raw)?;
-    if n > COUNT_MAX {
-        return Err(CodecError::Bad(format!("count {n}")));
-    }
-    Ok(n)
-}
-
-fn get_string(raw: &mut Bytes) -> Result<String, CodecError> {
-    let len = get_u32(raw)? as usize;
-    need(raw, len)?;
-    String::from_utf8(raw.split_to(len).to_vec()).map_err(|e| CodecError::Bad(e.to_string()))
-}
-
-fn put_string(out: &mut BytesMut, s: &str) {
-    out.put_u32(s.len() as u32);
-    out.put_slice(s.as_bytes());
 }
 
 pub(super) fn encode_membership(out: &mut BytesMut, m: &Membership<u64, NodeInfo>) {
@@ -245,18 +185,6 @@ pub(super) fn get_log_id(raw: &mut Bytes) -> Result<Option<LogId>, CodecError> {
 }
 
 /// A length-prefixed byte string: `len:u32 | bytes`.
-pub(super) fn put_bytes(out: &mut BytesMut, b: &[u8]) {
-    out.put_u32(b.len() as u32);
-    out.put_slice(b);
-}
-
-pub(super) fn get_bytes(raw: &mut Bytes) -> Result<Bytes, CodecError> {
-    let len = get_u32(raw)? as usize;
-    need(raw, len)?;
-    Ok(raw.split_to(len))
-}
-
-/// The log id of entry `index` written by leader `node_id` in `term`.
 pub fn log_id(term: u64, node_id: u64, index: u64) -> LogId {
     openraft::LogId::new(
         openraft::vote::leader_id_adv::LeaderId { term, node_id },

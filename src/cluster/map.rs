@@ -1,9 +1,9 @@
-//! The cluster map kept by the metadata group (group 0): the nodes and their state (up, or
+//! The cluster map, the state of group 0 (the map group): the nodes and their state (up, or
 //! down: silent past the node timeout), the replicas of every shard and a config epoch that
 //! counts the changes.
 //!
-//! Every node follows group 0 (a voter on up to [`META_VOTERS`] nodes, a learner on the
-//! others), so every node knows the whole map. Changes are [`MetaOp`]s, carried in group 0's
+//! Every node follows group 0 (a voter on up to [`MAP_VOTERS`] nodes, a learner on the
+//! others), so every node knows the whole map. Changes are [`MapChange`]s, carried in group 0's
 //! log as argument lists (the write entry's own codec) and applied in log order; the map is
 //! stored as one system record written in the same batch as group 0's apply state.
 //!
@@ -17,16 +17,25 @@ use std::sync::Arc;
 use bytes::{BufMut, Bytes, BytesMut};
 use parking_lot::RwLock;
 
-use super::types::{self, CodecError, NodeInfo};
+use crate::codec::{self, CodecError};
+
+/// A node's addresses, as the membership records them.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NodeInfo {
+    /// Where clients connect (RESP).
+    pub client_addr: String,
+    /// Where peers connect (cluster-proto).
+    pub cluster_addr: String,
+}
 
 /// Voters of group 0 at most; further nodes follow it as learners.
-pub const META_VOTERS: usize = 5;
+pub const MAP_VOTERS: usize = 5;
 /// Version 2 added the nodes found down; version 1 maps are still read.
 const FORMAT_VERSION: u8 = 2;
 
 /// The cluster map.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ClusterMeta {
+pub struct ClusterMap {
     /// Incremented by every change.
     pub epoch: u64,
     pub nodes: BTreeMap<u64, NodeInfo>,
@@ -38,11 +47,11 @@ pub struct ClusterMeta {
 }
 
 /// The map as the node knows it, shared by the groups and the applier.
-pub type SharedMeta = Arc<RwLock<ClusterMeta>>;
+pub type SharedMap = Arc<RwLock<ClusterMap>>;
 
 /// A change to the map.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MetaOp {
+pub enum MapChange {
     /// The first node of a new cluster: it holds every shard (ignored once there are nodes).
     Bootstrap {
         node: u64,
@@ -67,30 +76,30 @@ fn text(arg: Option<&Bytes>) -> Result<String, CodecError> {
     parse(arg)
 }
 
-impl MetaOp {
+impl MapChange {
     /// The op as an argument list (how group 0's entries carry it).
     pub fn to_args(&self) -> Vec<Bytes> {
         let b = |s: String| Bytes::from(s);
         match self {
-            MetaOp::Bootstrap { node, info, shards } => vec![
+            MapChange::Bootstrap { node, info, shards } => vec![
                 b("bootstrap".into()),
                 b(node.to_string()),
                 b(info.client_addr.clone()),
                 b(info.cluster_addr.clone()),
                 b(shards.to_string()),
             ],
-            MetaOp::AddNode { node, info } => vec![
+            MapChange::AddNode { node, info } => vec![
                 b("addnode".into()),
                 b(node.to_string()),
                 b(info.client_addr.clone()),
                 b(info.cluster_addr.clone()),
             ],
-            MetaOp::SetReplicas { shard, nodes } => {
+            MapChange::SetReplicas { shard, nodes } => {
                 let mut args = vec![b("replicas".into()), b(shard.to_string())];
                 args.extend(nodes.iter().map(|n| b(n.to_string())));
                 args
             }
-            MetaOp::SetNodeState { node, up } => vec![
+            MapChange::SetNodeState { node, up } => vec![
                 b("nodestate".into()),
                 b(node.to_string()),
                 b(if *up { "up" } else { "down" }.into()),
@@ -98,7 +107,7 @@ impl MetaOp {
         }
     }
 
-    pub fn from_args(args: &[Bytes]) -> Result<MetaOp, CodecError> {
+    pub fn from_args(args: &[Bytes]) -> Result<MapChange, CodecError> {
         let name = args.first().map(|a| &a[..]).unwrap_or_default();
         let node_info = |at: usize| -> Result<NodeInfo, CodecError> {
             Ok(NodeInfo {
@@ -107,23 +116,23 @@ impl MetaOp {
             })
         };
         match name {
-            b"bootstrap" if args.len() == 5 => Ok(MetaOp::Bootstrap {
+            b"bootstrap" if args.len() == 5 => Ok(MapChange::Bootstrap {
                 node: parse(args.get(1))?,
                 info: node_info(2)?,
                 shards: parse(args.get(4))?,
             }),
-            b"addnode" if args.len() == 4 => Ok(MetaOp::AddNode {
+            b"addnode" if args.len() == 4 => Ok(MapChange::AddNode {
                 node: parse(args.get(1))?,
                 info: node_info(2)?,
             }),
-            b"replicas" if args.len() >= 2 => Ok(MetaOp::SetReplicas {
+            b"replicas" if args.len() >= 2 => Ok(MapChange::SetReplicas {
                 shard: parse(args.get(1))?,
                 nodes: args[2..]
                     .iter()
                     .map(|a| parse(Some(a)))
                     .collect::<Result<_, _>>()?,
             }),
-            b"nodestate" if args.len() == 3 => Ok(MetaOp::SetNodeState {
+            b"nodestate" if args.len() == 3 => Ok(MapChange::SetNodeState {
                 node: parse(args.get(1))?,
                 up: match &args[2][..] {
                     b"up" => true,
@@ -139,11 +148,11 @@ impl MetaOp {
     }
 }
 
-impl ClusterMeta {
+impl ClusterMap {
     /// Applies a change; returns whether it changed anything.
-    pub fn apply(&mut self, op: &MetaOp) -> bool {
+    pub fn apply(&mut self, op: &MapChange) -> bool {
         let changed = match op {
-            MetaOp::Bootstrap { node, info, shards } => {
+            MapChange::Bootstrap { node, info, shards } => {
                 if !self.nodes.is_empty() {
                     return false;
                 }
@@ -151,17 +160,18 @@ impl ClusterMeta {
                 self.replicas = vec![BTreeSet::from([*node]); usize::from(*shards)];
                 true
             }
-            MetaOp::AddNode { node, info } => {
+            MapChange::AddNode { node, info } => {
                 self.nodes.insert(*node, info.clone()).as_ref() != Some(info)
             }
-            MetaOp::SetReplicas { shard, nodes } => match self.replicas.get_mut(*shard as usize) {
+            MapChange::SetReplicas { shard, nodes } => match self.replicas.get_mut(*shard as usize)
+            {
                 Some(current) if current != nodes => {
                     *current = nodes.clone();
                     true
                 }
                 _ => false,
             },
-            MetaOp::SetNodeState { node, up } => {
+            MapChange::SetNodeState { node, up } => {
                 if !self.nodes.contains_key(node) {
                     return false;
                 }
@@ -199,8 +209,8 @@ impl ClusterMeta {
         out.put_u32(self.nodes.len() as u32);
         for (id, info) in &self.nodes {
             out.put_u64(*id);
-            types::put_bytes(&mut out, info.client_addr.as_bytes());
-            types::put_bytes(&mut out, info.cluster_addr.as_bytes());
+            codec::put_bytes(&mut out, info.client_addr.as_bytes());
+            codec::put_bytes(&mut out, info.cluster_addr.as_bytes());
         }
         out.put_u32(self.replicas.len() as u32);
         for nodes in &self.replicas {
@@ -216,19 +226,19 @@ impl ClusterMeta {
         out.freeze()
     }
 
-    pub fn decode(mut raw: Bytes) -> Result<ClusterMeta, CodecError> {
-        let version = types::get_u8(&mut raw)?;
+    pub fn decode(mut raw: Bytes) -> Result<ClusterMap, CodecError> {
+        let version = codec::get_u8(&mut raw)?;
         if version != 1 && version != FORMAT_VERSION {
             return Err(CodecError::Version(version));
         }
-        let epoch = types::get_u64(&mut raw)?;
+        let epoch = codec::get_u64(&mut raw)?;
         let string = |raw: &mut Bytes| -> Result<String, CodecError> {
-            String::from_utf8(types::get_bytes(raw)?.to_vec())
+            String::from_utf8(codec::get_bytes(raw)?.to_vec())
                 .map_err(|_| CodecError::Bad("address is not UTF-8".into()))
         };
         let mut nodes = BTreeMap::new();
-        for _ in 0..types::get_count(&mut raw)? {
-            let id = types::get_u64(&mut raw)?;
+        for _ in 0..codec::get_count(&mut raw)? {
+            let id = codec::get_u64(&mut raw)?;
             let client_addr = string(&mut raw)?;
             let cluster_addr = string(&mut raw)?;
             nodes.insert(
@@ -240,20 +250,20 @@ impl ClusterMeta {
             );
         }
         let mut replicas = Vec::new();
-        for _ in 0..types::get_count(&mut raw)? {
+        for _ in 0..codec::get_count(&mut raw)? {
             let mut set = BTreeSet::new();
-            for _ in 0..types::get_count(&mut raw)? {
-                set.insert(types::get_u64(&mut raw)?);
+            for _ in 0..codec::get_count(&mut raw)? {
+                set.insert(codec::get_u64(&mut raw)?);
             }
             replicas.push(set);
         }
         let mut down = BTreeSet::new();
         if version >= 2 {
-            for _ in 0..types::get_count(&mut raw)? {
-                down.insert(types::get_u64(&mut raw)?);
+            for _ in 0..codec::get_count(&mut raw)? {
+                down.insert(codec::get_u64(&mut raw)?);
             }
         }
-        Ok(ClusterMeta {
+        Ok(ClusterMap {
             epoch,
             nodes,
             replicas,
@@ -276,31 +286,31 @@ mod tests {
     #[test]
     fn ops_round_trip_and_apply() {
         let ops = [
-            MetaOp::Bootstrap {
+            MapChange::Bootstrap {
                 node: 7,
                 info: info(7000),
                 shards: 4,
             },
-            MetaOp::AddNode {
+            MapChange::AddNode {
                 node: 9,
                 info: info(7001),
             },
-            MetaOp::SetReplicas {
+            MapChange::SetReplicas {
                 shard: 2,
                 nodes: BTreeSet::from([7, 9]),
             },
-            MetaOp::SetNodeState { node: 9, up: false },
+            MapChange::SetNodeState { node: 9, up: false },
         ];
-        let mut meta = ClusterMeta::default();
+        let mut meta = ClusterMap::default();
         for op in &ops {
-            assert_eq!(MetaOp::from_args(&op.to_args()).as_ref(), Ok(op));
+            assert_eq!(MapChange::from_args(&op.to_args()).as_ref(), Ok(op));
             assert!(meta.apply(op));
         }
         assert!(!meta.apply(&ops[0]), "bootstrap only once");
         assert!(!meta.apply(&ops[2]), "same replicas: no change");
         assert!(!meta.apply(&ops[3]), "already down: no change");
         assert!(
-            !meta.apply(&MetaOp::SetNodeState { node: 5, up: false }),
+            !meta.apply(&MapChange::SetNodeState { node: 5, up: false }),
             "unknown node"
         );
         assert_eq!(meta.down, BTreeSet::from([9]));
@@ -308,16 +318,16 @@ mod tests {
         assert_eq!(meta.replicas[2], BTreeSet::from([7, 9]));
         assert_eq!(meta.load(), BTreeMap::from([(7, 4), (9, 1)]));
         let raw = meta.encode();
-        assert_eq!(ClusterMeta::decode(raw.clone()), Ok(meta.clone()));
+        assert_eq!(ClusterMap::decode(raw.clone()), Ok(meta.clone()));
         for cut in 0..raw.len() {
-            assert!(ClusterMeta::decode(raw.slice(..cut)).is_err());
+            assert!(ClusterMap::decode(raw.slice(..cut)).is_err());
         }
         // A version 1 map (before node states) still reads, with no node down.
         let mut v1 = BytesMut::from(&raw[..raw.len() - 12]);
         v1[0] = 1;
-        let old = ClusterMeta::decode(v1.freeze()).unwrap();
+        let old = ClusterMap::decode(v1.freeze()).unwrap();
         assert_eq!((old.down.len(), old.nodes.len()), (0, 2));
-        assert!(meta.apply(&MetaOp::SetNodeState { node: 9, up: true }));
+        assert!(meta.apply(&MapChange::SetNodeState { node: 9, up: true }));
         assert!(meta.down.is_empty());
     }
 
@@ -332,7 +342,7 @@ mod tests {
             vec![],
         ] {
             let args: Vec<Bytes> = args.into_iter().map(Bytes::from).collect();
-            assert!(MetaOp::from_args(&args).is_err(), "{args:?}");
+            assert!(MapChange::from_args(&args).is_err(), "{args:?}");
         }
     }
 }
