@@ -70,6 +70,14 @@ pub struct SnapshotChunk {
     pub group: u32,
 }
 
+/// Asks the leader of a group for the log index a linearizable read must see (ReadIndex,
+/// confirmed with a quorum): a replica serving a READONLY read applies up to it first.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ReadIndex {
+    #[prost(uint32, tag = "1")]
+    pub group: u32,
+}
+
 /// A client command to run on the receiving node (the leader of its shard), as argv.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Forward {
@@ -181,7 +189,7 @@ pub struct Ping {}
 pub struct Request {
     #[prost(uint64, tag = "1")]
     pub id: u64,
-    #[prost(oneof = "request::Body", tags = "2, 3, 4, 5, 6, 7, 8, 9, 10, 11")]
+    #[prost(oneof = "request::Body", tags = "2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12")]
     pub body: Option<request::Body>,
 }
 
@@ -208,6 +216,8 @@ pub mod request {
         Quiesce(super::Quiesce),
         #[prost(message, tag = "11")]
         Ping(super::Ping),
+        #[prost(message, tag = "12")]
+        ReadIndex(super::ReadIndex),
     }
 }
 
@@ -215,7 +225,7 @@ pub mod request {
 pub struct Response {
     #[prost(uint64, tag = "1")]
     pub id: u64,
-    #[prost(oneof = "response::Body", tags = "2, 3, 4, 5, 6, 7")]
+    #[prost(oneof = "response::Body", tags = "2, 3, 4, 5, 6, 7, 8")]
     pub body: Option<response::Body>,
 }
 
@@ -242,6 +252,9 @@ pub mod response {
         /// A group's voters after a membership change.
         #[prost(message, tag = "7")]
         Voters(super::NodeIds),
+        /// A log index (the answer to a ReadIndex).
+        #[prost(uint64, tag = "8")]
+        Index(u64),
     }
 }
 

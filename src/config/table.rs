@@ -105,6 +105,12 @@ pub static BASALT_PARAMS: &[Param] = &[
         mutable: true,
     },
     Param {
+        name: "replica-reads",
+        default: "linearizable",
+        kind: Kind::Enum(&["linearizable", "stale"]),
+        mutable: true,
+    },
+    Param {
         name: "read-consistency",
         default: "lease",
         kind: Kind::Enum(&["lease", "linearizable"]),
@@ -168,6 +174,7 @@ pub static EFFECTIVE: &[&str] = &[
     "replicas",
     "read-consistency",
     "cluster-redirects",
+    "replica-reads",
     "cluster-announce-ip",
     "cluster-announce-port",
 ];

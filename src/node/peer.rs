@@ -125,9 +125,25 @@ impl Node {
                 self.groups().handle_quiesce(&q).map(response::Body::Done)
             }
             Some(request::Body::Ping(_)) => Ok(response::Body::Done(true)),
+            Some(request::Body::ReadIndex(r)) => match self.shard_of_peer_group(r.group) {
+                Some(shard) => self
+                    .groups()
+                    .read_index(shard)
+                    .await
+                    .map(response::Body::Index)
+                    .map_err(|e| e.to_string()),
+                None => Err(format!("no shard group {}", r.group)),
+            },
             None => Err("unknown request (a newer peer?)".to_string()),
         };
         result.unwrap_or_else(response::Body::Error)
+    }
+
+    /// The shard of a group a peer names: `None` for group 0 (the map group) and for
+    /// numbers past the last shard.
+    fn shard_of_peer_group(&self, group: u32) -> Option<ShardId> {
+        let shard = group.checked_sub(1)?;
+        (shard < u32::from(self.shards.shard_count())).then_some(ShardId(shard as u16))
     }
 
     /// A node asks to join: it follows group 0 (a voter while there are fewer than five)

@@ -4,6 +4,8 @@
 //! for a slot led elsewhere, `CROSSSLOT` for keys of several slots, as Redis Cluster does.
 
 use bytes::Bytes;
+use cluster_proto::messages::ReadIndex;
+use cluster_proto::{request, response};
 
 use super::Node;
 use crate::clock;
@@ -12,8 +14,11 @@ use crate::commands::Command;
 use crate::commands::Session;
 use crate::config::Redirects;
 use crate::protocol::Reply;
+use crate::raft::group_of;
 
 const CROSSSLOT: &str = "CROSSSLOT Keys in request don't hash to the same slot";
+/// How long a replica read waits for the leader's read index and for its own apply.
+const REPLICA_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Where a request runs (see `Node::route_elsewhere`).
 pub(super) enum Route {
@@ -67,6 +72,9 @@ impl Node {
             }
         }
         let blocking = cmd.spec.has_flag("blocking");
+        if session.readonly && !cmd.is_write() && !blocking && self.read_on_replica(shard).await {
+            return None;
+        }
         if let Some(leader) = self.leader_elsewhere(shard) {
             if !blocking {
                 return Some(Err(leader));
@@ -112,8 +120,7 @@ impl Node {
 
     /// `MOVED <slot> <host:port>` for a command on `key` whose shard another node leads,
     /// unless it is a read on a READONLY connection and this node replicates the shard
-    /// (then it is served as for any client: through the leader, which keeps it
-    /// linearizable). `None` also when no other leader is known (the caller waits for one).
+    /// (then it is served here, see `read_on_replica`). `None` also when no other leader is known (the caller waits for one).
     fn moved(&self, cmd: &Command, session: &Session, key: &[u8], shard: ShardId) -> Option<Reply> {
         let replicated_here = || !self.groups().voters_of(shard).is_empty();
         if session.readonly && !cmd.is_write() && replicated_here() {
@@ -125,6 +132,41 @@ impl Node {
             key_slot(key).0,
             leader.client_addr
         )))
+    }
+
+    /// Whether a READONLY read of `shard` may run on this node, a replica of it: with
+    /// `replica-reads stale` at once; by default once this node has applied what the
+    /// leader reports a linearizable read must see (ReadIndex). False when this node holds
+    /// no replica or the leader cannot be asked (the read then goes to the leader).
+    async fn read_on_replica(&self, shard: ShardId) -> bool {
+        let groups = self.groups();
+        if groups.voters_of(shard).is_empty() {
+            return false;
+        }
+        if self.shared.config.get("replica-reads") == "stale" {
+            return true;
+        }
+        let Some((leader, info)) = groups
+            .leader_of(shard)
+            .filter(|(id, _)| *id != groups.node_id())
+        else {
+            return false;
+        };
+        let ask = request::Body::ReadIndex(ReadIndex {
+            group: group_of(shard),
+        });
+        let answer = groups
+            .peers()
+            .call(leader, &info.cluster_addr, ask, REPLICA_READ_TIMEOUT)
+            .await;
+        match answer {
+            Ok(response::Body::Index(index)) => {
+                groups
+                    .wait_applied(shard, index, REPLICA_READ_TIMEOUT)
+                    .await
+            }
+            _ => false,
+        }
     }
 
     /// Whether a request's keyed command goes to another node (its shard's leader is

@@ -473,6 +473,36 @@ impl Groups {
         known_leader(&self.shard(shard).raft)
     }
 
+    /// The log index a linearizable read of `shard` must see, confirmed by this leader
+    /// with a quorum (ReadIndex). A replica serving a READONLY read applies up to it first.
+    pub async fn read_index(&self, shard: ShardId) -> Result<u64, ProposeError> {
+        let group = self.shard(shard);
+        group.wake();
+        match group
+            .raft
+            .get_read_log_id(openraft::ReadPolicy::ReadIndex)
+            .await
+        {
+            Ok((read, _)) => Ok(read.index()),
+            Err(RaftError::APIError(openraft::error::LinearizableReadError::ForwardToLeader(
+                f,
+            ))) => Err(self.elsewhere(f.leader_id)),
+            Err(e) => Err(ProposeError::Fatal(e.to_string())),
+        }
+    }
+
+    /// Waits until this node has applied `shard`'s log through `index`; false if that
+    /// takes longer than `timeout`.
+    pub async fn wait_applied(&self, shard: ShardId, index: u64, timeout: Duration) -> bool {
+        let group = self.shard(shard);
+        group
+            .raft
+            .wait(Some(timeout))
+            .applied_index_at_least(Some(index), "read index")
+            .await
+            .is_ok()
+    }
+
     /// Waits until this node may serve a read of `shard`: it leads the group (under its
     /// lease, or confirmed by a quorum with `read-consistency linearizable`) and has applied
     /// everything committed before the read. A group whose only voter is this node needs

@@ -97,18 +97,28 @@ fn master_of(table: &[(i64, i64, i64, Vec<i64>)], slot: i64) -> i64 {
         .unwrap_or_else(|| panic!("slot {slot} is not covered"))
 }
 
-/// CLUSTER SLOTS once shard leaders have spread over more than one node (a new cluster's
-/// first node leads every shard until the leader balancer hands some over).
+/// CLUSTER SLOTS once shard leaders have settled: a new cluster's first node leads every
+/// shard until the leader balancer hands some over, a few at a time. Settled is when no
+/// node masters more than its share of the 16 shards and two reads a second apart agree.
 fn spread_slot_table(con: &mut redis::Connection) -> Vec<(i64, i64, i64, Vec<i64>)> {
     let deadline = Instant::now() + Duration::from_secs(60);
+    let mut last = Vec::new();
     loop {
         let table = slot_table(&query(con, &["CLUSTER", "SLOTS"]).unwrap());
-        let masters: std::collections::BTreeSet<i64> = table.iter().map(|r| r.2).collect();
-        if masters.len() > 1 {
+        let mut slots_of: BTreeMap<i64, i64> = BTreeMap::new();
+        for (first, end, master, _) in &table {
+            *slots_of.entry(*master).or_default() += end - first + 1;
+        }
+        let share = (16 + 2) / 3 * 1024;
+        if slots_of.len() > 1 && slots_of.values().all(|n| *n <= share) && table == last {
             return table;
         }
-        assert!(Instant::now() < deadline, "leaders never spread: {table:?}");
-        std::thread::sleep(Duration::from_millis(200));
+        assert!(
+            Instant::now() < deadline,
+            "leaders never settled: {table:?}"
+        );
+        last = table;
+        std::thread::sleep(Duration::from_secs(1));
     }
 }
 
@@ -192,9 +202,18 @@ fn cluster_clients_get_the_layout_and_moved_plain_clients_are_forwarded() {
         query(&mut at_master, &["SET", &key, "v"]).unwrap(),
         Value::Okay
     );
-    // READONLY: reads of a shard this node replicates are served here (through its leader).
+    // READONLY: reads of a shard this node replicates are served here, after the node has
+    // applied what the leader says a linearizable read must see: every write acknowledged
+    // before the read is in it, and nothing is forwarded.
     query(&mut con, &["READONLY"]).unwrap();
-    assert_eq!(text(&query(&mut con, &["GET", &key]).unwrap()), "v");
+    let forwarded_before = forwarded(cluster.ports()[0]);
+    for i in 0..50 {
+        let value = format!("v{i}");
+        let set = query(&mut at_master, &["SET", &key, &value]).unwrap();
+        assert_eq!(set, Value::Okay);
+        assert_eq!(text(&query(&mut con, &["GET", &key]).unwrap()), value);
+    }
+    assert_eq!(forwarded(cluster.ports()[0]), forwarded_before);
     assert!(error_text(query(&mut con, &["SET", &key, "w"])).starts_with("MOVED "));
 
     // A plain connection is served through forwarding, and INFO counts it.
