@@ -46,8 +46,25 @@ impl Node {
     }
 
     /// `route_elsewhere` for a keyed command: `None` to run it here, `Err(leader)` to send
-    /// it to another node with the pipeline.
+    /// it to another node with the pipeline. A read that runs here and has keys of other
+    /// shards first makes sure this node's state of those shards is current too.
     async fn route_keyed(
+        &self,
+        cmd: &Command,
+        session: &Session,
+        args: &[Bytes],
+    ) -> Option<Result<Reply, (u64, crate::raft::types::NodeInfo)>> {
+        let route = self.route_first_key(cmd, session, args).await;
+        if route.is_none() && !cmd.is_write() {
+            if let Some(refused) = self.other_shards_current(cmd, session, args).await {
+                return Some(Ok(refused));
+            }
+        }
+        route
+    }
+
+    /// Where a keyed command runs, by the shard of its first key.
+    async fn route_first_key(
         &self,
         cmd: &Command,
         session: &Session,
@@ -135,17 +152,20 @@ impl Node {
     }
 
     /// Whether a READONLY read of `shard` may run on this node, a replica of it: with
-    /// `replica-reads stale` at once; by default once this node has applied what the
-    /// leader reports a linearizable read must see (ReadIndex). False when this node holds
-    /// no replica or the leader cannot be asked (the read then goes to the leader).
+    /// `replica-reads stale` at once; by default once it is current (`caught_up`). False
+    /// when this node holds no replica or the leader cannot be asked (the read then goes to
+    /// the leader).
     async fn read_on_replica(&self, shard: ShardId) -> bool {
-        let groups = self.groups();
-        if groups.voters_of(shard).is_empty() {
+        if self.groups().voters_of(shard).is_empty() {
             return false;
         }
-        if self.shared.config.get("replica-reads") == "stale" {
-            return true;
-        }
+        self.shared.config.get("replica-reads") == "stale" || self.caught_up(shard).await
+    }
+
+    /// Whether this node, a replica of `shard` led by another node, has applied what the
+    /// leader reports a linearizable read must see (ReadIndex).
+    async fn caught_up(&self, shard: ShardId) -> bool {
+        let groups = self.groups();
         let Some((leader, info)) = groups
             .leader_of(shard)
             .filter(|(id, _)| *id != groups.node_id())
@@ -167,6 +187,40 @@ impl Node {
             }
             _ => false,
         }
+    }
+
+    /// A read about to run here over keys of several shards: each shard other than the
+    /// first's must be current on this node — led here (read barrier) or replicated here
+    /// and caught up with its leader — else the read is refused rather than answered from
+    /// a state that may be behind (or absent: a shard this node holds no replica of).
+    async fn other_shards_current(
+        &self,
+        cmd: &Command,
+        session: &Session,
+        args: &[Bytes],
+    ) -> Option<Reply> {
+        let groups = self.groups();
+        if groups.alone() {
+            return None;
+        }
+        let mut keys = cmd.key_positions(args);
+        let first = self.shards.shard_of_key(&args[keys.next()?]);
+        let mut others: Vec<ShardId> = keys
+            .map(|i| self.shards.shard_of_key(&args[i]))
+            .filter(|s| *s != first)
+            .collect();
+        others.sort_unstable();
+        others.dedup();
+        for shard in others {
+            let current = groups.serves_locally(shard, false)
+                || (groups.is_leader(shard) && groups.read_barrier(shard).await.is_ok())
+                || (session.readonly && self.read_on_replica(shard).await)
+                || (!groups.voters_of(shard).is_empty() && self.caught_up(shard).await);
+            if !current {
+                return Some(Reply::error(CROSSSLOT));
+            }
+        }
+        None
     }
 
     /// Whether a request's keyed command goes to another node (its shard's leader is

@@ -222,6 +222,30 @@ fn cluster_clients_get_the_layout_and_moved_plain_clients_are_forwarded() {
     assert_eq!(query(&mut plain, &["SET", &key, "w"]).unwrap(), Value::Okay);
     assert_eq!(text(&query(&mut plain, &["GET", &key]).unwrap()), "w");
     assert!(forwarded(cluster.ports()[0]) > before);
+    // A read over keys of several shards sees every write acknowledged before it, whoever
+    // leads those shards.
+    let other = (0..)
+        .map(|i| format!("other:{i}"))
+        .find(|k| {
+            let s = i64::from(basalt::cluster::key_slot(k.as_bytes()).0);
+            master_of(&table, s) != master_of(&table, slot)
+        })
+        .unwrap();
+    let other_slot = i64::from(basalt::cluster::key_slot(other.as_bytes()).0);
+    let mut at_other = connect(master_of(&table, other_slot) as u16);
+    for i in 0..30 {
+        let (a, b) = (format!("a{i}"), format!("b{i}"));
+        assert_eq!(
+            query(&mut at_master, &["SET", &key, &a]).unwrap(),
+            Value::Okay
+        );
+        assert_eq!(
+            query(&mut at_other, &["SET", &other, &b]).unwrap(),
+            Value::Okay
+        );
+        let both = query(&mut plain, &["MGET", &key, &other]).unwrap();
+        assert_eq!(items(&both).iter().map(text).collect::<Vec<_>>(), [a, b]);
+    }
 
     // The keys of a slot, as the node holding them sees them.
     let counted = query(
