@@ -97,6 +97,11 @@ pub struct ClusterState {
     pub known_nodes: usize,
     pub shard_count: u16,
     pub epoch: u64,
+    /// Messages sent and received on the cluster port, both directions.
+    pub messages_sent: u64,
+    pub messages_received: u64,
+    /// Requests refused because a peer's send queue was full.
+    pub queue_full: u64,
 }
 
 /// What handlers may learn of, or ask of, the layers the node runs them over: the

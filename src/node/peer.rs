@@ -66,6 +66,10 @@ impl crate::transport::listener::Service for Node {
         self.groups().peers().hello()
     }
 
+    fn traffic(&self) -> &crate::transport::Traffic {
+        self.groups().peers().traffic()
+    }
+
     async fn serve(self: Arc<Self>, body: Option<request::Body>) -> response::Body {
         self.serve_peer(body).await
     }

@@ -31,12 +31,16 @@ impl ClusterView for Node {
                 slots_failed += u32::from(last.0) - u32::from(first.0) + 1;
             }
         }
-        let meta = self.map.read();
+        let map = self.map.read();
+        let traffic = groups.peers().traffic();
         ClusterState {
             slots_failed,
-            known_nodes: meta.nodes.len(),
+            known_nodes: map.nodes.len(),
             shard_count: self.shards.shard_count(),
-            epoch: meta.epoch,
+            epoch: map.epoch,
+            messages_sent: traffic.sent(),
+            messages_received: traffic.received(),
+            queue_full: traffic.queue_full(),
         }
     }
 

@@ -12,6 +12,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, Semaphore};
 
 use super::frame::{read_frame, write_message};
+use super::Traffic;
 
 /// Requests one peer connection may have being served at once.
 const IN_FLIGHT_MAX: usize = 4096;
@@ -20,6 +21,8 @@ const IN_FLIGHT_MAX: usize = 4096;
 pub trait Service: Send + Sync + 'static {
     /// The `Hello` this node answers a peer's with.
     fn hello(&self) -> &Hello;
+    /// Where the messages this listener receives and sends are counted.
+    fn traffic(&self) -> &Traffic;
     /// Serves one request (`None`: a body this node's protocol version does not know).
     fn serve(
         self: Arc<Self>,
@@ -70,15 +73,18 @@ async fn connection<S: Service>(
     let (mut reader, mut writer) = socket.into_split();
     let (tx, mut rx) = mpsc::channel::<Response>(IN_FLIGHT_MAX);
     let in_flight = Arc::new(Semaphore::new(IN_FLIGHT_MAX));
+    let counted = node.clone();
     let writing = async move {
         while let Some(resp) = rx.recv().await {
             write_message(&mut writer, &resp).await?;
+            counted.traffic().count_sent(1);
         }
         Ok::<(), std::io::Error>(())
     };
     let reading = async move {
         loop {
             let raw = read_frame(&mut reader, &mut buf).await?;
+            node.traffic().count_received();
             let req = Request::decode(raw)
                 .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
             let Ok(permit) = in_flight.clone().acquire_owned().await else {

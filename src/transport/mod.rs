@@ -9,3 +9,36 @@ pub mod peers;
 
 pub use frame::{read_frame, write_message};
 pub use peers::{PeerError, Peers};
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Messages this node sent and received on the cluster port (requests and responses, both
+/// directions), and requests refused because a peer's queue was full (CLUSTER INFO).
+#[derive(Debug, Default)]
+pub struct Traffic {
+    sent: AtomicU64,
+    received: AtomicU64,
+    queue_full: AtomicU64,
+}
+
+impl Traffic {
+    pub fn sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+
+    pub fn received(&self) -> u64 {
+        self.received.load(Ordering::Relaxed)
+    }
+
+    pub fn queue_full(&self) -> u64 {
+        self.queue_full.load(Ordering::Relaxed)
+    }
+
+    fn count_sent(&self, n: u64) {
+        self.sent.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn count_received(&self) {
+        self.received.fetch_add(1, Ordering::Relaxed);
+    }
+}

@@ -24,6 +24,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
 use super::frame::{read_frame, write_message};
+use super::Traffic;
 
 /// Requests waiting per peer before callers are turned away.
 const QUEUE_DEPTH: usize = 4096;
@@ -68,6 +69,7 @@ pub struct Peers {
     me: Hello,
     clock: Clock,
     peers: Mutex<HashMap<u64, Arc<Peer>>>,
+    traffic: Arc<Traffic>,
 }
 
 impl Peers {
@@ -80,7 +82,14 @@ impl Peers {
             },
             clock: Clock(Instant::now()),
             peers: Mutex::new(HashMap::new()),
+            traffic: Arc::default(),
         })
+    }
+
+    /// Messages sent and received on the cluster port, both directions (the listener
+    /// counts into the same totals).
+    pub fn traffic(&self) -> &Arc<Traffic> {
+        &self.traffic
     }
 
     /// How long ago `node` last answered (counted from when this node first sent to it;
@@ -141,7 +150,10 @@ impl Peers {
         let peer = self.peer(node, addr);
         let (tx, rx) = oneshot::channel();
         peer.queue.try_send((body, tx)).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => PeerError::Busy(node),
+            mpsc::error::TrySendError::Full(_) => {
+                self.traffic.queue_full.fetch_add(1, Ordering::Relaxed);
+                PeerError::Busy(node)
+            }
             mpsc::error::TrySendError::Closed(_) => PeerError::Unreachable(node),
         })?;
         match tokio::time::timeout(timeout, rx).await {
@@ -179,6 +191,7 @@ impl Peers {
             clock: self.clock,
             heard,
             refused,
+            traffic: self.traffic.clone(),
         };
         tokio::spawn(run_connection(link, rx));
         peer
@@ -214,6 +227,7 @@ struct Link {
     clock: Clock,
     heard: Arc<AtomicU64>,
     refused: Arc<AtomicU64>,
+    traffic: Arc<Traffic>,
 }
 
 /// Owns the connection to one peer for as long as anyone may send to it.
@@ -225,6 +239,7 @@ async fn run_connection(link: Link, mut queue: mpsc::Receiver<(request::Body, Pe
         clock,
         heard,
         refused,
+        traffic,
     } = link;
     let next_id = AtomicU64::new(1);
     let mut backoff = BACKOFF_MIN;
@@ -268,10 +283,11 @@ async fn run_connection(link: Link, mut queue: mpsc::Receiver<(request::Body, Pe
         let in_flight: Arc<Mutex<HashMap<u64, Pending>>> = Default::default();
         let reading = {
             let in_flight = in_flight.clone();
-            let (heard, refused) = (heard.clone(), refused.clone());
+            let (heard, refused, traffic) = (heard.clone(), refused.clone(), traffic.clone());
             async move {
                 loop {
                     let raw = read_frame(&mut reader, &mut buf).await?;
+                    traffic.count_received();
                     heard.store(clock.now_ms(), Ordering::Relaxed);
                     refused.store(0, Ordering::Relaxed);
                     let resp = Response::decode(raw)
@@ -300,6 +316,7 @@ async fn run_connection(link: Link, mut queue: mpsc::Receiver<(request::Body, Pe
                         break;
                     }
                 }
+                let sent = batch.len() as u64;
                 for (body, reply) in batch {
                     let id = next_id.fetch_add(1, Ordering::Relaxed);
                     in_flight.lock().insert(id, reply);
@@ -311,6 +328,7 @@ async fn run_connection(link: Link, mut queue: mpsc::Receiver<(request::Body, Pe
                         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
                 }
                 writer.write_all(&out).await?;
+                traffic.count_sent(sent);
                 out.clear();
             }
         };

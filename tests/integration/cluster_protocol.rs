@@ -260,6 +260,17 @@ fn cluster_clients_get_the_layout_and_moved_plain_clients_are_forwarded() {
     assert_eq!(text(&items(&listed.unwrap())[0]), key);
     let info = text(&query(&mut con, &["INFO", "cluster"]).unwrap());
     assert!(info.contains("cluster_enabled:1"), "{info}");
+    let cluster_info = text(&query(&mut con, &["CLUSTER", "INFO"]).unwrap());
+    let stat = |name: &str| -> u64 {
+        cluster_info
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}:")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} in {cluster_info}"))
+    };
+    assert!(stat("cluster_stats_messages_sent") > 0);
+    assert!(stat("cluster_stats_messages_received") > 0);
+    assert_eq!(stat("total_cluster_links_buffer_limit_exceeded"), 0);
 
     // Hand edits of the layout say what Basalt does instead; no failure reports are kept.
     for (args, says) in [

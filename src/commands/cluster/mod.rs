@@ -100,6 +100,15 @@ fn cluster_info(ctx: &mut Ctx, _: &[Bytes]) -> CmdResult {
         format!("cluster_size:{}", cluster.shard_count),
         format!("cluster_current_epoch:{}", cluster.epoch),
         format!("cluster_my_epoch:{}", cluster.epoch),
+        format!("cluster_stats_messages_sent:{}", cluster.messages_sent),
+        format!(
+            "cluster_stats_messages_received:{}",
+            cluster.messages_received
+        ),
+        format!(
+            "total_cluster_links_buffer_limit_exceeded:{}",
+            cluster.queue_full
+        ),
     ];
     let mut text = lines.join("\r\n");
     text.push_str("\r\n");
