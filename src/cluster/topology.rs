@@ -82,34 +82,20 @@ impl Topology {
     /// Contiguous slot ranges with the same master and replicas, merged as Redis lists a
     /// master's consecutive slots as one range; shards without a known master are left out.
     pub fn slot_ranges(&self) -> Vec<ShardLayout> {
-        let mut ranges: Vec<ShardLayout> = Vec::new();
-        for shard in self.shards.iter().filter(|s| s.master.is_some()) {
-            match ranges.last_mut() {
-                Some(last)
-                    if last.master == shard.master
-                        && last.replicas == shard.replicas
-                        && u32::from(last.last.0) + 1 == u32::from(shard.first.0) =>
-                {
-                    last.last = shard.last;
-                }
-                _ => ranges.push(shard.clone()),
-            }
-        }
-        ranges
+        merge(self.shards.iter().filter(|s| s.master.is_some()), |a, b| {
+            a.master == b.master && a.replicas == b.replicas
+        })
     }
 
     /// The slot ranges `id` masters, merged.
     pub fn mastered_by(&self, id: u64) -> Vec<(Slot, Slot)> {
-        let mut ranges: Vec<(Slot, Slot)> = Vec::new();
-        for shard in self.shards.iter().filter(|s| s.master == Some(id)) {
-            match ranges.last_mut() {
-                Some(last) if u32::from(last.1 .0) + 1 == u32::from(shard.first.0) => {
-                    last.1 = shard.last;
-                }
-                _ => ranges.push((shard.first, shard.last)),
-            }
-        }
-        ranges
+        merge(
+            self.shards.iter().filter(|s| s.master == Some(id)),
+            |_, _| true,
+        )
+        .into_iter()
+        .map(|s| (s.first, s.last))
+        .collect()
     }
 
     /// The master `id` replicates when it masters nothing: the master of the first shard
@@ -133,6 +119,25 @@ impl Topology {
         ids.dedup();
         ids
     }
+}
+
+/// Joins consecutive shards whose slots touch and that `same` says belong together.
+fn merge<'a>(
+    shards: impl Iterator<Item = &'a ShardLayout>,
+    same: impl Fn(&ShardLayout, &ShardLayout) -> bool,
+) -> Vec<ShardLayout> {
+    let mut ranges: Vec<ShardLayout> = Vec::new();
+    for shard in shards {
+        match ranges.last_mut() {
+            Some(last)
+                if same(last, shard) && u32::from(last.last.0) + 1 == u32::from(shard.first.0) =>
+            {
+                last.last = shard.last;
+            }
+            _ => ranges.push(shard.clone()),
+        }
+    }
+    ranges
 }
 
 #[cfg(test)]

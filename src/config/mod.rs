@@ -48,6 +48,7 @@ pub struct Config {
     lfu_policy: AtomicBool,
     password_set: AtomicBool,
     cluster_redirects: AtomicU8,
+    stale_replica_reads: AtomicBool,
 }
 
 impl Config {
@@ -69,6 +70,7 @@ impl Config {
             output_limit: Default::default(),
             lfu_policy: AtomicBool::new(false),
             cluster_redirects: AtomicU8::new(Redirects::Auto as u8),
+            stale_replica_reads: AtomicBool::new(false),
             password_set: AtomicBool::new(false),
         };
         config.refresh_hot();
@@ -182,6 +184,8 @@ impl Config {
         };
         self.cluster_redirects
             .store(redirects as u8, Ordering::Relaxed);
+        self.stale_replica_reads
+            .store(self.get("replica-reads") == "stale", Ordering::Relaxed);
     }
 
     pub fn get(&self, name: &str) -> String {
@@ -302,6 +306,10 @@ impl Config {
     /// Whether `requirepass` is set.
     pub fn password_set(&self) -> bool {
         self.password_set.load(Ordering::Relaxed)
+    }
+    /// `replica-reads stale`: READONLY reads on a replica skip the leader's read index.
+    pub fn stale_replica_reads(&self) -> bool {
+        self.stale_replica_reads.load(Ordering::Relaxed)
     }
     /// `cluster-redirects`: which connections get MOVED for a slot led elsewhere.
     pub fn cluster_redirects(&self) -> Redirects {

@@ -159,7 +159,7 @@ impl Node {
         if self.groups().voters_of(shard).is_empty() {
             return false;
         }
-        self.shared.config.get("replica-reads") == "stale" || self.caught_up(shard).await
+        self.shared.config.stale_replica_reads() || self.caught_up(shard).await
     }
 
     /// Whether this node, a replica of `shard` led by another node, has applied what the
