@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs what Basalt's tests and benchmarks need on a fresh Debian machine:
-# redis-server (the oracle), redis-tools (redis-cli, redis-benchmark), redis-py.
+# redis-server (the oracle), redis-tools (redis-cli, redis-benchmark), iproute2, redis-py.
 set -euo pipefail
 
 need_apt=()
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 command -v redis-benchmark >/dev/null 2>&1 || need_apt+=(redis-tools)
+# `ip` (network namespaces, veth pairs, routes) for the partition tests.
+command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
 if [ ${#need_apt[@]} -gt 0 ]; then
   sudo_cmd=""
   [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
