@@ -94,6 +94,8 @@ fn getkeys_and_getkeysandflags_match_redis_for_every_command() {
         "ZUNIONSTORE t 0 a",
         "ZUNIONSTORE t x a",
         "ZUNIONSTORE t 5 a",
+        "ZUNIONSTORE t 9223372036854775807 a",
+        "LMPOP -9223372036854775808 a LEFT",
         "SET k v GET",
         "BITFIELD k GET u8 0",
         "BITFIELD k SET u8 0 1",

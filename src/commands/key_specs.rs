@@ -131,10 +131,13 @@ fn bounds(spec: &KeySpec, args: &[Bytes]) -> Result<Option<(usize, usize, usize)
                 .and_then(|n| n.parse().ok())
                 .unwrap_or(0);
             let first = first + firstkey;
-            let last = first + (numkeys - 1) * keystep;
-            if numkeys < 1 || last >= argc {
-                return Err(Invalid);
-            }
+            // `numkeys` is the client's: a huge one must not overflow.
+            let last = numkeys
+                .checked_sub(1)
+                .and_then(|n| n.checked_mul(keystep))
+                .and_then(|n| n.checked_add(first))
+                .filter(|last| numkeys >= 1 && *last < argc)
+                .ok_or(Invalid)?;
             (first, last, keystep)
         }
         FindKeys::Unknown => return Ok(None),
@@ -183,5 +186,7 @@ mod tests {
         assert!(keys("ZUNIONSTORE t x a").is_empty());
         assert!(keys("ZUNIONSTORE t 0 a").is_empty());
         assert!(keys("ZUNIONSTORE t 5 a").is_empty());
+        assert!(keys("ZUNIONSTORE t 9223372036854775807 a").is_empty());
+        assert!(keys("ZUNIONSTORE t -9223372036854775808 a").is_empty());
     }
 }
