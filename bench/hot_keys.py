@@ -13,13 +13,10 @@ Usage: bench/hot_keys.py [--overwrites 100000] [--runs 3] [--requests 50000]
 import argparse
 import csv
 import io
-import os
-import shlex
 import statistics
 import subprocess
-import tempfile
 
-from servers import ROOT, free_port, machine_line, start_basalt, start_redis, stop
+from servers import ROOT, machine_line, start_side_by_side, stop
 
 MEMBERS = [f"m{i:012d}" for i in range(50)]
 
@@ -56,12 +53,7 @@ def main():
     ap.add_argument("--redis-args", default="--save '' --appendonly yes --appendfsync everysec")
     args = ap.parse_args()
     subprocess.run(["cargo", "build", "--release", "-q", "--bin", "basalt"], cwd=ROOT, check=True)
-    tmp = tempfile.mkdtemp(prefix="basalt-hot-")
-    rport, bport = free_port(), free_port()
-    servers = [("redis", rport, start_redis(rport, os.path.join(tmp, "redis"),
-                                            shlex.split(args.redis_args))),
-               ("basalt", bport, start_basalt(bport, os.path.join(tmp, "basalt"),
-                                              shlex.split(args.basalt_args)))]
+    servers = start_side_by_side("basalt-hot-", args.redis_args, args.basalt_args)
     rows = []
     try:
         for name, setup, overwrite, read in CASES:

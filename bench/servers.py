@@ -3,9 +3,11 @@ them, waiting until they answer, and the line that says what machine and commit 
 came from."""
 import os
 import platform
+import shlex
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -46,6 +48,17 @@ def start_basalt(port, data_dir, args, binary=BASALT):
                             stderr=subprocess.DEVNULL)
     wait_port(port, proc)
     return proc
+
+
+def start_side_by_side(prefix, redis_args, basalt_args):
+    """A redis-server and a Basalt on free ports, data in a fresh temp dir named `prefix`…,
+    each with its extra args (shell-quoted strings): [(name, port, process)]."""
+    tmp = tempfile.mkdtemp(prefix=prefix)
+    rport, bport = free_port(), free_port()
+    return [("redis", rport, start_redis(rport, os.path.join(tmp, "redis"),
+                                         shlex.split(redis_args))),
+            ("basalt", bport, start_basalt(bport, os.path.join(tmp, "basalt"),
+                                           shlex.split(basalt_args)))]
 
 
 def stop(procs):

@@ -18,9 +18,8 @@ import os
 import shlex
 import statistics
 import subprocess
-import tempfile
 
-from servers import ROOT, free_port, machine_line, start_basalt, start_redis, stop
+from servers import ROOT, machine_line, start_side_by_side, stop
 
 GENERATOR = os.path.join(ROOT, "target", "release", "examples", "ycsb")
 
@@ -48,12 +47,7 @@ def main():
 
     subprocess.run(["cargo", "build", "--release", "-q", "--bin", "basalt", "--example", "ycsb"],
                    cwd=ROOT, check=True)
-    tmp = tempfile.mkdtemp(prefix="basalt-ycsb-")
-    rport, bport = free_port(), free_port()
-    servers = [("redis", rport, start_redis(rport, os.path.join(tmp, "redis"),
-                                            shlex.split(args.redis_args))),
-               ("basalt", bport, start_basalt(bport, os.path.join(tmp, "basalt"),
-                                              shlex.split(args.basalt_args)))]
+    servers = start_side_by_side("basalt-ycsb-", args.redis_args, args.basalt_args)
     results = {}  # (phase, server) -> [report]
     try:
         for name, port, _ in servers:
