@@ -98,7 +98,6 @@ fn keys_of_target(ctx: &Ctx, args: &[Bytes]) -> Result<Vec<(Bytes, KeyFlags)>, C
         ));
     }
     let keys: Vec<(Bytes, KeyFlags)> = key_specs::keys_of(cmd.spec, target)
-        .into_iter()
         .map(|k| {
             (
                 target[k.index].clone(),

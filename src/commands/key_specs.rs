@@ -23,25 +23,22 @@ pub struct KeyAt {
 /// Every key of `args` (the whole command line, name first), spec by spec, in the order
 /// redis-server lists them. A spec whose keyword is missing contributes none; a `numkeys`
 /// that is not a positive number or counts past the end makes the whole line keyless, as
-/// in redis-server (the command then fails its own argument checks).
-pub fn keys_of(spec: &CommandSpec, args: &[Bytes]) -> Vec<KeyAt> {
-    let mut keys = Vec::new();
-    for key_spec in spec.key_specs {
-        let Ok(found) = bounds(key_spec, args) else {
-            return Vec::new();
-        };
-        if let Some((first, last, step)) = found {
-            let mut i = first;
-            while i <= last && i < args.len() {
-                keys.push(KeyAt {
-                    index: i,
-                    flags: key_spec.flags,
-                });
-                i += step;
-            }
-        }
-    }
-    keys
+/// in redis-server (the command then fails its own argument checks). Lazy: routing asks
+/// for keys on every command, and most want only the first.
+pub fn keys_of<'a>(
+    spec: &'static CommandSpec,
+    args: &'a [Bytes],
+) -> impl Iterator<Item = KeyAt> + 'a {
+    let valid = spec.key_specs.iter().all(|k| bounds(k, args).is_ok());
+    spec.key_specs
+        .iter()
+        .filter(move |_| valid)
+        .filter_map(move |k| Some((k.flags, bounds(k, args).ok()??)))
+        .flat_map(move |(flags, (first, last, step))| {
+            (first..=last.min(args.len() - 1))
+                .step_by(step)
+                .map(move |index| KeyAt { index, flags })
+        })
 }
 
 /// The flags of `key` for this call: its spec's, except for the two commands whose spec
@@ -161,7 +158,6 @@ mod tests {
         let name = line.split(' ').next().unwrap().to_lowercase();
         let spec = SPECS.iter().find(|s| s.name == name).unwrap();
         keys_of(spec, &args)
-            .into_iter()
             .map(|k| line.split(' ').nth(k.index).unwrap().to_string())
             .collect()
     }

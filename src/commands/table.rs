@@ -33,10 +33,8 @@ impl Command {
     }
 
     /// Indexes of the key arguments, from the command's key specs (`key_specs.rs`).
-    pub fn key_positions(&self, args: &[Bytes]) -> impl Iterator<Item = usize> {
-        key_specs::keys_of(self.spec, args)
-            .into_iter()
-            .map(|k| k.index)
+    pub fn key_positions<'a>(&self, args: &'a [Bytes]) -> impl Iterator<Item = usize> + 'a {
+        key_specs::keys_of(self.spec, args).map(|k| k.index)
     }
 
     pub fn is_write(&self) -> bool {

@@ -235,9 +235,6 @@ impl Node {
         let Some(first) = cmd.key_positions(args).next() else {
             return false;
         };
-        if first >= args.len() {
-            return false;
-        }
         let shard = self.shards.shard_of_key(&args[first]);
         !self.groups().is_leader(shard) && self.leader_elsewhere(shard).is_some()
     }
