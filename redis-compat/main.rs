@@ -22,6 +22,8 @@ pub struct Pair {
     pub basalt: Process,
     pub redis_client: Client,
     pub basalt_client: Client,
+    /// A second client on each side (see `both_other`).
+    pub other: Option<(Client, Client)>,
 }
 
 impl Pair {
@@ -35,6 +37,7 @@ impl Pair {
             basalt,
             redis_client,
             basalt_client,
+            other: None,
         }
     }
 
@@ -64,6 +67,16 @@ impl Pair {
             .map(|_| self.basalt_client.read_reply())
             .collect();
         (redis, basalt)
+    }
+
+    /// Sends one command to both on a second connection to each (opened on first use, as
+    /// another client would: WATCH tests write through it).
+    pub fn both_other(&mut self, args: &[&[u8]]) -> (Vec<u8>, Vec<u8>) {
+        let (redis, basalt) = (&self.redis, &self.basalt);
+        let (r, b) = self
+            .other
+            .get_or_insert_with(|| (redis.client(), basalt.client()));
+        (r.call_bytes(args), b.call_bytes(args))
     }
 
     /// Fresh connections on both sides (after QUIT, RESET tests and the like).

@@ -576,3 +576,53 @@ fn pipelined_random_commands_match_redis() {
         }
     }
 }
+
+/// The same generator inside MULTI … EXEC blocks (some discarded, some with a WATCHed key
+/// that another client may change first): every QUEUED, the EXEC array and the null of an
+/// aborted EXEC must equal Redis's.
+#[test]
+fn random_transactions_match_redis() {
+    let mut pair = Pair::start();
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    for round in 0..150 {
+        let mut script: Vec<(bool, Vec<String>)> = Vec::new();
+        let watched = rng.chance(30).then(|| rng.pick(KEYS).to_string());
+        if let Some(key) = &watched {
+            script.push((false, vec!["WATCH".into(), key.clone()]));
+            if rng.chance(50) {
+                let other_key = if rng.chance(50) {
+                    key.as_str()
+                } else {
+                    rng.pick(KEYS)
+                };
+                script.push((true, vec!["SET".into(), other_key.into(), "w".into()]));
+            }
+        }
+        script.push((false, vec!["MULTI".into()]));
+        for _ in 0..1 + rng.below(8) {
+            let cmd = loop {
+                let cmd = command(&mut rng);
+                if !UNORDERED.contains(&cmd[0].as_str()) {
+                    break cmd;
+                }
+            };
+            script.push((false, cmd));
+        }
+        let end = if rng.chance(10) { "DISCARD" } else { "EXEC" };
+        script.push((false, vec![end.into()]));
+        for (i, (other, cmd)) in script.iter().enumerate() {
+            let refs: Vec<&[u8]> = cmd.iter().map(|a| a.as_bytes()).collect();
+            let (expected, actual) = if *other {
+                pair.both_other(&refs)
+            } else {
+                pair.both(&refs)
+            };
+            assert!(
+                expected == actual,
+                "round {round}, command #{i}: {cmd:?}\n  redis:  {:?}\n  basalt: {:?}",
+                show(&expected),
+                show(&actual)
+            );
+        }
+    }
+}

@@ -3,7 +3,8 @@
 //! One command per line with redis-cli-style quoting. Prefixes: `!sort` compares the
 //! elements of an array reply as a sorted list; `!type CMD …` compares only the reply type
 //! and `!error CMD …` only that both are errors (both need an allowlist entry);
-//! `!reconnect` opens fresh connections; `!sleep MS` waits on both.
+//! `!reconnect` opens fresh connections; `!sleep MS` waits on both; `!other CMD …` sends
+//! the command on a second connection to each server (another client), compared exactly.
 
 use basalt::protocol::decode::split_inline_args;
 
@@ -12,6 +13,8 @@ use crate::Pair;
 
 enum Compare {
     Exact,
+    /// Exact, through the second connection.
+    Other,
     Sorted,
     Type,
     Error,
@@ -75,6 +78,7 @@ pub fn run(name: &str, text: &str) {
             Some(("!sort", rest)) => (Compare::Sorted, rest),
             Some(("!type", rest)) => (Compare::Type, rest),
             Some(("!error", rest)) => (Compare::Error, rest),
+            Some(("!other", rest)) => (Compare::Other, rest),
             _ => (Compare::Exact, line),
         };
         let args = split_inline_args(rest.as_bytes()).expect("script line quoting");
@@ -90,9 +94,12 @@ pub fn run(name: &str, text: &str) {
         if std::env::var_os("BASALT_COMPAT_TRACE").is_some() {
             eprintln!("{name}:{}: {line}", lineno + 1);
         }
-        let (expected, actual) = pair.both(&refs);
+        let (expected, actual) = match compare {
+            Compare::Other => pair.both_other(&refs),
+            _ => pair.both(&refs),
+        };
         let same = match compare {
-            Compare::Exact => expected == actual,
+            Compare::Exact | Compare::Other => expected == actual,
             Compare::Sorted => {
                 expected[..1] == actual[..1] && elements(&expected) == elements(&actual)
             }
@@ -140,4 +147,6 @@ scripts! {
     bitmaps => "bitmaps.txt",
     hll => "hll.txt",
     geo => "geo.txt",
+    transactions => "transactions.txt",
+    watch => "watch.txt",
 }

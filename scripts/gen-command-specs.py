@@ -55,6 +55,8 @@ COMMANDS = {
     "bzmpop": None, "zrandmember": None, "zunion": None, "zinter": None, "zdiff": None,
     "zunionstore": None, "zinterstore": None, "zdiffstore": None, "zintercard": None,
     "zscan": None,
+    # transactions
+    "multi": None, "exec": None, "discard": None, "watch": None, "unwatch": None,
     # keys
     "del": None, "unlink": None, "exists": None, "type": None, "rename": None,
     "renamenx": None, "keys": None, "scan": None, "randomkey": None, "dbsize": None,

@@ -134,7 +134,7 @@ pub fn scan(
     let limit = if small { usize::MAX } else { count };
     let page = match whole {
         Some(list) if small => list(ctx, &args[1], &found)?,
-        _ => ctx.shared.keyspace.scan_elements(
+        _ => ctx.keyspace.scan_elements(
             ctx.db(),
             &args[1],
             found.version,

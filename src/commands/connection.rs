@@ -156,7 +156,7 @@ fn hello(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 fn select(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let db = db_index(&args[1], ctx.shared.keyspace.databases())?;
+    let db = db_index(&args[1], ctx.keyspace.databases())?;
     ctx.session.select(db);
     reply(Reply::OK)
 }
@@ -176,6 +176,8 @@ fn reset(ctx: &mut Ctx, _: &[Bytes]) -> CmdResult {
     s.info.no_evict.store(false, Ordering::Relaxed);
     s.info.no_touch.store(false, Ordering::Relaxed);
     s.readonly = false;
+    s.multi = None;
+    s.watching = None;
     reply(Reply::Simple("RESET"))
 }
 

@@ -50,10 +50,7 @@ fn read_hash(ctx: &mut Ctx, key: &[u8]) -> Result<Option<(Meta, u64)>, CmdError>
 fn field_value(ctx: &mut Ctx, key: &[u8], field: &[u8]) -> Result<Option<Bytes>, CmdError> {
     match read_hash(ctx, key)? {
         None => Ok(None),
-        Some((_, version)) => Ok(ctx
-            .shared
-            .keyspace
-            .get_element(ctx.db(), key, version, field)?),
+        Some((_, version)) => Ok(ctx.keyspace.get_element(ctx.db(), key, version, field)?),
     }
 }
 
@@ -77,8 +74,7 @@ fn hmget(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let values = match read_hash(ctx, &args[1])? {
         None => vec![None; args.len() - 2],
         Some((_, version)) => {
-            ctx.shared
-                .keyspace
+            ctx.keyspace
                 .multi_get_elements(ctx.db(), &args[1], version, &args[2..])?
         }
     };
@@ -102,7 +98,7 @@ fn all_pairs(ctx: &mut Ctx, key: &[u8]) -> Result<Elements, CmdError> {
     match read_hash(ctx, key)? {
         None => Ok(Elements::from([])),
         Some((meta, version)) => {
-            let keyspace = &ctx.shared.keyspace;
+            let keyspace = &ctx.keyspace;
             Ok(keyspace.collection(ctx.db(), key, meta.revision, version)?)
         }
     }
@@ -328,7 +324,7 @@ fn hscan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 /// The fields of a hash in order, for DUMP.
 pub fn dump_pairs(ctx: &mut Ctx, key: &[u8], meta: &Meta) -> Result<Vec<(Bytes, Bytes)>, CmdError> {
     let (version, _) = version_of(meta)?;
-    Ok(ctx.shared.keyspace.all_elements(ctx.db(), key, version)?)
+    Ok(ctx.keyspace.all_elements(ctx.db(), key, version)?)
 }
 
 /// Stores `pairs` as a new hash at `key` (RESTORE).

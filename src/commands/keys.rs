@@ -94,7 +94,7 @@ fn keys(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let mut out = Vec::new();
     let mut position = None;
     loop {
-        let (batch, next) = ctx.shared.keyspace.scan_keys(ctx.db(), position, 1024)?;
+        let (batch, next) = ctx.keyspace.scan_keys(ctx.db(), position, 1024)?;
         let live = batch
             .into_iter()
             .filter(|(k, m)| !m.is_expired(ctx.now_ms) && glob_match(pattern, k, false));
@@ -147,7 +147,6 @@ fn scan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     }
     let start = ctx.shared.cursors.resume(cursor);
     let (batch, next) = ctx
-        .shared
         .keyspace
         .scan_keys(ctx.db(), start, count.min(100_000))?;
     // As redis-server: keys that match the pattern and turn out expired are deleted.
@@ -178,7 +177,7 @@ fn scan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 fn randomkey(ctx: &mut Ctx, _: &[Bytes]) -> CmdResult {
     use rand::Rng;
-    if ctx.shared.keyspace.dbsize(ctx.db()) == 0 {
+    if ctx.keyspace.dbsize(ctx.db()) == 0 {
         return reply(Reply::Null);
     }
     let start = Slot(rand::thread_rng().gen_range(0..SLOT_COUNT));
@@ -186,7 +185,7 @@ fn randomkey(ctx: &mut Ctx, _: &[Bytes]) -> CmdResult {
     for from in [Some((start, None)), None] {
         let mut position = from;
         loop {
-            let (batch, next) = ctx.shared.keyspace.scan_keys(ctx.db(), position, 64)?;
+            let (batch, next) = ctx.keyspace.scan_keys(ctx.db(), position, 64)?;
             for (k, m) in batch {
                 if ctx.live(&k, Some(m)).is_some() {
                     return reply(Reply::Bulk(k));
@@ -202,17 +201,26 @@ fn randomkey(ctx: &mut Ctx, _: &[Bytes]) -> CmdResult {
 }
 
 fn dbsize(ctx: &mut Ctx, _: &[Bytes]) -> CmdResult {
-    reply(Reply::Integer(ctx.shared.keyspace.dbsize(ctx.db()) as i64))
+    reply(Reply::Integer(ctx.keyspace.dbsize(ctx.db()) as i64))
 }
 
-/// Which EXPIRE option is given.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum ExpireCondition {
-    Always,
-    Nx,
-    Xx,
-    Gt,
-    Lt,
+/// EXPIRE's NX, XX, GT and LT; each given one must hold (XX LT on a key without a TTL
+/// fails on XX, though LT alone would pass).
+struct ExpireCondition {
+    nx: bool,
+    xx: bool,
+    gt: bool,
+    lt: bool,
+}
+
+impl ExpireCondition {
+    /// Whether a key whose expiry is `current` (0: none) may get expiry `at`.
+    fn allows(&self, current: u64, at: i64) -> bool {
+        (!self.nx || current == 0)
+            && (!self.xx || current != 0)
+            && (!self.gt || (current != 0 && at > current as i64))
+            && (!self.lt || current == 0 || at < current as i64)
+    }
 }
 
 fn parse_expire_condition(args: &[Bytes]) -> Result<ExpireCondition, CmdError> {
@@ -243,13 +251,7 @@ fn parse_expire_condition(args: &[Bytes]) -> Result<ExpireCondition, CmdError> {
             "ERR GT and LT options at the same time are not compatible",
         ));
     }
-    Ok(match (nx, xx, gt, lt) {
-        (true, ..) => ExpireCondition::Nx,
-        (_, _, true, _) => ExpireCondition::Gt,
-        (_, _, _, true) => ExpireCondition::Lt,
-        (_, true, ..) => ExpireCondition::Xx,
-        _ => ExpireCondition::Always,
-    })
+    Ok(ExpireCondition { nx, xx, gt, lt })
 }
 
 /// EXPIRE family → `PEXPIREAT key absolute-ms [options]`.
@@ -289,15 +291,7 @@ fn apply_pexpireat(txn: &mut Txn, db: u8, args: &[Bytes]) -> Result<Reply, CmdEr
     let Some(meta) = txn.get(db, &args[1])? else {
         return Ok(Reply::Integer(0));
     };
-    let current = meta.expire_at_ms;
-    let allowed = match condition {
-        ExpireCondition::Always => true,
-        ExpireCondition::Nx => current == 0,
-        ExpireCondition::Xx => current != 0,
-        ExpireCondition::Gt => current != 0 && at > current as i64,
-        ExpireCondition::Lt => current == 0 || at < current as i64,
-    };
-    if !allowed {
+    if !condition.allows(meta.expire_at_ms, at) {
         return Ok(Reply::Integer(0));
     }
     if at <= txn.now_ms() as i64 {
@@ -397,7 +391,7 @@ fn parse_copy(args: &[Bytes], databases: u8) -> Result<CopyOptions, CmdError> {
 }
 
 fn copy(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let opts = parse_copy(args, ctx.shared.keyspace.databases())?;
+    let opts = parse_copy(args, ctx.keyspace.databases())?;
     if args[1] == args[2] && opts.db.is_none_or(|d| d == ctx.db()) {
         return Err(CmdError::msg(
             "ERR source and destination objects are the same",
@@ -425,7 +419,7 @@ fn apply_copy(txn: &mut Txn, db: u8, args: &[Bytes]) -> Result<Reply, CmdError> 
 }
 
 fn move_key(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let target = db_index(&args[2], ctx.shared.keyspace.databases())?;
+    let target = db_index(&args[2], ctx.keyspace.databases())?;
     if target == ctx.db() {
         return Err(CmdError::msg(
             "ERR source and destination objects are the same",
@@ -505,8 +499,14 @@ fn parse_restore(args: &[Bytes]) -> Result<RestoreOptions, CmdError> {
 }
 
 /// RESTORE key ttl payload [...] → RESTORE key abs-ms payload ABSTTL [REPLACE].
+const BUSYKEY: &str = "BUSYKEY Target key name already exists.";
+
 fn restore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let opts = parse_restore(args)?;
+    // Redis's order: options, an existing key, the TTL, the payload.
+    if !opts.replace && ctx.lookup(&args[1])?.is_some() {
+        return Err(CmdError::msg(BUSYKEY));
+    }
     let ttl = args::int(&args[2])?;
     if ttl < 0 {
         return Err(CmdError::msg("ERR Invalid TTL value, must be >= 0"));
@@ -533,11 +533,12 @@ fn restore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 fn apply_restore(txn: &mut Txn, db: u8, args: &[Bytes]) -> Result<Reply, CmdError> {
     let opts = parse_restore(args)?;
     let at = args::int(&args[2])?.max(0) as u64;
+    let exists = txn.exists(db, &args[1])?;
+    if exists && !opts.replace {
+        return Err(CmdError::msg(BUSYKEY));
+    }
     let value = dump::restore(&args[3]).map_err(|e| CmdError::msg(e.to_string()))?;
-    if txn.exists(db, &args[1])? {
-        if !opts.replace {
-            return Err(CmdError::msg("BUSYKEY Target key name already exists."));
-        }
+    if exists {
         txn.delete(db, &args[1])?;
     }
     if at != 0 && at <= txn.now_ms() {

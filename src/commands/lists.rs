@@ -72,10 +72,9 @@ fn range(
 ) -> Result<Vec<Bytes>, CmdError> {
     let after = index_key(list.head + from - 1);
     let n = (to - from + 1) as usize;
-    let page =
-        ctx.shared
-            .keyspace
-            .scan_elements(ctx.db(), key, list.version, Some(&after), n, false)?;
+    let page = ctx
+        .keyspace
+        .scan_elements(ctx.db(), key, list.version, Some(&after), n, false)?;
     Ok(page.into_iter().map(|(_, v)| v).collect())
 }
 
@@ -111,12 +110,9 @@ fn lindex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let Some(p) = position(index, list.count) else {
         return reply(Reply::Null);
     };
-    let value = ctx.shared.keyspace.get_element(
-        ctx.db(),
-        &args[1],
-        list.version,
-        &index_key(list.head + p),
-    )?;
+    let value =
+        ctx.keyspace
+            .get_element(ctx.db(), &args[1], list.version, &index_key(list.head + p))?;
     reply(value.map_or(Reply::Null, Reply::Bulk))
 }
 
@@ -398,7 +394,6 @@ fn lpos(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         });
     };
     let mut items: Vec<(u64, Bytes)> = ctx
-        .shared
         .keyspace
         .all_elements(ctx.db(), &args[1], list.version)?
         .into_iter()
@@ -512,7 +507,6 @@ pub(super) fn apply_lmpop(txn: &mut Txn, db: u8, args: &[Bytes]) -> Result<Reply
 pub fn dump_items(ctx: &mut Ctx, key: &[u8], meta: &Meta) -> Result<Vec<Bytes>, CmdError> {
     let list = list_header(Some(meta))?.ok_or_else(|| CmdError::Internal("no list".into()))?;
     Ok(ctx
-        .shared
         .keyspace
         .all_elements(ctx.db(), key, list.version)?
         .into_iter()

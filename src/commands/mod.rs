@@ -41,16 +41,18 @@ pub mod specs;
 pub mod stats;
 mod strings;
 mod table;
+mod transactions;
+pub mod watches;
 mod zsets;
 
 pub use error::CmdError;
-pub use session::{ReplyMode, Session};
+pub use session::{MultiState, ReplyMode, Session};
 pub use shared::{ClusterState, ClusterView, Shared, ShutdownRequest};
 pub use table::{Command, Table};
 
 use bytes::Bytes;
 
-use crate::keyspace::{Meta, Txn};
+use crate::keyspace::{Keyspace, Meta, Txn};
 use crate::protocol::Reply;
 
 /// Where a command runs after its handler.
@@ -85,6 +87,9 @@ pub type CmdResult = Result<Outcome, CmdError>;
 /// and the time of the call.
 pub struct Ctx<'a> {
     pub shared: &'a Shared,
+    /// The keyspace commands read: `shared.keyspace`, or inside EXEC a speculative one
+    /// holding the transaction's earlier writes (`Keyspace::speculate`).
+    pub keyspace: &'a Keyspace,
     pub cluster: &'a dyn ClusterView,
     pub session: &'a mut Session,
     pub now_ms: u64,
@@ -111,13 +116,13 @@ impl Ctx<'_> {
 
     /// The live value of a key.
     pub fn lookup(&mut self, key: &[u8]) -> Result<Option<Meta>, CmdError> {
-        let stored = self.shared.keyspace.get_stored(self.db(), key)?;
+        let stored = self.keyspace.get_stored(self.db(), key)?;
         Ok(self.live(key, stored))
     }
 
     /// Live values of several keys, read from one consistent state.
     pub fn lookup_many(&mut self, keys: &[Bytes]) -> Result<Vec<Option<Meta>>, CmdError> {
-        let stored = self.shared.keyspace.multi_get_stored(self.db(), keys)?;
+        let stored = self.keyspace.multi_get_stored(self.db(), keys)?;
         Ok(keys
             .iter()
             .zip(stored)

@@ -73,8 +73,7 @@ fn lastsave(ctx: &mut Ctx, _: &[Bytes]) -> CmdResult {
 
 /// Makes everything acknowledged so far durable in the engine.
 fn persist_now(ctx: &Ctx) -> Result<(), CmdError> {
-    ctx.shared
-        .keyspace
+    ctx.keyspace
         .engine()
         .flush()
         .map_err(|e| CmdError::Internal(e.to_string()))?;
@@ -124,7 +123,7 @@ fn apply_flush(txn: &mut Txn, db: u8, args: &[Bytes]) -> Result<Reply, CmdError>
 fn swapdb(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let first = args::int_with(&args[1], "ERR invalid first DB index")?;
     let second = args::int_with(&args[2], "ERR invalid second DB index")?;
-    let n = i64::from(ctx.shared.keyspace.databases());
+    let n = i64::from(ctx.keyspace.databases());
     if !(0..n).contains(&first) || !(0..n).contains(&second) {
         return Err(CmdError::Static(error::DB_OUT_OF_RANGE));
     }
@@ -197,7 +196,7 @@ fn config_set(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         .any(|(name, _)| name.eq_ignore_ascii_case("appendfsync"))
     {
         let policy = SyncPolicy::from_appendfsync(&ctx.shared.config.get("appendfsync"));
-        ctx.shared.keyspace.engine().set_sync_policy(policy);
+        ctx.keyspace.engine().set_sync_policy(policy);
         ctx.cluster.set_sync_policy(policy);
     }
     reply(Reply::OK)
@@ -320,8 +319,7 @@ fn memory_usage(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             samples as usize
         };
         let sampled =
-            ctx.shared
-                .keyspace
+            ctx.keyspace
                 .scan_elements(ctx.db(), &args[2], c.version, None, limit, false)?;
         if !sampled.is_empty() {
             // Element records repeat the key, the version and the sub key.

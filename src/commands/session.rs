@@ -4,7 +4,21 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use bytes::Bytes;
+
 use super::clients::ClientInfo;
+use super::watches::WatchState;
+
+/// A transaction being queued (after MULTI, until EXEC or DISCARD).
+#[derive(Default)]
+pub struct MultiState {
+    /// The commands queued, as sent.
+    pub queued: Vec<Vec<Bytes>>,
+    /// A command was refused while queuing: EXEC answers EXECABORT.
+    pub dirty: bool,
+    /// The slot of the first key queued (a cluster client's transaction keeps to it).
+    pub slot: Option<u16>,
+}
 
 /// CLIENT REPLY's modes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +46,10 @@ pub struct Session {
     pub cluster_client: bool,
     /// READONLY: the client reads from replicas (and follows redirects for writes).
     pub readonly: bool,
+    /// MULTI: the transaction being queued.
+    pub multi: Option<MultiState>,
+    /// WATCH: the keys watched for the next EXEC.
+    pub watching: Option<WatchState>,
 }
 
 impl Session {
@@ -47,6 +65,8 @@ impl Session {
             close_silently: false,
             cluster_client: false,
             readonly: false,
+            multi: None,
+            watching: None,
         }
     }
 

@@ -57,7 +57,6 @@ fn members(
     set: &Collection,
 ) -> Result<Vec<Bytes>, CmdError> {
     let all = ctx
-        .shared
         .keyspace
         .collection(ctx.db(), key, meta.revision, set.version)?;
     Ok(all.iter().map(|(m, _)| m.clone()).collect())
@@ -76,7 +75,6 @@ fn scard(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 fn is_member(ctx: &mut Ctx, key: &[u8], set: &Collection, member: &[u8]) -> Result<bool, CmdError> {
     Ok(ctx
-        .shared
         .keyspace
         .get_element(ctx.db(), key, set.version, member)?
         .is_some())
@@ -94,8 +92,7 @@ fn smismember(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let found = match read_set(ctx, &args[1])? {
         None => vec![None; args.len() - 2],
         Some((_, set)) => {
-            ctx.shared
-                .keyspace
+            ctx.keyspace
                 .multi_get_elements(ctx.db(), &args[1], set.version, &args[2..])?
         }
     };

@@ -15,6 +15,7 @@ use super::cursors::CursorTable;
 use super::error::CmdError;
 use super::stats::{SlowLog, Stats};
 use super::table::Table;
+use super::watches::WatchRegistry;
 use crate::clock;
 use crate::cluster::Topology;
 use crate::config::Config;
@@ -36,6 +37,7 @@ pub struct Shared {
     pub slowlog: SlowLog,
     pub cursors: CursorTable,
     pub blocking: BlockRegistry,
+    pub watches: Arc<WatchRegistry>,
     pub access: AccessTracker,
     pub started: Instant,
     pub run_id: String,
@@ -57,6 +59,7 @@ impl Shared {
             slowlog: SlowLog::default(),
             cursors: CursorTable::default(),
             blocking: BlockRegistry::default(),
+            watches: Arc::default(),
             access: AccessTracker::default(),
             started: Instant::now(),
             run_id: random_hex(40),

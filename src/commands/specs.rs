@@ -870,6 +870,13 @@ pub static SPECS: &[CommandSpec] = &[
         ] },
     },
     CommandSpec {
+        name: "discard", arity: 1, flags: &["noscript", "loading", "stale", "fast", "allow_busy"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@fast", "@transaction"],
+        tips: &[], key_specs: &[],
+        doc: Doc { summary: "Discard all commands issued after MULTI", since: "2.0.0", group: "transactions", complexity: Some("O(N), when N is the number of queued commands"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+        ] },
+    },
+    CommandSpec {
         name: "dump", arity: 2, flags: &["readonly"],
         first_key: 1, last_key: 1, step: 1, acl_categories: &["@keyspace", "@read", "@slow"],
         tips: &["nondeterministic_output"], key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
@@ -885,6 +892,13 @@ pub static SPECS: &[CommandSpec] = &[
         doc: Doc { summary: "Echo the given string", since: "1.0.0", group: "connection", complexity: Some("O(1)"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
             Arg { name: "message", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
             ] },
+        ] },
+    },
+    CommandSpec {
+        name: "exec", arity: 1, flags: &["noscript", "loading", "stale", "skip_slowlog"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@slow", "@transaction"],
+        tips: &[], key_specs: &[],
+        doc: Doc { summary: "Execute all commands issued after MULTI", since: "1.2.0", group: "transactions", complexity: Some("Depends on commands in the transaction"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
         ] },
     },
     CommandSpec {
@@ -1968,6 +1982,13 @@ pub static SPECS: &[CommandSpec] = &[
         ] },
     },
     CommandSpec {
+        name: "multi", arity: 1, flags: &["noscript", "loading", "stale", "fast", "allow_busy"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@fast", "@transaction"],
+        tips: &[], key_specs: &[],
+        doc: Doc { summary: "Mark the start of a transaction block", since: "1.2.0", group: "transactions", complexity: Some("O(1)"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+        ] },
+    },
+    CommandSpec {
         name: "object", arity: -2, flags: &[],
         first_key: 0, last_key: 0, step: 0, acl_categories: &["@slow"],
         tips: &[], key_specs: &[],
@@ -2686,6 +2707,22 @@ pub static SPECS: &[CommandSpec] = &[
         first_key: 1, last_key: -1, step: 1, acl_categories: &["@keyspace", "@write", "@fast"],
         tips: &["request_policy:multi_shard", "response_policy:agg_sum"], key_specs: &[KeySpec { notes: None, flags: &["RM", "delete"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: -1, keystep: 1, limit: 0 } }],
         doc: Doc { summary: "Delete a key asynchronously in another thread. Otherwise it is just as DEL, but non blocking.", since: "4.0.0", group: "generic", complexity: Some("O(1) for each key removed regardless of its size. Then the command does O(N) work in a different thread in order to reclaim memory, where N is the number of allocations the deleted objects where composed of."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &["multiple"], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandSpec {
+        name: "unwatch", arity: 1, flags: &["noscript", "loading", "stale", "fast", "allow_busy"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@fast", "@transaction"],
+        tips: &[], key_specs: &[],
+        doc: Doc { summary: "Forget about all watched keys", since: "2.2.0", group: "transactions", complexity: Some("O(1)"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+        ] },
+    },
+    CommandSpec {
+        name: "watch", arity: -2, flags: &["noscript", "loading", "stale", "fast", "allow_busy"],
+        first_key: 1, last_key: -1, step: 1, acl_categories: &["@fast", "@transaction"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RO"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: -1, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Watch the given keys to determine execution of the MULTI/EXEC block", since: "2.2.0", group: "transactions", complexity: Some("O(1) for every key."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
             Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &["multiple"], deprecated_since: None, value: None, arguments: &[
             ] },
         ] },

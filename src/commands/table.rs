@@ -13,7 +13,7 @@ use super::specs::SPECS;
 use super::stats::CommandStats;
 use super::{
     bitmaps, cluster, connection, geo, hashes, hll, keys, lists, lists_blocking, server, sets,
-    strings, zsets, ApplyFn, Handler,
+    strings, transactions, zsets, ApplyFn, Handler,
 };
 
 pub struct Command {
@@ -57,6 +57,7 @@ fn bindings() -> Vec<Binding> {
     all.extend(zsets::COMMANDS.iter().copied());
     all.extend(geo::COMMANDS.iter().copied());
     all.extend(keys::COMMANDS.iter().copied());
+    all.extend(transactions::COMMANDS.iter().copied());
     all.extend(connection::COMMANDS.iter().copied());
     all.extend(server::COMMANDS.iter().copied());
     all.extend(cluster::COMMANDS.iter().copied());

@@ -20,7 +20,7 @@ pub use elements::SubRange;
 pub use encoding::{Collection, Encoding, Meta, Space, ValueType};
 pub use filter::ElementFilter;
 pub use groups::CollectionGroups;
-pub use txn::Txn;
+pub use txn::{Changes, Txn};
 
 use std::ops::Bound;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -67,6 +67,8 @@ pub struct Keyspace {
     volatile_by_slot: Vec<AtomicI64>,
     /// Small collections read whole, by revision (`cache.rs`).
     collections: cache::CollectionCache,
+    /// Where a speculative keyspace's volatile-key changes go (see `volatile_slot`).
+    untracked: AtomicI64,
 }
 
 const DB_MAP_RECORD: &str = "dbmap";
@@ -102,9 +104,34 @@ impl Keyspace {
                 .map(|_| AtomicI64::new(0))
                 .collect(),
             collections: cache::CollectionCache::new(0),
+            untracked: AtomicI64::new(0),
         };
         ks.rebuild_counters()?;
         Ok(ks)
+    }
+
+    /// A keyspace over this one's current state whose writes stay in memory and never
+    /// reach it (`storage::OverlayEngine`): EXEC runs a transaction's commands against one
+    /// to learn their replies before proposing them. It starts with this one's databases,
+    /// database map and key counts; it caches nothing and counts no volatile keys per slot.
+    pub fn speculate(&self) -> Keyspace {
+        let counters = self
+            .counters
+            .iter()
+            .map(|c| DbCounters {
+                keys: AtomicI64::new(c.keys.load(Ordering::Relaxed)),
+                volatile: AtomicI64::new(c.volatile.load(Ordering::Relaxed)),
+            })
+            .collect();
+        Keyspace {
+            engine: Arc::new(crate::storage::OverlayEngine::new(self.engine.clone())),
+            databases: self.databases,
+            db_map: RwLock::new(*self.db_map.read()),
+            counters,
+            volatile_by_slot: Vec::new(),
+            collections: cache::CollectionCache::new(0),
+            untracked: AtomicI64::new(0),
+        }
     }
 
     /// Keeps up to `bytes` of small collections read whole (0: none).
@@ -281,8 +308,11 @@ impl Keyspace {
         Ok(())
     }
 
+    /// The volatile-key count of one (physical db, slot); a speculative keyspace keeps
+    /// none, and its changes go to a counter nobody reads.
     fn volatile_slot(&self, pdb: u8, slot: Slot) -> &AtomicI64 {
-        &self.volatile_by_slot[usize::from(pdb) * usize::from(SLOT_COUNT) + usize::from(slot.0)]
+        let at = usize::from(pdb) * usize::from(SLOT_COUNT) + usize::from(slot.0);
+        self.volatile_by_slot.get(at).unwrap_or(&self.untracked)
     }
 
     /// Visits every pair of `range` in order until `visit` returns false.

@@ -56,6 +56,18 @@ pub struct Txn<'a> {
     /// The revision each metadata record loaded from the engine had (what the collection
     /// cache's entries are tagged with).
     stored_revisions: Vec<(Bytes, u64)>,
+    /// What this transaction changed, kept only when asked (`track_changes`): for WATCH.
+    changes: Option<Changes>,
+}
+
+/// The keys and databases a transaction changed (see [`Txn::track_changes`]).
+#[derive(Debug, Default)]
+pub struct Changes {
+    /// (logical db, key) of every key stored or deleted, in order, repeats included.
+    pub keys: Vec<(u8, Bytes)>,
+    /// Logical databases emptied (FLUSHDB, FLUSHALL: no partner) or swapped with a partner
+    /// (SWAPDB).
+    pub dbs: Vec<(u8, Option<u8>)>,
 }
 
 /// The records a transaction has read or written, by metadata key. Most entries touch one
@@ -123,6 +135,23 @@ impl<'a> Txn<'a> {
             first_version,
             versions_taken: 0,
             stored_revisions: Vec::new(),
+            changes: None,
+        }
+    }
+
+    /// Keeps the keys and databases this transaction changes, for `take_changes`.
+    pub fn track_changes(&mut self) {
+        self.changes.get_or_insert_with(Changes::default);
+    }
+
+    /// What changed since `track_changes` (nothing if not tracking).
+    pub fn take_changes(&mut self) -> Changes {
+        self.changes.take().unwrap_or_default()
+    }
+
+    fn touch(&mut self, db: u8, key: &[u8]) {
+        if let Some(changes) = &mut self.changes {
+            changes.keys.push((db, Bytes::copy_from_slice(key)));
         }
     }
 
@@ -170,7 +199,7 @@ impl<'a> Txn<'a> {
         let mk = encoding::meta_key(self.pdb(db), key_slot(key), key);
         match self.load(&mk)? {
             Some(meta) if meta.is_expired(self.now_ms) => {
-                self.remove(mk, key, &meta);
+                self.remove(db, mk, key, &meta);
                 self.expired_removed += 1;
                 Ok(None)
             }
@@ -183,7 +212,7 @@ impl<'a> Txn<'a> {
         let mk = encoding::meta_key(self.pdb(db), key_slot(key), key);
         match self.load(&mk)? {
             Some(meta) if meta.is_expired(self.now_ms) => {
-                self.remove(mk, key, &meta);
+                self.remove(db, mk, key, &meta);
                 Ok(true)
             }
             _ => Ok(false),
@@ -225,6 +254,7 @@ impl<'a> Txn<'a> {
         }
         self.batch.put(mk.clone(), meta.encode());
         self.overlay.insert(mk, Some(meta));
+        self.touch(db, key);
         Ok(())
     }
 
@@ -235,13 +265,14 @@ impl<'a> Txn<'a> {
             None => Ok(false),
             Some(meta) => {
                 let live = !meta.is_expired(self.now_ms);
-                self.remove(mk, key, &meta);
+                self.remove(db, mk, key, &meta);
                 Ok(live)
             }
         }
     }
 
-    fn remove(&mut self, mk: Bytes, key: &[u8], old: &Meta) {
+    fn remove(&mut self, db: u8, mk: Bytes, key: &[u8], old: &Meta) {
+        self.touch(db, key);
         let (pdb, slot) = (mk[0], encoding::slot_of_key(&mk));
         if old.expire_at_ms != 0 {
             self.batch
@@ -472,6 +503,9 @@ impl<'a> Txn<'a> {
         self.volatile_delta.retain(|(p, _, _)| *p != pdb);
         self.key_delta.retain(|(p, _)| *p != pdb);
         self.flushed.push(pdb);
+        if let Some(changes) = &mut self.changes {
+            changes.dbs.push((db, None));
+        }
         Ok(())
     }
 
@@ -479,6 +513,9 @@ impl<'a> Txn<'a> {
     pub fn swap_db(&mut self, a: u8, b: u8) -> Result<()> {
         self.db_map.swap(usize::from(a), usize::from(b));
         self.db_map_changed = true;
+        if let Some(changes) = &mut self.changes {
+            changes.dbs.extend([(a, Some(b)), (b, Some(a))]);
+        }
         Ok(())
     }
 
@@ -507,6 +544,13 @@ impl<'a> Txn<'a> {
                 continue;
             }
             changed.push((mk.clone(), version, meta.value_type));
+            if self.changes.is_some() {
+                // Its elements changed (LSET, say, stores no new header).
+                if let Some(db) = self.db_map.iter().position(|p| *p == mk[0]) {
+                    let key = encoding::user_key_of_meta(&mk);
+                    self.touch(db as u8, &key);
+                }
+            }
             if meta.revision != self.revision {
                 let meta = Meta {
                     revision: self.revision,

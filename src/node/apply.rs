@@ -7,7 +7,7 @@ use std::sync::{Arc, Weak};
 
 use bytes::Bytes;
 
-use super::Node;
+use super::{watching, Node};
 use crate::cluster::{ClusterMap, ShardId, Slot};
 use crate::commands::CmdError;
 use crate::keyspace::{Keyspace, Txn};
@@ -163,6 +163,10 @@ impl Applier for NodeApplier {
             .shared
             .keyspace
             .txn(entry.now_ms, revision, state.first_version(group));
+        let watched = !node.shared.watches.is_idle();
+        if watched {
+            txn.track_changes();
+        }
         let reply = match &entry.op {
             EntryOp::Command(args) => match apply_command(&node, &mut txn, entry.db, args) {
                 Ok(reply) => reply,
@@ -177,22 +181,23 @@ impl Applier for NodeApplier {
                 Err(e) => return Ok(e.into_reply()),
             },
             EntryOp::Batch(commands) => {
-                let mut replies = Vec::with_capacity(commands.len());
-                for args in commands {
-                    let point = txn.savepoint();
-                    replies.push(match apply_command(&node, &mut txn, entry.db, args) {
-                        Ok(reply) => reply,
-                        Err(e) => {
-                            txn.rollback(point);
-                            e.into_reply()
-                        }
-                    });
-                }
-                Reply::Array(replies)
+                apply_each(&node, &mut txn, commands.iter().map(|a| (entry.db, &a[..])))
             }
+            EntryOp::Transaction(commands) => apply_each(
+                &node,
+                &mut txn,
+                commands.iter().map(|(db, a)| (*db, &a[..])),
+            ),
             EntryOp::FlushSlots { all_dbs } => {
                 drop(txn);
-                return flush_group_slots(&node, group, (!all_dbs).then_some(entry.db), state);
+                let db = (!all_dbs).then_some(entry.db);
+                let (first, last) = node.shards.slot_range(shard_of_group(group));
+                let touched = watched.then(|| watching::before_flush(&node, db, first.0, last.0));
+                let reply = flush_group_slots(&node, group, db, state)?;
+                if let Some(touched) = touched {
+                    watching::after_commit(&node, touched);
+                }
+                return Ok(reply);
             }
             EntryOp::Map(op) => {
                 let mut meta = node.map.read().clone();
@@ -209,7 +214,11 @@ impl Applier for NodeApplier {
         let expired = txn.expired_removed();
         state.next_version += txn.versions_taken();
         txn.put_system(&state_record(group), state.encode());
+        let touched = watched.then(|| watching::before_commit(&node, &mut txn));
         txn.commit().map_err(storage_error)?;
+        if let Some(touched) = touched {
+            watching::after_commit(&node, touched);
+        }
         node.shared.stats.expired_keys.add(expired);
         node.shared
             .changes_since_save
@@ -219,6 +228,11 @@ impl Applier for NodeApplier {
             EntryOp::Batch(commands) => {
                 for args in commands {
                     node.wake_blocked(entry.db, args);
+                }
+            }
+            EntryOp::Transaction(commands) => {
+                for (db, args) in commands {
+                    node.wake_blocked(*db, args);
                 }
             }
             EntryOp::Expire(_) | EntryOp::Map(_) | EntryOp::FlushSlots { .. } => {}
@@ -350,11 +364,37 @@ impl SnapshotReader for RangeReader {
     }
 }
 
-fn apply_command(node: &Node, txn: &mut Txn, db: u8, args: &[Bytes]) -> Result<Reply, CmdError> {
+pub(super) fn apply_command(
+    node: &Node,
+    txn: &mut Txn,
+    db: u8,
+    args: &[Bytes],
+) -> Result<Reply, CmdError> {
     match node.shared.table.get(&args[0]).and_then(|c| c.apply) {
         Some(apply) => apply(txn, db, args),
         None => Err(CmdError::msg("ERR entry names no write command")),
     }
+}
+
+/// Applies commands in order in one transaction, each atomically: one that fails leaves
+/// nothing of its own and the others' effects. Their replies, as an array.
+fn apply_each<'a>(
+    node: &Node,
+    txn: &mut Txn,
+    commands: impl Iterator<Item = (u8, &'a [Bytes])>,
+) -> Reply {
+    let mut replies = Vec::new();
+    for (db, args) in commands {
+        let point = txn.savepoint();
+        replies.push(match apply_command(node, txn, db, args) {
+            Ok(reply) => reply,
+            Err(e) => {
+                txn.rollback(point);
+                e.into_reply()
+            }
+        });
+    }
+    Reply::Array(replies)
 }
 
 fn apply_expire(txn: &mut Txn, db: u8, keys: &[Bytes]) -> Result<u64, CmdError> {

@@ -79,9 +79,26 @@ impl Node {
         let started_us = clock::now_us();
         let cmd = match self.resolve(session, &args) {
             Ok(cmd) => cmd,
-            Err(reply) => return Prepared::Done(self.count_error(reply)),
+            Err(reply) => {
+                let reply = self.refused_in_multi(session, &args, reply);
+                return Prepared::Done(self.count_error(reply));
+            }
         };
-        match self.route_elsewhere(cmd, session, &args).await {
+        if session.multi.is_some() {
+            if let Some(reply) = self.queue_in_multi(session, cmd, &args) {
+                return Prepared::Done(reply);
+            }
+            if cmd.spec.name == "exec" {
+                return Prepared::Done(self.exec(session, started_us).await);
+            }
+        }
+        // A forwarding connection's WATCH is kept here, with the connection (see EXEC).
+        let route = if cmd.spec.name == "watch" && !self.redirects(session) {
+            Route::Here
+        } else {
+            self.route_elsewhere(cmd, session, &args).await
+        };
+        match route {
             Route::Here => {}
             Route::Answered(reply) => {
                 self.finish(cmd, &reply, session, &args, started_us);
@@ -141,6 +158,7 @@ impl Node {
     ) -> CmdResult {
         let mut ctx = Ctx {
             shared: &self.shared,
+            keyspace: &self.shared.keyspace,
             cluster: self,
             session,
             now_ms,
@@ -394,7 +412,7 @@ impl Node {
     }
 
     /// Finds the command (and subcommand), checks arity and authentication.
-    fn resolve(&self, session: &Session, args: &[Bytes]) -> Result<&Command, Reply> {
+    pub(super) fn resolve(&self, session: &Session, args: &[Bytes]) -> Result<&Command, Reply> {
         let name = &args[0];
         let Some(cmd) = self.shared.table.get(name) else {
             return Err(Reply::Error(unknown_command_text(args)));
@@ -427,7 +445,7 @@ impl Node {
     }
 
     /// The shards a write touches: those of its keys, or all for a keyless write.
-    fn route(&self, cmd: &Command, args: &[Bytes]) -> ShardSet {
+    pub(super) fn route(&self, cmd: &Command, args: &[Bytes]) -> ShardSet {
         let mut shards = cmd
             .key_positions(args)
             .map(|i| self.shards.shard_of_key(&args[i]));

@@ -101,7 +101,7 @@ impl Node {
     }
 
     /// Sends commands, in order, to the node that leads their shards; their replies.
-    async fn forward_batch(
+    pub(super) async fn forward_batch(
         &self,
         (id, info): (u64, NodeInfo),
         (db, resp3): (u8, bool),
@@ -242,9 +242,12 @@ impl Node {
             EntryOp::Batch(commands) => {
                 Reply::Array(self.forward_batch(leader, to, commands.clone()).await)
             }
-            EntryOp::Expire(_) | EntryOp::Map(_) | EntryOp::FlushSlots { .. } => {
-                Reply::error("TRYAGAIN the shard is changing leader")
-            }
+            // A transaction's writes were normalised against this node's state: its client
+            // runs EXEC again.
+            EntryOp::Expire(_)
+            | EntryOp::Map(_)
+            | EntryOp::FlushSlots { .. }
+            | EntryOp::Transaction(_) => Reply::error("TRYAGAIN the shard is changing leader"),
         }
     }
 

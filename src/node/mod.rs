@@ -18,7 +18,9 @@ mod forwarding;
 mod loops;
 mod peer;
 mod routing;
+mod transaction;
 mod view;
+mod watching;
 
 use std::sync::OnceLock;
 

@@ -127,7 +127,7 @@ impl Node {
 
     /// Whether this connection is told where keys live rather than served through
     /// forwarding.
-    fn redirects(&self, session: &Session) -> bool {
+    pub(super) fn redirects(&self, session: &Session) -> bool {
         match self.shared.config.cluster_redirects() {
             Redirects::Always => true,
             Redirects::Never => false,
@@ -138,7 +138,13 @@ impl Node {
     /// `MOVED <slot> <host:port>` for a command on `key` whose shard another node leads,
     /// unless it is a read on a READONLY connection and this node replicates the shard
     /// (then it is served here, see `read_on_replica`). `None` also when no other leader is known (the caller waits for one).
-    fn moved(&self, cmd: &Command, session: &Session, key: &[u8], shard: ShardId) -> Option<Reply> {
+    pub(super) fn moved(
+        &self,
+        cmd: &Command,
+        session: &Session,
+        key: &[u8],
+        shard: ShardId,
+    ) -> Option<Reply> {
         let replicated_here = || !self.groups().voters_of(shard).is_empty();
         if session.readonly && !cmd.is_write() && replicated_here() {
             return None;

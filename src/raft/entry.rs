@@ -28,6 +28,10 @@ pub enum EntryOp {
     Map(MapChange),
     /// Delete the data of the group's slots in the entry's database, or in every database.
     FlushSlots { all_dbs: bool },
+    /// The writes of a MULTI/EXEC transaction in normalised form, each with the database
+    /// it runs in (SELECT may come between them): applied in order, all in one engine
+    /// write, each atomically (one failing leaves the others' effects, as in Redis).
+    Transaction(Vec<(u8, Vec<Bytes>)>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +58,7 @@ pub enum EntryDecodeError {
 impl Entry {
     pub fn encode(&self) -> Bytes {
         let own_args;
+        let own_lists: Vec<Vec<Bytes>>;
         let (tag, lists): (u8, Vec<&Vec<Bytes>>) = match &self.op {
             EntryOp::Command(args) => (1, vec![args]),
             EntryOp::Expire(keys) => (2, vec![keys]),
@@ -67,6 +72,19 @@ impl Entry {
                 own_args = vec![Bytes::from(scope)];
                 (5, vec![&own_args])
             }
+            EntryOp::Transaction(commands) => {
+                // Each command's list starts with its database, one byte.
+                own_lists = commands
+                    .iter()
+                    .map(|(db, args)| {
+                        let mut list = Vec::with_capacity(args.len() + 1);
+                        list.push(Bytes::copy_from_slice(&[*db]));
+                        list.extend(args.iter().cloned());
+                        list
+                    })
+                    .collect();
+                (6, own_lists.iter().collect())
+            }
         };
         let size: usize = 15
             + lists
@@ -78,7 +96,7 @@ impl Entry {
         out.put_u8(self.db);
         out.put_u64(self.now_ms);
         out.put_u8(tag);
-        if tag == 3 {
+        if tag == 3 || tag == 6 {
             out.put_u32(lists.len() as u32);
         }
         for args in lists {
@@ -112,6 +130,19 @@ impl Entry {
                     commands.push(decode_args(&mut raw)?);
                 }
                 EntryOp::Batch(commands)
+            }
+            6 => {
+                let count = take_count(&mut raw)?;
+                let mut commands = Vec::with_capacity(count.min(1024) as usize);
+                for _ in 0..count {
+                    let mut args = decode_args(&mut raw)?;
+                    if args.is_empty() || args[0].len() != 1 {
+                        return Err(EntryDecodeError::Op(6));
+                    }
+                    let db = args.remove(0)[0];
+                    commands.push((db, args));
+                }
+                EntryOp::Transaction(commands)
             }
             5 => match &decode_args(&mut raw)?[..] {
                 [scope] if &scope[..] == b"all" => EntryOp::FlushSlots { all_dbs: true },
@@ -162,7 +193,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn round_trip(db: u8, now_ms: u64, kind in 0..5u8,
+        fn round_trip(db: u8, now_ms: u64, kind in 0..6u8,
                       args in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..40), 0..8)) {
             let args: Vec<Bytes> = args.into_iter().map(Bytes::from).collect();
             let op = match kind {
@@ -173,7 +204,13 @@ mod tests {
                     shard: u16::from(db),
                     nodes: args.iter().map(|a| a.len() as u64).collect(),
                 }),
-                _ => EntryOp::Batch(args.chunks(3).map(<[Bytes]>::to_vec).collect()),
+                4 => EntryOp::Batch(args.chunks(3).map(<[Bytes]>::to_vec).collect()),
+                _ => EntryOp::Transaction(
+                    args.chunks(2)
+                        .enumerate()
+                        .map(|(i, c)| (i as u8, c.to_vec()))
+                        .collect(),
+                ),
             };
             let entry = Entry { db, now_ms, op };
             let raw = entry.encode();

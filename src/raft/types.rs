@@ -36,6 +36,9 @@ impl fmt::Display for WriteEntry {
             super::EntryOp::Batch(commands) => {
                 write!(f, "db{} batch of {} commands", self.db, commands.len())
             }
+            super::EntryOp::Transaction(commands) => {
+                write!(f, "db{} transaction of {} writes", self.db, commands.len())
+            }
             super::EntryOp::Map(op) => write!(f, "metadata {op:?}"),
             super::EntryOp::FlushSlots { all_dbs } => {
                 write!(f, "db{} flush slots (all databases: {all_dbs})", self.db)

@@ -6,8 +6,10 @@
 
 pub mod lsm;
 mod memory;
+mod overlay;
 
 pub use memory::MemoryEngine;
+pub use overlay::OverlayEngine;
 
 use bytes::Bytes;
 use std::ops::Bound;

@@ -13,13 +13,13 @@ use redis::Value;
 use crate::cluster::Cluster;
 use crate::support::{show, start_redis_with, Process};
 
-fn connect(port: u16) -> redis::Connection {
+pub(crate) fn connect(port: u16) -> redis::Connection {
     redis::Client::open(format!("redis://127.0.0.1:{port}/"))
         .and_then(|c| c.get_connection())
         .unwrap_or_else(|e| panic!("connect to {port}: {e}"))
 }
 
-fn query(con: &mut redis::Connection, args: &[&str]) -> redis::RedisResult<Value> {
+pub(crate) fn query(con: &mut redis::Connection, args: &[&str]) -> redis::RedisResult<Value> {
     let mut cmd = redis::cmd(args[0]);
     for a in &args[1..] {
         cmd.arg(*a);
@@ -27,14 +27,14 @@ fn query(con: &mut redis::Connection, args: &[&str]) -> redis::RedisResult<Value
     cmd.query(con)
 }
 
-fn int(v: &Value) -> i64 {
+pub(crate) fn int(v: &Value) -> i64 {
     match v {
         Value::Int(n) => *n,
         other => panic!("not an integer: {other:?}"),
     }
 }
 
-fn text(v: &Value) -> String {
+pub(crate) fn text(v: &Value) -> String {
     match v {
         Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
         Value::SimpleString(s) => s.clone(),
@@ -43,7 +43,7 @@ fn text(v: &Value) -> String {
     }
 }
 
-fn items(v: &Value) -> &[Value] {
+pub(crate) fn items(v: &Value) -> &[Value] {
     match v {
         Value::Array(items) => items,
         other => panic!("not an array: {other:?}"),
@@ -62,7 +62,7 @@ fn error_text(result: redis::RedisResult<Value>) -> String {
 
 /// CLUSTER SLOTS as (first, last, master port, replica ports), checking each node entry's
 /// shape: host, port, 40-hex id, metadata.
-fn slot_table(reply: &Value) -> Vec<(i64, i64, i64, Vec<i64>)> {
+pub(crate) fn slot_table(reply: &Value) -> Vec<(i64, i64, i64, Vec<i64>)> {
     items(reply)
         .iter()
         .map(|range| {
@@ -89,7 +89,7 @@ fn slot_table(reply: &Value) -> Vec<(i64, i64, i64, Vec<i64>)> {
 }
 
 /// The port whose node masters `slot` in a CLUSTER SLOTS table.
-fn master_of(table: &[(i64, i64, i64, Vec<i64>)], slot: i64) -> i64 {
+pub(crate) fn master_of(table: &[(i64, i64, i64, Vec<i64>)], slot: i64) -> i64 {
     table
         .iter()
         .find(|(first, last, _, _)| (*first..=*last).contains(&slot))
@@ -100,7 +100,7 @@ fn master_of(table: &[(i64, i64, i64, Vec<i64>)], slot: i64) -> i64 {
 /// CLUSTER SLOTS once shard leaders have settled: a new cluster's first node leads every
 /// shard until the leader balancer hands some over, a few at a time. Settled is when no
 /// node masters more than its share of the 16 shards and two reads a second apart agree.
-fn spread_slot_table(con: &mut redis::Connection) -> Vec<(i64, i64, i64, Vec<i64>)> {
+pub(crate) fn spread_slot_table(con: &mut redis::Connection) -> Vec<(i64, i64, i64, Vec<i64>)> {
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut last = Vec::new();
     loop {

@@ -16,4 +16,5 @@ mod pipelining;
 mod quiesce;
 mod raft;
 mod rebalance;
+mod transactions;
 mod windows;

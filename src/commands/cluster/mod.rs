@@ -135,7 +135,7 @@ fn slot_arg(arg: &[u8]) -> Result<Option<Slot>, CmdError> {
 /// CLUSTER COUNTKEYSINSLOT slot: keys this node stores in `slot` of the selected database.
 fn cluster_countkeysinslot(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let slot = slot_arg(&args[2])?.ok_or(CmdError::Static("ERR Invalid slot"))?;
-    let count = ctx.shared.keyspace.count_in_slot(ctx.db(), slot)?;
+    let count = ctx.keyspace.count_in_slot(ctx.db(), slot)?;
     reply(Reply::Integer(count as i64))
 }
 
@@ -146,7 +146,7 @@ fn cluster_getkeysinslot(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let (Some(slot), Ok(count)) = (slot, usize::try_from(count)) else {
         return Err(CmdError::Static("ERR Invalid slot or number of keys"));
     };
-    let keys = ctx.shared.keyspace.keys_in_slot(ctx.db(), slot, count)?;
+    let keys = ctx.keyspace.keys_in_slot(ctx.db(), slot, count)?;
     reply(Reply::bulks(keys))
 }
 

@@ -159,7 +159,7 @@ fn read_inputs(ctx: &mut Ctx, keys: &[Bytes]) -> Result<Vec<Input>, CmdError> {
             None => None,
             Some(header) => {
                 let vt = meta.map_or(ValueType::ZSet, |m| m.value_type);
-                input_of(&mut Stored::new(ctx.shared, db, key, header), vt)?
+                input_of(&mut Stored::new(ctx.keyspace, db, key, header), vt)?
             }
         });
     }

@@ -112,7 +112,7 @@ fn encoding_for(count: usize, longest_member: usize) -> Encoding {
 /// type).
 pub fn read<'a>(ctx: &mut Ctx<'a>, key: &[u8]) -> Result<Option<Stored<'a>>, CmdError> {
     let found = collections::read(ctx, key, ValueType::ZSet)?;
-    Ok(found.map(|(_, zset)| Stored::new(ctx.shared, ctx.session.db, key, zset)))
+    Ok(found.map(|(_, zset)| Stored::new(ctx.keyspace, ctx.session.db, key, zset)))
 }
 
 /// Members with their scores: pairs when `with_scores` (flat in RESP2, pairs in RESP3),
@@ -207,7 +207,7 @@ fn zscan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         Reply::bulk(crate::protocol::reply::format_double(score))
     };
     let by_score: collections::WholeFn = |ctx, key, zset| {
-        let items = Stored::new(ctx.shared, ctx.db(), key, *zset).by_score()?;
+        let items = Stored::new(ctx.keyspace, ctx.db(), key, *zset).by_score()?;
         Ok(items
             .into_iter()
             .map(|(m, s)| (m, encoding::encode_score(s)))
@@ -227,5 +227,5 @@ fn zscan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 pub fn dump_members(ctx: &mut Ctx, key: &[u8], meta: &Meta) -> Result<Vec<(Bytes, f64)>, CmdError> {
     let zset = collections::header(Some(meta), ValueType::ZSet)?
         .ok_or_else(|| CmdError::Internal("no zset".into()))?;
-    Stored::new(ctx.shared, ctx.db(), key, zset).by_score()
+    Stored::new(ctx.keyspace, ctx.db(), key, zset).by_score()
 }

@@ -6,7 +6,6 @@ use std::ops::Bound;
 use bytes::Bytes;
 
 use crate::commands::error::CmdError;
-use crate::commands::Shared;
 use crate::keyspace::{encoding, Collection, Keyspace, Space, SubRange, Txn};
 
 /// One sorted set's records.
@@ -131,9 +130,9 @@ pub struct Stored<'a> {
 }
 
 impl<'a> Stored<'a> {
-    pub fn new(shared: &'a Shared, db: u8, key: &[u8], zset: Collection) -> Stored<'a> {
+    pub fn new(ks: &'a Keyspace, db: u8, key: &[u8], zset: Collection) -> Stored<'a> {
         Stored {
-            ks: &shared.keyspace,
+            ks,
             db,
             key: Bytes::copy_from_slice(key),
             zset,

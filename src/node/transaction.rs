@@ -1,0 +1,325 @@
+//! MULTI/EXEC at the node: queuing the commands of a transaction, and EXEC.
+//!
+//! EXEC holds the gates of the shards the transaction touches exclusively (no other write
+//! of theirs is proposed meanwhile), checks the connection's WATCH, then runs the queued
+//! commands one after another against a speculative keyspace (`Keyspace::speculate`) in
+//! which each write is applied as it would be at apply: that gives every read its reply
+//! and every write its normalised form. The writes then go through the shard log as **one**
+//! entry (`EntryOp::Transaction`), applied in one engine write on every replica, so all or
+//! none of them survive a crash and readers see all or none of them. The writes' replies
+//! are the apply's.
+//!
+//! A transaction runs where its keys are: on one shard (any number of shards on a node that
+//! is the sole replica of all); one that spans shards in a cluster gets CROSSSLOT. On a
+//! forwarding connection a transaction for a shard led by another node is sent there
+//! whole (MULTI, the commands, EXEC) and runs there.
+
+use std::collections::BTreeSet;
+
+use bytes::Bytes;
+
+use super::apply::apply_command;
+use super::Node;
+use crate::clock;
+use crate::cluster::{key_slot, ShardId, ShardSet};
+use crate::commands::watches::WatchState;
+use crate::commands::{Command, Ctx, Outcome, Session};
+use crate::protocol::Reply;
+use crate::raft::{Entry, EntryOp};
+
+const EXECABORT: &str = "EXECABORT Transaction discarded because of previous errors.";
+const CROSSSLOT: &str = "CROSSSLOT Keys in request don't hash to the same slot";
+/// Collection versions a speculative run takes: a range no shard group ever uses
+/// (groups take `group << 48 | n`).
+const SPECULATIVE_VERSIONS: u64 = 0xffff << 48;
+
+/// A write found by the speculative run: the index of its reply, its database and its
+/// normalised argv.
+type SpeculatedWrite = (usize, (u8, Vec<Bytes>));
+
+/// The commands that run at once inside MULTI instead of being queued.
+fn runs_in_multi(name: &str) -> bool {
+    matches!(
+        name,
+        "exec" | "discard" | "multi" | "watch" | "quit" | "reset"
+    )
+}
+
+/// What a blocking command answers inside MULTI when it would block: Redis never blocks
+/// there and answers as on a timeout (BLMOVE and BRPOPLPUSH with a null bulk).
+fn would_block_reply(cmd: &Command) -> Reply {
+    match cmd.spec.name {
+        "blmove" | "brpoplpush" => Reply::Null,
+        _ => crate::commands::lists_blocking::TIMEOUT_REPLY,
+    }
+}
+
+impl Node {
+    /// A command refused (unknown, wrong arity, not authenticated) while the session is in
+    /// MULTI: the transaction will abort. A refused EXEC aborts it now (Redis words the
+    /// refusal as an abort even outside MULTI).
+    pub(super) fn refused_in_multi(
+        &self,
+        session: &mut Session,
+        args: &[Bytes],
+        reply: Reply,
+    ) -> Reply {
+        if args[0].eq_ignore_ascii_case(b"exec") {
+            session.multi = None;
+            session.watching = None;
+            let text = match &reply {
+                Reply::Error(e) => e.strip_prefix("ERR ").unwrap_or(e).to_string(),
+                _ => String::new(),
+            };
+            return Reply::Error(format!(
+                "EXECABORT Transaction discarded because of: {text}"
+            ));
+        }
+        if let Some(multi) = session.multi.as_mut() {
+            multi.dirty = true;
+        }
+        reply
+    }
+
+    /// Inside MULTI: queues the command (`QUEUED`) or refuses it (the transaction will
+    /// abort). `None` for the commands that run at once (EXEC, DISCARD, WATCH, ...) and
+    /// outside MULTI.
+    pub(super) fn queue_in_multi(
+        &self,
+        session: &mut Session,
+        cmd: &Command,
+        args: &[Bytes],
+    ) -> Option<Reply> {
+        session.multi.as_ref()?;
+        if runs_in_multi(cmd.spec.name) {
+            return None;
+        }
+        let refusal = if cmd.spec.has_flag("no_multi") {
+            Some(Reply::error("ERR Command not allowed inside a transaction"))
+        } else if self.redirects(session) {
+            self.redirect_in_multi(session, cmd, args)
+        } else {
+            None
+        };
+        let multi = session.multi.as_mut()?;
+        if let Some(refusal) = refusal {
+            multi.dirty = true;
+            return Some(refusal);
+        }
+        if let Some(first) = cmd.key_positions(args).next() {
+            multi.slot.get_or_insert(key_slot(&args[first]).0);
+        }
+        multi.queued.push(args.to_vec());
+        Some(Reply::Simple("QUEUED"))
+    }
+
+    /// For a cluster client, as Redis Cluster checks a command queued in MULTI: its keys
+    /// and those queued before it share one slot, which this node leads.
+    fn redirect_in_multi(&self, session: &Session, cmd: &Command, args: &[Bytes]) -> Option<Reply> {
+        let mut keys = cmd.key_positions(args);
+        let first = keys.next()?;
+        let slot = key_slot(&args[first]);
+        let queued_slot = session.multi.as_ref().and_then(|m| m.slot);
+        if keys.any(|i| key_slot(&args[i]) != slot) || queued_slot.is_some_and(|s| s != slot.0) {
+            return Some(Reply::error(CROSSSLOT));
+        }
+        let shard = self.shards.shard_of_key(&args[first]);
+        if self.groups().is_leader(shard) {
+            return None;
+        }
+        let moved = self.moved(cmd, session, &args[first], shard);
+        Some(moved.unwrap_or_else(|| Reply::error("TRYAGAIN the shard is changing leader")))
+    }
+
+    /// EXEC inside MULTI. See the module doc.
+    pub(super) async fn exec(&self, session: &mut Session, started_us: u64) -> Reply {
+        let multi = session.multi.take().unwrap_or_default();
+        let watching = session.watching.take();
+        if multi.dirty {
+            return Reply::error(EXECABORT);
+        }
+        let mut queued: Vec<(&Command, Vec<Bytes>)> = Vec::with_capacity(multi.queued.len());
+        for args in multi.queued {
+            match self.resolve(session, &args) {
+                Ok(cmd) => queued.push((cmd, args)),
+                Err(reply) => return reply,
+            }
+        }
+        let shards = match self.transaction_shards(&queued, watching.as_ref()) {
+            Ok(shards) => shards,
+            Err(refusal) => return refusal,
+        };
+        if let [shard] = shards[..] {
+            if !self.groups().is_leader(shard) {
+                return self.exec_at_leader(session, shard, &queued, watching).await;
+            }
+        }
+        let mut gates = Vec::with_capacity(shards.len());
+        for s in &shards {
+            gates.push(self.gates[usize::from(s.0)].write().await);
+        }
+        // Reads inside see a state at least as new as any write acknowledged before EXEC.
+        for s in &shards {
+            if let Err(e) = self.groups().read_barrier(*s).await {
+                return Reply::Error(e.to_string());
+            }
+        }
+        let now_ms = clock::now_ms();
+        if let Some(w) = &watching {
+            if w.is_dirty() || self.watched_key_expired(w, now_ms) {
+                return Reply::NullArray;
+            }
+        }
+        // Redis unwatches before running the commands.
+        drop(watching);
+        let (mut replies, writes) = self.speculate(session, &queued, now_ms);
+        if !writes.is_empty() {
+            let (at, commands): (Vec<usize>, Vec<(u8, Vec<Bytes>)>) = writes.into_iter().unzip();
+            let entry = Entry {
+                db: session.db,
+                now_ms,
+                op: EntryOp::Transaction(commands),
+            };
+            match self.groups().propose(shards[0], &entry).await {
+                Ok(Reply::Array(applied)) if applied.len() == at.len() => {
+                    for (i, reply) in at.into_iter().zip(applied) {
+                        replies[i] = reply;
+                    }
+                }
+                Ok(Reply::Error(e)) => return Reply::Error(e),
+                Ok(_) => return Reply::error("ERR transaction apply gave unexpected replies"),
+                Err(e) => return Reply::Error(e.to_string()),
+            }
+        }
+        drop(gates);
+        for ((cmd, args), reply) in queued.iter().zip(&replies) {
+            self.finish(cmd, reply, session, args, started_us);
+        }
+        Reply::Array(replies)
+    }
+
+    /// The shards a transaction reads or writes, with its watched keys', in order: more
+    /// than one only on a node that is the sole replica of every shard.
+    fn transaction_shards(
+        &self,
+        queued: &[(&Command, Vec<Bytes>)],
+        watching: Option<&WatchState>,
+    ) -> Result<Vec<ShardId>, Reply> {
+        let mut shards = BTreeSet::new();
+        let mut everywhere = false;
+        for (cmd, args) in queued {
+            match self.route(cmd, args) {
+                ShardSet::One(s) => {
+                    shards.insert(s);
+                }
+                ShardSet::Some(list) => shards.extend(list),
+                // Keyless: only a write (FLUSHDB, FLUSHALL, SWAPDB) reaches every shard.
+                ShardSet::All => everywhere |= cmd.is_write(),
+            }
+        }
+        if let Some(w) = watching {
+            shards.extend(w.keys().iter().map(|(_, k)| self.shards.shard_of_key(k)));
+        }
+        let alone = self.groups().alone();
+        if everywhere {
+            if !alone {
+                return Err(Reply::error(
+                    "ERR FLUSHDB, FLUSHALL and SWAPDB cannot run in a transaction in a cluster",
+                ));
+            }
+            return Ok((0..self.shards.shard_count()).map(ShardId).collect());
+        }
+        if shards.len() > 1 && !alone {
+            return Err(Reply::error(CROSSSLOT));
+        }
+        Ok(shards.into_iter().collect())
+    }
+
+    /// Whether a watched key that was live when watched has expired since (Redis 7.0).
+    fn watched_key_expired(&self, w: &WatchState, now_ms: u64) -> bool {
+        w.keys().iter().any(|(db, key)| {
+            let expired = matches!(
+                self.shared.keyspace.get_stored(*db, key),
+                Ok(Some(m)) if m.is_expired(now_ms)
+            );
+            expired && !w.expired_at_watch(*db, key)
+        })
+    }
+
+    /// Runs the queued commands against a speculative keyspace: every command's reply, and
+    /// the normalised writes (with the index of their reply and their database).
+    fn speculate(
+        &self,
+        session: &mut Session,
+        queued: &[(&Command, Vec<Bytes>)],
+        now_ms: u64,
+    ) -> (Vec<Reply>, Vec<SpeculatedWrite>) {
+        let spec = self.shared.keyspace.speculate();
+        let mut replies = Vec::with_capacity(queued.len());
+        let mut writes = Vec::new();
+        let mut versions = SPECULATIVE_VERSIONS;
+        for (cmd, args) in queued {
+            let mut ctx = Ctx {
+                shared: &self.shared,
+                keyspace: &spec,
+                cluster: self,
+                session,
+                now_ms,
+                expired: Vec::new(),
+            };
+            let outcome = (cmd.run)(&mut ctx, args);
+            let db = session.db;
+            let reply = match outcome {
+                Ok(Outcome::Reply(r)) | Ok(Outcome::Delay(_, r)) => r,
+                Ok(Outcome::Block(_)) => would_block_reply(cmd),
+                Ok(Outcome::Propose(normalised)) => {
+                    let mut txn = spec.txn(now_ms, u64::MAX, versions);
+                    match apply_command(self, &mut txn, db, &normalised) {
+                        Ok(reply) => {
+                            versions += txn.versions_taken();
+                            match txn.commit() {
+                                Ok(()) => {
+                                    writes.push((replies.len(), (db, normalised)));
+                                    reply
+                                }
+                                Err(e) => Reply::Error(format!("ERR {e}")),
+                            }
+                        }
+                        // It changes nothing; the log need not carry it.
+                        Err(e) => e.into_reply(),
+                    }
+                }
+                Err(e) => e.into_reply(),
+            };
+            replies.push(reply);
+        }
+        (replies, writes)
+    }
+
+    /// A transaction for a shard another node leads, from a forwarding connection: sent
+    /// there whole and run there. A watch cannot go with it (it lives with this
+    /// connection), so a transaction with WATCH needs the leader's own connection.
+    async fn exec_at_leader(
+        &self,
+        session: &Session,
+        shard: ShardId,
+        queued: &[(&Command, Vec<Bytes>)],
+        watching: Option<WatchState>,
+    ) -> Reply {
+        if watching.is_some_and(|w| !w.keys().is_empty()) {
+            return Reply::error(
+                "ERR WATCH of keys led by another node: connect to that node (or use a cluster client)",
+            );
+        }
+        let Some(leader) = self.leader_elsewhere(shard) else {
+            return Reply::error("TRYAGAIN the shard is changing leader");
+        };
+        let mut commands = Vec::with_capacity(queued.len() + 2);
+        commands.push(vec![Bytes::from_static(b"MULTI")]);
+        commands.extend(queued.iter().map(|(_, args)| args.clone()));
+        commands.push(vec![Bytes::from_static(b"EXEC")]);
+        let to = (session.db, session.resp3);
+        let mut replies = self.forward_batch(leader, to, commands).await;
+        replies.pop().unwrap_or(Reply::Null)
+    }
+}

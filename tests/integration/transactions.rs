@@ -1,0 +1,179 @@
+//! MULTI/EXEC and WATCH on a 3-node cluster: a plain client's transaction runs at its
+//! shard's leader through any node, a WATCH is aborted by a write that came through another
+//! node, and a transaction survives kill -9 of the leader whole or not at all on every
+//! replica.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use redis::Value;
+
+use crate::cluster::Cluster;
+use crate::cluster_protocol::{connect, int, master_of, query, spread_slot_table, text};
+
+/// MULTI, the commands, EXEC on one connection; EXEC's reply.
+fn transaction(con: &mut redis::Connection, commands: &[&[&str]]) -> redis::RedisResult<Value> {
+    let multi = query(con, &["MULTI"])?;
+    if multi != Value::Okay {
+        return Ok(multi);
+    }
+    for cmd in commands {
+        let queued = query(con, cmd);
+        if !matches!(&queued, Ok(Value::SimpleString(s)) if s == "QUEUED") {
+            let _ = query(con, &["DISCARD"]);
+            return queued;
+        }
+    }
+    query(con, &["EXEC"])
+}
+
+/// The client port of the node leading `key`'s shard, and of the others, once leaders
+/// have settled.
+fn leader_and_followers(ports: &[u16], key: &str) -> (u16, Vec<u16>) {
+    let mut con = connect(ports[0]);
+    let slot = int(&query(&mut con, &["CLUSTER", "KEYSLOT", key]).unwrap());
+    let table = spread_slot_table(&mut con);
+    let leader = master_of(&table, slot) as u16;
+    let others = ports.iter().copied().filter(|p| *p != leader).collect();
+    (leader, others)
+}
+
+#[test]
+fn transactions_and_watch_work_through_any_node() {
+    let cluster = Cluster::start("transactions", 3, &[]);
+    let ports = cluster.ports();
+    // Through every node: here or sent whole to the leader.
+    for (i, port) in ports.iter().enumerate() {
+        let mut con = connect(*port);
+        let a = format!("{{t{i}}}a");
+        let b = format!("{{t{i}}}b");
+        let reply = transaction(
+            &mut con,
+            &[
+                &["SET", &a, "1"],
+                &["INCR", &a],
+                &["SET", &b, "x"],
+                &["GET", &a],
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            format!("{reply:?}"),
+            format!(
+                "{:?}",
+                Value::Array(vec![
+                    Value::Okay,
+                    Value::Int(2),
+                    Value::Okay,
+                    Value::BulkString(b"2".to_vec())
+                ])
+            ),
+            "through node {i}"
+        );
+    }
+    // Keys of several shards in one transaction: CROSSSLOT, nothing written.
+    let mut con = connect(ports[0]);
+    let keys: Vec<String> = (0..64).map(|i| format!("spread{i}")).collect();
+    let commands: Vec<Vec<&str>> = keys.iter().map(|k| vec!["SET", k.as_str(), "v"]).collect();
+    let refs: Vec<&[&str]> = commands.iter().map(|c| c.as_slice()).collect();
+    let err = transaction(&mut con, &refs).unwrap_err();
+    assert!(
+        err.to_string().to_uppercase().contains("CROSSSLOT"),
+        "{err}"
+    );
+    for k in &keys {
+        assert_eq!(query(&mut con, &["EXISTS", k]).unwrap(), Value::Int(0));
+    }
+
+    // WATCH at the leader, a write through another node: EXEC aborts (a null reply).
+    let (leader, others) = leader_and_followers(&ports, "{w}k");
+    let mut watcher = connect(leader);
+    let mut writer = connect(others[0]);
+    query(&mut watcher, &["SET", "{w}k", "1"]).unwrap();
+    assert_eq!(
+        query(&mut watcher, &["WATCH", "{w}k"]).unwrap(),
+        Value::Okay
+    );
+    assert_eq!(
+        query(&mut writer, &["SET", "{w}k", "2"]).unwrap(),
+        Value::Okay
+    );
+    let reply = transaction(&mut watcher, &[&["INCR", "{w}k"]]).unwrap();
+    assert_eq!(
+        reply,
+        Value::Nil,
+        "a write through another node aborts EXEC"
+    );
+    // Without the write it runs.
+    query(&mut watcher, &["WATCH", "{w}k"]).unwrap();
+    let reply = transaction(&mut watcher, &[&["INCR", "{w}k"]]).unwrap();
+    assert_eq!(reply, Value::Array(vec![Value::Int(3)]));
+    // A watch on a follower's connection cannot go with the transaction to the leader.
+    let mut follower = connect(others[0]);
+    query(&mut follower, &["WATCH", "{w}k"]).unwrap();
+    let err = transaction(&mut follower, &[&["INCR", "{w}k"]]).unwrap_err();
+    assert!(err.to_string().contains("WATCH"), "{err}");
+}
+
+/// Transactions `INCR a; INCR b` on one shard while its leader is killed: on every
+/// replica afterwards, `a == b` (a crash never keeps half a transaction), and every
+/// acknowledged transaction is there.
+#[test]
+fn a_transaction_survives_kill_9_of_the_leader_whole_or_not_at_all() {
+    let mut cluster = Cluster::start("transactions-kill", 3, &["--appendfsync", "always"]);
+    let ports = cluster.ports();
+    let (leader, others) = leader_and_followers(&ports, "{atom}a");
+    let leader_index = ports.iter().position(|p| *p == leader).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(AtomicU64::new(0));
+    let writer = {
+        let (stop, acked, port) = (stop.clone(), acked.clone(), others[0]);
+        std::thread::spawn(move || {
+            let mut con = connect(port);
+            while !stop.load(Ordering::Relaxed) {
+                let reply = transaction(&mut con, &[&["INCR", "{atom}a"], &["INCR", "{atom}b"]]);
+                match reply {
+                    Ok(Value::Array(items)) if items.len() == 2 => {
+                        acked.fetch_add(1, Ordering::Relaxed);
+                    }
+                    // Refused while the shard elects a new leader: nothing was written.
+                    _ => std::thread::sleep(Duration::from_millis(20)),
+                }
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_secs(2));
+    cluster.kill(leader_index);
+    std::thread::sleep(Duration::from_secs(4));
+    stop.store(true, Ordering::Relaxed);
+    writer.join().unwrap();
+    let acked = acked.load(Ordering::Relaxed);
+    assert!(acked > 20, "too few transactions: {acked}");
+    cluster.start_node(leader_index);
+    // Every replica, read on its own (READONLY, stale: no leader asked), converges to a
+    // state where both counters are equal and hold every acknowledged transaction.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for port in cluster.ports() {
+        let mut con = connect(port);
+        query(&mut con, &["READONLY"]).unwrap();
+        loop {
+            let a = query(&mut con, &["GET", "{atom}a"]);
+            let b = query(&mut con, &["GET", "{atom}b"]);
+            if let (Ok(a), Ok(b)) = (a, b) {
+                let (a, b) = (text(&a), text(&b));
+                let a: u64 = a.parse().unwrap_or(0);
+                let b: u64 = b.parse().unwrap_or(0);
+                if a >= acked {
+                    assert_eq!(a, b, "half a transaction on the node at {port}");
+                    break;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node at {port} never caught up to {acked} transactions"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
