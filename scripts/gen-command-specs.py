@@ -55,6 +55,10 @@ COMMANDS = {
     "bzmpop": None, "zrandmember": None, "zunion": None, "zinter": None, "zdiff": None,
     "zunionstore": None, "zinterstore": None, "zdiffstore": None, "zintercard": None,
     "zscan": None,
+    # pub/sub
+    "subscribe": None, "unsubscribe": None, "psubscribe": None, "punsubscribe": None,
+    "ssubscribe": None, "sunsubscribe": None, "publish": None, "spublish": None,
+    "pubsub": ["channels", "numsub", "numpat", "shardchannels", "shardnumsub", "help"],
     # transactions
     "multi": None, "exec": None, "discard": None, "watch": None, "unwatch": None,
     # keys

@@ -185,11 +185,33 @@ pub struct Quiesce {
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Ping {}
 
+/// A message published on a node (PUBLISH, or SPUBLISH when `sharded`), for the
+/// receiving node's subscribers.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Published {
+    #[prost(bool, tag = "1")]
+    pub sharded: bool,
+    #[prost(bytes = "bytes", tag = "2")]
+    pub channel: Bytes,
+    #[prost(bytes = "bytes", tag = "3")]
+    pub payload: Bytes,
+}
+
+/// Published messages, in the order they were published on the sending node.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Publish {
+    #[prost(message, repeated, tag = "1")]
+    pub messages: Vec<Published>,
+}
+
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Request {
     #[prost(uint64, tag = "1")]
     pub id: u64,
-    #[prost(oneof = "request::Body", tags = "2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12")]
+    #[prost(
+        oneof = "request::Body",
+        tags = "2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13"
+    )]
     pub body: Option<request::Body>,
 }
 
@@ -218,6 +240,8 @@ pub mod request {
         Ping(super::Ping),
         #[prost(message, tag = "12")]
         ReadIndex(super::ReadIndex),
+        #[prost(message, tag = "13")]
+        Publish(super::Publish),
     }
 }
 

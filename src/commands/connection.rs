@@ -41,9 +41,14 @@ pub static COMMANDS: &[(&str, Handler, Option<ApplyFn>)] = &[
     ("client|help", client_help, None),
 ];
 
-fn ping(_: &mut Ctx, args: &[Bytes]) -> CmdResult {
+fn ping(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     if args.len() > 2 {
         return Err(CmdError::WrongArity("ping".into()));
+    }
+    if ctx.session.in_subscribed_mode() {
+        // Redis answers a subscribed RESP2 client as a message: pong and the argument.
+        let msg = args.get(1).cloned().unwrap_or_default();
+        return reply(Reply::Array(vec![Reply::bulk("pong"), Reply::Bulk(msg)]));
     }
     reply(match args.get(1) {
         None => Reply::Simple("PONG"),
@@ -178,6 +183,7 @@ fn reset(ctx: &mut Ctx, _: &[Bytes]) -> CmdResult {
     s.readonly = false;
     s.multi = None;
     s.watching = None;
+    s.pubsub = None;
     reply(Reply::Simple("RESET"))
 }
 

@@ -214,6 +214,17 @@ fn render(ctx: &Ctx, section: &str, out: &mut String) {
             );
             line("expired_keys", &stats.expired_keys.get());
             line("forwarded_commands", &stats.forwarded_commands.get());
+            use crate::commands::pubsub::hub::Kind;
+            line(
+                "pubsub_channels",
+                &shared.pubsub.active(Kind::Channel, None).len(),
+            );
+            line("pubsub_patterns", &shared.pubsub.patterns());
+            line(
+                "pubsubshard_channels",
+                &shared.pubsub.active(Kind::Shard, None).len(),
+            );
+            line("pubsub_fanout_dropped", &stats.pubsub_fanout_dropped.get());
             line("evicted_keys", &0);
             line("keyspace_hits", &stats.keyspace_hits.get());
             line("keyspace_misses", &stats.keyspace_misses.get());

@@ -32,6 +32,7 @@ mod listpack;
 mod lists;
 pub mod lists_blocking;
 mod object;
+pub mod pubsub;
 mod server;
 mod session;
 mod sets;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::clients::ClientInfo;
+use super::pubsub::hub::Subscriptions;
 use super::watches::WatchState;
 
 /// A transaction being queued (after MULTI, until EXEC or DISCARD).
@@ -50,6 +51,8 @@ pub struct Session {
     pub multi: Option<MultiState>,
     /// WATCH: the keys watched for the next EXEC.
     pub watching: Option<WatchState>,
+    /// SUBSCRIBE and its kin: the connection's subscriptions, if any.
+    pub pubsub: Option<Subscriptions>,
 }
 
 impl Session {
@@ -67,7 +70,18 @@ impl Session {
             readonly: false,
             multi: None,
             watching: None,
+            pubsub: None,
         }
+    }
+
+    /// Whether the connection has subscriptions.
+    pub fn subscribed(&self) -> bool {
+        self.pubsub.is_some()
+    }
+
+    /// RESP2 with subscriptions: only the pub/sub commands, PING, QUIT and RESET run.
+    pub fn in_subscribed_mode(&self) -> bool {
+        self.subscribed() && !self.resp3
     }
 
     pub fn id(&self) -> u64 {

@@ -6,6 +6,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Instant;
 
+use bytes::Bytes;
 use tokio::sync::watch;
 
 use super::access::AccessTracker;
@@ -13,6 +14,7 @@ use super::blocking::BlockRegistry;
 use super::clients::ClientRegistry;
 use super::cursors::CursorTable;
 use super::error::CmdError;
+use super::pubsub::hub::PubSubHub;
 use super::stats::{SlowLog, Stats};
 use super::table::Table;
 use super::watches::WatchRegistry;
@@ -38,6 +40,7 @@ pub struct Shared {
     pub cursors: CursorTable,
     pub blocking: BlockRegistry,
     pub watches: Arc<WatchRegistry>,
+    pub pubsub: Arc<PubSubHub>,
     pub access: AccessTracker,
     pub started: Instant,
     pub run_id: String,
@@ -60,6 +63,7 @@ impl Shared {
             cursors: CursorTable::default(),
             blocking: BlockRegistry::default(),
             watches: Arc::default(),
+            pubsub: Arc::default(),
             access: AccessTracker::default(),
             started: Instant::now(),
             run_id: random_hex(40),
@@ -119,6 +123,9 @@ pub trait ClusterView: Send + Sync {
     fn topology(&self) -> Topology;
     /// Applies a new `appendfsync` to the replication log.
     fn set_sync_policy(&self, policy: SyncPolicy);
+    /// Passes a message published here (SPUBLISH when `sharded`) to the other nodes'
+    /// subscribers, in publish order; returns at once.
+    fn publish_to_peers(&self, sharded: bool, channel: Bytes, payload: Bytes);
 }
 
 fn random_hex(len: usize) -> String {

@@ -2152,11 +2152,99 @@ pub static SPECS: &[CommandSpec] = &[
         ] },
     },
     CommandSpec {
+        name: "psubscribe", arity: -2, flags: &["pubsub", "noscript", "loading", "stale"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@pubsub", "@slow"],
+        tips: &[], key_specs: &[],
+        doc: Doc { summary: "Listen for messages published to channels matching the given patterns", since: "2.0.0", group: "pubsub", complexity: Some("O(N) where N is the number of patterns the client is already subscribed to."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "pattern", kind: "block", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &["multiple"], deprecated_since: None, value: None, arguments: &[
+                Arg { name: "pattern", kind: "pattern", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+            ] },
+        ] },
+    },
+    CommandSpec {
         name: "pttl", arity: 2, flags: &["readonly", "fast"],
         first_key: 1, last_key: 1, step: 1, acl_categories: &["@keyspace", "@read", "@fast"],
         tips: &["nondeterministic_output"], key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         doc: Doc { summary: "Get the time to live for a key in milliseconds", since: "2.6.0", group: "generic", complexity: Some("O(1)"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("2.8.0", "Added the -2 reply.")], arguments: &[
             Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandSpec {
+        name: "publish", arity: 3, flags: &["pubsub", "loading", "stale", "fast"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@pubsub", "@fast"],
+        tips: &[], key_specs: &[],
+        doc: Doc { summary: "Post a message to a channel", since: "2.0.0", group: "pubsub", complexity: Some("O(N+M) where N is the number of clients subscribed to the receiving channel and M is the total number of subscribed patterns (by any client)."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "channel", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "message", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandSpec {
+        name: "pubsub", arity: -2, flags: &[],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@slow"],
+        tips: &[], key_specs: &[],
+        doc: Doc { summary: "A container for Pub/Sub commands", since: "2.8.0", group: "pubsub", complexity: Some("Depends on subcommand."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+        ] },
+    },
+    CommandSpec {
+        name: "pubsub|channels", arity: -2, flags: &["pubsub", "loading", "stale"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@pubsub", "@slow"],
+        tips: &[], key_specs: &[],
+        doc: Doc { summary: "List active channels", since: "2.8.0", group: "pubsub", complexity: Some("O(N) where N is the number of active channels, and assuming constant time pattern matching (relatively short channels and patterns)"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "pattern", kind: "pattern", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandSpec {
+        name: "pubsub|numsub", arity: -2, flags: &["pubsub", "loading", "stale"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@pubsub", "@slow"],
+        tips: &[], key_specs: &[],
+        doc: Doc { summary: "Get the count of subscribers for channels", since: "2.8.0", group: "pubsub", complexity: Some("O(N) for the NUMSUB subcommand, where N is the number of requested channels"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "channel", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &["optional", "multiple"], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandSpec {
+        name: "pubsub|numpat", arity: 2, flags: &["pubsub", "loading", "stale"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@pubsub", "@slow"],
+        tips: &[], key_specs: &[],
+        doc: Doc { summary: "Get the count of unique patterns pattern subscriptions", since: "2.8.0", group: "pubsub", complexity: Some("O(1)"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+        ] },
+    },
+    CommandSpec {
+        name: "pubsub|shardchannels", arity: -2, flags: &["pubsub", "loading", "stale"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@pubsub", "@slow"],
+        tips: &[], key_specs: &[],
+        doc: Doc { summary: "List active shard channels", since: "7.0.0", group: "pubsub", complexity: Some("O(N) where N is the number of active shard channels, and assuming constant time pattern matching (relatively short shard channels)."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "pattern", kind: "pattern", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandSpec {
+        name: "pubsub|shardnumsub", arity: -2, flags: &["pubsub", "loading", "stale"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@pubsub", "@slow"],
+        tips: &[], key_specs: &[],
+        doc: Doc { summary: "Get the count of subscribers for shard channels", since: "7.0.0", group: "pubsub", complexity: Some("O(N) for the SHARDNUMSUB subcommand, where N is the number of requested shard channels"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "shardchannel", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &["optional", "multiple"], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandSpec {
+        name: "pubsub|help", arity: 2, flags: &["loading", "stale"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@slow"],
+        tips: &[], key_specs: &[],
+        doc: Doc { summary: "Show helpful text about the different subcommands", since: "6.2.0", group: "pubsub", complexity: Some("O(1)"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+        ] },
+    },
+    CommandSpec {
+        name: "punsubscribe", arity: -1, flags: &["pubsub", "noscript", "loading", "stale"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@pubsub", "@slow"],
+        tips: &[], key_specs: &[],
+        doc: Doc { summary: "Stop listening for messages posted to channels matching the given patterns", since: "2.0.0", group: "pubsub", complexity: Some("O(N+M) where N is the number of patterns the client is already subscribed and M is the number of total patterns subscribed in the system (by any client)."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "pattern", kind: "pattern", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &["optional", "multiple"], deprecated_since: None, value: None, arguments: &[
             ] },
         ] },
     },
@@ -2579,6 +2667,17 @@ pub static SPECS: &[CommandSpec] = &[
         ] },
     },
     CommandSpec {
+        name: "spublish", arity: 3, flags: &["pubsub", "loading", "stale", "fast"],
+        first_key: 1, last_key: 1, step: 1, acl_categories: &["@pubsub", "@fast"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["not_key"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Post a message to a shard channel", since: "7.0.0", group: "pubsub", complexity: Some("O(N) where N is the number of clients subscribed to the receiving shard channel."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "shardchannel", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "message", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandSpec {
         name: "srandmember", arity: -2, flags: &["readonly"],
         first_key: 1, last_key: 1, step: 1, acl_categories: &["@read", "@set", "@slow"],
         tips: &["nondeterministic_output"], key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
@@ -2616,11 +2715,29 @@ pub static SPECS: &[CommandSpec] = &[
         ] },
     },
     CommandSpec {
+        name: "ssubscribe", arity: -2, flags: &["pubsub", "noscript", "loading", "stale"],
+        first_key: 1, last_key: -1, step: 1, acl_categories: &["@pubsub", "@slow"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["not_key"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: -1, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Listen for messages published to the given shard channels", since: "7.0.0", group: "pubsub", complexity: Some("O(N) where N is the number of shard channels to subscribe to."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "shardchannel", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &["multiple"], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandSpec {
         name: "strlen", arity: 2, flags: &["readonly", "fast"],
         first_key: 1, last_key: 1, step: 1, acl_categories: &["@read", "@string", "@fast"],
         tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RO"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         doc: Doc { summary: "Get the length of the value stored in a key", since: "2.2.0", group: "string", complexity: Some("O(1)"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
             Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandSpec {
+        name: "subscribe", arity: -2, flags: &["pubsub", "noscript", "loading", "stale"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@pubsub", "@slow"],
+        tips: &[], key_specs: &[],
+        doc: Doc { summary: "Listen for messages published to the given channels", since: "2.0.0", group: "pubsub", complexity: Some("O(N) where N is the number of channels to subscribe to."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "channel", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &["multiple"], deprecated_since: None, value: None, arguments: &[
             ] },
         ] },
     },
@@ -2654,6 +2771,15 @@ pub static SPECS: &[CommandSpec] = &[
             Arg { name: "destination", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
             ] },
             Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(1), token: None, summary: None, since: None, flags: &["multiple"], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandSpec {
+        name: "sunsubscribe", arity: -1, flags: &["pubsub", "noscript", "loading", "stale"],
+        first_key: 1, last_key: -1, step: 1, acl_categories: &["@pubsub", "@slow"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["not_key"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: -1, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Stop listening for messages posted to the given shard channels", since: "7.0.0", group: "pubsub", complexity: Some("O(N) where N is the number of clients already subscribed to a shard channel."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "shardchannel", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &["optional", "multiple"], deprecated_since: None, value: None, arguments: &[
             ] },
         ] },
     },
@@ -2708,6 +2834,15 @@ pub static SPECS: &[CommandSpec] = &[
         tips: &["request_policy:multi_shard", "response_policy:agg_sum"], key_specs: &[KeySpec { notes: None, flags: &["RM", "delete"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: -1, keystep: 1, limit: 0 } }],
         doc: Doc { summary: "Delete a key asynchronously in another thread. Otherwise it is just as DEL, but non blocking.", since: "4.0.0", group: "generic", complexity: Some("O(1) for each key removed regardless of its size. Then the command does O(N) work in a different thread in order to reclaim memory, where N is the number of allocations the deleted objects where composed of."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
             Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &["multiple"], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandSpec {
+        name: "unsubscribe", arity: -1, flags: &["pubsub", "noscript", "loading", "stale"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@pubsub", "@slow"],
+        tips: &[], key_specs: &[],
+        doc: Doc { summary: "Stop listening for messages posted to the given channels", since: "2.0.0", group: "pubsub", complexity: Some("O(N) where N is the number of clients already subscribed to a channel."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "channel", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &["optional", "multiple"], deprecated_since: None, value: None, arguments: &[
             ] },
         ] },
     },

@@ -42,6 +42,9 @@ pub struct Stats {
     pub error_replies: Counter,
     /// Commands sent to the node leading their shard (INFO `forwarded_commands`).
     pub forwarded_commands: Counter,
+    /// Published messages not passed to the other nodes because too many were waiting
+    /// (INFO `pubsub_fanout_dropped`).
+    pub pubsub_fanout_dropped: Counter,
     pub errors_by_prefix: Mutex<BTreeMap<String, u64>>,
     /// (unix ms, commands processed) at the last two samples, for instantaneous ops/sec.
     pub ops_samples: Mutex<VecDeque<(u64, u64)>>,
@@ -92,6 +95,7 @@ impl Stats {
             &self.keyspace_misses,
             &self.error_replies,
             &self.forwarded_commands,
+            &self.pubsub_fanout_dropped,
         ] {
             c.reset();
         }

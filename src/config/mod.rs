@@ -45,6 +45,7 @@ pub struct Config {
     idle_timeout_secs: AtomicU64,
     /// `client-output-buffer-limit` for normal clients: hard, soft bytes and soft seconds.
     output_limit: [AtomicU64; 3],
+    pubsub_output_limit: [AtomicU64; 3],
     lfu_policy: AtomicBool,
     password_set: AtomicBool,
     cluster_redirects: AtomicU8,
@@ -68,6 +69,7 @@ impl Config {
             query_buffer_bytes_max: AtomicU64::new(0),
             idle_timeout_secs: AtomicU64::new(0),
             output_limit: Default::default(),
+            pubsub_output_limit: Default::default(),
             lfu_policy: AtomicBool::new(false),
             cluster_redirects: AtomicU8::new(Redirects::Auto as u8),
             stale_replica_reads: AtomicBool::new(false),
@@ -167,9 +169,14 @@ impl Config {
             .store(query_max as u64, Ordering::Relaxed);
         self.idle_timeout_secs
             .store(num("timeout").max(0) as u64, Ordering::Relaxed);
-        let limit = normal_output_limit(&self.get("client-output-buffer-limit"));
-        for (slot, value) in self.output_limit.iter().zip(limit) {
-            slot.store(value, Ordering::Relaxed);
+        let limits = self.get("client-output-buffer-limit");
+        for (class, slots) in [
+            ("normal", &self.output_limit),
+            ("pubsub", &self.pubsub_output_limit),
+        ] {
+            for (slot, value) in slots.iter().zip(class_output_limit(&limits, class)) {
+                slot.store(value, Ordering::Relaxed);
+            }
         }
         self.lfu_policy.store(
             self.get("maxmemory-policy").contains("lfu"),
@@ -292,12 +299,20 @@ impl Config {
     }
     /// `client-output-buffer-limit normal`: (hard bytes, soft bytes, soft seconds).
     pub fn output_limit(&self) -> (u64, u64, u64) {
-        let [h, s, t] = &self.output_limit;
-        (
-            h.load(Ordering::Relaxed),
-            s.load(Ordering::Relaxed),
-            t.load(Ordering::Relaxed),
-        )
+        load_limit(&self.output_limit)
+    }
+    /// `client-output-buffer-limit pubsub`: (hard bytes, soft bytes, soft seconds), for
+    /// subscribed clients.
+    pub fn pubsub_output_limit(&self) -> (u64, u64, u64) {
+        load_limit(&self.pubsub_output_limit)
+    }
+    /// The normal class of output limit, or the pubsub class for a subscribed client.
+    pub fn output_limit_for(&self, subscribed: bool) -> (u64, u64, u64) {
+        if subscribed {
+            self.pubsub_output_limit()
+        } else {
+            self.output_limit()
+        }
     }
     /// Whether `maxmemory-policy` is an LFU policy.
     pub fn lfu_policy(&self) -> bool {
@@ -332,18 +347,27 @@ pub enum Redirects {
     Never,
 }
 
-/// The `normal` class of `client-output-buffer-limit` (`normal 0 0 0 replica 256mb 64mb 60 …`).
-fn normal_output_limit(text: &str) -> [u64; 3] {
+/// One class of `client-output-buffer-limit` (`normal 0 0 0 replica 256mb 64mb 60 …`):
+/// hard bytes, soft bytes, soft seconds.
+fn class_output_limit(text: &str, class: &str) -> [u64; 3] {
     let words: Vec<&str> = text.split_whitespace().collect();
     words
         .chunks(4)
-        .find(|c| c.len() == 4 && c[0] == "normal")
+        .find(|c| c.len() == 4 && c[0] == class)
         .and_then(|c| {
             let hard = table::parse_memory(c[1])?;
             let soft = table::parse_memory(c[2])?;
             Some([hard.max(0) as u64, soft.max(0) as u64, c[3].parse().ok()?])
         })
         .unwrap_or([0, 0, 0])
+}
+
+fn load_limit([h, s, t]: &[AtomicU64; 3]) -> (u64, u64, u64) {
+    (
+        h.load(Ordering::Relaxed),
+        s.load(Ordering::Relaxed),
+        t.load(Ordering::Relaxed),
+    )
 }
 
 /// Values are written unquoted (multi-word ones such as `save 3600 1` included), empty

@@ -12,7 +12,7 @@ use super::Node;
 use crate::clock;
 use crate::cluster::{ShardId, ShardSet};
 use crate::commands::error::{self, error_prefix, CmdError};
-use crate::commands::{BlockOn, CmdResult, Command, Ctx, Outcome, Session};
+use crate::commands::{pubsub, BlockOn, CmdResult, Command, Ctx, Outcome, Session};
 use crate::keyspace::ValueType;
 use crate::protocol::Reply;
 use crate::raft::{Entry, EntryOp};
@@ -84,6 +84,9 @@ impl Node {
                 return Prepared::Done(self.count_error(reply));
             }
         };
+        if session.in_subscribed_mode() && !pubsub::allowed_when_subscribed(cmd.spec.name) {
+            return Prepared::Done(self.count_error(pubsub::subscribed_mode_error(cmd.spec.name)));
+        }
         if session.multi.is_some() {
             if let Some(reply) = self.queue_in_multi(session, cmd, &args) {
                 return Prepared::Done(reply);
@@ -92,8 +95,8 @@ impl Node {
                 return Prepared::Done(self.exec(session, started_us).await);
             }
         }
-        // A forwarding connection's WATCH is kept here, with the connection (see EXEC).
-        let route = if cmd.spec.name == "watch" && !self.redirects(session) {
+        // A forwarding connection's watches and subscriptions are kept here, with it.
+        let route = if stays_here(cmd.spec.name) && !self.redirects(session) {
             Route::Here
         } else {
             self.route_elsewhere(cmd, session, &args).await
@@ -605,6 +608,14 @@ impl Node {
             }
         }
     }
+}
+
+/// Keyed commands that run on the node the client is connected to, whatever leads their
+/// slot: WATCH and shard-channel subscriptions are the connection's own state, and
+/// SPUBLISH goes out through this node like PUBLISH (so a connection's messages keep their
+/// order). A cluster client is redirected for them instead, as Redis Cluster does.
+fn stays_here(name: &str) -> bool {
+    matches!(name, "watch" | "ssubscribe" | "sunsubscribe" | "spublish")
 }
 
 fn arity_ok(arity: i64, argc: usize) -> bool {

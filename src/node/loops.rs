@@ -1,6 +1,6 @@
 //! The node's background loops: active expiry and the ops/sec sampler, Raft log
-//! checkpoints, spreading shard leaders over the nodes, quiescing idle groups, and the
-//! replica balancer. They run until the server's stop signal.
+//! checkpoints, spreading shard leaders over the nodes, quiescing idle groups, the
+//! replica balancer, and passing published messages to the other nodes. They run until the server's stop signal.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +22,7 @@ impl Loops {
             tokio::spawn(background_tasks(node.clone(), stop.clone())),
             tokio::spawn(balance_replicas(node.clone(), stop.clone())),
             tokio::spawn(quiesce_groups(node.clone(), stop.clone())),
+            tokio::spawn(fan_out(node.clone(), stop.clone())),
         ])
     }
 
@@ -46,6 +47,14 @@ async fn balance_replicas(node: Arc<Node>, mut stop: watch::Receiver<bool>) {
             _ = balancer.round(&node) => {}
             _ = stop.changed() => return,
         }
+    }
+}
+
+/// Passing published messages to the other nodes (`fanout.rs`).
+async fn fan_out(node: Arc<Node>, mut stop: watch::Receiver<bool>) {
+    tokio::select! {
+        _ = node.fan_out() => {}
+        _ = stop.changed() => {}
     }
 }
 

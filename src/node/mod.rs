@@ -3,8 +3,10 @@
 //! the leader of a key's shard (`routing.rs`, `forwarding.rs`), serving peers on the cluster
 //! port (`peer.rs`), the apply glue between the shards' Raft groups and the keyspace and
 //! snapshots (`apply.rs`), and the background loops (`loops.rs`: active expiry, checkpoints,
-//! leader spreading, quiescing, the replica balancer of `balancer.rs`), and what handlers
-//! may learn of the cluster (`view.rs`).
+//! leader spreading, quiescing, the replica balancer of `balancer.rs`), MULTI/EXEC
+//! (`transaction.rs`) and WATCH's marks at apply (`watching.rs`), passing published
+//! messages to the other nodes (`fanout.rs`), and what handlers may learn of the cluster
+//! (`view.rs`).
 //!
 //! Handlers never see the node: they get the [`Shared`] state and the node as a
 //! [`ClusterView`].
@@ -14,6 +16,7 @@ mod balancer;
 mod build;
 mod dispatch;
 mod expire_cycle;
+mod fanout;
 mod forwarding;
 mod loops;
 mod peer;
@@ -47,6 +50,8 @@ pub struct Node {
     pub shards: ShardMap,
     /// The cluster map (group 0's state, applied by `apply.rs`).
     pub map: SharedMap,
+    /// Published messages on their way to the other nodes (`fanout.rs`).
+    fanout: fanout::Fanout,
 }
 
 impl Node {
@@ -58,6 +63,7 @@ impl Node {
             gates: (0..shard_count).map(|_| Default::default()).collect(),
             shards: ShardMap::new(shard_count),
             map: Default::default(),
+            fanout: Default::default(),
         }
     }
 

@@ -129,6 +129,7 @@ impl Node {
                 self.groups().handle_quiesce(&q).map(response::Body::Done)
             }
             Some(request::Body::Ping(_)) => Ok(response::Body::Done(true)),
+            Some(request::Body::Publish(publish)) => Ok(self.deliver_published(publish)),
             Some(request::Body::ReadIndex(r)) => match self.shard_of_peer_group(r.group) {
                 Some(shard) => self
                     .groups()

@@ -48,6 +48,19 @@ impl ClusterView for Node {
         self.groups().set_sync_policy(policy);
     }
 
+    fn publish_to_peers(&self, sharded: bool, channel: bytes::Bytes, payload: bytes::Bytes) {
+        if self.map.read().nodes.len() > 1 {
+            let message = cluster_proto::messages::Published {
+                sharded,
+                channel,
+                payload,
+            };
+            if !self.fanout.push(message) {
+                self.shared.stats.pubsub_fanout_dropped.incr();
+            }
+        }
+    }
+
     fn topology(&self) -> Topology {
         let groups = self.groups();
         let myself = groups.node_id();

@@ -77,6 +77,7 @@ impl Connection {
                 Ok(needs_input) => needs_input,
                 Err(closed) => return closed,
             };
+            self.deliver_messages();
             if let Err(closed) = self.flush().await {
                 return closed;
             }
@@ -170,6 +171,18 @@ impl Connection {
             .query_buffer_bytes
             .store(self.input.len() as u64, Ordering::Relaxed);
         Ok(needs_input)
+    }
+
+    /// Moves published messages waiting for this subscriber into the output.
+    fn deliver_messages(&mut self) {
+        let Some(subs) = &self.session.pubsub else {
+            return;
+        };
+        for delivery in subs.mailbox.take() {
+            delivery
+                .into_reply()
+                .encode(self.session.resp3, &mut self.output);
+        }
     }
 
     /// Encodes a reply unless the client turned replies off.
@@ -275,7 +288,7 @@ impl Connection {
             .store(pending, Ordering::Relaxed);
         if self
             .output_watch
-            .exceeded(&self.node.shared.config, pending)
+            .exceeded(&self.node.shared.config, pending, self.session.subscribed())
         {
             return Err(Closed::OutputBufferLimit);
         }
@@ -317,8 +330,24 @@ impl Connection {
                 secs => tokio::time::sleep(std::time::Duration::from_secs(secs)).await,
             }
         };
+        // A subscriber also wakes for published messages (written out by `serve`); it has
+        // no idle timeout, as in Redis.
+        let mailbox = self.session.pubsub.as_ref().map(|s| s.mailbox.clone());
+        let message = async {
+            match &mailbox {
+                Some(mailbox) => mailbox.ready().await,
+                None => std::future::pending().await,
+            }
+        };
+        let timer = async {
+            if mailbox.is_some() {
+                std::future::pending::<()>().await;
+            }
+            timer.await
+        };
         let n = tokio::select! {
             read = self.socket.read_buf(&mut self.input) => read.map_err(Closed::Io)?,
+            _ = message => return Ok(()),
             _ = info.killed() => return Err(Closed::Killed),
             _ = self.stop.changed() => return Err(Closed::Shutdown),
             _ = timer => return Err(Closed::IdleTimeout),

@@ -11,9 +11,10 @@ pub struct OutputWatch {
 }
 
 impl OutputWatch {
-    /// Whether `pending` bytes of output break the limit (the client is then closed).
-    pub fn exceeded(&mut self, config: &Config, pending: u64) -> bool {
-        let (hard_bytes, soft_bytes, soft_secs) = config.output_limit();
+    /// Whether `pending` bytes of output break the limit of the client's class (normal, or
+    /// pubsub for a subscriber); the client is then closed.
+    pub fn exceeded(&mut self, config: &Config, pending: u64, subscribed: bool) -> bool {
+        let (hard_bytes, soft_bytes, soft_secs) = config.output_limit_for(subscribed);
         if hard_bytes > 0 && pending >= hard_bytes {
             return true;
         }

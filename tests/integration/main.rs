@@ -13,6 +13,7 @@ mod lifecycle;
 mod limits;
 mod partition;
 mod pipelining;
+mod pubsub;
 mod quiesce;
 mod raft;
 mod rebalance;
