@@ -11,6 +11,7 @@ mod support;
 mod allowlist;
 mod clients;
 mod command_keys;
+mod notifications;
 mod pubsub;
 mod random;
 mod script;

@@ -31,6 +31,7 @@ mod lcs;
 mod listpack;
 mod lists;
 pub mod lists_blocking;
+pub mod notify;
 mod object;
 pub mod pubsub;
 mod server;

@@ -5,12 +5,13 @@
 //! Values are kept as their canonical text (what CONFIG GET returns); the few that the hot
 //! path reads are mirrored in atomics.
 
+pub mod events;
 pub mod params;
 pub mod table;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicU8, Ordering};
 
 use parking_lot::RwLock;
 
@@ -46,6 +47,8 @@ pub struct Config {
     /// `client-output-buffer-limit` for normal clients: hard, soft bytes and soft seconds.
     output_limit: [AtomicU64; 3],
     pubsub_output_limit: [AtomicU64; 3],
+    /// `notify-keyspace-events` as flags (`events.rs`).
+    keyspace_events: AtomicU32,
     lfu_policy: AtomicBool,
     password_set: AtomicBool,
     cluster_redirects: AtomicU8,
@@ -70,6 +73,7 @@ impl Config {
             idle_timeout_secs: AtomicU64::new(0),
             output_limit: Default::default(),
             pubsub_output_limit: Default::default(),
+            keyspace_events: AtomicU32::new(0),
             lfu_policy: AtomicBool::new(false),
             cluster_redirects: AtomicU8::new(Redirects::Auto as u8),
             stale_replica_reads: AtomicBool::new(false),
@@ -169,6 +173,8 @@ impl Config {
             .store(query_max as u64, Ordering::Relaxed);
         self.idle_timeout_secs
             .store(num("timeout").max(0) as u64, Ordering::Relaxed);
+        let events = events::parse(&self.get("notify-keyspace-events")).unwrap_or(0);
+        self.keyspace_events.store(events, Ordering::Relaxed);
         let limits = self.get("client-output-buffer-limit");
         for (class, slots) in [
             ("normal", &self.output_limit),
@@ -212,7 +218,7 @@ impl Config {
                 .iter()
                 .any(|p| glob_match(p.as_bytes(), name.as_bytes(), true))
             {
-                out.push((*name, value.clone()));
+                out.push((*name, displayed(name, value)));
             }
         }
         out
@@ -306,6 +312,10 @@ impl Config {
     pub fn pubsub_output_limit(&self) -> (u64, u64, u64) {
         load_limit(&self.pubsub_output_limit)
     }
+    /// `notify-keyspace-events` as flags (`events.rs`); 0 when none are sent.
+    pub fn keyspace_events(&self) -> u32 {
+        self.keyspace_events.load(Ordering::Relaxed)
+    }
     /// The normal class of output limit, or the pubsub class for a subscribed client.
     pub fn output_limit_for(&self, subscribed: bool) -> (u64, u64, u64) {
         if subscribed {
@@ -360,6 +370,15 @@ fn class_output_limit(text: &str, class: &str) -> [u64; 3] {
             Some([hard.max(0) as u64, soft.max(0) as u64, c[3].parse().ok()?])
         })
         .unwrap_or([0, 0, 0])
+}
+
+/// A setting's value as CONFIG GET shows it: `notify-keyspace-events` is kept with every
+/// flag (`An`) but shown as Redis shows it (`A`).
+fn displayed(name: &str, value: &str) -> String {
+    match name {
+        "notify-keyspace-events" => events::display(value),
+        _ => value.to_string(),
+    }
 }
 
 fn load_limit([h, s, t]: &[AtomicU64; 3]) -> (u64, u64, u64) {

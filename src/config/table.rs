@@ -18,6 +18,8 @@ pub enum Kind {
     },
     Enum(&'static [&'static str]),
     Text,
+    /// `notify-keyspace-events` flags (`events.rs`), kept in Redis's canonical order.
+    KeyspaceEvents,
 }
 
 #[derive(Debug)]
@@ -132,6 +134,12 @@ pub static BASALT_PARAMS: &[Param] = &[
         mutable: false,
     },
     Param {
+        name: "notify-keyspace-events",
+        default: "",
+        kind: Kind::KeyspaceEvents,
+        mutable: true,
+    },
+    Param {
         name: "engine",
         default: "lsm",
         kind: Kind::Enum(&["lsm", "memory"]),
@@ -177,6 +185,7 @@ pub static EFFECTIVE: &[&str] = &[
     "replica-reads",
     "cluster-announce-ip",
     "cluster-announce-port",
+    "notify-keyspace-events",
 ];
 
 /// Settings Redis can change at run time but Basalt reads only at start-up (the listener
@@ -290,6 +299,9 @@ pub fn validate(param: &Param, value: &str) -> Result<String, String> {
             }
         }
         Kind::Text => Ok(value.to_string()),
+        Kind::KeyspaceEvents => super::events::parse(value)
+            .map(super::events::format)
+            .ok_or_else(|| super::events::INVALID.to_string()),
     }
 }
 

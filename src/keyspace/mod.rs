@@ -20,7 +20,7 @@ pub use elements::SubRange;
 pub use encoding::{Collection, Encoding, Meta, Space, ValueType};
 pub use filter::ElementFilter;
 pub use groups::CollectionGroups;
-pub use txn::{Changes, Txn};
+pub use txn::{ChangeKind, Changes, KeyChange, Txn};
 
 use std::ops::Bound;
 use std::sync::atomic::{AtomicI64, Ordering};

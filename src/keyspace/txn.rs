@@ -63,8 +63,8 @@ pub struct Txn<'a> {
 /// The keys and databases a transaction changed (see [`Txn::track_changes`]).
 #[derive(Debug, Default)]
 pub struct Changes {
-    /// (logical db, key) of every key stored or deleted, in order, repeats included.
-    pub keys: Vec<(u8, Bytes)>,
+    /// Every key stored or deleted, in order, repeats included.
+    pub keys: Vec<KeyChange>,
     /// Logical databases emptied (FLUSHDB, FLUSHALL: no partner) or swapped with a partner
     /// (SWAPDB).
     pub dbs: Vec<(u8, Option<u8>)>,
@@ -117,6 +117,25 @@ impl Overlay {
     }
 }
 
+/// One change of one key (logical database).
+#[derive(Debug, Clone)]
+pub struct KeyChange {
+    pub db: u8,
+    pub key: Bytes,
+    pub kind: ChangeKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// Stored; `created` if there was no key (nor an expired one) before.
+    Stored {
+        created: bool,
+    },
+    Deleted,
+    /// Removed because it had expired.
+    Expired,
+}
+
 impl<'a> Txn<'a> {
     pub(super) fn new(ks: &'a Keyspace, now_ms: u64, revision: u64, first_version: u64) -> Txn<'a> {
         Txn {
@@ -149,9 +168,33 @@ impl<'a> Txn<'a> {
         self.changes.take().unwrap_or_default()
     }
 
-    fn touch(&mut self, db: u8, key: &[u8]) {
+    fn touch(&mut self, db: u8, key: &[u8], kind: ChangeKind) {
         if let Some(changes) = &mut self.changes {
-            changes.keys.push((db, Bytes::copy_from_slice(key)));
+            changes.keys.push(KeyChange {
+                db,
+                key: Bytes::copy_from_slice(key),
+                kind,
+            });
+        }
+    }
+
+    /// How many key changes are tracked so far (a mark for `key_changes_since`).
+    pub fn key_changes_len(&self) -> usize {
+        self.changes.as_ref().map_or(0, |c| c.keys.len())
+    }
+
+    /// The key changes tracked since `mark`.
+    pub fn key_changes_since(&self, mark: usize) -> &[KeyChange] {
+        self.changes
+            .as_ref()
+            .and_then(|c| c.keys.get(mark..))
+            .unwrap_or(&[])
+    }
+
+    /// Forgets the key changes since `mark` (a command rolled back).
+    pub fn forget_key_changes(&mut self, mark: usize) {
+        if let Some(changes) = &mut self.changes {
+            changes.keys.truncate(mark);
         }
     }
 
@@ -233,7 +276,9 @@ impl<'a> Txn<'a> {
         let pdb = self.pdb(db);
         let slot = key_slot(key);
         let mk = encoding::meta_key(pdb, slot, key);
-        let old_expire = match self.load(&mk)? {
+        let loaded = self.load(&mk)?;
+        let created = loaded.is_none();
+        let old_expire = match loaded {
             None => {
                 self.key_delta.push((pdb, 1));
                 0
@@ -254,7 +299,7 @@ impl<'a> Txn<'a> {
         }
         self.batch.put(mk.clone(), meta.encode());
         self.overlay.insert(mk, Some(meta));
-        self.touch(db, key);
+        self.touch(db, key, ChangeKind::Stored { created });
         Ok(())
     }
 
@@ -272,7 +317,12 @@ impl<'a> Txn<'a> {
     }
 
     fn remove(&mut self, db: u8, mk: Bytes, key: &[u8], old: &Meta) {
-        self.touch(db, key);
+        let kind = if old.is_expired(self.now_ms) {
+            ChangeKind::Expired
+        } else {
+            ChangeKind::Deleted
+        };
+        self.touch(db, key, kind);
         let (pdb, slot) = (mk[0], encoding::slot_of_key(&mk));
         if old.expire_at_ms != 0 {
             self.batch
@@ -548,7 +598,7 @@ impl<'a> Txn<'a> {
                 // Its elements changed (LSET, say, stores no new header).
                 if let Some(db) = self.db_map.iter().position(|p| *p == mk[0]) {
                     let key = encoding::user_key_of_meta(&mk);
-                    self.touch(db as u8, &key);
+                    self.touch(db as u8, &key, ChangeKind::Stored { created: false });
                 }
             }
             if meta.revision != self.revision {

@@ -9,6 +9,7 @@ use bytes::Bytes;
 
 use super::{watching, Node};
 use crate::cluster::{ClusterMap, ShardId, Slot};
+use crate::commands::notify::{self, Event};
 use crate::commands::CmdError;
 use crate::keyspace::{Keyspace, Txn};
 use crate::protocol::Reply;
@@ -47,7 +48,7 @@ fn storage_error(e: impl std::fmt::Display) -> io::Error {
 }
 
 /// The shard a data group serves.
-fn shard_of_group(group: GroupId) -> ShardId {
+pub(super) fn shard_of_group(group: GroupId) -> ShardId {
     ShardId(group.saturating_sub(1) as u16)
 }
 
@@ -164,30 +165,40 @@ impl Applier for NodeApplier {
             .keyspace
             .txn(entry.now_ms, revision, state.first_version(group));
         let watched = !node.shared.watches.is_idle();
-        if watched {
+        let notify = node.notifies(group);
+        if watched || notify {
             txn.track_changes();
         }
+        let mut events = notify.then(Vec::new);
         let reply = match &entry.op {
             EntryOp::Command(args) => match apply_command(&node, &mut txn, entry.db, args) {
-                Ok(reply) => reply,
+                Ok(reply) => {
+                    if let Some(events) = &mut events {
+                        events.extend(notify::events_of(args, txn.key_changes_since(0)));
+                    }
+                    reply
+                }
                 // A failed command changes nothing; a replay fails it the same way.
                 Err(e) => return Ok(e.into_reply()),
             },
             EntryOp::Expire(keys) => match apply_expire(&mut txn, entry.db, keys) {
                 Ok(removed) => {
+                    if let Some(events) = &mut events {
+                        events.extend(notify::events_of(&[], txn.key_changes_since(0)));
+                    }
                     node.shared.stats.expired_keys.add(removed);
                     Reply::Integer(removed as i64)
                 }
                 Err(e) => return Ok(e.into_reply()),
             },
             EntryOp::Batch(commands) => {
-                apply_each(&node, &mut txn, commands.iter().map(|a| (entry.db, &a[..])))
+                let commands = commands.iter().map(|a| (entry.db, &a[..]));
+                apply_each(&node, &mut txn, commands, events.as_mut())
             }
-            EntryOp::Transaction(commands) => apply_each(
-                &node,
-                &mut txn,
-                commands.iter().map(|(db, a)| (*db, &a[..])),
-            ),
+            EntryOp::Transaction(commands) => {
+                let commands = commands.iter().map(|(db, a)| (*db, &a[..]));
+                apply_each(&node, &mut txn, commands, events.as_mut())
+            }
             EntryOp::FlushSlots { all_dbs } => {
                 drop(txn);
                 let db = (!all_dbs).then_some(entry.db);
@@ -218,6 +229,9 @@ impl Applier for NodeApplier {
         txn.commit().map_err(storage_error)?;
         if let Some(touched) = touched {
             watching::after_commit(&node, touched);
+        }
+        if let Some(events) = events {
+            node.send_events(events);
         }
         node.shared.stats.expired_keys.add(expired);
         node.shared
@@ -382,14 +396,22 @@ fn apply_each<'a>(
     node: &Node,
     txn: &mut Txn,
     commands: impl Iterator<Item = (u8, &'a [Bytes])>,
+    mut events: Option<&mut Vec<Event>>,
 ) -> Reply {
     let mut replies = Vec::new();
     for (db, args) in commands {
         let point = txn.savepoint();
+        let mark = txn.key_changes_len();
         replies.push(match apply_command(node, txn, db, args) {
-            Ok(reply) => reply,
+            Ok(reply) => {
+                if let Some(events) = events.as_deref_mut() {
+                    events.extend(notify::events_of(args, txn.key_changes_since(mark)));
+                }
+                reply
+            }
             Err(e) => {
                 txn.rollback(point);
+                txn.forget_key_changes(mark);
                 e.into_reply()
             }
         });

@@ -5,7 +5,7 @@
 //! snapshots (`apply.rs`), and the background loops (`loops.rs`: active expiry, checkpoints,
 //! leader spreading, quiescing, the replica balancer of `balancer.rs`), MULTI/EXEC
 //! (`transaction.rs`) and WATCH's marks at apply (`watching.rs`), passing published
-//! messages to the other nodes (`fanout.rs`), and what handlers may learn of the cluster
+//! messages to the other nodes (`fanout.rs`), keyspace notifications (`notifying.rs`), and what handlers may learn of the cluster
 //! (`view.rs`).
 //!
 //! Handlers never see the node: they get the [`Shared`] state and the node as a
@@ -19,6 +19,7 @@ mod expire_cycle;
 mod fanout;
 mod forwarding;
 mod loops;
+mod notifying;
 mod peer;
 mod routing;
 mod transaction;

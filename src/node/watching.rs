@@ -15,7 +15,7 @@ pub(super) struct Touched {
 /// What `txn` changed that someone watches; call just before committing it.
 pub(super) fn before_commit(node: &Node, txn: &mut Txn) -> Touched {
     let changes = txn.take_changes();
-    let mut keys = changes.keys;
+    let mut keys: Vec<(u8, Bytes)> = changes.keys.into_iter().map(|c| (c.db, c.key)).collect();
     let watches = &node.shared.watches;
     let keyspace = &node.shared.keyspace;
     let exists = |db: u8, key: &[u8]| matches!(keyspace.get_stored(db, key), Ok(Some(_)));

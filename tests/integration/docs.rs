@@ -45,6 +45,7 @@ fn kind_text(kind: &Kind) -> String {
         Kind::Memory { .. } => "bytes (units: kb mb gb)".into(),
         Kind::Enum(choices) => choices.join(" / "),
         Kind::Text => "text".into(),
+        Kind::KeyspaceEvents => "event classes (`KEA`, `Ex`, ...)".into(),
     }
 }
 

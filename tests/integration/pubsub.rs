@@ -158,3 +158,37 @@ fn a_slow_subscriber_is_cut_while_two_thousand_others_keep_receiving() {
     // "big" went with its subscribers (one cut, one gone with its thread).
     assert!(info.contains("pubsub_channels:1\r\n"), "{info}");
 }
+
+/// Keyspace notifications come from the node that applies a write as its shard's leader:
+/// a subscriber on one node gets every event once, whichever node leads the key's shard
+/// and whichever node took the write.
+#[test]
+fn keyspace_events_reach_every_node_once() {
+    let cluster = Cluster::start("keyspace-events", 3, &[]);
+    let ports = cluster.ports();
+    for port in &ports {
+        let mut c = Client::connect(*port);
+        assert_eq!(
+            c.call(&["CONFIG", "SET", "notify-keyspace-events", "E$x"]),
+            b"+OK\r\n"
+        );
+    }
+    let mut sub = Client::connect(ports[0]);
+    send(&mut sub, &["PSUBSCRIBE", "__keyevent@0__:*"]);
+    sub.read_reply();
+    let mut writer = Client::connect(ports[1]);
+    let keys: Vec<String> = (0..100).map(|i| format!("ev{i}")).collect();
+    for k in &keys {
+        assert_eq!(writer.call(&["SET", k, "v"]), b"+OK\r\n");
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..keys.len() {
+        let frame = show(&sub.read_reply());
+        assert!(frame.contains("__keyevent@0__:set"), "{frame}");
+        let key = frame.trim_end().rsplit("\r\n").next().unwrap().to_string();
+        assert!(seen.insert(key.clone()), "{key} twice");
+    }
+    assert_eq!(seen.len(), keys.len());
+    sub.set_timeout(Duration::from_millis(500));
+    assert!(sub.try_read_reply().is_err(), "an event arrived twice");
+}
