@@ -59,7 +59,8 @@ COMMANDS = {
     "subscribe": None, "unsubscribe": None, "psubscribe": None, "punsubscribe": None,
     "ssubscribe": None, "sunsubscribe": None, "publish": None, "spublish": None,
     "pubsub": ["channels", "numsub", "numpat", "shardchannels", "shardnumsub", "help"],
-    # transactions
+    # transactions and replication
+    "wait": None,
     "multi": None, "exec": None, "discard": None, "watch": None, "unwatch": None,
     # keys
     "del": None, "unlink": None, "exists": None, "type": None, "rename": None,

@@ -204,6 +204,19 @@ pub struct Publish {
     pub messages: Vec<Published>,
 }
 
+/// WAIT's question to a shard's leader, and its answer: the log index to hold (0 in a
+/// question: the leader's applied index) and how many replicas other than the leader hold
+/// it (0 in a question).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Holding {
+    #[prost(uint32, tag = "1")]
+    pub group: u32,
+    #[prost(uint64, tag = "2")]
+    pub index: u64,
+    #[prost(uint32, tag = "3")]
+    pub replicas: u32,
+}
+
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Request {
     #[prost(uint64, tag = "1")]
@@ -242,6 +255,8 @@ pub mod request {
         ReadIndex(super::ReadIndex),
         #[prost(message, tag = "13")]
         Publish(super::Publish),
+        #[prost(message, tag = "14")]
+        Holding(super::Holding),
     }
 }
 
@@ -249,7 +264,7 @@ pub mod request {
 pub struct Response {
     #[prost(uint64, tag = "1")]
     pub id: u64,
-    #[prost(oneof = "response::Body", tags = "2, 3, 4, 5, 6, 7, 8")]
+    #[prost(oneof = "response::Body", tags = "2, 3, 4, 5, 6, 7, 8, 9")]
     pub body: Option<response::Body>,
 }
 
@@ -279,6 +294,9 @@ pub mod response {
         /// A log index (the answer to a ReadIndex).
         #[prost(uint64, tag = "8")]
         Index(u64),
+        /// The answer to a `Holding` question.
+        #[prost(message, tag = "9")]
+        Holding(super::Holding),
     }
 }
 

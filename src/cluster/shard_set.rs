@@ -23,3 +23,14 @@ impl ShardSet {
         }
     }
 }
+
+impl ShardSet {
+    /// The shards, listed (`All` as every one of `shard_count`).
+    pub fn ids(&self, shard_count: u16) -> Vec<ShardId> {
+        match self {
+            ShardSet::One(s) => vec![*s],
+            ShardSet::Some(list) => list.clone(),
+            ShardSet::All => (0..shard_count).map(ShardId).collect(),
+        }
+    }
+}

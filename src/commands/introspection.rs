@@ -83,7 +83,10 @@ fn keys_of_target(ctx: &Ctx, args: &[Bytes]) -> Result<Vec<(Bytes, KeyFlags)>, C
             .subcommand(&target[1])
             .ok_or(CmdError::msg("ERR Invalid command specified"))?;
     }
-    if cmd.spec.key_specs.is_empty() {
+    // Channels of sharded pub/sub are found by key specs marked `not_key`: routing uses
+    // them, COMMAND GETKEYS does not (as Redis).
+    let is_key = |flags: KeyFlags| !flags.contains(&"not_key");
+    if !cmd.spec.key_specs.iter().any(|k| is_key(k.flags)) {
         return Err(CmdError::msg("ERR The command has no key arguments"));
     }
     let arity = cmd.spec.arity;
@@ -98,6 +101,7 @@ fn keys_of_target(ctx: &Ctx, args: &[Bytes]) -> Result<Vec<(Bytes, KeyFlags)>, C
         ));
     }
     let keys: Vec<(Bytes, KeyFlags)> = key_specs::keys_of(cmd.spec, target)
+        .filter(|k| is_key(k.flags))
         .map(|k| {
             (
                 target[k.index].clone(),

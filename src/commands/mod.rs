@@ -67,6 +67,9 @@ pub enum Outcome {
     Delay(std::time::Duration, Reply),
     /// Wait until one of these keys is written (or the timeout, if any), then run again.
     Block(BlockOn),
+    /// WAIT: until this many replicas hold the connection's writes, or the timeout in
+    /// milliseconds (0: none); the reply is how many do.
+    WaitReplicas(i64, u64),
 }
 
 /// What a blocked command waits for: one of `keys` to hold a non-empty value of type

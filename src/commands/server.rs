@@ -28,6 +28,7 @@ pub static COMMANDS: &[(&str, Handler, Option<ApplyFn>)] = &[
     ("flushall", flush, Some(apply_flush)),
     ("swapdb", swapdb, Some(apply_swapdb)),
     ("shutdown", shutdown, None),
+    ("wait", wait, None),
     ("config", container, None),
     ("config|get", config_get, None),
     ("config|set", config_set, None),
@@ -368,4 +369,16 @@ fn debug(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         "ERR unknown subcommand or wrong number of arguments for '{}'. Basalt's DEBUG has SLEEP only.",
         args::text(&args[1])
     )))
+}
+
+/// WAIT numreplicas timeout: the node counts the replicas holding this connection's
+/// writes (`node/wait.rs`).
+fn wait(_: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let wanted = super::args::int(&args[1])?;
+    let timeout = super::args::int(&args[2])
+        .map_err(|_| CmdError::msg("ERR timeout is not an integer or out of range"))?;
+    if timeout < 0 {
+        return Err(CmdError::msg("ERR timeout is negative"));
+    }
+    Ok(Outcome::WaitReplicas(wanted, timeout as u64))
 }

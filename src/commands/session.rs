@@ -53,6 +53,8 @@ pub struct Session {
     pub watching: Option<WatchState>,
     /// SUBSCRIBE and its kin: the connection's subscriptions, if any.
     pub pubsub: Option<Subscriptions>,
+    /// The shards this connection has written to (WAIT counts the replicas holding them).
+    pub written: Vec<crate::cluster::ShardId>,
 }
 
 impl Session {
@@ -71,6 +73,16 @@ impl Session {
             multi: None,
             watching: None,
             pubsub: None,
+            written: Vec::new(),
+        }
+    }
+
+    /// Notes a write to `shards`.
+    pub fn wrote_to(&mut self, shards: impl IntoIterator<Item = crate::cluster::ShardId>) {
+        for shard in shards {
+            if !self.written.contains(&shard) {
+                self.written.push(shard);
+            }
         }
     }
 

@@ -2854,6 +2854,17 @@ pub static SPECS: &[CommandSpec] = &[
         ] },
     },
     CommandSpec {
+        name: "wait", arity: 3, flags: &["noscript"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@slow", "@connection"],
+        tips: &["request_policy:all_shards", "response_policy:agg_min"], key_specs: &[],
+        doc: Doc { summary: "Wait for the synchronous replication of all the write commands sent in the context of the current connection", since: "3.0.0", group: "generic", complexity: Some("O(1)"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "numreplicas", kind: "integer", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "timeout", kind: "integer", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandSpec {
         name: "watch", arity: -2, flags: &["noscript", "loading", "stale", "fast", "allow_busy"],
         first_key: 1, last_key: -1, step: 1, acl_categories: &["@fast", "@transaction"],
         tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RO"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: -1, keystep: 1, limit: 0 } }],

@@ -108,12 +108,16 @@ impl Node {
                 return Prepared::Done(reply);
             }
             Route::To(leader) => {
+                if cmd.is_write() {
+                    let shards = self.route(cmd, &args);
+                    session.wrote_to(shards.ids(self.shards.shard_count()));
+                }
                 return Prepared::Forward(Forwarded {
                     cmd,
                     leader,
                     args,
                     started_us,
-                })
+                });
             }
         }
         let now_ms = started_us / 1000;
@@ -123,6 +127,7 @@ impl Node {
             Ok(Outcome::Reply(reply)) => reply,
             Ok(Outcome::Propose(normalised)) => {
                 let shards = self.route(cmd, &args);
+                session.wrote_to(shards.ids(self.shards.shard_count()));
                 let entry = Entry {
                     db: session.db,
                     now_ms,
@@ -143,6 +148,10 @@ impl Node {
             Ok(Outcome::Block(on)) => {
                 let reply = self.block(cmd, session, &args, on, started_us).await;
                 return Prepared::Done(reply);
+            }
+            Ok(Outcome::WaitReplicas(wanted, timeout_ms)) => {
+                self.wait_for_replicas(&session.written, wanted, timeout_ms)
+                    .await
             }
             Err(e) => e.into_reply(),
         };
@@ -226,6 +235,7 @@ impl Node {
                 }
                 Ok(Outcome::Block(..)) => {}
                 Ok(Outcome::Reply(r)) | Ok(Outcome::Delay(_, r)) => break r,
+                Ok(Outcome::WaitReplicas(..)) => break Reply::Integer(0),
                 Err(e) => break e.into_reply(),
             }
             waiter.rearm();
@@ -368,11 +378,7 @@ impl Node {
         if !groups.alone() {
             return self.keyless_in_cluster(shards, entry).await;
         }
-        let ids: Vec<ShardId> = match shards {
-            ShardSet::One(s) => vec![*s],
-            ShardSet::Some(list) => list.clone(),
-            ShardSet::All => (0..self.shards.shard_count()).map(ShardId).collect(),
-        };
+        let ids = shards.ids(self.shards.shard_count());
         let mut guards = Vec::with_capacity(ids.len());
         for s in &ids {
             guards.push(self.gates[usize::from(s.0)].write().await);

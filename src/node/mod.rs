@@ -5,7 +5,7 @@
 //! snapshots (`apply.rs`), and the background loops (`loops.rs`: active expiry, checkpoints,
 //! leader spreading, quiescing, the replica balancer of `balancer.rs`), MULTI/EXEC
 //! (`transaction.rs`) and WATCH's marks at apply (`watching.rs`), passing published
-//! messages to the other nodes (`fanout.rs`), keyspace notifications (`notifying.rs`), and what handlers may learn of the cluster
+//! messages to the other nodes (`fanout.rs`), keyspace notifications (`notifying.rs`), WAIT (`wait.rs`), and what handlers may learn of the cluster
 //! (`view.rs`).
 //!
 //! Handlers never see the node: they get the [`Shared`] state and the node as a
@@ -24,6 +24,7 @@ mod peer;
 mod routing;
 mod transaction;
 mod view;
+mod wait;
 mod watching;
 
 use std::sync::OnceLock;

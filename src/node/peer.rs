@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cluster_proto::messages::{ChangeReplicas, Join, MetaChange, NodeIds};
+use cluster_proto::messages::{ChangeReplicas, Holding, Join, MetaChange, NodeIds};
 use cluster_proto::{request, response, RaftKind};
 
 use super::Node;
@@ -130,6 +130,18 @@ impl Node {
             }
             Some(request::Body::Ping(_)) => Ok(response::Body::Done(true)),
             Some(request::Body::Publish(publish)) => Ok(self.deliver_published(publish)),
+            Some(request::Body::Holding(h)) => match self.shard_of_peer_group(h.group) {
+                Some(shard) if self.groups().is_leader(shard) => {
+                    let (index, replicas) = self.holding_here(shard, h.index);
+                    Ok(response::Body::Holding(Holding {
+                        group: h.group,
+                        index,
+                        replicas: replicas as u32,
+                    }))
+                }
+                Some(_) => Err("not the leader of that group".to_string()),
+                None => Err(format!("no group {}", h.group)),
+            },
             Some(request::Body::ReadIndex(r)) => match self.shard_of_peer_group(r.group) {
                 Some(shard) => self
                     .groups()

@@ -272,6 +272,11 @@ impl Node {
             let reply = match outcome {
                 Ok(Outcome::Reply(r)) | Ok(Outcome::Delay(_, r)) => r,
                 Ok(Outcome::Block(_)) => would_block_reply(cmd),
+                // Never waits inside MULTI: how many hold the writes now.
+                Ok(Outcome::WaitReplicas(..)) => {
+                    let held = session.written.iter().map(|s| self.holding_here(*s, 0).1);
+                    Reply::Integer(held.min().unwrap_or(0) as i64)
+                }
                 Ok(Outcome::Propose(normalised)) => {
                     let mut txn = spec.txn(now_ms, u64::MAX, versions);
                     match apply_command(self, &mut txn, db, &normalised) {

@@ -579,7 +579,6 @@ impl Groups {
             })
     }
 
-    /// Whether this node leads `shard`'s group.
     /// How far each replica of `shard` is known to have come, as log indexes: this node's
     /// applied index, and while it leads, each follower's matched index.
     pub fn replication_offsets(&self, shard: ShardId) -> Vec<(u64, u64)> {
@@ -595,6 +594,7 @@ impl Groups {
         out
     }
 
+    /// Whether this node leads `shard`'s group.
     pub fn is_leader(&self, shard: ShardId) -> bool {
         self.shards[usize::from(shard.0)].read().raft.is_leader()
     }

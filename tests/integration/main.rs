@@ -18,4 +18,5 @@ mod quiesce;
 mod raft;
 mod rebalance;
 mod transactions;
+mod wait;
 mod windows;
