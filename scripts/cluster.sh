@@ -17,7 +17,7 @@ ACTION=${1:-status}
 N=${2:-3}
 BASE=${BASALT_BASE_PORT:-7001}
 DATA=${BASALT_CLUSTER_DIR:-cluster-data}
-BIN=target/release/basalt
+BIN=${BASALT_BIN:-target/release/basalt}
 
 port() { echo $((BASE + $1)); }
 

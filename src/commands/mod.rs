@@ -49,7 +49,7 @@ mod zsets;
 
 pub use error::CmdError;
 pub use session::{MultiState, ReplyMode, Session};
-pub use shared::{ClusterState, ClusterView, Shared, ShutdownRequest};
+pub use shared::{ClusterLink, ClusterState, ClusterView, Shared, ShutdownRequest};
 pub use table::{Command, Table};
 
 use bytes::Bytes;

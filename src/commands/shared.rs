@@ -111,6 +111,17 @@ pub struct ClusterState {
     pub queue_full: u64,
 }
 
+/// One connection with another node on the cluster port (CLUSTER LINKS).
+pub struct ClusterLink {
+    /// `to` (this node opened it) or `from`.
+    pub direction: &'static str,
+    pub node: u64,
+    pub created_unix_ms: u64,
+    /// Requests waiting to be sent, and room for them.
+    pub queued: usize,
+    pub capacity: usize,
+}
+
 /// What handlers may learn of, or ask of, the layers the node runs them over: the
 /// replication groups and the cluster map (INFO, CLUSTER, CONFIG SET appendfsync).
 pub trait ClusterView: Send + Sync {
@@ -123,6 +134,8 @@ pub trait ClusterView: Send + Sync {
     fn topology(&self) -> Topology;
     /// Applies a new `appendfsync` to the replication log.
     fn set_sync_policy(&self, policy: SyncPolicy);
+    /// The connections with other nodes, both ways.
+    fn links(&self) -> Vec<ClusterLink>;
     /// Passes a message published here (SPUBLISH when `sharded`) to the other nodes'
     /// subscribers, in publish order; returns at once.
     fn publish_to_peers(&self, sharded: bool, channel: Bytes, payload: Bytes);

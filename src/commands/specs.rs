@@ -555,6 +555,13 @@ pub static SPECS: &[CommandSpec] = &[
         ] },
     },
     CommandSpec {
+        name: "cluster|links", arity: 2, flags: &["stale"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@slow"],
+        tips: &["nondeterministic_output"], key_specs: &[],
+        doc: Doc { summary: "Returns a list of all TCP links to and from peer nodes in cluster", since: "7.0.0", group: "cluster", complexity: Some("O(N) where N is the total number of Cluster nodes"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+        ] },
+    },
+    CommandSpec {
         name: "cluster|help", arity: 2, flags: &["loading", "stale"],
         first_key: 0, last_key: 0, step: 0, acl_categories: &["@slow"],
         tips: &[], key_specs: &[],

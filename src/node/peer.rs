@@ -70,6 +70,10 @@ impl crate::transport::listener::Service for Node {
         self.groups().peers().traffic()
     }
 
+    fn inbound(&self) -> &std::sync::Arc<crate::transport::links::Inbound> {
+        self.groups().peers().inbound()
+    }
+
     async fn serve(self: Arc<Self>, body: Option<request::Body>) -> response::Body {
         self.serve_peer(body).await
     }
@@ -334,7 +338,11 @@ impl Node {
                 .call(0, &seed_cluster, body.clone(), ADD_REPLICA_TIMEOUT)
                 .await
             {
-                Ok(_) => return Ok(()),
+                Ok(_) => {
+                    // From now on the seed is reached under its id, like every node.
+                    self.groups().peers().forget(0);
+                    return Ok(());
+                }
                 Err(e) => {
                     tracing::warn!(seed = %seed_cluster, error = %e, "join failed, retrying");
                     tokio::time::sleep(Duration::from_secs(1)).await;

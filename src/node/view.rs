@@ -6,7 +6,7 @@ use super::Node;
 use crate::clock;
 use crate::cluster::topology::split_addr;
 use crate::cluster::{NodeEntry, ShardId, ShardLayout, Topology};
-use crate::commands::{ClusterState, ClusterView};
+use crate::commands::{ClusterLink, ClusterState, ClusterView};
 use crate::storage::SyncPolicy;
 
 impl ClusterView for Node {
@@ -46,6 +46,21 @@ impl ClusterView for Node {
 
     fn set_sync_policy(&self, policy: SyncPolicy) {
         self.groups().set_sync_policy(policy);
+    }
+
+    fn links(&self) -> Vec<ClusterLink> {
+        let peers = self.groups().peers();
+        peers
+            .links()
+            .into_iter()
+            .map(|l| ClusterLink {
+                direction: if l.outbound { "to" } else { "from" },
+                node: l.node,
+                created_unix_ms: l.created_unix_ms,
+                queued: l.queued,
+                capacity: l.capacity,
+            })
+            .collect()
     }
 
     fn publish_to_peers(&self, sharded: bool, channel: bytes::Bytes, payload: bytes::Bytes) {

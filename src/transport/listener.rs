@@ -12,6 +12,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, Semaphore};
 
 use super::frame::{read_frame, write_message};
+use super::links::Inbound;
 use super::Traffic;
 
 /// Requests one peer connection may have being served at once.
@@ -23,6 +24,8 @@ pub trait Service: Send + Sync + 'static {
     fn hello(&self) -> &Hello;
     /// Where the messages this listener receives and sends are counted.
     fn traffic(&self) -> &Traffic;
+    /// Where this listener lists the connections it holds.
+    fn inbound(&self) -> &Arc<Inbound>;
     /// Serves one request (`None`: a body this node's protocol version does not know).
     fn serve(
         self: Arc<Self>,
@@ -70,6 +73,7 @@ async fn connection<S: Service>(
         Hello::decode(raw).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
     write_message(&mut socket, node.hello()).await?;
     tracing::debug!(peer = hello.node_id, addr = %hello.cluster_addr, "peer connected");
+    let _listed = node.inbound().open(hello.node_id);
     let (mut reader, mut writer) = socket.into_split();
     let (tx, mut rx) = mpsc::channel::<Response>(IN_FLIGHT_MAX);
     let in_flight = Arc::new(Semaphore::new(IN_FLIGHT_MAX));

@@ -1,9 +1,11 @@
 //! Transport: the connections between nodes on the cluster port. Framing (`frame.rs`), the
 //! multiplexed connection this node keeps to each peer (`peers.rs`) and the listener that
-//! accepts peers' connections and hands each request to a service (`listener.rs`). It knows
+//! accepts peers' connections and hands each request to a service (`listener.rs`), and
+//! the list of both kinds of connection (`links.rs`). It knows
 //! cluster-proto's messages but nothing of what they mean.
 
 mod frame;
+pub mod links;
 pub mod listener;
 pub mod peers;
 

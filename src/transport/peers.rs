@@ -24,6 +24,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
 use super::frame::{read_frame, write_message};
+use super::links::{Inbound, PeerLink};
 use super::Traffic;
 
 /// Requests waiting per peer before callers are turned away.
@@ -47,6 +48,7 @@ type Pending = oneshot::Sender<Result<response::Body, PeerError>>;
 
 struct Peer {
     addr: String,
+    created_unix_ms: u64,
     queue: mpsc::Sender<(request::Body, Pending)>,
     /// When the peer last answered anything ([`Clock`] time).
     heard: Arc<AtomicU64>,
@@ -70,6 +72,7 @@ pub struct Peers {
     clock: Clock,
     peers: Mutex<HashMap<u64, Arc<Peer>>>,
     traffic: Arc<Traffic>,
+    inbound: Arc<Inbound>,
 }
 
 impl Peers {
@@ -83,7 +86,38 @@ impl Peers {
             clock: Clock(Instant::now()),
             peers: Mutex::new(HashMap::new()),
             traffic: Arc::default(),
+            inbound: Arc::default(),
         })
+    }
+
+    /// The connections peers opened to this node (the listener lists them here).
+    pub fn inbound(&self) -> &Arc<Inbound> {
+        &self.inbound
+    }
+
+    /// Drops the connection to `node` (its task ends once nothing waits on it).
+    pub fn forget(&self, node: u64) {
+        self.peers.lock().remove(&node);
+    }
+
+    /// Every connection with a peer, both ways (CLUSTER LINKS).
+    pub fn links(&self) -> Vec<PeerLink> {
+        let mut links: Vec<PeerLink> = self
+            .peers
+            .lock()
+            .iter()
+            .filter(|(_, p)| !p.queue.is_closed())
+            .map(|(node, p)| PeerLink {
+                node: *node,
+                outbound: true,
+                created_unix_ms: p.created_unix_ms,
+                queued: p.queue.max_capacity() - p.queue.capacity(),
+                capacity: p.queue.max_capacity(),
+            })
+            .collect();
+        links.extend(self.inbound.list());
+        links.sort_by_key(|l| (l.node, !l.outbound));
+        links
     }
 
     /// Messages sent and received on the cluster port, both directions (the listener
@@ -179,6 +213,7 @@ impl Peers {
         let refused = Arc::new(AtomicU64::new(0));
         let peer = Arc::new(Peer {
             addr: addr.to_string(),
+            created_unix_ms: super::links::unix_ms(),
             queue: tx,
             heard: heard.clone(),
             refused: refused.clone(),

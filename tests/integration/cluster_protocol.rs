@@ -437,6 +437,23 @@ fn replies_match_a_real_redis_cluster() {
             .collect::<Vec<_>>()
     };
     assert_eq!(info_fields(&mut r), info_fields(&mut b));
+    // CLUSTER LINKS: one link each way with each other node, in Redis's fields.
+    let links = |c: &mut redis::Connection| {
+        let reply = query(c, &["CLUSTER", "LINKS"]).unwrap();
+        let mut shapes: Vec<String> = items(&reply).iter().map(shape).collect();
+        shapes.dedup();
+        (items(&reply).len(), shapes)
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let want = links(&mut r);
+    while links(&mut b) != want {
+        assert!(
+            Instant::now() < deadline,
+            "CLUSTER LINKS: {:?} against Redis's {want:?}",
+            links(&mut b)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 
     // MOVED and CROSSSLOT: the same texts for the same key, once each side's client
     // asked for the layout.

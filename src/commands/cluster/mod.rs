@@ -31,6 +31,7 @@ pub static COMMANDS: &[(&str, Handler, Option<ApplyFn>)] = &[
         cluster_count_failure_reports,
         None,
     ),
+    ("cluster|links", cluster_links, None),
     ("cluster|help", cluster_help, None),
     // Redis Cluster's hand edits of the layout: Raft keeps Basalt's.
     ("cluster|addslots", managed_by_raft, None),
@@ -51,6 +52,30 @@ pub static COMMANDS: &[(&str, Handler, Option<ApplyFn>)] = &[
 /// The subcommands with which Redis Cluster's layout is edited by hand. In Basalt each
 /// shard is a Raft group that owns a fixed range of slots; the balancer places its
 /// replicas, Raft elects its leader, and nodes join with `--join`; so these only say so.
+/// CLUSTER LINKS: this node's connections with the others, both ways, in Redis's fields.
+/// Basalt's cluster port queues whole requests, so the send buffer is counted in requests
+/// (room for, waiting), not bytes.
+fn cluster_links(ctx: &mut Ctx, _: &[Bytes]) -> CmdResult {
+    let field = |name: &'static str, value: Reply| (Reply::bulk(name), value);
+    let links = ctx
+        .cluster
+        .links()
+        .into_iter()
+        .map(|l| {
+            let events = if l.queued > 0 { "rw" } else { "r" };
+            Reply::Map(vec![
+                field("direction", Reply::bulk(l.direction)),
+                field("node", Reply::bulk(node_name(l.node))),
+                field("create-time", Reply::Integer(l.created_unix_ms as i64)),
+                field("events", Reply::bulk(events)),
+                field("send-buffer-allocated", Reply::Integer(l.capacity as i64)),
+                field("send-buffer-used", Reply::Integer(l.queued as i64)),
+            ])
+        })
+        .collect();
+    reply(Reply::Array(links))
+}
+
 fn managed_by_raft(_: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let sub = args::lower(&args[1]).to_uppercase();
     let how = match &sub[..] {
