@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -32,6 +32,10 @@ pub struct ClientInfo {
     pub output_bytes: AtomicU64,
     pub no_evict: AtomicBool,
     pub no_touch: AtomicBool,
+    /// Subscriptions: channels, patterns, shard channels (CLIENT LIST sub, psub, ssub).
+    pub subscriptions: [AtomicU32; 3],
+    /// Commands queued in MULTI, -1 outside it (CLIENT LIST multi).
+    pub multi: AtomicI32,
     killed: AtomicBool,
     kill_signal: Notify,
 }
@@ -84,12 +88,23 @@ impl ClientInfo {
         if self.no_touch.load(Ordering::Relaxed) {
             flags.push('T');
         }
+        let [sub, psub, ssub] = self
+            .subscriptions
+            .each_ref()
+            .map(|n| n.load(Ordering::Relaxed));
+        if sub + psub + ssub > 0 {
+            flags.push('P');
+        }
+        let multi = self.multi.load(Ordering::Relaxed);
+        if multi >= 0 {
+            flags.push('x');
+        }
         if flags.is_empty() {
             flags.push('N');
         }
         format!(
-            "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db={} sub=0 psub=0 \
-             ssub=0 multi=-1 qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 \
+            "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db={} sub={sub} \
+             psub={psub} ssub={ssub} multi={multi} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 \
              oll=0 omem={} tot-mem={} events=r cmd={} user=default redir=-1 resp={} \
              lib-name={} lib-ver={}",
             self.id,
@@ -147,6 +162,8 @@ impl ClientRegistry {
             output_bytes: AtomicU64::new(0),
             no_evict: AtomicBool::new(false),
             no_touch: AtomicBool::new(false),
+            subscriptions: Default::default(),
+            multi: AtomicI32::new(-1),
             killed: AtomicBool::new(false),
             kill_signal: Notify::new(),
         })

@@ -184,6 +184,10 @@ fn reset(ctx: &mut Ctx, _: &[Bytes]) -> CmdResult {
     s.multi = None;
     s.watching = None;
     s.pubsub = None;
+    s.show_multi();
+    for n in &s.info.subscriptions {
+        n.store(0, Ordering::Relaxed);
+    }
     reply(Reply::Simple("RESET"))
 }
 

@@ -77,6 +77,12 @@ impl Session {
         }
     }
 
+    /// Shows the transaction's state in CLIENT LIST (`multi=`, flag `x`).
+    pub fn show_multi(&self) {
+        let queued = self.multi.as_ref().map_or(-1, |m| m.queued.len() as i32);
+        self.info.multi.store(queued, Ordering::Relaxed);
+    }
+
     /// Notes a write to `shards`.
     pub fn wrote_to(&mut self, shards: impl IntoIterator<Item = crate::cluster::ShardId>) {
         for shard in shards {

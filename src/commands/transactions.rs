@@ -25,6 +25,7 @@ fn multi(ctx: &mut Ctx, _: &[Bytes]) -> CmdResult {
         return Err(CmdError::msg("ERR MULTI calls can not be nested"));
     }
     ctx.session.multi = Some(MultiState::default());
+    ctx.session.show_multi();
     reply(Reply::OK)
 }
 
@@ -37,6 +38,7 @@ fn discard(ctx: &mut Ctx, _: &[Bytes]) -> CmdResult {
         return Err(CmdError::msg("ERR DISCARD without MULTI"));
     }
     ctx.session.watching = None;
+    ctx.session.show_multi();
     reply(Reply::OK)
 }
 

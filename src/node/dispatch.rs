@@ -92,7 +92,11 @@ impl Node {
                 return Prepared::Done(reply);
             }
             if cmd.spec.name == "exec" {
-                return Prepared::Done(self.exec(session, started_us).await);
+                // CLIENT LIST inside shows the transaction running, as Redis does.
+                session.info.touch(cmd.spec.name, started_us / 1000);
+                let reply = self.exec(session, started_us).await;
+                session.show_multi();
+                return Prepared::Done(reply);
             }
         }
         // A forwarding connection's watches and subscriptions are kept here, with it.

@@ -67,6 +67,7 @@ impl Node {
         if args[0].eq_ignore_ascii_case(b"exec") {
             session.multi = None;
             session.watching = None;
+            session.show_multi();
             let text = match &reply {
                 Reply::Error(e) => e.strip_prefix("ERR ").unwrap_or(e).to_string(),
                 _ => String::new(),
@@ -110,6 +111,7 @@ impl Node {
             multi.slot.get_or_insert(key_slot(&args[first]).0);
         }
         multi.queued.push(args.to_vec());
+        session.show_multi();
         Some(Reply::Simple("QUEUED"))
     }
 

@@ -54,8 +54,22 @@ pub fn subscribed_mode_error(name: &str) -> Reply {
     ))
 }
 
+/// Keeps CLIENT LIST's subscription counts in step with the session's.
+fn show_counts(ctx: &Ctx) {
+    let counts = ctx
+        .session
+        .pubsub
+        .as_ref()
+        .map_or((0, 0, 0), |s| s.counts());
+    let shown = &ctx.session.info.subscriptions;
+    for (slot, n) in shown.iter().zip([counts.0, counts.1, counts.2]) {
+        slot.store(n as u32, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// Several replies for one command (one per channel), encoded for the connection.
 fn replies(ctx: &Ctx, items: Vec<Reply>) -> CmdResult {
+    show_counts(ctx);
     let mut out = BytesMut::new();
     for item in items {
         item.encode(ctx.session.resp3, &mut out);
