@@ -149,4 +149,5 @@ scripts! {
     geo => "geo.txt",
     transactions => "transactions.txt",
     watch => "watch.txt",
+    orderings => "orderings.txt",
 }

@@ -103,10 +103,11 @@ fn position(index: i64, len: u64) -> Option<u64> {
 }
 
 fn lindex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let index = args::int(&args[2])?;
+    // As Redis: a missing key's nil and WRONGTYPE before a bad index.
     let Some(list) = read_list(ctx, &args[1])? else {
         return reply(Reply::Null);
     };
+    let index = args::int(&args[2])?;
     let Some(p) = position(index, list.count) else {
         return reply(Reply::Null);
     };

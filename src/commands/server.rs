@@ -303,6 +303,9 @@ fn memory_usage(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     while i < args.len() {
         if eq(&args[i], "SAMPLES") && i + 1 < args.len() {
             samples = args::int(&args[i + 1])?;
+            if samples < 0 {
+                return Err(syntax());
+            }
             i += 2;
         } else {
             return Err(syntax());

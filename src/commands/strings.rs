@@ -154,6 +154,7 @@ fn parse_set(args: &[Bytes], now_ms: u64) -> Result<SetOptions, CmdError> {
         expiry: Expiry::Clear,
     };
     let mut expiry_given = false;
+    let mut timed = None;
     let mut i = 3;
     while i < args.len() {
         let a = &args[i];
@@ -167,13 +168,17 @@ fn parse_set(args: &[Bytes], now_ms: u64) -> Result<SetOptions, CmdError> {
             opts.expiry = Expiry::Keep;
             expiry_given = true;
         } else if is_expiry_option(a) && !expiry_given && i + 1 < args.len() {
-            opts.expiry = Expiry::At(expiry_at(a, &args[i + 1], now_ms, "set")?);
+            timed = Some((a, &args[i + 1]));
             expiry_given = true;
             i += 1;
         } else {
             return Err(syntax());
         }
         i += 1;
+    }
+    // As Redis: every option's syntax first, then the expiry's value.
+    if let Some((option, value)) = timed {
+        opts.expiry = Expiry::At(expiry_at(option, value, now_ms, "set")?);
     }
     Ok(opts)
 }
@@ -325,29 +330,45 @@ fn apply_getdel(txn: &mut Txn, db: u8, args: &[Bytes]) -> Result<Reply, CmdError
 }
 
 /// GETEX's expiry change: `None` leaves the key as it is.
-fn parse_getex(args: &[Bytes], now_ms: u64) -> Result<Option<Expiry>, CmdError> {
-    let mut change = None;
+/// GETEX's option, checked for syntax only: PERSIST (no value), or an expiry option and
+/// its value.
+fn getex_option(args: &[Bytes]) -> Result<Option<(&Bytes, Option<&Bytes>)>, CmdError> {
+    let mut option = None;
     let mut i = 2;
     while i < args.len() {
         let a = &args[i];
-        if eq(a, "PERSIST") && change.is_none() {
-            change = Some(Expiry::Clear);
-        } else if is_expiry_option(a) && change.is_none() && i + 1 < args.len() {
-            change = Some(Expiry::At(expiry_at(a, &args[i + 1], now_ms, "getex")?));
+        if eq(a, "PERSIST") && option.is_none() {
+            option = Some((a, None));
+        } else if is_expiry_option(a) && option.is_none() && i + 1 < args.len() {
+            option = Some((a, Some(&args[i + 1])));
             i += 1;
         } else {
             return Err(syntax());
         }
         i += 1;
     }
-    Ok(change)
+    Ok(option)
+}
+
+fn parse_getex(args: &[Bytes], now_ms: u64) -> Result<Option<Expiry>, CmdError> {
+    Ok(match getex_option(args)? {
+        None => None,
+        Some((_, None)) => Some(Expiry::Clear),
+        Some((option, Some(value))) => Some(Expiry::At(expiry_at(option, value, now_ms, "getex")?)),
+    })
 }
 
 /// GETEX always goes through the log (even without options), so that a pipelined GETEX
 /// after a SET of the same key sees it.
 fn getex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let mut normalised = vec![args[0].clone(), args[1].clone()];
-    match parse_getex(args, ctx.now_ms)? {
+    getex_option(args)?;
+    let Ok(change) = parse_getex(args, ctx.now_ms) else {
+        // A bad expiry value: apply answers it, after a missing key's nil or WRONGTYPE
+        // (Redis's order).
+        return Ok(Outcome::Propose(args.to_vec()));
+    };
+    match change {
         None => {}
         Some(Expiry::At(ms)) => {
             normalised.push(Bytes::from_static(b"PXAT"));
@@ -359,10 +380,11 @@ fn getex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 fn apply_getex(txn: &mut Txn, db: u8, args: &[Bytes]) -> Result<Reply, CmdError> {
-    let change = parse_getex(args, txn.now_ms())?;
+    getex_option(args)?;
     let Some(old) = txn_string(txn, db, &args[1])? else {
         return Ok(Reply::Null);
     };
+    let change = parse_getex(args, txn.now_ms())?;
     match change {
         Some(Expiry::At(ms)) if ms <= txn.now_ms() => {
             txn.delete(db, &args[1])?;
