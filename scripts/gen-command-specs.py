@@ -83,7 +83,7 @@ COMMANDS = {
     "command": ["count", "info", "docs", "getkeys", "getkeysandflags", "list", "help"],
     # cluster
     "cluster": ["info", "myid", "keyslot", "countkeysinslot", "getkeysinslot", "slots",
-                "shards", "nodes", "replicas", "slaves", "count-failure-reports", "links", "help",
+                "shards", "nodes", "replicas", "slaves", "count-failure-reports", "links", "failover", "help",
                 "addslots", "addslotsrange", "delslots", "delslotsrange", "flushslots",
                 "setslot", "replicate", "forget", "reset", "meet", "bumpepoch",
                 "set-config-epoch", "saveconfig"],

@@ -217,13 +217,23 @@ pub struct Holding {
     pub replicas: u32,
 }
 
+/// CLUSTER FAILOVER on node `to`: the receiving node, leader of `group`, hands its
+/// leadership to `to` (one of the group's voters).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct HandOver {
+    #[prost(uint32, tag = "1")]
+    pub group: u32,
+    #[prost(uint64, tag = "2")]
+    pub to: u64,
+}
+
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Request {
     #[prost(uint64, tag = "1")]
     pub id: u64,
     #[prost(
         oneof = "request::Body",
-        tags = "2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13"
+        tags = "2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15"
     )]
     pub body: Option<request::Body>,
 }
@@ -257,6 +267,8 @@ pub mod request {
         Publish(super::Publish),
         #[prost(message, tag = "14")]
         Holding(super::Holding),
+        #[prost(message, tag = "15")]
+        HandOver(super::HandOver),
     }
 }
 
@@ -317,12 +329,56 @@ mod tests {
         };
         let raw = req.encode_to_vec();
         assert_eq!(Request::decode(&raw[..]).unwrap(), req);
-        // A newer sender's extra field (tag 15, varint) is ignored by this reader.
+        // A newer sender's extra field (tag 30, varint) is ignored by this reader.
         let mut newer = raw.clone();
-        newer.extend_from_slice(&[15 << 3, 42]);
+        newer.extend_from_slice(&[0xf0, 0x01, 42]);
         assert_eq!(Request::decode(&newer[..]).unwrap(), req);
         // An unknown body variant decodes as no body rather than failing.
-        let unknown = [8, 9, 0x7a, 0]; // id 9, tag 15 length-delimited, empty
+        let unknown = [8, 9, 0xf2, 0x01, 0]; // id 9, tag 30 length-delimited, empty
         assert_eq!(Request::decode(&unknown[..]).unwrap().body, None);
+    }
+
+    #[test]
+    fn every_body_kind_round_trips() {
+        // A variant missing from the oneof's tag list decodes as no body: each must come back.
+        let bodies = [
+            request::Body::Ping(Ping {}),
+            request::Body::ReadIndex(ReadIndex { group: 2 }),
+            request::Body::Publish(Publish {
+                messages: vec![Published {
+                    sharded: true,
+                    channel: Bytes::from_static(b"c"),
+                    payload: Bytes::from_static(b"p"),
+                }],
+            }),
+            request::Body::Holding(Holding {
+                group: 3,
+                index: 9,
+                replicas: 0,
+            }),
+            request::Body::HandOver(HandOver { group: 4, to: 5 }),
+        ];
+        for body in bodies {
+            let req = Request {
+                id: 1,
+                body: Some(body),
+            };
+            assert_eq!(Request::decode(&req.encode_to_vec()[..]).unwrap(), req);
+        }
+        let answers = [
+            response::Body::Index(3),
+            response::Body::Holding(Holding {
+                group: 1,
+                index: 2,
+                replicas: 3,
+            }),
+        ];
+        for body in answers {
+            let resp = Response {
+                id: 1,
+                body: Some(body),
+            };
+            assert_eq!(Response::decode(&resp.encode_to_vec()[..]).unwrap(), resp);
+        }
     }
 }

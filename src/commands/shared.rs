@@ -136,6 +136,9 @@ pub trait ClusterView: Send + Sync {
     fn set_sync_policy(&self, policy: SyncPolicy);
     /// The connections with other nodes, both ways.
     fn links(&self) -> Vec<ClusterLink>;
+    /// CLUSTER FAILOVER: starts taking over the leadership of the shards this node
+    /// replicates (asking their leaders, or by election when `force`); how many.
+    fn fail_over(&self, force: bool) -> usize;
     /// Passes a message published here (SPUBLISH when `sharded`) to the other nodes'
     /// subscribers, in publish order; returns at once.
     fn publish_to_peers(&self, sharded: bool, channel: Bytes, payload: Bytes);

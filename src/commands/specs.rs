@@ -562,6 +562,19 @@ pub static SPECS: &[CommandSpec] = &[
         ] },
     },
     CommandSpec {
+        name: "cluster|failover", arity: -2, flags: &["admin", "stale", "no_async_loading"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@admin", "@slow", "@dangerous"],
+        tips: &[], key_specs: &[],
+        doc: Doc { summary: "Forces a replica to perform a manual failover of its master.", since: "3.0.0", group: "cluster", complexity: Some("O(1)"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "options", kind: "oneof", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+                Arg { name: "force", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("FORCE"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "takeover", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("TAKEOVER"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+            ] },
+        ] },
+    },
+    CommandSpec {
         name: "cluster|help", arity: 2, flags: &["loading", "stale"],
         first_key: 0, last_key: 0, step: 0, acl_categories: &["@slow"],
         tips: &[], key_specs: &[],

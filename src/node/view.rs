@@ -7,6 +7,7 @@ use crate::clock;
 use crate::cluster::topology::split_addr;
 use crate::cluster::{NodeEntry, ShardId, ShardLayout, Topology};
 use crate::commands::{ClusterLink, ClusterState, ClusterView};
+use crate::raft::FailoverMode;
 use crate::storage::SyncPolicy;
 
 impl ClusterView for Node {
@@ -61,6 +62,15 @@ impl ClusterView for Node {
                 capacity: l.capacity,
             })
             .collect()
+    }
+
+    fn fail_over(&self, force: bool) -> usize {
+        let mode = if force {
+            FailoverMode::Election
+        } else {
+            FailoverMode::Graceful
+        };
+        self.groups().fail_over(mode)
     }
 
     fn publish_to_peers(&self, sharded: bool, channel: bytes::Bytes, payload: bytes::Bytes) {

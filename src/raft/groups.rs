@@ -119,6 +119,8 @@ pub struct Groups {
     pub(super) watch: Watch,
     /// Leaderships this node is handing over: group → (target, when last asked).
     pub(super) transfers: Mutex<std::collections::HashMap<GroupId, (u64, std::time::Instant)>>,
+    /// Leaderships CLUSTER FAILOVER took here: the leader spreading keeps them (`failover.rs`).
+    pub(super) pinned: Mutex<std::collections::BTreeSet<GroupId>>,
 }
 
 /// The group of shard `shard`.
@@ -331,6 +333,7 @@ impl Groups {
             shards: shards.into_iter().map(RwLock::new).collect(),
             watch: Watch::default(),
             transfers: Mutex::default(),
+            pinned: Mutex::default(),
         };
         if !options.join && groups.map.read().nodes.is_empty() {
             let op = MapChange::Bootstrap {

@@ -208,7 +208,8 @@ impl Groups {
             if let Some(leader) = m.current_leader.filter(|l| voters.contains(l)) {
                 *led.entry(leader).or_insert(0) += 1;
             }
-            if m.state == ServerState::Leader && voters.len() > 1 {
+            // A leadership CLUSTER FAILOVER took is kept.
+            if m.state == ServerState::Leader && voters.len() > 1 && !self.pinned(group.id) {
                 mine.push(members.len());
             }
             members.push(voters);
@@ -255,7 +256,7 @@ impl Groups {
 
 impl Groups {
     /// Asks `group`'s voters to let `to` take over its leadership.
-    async fn transfer(&self, group: &ShardGroup, to: u64) {
+    pub(super) async fn transfer(&self, group: &ShardGroup, to: u64) {
         group.wake();
         self.transfers
             .lock()

@@ -7,6 +7,7 @@
 //! this module only. This layer knows nothing of RESP or of command semantics.
 
 mod entry;
+mod failover;
 mod flusher;
 pub mod groups;
 mod incoming;
@@ -21,6 +22,7 @@ pub mod types;
 pub mod wire;
 
 pub use entry::{Entry, EntryDecodeError, EntryOp};
+pub use failover::FailoverMode;
 pub use groups::{group_of, Groups, GroupsOptions, ProposeError};
 pub use quiesce::ROUND as QUIET_ROUND;
 pub use state_machine::{

@@ -51,7 +51,7 @@ pub(crate) fn items(v: &Value) -> &[Value] {
 }
 
 /// An error reply's full text (`MOVED 3999 127.0.0.1:7002`).
-fn error_text(result: redis::RedisResult<Value>) -> String {
+pub(crate) fn error_text(result: redis::RedisResult<Value>) -> String {
     let e = result.expect_err("an error reply");
     match (e.code(), e.detail()) {
         (Some(code), Some(detail)) => format!("{code} {detail}"),

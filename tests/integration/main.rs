@@ -9,6 +9,7 @@ mod cluster;
 mod cluster_protocol;
 mod docs;
 mod durability;
+mod failover;
 mod lifecycle;
 mod limits;
 mod partition;

@@ -11,6 +11,11 @@ use crate::support::show;
 fn wait_counts_the_replicas_holding_the_writes() {
     let mut cluster = Cluster::start("wait", 3, &[]);
     cluster.wait_replicated(3);
+    // Leaders spread over the nodes: most of the writes below go to shards another node
+    // leads, whose leader WAIT asks.
+    crate::cluster_protocol::spread_slot_table(&mut crate::cluster_protocol::connect(
+        cluster.ports()[0],
+    ));
     let mut c = cluster.client(0);
     for i in 0..20 {
         assert_eq!(c.call(&["SET", &format!("w{i}"), "v"]), b"+OK\r\n");

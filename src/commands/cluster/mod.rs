@@ -8,7 +8,8 @@ mod layout;
 
 use bytes::Bytes;
 
-use super::error::CmdError;
+use super::args::eq;
+use super::error::{syntax, CmdError};
 use super::object::help_reply;
 use super::{args, container, reply, ApplyFn, CmdResult, Ctx, Handler};
 use crate::cluster::{key_slot, node_name, Slot, SLOT_COUNT};
@@ -32,6 +33,7 @@ pub static COMMANDS: &[(&str, Handler, Option<ApplyFn>)] = &[
         None,
     ),
     ("cluster|links", cluster_links, None),
+    ("cluster|failover", cluster_failover, None),
     ("cluster|help", cluster_help, None),
     // Redis Cluster's hand edits of the layout: Raft keeps Basalt's.
     ("cluster|addslots", managed_by_raft, None),
@@ -52,6 +54,24 @@ pub static COMMANDS: &[(&str, Handler, Option<ApplyFn>)] = &[
 /// The subcommands with which Redis Cluster's layout is edited by hand. In Basalt each
 /// shard is a Raft group that owns a fixed range of slots; the balancer places its
 /// replicas, Raft elects its leader, and nodes join with `--join`; so these only say so.
+/// CLUSTER FAILOVER [FORCE|TAKEOVER]: this node takes over the leadership of the shards
+/// it replicates — by default each leader hands over (nothing acknowledged is lost); FORCE
+/// and TAKEOVER start elections here, which still need a majority. Answers at once, as
+/// Redis does; the leaderships then stay here (the leader spreading leaves them).
+fn cluster_failover(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let force = match args.get(2) {
+        None => false,
+        Some(a) if args.len() == 3 && (eq(a, "FORCE") || eq(a, "TAKEOVER")) => true,
+        Some(_) => return Err(syntax()),
+    };
+    if ctx.cluster.fail_over(force) == 0 {
+        return Err(CmdError::msg(
+            "ERR You should send CLUSTER FAILOVER to a replica",
+        ));
+    }
+    reply(Reply::OK)
+}
+
 /// CLUSTER LINKS: this node's connections with the others, both ways, in Redis's fields.
 /// Basalt's cluster port queues whole requests, so the send buffer is counted in requests
 /// (room for, waiting), not bytes.
