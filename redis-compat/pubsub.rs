@@ -106,6 +106,13 @@ const STEPS: &[Step] = &[
     step(SUB, "RESET", 1),
     step(SUB, "PING", 1),
     step(PUB, "PUBLISH z 3", 1),
+    // SUBSCRIBE inside MULTI subscribes at EXEC.
+    step(SUB, "MULTI", 1),
+    step(SUB, "SUBSCRIBE inside", 1),
+    step(SUB, "EXEC", 1),
+    step(PUB, "PUBLISH inside hello", 1),
+    messages(1),
+    step(SUB, "UNSUBSCRIBE", 1),
     // MULTI around pub/sub commands.
     step(PUB, "MULTI", 1),
     step(PUB, "PUBLISH a inside", 1),
