@@ -13,6 +13,7 @@ mod failover;
 mod lifecycle;
 mod limits;
 mod partition;
+mod peer_input;
 mod pipelining;
 mod pubsub;
 mod quiesce;

@@ -1,0 +1,115 @@
+//! The cluster port is a trust boundary like the client port: requests this session added
+//! (pub/sub fan-out, WAIT's question, CLUSTER FAILOVER's hand-over) naming groups or nodes
+//! that do not exist, or bodies this node does not know, get error responses; the node
+//! keeps serving.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use cluster_proto::messages::{HandOver, Holding, Publish, Published};
+use cluster_proto::{
+    decode_frame, encode_frame, request, response, Hello, Message, Request, Response,
+};
+
+use crate::support::{free_port, start_basalt};
+
+struct Peer {
+    stream: TcpStream,
+    buf: BytesMut,
+}
+
+impl Peer {
+    fn connect(port: u16) -> Peer {
+        let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut peer = Peer {
+            stream,
+            buf: BytesMut::new(),
+        };
+        let hello = Hello {
+            protocol_version: cluster_proto::PROTOCOL_VERSION,
+            node_id: 424242,
+            cluster_addr: "127.0.0.1:1".into(),
+        };
+        peer.send(&hello.encode_to_vec());
+        Hello::decode(peer.frame()).expect("the node's hello");
+        peer
+    }
+
+    fn send(&mut self, payload: &[u8]) {
+        let mut out = BytesMut::new();
+        encode_frame(payload, &mut out).unwrap();
+        self.stream.write_all(&out).unwrap();
+    }
+
+    fn frame(&mut self) -> Bytes {
+        loop {
+            if let Some(frame) = decode_frame(&mut self.buf).unwrap() {
+                return frame;
+            }
+            let mut chunk = [0u8; 65536];
+            let n = self.stream.read(&mut chunk).expect("a response");
+            assert!(n > 0, "the node closed the connection");
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    /// Sends `body` as request `id` and returns the response's body.
+    fn ask(&mut self, id: u64, body: Option<request::Body>) -> response::Body {
+        self.send(&Request { id, body }.encode_to_vec());
+        let resp = Response::decode(self.frame()).unwrap();
+        assert_eq!(resp.id, id);
+        resp.body.expect("a response body")
+    }
+}
+
+fn is_error(body: &response::Body, containing: &str) -> bool {
+    matches!(body, response::Body::Error(e) if e.contains(containing))
+}
+
+#[test]
+fn bad_requests_on_the_cluster_port_get_errors_and_the_node_serves_on() {
+    let cluster_port = free_port();
+    let node = start_basalt(&["--cluster-port", &cluster_port.to_string()]);
+    let mut peer = Peer::connect(cluster_port);
+    let hand_over = |group, to| Some(request::Body::HandOver(HandOver { group, to }));
+    let got = peer.ask(1, hand_over(9999, 5));
+    assert!(is_error(&got, "no group 9999"), "{got:?}");
+    let got = peer.ask(2, hand_over(0, 5));
+    assert!(is_error(&got, "no group 0"), "{got:?}");
+    let got = peer.ask(3, hand_over(1, 123456));
+    assert!(is_error(&got, "not a voter"), "{got:?}");
+    let holding = |group| {
+        Some(request::Body::Holding(Holding {
+            group,
+            index: 0,
+            replicas: 0,
+        }))
+    };
+    let got = peer.ask(4, holding(u32::MAX));
+    assert!(is_error(&got, "no group"), "{got:?}");
+    // A lone node leads group 1 and has no other replica.
+    let got = peer.ask(5, holding(1));
+    assert!(
+        matches!(&got, response::Body::Holding(h) if h.replicas == 0),
+        "{got:?}"
+    );
+    let got = peer.ask(6, None);
+    assert!(is_error(&got, "unknown request"), "{got:?}");
+    // Many messages for subscribers nobody has: delivered to no one, answered.
+    let messages = (0..2000)
+        .map(|i| Published {
+            sharded: i % 2 == 0,
+            channel: Bytes::from(format!("c{i}")),
+            payload: Bytes::from(vec![b'x'; 1024]),
+        })
+        .collect();
+    let got = peer.ask(7, Some(request::Body::Publish(Publish { messages })));
+    assert!(matches!(&got, response::Body::Done(true)), "{got:?}");
+    let mut c = node.client();
+    assert_eq!(c.call(&["PING"]), b"+PONG\r\n");
+}
