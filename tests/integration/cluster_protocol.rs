@@ -122,7 +122,7 @@ pub(crate) fn spread_slot_table(con: &mut redis::Connection) -> Vec<(i64, i64, i
     }
 }
 
-fn forwarded(port: u16) -> u64 {
+pub(crate) fn forwarded(port: u16) -> u64 {
     let info = text(&query(&mut connect(port), &["INFO", "stats"]).unwrap());
     info.lines()
         .find_map(|l| l.strip_prefix("forwarded_commands:"))
