@@ -160,6 +160,11 @@ impl Applier for NodeApplier {
         state: &mut GroupState,
     ) -> io::Result<Reply> {
         let node = self.node()?;
+        // Entries arrive from peers: a database this node does not have changes nothing
+        // (every replica refuses it the same way).
+        if entry.db >= node.shared.keyspace.databases() {
+            return Ok(no_database(entry.db).into_reply());
+        }
         let mut txn = node
             .shared
             .keyspace
@@ -384,10 +389,22 @@ pub(super) fn apply_command(
     db: u8,
     args: &[Bytes],
 ) -> Result<Reply, CmdError> {
-    match node.shared.table.get(&args[0]).and_then(|c| c.apply) {
+    // A transaction's commands each name their database.
+    if db >= node.shared.keyspace.databases() {
+        return Err(no_database(db));
+    }
+    // Entries arrive from peers: an empty one names no command.
+    let name = args.first().map_or(&b""[..], |a| &a[..]);
+    match node.shared.table.get(name).and_then(|c| c.apply) {
         Some(apply) => apply(txn, db, args),
         None => Err(CmdError::msg("ERR entry names no write command")),
     }
+}
+
+fn no_database(db: u8) -> CmdError {
+    CmdError::msg(format!(
+        "ERR entry names database {db}, which this node does not have"
+    ))
 }
 
 /// Applies commands in order in one transaction, each atomically: one that fails leaves

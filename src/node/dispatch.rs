@@ -604,7 +604,7 @@ impl Node {
         if self.shared.blocking.blocked_clients() == 0 {
             return;
         }
-        let Some(cmd) = self.shared.table.get(&args[0]) else {
+        let Some(cmd) = args.first().and_then(|name| self.shared.table.get(name)) else {
             return;
         };
         for i in cmd.key_positions(args) {

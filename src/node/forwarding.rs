@@ -131,7 +131,10 @@ impl Node {
     /// Runs a batch another node forwarded, as a pipeline: writes wait to be proposed
     /// together, anything else first sees the writes before it.
     pub(super) async fn run_forwarded_batch(&self, batch: ForwardBatch) -> response::Body {
-        let mut session = self.peer_session(batch.db, batch.resp3);
+        let mut session = match self.peer_session(batch.db, batch.resp3) {
+            Ok(session) => session,
+            Err(refused) => return refused,
+        };
         let mut replies: Vec<Option<Reply>> = (0..batch.commands.len()).map(|_| None).collect();
         let mut waiting: Vec<(usize, Pending<'_>)> = Vec::new();
         for (i, Args { args }) in batch.commands.into_iter().enumerate() {
@@ -176,17 +179,25 @@ impl Node {
     }
 
     /// A session for commands another node forwards (no client of its own here).
-    fn peer_session(&self, db: u32, resp3: bool) -> Session {
+    /// A session for commands a peer forwarded, in database `db` (which must exist here).
+    fn peer_session(&self, db: u32, resp3: bool) -> Result<Session, response::Body> {
+        let databases = u32::from(self.shared.keyspace.databases());
+        if db >= databases {
+            return Err(response::Body::Error(format!("no database {db}")));
+        }
         let info = self.shared.clients.detached(peer_addr(), peer_addr());
         let mut session = Session::new(info, true);
-        session.select(db.min(255) as u8);
+        session.select(db as u8);
         session.set_resp3(resp3);
-        session
+        Ok(session)
     }
 
     /// Runs a command another node forwarded and returns its reply, encoded for the client.
     pub(super) async fn run_forwarded(&self, forward: Forward) -> response::Body {
-        let mut session = self.peer_session(forward.db, forward.resp3);
+        let mut session = match self.peer_session(forward.db, forward.resp3) {
+            Ok(session) => session,
+            Err(refused) => return refused,
+        };
         let reply = self.execute(&mut session, forward.args).await;
         response::Body::Reply(encoded(&reply, forward.resp3))
     }

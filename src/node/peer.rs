@@ -134,11 +134,14 @@ impl Node {
             }
             Some(request::Body::Ping(_)) => Ok(response::Body::Done(true)),
             Some(request::Body::Publish(publish)) => Ok(self.deliver_published(publish)),
-            Some(request::Body::HandOver(h)) => self
-                .groups()
-                .hand_over(h.group, h.to)
-                .await
-                .map(response::Body::Done),
+            Some(request::Body::HandOver(h)) => match self.shard_of_peer_group(h.group) {
+                Some(shard) => self
+                    .groups()
+                    .hand_over(shard, h.to)
+                    .await
+                    .map(response::Body::Done),
+                None => Err(format!("no group {}", h.group)),
+            },
             Some(request::Body::Holding(h)) => match self.shard_of_peer_group(h.group) {
                 Some(shard) if self.groups().is_leader(shard) => {
                     let (index, replicas) = self.holding_here(shard, h.index);

@@ -36,8 +36,10 @@ impl Node {
         } else {
             written.to_vec()
         };
+        // A timeout too far off to represent is as good as none.
         let deadline = (timeout_ms > 0)
-            .then(|| tokio::time::Instant::now() + Duration::from_millis(timeout_ms));
+            .then(|| tokio::time::Instant::now().checked_add(Duration::from_millis(timeout_ms)))
+            .flatten();
         // The index each shard must hold, fixed at the first look.
         let mut at: Vec<u64> = vec![0; shards.len()];
         loop {

@@ -78,14 +78,10 @@ impl Groups {
         started
     }
 
-    /// A peer's CLUSTER FAILOVER: hands `group`'s leadership to `to` if this node leads it
+    /// A peer's CLUSTER FAILOVER: hands `shard`'s leadership to `to` if this node leads it
     /// and `to` is one of its voters.
-    pub async fn hand_over(&self, group: GroupId, to: u64) -> Result<bool, String> {
-        let shard = group
-            .checked_sub(1)
-            .map(|s| ShardId(s as u16))
-            .filter(|s| usize::from(s.0) < self.shards.len())
-            .ok_or_else(|| format!("no group {group}"))?;
+    pub async fn hand_over(&self, shard: ShardId, to: u64) -> Result<bool, String> {
+        let group = group_of(shard);
         let g = self.shard(shard);
         let m = g.raft.metrics().borrow_watched().clone();
         if m.state != ServerState::Leader {

@@ -1,14 +1,14 @@
 //! The cluster port is a trust boundary like the client port: requests this session added
-//! (pub/sub fan-out, WAIT's question, CLUSTER FAILOVER's hand-over) naming groups or nodes
-//! that do not exist, or bodies this node does not know, get error responses; the node
-//! keeps serving.
+//! (pub/sub fan-out, WAIT's question, CLUSTER FAILOVER's hand-over) and forwarded commands
+//! naming groups, nodes or databases that do not exist, or bodies this node does not know,
+//! get error responses; the node keeps serving.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use cluster_proto::messages::{HandOver, Holding, Publish, Published};
+use cluster_proto::messages::{Forward, HandOver, Holding, Publish, Published};
 use cluster_proto::{
     decode_frame, encode_frame, request, response, Hello, Message, Request, Response,
 };
@@ -79,6 +79,9 @@ fn bad_requests_on_the_cluster_port_get_errors_and_the_node_serves_on() {
     let hand_over = |group, to| Some(request::Body::HandOver(HandOver { group, to }));
     let got = peer.ask(1, hand_over(9999, 5));
     assert!(is_error(&got, "no group 9999"), "{got:?}");
+    // 65537 would be group 1 if cut to 16 bits.
+    let got = peer.ask(20, hand_over(65537, 5));
+    assert!(is_error(&got, "no group 65537"), "{got:?}");
     let got = peer.ask(2, hand_over(0, 5));
     assert!(is_error(&got, "no group 0"), "{got:?}");
     let got = peer.ask(3, hand_over(1, 123456));
@@ -110,6 +113,20 @@ fn bad_requests_on_the_cluster_port_get_errors_and_the_node_serves_on() {
         .collect();
     let got = peer.ask(7, Some(request::Body::Publish(Publish { messages })));
     assert!(matches!(&got, response::Body::Done(true)), "{got:?}");
+    // Commands forwarded into a database this node does not have (255 is past the map).
+    for (id, db) in [(8, 16), (9, 255), (10, u32::MAX)] {
+        let forward = Forward {
+            db,
+            args: vec![
+                Bytes::from_static(b"SET"),
+                Bytes::from_static(b"k"),
+                Bytes::from_static(b"v"),
+            ],
+            resp3: false,
+        };
+        let got = peer.ask(id, Some(request::Body::Forward(forward)));
+        assert!(is_error(&got, "no database"), "{got:?}");
+    }
     let mut c = node.client();
     assert_eq!(c.call(&["PING"]), b"+PONG\r\n");
 }
