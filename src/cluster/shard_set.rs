@@ -25,12 +25,18 @@ impl ShardSet {
 }
 
 impl ShardSet {
-    /// The shards, listed (`All` as every one of `shard_count`).
+    /// The shards (`All` as every one of `shard_count`), without allocating.
+    pub fn iter(&self, shard_count: u16) -> impl Iterator<Item = ShardId> + '_ {
+        let (listed, all) = match self {
+            ShardSet::One(s) => (std::slice::from_ref(s), 0),
+            ShardSet::Some(list) => (&list[..], 0),
+            ShardSet::All => (&[][..], shard_count),
+        };
+        listed.iter().copied().chain((0..all).map(ShardId))
+    }
+
+    /// The shards, listed.
     pub fn ids(&self, shard_count: u16) -> Vec<ShardId> {
-        match self {
-            ShardSet::One(s) => vec![*s],
-            ShardSet::Some(list) => list.clone(),
-            ShardSet::All => (0..shard_count).map(ShardId).collect(),
-        }
+        self.iter(shard_count).collect()
     }
 }

@@ -114,7 +114,7 @@ impl Node {
             Route::To(leader) => {
                 if cmd.is_write() {
                     let shards = self.route(cmd, &args);
-                    session.wrote_to(shards.ids(self.shards.shard_count()));
+                    session.wrote_to(shards.iter(self.shards.shard_count()));
                 }
                 return Prepared::Forward(Forwarded {
                     cmd,
@@ -131,7 +131,7 @@ impl Node {
             Ok(Outcome::Reply(reply)) => reply,
             Ok(Outcome::Propose(normalised)) => {
                 let shards = self.route(cmd, &args);
-                session.wrote_to(shards.ids(self.shards.shard_count()));
+                session.wrote_to(shards.iter(self.shards.shard_count()));
                 let entry = Entry {
                     db: session.db,
                     now_ms,

@@ -19,13 +19,6 @@ pub struct PeerLink {
     pub capacity: usize,
 }
 
-/// Wall-clock milliseconds, as CLUSTER LINKS reports creation times.
-pub fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
 /// The connections peers have open to this node.
 #[derive(Default)]
 pub struct Inbound {
@@ -37,7 +30,7 @@ impl Inbound {
     /// Lists a connection from `node` until the guard is dropped.
     pub fn open(self: &Arc<Self>, node: u64) -> InboundGuard {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
-        self.open.lock().insert(id, (node, unix_ms()));
+        self.open.lock().insert(id, (node, crate::clock::now_ms()));
         InboundGuard {
             links: self.clone(),
             id,

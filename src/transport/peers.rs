@@ -213,7 +213,7 @@ impl Peers {
         let refused = Arc::new(AtomicU64::new(0));
         let peer = Arc::new(Peer {
             addr: addr.to_string(),
-            created_unix_ms: super::links::unix_ms(),
+            created_unix_ms: crate::clock::now_ms(),
             queue: tx,
             heard: heard.clone(),
             refused: refused.clone(),

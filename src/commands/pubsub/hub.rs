@@ -153,7 +153,8 @@ impl Mailbox {
     /// Everything queued, in order.
     pub fn take(&self) -> Vec<Delivery> {
         let taken: Vec<Delivery> = self.queue.lock().drain(..).collect();
-        self.bytes.store(0, Ordering::Release);
+        let size: u64 = taken.iter().map(Delivery::size).sum();
+        self.bytes.fetch_sub(size, Ordering::AcqRel);
         taken
     }
 
@@ -171,7 +172,15 @@ struct Subs {
 }
 
 impl Subs {
-    fn of(&mut self, kind: Kind) -> &mut AHashMap<Bytes, Vec<Arc<Mailbox>>> {
+    fn of(&self, kind: Kind) -> &AHashMap<Bytes, Vec<Arc<Mailbox>>> {
+        match kind {
+            Kind::Channel => &self.channels,
+            Kind::Pattern => &self.patterns,
+            Kind::Shard => &self.shard,
+        }
+    }
+
+    fn of_mut(&mut self, kind: Kind) -> &mut AHashMap<Bytes, Vec<Arc<Mailbox>>> {
         match kind {
             Kind::Channel => &mut self.channels,
             Kind::Pattern => &mut self.patterns,
@@ -190,7 +199,7 @@ impl PubSubHub {
     /// Adds `mailbox` to the subscribers of `name`; false if it was one already.
     pub fn subscribe(&self, kind: Kind, name: &Bytes, mailbox: &Arc<Mailbox>) -> bool {
         let mut subs = self.subs.write();
-        let list = subs.of(kind).entry(name.clone()).or_default();
+        let list = subs.of_mut(kind).entry(name.clone()).or_default();
         if list.iter().any(|m| Arc::ptr_eq(m, mailbox)) {
             return false;
         }
@@ -201,7 +210,7 @@ impl PubSubHub {
     /// Removes `mailbox` from the subscribers of `name`; false if it was not one.
     pub fn unsubscribe(&self, kind: Kind, name: &Bytes, mailbox: &Arc<Mailbox>) -> bool {
         let mut subs = self.subs.write();
-        let map = subs.of(kind);
+        let map = subs.of_mut(kind);
         let Some(list) = map.get_mut(name) else {
             return false;
         };
@@ -263,8 +272,9 @@ impl PubSubHub {
 
     /// Channels (or shard channels) with a subscriber, matching `pattern` if given.
     pub fn active(&self, kind: Kind, pattern: Option<&[u8]>) -> Vec<Bytes> {
-        let mut subs = self.subs.write();
-        subs.of(kind)
+        self.subs
+            .read()
+            .of(kind)
             .keys()
             .filter(|c| pattern.is_none_or(|p| glob_match(p, c, false)))
             .cloned()
@@ -273,8 +283,7 @@ impl PubSubHub {
 
     /// Subscribers of `name`.
     pub fn count(&self, kind: Kind, name: &[u8]) -> usize {
-        let mut subs = self.subs.write();
-        subs.of(kind).get(name).map_or(0, Vec::len)
+        self.subs.read().of(kind).get(name).map_or(0, Vec::len)
     }
 
     /// Distinct patterns subscribed to (PUBSUB NUMPAT).
