@@ -15,6 +15,7 @@ mod notifications;
 mod pubsub;
 mod random;
 mod script;
+mod tracking;
 
 use support::{start_basalt, start_redis, Client, Process};
 

@@ -72,8 +72,9 @@ COMMANDS = {
     # connection
     "ping": None, "echo": None, "hello": None, "auth": None, "select": None, "quit": None,
     "reset": None, "readonly": None, "readwrite": None, "asking": None,
-    "client": ["id", "setname", "getname", "setinfo", "list", "info", "kill", "no-evict",
-               "no-touch", "reply", "unblock", "help"],
+    "client": ["id", "tracking", "caching", "getredir", "trackinginfo", "setname", "getname",
+               "setinfo", "list", "info", "kill", "no-evict", "no-touch", "reply", "unblock",
+               "help"],
     # server
     "info": None, "time": None, "lastsave": None, "save": None, "bgsave": None,
     "flushdb": None, "flushall": None, "swapdb": None, "shutdown": None,

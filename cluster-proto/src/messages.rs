@@ -88,6 +88,11 @@ pub struct Forward {
     /// The client speaks RESP3 (the reply is encoded for it).
     #[prost(bool, tag = "3")]
     pub resp3: bool,
+    /// The forwarding node and its client, when the client's writes must name it (0: not).
+    #[prost(uint64, tag = "4")]
+    pub origin_node: u64,
+    #[prost(uint64, tag = "5")]
+    pub origin_client: u64,
 }
 
 /// One command's arguments.
@@ -107,6 +112,11 @@ pub struct ForwardBatch {
     pub resp3: bool,
     #[prost(message, repeated, tag = "3")]
     pub commands: Vec<Args>,
+    /// As `Forward`'s.
+    #[prost(uint64, tag = "4")]
+    pub origin_node: u64,
+    #[prost(uint64, tag = "5")]
+    pub origin_client: u64,
 }
 
 /// The replies to a forwarded batch, in order, each RESP-encoded for the client.

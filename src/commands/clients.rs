@@ -13,7 +13,18 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
+use super::mailbox::{Delivery, Limit, Mailbox};
 use crate::clock;
+
+/// What CLIENT LIST shows of a client's tracking.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TrackingShown {
+    pub on: bool,
+    pub bcast: bool,
+    pub broken_redirect: bool,
+    /// The client invalidations go to (0: this one).
+    pub redirect: u64,
+}
 
 /// What the registry and CLIENT LIST know of one connection.
 pub struct ClientInfo {
@@ -36,6 +47,10 @@ pub struct ClientInfo {
     pub subscriptions: [AtomicU32; 3],
     /// Commands queued in MULTI, -1 outside it (CLIENT LIST multi).
     pub multi: AtomicI32,
+    /// Messages pushed to the client (published messages, invalidations).
+    pub mailbox: Mailbox,
+    /// CLIENT TRACKING as CLIENT LIST shows it: flags (`t`, `B`, `R`) and `redir`.
+    pub tracking: Mutex<TrackingShown>,
     killed: AtomicBool,
     kill_signal: Notify,
 }
@@ -45,6 +60,11 @@ impl ClientInfo {
     pub fn touch(&self, cmd: &'static str, now_ms: u64) {
         *self.last_cmd.lock() = cmd;
         self.last_interaction_ms.store(now_ms, Ordering::Relaxed);
+    }
+
+    /// Queues a pushed message for this client (see `Mailbox::push`).
+    pub fn deliver(&self, delivery: Delivery, limit: Limit) -> bool {
+        self.mailbox.push(self, delivery, limit)
     }
 
     pub fn is_killed(&self) -> bool {
@@ -99,13 +119,28 @@ impl ClientInfo {
         if multi >= 0 {
             flags.push('x');
         }
+        let tracking = *self.tracking.lock();
+        if tracking.on {
+            flags.push('t');
+            if tracking.broken_redirect {
+                flags.push('R');
+            }
+            if tracking.bcast {
+                flags.push('B');
+            }
+        }
+        let redir = if tracking.on {
+            tracking.redirect as i64
+        } else {
+            -1
+        };
         if flags.is_empty() {
             flags.push('N');
         }
         format!(
             "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db={} sub={sub} \
              psub={psub} ssub={ssub} multi={multi} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 \
-             oll=0 omem={} tot-mem={} events=r cmd={} user=default redir=-1 resp={} \
+             oll=0 omem={} tot-mem={} events=r cmd={} user=default redir={redir} resp={} \
              lib-name={} lib-ver={}",
             self.id,
             self.addr,
@@ -164,6 +199,8 @@ impl ClientRegistry {
             no_touch: AtomicBool::new(false),
             subscriptions: Default::default(),
             multi: AtomicI32::new(-1),
+            mailbox: Mailbox::default(),
+            tracking: Mutex::new(TrackingShown::default()),
             killed: AtomicBool::new(false),
             kill_signal: Notify::new(),
         })

@@ -184,6 +184,7 @@ fn reset(ctx: &mut Ctx, _: &[Bytes]) -> CmdResult {
     s.multi = None;
     s.watching = None;
     s.pubsub = None;
+    s.tracking = None;
     s.show_multi();
     for n in &s.info.subscriptions {
         n.store(0, Ordering::Relaxed);
@@ -344,6 +345,10 @@ fn client_help(_: &mut Ctx, _: &[Bytes]) -> CmdResult {
     reply(help_reply(
         "CLIENT",
         &[
+            "CACHING (YES|NO)",
+            "    Enable/disable tracking of the keys for next command in OPTIN/OPTOUT modes.",
+            "GETREDIR",
+            "    Return the client ID we are redirecting to when tracking is enabled.",
             "GETNAME",
             "    Return the name of the current connection.",
             "ID",
@@ -376,6 +381,13 @@ fn client_help(_: &mut Ctx, _: &[Bytes]) -> CmdResult {
             "    Set client meta attr. Options are:",
             "    * LIB-NAME: the client lib name.",
             "    * LIB-VER: the client lib version.",
+            "UNBLOCK <clientid> [TIMEOUT|ERROR]",
+            "    Unblock the specified blocked client.",
+            "TRACKING (ON|OFF) [REDIRECT <id>] [BCAST] [PREFIX <prefix> [...]]",
+            "         [OPTIN] [OPTOUT] [NOLOOP]",
+            "    Control server assisted client side caching.",
+            "TRACKINGINFO",
+            "    Report tracking status for the current connection.",
             "NO-EVICT (ON|OFF)",
             "    Protect current client connection from eviction.",
             "NO-TOUCH (ON|OFF)",

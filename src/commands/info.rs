@@ -158,7 +158,7 @@ fn render(ctx: &Ctx, section: &str, out: &mut String) {
             line("client_recent_max_input_buffer", &0);
             line("client_recent_max_output_buffer", &0);
             line("blocked_clients", &shared.blocking.blocked_clients());
-            line("tracking_clients", &0);
+            line("tracking_clients", &shared.tracking.tracking_clients());
             line("clients_in_timeout_table", &0);
         }
         "memory" => {
@@ -226,6 +226,10 @@ fn render(ctx: &Ctx, section: &str, out: &mut String) {
             );
             line("pubsub_fanout_dropped", &stats.pubsub_fanout_dropped.get());
             line("evicted_keys", &0);
+            let (keys, items, prefixes) = shared.tracking.totals();
+            line("tracking_total_keys", &keys);
+            line("tracking_total_items", &items);
+            line("tracking_total_prefixes", &prefixes);
             line("keyspace_hits", &stats.keyspace_hits.get());
             line("keyspace_misses", &stats.keyspace_misses.get());
             line("total_error_replies", &stats.error_replies.get());

@@ -8,6 +8,7 @@ use bytes::Bytes;
 
 use super::clients::ClientInfo;
 use super::pubsub::hub::Subscriptions;
+use super::tracking::Tracking;
 use super::watches::WatchState;
 
 /// A transaction being queued (after MULTI, until EXEC or DISCARD).
@@ -53,6 +54,13 @@ pub struct Session {
     pub watching: Option<WatchState>,
     /// SUBSCRIBE and its kin: the connection's subscriptions, if any.
     pub pubsub: Option<Subscriptions>,
+    /// CLIENT TRACKING, while on.
+    pub tracking: Option<Tracking>,
+    /// A session running commands another node forwarded: that node and its client, when
+    /// the client's writes must name it (see `Session::tracking`'s NOLOOP).
+    pub forwarded_for: Option<(u64, u64)>,
+    /// The command before this one was a CLIENT command (CLIENT CACHING's flag outlives it).
+    previous_was_client: bool,
     /// The shards this connection has written to (WAIT counts the replicas holding them).
     pub written: Vec<crate::cluster::ShardId>,
 }
@@ -73,6 +81,9 @@ impl Session {
             multi: None,
             watching: None,
             pubsub: None,
+            tracking: None,
+            forwarded_for: None,
+            previous_was_client: false,
             written: Vec::new(),
         }
     }
@@ -118,9 +129,15 @@ impl Session {
             .store(if resp3 { 3 } else { 2 }, Ordering::Relaxed);
     }
 
-    /// Called before each command: whether its reply is sent, per CLIENT REPLY.
-    pub fn begin_command(&mut self) {
+    /// Called before each command (`name` as sent): whether its reply is sent, per
+    /// CLIENT REPLY; and CLIENT CACHING's flag, which the command before it may end.
+    pub fn begin_command(&mut self, name: &[u8]) {
         self.skip_current = false;
+        let in_multi = self.multi.is_some();
+        if let Some(tracking) = &mut self.tracking {
+            tracking.after_command(self.previous_was_client, in_multi);
+        }
+        self.previous_was_client = name.eq_ignore_ascii_case(b"client");
         if self.reply_mode == ReplyMode::SkipNext {
             self.skip_current = true;
             self.reply_mode = ReplyMode::On;

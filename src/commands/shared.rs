@@ -17,6 +17,7 @@ use super::error::CmdError;
 use super::pubsub::hub::PubSubHub;
 use super::stats::{SlowLog, Stats};
 use super::table::Table;
+use super::tracking::table::TrackingTable;
 use super::watches::WatchRegistry;
 use crate::clock;
 use crate::cluster::Topology;
@@ -41,6 +42,7 @@ pub struct Shared {
     pub blocking: BlockRegistry,
     pub watches: Arc<WatchRegistry>,
     pub pubsub: Arc<PubSubHub>,
+    pub tracking: Arc<TrackingTable>,
     pub access: AccessTracker,
     pub started: Instant,
     pub run_id: String,
@@ -64,6 +66,7 @@ impl Shared {
             blocking: BlockRegistry::default(),
             watches: Arc::default(),
             pubsub: Arc::default(),
+            tracking: Arc::default(),
             access: AccessTracker::default(),
             started: Instant::now(),
             run_id: random_hex(40),

@@ -302,6 +302,58 @@ pub static SPECS: &[CommandSpec] = &[
         ] },
     },
     CommandSpec {
+        name: "client|tracking", arity: -3, flags: &["noscript", "loading", "stale"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@slow", "@connection"],
+        tips: &[], key_specs: &[],
+        doc: Doc { summary: "Enable or disable server assisted client side caching support", since: "6.0.0", group: "connection", complexity: Some("O(1). Some options may introduce additional complexity."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "status", kind: "oneof", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                Arg { name: "on", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("ON"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "off", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("OFF"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+            ] },
+            Arg { name: "client-id", kind: "integer", display_text: None, key_spec_index: None, token: Some("REDIRECT"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "prefix", kind: "string", display_text: None, key_spec_index: None, token: Some("PREFIX"), summary: None, since: None, flags: &["optional", "multiple", "multiple_token"], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "bcast", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("BCAST"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "optin", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("OPTIN"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "optout", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("OPTOUT"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "noloop", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("NOLOOP"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandSpec {
+        name: "client|caching", arity: 3, flags: &["noscript", "loading", "stale"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@slow", "@connection"],
+        tips: &[], key_specs: &[],
+        doc: Doc { summary: "Instruct the server about tracking or not keys in the next request", since: "6.0.0", group: "connection", complexity: Some("O(1)"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "mode", kind: "oneof", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                Arg { name: "yes", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("YES"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "no", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("NO"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+            ] },
+        ] },
+    },
+    CommandSpec {
+        name: "client|getredir", arity: 2, flags: &["noscript", "loading", "stale"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@slow", "@connection"],
+        tips: &[], key_specs: &[],
+        doc: Doc { summary: "Get tracking notifications redirection client ID if any", since: "6.0.0", group: "connection", complexity: Some("O(1)"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+        ] },
+    },
+    CommandSpec {
+        name: "client|trackinginfo", arity: 2, flags: &["noscript", "loading", "stale"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@slow", "@connection"],
+        tips: &[], key_specs: &[],
+        doc: Doc { summary: "Return information about server assisted client side caching for the current connection", since: "6.2.0", group: "connection", complexity: Some("O(1)"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+        ] },
+    },
+    CommandSpec {
         name: "client|setname", arity: 3, flags: &["noscript", "loading", "stale"],
         first_key: 0, last_key: 0, step: 0, acl_categories: &["@slow", "@connection"],
         tips: &[], key_specs: &[],

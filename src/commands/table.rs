@@ -13,7 +13,7 @@ use super::specs::SPECS;
 use super::stats::CommandStats;
 use super::{
     bitmaps, cluster, connection, geo, hashes, hll, keys, lists, lists_blocking, pubsub, server,
-    sets, strings, transactions, zsets, ApplyFn, Handler,
+    sets, strings, tracking, transactions, zsets, ApplyFn, Handler,
 };
 
 pub struct Command {
@@ -60,6 +60,7 @@ fn bindings() -> Vec<Binding> {
     all.extend(transactions::COMMANDS.iter().copied());
     all.extend(pubsub::COMMANDS.iter().copied());
     all.extend(connection::COMMANDS.iter().copied());
+    all.extend(tracking::COMMANDS.iter().copied());
     all.extend(server::COMMANDS.iter().copied());
     all.extend(cluster::COMMANDS.iter().copied());
     all

@@ -41,6 +41,7 @@ pub struct Config {
     maxclients: AtomicU64,
     slowlog_slower_than_us: AtomicI64,
     slowlog_max_len: AtomicU64,
+    tracking_table_max_keys: AtomicU64,
     hz: AtomicU64,
     query_buffer_bytes_max: AtomicU64,
     idle_timeout_secs: AtomicU64,
@@ -68,6 +69,7 @@ impl Config {
             maxclients: AtomicU64::new(0),
             slowlog_slower_than_us: AtomicI64::new(0),
             slowlog_max_len: AtomicU64::new(0),
+            tracking_table_max_keys: AtomicU64::new(0),
             hz: AtomicU64::new(0),
             query_buffer_bytes_max: AtomicU64::new(0),
             idle_timeout_secs: AtomicU64::new(0),
@@ -165,6 +167,8 @@ impl Config {
             .store(num("slowlog-log-slower-than"), Ordering::Relaxed);
         self.slowlog_max_len
             .store(num("slowlog-max-len") as u64, Ordering::Relaxed);
+        self.tracking_table_max_keys
+            .store(num("tracking-table-max-keys") as u64, Ordering::Relaxed);
         self.hz
             .store(num("hz").clamp(1, 500) as u64, Ordering::Relaxed);
         let query_max =
@@ -291,6 +295,10 @@ impl Config {
     }
     pub fn slowlog_max_len(&self) -> u64 {
         self.slowlog_max_len.load(Ordering::Relaxed)
+    }
+    /// `tracking-table-max-keys`: keys the tracking table holds at most (0: no limit).
+    pub fn tracking_table_max_keys(&self) -> usize {
+        self.tracking_table_max_keys.load(Ordering::Relaxed) as usize
     }
     pub fn hz(&self) -> u64 {
         self.hz.load(Ordering::Relaxed)

@@ -186,6 +186,7 @@ pub static EFFECTIVE: &[&str] = &[
     "cluster-announce-ip",
     "cluster-announce-port",
     "notify-keyspace-events",
+    "tracking-table-max-keys",
 ];
 
 /// Settings Redis can change at run time but Basalt reads only at start-up (the listener

@@ -170,8 +170,9 @@ impl Applier for NodeApplier {
             .keyspace
             .txn(entry.now_ms, revision, state.first_version(group));
         let watched = !node.shared.watches.is_idle();
+        let tracked = node.tracks_changes();
         let notify = node.notifies(group);
-        if watched || notify {
+        if watched || tracked || notify {
             txn.track_changes();
         }
         let mut events = notify.then(Vec::new);
@@ -213,6 +214,7 @@ impl Applier for NodeApplier {
                 if let Some(touched) = touched {
                     watching::after_commit(&node, touched);
                 }
+                node.invalidate_everything();
                 return Ok(reply);
             }
             EntryOp::Map(op) => {
@@ -230,10 +232,14 @@ impl Applier for NodeApplier {
         let expired = txn.expired_removed();
         state.next_version += txn.versions_taken();
         txn.put_system(&state_record(group), state.encode());
-        let touched = watched.then(|| watching::before_commit(&node, &mut txn));
+        let changes = txn.take_changes();
+        let touched = watched.then(|| watching::before_commit(&node, &changes));
         txn.commit().map_err(storage_error)?;
         if let Some(touched) = touched {
             watching::after_commit(&node, touched);
+        }
+        if tracked {
+            node.invalidate_changes(&changes, entry.origin_client_on(node.groups().node_id()));
         }
         if let Some(events) = events {
             node.send_events(events);
@@ -286,7 +292,10 @@ impl Applier for NodeApplier {
     }
 
     fn drop_group(&self, group: GroupId) -> io::Result<()> {
-        drop_group_data(&*self.node()?, group)
+        let node = self.node()?;
+        drop_group_data(&node, group)?;
+        node.invalidate_everything();
+        Ok(())
     }
 
     fn install(&self, group: GroupId, data: &mut dyn SnapshotReader) -> io::Result<()> {
@@ -312,7 +321,9 @@ impl Applier for NodeApplier {
                 .reload_db_map()
                 .map_err(storage_error)?;
         }
-        count_group(&node, group, 1)
+        count_group(&node, group, 1)?;
+        node.invalidate_everything();
+        Ok(())
     }
 }
 

@@ -74,7 +74,7 @@ impl Node {
     /// back as a `PendingWrite`, to be committed with the writes that follow it in the same
     /// pipeline (one pass through the shard log for all of them).
     pub async fn prepare(&self, session: &mut Session, args: Vec<Bytes>) -> Prepared<'_> {
-        session.begin_command();
+        session.begin_command(&args[0]);
         // One clock read gives both the command's time and the start of its duration.
         let started_us = clock::now_us();
         let cmd = match self.resolve(session, &args) {
@@ -112,6 +112,7 @@ impl Node {
                 return Prepared::Done(reply);
             }
             Route::To(leader) => {
+                self.remember_reads(cmd, session, &args);
                 if cmd.is_write() {
                     let shards = self.route(cmd, &args);
                     session.wrote_to(shards.iter(self.shards.shard_count()));
@@ -126,6 +127,7 @@ impl Node {
         }
         let now_ms = started_us / 1000;
         session.info.touch(cmd.spec.name, now_ms);
+        self.remember_reads(cmd, session, &args);
         let outcome = self.run_handler(cmd, session, &args, now_ms).await;
         let reply = match outcome {
             Ok(Outcome::Reply(reply)) => reply,
@@ -133,9 +135,8 @@ impl Node {
                 let shards = self.route(cmd, &args);
                 session.wrote_to(shards.iter(self.shards.shard_count()));
                 let entry = Entry {
-                    db: session.db,
-                    now_ms,
-                    op: EntryOp::Command(normalised),
+                    origin: self.write_origin(session),
+                    ..Entry::new(session.db, now_ms, EntryOp::Command(normalised))
                 };
                 return Prepared::Write(PendingWrite {
                     cmd,
@@ -216,9 +217,8 @@ impl Node {
                         cmd,
                         shards: self.route(cmd, args),
                         entry: Entry {
-                            db: session.db,
-                            now_ms,
-                            op: EntryOp::Command(normalised),
+                            origin: self.write_origin(session),
+                            ..Entry::new(session.db, now_ms, EntryOp::Command(normalised))
                         },
                         args: args.to_vec(),
                         started_us,
@@ -493,11 +493,7 @@ impl Node {
         }
         let mut removed = 0;
         for (shard, keys) in by_shard {
-            let entry = Entry {
-                db,
-                now_ms,
-                op: EntryOp::Expire(keys),
-            };
+            let entry = Entry::new(db, now_ms, EntryOp::Expire(keys));
             if let [Reply::Integer(n)] = self.propose_run(vec![(shard, entry)], None).await[..] {
                 removed += n as u64;
             }

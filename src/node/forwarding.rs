@@ -21,7 +21,7 @@ use crate::commands::Command;
 use crate::commands::Session;
 use crate::protocol::Reply;
 use crate::raft::types::NodeInfo;
-use crate::raft::{group_of, Entry, EntryOp, ProposeError};
+use crate::raft::{group_of, Entry, EntryOp, Origin, ProposeError};
 
 /// How long a forwarded command may take before the client gets `-TRYAGAIN`; a blocking
 /// command waits at the leader, so it gets longer (its own timeout is not known here).
@@ -34,6 +34,21 @@ pub struct Forwarded<'a> {
     pub(super) leader: (u64, NodeInfo),
     pub(super) args: Vec<Bytes>,
     pub(super) started_us: u64,
+}
+
+/// For whom a forwarded command runs: the client's database and protocol, and the client
+/// its writes name (NOLOOP tracking, see `Node::write_origin`).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct ForwardFor {
+    pub db: u8,
+    pub resp3: bool,
+    pub origin: Option<Origin>,
+}
+
+impl ForwardFor {
+    fn origin_fields(&self) -> (u64, u64) {
+        self.origin.map_or((0, 0), |o| (o.node, o.client))
+    }
 }
 
 /// A request of a pipeline whose reply waits: a write to propose here, or a command for
@@ -77,7 +92,7 @@ impl Node {
                 }
             }
         }
-        let to = (session.db, session.resp3);
+        let to = self.forward_for(session);
         let local = self.commit_writes(writes, session);
         let remote = join_in_order(batches.iter().map(|(id, (info, commands))| {
             let args = commands.iter().map(|(_, f)| f.args.clone()).collect();
@@ -104,15 +119,18 @@ impl Node {
     pub(super) async fn forward_batch(
         &self,
         (id, info): (u64, NodeInfo),
-        (db, resp3): (u8, bool),
+        to: ForwardFor,
         commands: Vec<Vec<Bytes>>,
     ) -> Vec<Reply> {
         let count = commands.len();
         self.shared.stats.forwarded_commands.add(count as u64);
+        let (origin_node, origin_client) = to.origin_fields();
         let body = request::Body::ForwardBatch(ForwardBatch {
-            db: u32::from(db),
-            resp3,
+            db: u32::from(to.db),
+            resp3: to.resp3,
             commands: commands.into_iter().map(|args| Args { args }).collect(),
+            origin_node,
+            origin_client,
         });
         let call = self
             .groups()
@@ -131,7 +149,8 @@ impl Node {
     /// Runs a batch another node forwarded, as a pipeline: writes wait to be proposed
     /// together, anything else first sees the writes before it.
     pub(super) async fn run_forwarded_batch(&self, batch: ForwardBatch) -> response::Body {
-        let mut session = match self.peer_session(batch.db, batch.resp3) {
+        let origin = (batch.origin_node, batch.origin_client);
+        let mut session = match self.peer_session(batch.db, batch.resp3, origin) {
             Ok(session) => session,
             Err(refused) => return refused,
         };
@@ -180,7 +199,12 @@ impl Node {
 
     /// A session for commands another node forwards (no client of its own here).
     /// A session for commands a peer forwarded, in database `db` (which must exist here).
-    fn peer_session(&self, db: u32, resp3: bool) -> Result<Session, response::Body> {
+    fn peer_session(
+        &self,
+        db: u32,
+        resp3: bool,
+        (origin_node, origin_client): (u64, u64),
+    ) -> Result<Session, response::Body> {
         let databases = u32::from(self.shared.keyspace.databases());
         if db >= databases {
             return Err(response::Body::Error(format!("no database {db}")));
@@ -189,12 +213,14 @@ impl Node {
         let mut session = Session::new(info, true);
         session.select(db as u8);
         session.set_resp3(resp3);
+        session.forwarded_for = (origin_node != 0).then_some((origin_node, origin_client));
         Ok(session)
     }
 
     /// Runs a command another node forwarded and returns its reply, encoded for the client.
     pub(super) async fn run_forwarded(&self, forward: Forward) -> response::Body {
-        let mut session = match self.peer_session(forward.db, forward.resp3) {
+        let origin = (forward.origin_node, forward.origin_client);
+        let mut session = match self.peer_session(forward.db, forward.resp3, origin) {
             Ok(session) => session,
             Err(refused) => return refused,
         };
@@ -206,7 +232,7 @@ impl Node {
     pub(super) async fn forward(
         &self,
         leader: (u64, NodeInfo),
-        (db, resp3): (u8, bool),
+        to: ForwardFor,
         args: Vec<Bytes>,
         blocking: bool,
     ) -> Reply {
@@ -217,10 +243,13 @@ impl Node {
         } else {
             FORWARD_TIMEOUT
         };
+        let (origin_node, origin_client) = to.origin_fields();
         let body = request::Body::Forward(Forward {
-            db: u32::from(db),
+            db: u32::from(to.db),
             args,
-            resp3,
+            resp3: to.resp3,
+            origin_node,
+            origin_client,
         });
         match self
             .groups()
@@ -247,7 +276,11 @@ impl Node {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         };
-        let to = (entry.db, resp3);
+        let to = ForwardFor {
+            db: entry.db,
+            resp3,
+            origin: entry.origin,
+        };
         match &entry.op {
             EntryOp::Command(args) => self.forward(leader, to, args.clone(), false).await,
             EntryOp::Batch(commands) => {
@@ -266,11 +299,7 @@ impl Node {
     /// (at each shard's leader, all at once). Not atomic across shards, as in Redis Cluster,
     /// where each primary flushes its own.
     pub(super) async fn flush_everywhere(&self, db: u8, now_ms: u64, all_dbs: bool) -> Reply {
-        let entry = Entry {
-            db,
-            now_ms,
-            op: EntryOp::FlushSlots { all_dbs },
-        };
+        let entry = Entry::new(db, now_ms, EntryOp::FlushSlots { all_dbs });
         let shards = (0..self.shards.shard_count()).map(ShardId);
         let replies =
             join_in_order(shards.map(|shard| self.propose_at_leader(shard, &entry))).await;

@@ -18,6 +18,7 @@ mod dispatch;
 mod expire_cycle;
 mod fanout;
 mod forwarding;
+mod invalidating;
 mod loops;
 mod notifying;
 mod peer;

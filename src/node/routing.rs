@@ -96,7 +96,7 @@ impl Node {
             if !blocking {
                 return Some(Err(leader));
             }
-            let to = (session.db, session.resp3);
+            let to = self.forward_for(session);
             return Some(Ok(self.forward(leader, to, args.to_vec(), true).await));
         }
         if cmd.is_write() {
@@ -110,7 +110,7 @@ impl Node {
                     crate::raft::ProposeError::NotLeader(_) | crate::raft::ProposeError::NoLeader,
                 ) => {
                     if let Some(leader) = self.leader_elsewhere(shard) {
-                        let to = (session.db, session.resp3);
+                        let to = self.forward_for(session);
                         let reply = self.forward(leader, to, args.to_vec(), blocking).await;
                         return Some(Ok(reply));
                     }

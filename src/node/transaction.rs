@@ -151,6 +151,9 @@ impl Node {
             Ok(shards) => shards,
             Err(refusal) => return refusal,
         };
+        for (cmd, args) in &queued {
+            self.remember_reads(cmd, session, args);
+        }
         if let [shard] = shards[..] {
             if !self.groups().is_leader(shard) {
                 return self.exec_at_leader(session, shard, &queued, watching).await;
@@ -178,9 +181,8 @@ impl Node {
         if !writes.is_empty() {
             let (at, commands): (Vec<usize>, Vec<(u8, Vec<Bytes>)>) = writes.into_iter().unzip();
             let entry = Entry {
-                db: session.db,
-                now_ms,
-                op: EntryOp::Transaction(commands),
+                origin: self.write_origin(session),
+                ..Entry::new(session.db, now_ms, EntryOp::Transaction(commands))
             };
             match self.groups().propose(shards[0], &entry).await {
                 Ok(Reply::Array(applied)) if applied.len() == at.len() => {
@@ -325,7 +327,7 @@ impl Node {
         commands.push(vec![Bytes::from_static(b"MULTI")]);
         commands.extend(queued.iter().map(|(_, args)| args.clone()));
         commands.push(vec![Bytes::from_static(b"EXEC")]);
-        let to = (session.db, session.resp3);
+        let to = self.forward_for(session);
         let mut replies = self.forward_batch(leader, to, commands).await;
         replies.pop().unwrap_or(Reply::Null)
     }

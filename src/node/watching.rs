@@ -5,21 +5,21 @@
 use bytes::Bytes;
 
 use super::Node;
-use crate::keyspace::Txn;
+use crate::keyspace::Changes;
 
 /// The watched keys an entry changed, found before it is written.
 pub(super) struct Touched {
     keys: Vec<(u8, Bytes)>,
 }
 
-/// What `txn` changed that someone watches; call just before committing it.
-pub(super) fn before_commit(node: &Node, txn: &mut Txn) -> Touched {
-    let changes = txn.take_changes();
-    let mut keys: Vec<(u8, Bytes)> = changes.keys.into_iter().map(|c| (c.db, c.key)).collect();
+/// What `changes` (a transaction's, taken just before committing it) touched that someone
+/// watches.
+pub(super) fn before_commit(node: &Node, changes: &Changes) -> Touched {
+    let mut keys: Vec<(u8, Bytes)> = changes.keys.iter().map(|c| (c.db, c.key.clone())).collect();
     let watches = &node.shared.watches;
     let keyspace = &node.shared.keyspace;
     let exists = |db: u8, key: &[u8]| matches!(keyspace.get_stored(db, key), Ok(Some(_)));
-    for (db, partner) in changes.dbs {
+    for &(db, partner) in &changes.dbs {
         for key in watches.keys_in_db(db) {
             // As Redis: a watched key counts if the change found it (in either database).
             if exists(db, &key) || partner.is_some_and(|p| exists(p, &key)) {

@@ -1,11 +1,15 @@
 //! The write entry: what a shard's log carries.
 //!
 //! ## Format
-//! `version:u8 (1) | db:u8 | now_ms:u64 | op:u8 | count:u32 | (len:u32 | bytes){count}`,
-//! integers big-endian. `op` 1 = a normalised command (its argv), 2 = active expiry of the
-//! listed keys (each deleted only if it is expired at `now_ms`), 3 = several commands of
-//! one pipeline for one shard, applied in order (`count` commands, each
-//! `argc:u32 | (len:u32 | bytes){argc}`).
+//! `version:u8 (1) | db:u8 | now_ms:u64 | op:u8 | count:u32 | (len:u32 | bytes){count}
+//! [| 1:u8 | origin_node:u64 | origin_client:u64]`, integers big-endian. `op` 1 = a
+//! normalised command (its argv), 2 = active expiry of the listed keys (each deleted only
+//! if it is expired at `now_ms`), 3 = several commands of one pipeline for one shard,
+//! applied in order (`count` commands, each `argc:u32 | (len:u32 | bytes){argc}`), 4 = a
+//! cluster map change, 5 = a shard's FLUSHDB/FLUSHALL (`db` or `all`), 6 = a MULTI/EXEC
+//! transaction (as 3, each command's list led by its database, one byte). The optional
+//! trailer names the client whose command it is (NOLOOP client tracking leaves that
+//! client's own writes out of its invalidations); entries without it read as before.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
@@ -34,6 +38,16 @@ pub enum EntryOp {
     Transaction(Vec<(u8, Vec<Bytes>)>),
 }
 
+/// The client whose command an entry carries: its node and its id there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Origin {
+    pub node: u64,
+    pub client: u64,
+}
+
+/// The trailer tag of an entry's origin.
+const ORIGIN_TAG: u8 = 1;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     /// Logical database the command runs in.
@@ -41,6 +55,8 @@ pub struct Entry {
     /// The proposer's clock when it proposed; apply uses this, never the local clock.
     pub now_ms: u64,
     pub op: EntryOp,
+    /// Set only when the client's tracking asks for it (NOLOOP).
+    pub origin: Option<Origin>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -53,9 +69,26 @@ pub enum EntryDecodeError {
     Op(u8),
     #[error("entry argument count {0} over the limit")]
     TooManyArgs(u32),
+    #[error("unknown entry trailer")]
+    Trailer,
 }
 
 impl Entry {
+    /// An entry without an origin.
+    pub fn new(db: u8, now_ms: u64, op: EntryOp) -> Entry {
+        Entry {
+            db,
+            now_ms,
+            op,
+            origin: None,
+        }
+    }
+
+    /// The client of node `me` whose command this is, if it is one of that node's.
+    pub fn origin_client_on(&self, me: u64) -> Option<u64> {
+        self.origin.filter(|o| o.node == me).map(|o| o.client)
+    }
+
     pub fn encode(&self) -> Bytes {
         let own_args;
         let own_lists: Vec<Vec<Bytes>>;
@@ -106,6 +139,11 @@ impl Entry {
                 out.put_slice(a);
             }
         }
+        if let Some(origin) = self.origin {
+            out.put_u8(ORIGIN_TAG);
+            out.put_u64(origin.node);
+            out.put_u64(origin.client);
+        }
         out.freeze()
     }
 
@@ -155,7 +193,23 @@ impl Entry {
             ),
             other => return Err(EntryDecodeError::Op(other)),
         };
-        Ok(Entry { db, now_ms, op })
+        let origin = match raw.remaining() {
+            0 => None,
+            17 if raw[0] == ORIGIN_TAG => {
+                raw.advance(1);
+                Some(Origin {
+                    node: raw.get_u64(),
+                    client: raw.get_u64(),
+                })
+            }
+            _ => return Err(EntryDecodeError::Trailer),
+        };
+        Ok(Entry {
+            db,
+            now_ms,
+            op,
+            origin,
+        })
     }
 }
 
@@ -193,7 +247,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn round_trip(db: u8, now_ms: u64, kind in 0..6u8,
+        fn round_trip(db: u8, now_ms: u64, kind in 0..6u8, origin: Option<(u64, u64)>,
                       args in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..40), 0..8)) {
             let args: Vec<Bytes> = args.into_iter().map(Bytes::from).collect();
             let op = match kind {
@@ -212,11 +266,19 @@ mod tests {
                         .collect(),
                 ),
             };
-            let entry = Entry { db, now_ms, op };
+            let origin = origin.map(|(node, client)| Origin { node, client });
+            let entry = Entry { db, now_ms, op, origin };
             let raw = entry.encode();
-            prop_assert_eq!(Entry::decode(raw.clone()), Ok(entry));
+            prop_assert_eq!(Entry::decode(raw.clone()), Ok(entry.clone()));
+            // Cut anywhere, the entry is refused, except exactly before its origin.
+            let bare = raw.len() - if origin.is_some() { 17 } else { 0 };
             for cut in 0..raw.len() {
-                prop_assert!(Entry::decode(raw.slice(..cut)).is_err());
+                let decoded = Entry::decode(raw.slice(..cut));
+                if cut == bare {
+                    prop_assert_eq!(decoded, Ok(Entry { origin: None, ..entry.clone() }));
+                } else {
+                    prop_assert!(decoded.is_err());
+                }
             }
         }
     }

@@ -376,11 +376,7 @@ impl Groups {
     /// Proposes a change to the cluster map (this node must lead group 0); returns the
     /// map's new epoch.
     pub async fn propose_map_change(&self, op: MapChange) -> Result<u64, ProposeError> {
-        let entry = Entry {
-            db: 0,
-            now_ms: crate::clock::now_ms(),
-            op: EntryOp::Map(op),
-        };
+        let entry = Entry::new(0, crate::clock::now_ms(), EntryOp::Map(op));
         match self.propose_to(&self.map_group, &entry).await? {
             Reply::Integer(epoch) => Ok(epoch as u64),
             other => Err(ProposeError::Fatal(format!("metadata apply: {other:?}"))),

@@ -21,7 +21,7 @@ pub mod state_machine;
 pub mod types;
 pub mod wire;
 
-pub use entry::{Entry, EntryDecodeError, EntryOp};
+pub use entry::{Entry, EntryDecodeError, EntryOp, Origin};
 pub use failover::FailoverMode;
 pub use groups::{group_of, Groups, GroupsOptions, ProposeError};
 pub use quiesce::ROUND as QUIET_ROUND;

@@ -226,6 +226,7 @@ mod tests {
                     db: 1,
                     now_ms: 42,
                     op: super::super::EntryOp::Command(vec![Bytes::from("SET")]),
+                    origin: None,
                 }),
             },
         ];

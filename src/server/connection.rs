@@ -173,15 +173,18 @@ impl Connection {
         Ok(needs_input)
     }
 
-    /// Moves published messages waiting for this subscriber into the output.
+    /// Moves messages pushed to this client (published messages, invalidations) into the
+    /// output.
     fn deliver_messages(&mut self) {
-        let Some(subs) = &self.session.pubsub else {
+        let mailbox = &self.session.info.mailbox;
+        if mailbox.is_empty() {
             return;
-        };
-        for delivery in subs.mailbox.take() {
-            delivery
-                .into_reply()
-                .encode(self.session.resp3, &mut self.output);
+        }
+        let (resp3, subscribed) = (self.session.resp3, self.session.subscribed());
+        for delivery in mailbox.take() {
+            if let Some(reply) = delivery.into_reply(resp3, subscribed) {
+                reply.encode(resp3, &mut self.output);
+            }
         }
     }
 
@@ -330,17 +333,12 @@ impl Connection {
                 secs => tokio::time::sleep(std::time::Duration::from_secs(secs)).await,
             }
         };
-        // A subscriber also wakes for published messages (written out by `serve`); it has
-        // no idle timeout, as in Redis.
-        let mailbox = self.session.pubsub.as_ref().map(|s| s.mailbox.clone());
-        let message = async {
-            match &mailbox {
-                Some(mailbox) => mailbox.ready().await,
-                None => std::future::pending().await,
-            }
-        };
+        // A client also wakes for pushed messages (written out by `serve`); a subscriber
+        // has no idle timeout, as in Redis.
+        let message = info.mailbox.ready();
+        let subscribed = self.session.subscribed();
         let timer = async {
-            if mailbox.is_some() {
+            if subscribed {
                 std::future::pending::<()>().await;
             }
             timer.await

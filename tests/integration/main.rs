@@ -19,6 +19,7 @@ mod pubsub;
 mod quiesce;
 mod raft;
 mod rebalance;
+mod tracking;
 mod transactions;
 mod wait;
 mod windows;

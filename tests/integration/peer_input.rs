@@ -123,6 +123,9 @@ fn bad_requests_on_the_cluster_port_get_errors_and_the_node_serves_on() {
                 Bytes::from_static(b"v"),
             ],
             resp3: false,
+            // Any origin is only a name: it cannot make a refused command run.
+            origin_node: u64::MAX,
+            origin_client: 7,
         };
         let got = peer.ask(id, Some(request::Body::Forward(forward)));
         assert!(is_error(&got, "no database"), "{got:?}");

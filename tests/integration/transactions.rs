@@ -30,7 +30,7 @@ fn transaction(con: &mut redis::Connection, commands: &[&[&str]]) -> redis::Redi
 
 /// The client port of the node leading `key`'s shard, and of the others, once leaders
 /// have settled.
-fn leader_and_followers(ports: &[u16], key: &str) -> (u16, Vec<u16>) {
+pub(crate) fn leader_and_followers(ports: &[u16], key: &str) -> (u16, Vec<u16>) {
     let mut con = connect(ports[0]);
     let slot = int(&query(&mut con, &["CLUSTER", "KEYSLOT", key]).unwrap());
     let table = spread_slot_table(&mut con);

@@ -1,24 +1,19 @@
 //! The subscriptions of this node's connections, and delivery of published messages to
 //! them.
 //!
-//! Each subscribed connection has a [`Mailbox`]: publishing pushes a message into it and
-//! wakes the connection, which writes it out; a publisher never waits for a subscriber. A
-//! subscriber whose mailbox outgrows `client-output-buffer-limit pubsub` (the hard limit,
-//! or the soft one for its seconds) is cut, as Redis cuts it.
+//! Publishing pushes a message into each subscriber's mailbox (`commands::mailbox`) and
+//! wakes its connection, which writes it out; a publisher never waits for a subscriber. A
+//! subscriber whose mailbox outgrows `client-output-buffer-limit pubsub` is cut.
 
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
 
 use ahash::AHashMap;
 use bytes::Bytes;
-use parking_lot::{Mutex, RwLock};
-use tokio::sync::Notify;
+use parking_lot::RwLock;
 
 use crate::commands::clients::ClientInfo;
+use crate::commands::mailbox::{Delivery, Limit};
 use crate::glob::glob_match;
-use crate::protocol::Reply;
 
 /// The three namespaces a connection subscribes in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,148 +26,15 @@ pub enum Kind {
     Shard,
 }
 
-/// One message on its way to one subscriber.
-#[derive(Debug, Clone)]
-pub enum Delivery {
-    Message {
-        channel: Bytes,
-        payload: Bytes,
-    },
-    PMessage {
-        pattern: Bytes,
-        channel: Bytes,
-        payload: Bytes,
-    },
-    SMessage {
-        channel: Bytes,
-        payload: Bytes,
-    },
-}
-
-impl Delivery {
-    fn size(&self) -> u64 {
-        let parts = match self {
-            Delivery::Message { channel, payload } | Delivery::SMessage { channel, payload } => {
-                channel.len() + payload.len()
-            }
-            Delivery::PMessage {
-                pattern,
-                channel,
-                payload,
-            } => pattern.len() + channel.len() + payload.len(),
-        };
-        (parts + 48) as u64
-    }
-
-    /// The message as Redis sends it: a push in RESP3, an array in RESP2.
-    pub fn into_reply(self) -> Reply {
-        let bulk = Reply::Bulk;
-        Reply::Push(match self {
-            Delivery::Message { channel, payload } => {
-                vec![Reply::bulk("message"), bulk(channel), bulk(payload)]
-            }
-            Delivery::PMessage {
-                pattern,
-                channel,
-                payload,
-            } => vec![
-                Reply::bulk("pmessage"),
-                bulk(pattern),
-                bulk(channel),
-                bulk(payload),
-            ],
-            Delivery::SMessage { channel, payload } => {
-                vec![Reply::bulk("smessage"), bulk(channel), bulk(payload)]
-            }
-        })
-    }
-}
-
-/// `client-output-buffer-limit pubsub`: hard bytes, soft bytes, soft seconds (0: none).
-pub type Limit = (u64, u64, u64);
-
-/// A subscribed connection's queue of messages not yet written out.
-pub struct Mailbox {
-    client: Arc<ClientInfo>,
-    queue: Mutex<VecDeque<Delivery>>,
-    bytes: AtomicU64,
-    over_soft_since: Mutex<Option<Instant>>,
-    ready: Notify,
-}
-
-impl Mailbox {
-    pub fn new(client: Arc<ClientInfo>) -> Arc<Mailbox> {
-        Arc::new(Mailbox {
-            client,
-            queue: Mutex::new(VecDeque::new()),
-            bytes: AtomicU64::new(0),
-            over_soft_since: Mutex::new(None),
-            ready: Notify::new(),
-        })
-    }
-
-    /// Queues a message; a subscriber over its limit is cut instead (the message dropped).
-    /// `pending` is what the connection holds unwritten already.
-    fn push(&self, delivery: Delivery, limit: Limit) -> bool {
-        if self.client.is_killed() {
-            return false;
-        }
-        let size = delivery.size();
-        let total = self.bytes.fetch_add(size, Ordering::AcqRel)
-            + size
-            + self.client.output_bytes.load(Ordering::Relaxed);
-        if self.over_limit(total, limit) {
-            tracing::debug!(
-                client = self.client.id,
-                bytes = total,
-                "subscriber over its output limit, cut"
-            );
-            self.client.kill();
-            self.queue.lock().clear();
-            self.bytes.store(0, Ordering::Release);
-            return false;
-        }
-        self.queue.lock().push_back(delivery);
-        self.ready.notify_one();
-        true
-    }
-
-    fn over_limit(&self, total: u64, (hard, soft, soft_secs): Limit) -> bool {
-        if hard > 0 && total >= hard {
-            return true;
-        }
-        let mut since = self.over_soft_since.lock();
-        if soft > 0 && total >= soft {
-            let at = *since.get_or_insert_with(Instant::now);
-            return at.elapsed().as_secs() >= soft_secs;
-        }
-        *since = None;
-        false
-    }
-
-    /// Everything queued, in order.
-    pub fn take(&self) -> Vec<Delivery> {
-        let taken: Vec<Delivery> = self.queue.lock().drain(..).collect();
-        let size: u64 = taken.iter().map(Delivery::size).sum();
-        self.bytes.fetch_sub(size, Ordering::AcqRel);
-        taken
-    }
-
-    /// Resolves when a message may be waiting.
-    pub async fn ready(&self) {
-        self.ready.notified().await
-    }
-}
-
 #[derive(Default)]
 struct Subs {
-    channels: AHashMap<Bytes, Vec<Arc<Mailbox>>>,
-    patterns: AHashMap<Bytes, Vec<Arc<Mailbox>>>,
-    shard: AHashMap<Bytes, Vec<Arc<Mailbox>>>,
+    channels: AHashMap<Bytes, Vec<Arc<ClientInfo>>>,
+    patterns: AHashMap<Bytes, Vec<Arc<ClientInfo>>>,
+    shard: AHashMap<Bytes, Vec<Arc<ClientInfo>>>,
 }
 
 impl Subs {
-    fn of(&self, kind: Kind) -> &AHashMap<Bytes, Vec<Arc<Mailbox>>> {
+    fn of(&self, kind: Kind) -> &AHashMap<Bytes, Vec<Arc<ClientInfo>>> {
         match kind {
             Kind::Channel => &self.channels,
             Kind::Pattern => &self.patterns,
@@ -180,7 +42,7 @@ impl Subs {
         }
     }
 
-    fn of_mut(&mut self, kind: Kind) -> &mut AHashMap<Bytes, Vec<Arc<Mailbox>>> {
+    fn of_mut(&mut self, kind: Kind) -> &mut AHashMap<Bytes, Vec<Arc<ClientInfo>>> {
         match kind {
             Kind::Channel => &mut self.channels,
             Kind::Pattern => &mut self.patterns,
@@ -196,26 +58,26 @@ pub struct PubSubHub {
 }
 
 impl PubSubHub {
-    /// Adds `mailbox` to the subscribers of `name`; false if it was one already.
-    pub fn subscribe(&self, kind: Kind, name: &Bytes, mailbox: &Arc<Mailbox>) -> bool {
+    /// Adds `client` to the subscribers of `name`; false if it was one already.
+    pub fn subscribe(&self, kind: Kind, name: &Bytes, client: &Arc<ClientInfo>) -> bool {
         let mut subs = self.subs.write();
         let list = subs.of_mut(kind).entry(name.clone()).or_default();
-        if list.iter().any(|m| Arc::ptr_eq(m, mailbox)) {
+        if list.iter().any(|m| Arc::ptr_eq(m, client)) {
             return false;
         }
-        list.push(mailbox.clone());
+        list.push(client.clone());
         true
     }
 
-    /// Removes `mailbox` from the subscribers of `name`; false if it was not one.
-    pub fn unsubscribe(&self, kind: Kind, name: &Bytes, mailbox: &Arc<Mailbox>) -> bool {
+    /// Removes `client` from the subscribers of `name`; false if it was not one.
+    pub fn unsubscribe(&self, kind: Kind, name: &Bytes, client: &Arc<ClientInfo>) -> bool {
         let mut subs = self.subs.write();
         let map = subs.of_mut(kind);
         let Some(list) = map.get_mut(name) else {
             return false;
         };
         let before = list.len();
-        list.retain(|m| !Arc::ptr_eq(m, mailbox));
+        list.retain(|m| !Arc::ptr_eq(m, client));
         let removed = list.len() < before;
         if list.is_empty() {
             map.remove(name);
@@ -234,7 +96,7 @@ impl PubSubHub {
                     channel: channel.clone(),
                     payload: payload.clone(),
                 };
-                received += m.push(d, limit) as usize;
+                received += m.deliver(d, limit) as usize;
             }
         }
         for (pattern, list) in &subs.patterns {
@@ -247,7 +109,7 @@ impl PubSubHub {
                     channel: channel.clone(),
                     payload: payload.clone(),
                 };
-                received += m.push(d, limit) as usize;
+                received += m.deliver(d, limit) as usize;
             }
         }
         received
@@ -265,7 +127,7 @@ impl PubSubHub {
                     channel: channel.clone(),
                     payload: payload.clone(),
                 };
-                m.push(d, limit) as usize
+                m.deliver(d, limit) as usize
             })
             .sum()
     }
@@ -295,7 +157,7 @@ impl PubSubHub {
 /// A connection's subscriptions; dropping it unsubscribes from all.
 pub struct Subscriptions {
     hub: Arc<PubSubHub>,
-    pub mailbox: Arc<Mailbox>,
+    client: Arc<ClientInfo>,
     channels: Vec<Bytes>,
     patterns: Vec<Bytes>,
     shard: Vec<Bytes>,
@@ -305,7 +167,7 @@ impl Subscriptions {
     pub fn new(hub: Arc<PubSubHub>, client: Arc<ClientInfo>) -> Subscriptions {
         Subscriptions {
             hub,
-            mailbox: Mailbox::new(client),
+            client,
             channels: Vec::new(),
             patterns: Vec::new(),
             shard: Vec::new(),
@@ -321,13 +183,13 @@ impl Subscriptions {
     }
 
     pub fn add(&mut self, kind: Kind, name: &Bytes) {
-        if self.hub.subscribe(kind, name, &self.mailbox) {
+        if self.hub.subscribe(kind, name, &self.client) {
             self.list(kind).push(name.clone());
         }
     }
 
     pub fn remove(&mut self, kind: Kind, name: &Bytes) {
-        self.hub.unsubscribe(kind, name, &self.mailbox);
+        self.hub.unsubscribe(kind, name, &self.client);
         self.list(kind).retain(|n| n != name);
     }
 
@@ -362,7 +224,7 @@ impl Drop for Subscriptions {
     fn drop(&mut self) {
         for kind in [Kind::Channel, Kind::Pattern, Kind::Shard] {
             for name in std::mem::take(self.list(kind)) {
-                self.hub.unsubscribe(kind, &name, &self.mailbox);
+                self.hub.unsubscribe(kind, &name, &self.client);
             }
         }
     }
@@ -394,8 +256,11 @@ mod tests {
         assert_eq!(hub.publish(&b("news"), &b("hi"), (0, 0, 0)), 2);
         assert_eq!(hub.publish(&b("other"), &b("hi"), (0, 0, 0)), 0);
         assert_eq!(hub.spublish(&b("news"), &b("hi"), (0, 0, 0)), 0);
-        assert_eq!(a.mailbox.take().len(), 1);
-        assert!(matches!(&p.mailbox.take()[..], [Delivery::PMessage { .. }]));
+        assert_eq!(a.client.mailbox.take().len(), 1);
+        assert!(matches!(
+            &p.client.mailbox.take()[..],
+            [Delivery::PMessage { .. }]
+        ));
         assert_eq!(hub.count(Kind::Channel, b"news"), 1);
         assert_eq!(hub.patterns(), 1);
         drop(a);
@@ -415,10 +280,10 @@ mod tests {
         let payload = Bytes::from(vec![b'x'; 1000]);
         for _ in 0..20 {
             hub.publish(&b("c"), &payload, (8000, 0, 0));
-            fast.mailbox.take();
+            fast.client.mailbox.take();
         }
         assert!(slow_client.is_killed());
-        assert!(slow.mailbox.take().is_empty());
+        assert!(slow.client.mailbox.take().is_empty());
         assert_eq!(hub.publish(&b("c"), &payload, (8000, 0, 0)), 1);
     }
 }
