@@ -52,8 +52,10 @@ fn sample(args: &[Arg], optional: bool, next_key: &mut usize, out: &mut Vec<Stri
 /// Every command of the table as sample lines (name and, for a subcommand, its name).
 fn sample_lines() -> Vec<Vec<String>> {
     let mut lines = Vec::new();
-    // CLIENT SETINFO and NO-TOUCH came with Redis 7.2; the oracle is 7.0.
-    for spec in SPECS.iter().filter(|s| !s.doc.since.starts_with("7.2")) {
+    // CLIENT SETINFO and NO-TOUCH came with Redis 7.2 (the oracle is 7.0); KEYEVENTS is
+    // Basalt's own.
+    let in_oracle = |since: &str| !since.starts_with("7.2") && !since.starts_with("basalt");
+    for spec in SPECS.iter().filter(|s| in_oracle(s.doc.since)) {
         let mut head: Vec<String> = spec.name.split('|').map(str::to_string).collect();
         if spec.name == "debug" {
             head.push("sleep".into());

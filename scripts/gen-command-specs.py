@@ -123,6 +123,30 @@ EXTRA = {
 }
 
 
+# Basalt's own KEYEVENTS (kept keyspace events, read from where a consumer left off): Redis has
+# no such command, so its metadata is written here.
+def _basalt(name, arity, summary, complexity, args=()):
+    info = [name, arity, ["loading", "stale"], 0, 0, 0, ["@slow"], [], [], []]
+    docs = [b"summary", summary, b"since", "basalt-0.1", b"group", "server",
+            b"complexity", complexity]
+    if args:
+        docs += [b"arguments", list(args)]
+    return (name, info, docs)
+
+
+BASALT_COMMANDS = [
+    _basalt("keyevents", -2, "A container for reading the keyspace events shards keep.",
+            "Depends on subcommand."),
+    _basalt("keyevents|read", -4, "Returns the keyspace events a shard kept after an event id.",
+            "O(N) with N the events returned.",
+            [[b"name", "shard", b"type", "integer"], [b"name", "id", b"type", "string"],
+             [b"name", "count", b"type", "integer", b"token", "COUNT", b"flags", ["optional"]]]),
+    _basalt("keyevents|shards", 2, "Lists the shards this node keeps events of, with their slots and oldest event.",
+            "O(N) with N the shards."),
+    _basalt("keyevents|help", 2, "Returns helpful text about the different subcommands.", "O(1)"),
+]
+
+
 def s(v):
     return v.decode() if isinstance(v, bytes) else v
 
@@ -241,6 +265,8 @@ def main():
             sinfo = call("COMMAND", "INFO", full)[0]
             sdocs = dict(pairs(call("COMMAND", "DOCS", full)))[full]
             out.append(meta(full, sinfo, sdocs))
+    for name, info, docs in BASALT_COMMANDS:
+        out.append(meta(name, info, docs))
     d = DEBUG_META
     out.append(meta("debug", [d["name"], d["arity"], d["flags"], d["first"], d["last"], d["step"],
                               d["acl"], d["tips"], [], []], None))

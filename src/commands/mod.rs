@@ -26,6 +26,7 @@ mod hll;
 mod info;
 mod introspection;
 pub mod key_specs;
+mod keyevents;
 mod keys;
 mod lcs;
 mod listpack;
@@ -51,7 +52,7 @@ mod zsets;
 
 pub use error::CmdError;
 pub use session::{MultiState, ReplyMode, Session};
-pub use shared::{ClusterLink, ClusterState, ClusterView, Shared, ShutdownRequest};
+pub use shared::{ClusterLink, ClusterState, ClusterView, HeldShard, Shared, ShutdownRequest};
 pub use table::{Command, Table};
 
 use bytes::Bytes;

@@ -145,6 +145,17 @@ pub trait ClusterView: Send + Sync {
     /// Passes a message published here (SPUBLISH when `sharded`) to the other nodes'
     /// subscribers, in publish order; returns at once.
     fn publish_to_peers(&self, sharded: bool, channel: Bytes, payload: Bytes);
+    /// The shards this node holds a replica of, in order.
+    fn shards_held(&self) -> Vec<HeldShard>;
+}
+
+/// A shard this node holds a replica of: its number, its replication group and its slots.
+#[derive(Debug, Clone, Copy)]
+pub struct HeldShard {
+    pub shard: u16,
+    pub group: u32,
+    pub first_slot: u16,
+    pub last_slot: u16,
 }
 
 fn random_hex(len: usize) -> String {

@@ -12,8 +12,8 @@ use super::spec::CommandSpec;
 use super::specs::SPECS;
 use super::stats::CommandStats;
 use super::{
-    bitmaps, cluster, connection, geo, hashes, hll, keys, lists, lists_blocking, pubsub, server,
-    sets, strings, tracking, transactions, zsets, ApplyFn, Handler,
+    bitmaps, cluster, connection, geo, hashes, hll, keyevents, keys, lists, lists_blocking, pubsub,
+    server, sets, strings, tracking, transactions, zsets, ApplyFn, Handler,
 };
 
 pub struct Command {
@@ -57,6 +57,7 @@ fn bindings() -> Vec<Binding> {
     all.extend(zsets::COMMANDS.iter().copied());
     all.extend(geo::COMMANDS.iter().copied());
     all.extend(keys::COMMANDS.iter().copied());
+    all.extend(keyevents::COMMANDS.iter().copied());
     all.extend(transactions::COMMANDS.iter().copied());
     all.extend(pubsub::COMMANDS.iter().copied());
     all.extend(connection::COMMANDS.iter().copied());

@@ -42,6 +42,7 @@ pub struct Config {
     slowlog_slower_than_us: AtomicI64,
     slowlog_max_len: AtomicU64,
     tracking_table_max_keys: AtomicU64,
+    keyspace_events_log: AtomicU64,
     hz: AtomicU64,
     query_buffer_bytes_max: AtomicU64,
     idle_timeout_secs: AtomicU64,
@@ -70,6 +71,7 @@ impl Config {
             slowlog_slower_than_us: AtomicI64::new(0),
             slowlog_max_len: AtomicU64::new(0),
             tracking_table_max_keys: AtomicU64::new(0),
+            keyspace_events_log: AtomicU64::new(0),
             hz: AtomicU64::new(0),
             query_buffer_bytes_max: AtomicU64::new(0),
             idle_timeout_secs: AtomicU64::new(0),
@@ -169,6 +171,8 @@ impl Config {
             .store(num("slowlog-max-len") as u64, Ordering::Relaxed);
         self.tracking_table_max_keys
             .store(num("tracking-table-max-keys") as u64, Ordering::Relaxed);
+        self.keyspace_events_log
+            .store(num("keyspace-events-log") as u64, Ordering::Relaxed);
         self.hz
             .store(num("hz").clamp(1, 500) as u64, Ordering::Relaxed);
         let query_max =
@@ -299,6 +303,11 @@ impl Config {
     /// `tracking-table-max-keys`: keys the tracking table holds at most (0: no limit).
     pub fn tracking_table_max_keys(&self) -> usize {
         self.tracking_table_max_keys.load(Ordering::Relaxed) as usize
+    }
+    /// `keyspace-events-log`: entries of each shard whose keyspace events are kept for
+    /// KEYEVENTS (0: none).
+    pub fn keyspace_events_log(&self) -> u64 {
+        self.keyspace_events_log.load(Ordering::Relaxed)
     }
     pub fn hz(&self) -> u64 {
         self.hz.load(Ordering::Relaxed)

@@ -33,6 +33,17 @@ pub struct Param {
 /// Basalt's own settings, beside Redis's.
 pub static BASALT_PARAMS: &[Param] = &[
     Param {
+        // Keyspace events of the last this-many entries of each shard are kept for
+        // KEYEVENTS READ (0: none are kept).
+        name: "keyspace-events-log",
+        default: "0",
+        kind: Kind::Int {
+            min: 0,
+            max: 1 << 40,
+        },
+        mutable: false,
+    },
+    Param {
         name: "shards",
         default: "16",
         // Each shard is a Raft group with its own tasks and timers.
@@ -187,6 +198,7 @@ pub static EFFECTIVE: &[&str] = &[
     "cluster-announce-port",
     "notify-keyspace-events",
     "tracking-table-max-keys",
+    "keyspace-events-log",
 ];
 
 /// Settings Redis can change at run time but Basalt reads only at start-up (the listener

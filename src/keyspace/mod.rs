@@ -11,6 +11,7 @@
 mod cache;
 mod elements;
 pub mod encoding;
+mod event_log;
 mod filter;
 mod groups;
 mod txn;
@@ -18,6 +19,7 @@ mod txn;
 pub use cache::Elements;
 pub use elements::SubRange;
 pub use encoding::{Collection, Encoding, Meta, Space, ValueType};
+pub use event_log::{EventId, LoggedEvent};
 pub use filter::ElementFilter;
 pub use groups::CollectionGroups;
 pub use txn::{ChangeKind, Changes, KeyChange, Txn};

@@ -387,6 +387,12 @@ impl<'a> Txn<'a> {
         self.batch.put(encoding::system_key(name), value);
     }
 
+    /// Deletes the system records named from `start` up to (not including) `end`.
+    pub fn delete_system_range(&mut self, start: &str, end: &str) {
+        self.batch
+            .delete_range(encoding::system_key(start), encoding::system_key(end));
+    }
+
     fn space_key(&self, space: Space, db: u8, key: &[u8], version: u64, sub: &[u8]) -> Bytes {
         encoding::space_key(space, self.pdb(db), key_slot(key), key, version, sub)
     }

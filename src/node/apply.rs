@@ -172,10 +172,11 @@ impl Applier for NodeApplier {
         let watched = !node.shared.watches.is_idle();
         let tracked = node.tracks_changes();
         let notify = node.notifies(group);
-        if watched || tracked || notify {
+        let logged = node.keeps_events(group);
+        if watched || tracked || notify || logged {
             txn.track_changes();
         }
-        let mut events = notify.then(Vec::new);
+        let mut events = (notify || logged).then(Vec::new);
         let reply = match &entry.op {
             EntryOp::Command(args) => match apply_command(&node, &mut txn, entry.db, args) {
                 Ok(reply) => {
@@ -229,6 +230,11 @@ impl Applier for NodeApplier {
                 return Ok(Reply::Integer(epoch as i64));
             }
         };
+        if logged {
+            let index = GroupState::index_of(revision);
+            let kept = events.as_deref().unwrap_or(&[]);
+            node.log_events(&mut txn, group, index, kept);
+        }
         let expired = txn.expired_removed();
         state.next_version += txn.versions_taken();
         txn.put_system(&state_record(group), state.encode());
@@ -241,7 +247,7 @@ impl Applier for NodeApplier {
         if tracked {
             node.invalidate_changes(&changes, entry.origin_client_on(node.groups().node_id()));
         }
-        if let Some(events) = events {
+        if let Some(events) = events.filter(|_| notify) {
             node.send_events(events);
         }
         node.shared.stats.expired_keys.add(expired);
@@ -294,6 +300,7 @@ impl Applier for NodeApplier {
     fn drop_group(&self, group: GroupId) -> io::Result<()> {
         let node = self.node()?;
         drop_group_data(&node, group)?;
+        node.forget_events(group)?;
         node.invalidate_everything();
         Ok(())
     }
@@ -322,6 +329,7 @@ impl Applier for NodeApplier {
                 .map_err(storage_error)?;
         }
         count_group(&node, group, 1)?;
+        node.forget_events(group)?;
         node.invalidate_everything();
         Ok(())
     }

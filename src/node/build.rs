@@ -109,6 +109,10 @@ pub async fn build_node(config: Arc<config::Config>, port: u16) -> anyhow::Resul
         std::fs::remove_dir_all(&raft_dir)?;
     }
     *node.map.write() = super::load_map(&node.shared.keyspace)?;
+    if config.keyspace_events_log() == 0 {
+        // Events kept by an earlier run would have a hole from this run's entries.
+        node.shared.keyspace.forget_events(None)?;
+    }
     let applier = Arc::new(NodeApplier(Arc::downgrade(&node)));
     let host = announce_host(&config);
     let options = raft::GroupsOptions {

@@ -15,6 +15,7 @@ mod apply;
 mod balancer;
 mod build;
 mod dispatch;
+mod event_log;
 mod expire_cycle;
 mod fanout;
 mod forwarding;
@@ -55,6 +56,8 @@ pub struct Node {
     pub map: SharedMap,
     /// Published messages on their way to the other nodes (`fanout.rs`).
     fanout: fanout::Fanout,
+    /// What `event_log.rs` knows of each shard's kept keyspace events.
+    event_log: event_log::EventLog,
 }
 
 impl Node {
@@ -67,6 +70,7 @@ impl Node {
             shards: ShardMap::new(shard_count),
             map: Default::default(),
             fanout: Default::default(),
+            event_log: Default::default(),
         }
     }
 

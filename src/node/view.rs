@@ -6,13 +6,31 @@ use super::Node;
 use crate::clock;
 use crate::cluster::topology::split_addr;
 use crate::cluster::{NodeEntry, ShardId, ShardLayout, Topology};
-use crate::commands::{ClusterLink, ClusterState, ClusterView};
+use crate::commands::{ClusterLink, ClusterState, ClusterView, HeldShard};
 use crate::raft::FailoverMode;
 use crate::storage::SyncPolicy;
 
 impl ClusterView for Node {
     fn node_id(&self) -> u64 {
         self.groups().node_id()
+    }
+
+    fn shards_held(&self) -> Vec<HeldShard> {
+        let groups = self.groups();
+        let me = groups.node_id();
+        (0..self.shards.shard_count())
+            .map(ShardId)
+            .filter(|s| groups.voters_of(*s).contains(&me))
+            .map(|shard| {
+                let (first, last) = self.shards.slot_range(shard);
+                HeldShard {
+                    shard: shard.0,
+                    group: crate::raft::group_of(shard),
+                    first_slot: first.0,
+                    last_slot: last.0,
+                }
+            })
+            .collect()
     }
 
     fn replication_info(&self) -> Vec<(String, String)> {

@@ -47,6 +47,11 @@ impl GroupState {
         (index << 16) | u64::from(group & 0xffff)
     }
 
+    /// The log index a revision was made at (see `revision`).
+    pub fn index_of(revision: u64) -> u64 {
+        revision >> 16
+    }
+
     /// The first collection version the next entry of `group` may use.
     pub fn first_version(&self, group: GroupId) -> u64 {
         (u64::from(group) << VERSION_GROUP_SHIFT) | self.next_version

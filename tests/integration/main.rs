@@ -10,6 +10,7 @@ mod cluster_protocol;
 mod docs;
 mod durability;
 mod failover;
+mod keyevents;
 mod lifecycle;
 mod limits;
 mod partition;

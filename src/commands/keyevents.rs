@@ -1,0 +1,142 @@
+//! KEYEVENTS: reading again the keyspace events a shard kept (`keyspace-events-log`), from
+//! any event id still kept — so a consumer that lost its connection resumes where it left
+//! off, on any node holding a replica of the shard, without missing or repeating an event.
+//! Nothing in the Redis family offers this; it is Basalt's own command.
+//!
+//! - `KEYEVENTS READ shard id [COUNT n]`: the events after `id` (`index-seq`, as returned;
+//!   `0` for the oldest kept), at most `n` (default 1000): `[last id, [[id, db, event,
+//!   key], ...]]`. When events after `id` may have been trimmed (or never kept on this
+//!   node), an error says so instead of skipping them.
+//! - `KEYEVENTS SHARDS`: `[shard, first slot, last slot, oldest kept id or nil]` for each
+//!   shard this node holds a replica of (a key's slot names its shard).
+
+use bytes::Bytes;
+
+use super::args::{self, eq};
+use super::error::{syntax, CmdError};
+use super::object::help_reply;
+use super::{container, reply, ApplyFn, CmdResult, Ctx, Handler, HeldShard};
+use crate::keyspace::EventId;
+use crate::protocol::Reply;
+
+pub static COMMANDS: &[(&str, Handler, Option<ApplyFn>)] = &[
+    ("keyevents", container, None),
+    ("keyevents|read", keyevents_read, None),
+    ("keyevents|shards", keyevents_shards, None),
+    ("keyevents|help", keyevents_help, None),
+];
+
+/// Events one READ returns without COUNT; COUNT may ask for this many at most.
+const COUNT_DEFAULT: i64 = 1000;
+const COUNT_MAX: i64 = 100_000;
+
+fn storage(e: impl std::fmt::Display) -> CmdError {
+    CmdError::msg(format!("ERR {e}"))
+}
+
+fn kept(ctx: &Ctx) -> Result<(), CmdError> {
+    if ctx.shared.config.keyspace_events_log() == 0 {
+        return Err(CmdError::msg(
+            "ERR no keyspace events are kept (keyspace-events-log is 0)",
+        ));
+    }
+    Ok(())
+}
+
+/// KEYEVENTS READ shard id [COUNT n]
+fn keyevents_read(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let shard = args::int(&args[2])?;
+    let (from_oldest, after) = if &args[3][..] == b"0" {
+        (true, EventId { index: 0, seq: 0 })
+    } else {
+        let id = EventId::parse(&args[3])
+            .ok_or_else(|| CmdError::msg("ERR Invalid event ID specified"))?;
+        (false, id)
+    };
+    let count = match &args[4..] {
+        [] => COUNT_DEFAULT,
+        [opt, n] if eq(opt, "count") => args::int(n)?,
+        _ => return Err(syntax()),
+    };
+    if !(1..=COUNT_MAX).contains(&count) {
+        return Err(CmdError::msg(format!(
+            "ERR COUNT must be between 1 and {COUNT_MAX}"
+        )));
+    }
+    kept(ctx)?;
+    let held = held_shard(ctx, shard)?;
+    let since = ctx
+        .shared
+        .keyspace
+        .events_since(held.group)
+        .map_err(storage)?;
+    let gap = match since {
+        None => !from_oldest,
+        Some(since) => !from_oldest && after.index < since,
+    };
+    if gap {
+        let oldest = since.map_or("none".to_string(), |s| format!("{s}-0"));
+        return Err(CmdError::msg(format!(
+            "ERR events of shard {shard} after {after} are no longer kept here (oldest kept: {oldest})"
+        )));
+    }
+    let events = ctx
+        .shared
+        .keyspace
+        .read_events(held.group, after, count as usize)
+        .map_err(storage)?;
+    let last = events.last().map_or(after, |e| e.id);
+    let last = if from_oldest && events.is_empty() {
+        Reply::bulk("0")
+    } else {
+        Reply::Bulk(Bytes::from(last.to_string()))
+    };
+    let rows = events
+        .into_iter()
+        .map(|e| {
+            Reply::Array(vec![
+                Reply::Bulk(Bytes::from(e.id.to_string())),
+                Reply::Integer(i64::from(e.db)),
+                Reply::Bulk(e.name),
+                Reply::Bulk(e.key),
+            ])
+        })
+        .collect();
+    reply(Reply::Array(vec![last, Reply::Array(rows)]))
+}
+
+fn held_shard(ctx: &Ctx, shard: i64) -> Result<HeldShard, CmdError> {
+    ctx.cluster
+        .shards_held()
+        .into_iter()
+        .find(|h| i64::from(h.shard) == shard)
+        .ok_or_else(|| CmdError::msg(format!("ERR shard {shard} has no replica on this node")))
+}
+
+/// KEYEVENTS SHARDS
+fn keyevents_shards(ctx: &mut Ctx, _: &[Bytes]) -> CmdResult {
+    kept(ctx)?;
+    let mut rows = Vec::new();
+    for h in ctx.cluster.shards_held() {
+        let since = ctx.shared.keyspace.events_since(h.group).map_err(storage)?;
+        rows.push(Reply::Array(vec![
+            Reply::Integer(i64::from(h.shard)),
+            Reply::Integer(i64::from(h.first_slot)),
+            Reply::Integer(i64::from(h.last_slot)),
+            since.map_or(Reply::Null, |s| Reply::Bulk(Bytes::from(format!("{s}-0")))),
+        ]));
+    }
+    reply(Reply::Array(rows))
+}
+
+fn keyevents_help(_: &mut Ctx, _: &[Bytes]) -> CmdResult {
+    reply(help_reply(
+        "KEYEVENTS",
+        &[
+            "READ <shard> <id> [COUNT <count>]",
+            "    Return the keyspace events the shard kept after <id> (0: the oldest kept).",
+            "SHARDS",
+            "    List the shards this node keeps events of: slots and oldest kept event.",
+        ],
+    ))
+}
