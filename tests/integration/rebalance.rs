@@ -13,7 +13,7 @@ const SHARDS: usize = 4;
 
 /// How many shards node `i` holds a replica of (a member of a group with a leader and
 /// three voters).
-fn held(cluster: &Cluster, i: usize) -> usize {
+pub(crate) fn held(cluster: &Cluster, i: usize) -> usize {
     cluster
         .shards(i)
         .iter()
@@ -26,7 +26,7 @@ fn held(cluster: &Cluster, i: usize) -> usize {
 }
 
 /// Waits until each of `nodes` holds `each` replicas.
-fn wait_held(cluster: &Cluster, nodes: &[usize], each: usize, what: &str) {
+pub(crate) fn wait_held(cluster: &Cluster, nodes: &[usize], each: usize, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let now: Vec<usize> = nodes.iter().map(|&i| held(cluster, i)).collect();

@@ -94,3 +94,37 @@ fn a_tracking_client_is_invalidated_after_its_keys_leader_is_killed() {
     assert_eq!(show(&t.read_reply()), invalidate(&["{f}k"]));
     assert_eq!(show(&t.call(&["GET", "{f}k"])), "$1\r\n1\r\n");
 }
+
+#[test]
+fn a_read_of_a_shard_without_a_replica_here_tells_the_client_to_drop_everything() {
+    // Four nodes, three replicas of each of four shards: the fourth node lacks one shard.
+    let mut cluster = Cluster::start("tracking-unheld", 3, &["--shards", "4"]);
+    let fourth = cluster.add_slot("tracking-unheld");
+    cluster.start_node(fourth);
+    crate::rebalance::wait_held(&cluster, &[0, 1, 2, 3], 3, "after the join");
+    let ports = cluster.ports();
+    let mut con = crate::cluster_protocol::connect(ports[3]);
+    let slots = crate::cluster_protocol::query(&mut con, &["CLUSTER", "SLOTS"]).unwrap();
+    let table = crate::cluster_protocol::slot_table(&slots);
+    let here = i64::from(ports[3]);
+    let (first, last) = table
+        .iter()
+        .find(|(_, _, master, replicas)| *master != here && !replicas.contains(&here))
+        .map(|(first, last, _, _)| (*first, *last))
+        .expect("a shard without a replica on node 3");
+    let key = (0..100_000)
+        .map(|i| format!("k{i}"))
+        .find(|k| {
+            let slot = crate::cluster_protocol::query(&mut con, &["CLUSTER", "KEYSLOT", k]);
+            (first..=last).contains(&crate::cluster_protocol::int(&slot.unwrap()))
+        })
+        .expect("a key in that shard");
+    let mut t = tracker(ports[3], &[]);
+    assert_eq!(show(&t.call(&["GET", &key])), "_\r\n");
+    assert_eq!(
+        show(&t.read_reply()),
+        ">2\r\n$10\r\ninvalidate\r\n_\r\n",
+        "a key this node cannot follow is not left cached"
+    );
+    assert_nothing_pushed(&mut t);
+}
