@@ -117,6 +117,32 @@ pub struct ForwardBatch {
     pub origin_node: u64,
     #[prost(uint64, tag = "5")]
     pub origin_client: u64,
+    /// A forwarded MULTI/EXEC's watched keys as the forwarding node saw them: EXEC aborts
+    /// if one has changed since.
+    #[prost(message, repeated, tag = "6")]
+    pub watched: Vec<WatchedKey>,
+}
+
+/// Watched keys (see `Revisions`).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct WatchedKeys {
+    #[prost(message, repeated, tag = "1")]
+    pub keys: Vec<WatchedKey>,
+}
+
+/// A watched key's state where it was watched.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct WatchedKey {
+    #[prost(uint32, tag = "1")]
+    pub db: u32,
+    #[prost(bytes = "bytes", tag = "2")]
+    pub key: Bytes,
+    /// The key's revision (0: no such key).
+    #[prost(uint64, tag = "3")]
+    pub revision: u64,
+    /// The key had already expired when watched (its expiry then does not count).
+    #[prost(bool, tag = "4")]
+    pub expired_when_watched: bool,
 }
 
 /// The replies to a forwarded batch, in order, each RESP-encoded for the client.
@@ -243,7 +269,7 @@ pub struct Request {
     pub id: u64,
     #[prost(
         oneof = "request::Body",
-        tags = "2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15"
+        tags = "2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16"
     )]
     pub body: Option<request::Body>,
 }
@@ -279,6 +305,10 @@ pub mod request {
         Holding(super::Holding),
         #[prost(message, tag = "15")]
         HandOver(super::HandOver),
+        /// The revisions of keys of shards the receiving node leads (WATCH on a node that
+        /// forwards its transactions there): answered with `Watched`.
+        #[prost(message, tag = "16")]
+        Revisions(super::WatchedKeys),
     }
 }
 
@@ -286,7 +316,7 @@ pub mod request {
 pub struct Response {
     #[prost(uint64, tag = "1")]
     pub id: u64,
-    #[prost(oneof = "response::Body", tags = "2, 3, 4, 5, 6, 7, 8, 9")]
+    #[prost(oneof = "response::Body", tags = "2, 3, 4, 5, 6, 7, 8, 9, 10")]
     pub body: Option<response::Body>,
 }
 
@@ -319,6 +349,9 @@ pub mod response {
         /// The answer to a `Holding` question.
         #[prost(message, tag = "9")]
         Holding(super::Holding),
+        /// The keys asked about (`Revisions`), with their revisions and expiry now.
+        #[prost(message, tag = "10")]
+        Watched(super::WatchedKeys),
     }
 }
 

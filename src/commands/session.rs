@@ -9,7 +9,7 @@ use bytes::Bytes;
 use super::clients::ClientInfo;
 use super::pubsub::hub::Subscriptions;
 use super::tracking::Tracking;
-use super::watches::WatchState;
+use super::watches::{WatchState, WatchedRevision};
 
 /// A transaction being queued (after MULTI, until EXEC or DISCARD).
 #[derive(Default)]
@@ -52,6 +52,9 @@ pub struct Session {
     pub multi: Option<MultiState>,
     /// WATCH: the keys watched for the next EXEC.
     pub watching: Option<WatchState>,
+    /// A transaction another node forwarded: its connection's watched keys as that node
+    /// saw them (checked by EXEC here).
+    pub watched_elsewhere: Vec<WatchedRevision>,
     /// SUBSCRIBE and its kin: the connection's subscriptions, if any.
     pub pubsub: Option<Subscriptions>,
     /// CLIENT TRACKING, while on.
@@ -80,6 +83,7 @@ impl Session {
             readonly: false,
             multi: None,
             watching: None,
+            watched_elsewhere: Vec::new(),
             pubsub: None,
             tracking: None,
             forwarded_for: None,

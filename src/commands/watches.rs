@@ -107,11 +107,26 @@ impl WatchRegistry {
     }
 }
 
+/// A key watched on another node, as that node saw it: EXEC aborts if its revision differs
+/// now, or it has expired since (see `node/transaction.rs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchedRevision {
+    pub db: u8,
+    pub key: Bytes,
+    /// 0: the key did not exist.
+    pub revision: u64,
+    pub expired_when_watched: bool,
+}
+
 /// A connection's watched keys; dropping it stops watching them.
 pub struct WatchState {
     registry: Arc<WatchRegistry>,
     watcher: Arc<Watcher>,
     keys: Vec<(u8, Bytes)>,
+    /// Keys of shards another node leads: their state there when watched.
+    baselines: Vec<WatchedRevision>,
+    /// A baseline could not be had: the transaction must not run.
+    changed_elsewhere: bool,
 }
 
 impl WatchState {
@@ -120,7 +135,35 @@ impl WatchState {
             registry,
             watcher: Arc::new(Watcher::default()),
             keys: Vec::new(),
+            baselines: Vec::new(),
+            changed_elsewhere: false,
         }
+    }
+
+    /// Records a watched key's state at the leader of its shard (another node).
+    pub fn set_baseline(&mut self, baseline: WatchedRevision) {
+        self.baselines
+            .retain(|b| (b.db, &b.key) != (baseline.db, &baseline.key));
+        self.baselines.push(baseline);
+    }
+
+    /// A watched key's state at its leader, if it was watched there.
+    pub fn baseline(&self, db: u8, key: &Bytes) -> Option<&WatchedRevision> {
+        self.baselines.iter().find(|b| b.db == db && b.key == key)
+    }
+
+    /// The watch cannot be checked at the leader: the transaction must abort.
+    pub fn mark_changed(&mut self) {
+        self.changed_elsewhere = true;
+    }
+
+    /// The keys watched at their leader, with their state there then.
+    pub fn baselines(&self) -> &[WatchedRevision] {
+        &self.baselines
+    }
+
+    pub fn is_changed_elsewhere(&self) -> bool {
+        self.changed_elsewhere
     }
 
     /// Watches `key` in `db` (again: no change).

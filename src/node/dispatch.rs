@@ -160,6 +160,9 @@ impl Node {
             }
             Err(e) => e.into_reply(),
         };
+        if cmd.spec.name == "watch" && !matches!(reply, Reply::Error(_)) {
+            self.watch_at_leaders(session, &args[1..]).await;
+        }
         self.finish(cmd, &reply, session, &args, started_us);
         Prepared::Done(reply)
     }

@@ -11,12 +11,13 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use cluster_proto::messages::{Args, Forward, ForwardBatch, Propose, Replies};
+use cluster_proto::messages::{Args, Forward, ForwardBatch, Propose, Replies, WatchedKey};
 use cluster_proto::{request, response};
 
 use super::dispatch::{join_in_order, PendingWrite, Prepared, RequestKind};
 use super::Node;
 use crate::cluster::ShardId;
+use crate::commands::watches::WatchedRevision;
 use crate::commands::Command;
 use crate::commands::Session;
 use crate::protocol::Reply;
@@ -118,9 +119,22 @@ impl Node {
     /// Sends commands, in order, to the node that leads their shards; their replies.
     pub(super) async fn forward_batch(
         &self,
+        leader: (u64, NodeInfo),
+        to: ForwardFor,
+        commands: Vec<Vec<Bytes>>,
+    ) -> Vec<Reply> {
+        self.forward_batch_watching(leader, to, commands, Vec::new())
+            .await
+    }
+
+    /// `forward_batch` for a transaction whose connection watches keys (`watched`, as this
+    /// node sees them).
+    pub(super) async fn forward_batch_watching(
+        &self,
         (id, info): (u64, NodeInfo),
         to: ForwardFor,
         commands: Vec<Vec<Bytes>>,
+        watched: Vec<WatchedKey>,
     ) -> Vec<Reply> {
         let count = commands.len();
         self.shared.stats.forwarded_commands.add(count as u64);
@@ -131,6 +145,7 @@ impl Node {
             commands: commands.into_iter().map(|args| Args { args }).collect(),
             origin_node,
             origin_client,
+            watched,
         });
         let call = self
             .groups()
@@ -154,6 +169,18 @@ impl Node {
             Ok(session) => session,
             Err(refused) => return refused,
         };
+        let databases = self.shared.keyspace.databases();
+        for w in batch.watched {
+            let Some(db) = u8::try_from(w.db).ok().filter(|db| *db < databases) else {
+                return response::Body::Error(format!("no database {}", w.db));
+            };
+            session.watched_elsewhere.push(WatchedRevision {
+                db,
+                key: w.key,
+                revision: w.revision,
+                expired_when_watched: w.expired_when_watched,
+            });
+        }
         let mut replies: Vec<Option<Reply>> = (0..batch.commands.len()).map(|_| None).collect();
         let mut waiting: Vec<(usize, Pending<'_>)> = Vec::new();
         for (i, Args { args }) in batch.commands.into_iter().enumerate() {

@@ -23,6 +23,7 @@ mod invalidating;
 mod loops;
 mod notifying;
 mod peer;
+mod remote_watch;
 mod routing;
 mod transaction;
 mod view;

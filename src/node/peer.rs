@@ -142,6 +142,7 @@ impl Node {
                     .map(response::Body::Done),
                 None => Err(format!("no group {}", h.group)),
             },
+            Some(request::Body::Revisions(keys)) => self.revisions_here(keys).await,
             Some(request::Body::Holding(h)) => match self.shard_of_peer_group(h.group) {
                 Some(shard) if self.groups().is_leader(shard) => {
                     let (index, replicas) = self.holding_here(shard, h.index);

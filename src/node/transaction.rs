@@ -147,7 +147,11 @@ impl Node {
                 Err(reply) => return reply,
             }
         }
-        let shards = match self.transaction_shards(&queued, watching.as_ref()) {
+        let watched_keys = watching
+            .iter()
+            .flat_map(|w| w.keys().iter().map(|(_, k)| k))
+            .chain(session.watched_elsewhere.iter().map(|w| &w.key));
+        let shards = match self.transaction_shards(&queued, watched_keys) {
             Ok(shards) => shards,
             Err(refusal) => return refusal,
         };
@@ -156,6 +160,10 @@ impl Node {
         }
         if let [shard] = shards[..] {
             if !self.groups().is_leader(shard) {
+                if !session.watched_elsewhere.is_empty() {
+                    // Forwarded here with its watches: they cannot travel on.
+                    return Reply::error("TRYAGAIN the shard is changing leader");
+                }
                 return self.exec_at_leader(session, shard, &queued, watching).await;
             }
         }
@@ -171,9 +179,19 @@ impl Node {
         }
         let now_ms = clock::now_ms();
         if let Some(w) = &watching {
-            if w.is_dirty() || self.watched_key_expired(w, now_ms) {
+            // Keys watched while another node led them are checked against its baselines
+            // too (the client's reads were served there).
+            let changed = w.is_dirty()
+                || self.watched_key_expired(w, now_ms)
+                || w.is_changed_elsewhere()
+                || self.watched_elsewhere_changed(w.baselines(), now_ms);
+            if changed {
                 return Reply::NullArray;
             }
+        }
+        let watched_elsewhere = std::mem::take(&mut session.watched_elsewhere);
+        if self.watched_elsewhere_changed(&watched_elsewhere, now_ms) {
+            return Reply::NullArray;
         }
         // Redis unwatches before running the commands.
         drop(watching);
@@ -204,10 +222,10 @@ impl Node {
 
     /// The shards a transaction reads or writes, with its watched keys', in order: more
     /// than one only on a node that is the sole replica of every shard.
-    fn transaction_shards(
+    fn transaction_shards<'k>(
         &self,
         queued: &[(&Command, Vec<Bytes>)],
-        watching: Option<&WatchState>,
+        watched: impl Iterator<Item = &'k Bytes>,
     ) -> Result<Vec<ShardId>, Reply> {
         let mut shards = BTreeSet::new();
         let mut everywhere = false;
@@ -221,9 +239,7 @@ impl Node {
                 ShardSet::All => everywhere |= cmd.is_write(),
             }
         }
-        if let Some(w) = watching {
-            shards.extend(w.keys().iter().map(|(_, k)| self.shards.shard_of_key(k)));
-        }
+        shards.extend(watched.map(|k| self.shards.shard_of_key(k)));
         let alone = self.groups().alone();
         if everywhere {
             if !alone {
@@ -306,8 +322,7 @@ impl Node {
     }
 
     /// A transaction for a shard another node leads, from a forwarding connection: sent
-    /// there whole and run there. A watch cannot go with it (it lives with this
-    /// connection), so a transaction with WATCH needs the leader's own connection.
+    /// there whole and run there, with its watched keys' baselines (`remote_watch.rs`).
     async fn exec_at_leader(
         &self,
         session: &Session,
@@ -315,11 +330,10 @@ impl Node {
         queued: &[(&Command, Vec<Bytes>)],
         watching: Option<WatchState>,
     ) -> Reply {
-        if watching.is_some_and(|w| !w.keys().is_empty()) {
-            return Reply::error(
-                "ERR WATCH of keys led by another node: connect to that node (or use a cluster client)",
-            );
-        }
+        let watched = match self.watched_for_leader(watching) {
+            Ok(watched) => watched,
+            Err(reply) => return reply,
+        };
         let Some(leader) = self.leader_elsewhere(shard) else {
             return Reply::error("TRYAGAIN the shard is changing leader");
         };
@@ -328,7 +342,9 @@ impl Node {
         commands.extend(queued.iter().map(|(_, args)| args.clone()));
         commands.push(vec![Bytes::from_static(b"EXEC")]);
         let to = self.forward_for(session);
-        let mut replies = self.forward_batch(leader, to, commands).await;
+        let mut replies = self
+            .forward_batch_watching(leader, to, commands, watched)
+            .await;
         replies.pop().unwrap_or(Reply::Null)
     }
 }

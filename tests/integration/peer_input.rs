@@ -8,7 +8,9 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use cluster_proto::messages::{Forward, HandOver, Holding, Publish, Published};
+use cluster_proto::messages::{
+    Forward, HandOver, Holding, Publish, Published, WatchedKey, WatchedKeys,
+};
 use cluster_proto::{
     decode_frame, encode_frame, request, response, Hello, Message, Request, Response,
 };
@@ -103,6 +105,23 @@ fn bad_requests_on_the_cluster_port_get_errors_and_the_node_serves_on() {
     );
     let got = peer.ask(6, None);
     assert!(is_error(&got, "unknown request"), "{got:?}");
+    // Revisions of keys in a database this node lacks: refused; of a key it has: answered.
+    let asked = |db| {
+        Some(request::Body::Revisions(WatchedKeys {
+            keys: vec![WatchedKey {
+                db,
+                key: Bytes::from_static(b"k"),
+                ..WatchedKey::default()
+            }],
+        }))
+    };
+    let got = peer.ask(11, asked(u32::MAX));
+    assert!(is_error(&got, "no database"), "{got:?}");
+    let got = peer.ask(12, asked(0));
+    assert!(
+        matches!(&got, response::Body::Watched(w) if w.keys.len() == 1 && w.keys[0].revision == 0),
+        "{got:?}"
+    );
     // Many messages for subscribers nobody has: delivered to no one, answered.
     let messages = (0..2000)
         .map(|i| Published {

@@ -109,11 +109,65 @@ fn transactions_and_watch_work_through_any_node() {
     query(&mut watcher, &["WATCH", "{w}k"]).unwrap();
     let reply = transaction(&mut watcher, &[&["INCR", "{w}k"]]).unwrap();
     assert_eq!(reply, Value::Array(vec![Value::Int(3)]));
-    // A watch on a follower's connection cannot go with the transaction to the leader.
+    // A watch on a follower's connection goes with the transaction to the leader: a write
+    // through the leader or the other follower aborts it, none lets it run.
     let mut follower = connect(others[0]);
-    query(&mut follower, &["WATCH", "{w}k"]).unwrap();
-    let err = transaction(&mut follower, &[&["INCR", "{w}k"]]).unwrap_err();
-    assert!(err.to_string().contains("WATCH"), "{err}");
+    let mut at_leader = connect(leader);
+    for writer in [&mut at_leader, &mut writer] {
+        query(&mut follower, &["WATCH", "{w}k"]).unwrap();
+        query(writer, &["INCR", "{w}k"]).unwrap();
+        let reply = transaction(&mut follower, &[&["INCR", "{w}k"]]).unwrap();
+        assert_eq!(
+            reply,
+            Value::Nil,
+            "a write since WATCH aborts the forwarded EXEC"
+        );
+    }
+    query(&mut follower, &["WATCH", "{w}k", "{w}absent"]).unwrap();
+    let reply = transaction(&mut follower, &[&["INCR", "{w}k"]]).unwrap();
+    assert_eq!(reply, Value::Array(vec![Value::Int(6)]));
+    // Created after WATCH (it did not exist): aborts too.
+    query(&mut follower, &["WATCH", "{w}absent"]).unwrap();
+    query(&mut writer, &["SET", "{w}absent", "1"]).unwrap();
+    let reply = transaction(&mut follower, &[&["INCR", "{w}k"]]).unwrap();
+    assert_eq!(reply, Value::Nil);
+    // An optimistic increment loop through a follower while others write through the
+    // leader: no increment is lost.
+    let stop = Arc::new(AtomicBool::new(false));
+    let noise = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut c = connect(leader);
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                query(&mut c, &["INCR", "{w}counter"]).unwrap();
+                n += 1;
+            }
+            n
+        })
+    };
+    let mut done = 0;
+    while done < 20 {
+        query(&mut follower, &["WATCH", "{w}counter"]).unwrap();
+        let now = query(&mut follower, &["GET", "{w}counter"]).unwrap();
+        let now: i64 = match now {
+            Value::BulkString(b) => String::from_utf8_lossy(&b).parse().unwrap(),
+            _ => 0,
+        };
+        let next = (now + 1).to_string();
+        let reply = transaction(&mut follower, &[&["SET", "{w}counter", &next]]).unwrap();
+        if reply != Value::Nil {
+            done += 1;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let others_did = noise.join().unwrap();
+    let total = query(&mut at_leader, &["GET", "{w}counter"]).unwrap();
+    assert_eq!(
+        total,
+        Value::BulkString((others_did + 20).to_string().into_bytes()),
+        "a lost increment means a stale WATCH let EXEC run"
+    );
 }
 
 /// Transactions `INCR a; INCR b` on one shard while its leader is killed: on every
