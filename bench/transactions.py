@@ -112,6 +112,7 @@ def start_cluster(basalt_args):
     script = os.path.join(ROOT, "scripts", "cluster.sh")
     subprocess.run([script, "start", "3"], env=env, check=True, cwd=ROOT,
                    stdout=subprocess.DEVNULL)
+    time.sleep(5)  # the shards' leaderships spread over the nodes first
     return [base, base + 1, base + 2], lambda: subprocess.run([script, "stop", "3"], env=env,
                                                              cwd=ROOT, stdout=subprocess.DEVNULL)
 

@@ -173,8 +173,17 @@ impl Node {
         }
         // Reads inside see a state at least as new as any write acknowledged before EXEC.
         for s in &shards {
-            if let Err(e) = self.groups().read_barrier(*s).await {
-                return Reply::Error(e.to_string());
+            match self.groups().read_barrier(*s).await {
+                Ok(()) => {}
+                // The leadership moved on since it was looked at; nothing ran yet: the
+                // transaction goes to the new leader as a forwarded one would.
+                Err(crate::raft::ProposeError::NotLeader(_))
+                    if shards.len() == 1 && session.watched_elsewhere.is_empty() =>
+                {
+                    drop(gates);
+                    return self.exec_at_leader(session, *s, &queued, watching).await;
+                }
+                Err(e) => return Reply::Error(e.to_string()),
             }
         }
         let now_ms = clock::now_ms();
