@@ -205,16 +205,18 @@ impl Node {
         session: &Session,
         args: &[Bytes],
     ) -> Option<Reply> {
-        let groups = self.groups();
-        if groups.alone() {
-            return None;
-        }
         let mut keys = cmd.key_positions(args);
         let first = self.shards.shard_of_key(&args[keys.next()?]);
         let mut others: Vec<ShardId> = keys
             .map(|i| self.shards.shard_of_key(&args[i]))
             .filter(|s| *s != first)
             .collect();
+        // Most reads name one shard: nothing to check (and no look at every group's
+        // membership, which `alone` takes).
+        let groups = self.groups();
+        if others.is_empty() || groups.alone() {
+            return None;
+        }
         others.sort_unstable();
         others.dedup();
         for shard in others {
