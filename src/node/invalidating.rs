@@ -34,19 +34,24 @@ impl Node {
     }
 
     /// Before a command runs for `session`: a read-only command's keys are remembered if
-    /// the client tracks them.
+    /// the client tracks them. A key of a shard this node does not apply (in any mode,
+    /// BCAST too) is followed by a drop-everything invalidation.
     pub(super) fn remember_reads(&self, cmd: &Command, session: &Session, args: &[Bytes]) {
         let Some(tracking) = &session.tracking else {
             return;
         };
-        if !cmd.spec.has_flag("readonly") || !tracking.remembers_reads() {
+        if !cmd.spec.has_flag("readonly") {
             return;
         }
         let table = &self.shared.tracking;
         let sink = self.tracking_sink();
-        let keys = cmd.key_positions(args).map(|i| &args[i][..]);
-        let max = self.shared.config.tracking_table_max_keys();
-        table.remember(session.id(), keys, max, &sink);
+        if tracking.remembers_reads() {
+            let keys = cmd.key_positions(args).map(|i| &args[i][..]);
+            let max = self.shared.config.tracking_table_max_keys();
+            table.remember(session.id(), keys, max, &sink);
+        } else if !tracking.bcast() {
+            return; // OPTIN / OPTOUT leaving this read out: it is not cached
+        }
         let me = self.groups().node_id();
         let followed_here = |shard: ShardId| self.groups().voters_of(shard).contains(&me);
         let unfollowed = cmd

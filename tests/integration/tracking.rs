@@ -127,4 +127,12 @@ fn a_read_of_a_shard_without_a_replica_here_tells_the_client_to_drop_everything(
         "a key this node cannot follow is not left cached"
     );
     assert_nothing_pushed(&mut t);
+    // BCAST follows no keys it read, but the same holds for it.
+    let mut b = tracker(ports[3], &["BCAST"]);
+    b.call(&["GET", &key]);
+    assert_eq!(show(&b.read_reply()), ">2\r\n$10\r\ninvalidate\r\n_\r\n");
+    // CLIENT LIST shows tracking until RESET turns it off.
+    assert!(show(&b.call(&["CLIENT", "INFO"])).contains("flags=tB "));
+    b.call(&["RESET"]);
+    assert!(show(&b.call(&["CLIENT", "INFO"])).contains("flags=N "));
 }

@@ -17,7 +17,7 @@ use bytes::Bytes;
 
 use self::table::{Mode, TrackingTable};
 use super::args::{self, eq};
-use super::clients::TrackingShown;
+use super::clients::{ClientInfo, TrackingShown};
 use super::error::{syntax, CmdError};
 use super::{reply, ApplyFn, CmdResult, Ctx, Handler};
 use crate::protocol::Reply;
@@ -29,10 +29,11 @@ pub static COMMANDS: &[(&str, Handler, Option<ApplyFn>)] = &[
     ("client|trackinginfo", client_trackinginfo, None),
 ];
 
-/// A connection's tracking, while on; dropping it turns tracking off in the table.
+/// A connection's tracking, while on; dropping it (CLIENT TRACKING OFF, RESET, the
+/// connection closing) turns tracking off in the table and in CLIENT LIST.
 pub struct Tracking {
     table: Arc<TrackingTable>,
-    id: u64,
+    client: Arc<ClientInfo>,
     mode: Mode,
     optin: bool,
     optout: bool,
@@ -52,6 +53,11 @@ impl Tracking {
             !(self.optout && self.caching)
         };
         !self.mode.bcast && wanted
+    }
+
+    /// Whether the client follows keys by prefix (BCAST) rather than by reading them.
+    pub fn bcast(&self) -> bool {
+        self.mode.bcast
     }
 
     /// Whether this client's own writes are left out of its invalidations.
@@ -77,7 +83,8 @@ impl Tracking {
 
 impl Drop for Tracking {
     fn drop(&mut self) {
-        self.table.disable(self.id, &self.prefixes);
+        self.table.disable(self.client.id, &self.prefixes);
+        *self.client.tracking.lock() = TrackingShown::default();
     }
 }
 
@@ -167,7 +174,6 @@ fn client_tracking(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let o = parse_options(ctx, args)?;
     if eq(&args[2], "off") {
         ctx.session.tracking = None;
-        *ctx.session.info.tracking.lock() = TrackingShown::default();
         return reply(Reply::OK);
     }
     if !eq(&args[2], "on") {
@@ -230,7 +236,7 @@ fn client_tracking(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         None => {
             ctx.session.tracking = Some(Tracking {
                 table: ctx.shared.tracking.clone(),
-                id: ctx.session.info.id,
+                client: ctx.session.info.clone(),
                 mode,
                 optin: o.optin,
                 optout: o.optout,
