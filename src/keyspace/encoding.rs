@@ -156,7 +156,8 @@ impl Encoding {
 pub struct Meta {
     pub value_type: ValueType,
     pub encoding: Encoding,
-    /// Log index of the last change to this key.
+    /// The revision of the last change to this key: `log index << 16 | group` of the entry
+    /// that made it (see `GroupState::revision`), unique across shards.
     pub revision: u64,
     /// Absolute expiry in Unix milliseconds; 0 means no expiry.
     pub expire_at_ms: u64,
