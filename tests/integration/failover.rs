@@ -67,15 +67,27 @@ fn a_failover_moves_every_shard_it_replicates_here_and_keeps_it() {
 }
 
 /// A cluster client whose map went stale (every leader moved by CLUSTER FAILOVER) converges:
-/// with `cluster-redirects always` its per-node connections get MOVED, it follows them
-/// (or reloads the layout), and nothing is forwarded; in `auto` (the default) those connections never asked for
-/// the layout, so they are forwarded instead — measured here, not asserted (see
-/// docs/ARCHITECTURE.md, "What is not built yet").
+/// with `cluster-redirects always` its per-node connections get MOVED, it follows them (or
+/// reloads the layout), nothing is forwarded, and every read is right. In `auto` (the
+/// default) those connections never asked for the layout, so they are forwarded instead —
+/// measured by the ignored test below (see docs/ARCHITECTURE.md, "What is not built yet").
 #[test]
 fn a_stale_cluster_client_converges_after_a_failover() {
+    stale_client_after_failover("always");
+}
+
+/// The same in `auto` mode, where the stale connections are forwarded: a measurement
+/// (printed), not an assertion, so it is run by hand.
+#[test]
+#[ignore = "a measurement: cargo test --test integration -- --ignored is_forwarded_in_auto"]
+fn a_stale_cluster_client_is_forwarded_in_auto_mode() {
+    stale_client_after_failover("auto");
+}
+
+fn stale_client_after_failover(mode: &str) {
     use std::io::{BufRead, BufReader, Write};
     use std::process::{Command, Stdio};
-    for mode in ["always", "auto"] {
+    {
         let cluster = Cluster::start("failover-stale", 3, &["--cluster-redirects", mode]);
         let ports = cluster.ports();
         let mut layout = connect(ports[0]);

@@ -142,6 +142,8 @@ fn transactions_and_watch_work_through_any_node() {
             while !stop.load(Ordering::Relaxed) {
                 query(&mut c, &["INCR", "{w}counter"]).unwrap();
                 n += 1;
+                // Paced, so the loop below gets its turns (each of its aborts is a retry).
+                std::thread::sleep(Duration::from_millis(2));
             }
             n
         })
