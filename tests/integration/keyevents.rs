@@ -144,4 +144,35 @@ fn a_consumer_resumes_keyspace_events_on_another_node_without_gaps_or_repeats() 
     assert_eq!(oldest, vec![pair("set", "{e}trim")]);
     let unknown = query(&mut again, &["KEYEVENTS", "READ", "9999", "0"]);
     assert!(error_text(unknown).contains("no replica"));
+    // COUNT's bounds and the id's form.
+    let shard = shard.to_string();
+    for (count, refused) in [
+        ("0", true),
+        ("100001", true),
+        ("100000", false),
+        ("x", true),
+    ] {
+        let got = query(
+            &mut again,
+            &["KEYEVENTS", "READ", &shard, "0", "COUNT", count],
+        );
+        assert_eq!(got.is_err(), refused, "COUNT {count}: {got:?}");
+    }
+    let bad_id = query(&mut again, &["KEYEVENTS", "READ", &shard, "1-x"]);
+    assert!(error_text(bad_id).contains("Invalid event ID"));
+    let syntax = query(
+        &mut again,
+        &["KEYEVENTS", "READ", &shard, "0", "LIMIT", "1"],
+    );
+    assert!(error_text(syntax).contains("syntax error"));
+}
+
+#[test]
+fn keyevents_without_keyspace_events_log_says_nothing_is_kept() {
+    let node = crate::support::start_basalt(&[]);
+    let mut con = connect(node.port);
+    let refused = query(&mut con, &["KEYEVENTS", "READ", "0", "0"]);
+    assert!(error_text(refused).contains("keyspace-events-log is 0"));
+    let refused = query(&mut con, &["KEYEVENTS", "SHARDS"]);
+    assert!(error_text(refused).contains("keyspace-events-log is 0"));
 }
