@@ -14,12 +14,17 @@ use cluster_proto::request;
 use openraft::async_runtime::watch::WatchReceiver;
 use openraft::ServerState;
 
-use super::groups::{group_of, Groups};
+use super::groups::{group_of, known_leader, Groups, ShardGroup};
 use super::GroupId;
 use crate::cluster::ShardId;
+use crate::transport::Peers;
 
 /// How long the ask to a leader may take.
 const ASK_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a hand-over may take before the leader is asked again.
+const HAND_OVER_WAIT: Duration = Duration::from_secs(3);
+/// Asks at most; then this node starts an election (as FORCE does).
+const HAND_OVER_ASKS: usize = 4;
 
 /// How CLUSTER FAILOVER takes over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +33,40 @@ pub enum FailoverMode {
     Graceful,
     /// Start an election here (FORCE, TAKEOVER).
     Election,
+}
+
+/// Asks the leader of `group` to hand over to this node (`me`) until it has, asking the
+/// leader of the moment each time; if that does not happen after a few asks (a slow
+/// follower, a transfer lost under load), an election from here settles it.
+async fn take_over(group: &ShardGroup, peers: &Peers, me: u64) {
+    for _ in 0..HAND_OVER_ASKS {
+        let Some((leader, info)) = known_leader(&group.raft).filter(|(l, _)| *l != me) else {
+            break;
+        };
+        let body = request::Body::HandOver(HandOver {
+            group: group.id,
+            to: me,
+        });
+        if let Err(e) = peers
+            .call(leader, &info.cluster_addr, body, ASK_TIMEOUT)
+            .await
+        {
+            tracing::debug!(group = group.id, error = %e, "failover: the leader did not hand over");
+        }
+        let deadline = tokio::time::Instant::now() + HAND_OVER_WAIT;
+        while tokio::time::Instant::now() < deadline {
+            if group.raft.metrics().borrow_watched().state == ServerState::Leader {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    if group.raft.metrics().borrow_watched().state != ServerState::Leader {
+        tracing::info!(group = group.id, "failover: no hand-over, electing");
+        if let Err(e) = group.raft.trigger().elect(false).await {
+            tracing::warn!(error = %e, "failover: election not started");
+        }
+    }
 }
 
 impl Groups {
@@ -51,17 +90,11 @@ impl Groups {
             self.pinned.lock().insert(group.id);
             group.wake();
             match (mode, self.leader_of(shard)) {
-                (FailoverMode::Graceful, Some((leader, info))) => {
+                (FailoverMode::Graceful, Some(_)) => {
                     let peers = self.peers().clone();
-                    let body = request::Body::HandOver(HandOver {
-                        group: group_of(shard),
-                        to: self.node_id,
-                    });
+                    let me = self.node_id;
                     tokio::spawn(async move {
-                        let asked = peers.call(leader, &info.cluster_addr, body, ASK_TIMEOUT);
-                        if let Err(e) = asked.await {
-                            tracing::warn!(group = group.id, error = %e, "failover: the leader did not hand over");
-                        }
+                        take_over(&group, &peers, me).await;
                     });
                 }
                 // No leader known, or FORCE / TAKEOVER: an election from here.
