@@ -5,6 +5,10 @@ pub const OUTPUT_FLUSH_BYTES: usize = 64 * 1024;
 /// Pending output at which a connection stops running commands until the client reads
 /// (back-pressure when no `client-output-buffer-limit` closes it first).
 pub const OUTPUT_PENDING_BYTES_MAX: usize = 64 * 1024 * 1024;
+/// Pushed messages (published, invalidations) waiting for one client when no
+/// `client-output-buffer-limit` bounds them sooner: past it the client is cut, since the
+/// senders cannot wait for it.
+pub const MAILBOX_BYTES_MAX: u64 = 256 * 1024 * 1024;
 /// Commands a connection runs from one read before writing replies and reading again.
 pub const PIPELINE_COMMANDS_MAX: usize = 1024;
 /// Pipelined writes proposed together in one pass through the shard log.

@@ -30,10 +30,6 @@ pub static COMMANDS: &[(&str, Handler, Option<ApplyFn>)] = &[
 const COUNT_DEFAULT: i64 = 1000;
 const COUNT_MAX: i64 = 100_000;
 
-fn storage(e: impl std::fmt::Display) -> CmdError {
-    CmdError::msg(format!("ERR {e}"))
-}
-
 fn kept(ctx: &Ctx) -> Result<(), CmdError> {
     if ctx.shared.config.keyspace_events_log() == 0 {
         return Err(CmdError::msg(
@@ -65,11 +61,7 @@ fn keyevents_read(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     }
     kept(ctx)?;
     let held = held_shard(ctx, shard)?;
-    let since = ctx
-        .shared
-        .keyspace
-        .events_since(held.group)
-        .map_err(storage)?;
+    let since = ctx.shared.keyspace.events_since(held.group)?;
     let gap = match since {
         None => !from_oldest,
         Some(since) => !from_oldest && after.index < since,
@@ -83,8 +75,7 @@ fn keyevents_read(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let events = ctx
         .shared
         .keyspace
-        .read_events(held.group, after, count as usize)
-        .map_err(storage)?;
+        .read_events(held.group, after, count as usize)?;
     let last = events.last().map_or(after, |e| e.id);
     let last = if from_oldest && events.is_empty() {
         Reply::bulk("0")
@@ -118,7 +109,7 @@ fn keyevents_shards(ctx: &mut Ctx, _: &[Bytes]) -> CmdResult {
     kept(ctx)?;
     let mut rows = Vec::new();
     for h in ctx.cluster.shards_held() {
-        let since = ctx.shared.keyspace.events_since(h.group).map_err(storage)?;
+        let since = ctx.shared.keyspace.events_since(h.group)?;
         rows.push(Reply::Array(vec![
             Reply::Integer(i64::from(h.shard)),
             Reply::Integer(i64::from(h.first_slot)),

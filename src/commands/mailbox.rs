@@ -14,6 +14,7 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 
 use super::clients::ClientInfo;
+use crate::limits::MAILBOX_BYTES_MAX;
 use crate::protocol::Reply;
 
 /// The channel a RESP2 client receives invalidations on when another client redirects
@@ -163,7 +164,7 @@ impl Mailbox {
     }
 
     fn over_limit(&self, total: u64, (hard, soft, soft_secs): Limit) -> bool {
-        if hard > 0 && total >= hard {
+        if (hard > 0 && total >= hard) || total >= MAILBOX_BYTES_MAX {
             return true;
         }
         let mut since = self.over_soft_since.lock();
@@ -210,6 +211,27 @@ mod tests {
             r.encode(resp3, &mut out);
             String::from_utf8_lossy(&out).into_owned()
         })
+    }
+
+    #[test]
+    fn a_client_that_never_reads_is_cut_at_the_mailbox_cap_even_without_a_limit() {
+        let registry = crate::commands::clients::ClientRegistry::default();
+        let addr = "127.0.0.1:1".parse().unwrap();
+        let client = registry.register(addr, addr);
+        // One shared 1 MiB payload: counted per message, held once.
+        let payload = Bytes::from(vec![b'x'; 1 << 20]);
+        let message = || Delivery::Message {
+            channel: Bytes::from_static(b"c"),
+            payload: payload.clone(),
+        };
+        let fits = (MAILBOX_BYTES_MAX >> 20) - 1;
+        for _ in 0..fits {
+            assert!(client.deliver(message(), (0, 0, 0)));
+        }
+        assert!(!client.is_killed());
+        assert!(!client.deliver(message(), (0, 0, 0)));
+        assert!(client.is_killed());
+        assert!(client.mailbox.take().is_empty());
     }
 
     #[test]

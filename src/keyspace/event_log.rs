@@ -69,6 +69,15 @@ fn records_range(group: u32, from: EventId) -> KeyRange {
     )
 }
 
+/// Every record (events and `since` mark) of `group`, or of every group.
+fn kept_range(group: Option<u32>) -> (Bytes, Bytes) {
+    let (start, end) = match group {
+        Some(g) => (group_prefix(g), format!("events/{g:05}0")),
+        None => ("events/".to_string(), "events0".to_string()),
+    };
+    (encoding::system_key(&start), encoding::system_key(&end))
+}
+
 fn encode(db: u8, name: &str, key: &[u8]) -> Bytes {
     let mut out = BytesMut::with_capacity(2 + name.len() + key.len());
     out.put_u8(db);
@@ -154,14 +163,18 @@ impl Keyspace {
             .collect())
     }
 
-    /// A batch dropping every kept event of `group`, or of every group.
+    /// Whether any events are kept (of any group).
+    pub fn keeps_events(&self) -> Result<bool> {
+        let (start, end) = kept_range(None);
+        let range = KeyRange::half_open(start, end);
+        Ok(!self.engine.scan(&range, false, 1)?.is_empty())
+    }
+
+    /// Drops every kept event of `group`, or of every group, with its `since` mark.
     pub fn forget_events(&self, group: Option<u32>) -> Result<()> {
-        let (start, end) = match group {
-            Some(g) => (group_prefix(g), format!("events/{g:05}0")),
-            None => ("events/".to_string(), "events0".to_string()),
-        };
+        let (start, end) = kept_range(group);
         let mut batch = crate::storage::WriteBatch::new();
-        batch.delete_range(encoding::system_key(&start), encoding::system_key(&end));
+        batch.delete_range(start, end);
         Ok(self.engine.write(batch)?)
     }
 }

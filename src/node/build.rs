@@ -109,8 +109,8 @@ pub async fn build_node(config: Arc<config::Config>, port: u16) -> anyhow::Resul
         std::fs::remove_dir_all(&raft_dir)?;
     }
     *node.map.write() = super::load_map(&node.shared.keyspace)?;
-    if config.keyspace_events_log() == 0 {
-        // Events kept by an earlier run would have a hole from this run's entries.
+    // Events kept by an earlier run would have a hole from this run's entries.
+    if config.keyspace_events_log() == 0 && node.shared.keyspace.keeps_events()? {
         node.shared.keyspace.forget_events(None)?;
     }
     let applier = Arc::new(NodeApplier(Arc::downgrade(&node)));

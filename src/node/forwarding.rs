@@ -17,7 +17,6 @@ use cluster_proto::{request, response};
 use super::dispatch::{join_in_order, PendingWrite, Prepared, RequestKind};
 use super::Node;
 use crate::cluster::ShardId;
-use crate::commands::watches::WatchedRevision;
 use crate::commands::Command;
 use crate::commands::Session;
 use crate::protocol::Reply;
@@ -169,17 +168,11 @@ impl Node {
             Ok(session) => session,
             Err(refused) => return refused,
         };
-        let databases = self.shared.keyspace.databases();
         for w in batch.watched {
-            let Some(db) = u8::try_from(w.db).ok().filter(|db| *db < databases) else {
-                return response::Body::Error(format!("no database {}", w.db));
-            };
-            session.watched_elsewhere.push(WatchedRevision {
-                db,
-                key: w.key,
-                revision: w.revision,
-                expired_when_watched: w.expired_when_watched,
-            });
+            match self.watched_revision(w) {
+                Ok(w) => session.watched_elsewhere.push(w),
+                Err(e) => return response::Body::Error(e),
+            }
         }
         let mut replies: Vec<Option<Reply>> = (0..batch.commands.len()).map(|_| None).collect();
         let mut waiting: Vec<(usize, Pending<'_>)> = Vec::new();

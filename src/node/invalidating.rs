@@ -15,7 +15,6 @@ use bytes::Bytes;
 
 use super::forwarding::ForwardFor;
 use super::Node;
-use crate::cluster::ShardId;
 use crate::commands::tracking::table::{Limits, Sink};
 use crate::commands::{Command, Session};
 use crate::keyspace::Changes;
@@ -52,11 +51,9 @@ impl Node {
         } else if !tracking.bcast() {
             return; // OPTIN / OPTOUT leaving this read out: it is not cached
         }
-        let me = self.groups().node_id();
-        let followed_here = |shard: ShardId| self.groups().voters_of(shard).contains(&me);
         let unfollowed = cmd
             .key_positions(args)
-            .any(|i| !followed_here(self.shards.shard_of_key(&args[i])));
+            .any(|i| !self.groups().is_voter(self.shards.shard_of_key(&args[i])));
         if unfollowed {
             table.flush_client(session.id(), &sink);
         }

@@ -62,19 +62,17 @@ impl Node {
             let Some(watch) = session.watching.as_mut() else {
                 return;
             };
-            match answer {
-                Ok(response::Body::Watched(WatchedKeys { keys })) if keys.len() == asked => {
-                    for k in keys {
-                        watch.set_baseline(WatchedRevision {
-                            db,
-                            key: k.key,
-                            revision: k.revision,
-                            expired_when_watched: k.expired_when_watched,
-                        });
-                    }
-                }
-                other => {
-                    tracing::debug!(peer = id, answer = ?other.err(), "no WATCH baseline from the leader");
+            let baselines = match answer {
+                Ok(response::Body::Watched(WatchedKeys { keys })) if keys.len() == asked => keys
+                    .into_iter()
+                    .map(|k| self.watched_revision(k))
+                    .collect::<Result<Vec<_>, _>>(),
+                other => Err(format!("unexpected answer {:?}", other.err())),
+            };
+            match baselines {
+                Ok(baselines) => baselines.into_iter().for_each(|b| watch.set_baseline(b)),
+                Err(e) => {
+                    tracing::debug!(peer = id, error = %e, "no WATCH baseline from the leader");
                     watch.mark_changed();
                 }
             }
@@ -87,7 +85,6 @@ impl Node {
         &self,
         asked: WatchedKeys,
     ) -> Result<response::Body, String> {
-        let databases = self.shared.keyspace.databases();
         let mut shards: Vec<ShardId> = asked
             .keys
             .iter()
@@ -104,22 +101,34 @@ impl Node {
         let now_ms = crate::clock::now_ms();
         let mut keys = Vec::with_capacity(asked.keys.len());
         for k in asked.keys {
-            let db = u8::try_from(k.db)
-                .ok()
-                .filter(|db| *db < databases)
-                .ok_or_else(|| format!("no database {}", k.db))?;
+            let w = self.watched_revision(k)?;
             let meta = self
                 .shared
                 .keyspace
-                .get_stored(db, &k.key)
+                .get_stored(w.db, &w.key)
                 .map_err(|e| e.to_string())?;
             keys.push(WatchedKey {
+                db: u32::from(w.db),
+                key: w.key,
                 revision: meta.as_ref().map_or(0, |m| m.revision),
                 expired_when_watched: meta.is_some_and(|m| m.is_expired(now_ms)),
-                ..k
             });
         }
         Ok(response::Body::Watched(WatchedKeys { keys }))
+    }
+
+    /// A watched key as a peer sent it, its database checked.
+    pub(super) fn watched_revision(&self, k: WatchedKey) -> Result<WatchedRevision, String> {
+        let db = u8::try_from(k.db)
+            .ok()
+            .filter(|db| *db < self.shared.keyspace.databases())
+            .ok_or_else(|| format!("no database {}", k.db))?;
+        Ok(WatchedRevision {
+            db,
+            key: k.key,
+            revision: k.revision,
+            expired_when_watched: k.expired_when_watched,
+        })
     }
 
     /// The watched keys of a transaction sent to another node, as the leader's baselines;

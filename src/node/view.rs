@@ -17,10 +17,9 @@ impl ClusterView for Node {
 
     fn shards_held(&self) -> Vec<HeldShard> {
         let groups = self.groups();
-        let me = groups.node_id();
         (0..self.shards.shard_count())
             .map(ShardId)
-            .filter(|s| groups.voters_of(*s).contains(&me))
+            .filter(|s| groups.is_voter(*s))
             .map(|shard| {
                 let (first, last) = self.shards.slot_range(shard);
                 HeldShard {

@@ -149,6 +149,19 @@ impl Groups {
         self.shard(shard).raft.voter_ids().collect()
     }
 
+    /// Whether this node is a voter of `shard`'s group (it applies the shard's entries), read
+    /// from the group's metrics without collecting its members.
+    pub fn is_voter(&self, shard: ShardId) -> bool {
+        let metrics = self.shard(shard).raft.metrics();
+        let m = metrics.borrow_watched();
+        let found = m
+            .membership_config
+            .membership()
+            .voter_ids()
+            .any(|v| v == self.node_id);
+        found
+    }
+
     /// Drops the replicas this node holds that the cluster map no longer gives it: the
     /// map unlists a replica only after it has left its group.
     pub async fn drop_removed(&self) {

@@ -78,6 +78,7 @@ impl Tracking {
         shown.on = true;
         shown.bcast = self.mode.bcast;
         shown.redirect = self.mode.redirect;
+        shown.broken_redirect = false;
     }
 }
 
@@ -248,7 +249,6 @@ fn client_tracking(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     if let Some(t) = &ctx.session.tracking {
         t.show(ctx);
     }
-    ctx.session.info.tracking.lock().broken_redirect = false;
     reply(Reply::OK)
 }
 
