@@ -52,7 +52,9 @@ mod zsets;
 
 pub use error::CmdError;
 pub use session::{MultiState, ReplyMode, Session};
-pub use shared::{ClusterLink, ClusterState, ClusterView, HeldShard, Shared, ShutdownRequest};
+pub use shared::{
+    ClusterLink, ClusterState, ClusterView, CrashPoint, HeldShard, Shared, ShutdownRequest,
+};
 pub use table::{Command, Table};
 
 use bytes::Bytes;

@@ -10,7 +10,8 @@ use super::args::{self, eq};
 use super::error::{self, syntax, CmdError};
 use super::object::help_reply;
 use super::{
-    container, propose_as_sent, reply, ApplyFn, CmdResult, Ctx, Handler, Outcome, ShutdownRequest,
+    container, propose_as_sent, reply, ApplyFn, CmdResult, CrashPoint, Ctx, Handler, Outcome,
+    ShutdownRequest,
 };
 use crate::clock;
 use crate::keyspace::Txn;
@@ -352,8 +353,9 @@ fn memory_help(_: &mut Ctx, _: &[Bytes]) -> CmdResult {
 
 const DEBUG_NOT_ALLOWED: &str = "ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.";
 
-/// DEBUG SLEEP <seconds>: the only DEBUG subcommand Basalt has. It delays this connection
-/// only; Basalt runs other clients' commands meanwhile.
+/// DEBUG SLEEP <seconds> delays this connection only; Basalt runs other clients' commands
+/// meanwhile. DEBUG CRASH-AT <point>|NONE (Basalt's own, for crash tests) makes the process
+/// abort when its work reaches that point (`CrashPoint`).
 fn debug(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let allowed = match ctx.shared.config.get("enable-debug-command").as_str() {
         "yes" => true,
@@ -368,8 +370,17 @@ fn debug(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         let secs = secs.clamp(0.0, DEBUG_SLEEP_SECS_MAX);
         return Ok(Outcome::Delay(Duration::from_secs_f64(secs), Reply::OK));
     }
+    if eq(&args[1], "CRASH-AT") && args.len() == 3 {
+        let point = match CrashPoint::parse(&args[2]) {
+            Some(point) => Some(point),
+            None if eq(&args[2], "NONE") => None,
+            None => return Err(CmdError::msg("ERR unknown crash point")),
+        };
+        *ctx.shared.crash_point.lock() = point;
+        return Ok(Outcome::Reply(Reply::OK));
+    }
     Err(CmdError::msg(format!(
-        "ERR unknown subcommand or wrong number of arguments for '{}'. Basalt's DEBUG has SLEEP only.",
+        "ERR unknown subcommand or wrong number of arguments for '{}'. Basalt's DEBUG has SLEEP and CRASH-AT only.",
         args::text(&args[1])
     )))
 }

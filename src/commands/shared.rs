@@ -25,6 +25,26 @@ use crate::config::Config;
 use crate::keyspace::Keyspace;
 use crate::storage::SyncPolicy;
 
+/// Where `DEBUG CRASH-AT` makes the process abort, as a kill -9 would stop it there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrashPoint {
+    /// A cross-shard transaction's coordinator, once every shard is prepared.
+    CrossShardPrepared,
+    /// A cross-shard transaction's coordinator, once the decider has committed and before
+    /// any other shard is told.
+    CrossShardDecided,
+}
+
+impl CrashPoint {
+    pub fn parse(name: &[u8]) -> Option<CrashPoint> {
+        match name.to_ascii_lowercase().as_slice() {
+            b"cross-shard-prepared" => Some(CrashPoint::CrossShardPrepared),
+            b"cross-shard-decided" => Some(CrashPoint::CrossShardDecided),
+            _ => None,
+        }
+    }
+}
+
 /// How SHUTDOWN asked the server to stop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ShutdownRequest {
@@ -49,6 +69,9 @@ pub struct Shared {
     pub tcp_port: u16,
     pub last_save_unix_secs: AtomicU64,
     pub changes_since_save: AtomicU64,
+    /// `DEBUG CRASH-AT`: a point in the node's work where the process aborts (tests of
+    /// crashes at an exact moment), `None` normally.
+    pub crash_point: parking_lot::Mutex<Option<CrashPoint>>,
     shutdown_tx: watch::Sender<Option<ShutdownRequest>>,
 }
 
@@ -73,7 +96,16 @@ impl Shared {
             tcp_port,
             last_save_unix_secs: AtomicU64::new(clock::now_ms() / 1000),
             changes_since_save: AtomicU64::new(0),
+            crash_point: parking_lot::Mutex::new(None),
             shutdown_tx,
+        }
+    }
+
+    /// Aborts the process if `DEBUG CRASH-AT` named `point`.
+    pub fn crash_if_at(&self, point: CrashPoint) {
+        if *self.crash_point.lock() == Some(point) {
+            tracing::error!(?point, "DEBUG CRASH-AT: aborting");
+            std::process::abort();
         }
     }
 

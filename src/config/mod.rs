@@ -55,6 +55,7 @@ pub struct Config {
     password_set: AtomicBool,
     cluster_redirects: AtomicU8,
     stale_replica_reads: AtomicBool,
+    cross_shard_transactions: AtomicBool,
 }
 
 impl Config {
@@ -81,6 +82,7 @@ impl Config {
             lfu_policy: AtomicBool::new(false),
             cluster_redirects: AtomicU8::new(Redirects::Auto as u8),
             stale_replica_reads: AtomicBool::new(false),
+            cross_shard_transactions: AtomicBool::new(false),
             password_set: AtomicBool::new(false),
         };
         config.refresh_hot();
@@ -207,6 +209,10 @@ impl Config {
             .store(redirects as u8, Ordering::Relaxed);
         self.stale_replica_reads
             .store(self.get("replica-reads") == "stale", Ordering::Relaxed);
+        self.cross_shard_transactions.store(
+            self.get("cross-shard-transactions") == "yes",
+            Ordering::Relaxed,
+        );
     }
 
     pub fn get(&self, name: &str) -> String {
@@ -352,6 +358,11 @@ impl Config {
     /// `replica-reads stale`: READONLY reads on a replica skip the leader's read index.
     pub fn stale_replica_reads(&self) -> bool {
         self.stale_replica_reads.load(Ordering::Relaxed)
+    }
+    /// `cross-shard-transactions yes`: a transaction (or write) over keys of several shards
+    /// runs as a two-phase commit across their groups instead of getting CROSSSLOT.
+    pub fn cross_shard_transactions(&self) -> bool {
+        self.cross_shard_transactions.load(Ordering::Relaxed)
     }
     /// `cluster-redirects`: which connections get MOVED for a slot led elsewhere.
     pub fn cluster_redirects(&self) -> Redirects {

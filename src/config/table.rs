@@ -124,6 +124,12 @@ pub static BASALT_PARAMS: &[Param] = &[
         mutable: true,
     },
     Param {
+        name: "cross-shard-transactions",
+        default: "no",
+        kind: Kind::Bool,
+        mutable: true,
+    },
+    Param {
         name: "read-consistency",
         default: "lease",
         kind: Kind::Enum(&["lease", "linearizable"]),
@@ -194,6 +200,7 @@ pub static EFFECTIVE: &[&str] = &[
     "read-consistency",
     "cluster-redirects",
     "replica-reads",
+    "cross-shard-transactions",
     "cluster-announce-ip",
     "cluster-announce-port",
     "notify-keyspace-events",

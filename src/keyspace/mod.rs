@@ -9,6 +9,7 @@
 //! record, and the in-memory key and volatile counters equal what the engine holds.
 
 mod cache;
+mod cross_shard;
 mod elements;
 pub mod encoding;
 mod event_log;
@@ -17,6 +18,7 @@ mod groups;
 mod txn;
 
 pub use cache::Elements;
+pub use cross_shard::HeldLocks;
 pub use elements::SubRange;
 pub use encoding::{Collection, Encoding, Meta, Space, ValueType};
 pub use event_log::{EventId, LoggedEvent};

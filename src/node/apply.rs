@@ -7,8 +7,9 @@ use std::sync::{Arc, Weak};
 
 use bytes::Bytes;
 
+use super::cross_shard::{self, locked_key};
 use super::{watching, Node};
-use crate::cluster::{ClusterMap, ShardId, Slot};
+use crate::cluster::{ClusterMap, ShardId, Slot, TxnId};
 use crate::commands::notify::{self, Event};
 use crate::commands::CmdError;
 use crate::keyspace::{Keyspace, Txn};
@@ -72,6 +73,8 @@ fn group_ranges(keyspace: &Keyspace, node: &Node, group: GroupId) -> Vec<KeyRang
     let (first, last) = node.shards.slot_range(shard_of_group(group));
     let mut ranges = keyspace.slot_ranges(Slot(first.0), Slot(last.0));
     ranges.push(record_range(&state_record(group)));
+    // "raft/<group>" sorts before "xshard/".
+    ranges.push(Keyspace::cross_shard_range(group));
     ranges
 }
 
@@ -177,7 +180,11 @@ impl Applier for NodeApplier {
             txn.track_changes();
         }
         let mut events = (notify || logged).then(Vec::new);
+        let mut lock_change = None;
         let reply = match &entry.op {
+            EntryOp::Command(args) if locked_key(&node, entry.db, args, None) => {
+                return Ok(Reply::error(cross_shard::LOCKED));
+            }
             EntryOp::Command(args) => match apply_command(&node, &mut txn, entry.db, args) {
                 Ok(reply) => {
                     if let Some(events) = &mut events {
@@ -200,11 +207,26 @@ impl Applier for NodeApplier {
             },
             EntryOp::Batch(commands) => {
                 let commands = commands.iter().map(|a| (entry.db, &a[..]));
-                apply_each(&node, &mut txn, commands, events.as_mut())
+                apply_each(&node, &mut txn, commands, events.as_mut(), None)
             }
             EntryOp::Transaction(commands) => {
                 let commands = commands.iter().map(|(db, a)| (*db, &a[..]));
-                apply_each(&node, &mut txn, commands, events.as_mut())
+                apply_each(&node, &mut txn, commands, events.as_mut(), None)
+            }
+            EntryOp::CrossShard(op) => {
+                match cross_shard::apply_step(&node, group, entry.now_ms, op, &mut txn) {
+                    Ok(step) => {
+                        lock_change = step.locks;
+                        if !step.writes.is_empty() {
+                            let owner = Some(op.txn());
+                            let writes = step.writes.iter().copied();
+                            apply_each(&node, &mut txn, writes, events.as_mut(), owner);
+                        }
+                        step.reply
+                    }
+                    // Changes nothing; a replay fails it the same way.
+                    Err(e) => return Ok(Reply::Error(format!("ERR {e}"))),
+                }
             }
             EntryOp::FlushSlots { all_dbs } => {
                 drop(txn);
@@ -241,6 +263,9 @@ impl Applier for NodeApplier {
         let changes = txn.take_changes();
         let touched = watched.then(|| watching::before_commit(&node, &changes));
         txn.commit().map_err(storage_error)?;
+        if let Some(change) = lock_change {
+            node.cross_shard.locks.apply(change);
+        }
         if let Some(touched) = touched {
             watching::after_commit(&node, touched);
         }
@@ -266,7 +291,16 @@ impl Applier for NodeApplier {
                     node.wake_blocked(*db, args);
                 }
             }
-            EntryOp::Expire(_) | EntryOp::Map(_) | EntryOp::FlushSlots { .. } => {}
+            EntryOp::CrossShard(crate::cluster::CrossShardOp::Commit { writes, .. }) => {
+                let shard = shard_of_group(group);
+                for w in writes.iter().filter(|w| w.shard == shard) {
+                    node.wake_blocked(w.db, &w.args);
+                }
+            }
+            EntryOp::Expire(_)
+            | EntryOp::Map(_)
+            | EntryOp::FlushSlots { .. }
+            | EntryOp::CrossShard(_) => {}
         }
         Ok(reply)
     }
@@ -300,6 +334,7 @@ impl Applier for NodeApplier {
     fn drop_group(&self, group: GroupId) -> io::Result<()> {
         let node = self.node()?;
         drop_group_data(&node, group)?;
+        node.cross_shard.locks.load(Some(group), Vec::new());
         node.forget_events(group)?;
         node.invalidate_everything();
         Ok(())
@@ -329,6 +364,14 @@ impl Applier for NodeApplier {
                 .map_err(storage_error)?;
         }
         count_group(&node, group, 1)?;
+        if group != 0 {
+            let locks = node
+                .shared
+                .keyspace
+                .held_locks(Some(group))
+                .map_err(storage_error)?;
+            node.cross_shard.locks.load(Some(group), locks);
+        }
         node.forget_events(group)?;
         node.invalidate_everything();
         Ok(())
@@ -356,8 +399,9 @@ impl Checkpoint for EngineCheckpoint {
         if group != 0 {
             // The database map goes with every shard (a lone node's SWAPDB before others
             // joined; SWAPDB is refused in a cluster, so every sender has the same map).
-            // In key order: "dbmap" sorts before the apply state's "raft/<group>".
-            let at = ranges.len().saturating_sub(1);
+            // In key order: "dbmap" sorts before the apply state's "raft/<group>" (the
+            // last range but one, before the cross-shard records).
+            let at = ranges.len().saturating_sub(2);
             ranges.insert(at, record_range(Keyspace::db_map_record()));
         }
         Box::new(RangeReader {
@@ -428,14 +472,21 @@ fn no_database(db: u8) -> CmdError {
 
 /// Applies commands in order in one transaction, each atomically: one that fails leaves
 /// nothing of its own and the others' effects. Their replies, as an array.
+/// A write over a key a cross-shard transaction holds (other than `owner`, whose own
+/// writes these are) is refused.
 fn apply_each<'a>(
     node: &Node,
     txn: &mut Txn,
     commands: impl Iterator<Item = (u8, &'a [Bytes])>,
     mut events: Option<&mut Vec<Event>>,
+    owner: Option<TxnId>,
 ) -> Reply {
     let mut replies = Vec::new();
     for (db, args) in commands {
+        if locked_key(node, db, args, owner) {
+            replies.push(Reply::error(cross_shard::LOCKED));
+            continue;
+        }
         let point = txn.savepoint();
         let mark = txn.key_changes_len();
         replies.push(match apply_command(node, txn, db, args) {

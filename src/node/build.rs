@@ -109,6 +109,9 @@ pub async fn build_node(config: Arc<config::Config>, port: u16) -> anyhow::Resul
         std::fs::remove_dir_all(&raft_dir)?;
     }
     *node.map.write() = super::load_map(&node.shared.keyspace)?;
+    // Locks of prepared cross-shard transactions, as of the applied entries.
+    let locks = node.shared.keyspace.held_locks(None)?;
+    node.cross_shard_locks_loaded(locks);
     // Events kept by an earlier run would have a hole from this run's entries.
     if config.keyspace_events_log() == 0 && node.shared.keyspace.keeps_events()? {
         node.shared.keyspace.forget_events(None)?;

@@ -128,6 +128,10 @@ impl Node {
         let now_ms = started_us / 1000;
         session.info.touch(cmd.spec.name, now_ms);
         self.remember_reads(cmd, session, &args);
+        if let Some(reply) = self.across_shards(cmd, session, &args).await {
+            self.finish(cmd, &reply, session, &args, started_us);
+            return Prepared::Done(reply);
+        }
         let outcome = self.run_handler(cmd, session, &args, now_ms).await;
         let reply = match outcome {
             Ok(Outcome::Reply(reply)) => reply,
@@ -165,6 +169,35 @@ impl Node {
         }
         self.finish(cmd, &reply, session, &args, started_us);
         Prepared::Done(reply)
+    }
+
+    /// Before a command runs here: it waits while a cross-shard transaction holds one of
+    /// its keys, and a write over keys of several shards in a cluster runs as a cross-shard
+    /// transaction when they are on. `Some(reply)` when that answered it.
+    async fn across_shards(
+        &self,
+        cmd: &Command,
+        session: &mut Session,
+        args: &[Bytes],
+    ) -> Option<Reply> {
+        if let Err(reply) = self.wait_for_locks(cmd, session.db, args).await {
+            return Some(reply);
+        }
+        if !cmd.is_write() || !matches!(self.route(cmd, args), ShardSet::Some(_)) {
+            return None;
+        }
+        if !self.runs_across_shards() {
+            return None;
+        }
+        let queued = [(cmd, args.to_vec())];
+        Some(
+            match self.exec_across_shards(session, &queued, None).await {
+                Reply::Array(mut replies) if replies.len() == 1 => {
+                    replies.pop().unwrap_or(Reply::Null)
+                }
+                other => other,
+            },
+        )
     }
 
     /// Runs a command's handler, then deletes through the shard log the keys it found

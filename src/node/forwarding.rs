@@ -58,7 +58,19 @@ pub enum Pending<'a> {
     Forward(Forwarded<'a>),
 }
 
-fn peer_addr() -> SocketAddr {
+/// A cross-shard step carries the clock of the leader that proposes it (a Prepare is
+/// refused past its deadline by that clock, however late a retried one arrives).
+fn stamped(entry: &Entry) -> std::borrow::Cow<'_, Entry> {
+    match entry.op {
+        EntryOp::CrossShard(_) => std::borrow::Cow::Owned(Entry {
+            now_ms: crate::clock::now_ms().max(entry.now_ms),
+            ..entry.clone()
+        }),
+        _ => std::borrow::Cow::Borrowed(entry),
+    }
+}
+
+pub(super) fn peer_addr() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 0))
 }
 
@@ -311,7 +323,8 @@ impl Node {
             EntryOp::Expire(_)
             | EntryOp::Map(_)
             | EntryOp::FlushSlots { .. }
-            | EntryOp::Transaction(_) => Reply::error("TRYAGAIN the shard is changing leader"),
+            | EntryOp::Transaction(_)
+            | EntryOp::CrossShard(_) => Reply::error("TRYAGAIN the shard is changing leader"),
         }
     }
 
@@ -330,11 +343,11 @@ impl Node {
     }
 
     /// Proposes `entry` to `shard`'s group at its leader, here or at another node.
-    async fn propose_at_leader(&self, shard: ShardId, entry: &Entry) -> Reply {
+    pub(super) async fn propose_at_leader(&self, shard: ShardId, entry: &Entry) -> Reply {
         let deadline = tokio::time::Instant::now() + FORWARD_TIMEOUT;
         loop {
             let err = if self.groups().is_leader(shard) {
-                match self.groups().propose(shard, entry).await {
+                match self.groups().propose(shard, &stamped(entry)).await {
                     Ok(reply) => return reply,
                     Err(e) => e.to_string(),
                 }
@@ -375,7 +388,7 @@ impl Node {
         }
         let reply = self
             .groups()
-            .propose(shard, &entry)
+            .propose(shard, &stamped(&entry))
             .await
             .map_err(|e| e.to_string())?;
         Ok(response::Body::Reply(encoded(&reply, false)))

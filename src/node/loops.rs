@@ -1,6 +1,7 @@
 //! The node's background loops: active expiry and the ops/sec sampler, Raft log
 //! checkpoints, spreading shard leaders over the nodes, quiescing idle groups, the
-//! replica balancer, and passing published messages to the other nodes. They run until the server's stop signal.
+//! replica balancer, passing published messages to the other nodes, and settling
+//! cross-shard transactions left behind. They run until the server's stop signal.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +24,7 @@ impl Loops {
             tokio::spawn(balance_replicas(node.clone(), stop.clone())),
             tokio::spawn(quiesce_groups(node.clone(), stop.clone())),
             tokio::spawn(fan_out(node.clone(), stop.clone())),
+            tokio::spawn(settle_cross_shard(node.clone(), stop.clone())),
         ])
     }
 
@@ -55,6 +57,23 @@ async fn fan_out(node: Arc<Node>, mut stop: watch::Receiver<bool>) {
     tokio::select! {
         _ = node.fan_out() => {}
         _ = stop.changed() => {}
+    }
+}
+
+/// Settling cross-shard transactions whose coordinator went quiet, and dropping what
+/// deciders keep of old ones (`cross_shard/recovery.rs`), once a second.
+async fn settle_cross_shard(node: Arc<Node>, mut stop: watch::Receiver<bool>) {
+    let mut round = 0u64;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = stop.changed() => return,
+        }
+        round += 1;
+        tokio::select! {
+            _ = node.settle_stale_locks(round) => {}
+            _ = stop.changed() => return,
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 //! port (`peer.rs`), the apply glue between the shards' Raft groups and the keyspace and
 //! snapshots (`apply.rs`), and the background loops (`loops.rs`: active expiry, checkpoints,
 //! leader spreading, quiescing, the replica balancer of `balancer.rs`), MULTI/EXEC
-//! (`transaction.rs`) and WATCH's marks at apply (`watching.rs`), passing published
+//! (`transaction.rs`) and across shards (`cross_shard/`), WATCH's marks at apply (`watching.rs`), passing published
 //! messages to the other nodes (`fanout.rs`), keyspace notifications (`notifying.rs`), WAIT (`wait.rs`), and what handlers may learn of the cluster
 //! (`view.rs`).
 //!
@@ -14,6 +14,7 @@
 mod apply;
 mod balancer;
 mod build;
+mod cross_shard;
 mod dispatch;
 mod event_log;
 mod expire_cycle;
@@ -59,6 +60,8 @@ pub struct Node {
     fanout: fanout::Fanout,
     /// What `event_log.rs` knows of each shard's kept keyspace events.
     event_log: event_log::EventLog,
+    /// Locks of prepared cross-shard transactions, and the ids of those run here.
+    cross_shard: cross_shard::CrossShard,
 }
 
 impl Node {
@@ -72,6 +75,7 @@ impl Node {
             map: Default::default(),
             fanout: Default::default(),
             event_log: Default::default(),
+            cross_shard: Default::default(),
         }
     }
 

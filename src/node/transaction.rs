@@ -24,6 +24,7 @@ use crate::clock;
 use crate::cluster::{key_slot, ShardId, ShardSet};
 use crate::commands::watches::WatchState;
 use crate::commands::{Command, Ctx, Outcome, Session};
+use crate::keyspace::Keyspace;
 use crate::protocol::Reply;
 use crate::raft::{Entry, EntryOp};
 
@@ -31,7 +32,7 @@ const EXECABORT: &str = "EXECABORT Transaction discarded because of previous err
 const CROSSSLOT: &str = "CROSSSLOT Keys in request don't hash to the same slot";
 /// Collection versions a speculative run takes: a range no shard group ever uses
 /// (groups take `group << 48 | n`).
-const SPECULATIVE_VERSIONS: u64 = 0xffff << 48;
+pub(super) const SPECULATIVE_VERSIONS: u64 = 0xffff << 48;
 
 /// A write found by the speculative run: the index of its reply, its database and its
 /// normalised argv.
@@ -158,6 +159,25 @@ impl Node {
         for (cmd, args) in &queued {
             self.remember_reads(cmd, session, args);
         }
+        if shards.len() > 1 && !self.groups().alone() {
+            // Only with `cross-shard-transactions yes` (see `transaction_shards`).
+            if !session.watched_elsewhere.is_empty() {
+                return Reply::error("TRYAGAIN the shard is changing leader");
+            }
+            let reply = self
+                .exec_across_shards(session, &queued, watching.as_ref())
+                .await;
+            drop(watching);
+            if let Reply::Array(replies) = &reply {
+                for ((cmd, args), reply) in queued.iter().zip(replies) {
+                    self.finish(cmd, reply, session, args, started_us);
+                }
+            }
+            return reply;
+        }
+        if let Err(reply) = self.wait_for_queued_locks(session.db, &queued).await {
+            return reply;
+        }
         if let [shard] = shards[..] {
             if !self.groups().is_leader(shard) {
                 if !session.watched_elsewhere.is_empty() {
@@ -204,7 +224,8 @@ impl Node {
         }
         // Redis unwatches before running the commands.
         drop(watching);
-        let (mut replies, writes) = self.speculate(session, &queued, now_ms);
+        let spec = self.shared.keyspace.speculate();
+        let (mut replies, writes) = self.speculate(&spec, session, &queued, now_ms, None);
         if !writes.is_empty() {
             let (at, commands): (Vec<usize>, Vec<(u8, Vec<Bytes>)>) = writes.into_iter().unzip();
             let entry = Entry {
@@ -258,7 +279,7 @@ impl Node {
             }
             return Ok((0..self.shards.shard_count()).map(ShardId).collect());
         }
-        if shards.len() > 1 && !alone {
+        if shards.len() > 1 && !alone && !self.runs_across_shards() {
             return Err(Reply::error(CROSSSLOT));
         }
         Ok(shards.into_iter().collect())
@@ -275,22 +296,24 @@ impl Node {
         })
     }
 
-    /// Runs the queued commands against a speculative keyspace: every command's reply, and
-    /// the normalised writes (with the index of their reply and their database).
-    fn speculate(
+    /// Runs the queued commands against a speculative keyspace (`Keyspace::speculate`):
+    /// every command's reply, and the normalised writes (with the index of their reply and
+    /// their database). `changed` collects every key the writes changed.
+    pub(super) fn speculate(
         &self,
+        spec: &Keyspace,
         session: &mut Session,
         queued: &[(&Command, Vec<Bytes>)],
         now_ms: u64,
+        mut changed: Option<&mut Vec<(u8, Bytes)>>,
     ) -> (Vec<Reply>, Vec<SpeculatedWrite>) {
-        let spec = self.shared.keyspace.speculate();
         let mut replies = Vec::with_capacity(queued.len());
         let mut writes = Vec::new();
         let mut versions = SPECULATIVE_VERSIONS;
         for (cmd, args) in queued {
             let mut ctx = Ctx {
                 shared: &self.shared,
-                keyspace: &spec,
+                keyspace: spec,
                 cluster: self,
                 session,
                 now_ms,
@@ -308,9 +331,16 @@ impl Node {
                 }
                 Ok(Outcome::Propose(normalised)) => {
                     let mut txn = spec.txn(now_ms, u64::MAX, versions);
+                    if changed.is_some() {
+                        txn.track_changes();
+                    }
                     match apply_command(self, &mut txn, db, &normalised) {
                         Ok(reply) => {
                             versions += txn.versions_taken();
+                            if let Some(changed) = changed.as_deref_mut() {
+                                let keys = txn.take_changes().keys;
+                                changed.extend(keys.into_iter().map(|c| (c.db, c.key)));
+                            }
                             match txn.commit() {
                                 Ok(()) => {
                                     writes.push((replies.len(), (db, normalised)));

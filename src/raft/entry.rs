@@ -7,13 +7,14 @@
 //! if it is expired at `now_ms`), 3 = several commands of one pipeline for one shard,
 //! applied in order (`count` commands, each `argc:u32 | (len:u32 | bytes){argc}`), 4 = a
 //! cluster map change, 5 = a shard's FLUSHDB/FLUSHALL (`db` or `all`), 6 = a MULTI/EXEC
-//! transaction (as 3, each command's list led by its database, one byte). The optional
+//! transaction (as 3, each command's list led by its database, one byte), 7 = a step of a
+//! cross-shard transaction (as 3; see `cluster::cross_shard`). The optional
 //! trailer names the client whose command it is (NOLOOP client tracking leaves that
 //! client's own writes out of its invalidations); entries without it read as before.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
-use crate::cluster::MapChange;
+use crate::cluster::{CrossShardOp, MapChange};
 
 const FORMAT_VERSION: u8 = 1;
 /// Bound on the argument count of one decoded entry (as the request decoder's).
@@ -36,6 +37,8 @@ pub enum EntryOp {
     /// it runs in (SELECT may come between them): applied in order, all in one engine
     /// write, each atomically (one failing leaves the others' effects, as in Redis).
     Transaction(Vec<(u8, Vec<Bytes>)>),
+    /// A step of a transaction over several shards (two-phase commit).
+    CrossShard(CrossShardOp),
 }
 
 /// The client whose command an entry carries: its node and its id there.
@@ -118,6 +121,10 @@ impl Entry {
                     .collect();
                 (6, own_lists.iter().collect())
             }
+            EntryOp::CrossShard(op) => {
+                own_lists = op.to_lists();
+                (7, own_lists.iter().collect())
+            }
         };
         let size: usize = 15
             + lists
@@ -129,7 +136,7 @@ impl Entry {
         out.put_u8(self.db);
         out.put_u64(self.now_ms);
         out.put_u8(tag);
-        if tag == 3 || tag == 6 {
+        if matches!(tag, 3 | 6 | 7) {
             out.put_u32(lists.len() as u32);
         }
         for args in lists {
@@ -181,6 +188,16 @@ impl Entry {
                     commands.push((db, args));
                 }
                 EntryOp::Transaction(commands)
+            }
+            7 => {
+                let count = take_count(&mut raw)?;
+                let mut lists = Vec::with_capacity(count.min(1024) as usize);
+                for _ in 0..count {
+                    lists.push(decode_args(&mut raw)?);
+                }
+                EntryOp::CrossShard(
+                    CrossShardOp::from_lists(lists).map_err(|_| EntryDecodeError::Op(7))?,
+                )
             }
             5 => match &decode_args(&mut raw)?[..] {
                 [scope] if &scope[..] == b"all" => EntryOp::FlushSlots { all_dbs: true },
@@ -247,7 +264,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn round_trip(db: u8, now_ms: u64, kind in 0..6u8, origin: Option<(u64, u64)>,
+        fn round_trip(db: u8, now_ms: u64, kind in 0..7u8, origin: Option<(u64, u64)>,
                       args in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..40), 0..8)) {
             let args: Vec<Bytes> = args.into_iter().map(Bytes::from).collect();
             let op = match kind {
@@ -259,6 +276,12 @@ mod tests {
                     nodes: args.iter().map(|a| a.len() as u64).collect(),
                 }),
                 4 => EntryOp::Batch(args.chunks(3).map(<[Bytes]>::to_vec).collect()),
+                5 => EntryOp::CrossShard(crate::cluster::CrossShardOp::Prepare {
+                    txn: crate::cluster::TxnId { node: now_ms, seq: u64::from(db) },
+                    decider: crate::cluster::ShardId(u16::from(db)),
+                    deadline_ms: now_ms,
+                    keys: args.iter().map(|a| (db, a.clone())).collect(),
+                }),
                 _ => EntryOp::Transaction(
                     args.chunks(2)
                         .enumerate()

@@ -39,6 +39,9 @@ impl fmt::Display for WriteEntry {
             super::EntryOp::Transaction(commands) => {
                 write!(f, "db{} transaction of {} writes", self.db, commands.len())
             }
+            super::EntryOp::CrossShard(op) => {
+                write!(f, "cross-shard transaction {} step", op.txn())
+            }
             super::EntryOp::Map(op) => write!(f, "metadata {op:?}"),
             super::EntryOp::FlushSlots { all_dbs } => {
                 write!(f, "db{} flush slots (all databases: {all_dbs})", self.db)

@@ -7,6 +7,7 @@ mod bad_input;
 mod blocking;
 mod cluster;
 mod cluster_protocol;
+mod cross_shard;
 mod docs;
 mod durability;
 mod failover;

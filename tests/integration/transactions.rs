@@ -13,7 +13,10 @@ use crate::cluster::Cluster;
 use crate::cluster_protocol::{connect, int, master_of, query, spread_slot_table, text};
 
 /// MULTI, the commands, EXEC on one connection; EXEC's reply.
-fn transaction(con: &mut redis::Connection, commands: &[&[&str]]) -> redis::RedisResult<Value> {
+pub(crate) fn transaction(
+    con: &mut redis::Connection,
+    commands: &[&[&str]],
+) -> redis::RedisResult<Value> {
     let multi = query(con, &["MULTI"])?;
     if multi != Value::Okay {
         return Ok(multi);
