@@ -8,7 +8,9 @@ Then `redis-benchmark PUBLISH` with 50 clients at P1 and P16 while 1 or 100 subs
 (spread over the nodes) read every message. Medians of --runs runs; ratio = Basalt / redis.
 
 With --cluster the Basalt side is a 3-node cluster on this machine (scripts/cluster.sh,
-RF 3), clients on node 0; redis-server is one process.
+RF 3, `--cross-shard-transactions yes`), clients on node 0; redis-server is one process.
+There the MULTI INCR INCR GET block also runs over two keys of different shards (a
+cross-shard transaction in Basalt; a plain one in the single redis-server).
 
 Usage: bench/transactions.py [--runs 3] [--ops 2000] [--cluster]
        [--redis-args "--appendonly yes --appendfsync everysec"]
@@ -53,6 +55,35 @@ def multi_block(ports, ops):
     for _ in range(ops):
         p = r.pipeline(transaction=True)
         p.incr("{t}a").incr("{t}b").get("{t}a")
+        p.execute()
+    return ops / (time.perf_counter() - started)
+
+
+def crc16(data):
+    """CRC16-XMODEM, Redis Cluster's key hash."""
+    crc = 0
+    for byte in data:
+        crc ^= byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
+            crc &= 0xFFFF
+    return crc
+
+
+def keys_of_two_shards(shards=16):
+    """Two keys whose slots fall in different shards (of `shards` even slot ranges)."""
+    shard = lambda k: (crc16(k.encode()) % 16384) * shards // 16384
+    first = "acct0"
+    return first, next(k for k in (f"acct{i}" for i in range(1, 100)) if shard(k) != shard(first))
+
+
+def multi_block_across(ports, ops):
+    a, b = keys_of_two_shards()
+    r = redis.Redis(port=ports[0])
+    started = time.perf_counter()
+    for _ in range(ops):
+        p = r.pipeline(transaction=True)
+        p.incr(a).incr(b).get(a)
         p.execute()
     return ops / (time.perf_counter() - started)
 
@@ -130,7 +161,7 @@ def main():
         rport = free_port()
         tmp = tempfile.mkdtemp(prefix="basalt-txn-redis-")
         redis_proc = start_redis(rport, tmp, shlex.split(args.redis_args))
-        bports, stop_cluster = start_cluster(args.basalt_args)
+        bports, stop_cluster = start_cluster(args.basalt_args + " --cross-shard-transactions yes")
         sides = [("redis", [rport]), ("basalt", bports)]
         cleanup = lambda: (stop([redis_proc]), stop_cluster())
     else:
@@ -144,6 +175,7 @@ def main():
               f"median of {args.runs} runs\n")
         print("| workload | redis ops/s | Basalt ops/s | ratio |")
         print("|---|---:|---:|---:|")
+        across = [("MULTI INCR INCR GET EXEC, 2 shards", multi_block_across)] if args.cluster else []
         for name, run in [("MULTI 10×SET EXEC, P1", multi_sets(1)),
                           ("MULTI 10×SET EXEC, P16", multi_sets(16)),
                           ("MULTI INCR INCR GET EXEC", multi_block),
@@ -151,7 +183,7 @@ def main():
                           ("PUBLISH, 1 subscriber, P1", publish(1, 1)),
                           ("PUBLISH, 1 subscriber, P16", publish(1, 16)),
                           ("PUBLISH, 100 subscribers, P1", publish(100, 1)),
-                          ("PUBLISH, 100 subscribers, P16", publish(100, 16))]:
+                          ("PUBLISH, 100 subscribers, P16", publish(100, 16))] + across:
             rates = {n: [] for n, _ in sides}
             for _ in range(args.runs):
                 for n, ports in sides:

@@ -25,6 +25,7 @@ impl Loops {
             tokio::spawn(quiesce_groups(node.clone(), stop.clone())),
             tokio::spawn(fan_out(node.clone(), stop.clone())),
             tokio::spawn(settle_cross_shard(node.clone(), stop.clone())),
+            tokio::spawn(finish_cross_shard(node.clone(), stop.clone())),
         ])
     }
 
@@ -74,6 +75,14 @@ async fn settle_cross_shard(node: Arc<Node>, mut stop: watch::Receiver<bool>) {
             _ = node.settle_stale_locks(round) => {}
             _ = stop.changed() => return,
         }
+    }
+}
+
+/// The last steps of cross-shard transactions, after their replies (`cross_shard/`).
+async fn finish_cross_shard(node: Arc<Node>, mut stop: watch::Receiver<bool>) {
+    tokio::select! {
+        _ = super::cross_shard::finish_settled(node) => {}
+        _ = stop.changed() => {}
     }
 }
 

@@ -27,9 +27,12 @@ pub(crate) use locks::LockTable;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use parking_lot::Mutex;
+use tokio::sync::Notify;
 
 use self::values::{bulk_of, decode_values, error_text, read_value, KeyValue};
 use super::apply::apply_command;
@@ -50,11 +53,21 @@ const LOCK_WAIT: Duration = Duration::from_secs(8);
 /// neither a shard group nor the run itself (`transaction::SPECULATIVE_VERSIONS`) uses.
 const STAGED_VERSIONS: u64 = 0xfffe << 48;
 
-/// A node's share of cross-shard transactions: the locks its replicas hold, and the
-/// sequence of the transactions it coordinates.
+/// A node's share of cross-shard transactions: the locks its replicas hold, the sequence
+/// of the transactions it coordinates, and their last steps, taken after the reply.
 pub struct CrossShard {
     pub(crate) locks: LockTable,
     seq: AtomicU64,
+    finishing: Mutex<Vec<Finish>>,
+    to_finish: Notify,
+}
+
+/// The last step of a transaction whose outcome is settled: `step` at `shards`, then, if
+/// they all applied it, `then` at one shard.
+pub(super) struct Finish {
+    shards: Vec<ShardId>,
+    step: CrossShardOp,
+    then: Option<(ShardId, CrossShardOp)>,
 }
 
 impl Default for CrossShard {
@@ -63,6 +76,34 @@ impl Default for CrossShard {
             locks: LockTable::default(),
             // Unique across restarts: a new start begins past any earlier id.
             seq: AtomicU64::new(clock::now_us()),
+            finishing: Mutex::new(Vec::new()),
+            to_finish: Notify::new(),
+        }
+    }
+}
+
+impl CrossShard {
+    fn finish(&self, finish: Finish) {
+        self.finishing.lock().push(finish);
+        self.to_finish.notify_one();
+    }
+}
+
+/// Takes the last steps of settled transactions, each in a task of its own, until the node
+/// stops (`loops.rs`).
+pub(super) async fn finish_settled(node: Arc<Node>) {
+    loop {
+        node.cross_shard.to_finish.notified().await;
+        let batch = std::mem::take(&mut *node.cross_shard.finishing.lock());
+        for f in batch {
+            let node = node.clone();
+            tokio::spawn(async move {
+                if node.send_step(&f.shards, &f.step).await {
+                    if let Some((shard, then)) = f.then {
+                        node.send_step(&[shard], &then).await;
+                    }
+                }
+            });
         }
     }
 }
@@ -288,7 +329,12 @@ impl Node {
             }
         };
         if writes.is_empty() {
-            self.send_step(&shards, &abort).await;
+            // Nothing to write: the locks go after the reply.
+            self.cross_shard.finish(Finish {
+                shards,
+                step: abort,
+                then: None,
+            });
             return Ok(Reply::Array(replies));
         }
         let commit = CrossShardOp::Commit {
@@ -316,12 +362,15 @@ impl Node {
             }
             _ => {
                 self.shared.crash_if_at(CrashPoint::CrossShardDecided);
-                // The decider keeps the commit until every shard has applied it: a shard
-                // that missed it asks the decider later (`recovery.rs`).
-                if self.send_step(&shards[1..], &commit).await {
-                    let forget = CrossShardOp::Forget { txn, decider };
-                    self.send_step(&[decider], &forget).await;
-                }
+                // Decided: the other shards apply it after the reply (until they do, their
+                // keys stay locked, so no read misses it). The decider keeps the commit
+                // until every shard has applied it; one that missed it asks the decider
+                // later (`recovery.rs`).
+                self.cross_shard.finish(Finish {
+                    shards: shards[1..].to_vec(),
+                    step: commit,
+                    then: Some((decider, CrossShardOp::Forget { txn, decider })),
+                });
                 Ok(Reply::Array(replies))
             }
         }
