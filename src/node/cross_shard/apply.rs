@@ -8,7 +8,7 @@ use super::super::apply::shard_of_group;
 use super::super::Node;
 use super::locks::LockChange;
 use super::values::{encode_values, read_value};
-use crate::cluster::{CrossShardOp, ShardId, TxnId};
+use crate::cluster::{CrossShardOp, TxnId};
 use crate::keyspace::{HeldLocks, Txn};
 use crate::protocol::Reply;
 use crate::raft::{Entry, EntryOp, GroupId};
@@ -251,15 +251,10 @@ pub(crate) fn locked_key(node: &Node, db: u8, args: &[Bytes], owner: Option<TxnI
         .any(|i| locks.holder(db, &args[i]).is_some_and(|t| Some(t) != owner))
 }
 
-/// The shard whose group `group` is, for callers outside apply.
-pub(crate) fn shard_of(group: GroupId) -> ShardId {
-    shard_of_group(group)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::ShardWrite;
+    use crate::cluster::{ShardId, ShardWrite};
 
     #[test]
     fn outcomes_round_trip() {

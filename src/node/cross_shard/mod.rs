@@ -26,7 +26,7 @@ pub(crate) use apply::{apply_step, locked_key, LOCKED};
 pub(crate) use locks::LockTable;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -47,6 +47,8 @@ use crate::raft::{Entry, EntryOp};
 
 /// How long a transaction has, from its first Prepare, before it can no longer prepare.
 const DEADLINE: Duration = Duration::from_secs(10);
+/// Settled transactions whose last steps may wait for after their reply at once.
+const FINISHING_MAX: usize = 1024;
 /// How long a command waits for a key a transaction holds.
 const LOCK_WAIT: Duration = Duration::from_secs(8);
 /// Collection versions of the values a transaction's speculative run starts from: a range
@@ -60,6 +62,8 @@ pub struct CrossShard {
     seq: AtomicU64,
     finishing: Mutex<Vec<Finish>>,
     to_finish: Notify,
+    /// Finishes queued or running (at most FINISHING_MAX).
+    in_flight: AtomicUsize,
 }
 
 /// The last step of a transaction whose outcome is settled: `step` at `shards`, then, if
@@ -78,14 +82,22 @@ impl Default for CrossShard {
             seq: AtomicU64::new(clock::now_us()),
             finishing: Mutex::new(Vec::new()),
             to_finish: Notify::new(),
+            in_flight: AtomicUsize::new(0),
         }
     }
 }
 
 impl CrossShard {
-    fn finish(&self, finish: Finish) {
+    /// Queues `finish` for after the reply; `Some(finish)` back when FINISHING_MAX are
+    /// already under way (the caller then takes the steps itself).
+    fn finish(&self, finish: Finish) -> Option<Finish> {
+        if self.in_flight.fetch_add(1, Ordering::AcqRel) >= FINISHING_MAX {
+            self.in_flight.fetch_sub(1, Ordering::AcqRel);
+            return Some(finish);
+        }
         self.finishing.lock().push(finish);
         self.to_finish.notify_one();
+        None
     }
 }
 
@@ -98,11 +110,8 @@ pub(super) async fn finish_settled(node: Arc<Node>) {
         for f in batch {
             let node = node.clone();
             tokio::spawn(async move {
-                if node.send_step(&f.shards, &f.step).await {
-                    if let Some((shard, then)) = f.then {
-                        node.send_step(&[shard], &then).await;
-                    }
-                }
+                node.take_steps(f).await;
+                node.cross_shard.in_flight.fetch_sub(1, Ordering::AcqRel);
             });
         }
     }
@@ -330,11 +339,12 @@ impl Node {
         };
         if writes.is_empty() {
             // Nothing to write: the locks go after the reply.
-            self.cross_shard.finish(Finish {
+            self.finish_later(Finish {
                 shards,
                 step: abort,
                 then: None,
-            });
+            })
+            .await;
             return Ok(Reply::Array(replies));
         }
         let commit = CrossShardOp::Commit {
@@ -366,13 +376,31 @@ impl Node {
                 // keys stay locked, so no read misses it). The decider keeps the commit
                 // until every shard has applied it; one that missed it asks the decider
                 // later (`recovery.rs`).
-                self.cross_shard.finish(Finish {
+                self.finish_later(Finish {
                     shards: shards[1..].to_vec(),
                     step: commit,
                     then: Some((decider, CrossShardOp::Forget { txn, decider })),
-                });
+                })
+                .await;
                 Ok(Reply::Array(replies))
             }
+        }
+    }
+
+    /// A settled transaction's last steps (see `Finish`).
+    async fn take_steps(&self, f: Finish) {
+        if self.send_step(&f.shards, &f.step).await {
+            if let Some((shard, then)) = f.then {
+                self.send_step(&[shard], &then).await;
+            }
+        }
+    }
+
+    /// Queues a transaction's last steps for after the reply, or takes them now when too
+    /// many are under way.
+    async fn finish_later(&self, f: Finish) {
+        if let Some(f) = self.cross_shard.finish(f) {
+            self.take_steps(f).await;
         }
     }
 

@@ -5,7 +5,8 @@
 //! Deciders also drop, after a while, what they keep of transactions that can no longer
 //! be prepared anywhere.
 
-use super::apply::{self, Outcome};
+use super::super::apply::shard_of_group;
+use super::apply::Outcome;
 use super::values::{bulk_of, error_text};
 use super::{Node, DEADLINE};
 use crate::clock;
@@ -28,7 +29,7 @@ impl Node {
             if now.saturating_sub(held.since_ms) < STALE_AFTER_MS {
                 continue;
             }
-            let shard = apply::shard_of(held.group);
+            let shard = shard_of_group(held.group);
             if self.groups().is_leader(shard) {
                 self.settle_locks(&held, shard).await;
             }
