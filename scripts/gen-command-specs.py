@@ -125,8 +125,8 @@ EXTRA = {
 
 # Basalt's own KEYEVENTS (kept keyspace events, read from where a consumer left off): Redis has
 # no such command, so its metadata is written here.
-def _basalt(name, arity, summary, complexity, args=()):
-    info = [name, arity, ["loading", "stale"], 0, 0, 0, ["@slow"], [], [], []]
+def _basalt(name, arity, summary, complexity, args=(), flags=()):
+    info = [name, arity, ["loading", "stale", *flags], 0, 0, 0, ["@slow"], [], [], []]
     docs = [b"summary", summary, b"since", "basalt-0.1", b"group", "server",
             b"complexity", complexity]
     if args:
@@ -140,7 +140,9 @@ BASALT_COMMANDS = [
     _basalt("keyevents|read", -4, "Returns the keyspace events a shard kept after an event id.",
             "O(N) with N the events returned.",
             [[b"name", "shard", b"type", "integer"], [b"name", "id", b"type", "string"],
-             [b"name", "count", b"type", "integer", b"token", "COUNT", b"flags", ["optional"]]]),
+             [b"name", "count", b"type", "integer", b"token", "COUNT", b"flags", ["optional"]],
+             [b"name", "milliseconds", b"type", "integer", b"token", "BLOCK", b"flags", ["optional"]]],
+            flags=["blocking"]),
     _basalt("keyevents|shards", 2, "Lists the shards this node keeps events of, with their slots and oldest event.",
             "O(N) with N the shards."),
     _basalt("keyevents|help", 2, "Returns helpful text about the different subcommands.", "O(1)"),

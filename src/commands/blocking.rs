@@ -1,12 +1,15 @@
-//! Blocked clients: BLPOP and friends wait on the node for their keys to be written.
+//! Blocked clients: BLPOP and friends wait on the node for their keys to be written;
+//! KEYEVENTS READ … BLOCK waits for a shard to keep new events.
 //!
-//! A blocked client registers a [`Waiter`] at the back of the queue of each of its keys,
+//! A client blocked on keys registers a [`Waiter`] at the back of the queue of each of its keys,
 //! then checks its keys once more (so a push between its first check and its registration
 //! is not missed) and sleeps. Every applied write wakes the first still-sleeping waiter of
 //! each key it touched, so clients are served first come, first served: the woken client
 //! pops (a write on the key, which wakes the next one) or, finding nothing, sleeps again in
 //! its place. A waiter that leaves after being woken without taking anything (timeout,
-//! CLIENT UNBLOCK, disconnect) passes its wake-up on. CLIENT UNBLOCK finds waiters by client.
+//! CLIENT UNBLOCK, disconnect) passes its wake-up on. A client waiting for a shard's events
+//! takes nothing, so every entry that keeps events wakes all of them. CLIENT UNBLOCK finds
+//! waiters by client.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
@@ -32,13 +35,29 @@ pub enum Unblocked {
     Error,
 }
 
+/// What a blocked client waits for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WaitFor {
+    /// One of `keys` (in the client's database) to hold a non-empty value of type `wants`
+    /// (a write leaving another type at a key does not wake it).
+    Keys { keys: Vec<Bytes>, wants: ValueType },
+    /// The Raft group to keep the events of another applied entry.
+    Events(u32),
+}
+
+/// One queue of waiters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Slot {
+    Key(u8, Bytes),
+    Events(u32),
+}
+
 /// One blocked client.
 pub struct Waiter {
     pub client_id: u64,
-    db: u8,
-    keys: Vec<Bytes>,
-    /// The type it pops (a write leaving another type at its key does not wake it).
-    wants: ValueType,
+    slots: Vec<Slot>,
+    /// The type it pops; `None` for a reader that takes nothing (woken with all others).
+    wants: Option<ValueType>,
     state: AtomicU8,
     notify: Notify,
 }
@@ -62,8 +81,8 @@ impl Waiter {
     }
 }
 
-/// Waiters by (logical database, key), oldest first.
-type Queues = HashMap<(u8, Bytes), VecDeque<Arc<Waiter>>>;
+/// Waiters by what they wait for, oldest first.
+type Queues = HashMap<Slot, VecDeque<Arc<Waiter>>>;
 
 #[derive(Default)]
 pub struct BlockRegistry {
@@ -73,28 +92,31 @@ pub struct BlockRegistry {
 }
 
 impl BlockRegistry {
-    /// Queues a client on `keys` of logical database `db`.
-    pub fn register(
-        &self,
-        client_id: u64,
-        db: u8,
-        keys: &[Bytes],
-        wants: ValueType,
-    ) -> Arc<Waiter> {
+    /// Queues a client of logical database `db` on what it waits for.
+    pub fn register(&self, client_id: u64, db: u8, waits_for: &WaitFor) -> Arc<Waiter> {
+        let (mut slots, wants) = match waits_for {
+            WaitFor::Keys { keys, wants } => {
+                let slots = keys.iter().map(|k| Slot::Key(db, k.clone())).collect();
+                (slots, Some(*wants))
+            }
+            WaitFor::Events(group) => (vec![Slot::Events(*group)], None),
+        };
+        // A key named twice is one place in its queue.
+        let mut seen = std::collections::HashSet::new();
+        slots.retain(|s| seen.insert(s.clone()));
         let waiter = Arc::new(Waiter {
             client_id,
-            db,
-            keys: keys.to_vec(),
+            slots,
             wants,
             state: AtomicU8::new(SLEEPING),
             notify: Notify::new(),
         });
         let mut queues = self.queues.lock();
-        for key in keys {
-            let queue = queues.entry((db, key.clone())).or_default();
-            if !queue.iter().any(|w| Arc::ptr_eq(w, &waiter)) {
-                queue.push_back(waiter.clone());
-            }
+        for slot in &waiter.slots {
+            queues
+                .entry(slot.clone())
+                .or_default()
+                .push_back(waiter.clone());
         }
         self.blocked.fetch_add(1, Ordering::AcqRel);
         waiter
@@ -104,14 +126,13 @@ impl BlockRegistry {
     pub fn unregister(&self, waiter: &Arc<Waiter>) {
         let pass_on = waiter.state.load(Ordering::Acquire) == WOKEN;
         let mut queues = self.queues.lock();
-        for key in &waiter.keys {
-            let slot = (waiter.db, key.clone());
-            if let Some(queue) = queues.get_mut(&slot) {
+        for slot in &waiter.slots {
+            if let Some(queue) = queues.get_mut(slot) {
                 queue.retain(|w| !Arc::ptr_eq(w, waiter));
                 if queue.is_empty() {
-                    queues.remove(&slot);
-                } else if pass_on {
-                    wake_first(queue, waiter.wants);
+                    queues.remove(slot);
+                } else if let Some(wants) = waiter.wants.filter(|_| pass_on) {
+                    wake_first(queue, wants);
                 }
             }
         }
@@ -125,8 +146,24 @@ impl BlockRegistry {
             return;
         }
         let mut queues = self.queues.lock();
-        if let Some(queue) = queues.get_mut(&(db, Bytes::copy_from_slice(key))) {
+        if let Some(queue) = queues.get_mut(&Slot::Key(db, Bytes::copy_from_slice(key))) {
             wake_first(queue, vt);
+        }
+    }
+
+    /// `group` kept the events of another entry: every reader waiting on it looks again.
+    pub fn wake_readers(&self, group: u32) {
+        if self.blocked.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        let queues = self.queues.lock();
+        for w in queues.get(&Slot::Events(group)).into_iter().flatten() {
+            if w.state
+                .compare_exchange(SLEEPING, WOKEN, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                w.notify.notify_one();
+            }
         }
     }
 
@@ -153,7 +190,7 @@ impl BlockRegistry {
 
 fn wake_first(queue: &mut VecDeque<Arc<Waiter>>, vt: ValueType) {
     if let Some(w) = queue.iter().find(|w| {
-        w.wants == vt
+        w.wants == Some(vt)
             && w.state
                 .compare_exchange(SLEEPING, WOKEN, Ordering::AcqRel, Ordering::Acquire)
                 .is_ok()
@@ -170,10 +207,14 @@ mod tests {
     async fn the_first_waiter_is_woken_first_and_passes_an_unused_wake_on() {
         let reg = BlockRegistry::default();
         let key = Bytes::from("k");
+        let on = |wants| WaitFor::Keys {
+            keys: vec![key.clone()],
+            wants,
+        };
         let list = ValueType::List;
-        let first = reg.register(1, 0, std::slice::from_ref(&key), list);
-        let second = reg.register(2, 0, std::slice::from_ref(&key), list);
-        let other = reg.register(3, 0, std::slice::from_ref(&key), ValueType::ZSet);
+        let first = reg.register(1, 0, &on(list));
+        let second = reg.register(2, 0, &on(list));
+        let other = reg.register(3, 0, &on(ValueType::ZSet));
         assert_eq!(reg.blocked_clients(), 3);
         reg.wake(0, b"k", list);
         assert_eq!(first.wait().await, None);
@@ -190,5 +231,27 @@ mod tests {
         reg.unregister(&other);
         assert_eq!(reg.blocked_clients(), 0);
         assert!(!reg.unblock(2, Unblocked::Timeout));
+    }
+
+    #[tokio::test]
+    async fn every_reader_of_a_group_is_woken_and_client_unblock_finds_them() {
+        let reg = BlockRegistry::default();
+        let a = reg.register(1, 0, &WaitFor::Events(7));
+        let b = reg.register(2, 3, &WaitFor::Events(7));
+        let elsewhere = reg.register(3, 0, &WaitFor::Events(8));
+        reg.wake_readers(7);
+        assert_eq!(a.wait().await, None);
+        assert_eq!(b.wait().await, None);
+        // The reader of another group was not woken: its wake-up is still unused.
+        assert_eq!(elsewhere.state.load(Ordering::Acquire), SLEEPING);
+        // A reader leaving after a wake-up passes nothing on (all were woken).
+        a.rearm();
+        reg.unregister(&b);
+        assert_eq!(a.state.load(Ordering::Acquire), SLEEPING);
+        assert!(reg.unblock(3, Unblocked::Timeout));
+        assert_eq!(elsewhere.wait().await, Some(Unblocked::Timeout));
+        reg.unregister(&a);
+        reg.unregister(&elsewhere);
+        assert_eq!(reg.blocked_clients(), 0);
     }
 }

@@ -3,19 +3,25 @@
 //! off, on any node holding a replica of the shard, without missing or repeating an event.
 //! Nothing in the Redis family offers this; it is Basalt's own command.
 //!
-//! - `KEYEVENTS READ shard id [COUNT n]`: the events after `id` (`index-seq`, as returned;
-//!   `0` for the oldest kept), at most `n` (default 1000): `[last id, [[id, db, event,
-//!   key], ...]]`. When events after `id` may have been trimmed (or never kept on this
-//!   node), an error says so instead of skipping them.
+//! - `KEYEVENTS READ shard id [COUNT n] [BLOCK ms]`: the events after `id` (`index-seq`, as
+//!   returned; `0` for the oldest kept), at most `n` (default 1000): `[last id, [[id, db,
+//!   event, key], ...]]`. When events after `id` may have been trimmed (or never kept on
+//!   this node), an error says so instead of skipping them. With BLOCK and no event yet,
+//!   the client waits until the shard keeps one (every applied entry with events wakes
+//!   every reader of its shard) or `ms` pass (0: forever), then gets a null array — as
+//!   XREAD BLOCK; inside MULTI it never waits.
 //! - `KEYEVENTS SHARDS`: `[shard, first slot, last slot, oldest kept id or nil]` for each
 //!   shard this node holds a replica of (a key's slot names its shard).
 
 use bytes::Bytes;
 
+use std::time::Duration;
+
 use super::args::{self, eq};
+use super::blocking::WaitFor;
 use super::error::{syntax, CmdError};
 use super::object::help_reply;
-use super::{container, reply, ApplyFn, CmdResult, Ctx, Handler, HeldShard};
+use super::{container, reply, ApplyFn, BlockOn, CmdResult, Ctx, Handler, HeldShard, Outcome};
 use crate::keyspace::EventId;
 use crate::protocol::Reply;
 
@@ -39,7 +45,46 @@ fn kept(ctx: &Ctx) -> Result<(), CmdError> {
     Ok(())
 }
 
-/// KEYEVENTS READ shard id [COUNT n]
+/// The options of KEYEVENTS READ after the id.
+struct ReadOptions {
+    count: i64,
+    /// BLOCK: how long to wait for an event (`Some(None)`: forever).
+    block: Option<Option<Duration>>,
+}
+
+fn read_options(args: &[Bytes]) -> Result<ReadOptions, CmdError> {
+    let mut options = ReadOptions {
+        count: COUNT_DEFAULT,
+        block: None,
+    };
+    let mut rest = args;
+    while let [opt, value, tail @ ..] = rest {
+        if eq(opt, "count") {
+            options.count = args::int(value)?;
+            if !(1..=COUNT_MAX).contains(&options.count) {
+                return Err(CmdError::msg(format!(
+                    "ERR COUNT must be between 1 and {COUNT_MAX}"
+                )));
+            }
+        } else if eq(opt, "block") {
+            let ms = args::int(value)
+                .map_err(|_| CmdError::msg("ERR timeout is not an integer or out of range"))?;
+            if ms < 0 {
+                return Err(CmdError::msg("ERR timeout is negative"));
+            }
+            options.block = Some((ms > 0).then(|| Duration::from_millis(ms as u64)));
+        } else {
+            return Err(syntax());
+        }
+        rest = tail;
+    }
+    if !rest.is_empty() {
+        return Err(syntax());
+    }
+    Ok(options)
+}
+
+/// KEYEVENTS READ shard id [COUNT n] [BLOCK ms]
 fn keyevents_read(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let shard = args::int(&args[2])?;
     let (from_oldest, after) = if &args[3][..] == b"0" {
@@ -49,16 +94,7 @@ fn keyevents_read(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             .ok_or_else(|| CmdError::msg("ERR Invalid event ID specified"))?;
         (false, id)
     };
-    let count = match &args[4..] {
-        [] => COUNT_DEFAULT,
-        [opt, n] if eq(opt, "count") => args::int(n)?,
-        _ => return Err(syntax()),
-    };
-    if !(1..=COUNT_MAX).contains(&count) {
-        return Err(CmdError::msg(format!(
-            "ERR COUNT must be between 1 and {COUNT_MAX}"
-        )));
-    }
+    let options = read_options(&args[4..])?;
     kept(ctx)?;
     let held = held_shard(ctx, shard)?;
     let since = ctx.shared.keyspace.events_since(held.group)?;
@@ -75,7 +111,13 @@ fn keyevents_read(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let events = ctx
         .shared
         .keyspace
-        .read_events(held.group, after, count as usize)?;
+        .read_events(held.group, after, options.count as usize)?;
+    if let (true, Some(timeout)) = (events.is_empty(), options.block) {
+        return Ok(Outcome::Block(BlockOn {
+            waits_for: WaitFor::Events(held.group),
+            timeout,
+        }));
+    }
     let last = events.last().map_or(after, |e| e.id);
     let last = if from_oldest && events.is_empty() {
         Reply::bulk("0")
@@ -124,8 +166,9 @@ fn keyevents_help(_: &mut Ctx, _: &[Bytes]) -> CmdResult {
     reply(help_reply(
         "KEYEVENTS",
         &[
-            "READ <shard> <id> [COUNT <count>]",
-            "    Return the keyspace events the shard kept after <id> (0: the oldest kept).",
+            "READ <shard> <id> [COUNT <count>] [BLOCK <milliseconds>]",
+            "    Return the keyspace events the shard kept after <id> (0: the oldest kept);",
+            "    with BLOCK, wait up to <milliseconds> (0: forever) for one when there is none.",
             "SHARDS",
             "    List the shards this node keeps events of: slots and oldest kept event.",
         ],

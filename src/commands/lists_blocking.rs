@@ -11,6 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::args::eq;
+use super::blocking::WaitFor;
 use super::collections;
 use super::error::CmdError;
 use super::lists::{self, pop_one, store, txn_list};
@@ -65,9 +66,11 @@ pub fn serve_or_block(
         }
     }
     Ok(Outcome::Block(BlockOn {
-        keys: keys.to_vec(),
+        waits_for: WaitFor::Keys {
+            keys: keys.to_vec(),
+            wants,
+        },
         timeout,
-        wants,
     }))
 }
 

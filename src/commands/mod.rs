@@ -70,19 +70,17 @@ pub enum Outcome {
     Propose(Vec<Bytes>),
     /// Reply after a pause that delays only this connection (DEBUG SLEEP).
     Delay(std::time::Duration, Reply),
-    /// Wait until one of these keys is written (or the timeout, if any), then run again.
+    /// Wait until what it waits for changes (or the timeout, if any), then run again.
     Block(BlockOn),
     /// WAIT: until this many replicas hold the connection's writes, or the timeout in
     /// milliseconds (0: none); the reply is how many do.
     WaitReplicas(i64, u64),
 }
 
-/// What a blocked command waits for: one of `keys` to hold a non-empty value of type
-/// `wants`, for at most `timeout` (None = forever).
+/// What a blocked command waits for, for at most `timeout` (None = forever).
 pub struct BlockOn {
-    pub keys: Vec<Bytes>,
+    pub waits_for: blocking::WaitFor,
     pub timeout: Option<std::time::Duration>,
-    pub wants: crate::keyspace::ValueType,
 }
 
 impl From<Reply> for Outcome {

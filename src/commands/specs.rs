@@ -3481,7 +3481,7 @@ pub static SPECS: &[CommandSpec] = &[
         ] },
     },
     CommandSpec {
-        name: "keyevents|read", arity: -4, flags: &["loading", "stale"],
+        name: "keyevents|read", arity: -4, flags: &["loading", "stale", "blocking"],
         first_key: 0, last_key: 0, step: 0, acl_categories: &["@slow"],
         tips: &[], key_specs: &[],
         doc: Doc { summary: "Returns the keyspace events a shard kept after an event id.", since: "basalt-0.1", group: "server", complexity: Some("O(N) with N the events returned."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
@@ -3490,6 +3490,8 @@ pub static SPECS: &[CommandSpec] = &[
             Arg { name: "id", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
             ] },
             Arg { name: "count", kind: "integer", display_text: None, key_spec_index: None, token: Some("COUNT"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "milliseconds", kind: "integer", display_text: None, key_spec_index: None, token: Some("BLOCK"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
             ] },
         ] },
     },

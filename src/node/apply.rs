@@ -252,6 +252,7 @@ impl Applier for NodeApplier {
                 return Ok(Reply::Integer(epoch as i64));
             }
         };
+        let kept_events = logged && events.as_ref().is_some_and(|e| !e.is_empty());
         if logged {
             let index = GroupState::index_of(revision);
             let kept = events.as_deref().unwrap_or(&[]);
@@ -271,6 +272,9 @@ impl Applier for NodeApplier {
         }
         if tracked {
             node.invalidate_changes(&changes, entry.origin_client_on(node.groups().node_id()));
+        }
+        if kept_events {
+            node.shared.blocking.wake_readers(group);
         }
         if let Some(events) = events.filter(|_| notify) {
             node.send_events(events);

@@ -63,8 +63,16 @@ impl Node {
     /// wait for the writes after it (they are proposed together); a blocking command runs
     /// alone, after the writes before it are committed (they may be what it waits for).
     pub fn classify(&self, args: &[Bytes]) -> RequestKind {
+        let blocking = |cmd: &Command| {
+            cmd.spec.has_flag("blocking")
+                || (!cmd.subcommands.is_empty()
+                    && args.len() > 1
+                    && cmd
+                        .subcommand(&args[1])
+                        .is_some_and(|sub| sub.spec.has_flag("blocking")))
+        };
         match self.shared.table.get(&args[0]) {
-            Some(cmd) if cmd.spec.has_flag("blocking") => RequestKind::Blocking,
+            Some(cmd) if blocking(cmd) => RequestKind::Blocking,
             Some(cmd) if cmd.subcommands.is_empty() && cmd.is_write() => RequestKind::Write,
             _ => RequestKind::Other,
         }
@@ -225,7 +233,7 @@ impl Node {
         outcome
     }
 
-    /// Parks a blocking command until one of `keys` is written, its timeout, or CLIENT
+    /// Parks a blocking command until what it waits for changes, its timeout, or CLIENT
     /// UNBLOCK, running it again after each wake-up (`blocking.rs`).
     async fn block(
         &self,
@@ -241,7 +249,7 @@ impl Node {
         let waiter = self
             .shared
             .blocking
-            .register(session.id(), session.db, &on.keys, on.wants);
+            .register(session.id(), session.db, &on.waits_for);
         let info = session.info.clone();
         let reply = loop {
             // Registered first, then checked: a write in between is not missed.

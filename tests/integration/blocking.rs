@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::{show, start_basalt, Client};
 
-fn blocked_clients(c: &mut Client) -> u64 {
+pub(crate) fn blocked_clients(c: &mut Client) -> u64 {
     show(&c.call(&["INFO", "clients"]))
         .lines()
         .find_map(|l| l.strip_prefix("blocked_clients:"))
@@ -13,7 +13,7 @@ fn blocked_clients(c: &mut Client) -> u64 {
         .unwrap_or(0)
 }
 
-fn wait_blocked(c: &mut Client, n: u64) {
+pub(crate) fn wait_blocked(c: &mut Client, n: u64) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while blocked_clients(c) != n {
         assert!(Instant::now() < deadline, "never saw {n} blocked clients");

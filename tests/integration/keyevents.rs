@@ -5,8 +5,10 @@
 
 use std::time::{Duration, Instant};
 
+use crate::blocking::wait_blocked;
 use crate::cluster::Cluster;
 use crate::cluster_protocol::{connect, error_text, int, items, query, text};
+use crate::support::{show, Client};
 
 /// (event, key) pairs in order, and the id of the last one.
 type Page = (Vec<(String, String)>, String);
@@ -175,4 +177,92 @@ fn keyevents_without_keyspace_events_log_says_nothing_is_kept() {
     assert!(error_text(refused).contains("keyspace-events-log is 0"));
     let refused = query(&mut con, &["KEYEVENTS", "SHARDS"]);
     assert!(error_text(refused).contains("keyspace-events-log is 0"));
+}
+
+#[test]
+fn a_blocked_reader_wakes_on_a_write_through_another_node() {
+    let cluster = Cluster::start("keyevents-block", 3, &["--keyspace-events-log", "100"]);
+    let ports = cluster.ports();
+    let mut admin = Client::connect(ports[1]);
+    let mut writer = connect(ports[2]);
+    let shard = shard_of(&mut writer, "{b}k");
+    query(&mut writer, &["SET", "{b}k", "1"]).unwrap();
+    let mut reader = connect(ports[1]);
+    let (_, last) = read_until(&mut reader, shard, "0", 100, 2);
+    let read_args = |last: &str, block: &str| {
+        [
+            "KEYEVENTS",
+            "READ",
+            &shard.to_string(),
+            last,
+            "BLOCK",
+            block,
+        ]
+        .map(str::to_string)
+    };
+    // BLOCK 0 waits (forever) until a write through another node is applied here.
+    let args = read_args(&last, "0");
+    let waiting = std::thread::spawn(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        query(&mut reader, &args).unwrap()
+    });
+    wait_blocked(&mut admin, 1);
+    assert!(!waiting.is_finished());
+    query(&mut writer, &["INCR", "{b}k"]).unwrap();
+    let woken = waiting.join().unwrap();
+    let events = items(&items(&woken)[1]);
+    assert_eq!(text(&items(&events[0])[2]), "incrby");
+    assert_eq!(text(&items(&events[0])[3]), "{b}k");
+    // Events already kept answer at once, BLOCK or not.
+    let mut reader = connect(ports[1]);
+    let args = read_args(&last, "0");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    assert_eq!(
+        items(&items(&query(&mut reader, &args).unwrap())[1]).len(),
+        1
+    );
+    // Nothing within the time: a null array after it.
+    let last = text(&items(&woken)[0]);
+    let args = read_args(&last, "300");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let started = Instant::now();
+    assert_eq!(query(&mut reader, &args).unwrap(), redis::Value::Nil);
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    // CLIENT UNBLOCK ends the wait (as a timeout, or with an error).
+    for (how, unblocked) in [("TIMEOUT", "nil"), ("ERROR", "UNBLOCKED")] {
+        let mut blocked = connect(ports[1]);
+        let id = int(&query(&mut blocked, &["CLIENT", "ID"]).unwrap()).to_string();
+        let args = read_args(&last, "0");
+        let waiting = std::thread::spawn(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            match query(&mut blocked, &args) {
+                Ok(redis::Value::Nil) => "nil".to_string(),
+                other => error_text(other),
+            }
+        });
+        wait_blocked(&mut admin, 1);
+        assert_eq!(
+            show(&admin.call(&["CLIENT", "UNBLOCK", &id, how])),
+            ":1\r\n"
+        );
+        assert!(waiting.join().unwrap().starts_with(unblocked), "{how}");
+    }
+    // Inside MULTI it never waits.
+    query(&mut reader, &["MULTI"]).unwrap();
+    query(&mut reader, &args).unwrap();
+    let exec = query(&mut reader, &["EXEC"]).unwrap();
+    assert_eq!(items(&exec), &[redis::Value::Nil]);
+    // A reader that disconnects while blocked is no longer counted.
+    let mut gone = Client::connect(ports[1]);
+    let raw = read_args(&last, "0");
+    gone.send(&raw.each_ref().map(|a| a.as_bytes()));
+    wait_blocked(&mut admin, 1);
+    drop(gone);
+    wait_blocked(&mut admin, 0);
+    // BLOCK's value.
+    for (block, refused) in [("-1", "timeout is negative"), ("x", "not an integer")] {
+        let args = read_args(&last, block);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        assert!(error_text(query(&mut reader, &args)).contains(refused));
+    }
 }
