@@ -71,7 +71,8 @@ pub struct SnapshotChunk {
 }
 
 /// Asks the leader of a group for the log index a linearizable read must see (ReadIndex,
-/// confirmed with a quorum): a replica serving a READONLY read applies up to it first.
+/// confirmed with a quorum): a replica serving a READONLY read applies up to it first; a
+/// node about to drop a replica its map no longer lists applies group 0's first.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct ReadIndex {
     #[prost(uint32, tag = "1")]
@@ -253,14 +254,18 @@ pub struct Holding {
     pub replicas: u32,
 }
 
-/// CLUSTER FAILOVER on node `to`: the receiving node, leader of `group`, hands its
-/// leadership to `to` (one of the group's voters).
+/// CLUSTER FAILOVER on node `to`: the receiving node drops its own failover pin of
+/// `group` and, if it leads the group, hands its leadership to `to` (one of the group's
+/// voters). With `reclaim`, `to` is asking back a leadership an election took from it
+/// after its own failover: a receiver whose failover pinned the group since refuses.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct HandOver {
     #[prost(uint32, tag = "1")]
     pub group: u32,
     #[prost(uint64, tag = "2")]
     pub to: u64,
+    #[prost(bool, tag = "3")]
+    pub reclaim: bool,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]

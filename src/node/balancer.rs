@@ -20,6 +20,9 @@ use crate::raft::group_of;
 pub const BALANCE_PERIOD: Duration = Duration::from_secs(1);
 /// Moves made one after another in one round at most.
 const MOVES_PER_ROUND: usize = 32;
+/// How long one move may take (a learner catching up from a snapshot included): past it
+/// the balancer goes on with other moves and the next round looks at this shard again.
+const MOVE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// One replica change of one shard.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,10 +136,19 @@ impl Balancer {
                 return;
             };
             tracing::info!(?next, "moving a replica");
-            if let Err(e) = carry_out(node, &meta, &next, (&live, replicas)).await {
-                tracing::warn!(?next, error = %e, "a replica move failed");
-                return;
-            }
+            // A move waits for the new voter's acknowledgement; one that never comes must
+            // not hold up every other shard's moves (the next round looks again).
+            let moved = tokio::time::timeout(
+                MOVE_TIMEOUT,
+                carry_out(node, &meta, &next, (&live, replicas)),
+            );
+            let error = match moved.await {
+                Ok(Ok(())) => continue,
+                Ok(Err(e)) => e,
+                Err(_) => format!("no answer within {MOVE_TIMEOUT:?}"),
+            };
+            tracing::warn!(?next, %error, "a replica move failed");
+            return;
         }
     }
 }

@@ -137,7 +137,7 @@ impl Node {
             Some(request::Body::HandOver(h)) => match self.shard_of_peer_group(h.group) {
                 Some(shard) => self
                     .groups()
-                    .hand_over(shard, h.to)
+                    .hand_over(shard, h.to, h.reclaim)
                     .await
                     .map(response::Body::Done),
                 None => Err(format!("no group {}", h.group)),
@@ -155,15 +155,15 @@ impl Node {
                 Some(_) => Err("not the leader of that group".to_string()),
                 None => Err(format!("no group {}", h.group)),
             },
-            Some(request::Body::ReadIndex(r)) => match self.shard_of_peer_group(r.group) {
-                Some(shard) => self
-                    .groups()
-                    .read_index(shard)
-                    .await
-                    .map(response::Body::Index)
-                    .map_err(|e| e.to_string()),
-                None => Err(format!("no shard group {}", r.group)),
-            },
+            Some(request::Body::ReadIndex(r)) => {
+                let groups = self.groups();
+                let index = match (r.group, self.shard_of_peer_group(r.group)) {
+                    (0, _) => groups.map_read_index().await,
+                    (_, Some(shard)) => groups.read_index(shard).await,
+                    (_, None) => return response::Body::Error(format!("no group {}", r.group)),
+                };
+                index.map(response::Body::Index).map_err(|e| e.to_string())
+            }
             None => Err("unknown request (a newer peer?)".to_string()),
         };
         result.unwrap_or_else(response::Body::Error)

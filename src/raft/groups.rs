@@ -119,8 +119,11 @@ pub struct Groups {
     pub(super) watch: Watch,
     /// Leaderships this node is handing over: group → (target, when last asked).
     pub(super) transfers: Mutex<std::collections::HashMap<GroupId, (u64, std::time::Instant)>>,
-    /// Leaderships CLUSTER FAILOVER took here: the leader spreading keeps them (`failover.rs`).
+    /// Leaderships CLUSTER FAILOVER took here: the leader spreading keeps them, and asks
+    /// back one an election took elsewhere (`failover.rs`).
     pub(super) pinned: Mutex<std::collections::BTreeSet<GroupId>>,
+    /// Pinned groups being asked back now.
+    pub(super) reclaiming: Arc<Mutex<std::collections::BTreeSet<GroupId>>>,
 }
 
 /// The group of shard `shard`.
@@ -334,6 +337,7 @@ impl Groups {
             watch: Watch::default(),
             transfers: Mutex::default(),
             pinned: Mutex::default(),
+            reclaiming: Arc::default(),
         };
         if !options.join && groups.map.read().nodes.is_empty() {
             let op = MapChange::Bootstrap {
@@ -475,7 +479,15 @@ impl Groups {
     /// The log index a linearizable read of `shard` must see, confirmed by this leader
     /// with a quorum (ReadIndex). A replica serving a READONLY read applies up to it first.
     pub async fn read_index(&self, shard: ShardId) -> Result<u64, ProposeError> {
-        let group = self.shard(shard);
+        self.read_index_of(&self.shard(shard)).await
+    }
+
+    /// The same for group 0 (the cluster map), which this node must lead.
+    pub async fn map_read_index(&self) -> Result<u64, ProposeError> {
+        self.read_index_of(&self.map_group).await
+    }
+
+    async fn read_index_of(&self, group: &ShardGroup) -> Result<u64, ProposeError> {
         group.wake();
         match group
             .raft

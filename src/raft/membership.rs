@@ -8,6 +8,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use cluster_proto::messages::ReadIndex;
+use cluster_proto::{request, response};
 use openraft::async_runtime::watch::WatchReceiver;
 use openraft::{ChangeMembers, Instant as _, ServerState};
 
@@ -23,6 +25,8 @@ const LEADER_MOVES_PER_ROUND: usize = 8;
 const LEADER_TARGET_SILENCE: Duration = Duration::from_secs(1);
 /// How long a leader waits for a transfer it asked for before asking again.
 const TRANSFER_RETRY: Duration = Duration::from_secs(1);
+/// How long a node waits for group 0's read index and for its map to apply it.
+const MAP_READ_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl Groups {
     /// Changes the members of `group`, whose leader this node must be: `add` becomes a
@@ -165,30 +169,67 @@ impl Groups {
     /// Drops the replicas this node holds that the cluster map no longer gives it: the
     /// map unlists a replica only after it has left its group.
     pub async fn drop_removed(&self) {
-        let unlisted: Vec<ShardId> = {
-            let meta = self.map.read();
+        let unheld = |groups: &Groups| -> Vec<ShardId> {
+            let meta = groups.map.read();
             if meta.nodes.is_empty() {
-                return;
+                return Vec::new();
             }
-            meta.replicas
-                .iter()
-                .enumerate()
-                .filter(|(_, nodes)| !nodes.contains(&self.node_id))
+            let unlisted = meta.replicas.iter().enumerate();
+            unlisted
+                .filter(|(_, nodes)| !nodes.contains(&groups.node_id))
                 .map(|(i, _)| ShardId(i as u16))
+                .filter(|shard| {
+                    let m = groups.shard(*shard).raft.metrics().borrow_watched().clone();
+                    let holds = m.membership_config.membership().nodes().next().is_some()
+                        || m.last_log_index.is_some();
+                    holds && m.state != ServerState::Leader
+                })
                 .collect()
         };
-        for shard in unlisted {
-            let group = self.shard(shard);
-            let m = group.raft.metrics().borrow_watched().clone();
-            let holds = m.membership_config.membership().nodes().next().is_some()
-                || m.last_log_index.is_some();
-            if !holds || m.state == ServerState::Leader {
-                continue;
-            }
+        if unheld(self).is_empty() {
+            return;
+        }
+        // A replica is listed in the map before its group's leader adds it, but this
+        // node's copy of the map may not have applied that listing yet when the group's
+        // first entries arrive: drop only what a current map leaves unlisted.
+        if !self.map_current().await {
+            return;
+        }
+        for shard in unheld(self) {
             if let Err(e) = self.reset(shard).await {
                 tracing::error!(group = group_of(shard), error = %e, "dropping a replica failed");
             }
         }
+    }
+
+    /// Whether this node's copy of the map now holds everything group 0 had committed
+    /// when asked: its leader's read index (ReadIndex), applied here.
+    async fn map_current(&self) -> bool {
+        let index = if self.map_group.raft.is_leader() {
+            self.map_read_index().await.ok()
+        } else {
+            let Some((leader, info)) = known_leader(&self.map_group.raft) else {
+                return false;
+            };
+            let ask = request::Body::ReadIndex(ReadIndex { group: 0 });
+            match self
+                .peers()
+                .call(leader, &info.cluster_addr, ask, MAP_READ_TIMEOUT)
+                .await
+            {
+                Ok(response::Body::Index(index)) => Some(index),
+                _ => None,
+            }
+        };
+        let Some(index) = index else {
+            return false;
+        };
+        self.map_group
+            .raft
+            .wait(Some(MAP_READ_TIMEOUT))
+            .applied_index_at_least(Some(index), "the map's read index")
+            .await
+            .is_ok()
     }
 
     /// Spreads shard leaders over the voters whose nodes answer: when this node leads more
@@ -198,6 +239,7 @@ impl Groups {
     /// within a round or two.
     pub async fn balance_leaders(&self) {
         self.retry_transfers().await;
+        self.reclaim_pinned();
         // Leadership goes only to a voter whose node answers (an asleep group's heartbeats
         // say nothing), and a node that does not answer leads nothing for long.
         let answering =

@@ -106,6 +106,22 @@ impl Cluster {
         }
     }
 
+    /// Freezes node `i` (SIGSTOP) for `pause`, then lets it run again (SIGCONT): its
+    /// peers stop hearing from it as if it were starved of CPU.
+    pub(crate) fn pause(&self, i: usize, pause: Duration) {
+        let pid = self.nodes[i].as_ref().expect("node running").child.id();
+        let signal = |name: &str| {
+            let status = std::process::Command::new("kill")
+                .args([name, &pid.to_string()])
+                .status()
+                .expect("kill runs");
+            assert!(status.success(), "kill {name} {pid}");
+        };
+        signal("-STOP");
+        std::thread::sleep(pause);
+        signal("-CONT");
+    }
+
     /// The keys node `i`'s keyspace holds (DBSIZE counts only its own replicas' data).
     pub(crate) fn dbsize(&self, i: usize) -> usize {
         let reply = show(&self.client(i).call(&["DBSIZE"]));

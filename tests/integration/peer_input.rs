@@ -78,7 +78,13 @@ fn bad_requests_on_the_cluster_port_get_errors_and_the_node_serves_on() {
     let cluster_port = free_port();
     let node = start_basalt(&["--cluster-port", &cluster_port.to_string()]);
     let mut peer = Peer::connect(cluster_port);
-    let hand_over = |group, to| Some(request::Body::HandOver(HandOver { group, to }));
+    let hand_over = |group, to| {
+        Some(request::Body::HandOver(HandOver {
+            group,
+            to,
+            reclaim: false,
+        }))
+    };
     let got = peer.ask(1, hand_over(9999, 5));
     assert!(is_error(&got, "no group 9999"), "{got:?}");
     // 65537 would be group 1 if cut to 16 bits.
