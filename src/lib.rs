@@ -14,6 +14,7 @@
 //! - [`protocol`]: RESP frames, the request decoder, reply encoding.
 //! - [`config`]: settings with redis.conf names.
 
+pub mod blocking_io;
 pub mod clock;
 pub mod cluster;
 pub mod codec;

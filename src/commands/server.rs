@@ -75,9 +75,7 @@ fn lastsave(ctx: &mut Ctx, _: &[Bytes]) -> CmdResult {
 
 /// Makes everything acknowledged so far durable in the engine.
 fn persist_now(ctx: &Ctx) -> Result<(), CmdError> {
-    ctx.keyspace
-        .engine()
-        .flush()
+    crate::blocking_io::run(|| ctx.keyspace.engine().flush())
         .map_err(|e| CmdError::Internal(e.to_string()))?;
     ctx.shared
         .last_save_unix_secs

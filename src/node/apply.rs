@@ -323,6 +323,12 @@ impl Applier for NodeApplier {
         raw.map(decode_state).transpose()
     }
 
+    fn write_stalled(&self) -> bool {
+        self.0
+            .upgrade()
+            .is_some_and(|node| node.shared.keyspace.engine().write_stalled())
+    }
+
     fn checkpoint(&self) -> io::Result<Arc<dyn Checkpoint>> {
         let node = self.node()?;
         let engine = node.shared.keyspace.engine();

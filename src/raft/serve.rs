@@ -12,6 +12,7 @@ use super::incoming::Incoming;
 use super::state_machine::{GroupId, ShardSnapshot};
 use super::types::{self, TypeConfig};
 use super::wire;
+use crate::blocking_io;
 
 impl Groups {
     /// Serves a Raft RPC from a peer; the reply is in `wire.rs` layout.
@@ -69,7 +70,8 @@ impl Groups {
         let target = self.group(chunk.group)?;
         let text = |e: &dyn std::fmt::Display| e.to_string();
         let key = chunk.transfer;
-        let received = {
+        // Chunks are written to disk under the lock, on this worker's thread: handed on.
+        let received = blocking_io::run(|| {
             let mut incoming = self.incoming.lock();
             if !chunk.meta.is_empty() {
                 let file = Incoming::create(&self.dir.join("incoming"), key, chunk.meta)
@@ -80,15 +82,19 @@ impl Groups {
                 .get_mut(&key)
                 .ok_or("snapshot chunk of an unknown transfer")?;
             file.append(&chunk.records).map_err(|e| text(&e))?;
-            if !chunk.done {
-                return Ok(Bytes::new());
-            }
-            incoming.remove(&key)
+            // The last chunk takes the file (it was found just above).
+            Ok::<_, String>(if chunk.done {
+                incoming.remove(&key)
+            } else {
+                None
+            })
+        })?;
+        let Some(file) = received else {
+            return Ok(Bytes::new());
         };
-        let file = received.ok_or("snapshot of an unknown transfer")?;
         let meta = wire::decode_snapshot_meta(file.meta().clone()).map_err(|e| text(&e))?;
         let vote = types::decode_vote(chunk.vote).map_err(|e| text(&e))?;
-        let data = file.finish().map_err(|e| text(&e))?;
+        let data = blocking_io::run(|| file.finish()).map_err(|e| text(&e))?;
         let snapshot = SnapshotOf::<TypeConfig, ShardSnapshot> {
             meta,
             snapshot: ShardSnapshot(Box::new(data)),

@@ -22,6 +22,7 @@ use parking_lot::Mutex;
 
 use super::types::{self, LogId, TypeConfig};
 use super::Entry;
+use crate::blocking_io;
 use crate::protocol::Reply;
 
 /// A Raft group's id: 0 is the metadata group, shard `i` is group `i + 1`.
@@ -116,6 +117,10 @@ pub trait Applier: Send + Sync + 'static {
     fn load_state(&self, group: GroupId) -> io::Result<Option<GroupState>>;
     /// Pins the current state of every group and makes it durable.
     fn checkpoint(&self) -> io::Result<Arc<dyn Checkpoint>>;
+    /// Whether applying now would wait for the storage to catch up (an engine stall).
+    fn write_stalled(&self) -> bool {
+        false
+    }
     /// Deletes the group's records (data and apply state) and makes that durable: the
     /// node no longer holds a replica of it.
     fn drop_group(&self, group: GroupId) -> io::Result<()>;
@@ -232,7 +237,11 @@ impl RaftStateMachine<TypeConfig> for ShardStateMachine {
     {
         while let Some(item) = entries.next().await {
             let (entry, responder) = item?;
-            let reply = self.apply_one(&entry)?;
+            let reply = if self.applier.write_stalled() {
+                blocking_io::run(|| self.apply_one(&entry))?
+            } else {
+                self.apply_one(&entry)?
+            };
             if let Some(responder) = responder {
                 responder.send(reply);
             }
@@ -254,7 +263,8 @@ impl RaftStateMachine<TypeConfig> for ShardStateMachine {
         meta: &SnapshotMetaOf<TypeConfig>,
         mut snapshot: ShardSnapshot,
     ) -> Result<(), io::Error> {
-        self.applier.install(self.group, &mut *snapshot.0)?;
+        let applier = &self.applier;
+        blocking_io::run(|| applier.install(self.group, &mut *snapshot.0))?;
         let state = self.applier.load_state(self.group)?.unwrap_or_default();
         if state.applied != meta.last_log_id {
             return Err(io::Error::other(format!(
@@ -264,7 +274,7 @@ impl RaftStateMachine<TypeConfig> for ShardStateMachine {
         }
         self.state = state;
         // What was installed is the newest snapshot this node can serve.
-        let checkpoint = self.applier.checkpoint()?;
+        let checkpoint = blocking_io::run(|| self.applier.checkpoint())?;
         *self.current.lock() = Some((meta.clone(), checkpoint));
         Ok(())
     }
@@ -296,7 +306,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<SnapshotOf<TypeConfig, ShardSnapshot>, io::Error> {
         let checkpoint = match self.prepared.take() {
             Some(c) => c,
-            None => self.applier.checkpoint()?,
+            None => blocking_io::run(|| self.applier.checkpoint())?,
         };
         let state = checkpoint.state(self.group)?.unwrap_or_default();
         let meta = SnapshotMetaOf::<TypeConfig> {

@@ -168,6 +168,11 @@ pub trait Engine: Send + Sync {
     }
     /// Makes everything written so far durable (a no-op for the memory engine).
     fn flush(&self) -> Result<()>;
+    /// Whether a write now would wait for background work (flushes, compactions) to catch
+    /// up: a caller on an async worker then writes through `blocking_io`.
+    fn write_stalled(&self) -> bool {
+        false
+    }
     /// Approximate bytes held in memory by keys and values.
     fn memory_bytes(&self) -> u64;
     /// Hands every acknowledged-to-be write to the operating system; called before replies

@@ -548,13 +548,18 @@ impl Shared {
     }
 
     /// Blocks the writer while flushes or level 0 fall too far behind.
+    /// Whether writes must wait: too many memtables await their flush, or too many L0
+    /// files their compaction.
+    fn behind(&self) -> bool {
+        let state = self.state.read();
+        state.imm.len() > self.opts.max_immutable
+            || state.version.levels[0].len() >= self.opts.l0_stall_files
+    }
+
     fn stall_if_needed(&self) {
         let mut counted = false;
         loop {
-            let state = self.state.read().clone();
-            let behind = state.imm.len() > self.opts.max_immutable
-                || state.version.levels[0].len() >= self.opts.l0_stall_files;
-            if !behind || self.poison.lock().is_some() {
+            if !self.behind() || self.poison.lock().is_some() {
                 return;
             }
             if !counted {
@@ -784,6 +789,10 @@ impl Engine for LsmEngine {
             shared.rotate(&mut w)?;
         }
         Ok(())
+    }
+
+    fn write_stalled(&self) -> bool {
+        self.shared.behind()
     }
 
     fn snapshot(&self) -> Box<dyn Snapshot> {
