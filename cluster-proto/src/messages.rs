@@ -404,7 +404,11 @@ mod tests {
                 index: 9,
                 replicas: 0,
             }),
-            request::Body::HandOver(HandOver { group: 4, to: 5 }),
+            request::Body::HandOver(HandOver {
+                group: 4,
+                to: 5,
+                reclaim: true,
+            }),
         ];
         for body in bodies {
             let req = Request {
