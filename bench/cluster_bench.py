@@ -6,8 +6,12 @@ Starts a local 3-node cluster (scripts/cluster.sh) and a redis-server, both with
 against redis-server in alternation, several runs, and prints a Markdown table of median
 ops/s and p50/p99 latency with the Basalt/Redis throughput ratio.
 
+With --cluster-client, redis-benchmark talks to Basalt in cluster mode (`--cluster`: it
+reads CLUSTER NODES and sends each key to its shard's leader) instead of through node 0,
+which forwards what it does not lead.
+
 Usage: bench/cluster_bench.py [--runs 3] [--requests 50000] [--pipelines 1,16]
-                              [--basalt-flags "--shards 16"]
+                              [--basalt-flags "--shards 16"] [--cluster-client]
 """
 import argparse
 import csv
@@ -22,10 +26,12 @@ import time
 from servers import ROOT, free_port
 
 
-def bench(port, tests, requests, pipeline):
+def bench(port, tests, requests, pipeline, cluster=False):
     cmd = ["redis-benchmark", "-p", str(port), "-n", str(requests), "-c", "50", "-r", "100000",
-           "-P", str(pipeline), "-t", tests, "--csv"]
+           "-P", str(pipeline), "-t", tests, "--csv"] + (["--cluster"] if cluster else [])
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    # In cluster mode the layout it found comes first.
+    out = out[out.index('"test"'):]
     rows = {}
     for row in csv.DictReader(io.StringIO(out)):
         rows[row["test"].split(" ")[0]] = (float(row["rps"]), float(row["p50_latency_ms"]),
@@ -39,6 +45,7 @@ def main():
     ap.add_argument("--requests", type=int, default=50000)
     ap.add_argument("--pipelines", default="1,16")
     ap.add_argument("--basalt-flags", default="")
+    ap.add_argument("--cluster-client", action="store_true")
     args = ap.parse_args()
     subprocess.run(["cargo", "build", "--release", "-q", "--bin", "basalt"], cwd=ROOT, check=True)
     tmp = tempfile.mkdtemp(prefix="basalt-cluster-bench-")
@@ -53,19 +60,23 @@ def main():
                               "--appendfsync", "always"], stdout=subprocess.DEVNULL)
     try:
         subprocess.run([script, "start", "3"], env=env, check=True, cwd=ROOT)
-        time.sleep(0.5)
+        time.sleep(5)  # the leader spreading settles (every 2 s)
         results = {}
         for pipeline in [int(p) for p in args.pipelines.split(",")]:
             for _ in range(args.runs):
                 for name, port in (("redis", rport), ("basalt", base)):
-                    for test, values in bench(port, "set,get", args.requests, pipeline).items():
+                    cluster = args.cluster_client and name == "basalt"
+                    rows = bench(port, "set,get", args.requests, pipeline, cluster)
+                    for test, values in rows.items():
                         results.setdefault((pipeline, test, name), []).append(values)
         cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo")
                     if l.startswith("model name")), "?")
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
                                 capture_output=True, text=True).stdout.strip()
         print(f"Machine: {os.cpu_count()} cores, {cpu}; commit {commit}; median of {args.runs} runs")
-        print("Basalt: 3 nodes on this machine, appendfsync always, client on node 0 "
+        client = "a cluster client (redis-benchmark --cluster)" if args.cluster_client \
+            else "client on node 0"
+        print(f"Basalt: 3 nodes on this machine, appendfsync always, {client} "
               f"`{env['BASALT_FLAGS']}`; redis-server: appendonly yes, appendfsync always\n")
         print("| test | P | redis ops/s | redis p50/p99 ms | Basalt ops/s | Basalt p50/p99 ms | ratio |")
         print("|---|---:|---:|---:|---:|---:|---:|")
