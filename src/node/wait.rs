@@ -2,7 +2,7 @@
 //!
 //! In Basalt a write is on a majority of its shard's replicas before it is acknowledged,
 //! so WAIT asks for more than that: for each shard this connection has written to, the
-//! leader's applied index is the point every earlier write of the connection lies at or
+//! leader's last log index is the point every earlier write of the connection lies at or
 //! below, and WAIT counts the other replicas whose log holds that index (Raft's matched
 //! index, as the leader sees it). It answers the smallest count over those shards, as soon
 //! as it reaches `numreplicas` or when the timeout (milliseconds, 0 for none) runs out.
@@ -59,7 +59,7 @@ impl Node {
     }
 
     /// At `shard`'s leader (here or asked): the index to hold (`index`, or the leader's
-    /// applied index when 0) and how many replicas other than the leader hold it. A shard
+    /// last log index when 0) and how many replicas other than the leader hold it. A shard
     /// with no reachable leader counts no replicas.
     async fn replicas_holding(&self, shard: ShardId, index: u64) -> (u64, usize) {
         let groups = self.groups();

@@ -591,10 +591,12 @@ impl Groups {
     }
 
     /// How far each replica of `shard` is known to have come, as log indexes: this node's
-    /// applied index, and while it leads, each follower's matched index.
+    /// last log index, and while it leads, each follower's matched index. (Not this node's
+    /// applied index: a write's reply leaves the state machine before openraft's metrics
+    /// count it applied, so a client asking right after could be given an older index.)
     pub fn replication_offsets(&self, shard: ShardId) -> Vec<(u64, u64)> {
         let m = self.shard(shard).raft.metrics().borrow_watched().clone();
-        let mut out = vec![(self.node_id, m.last_applied.map_or(0, |id| id.index))];
+        let mut out = vec![(self.node_id, m.last_log_index.unwrap_or(0))];
         if let Some(replication) = &m.replication {
             for (id, matched) in replication.iter() {
                 if *id != self.node_id {
