@@ -10,7 +10,7 @@ runs in the same alternation and the table gains its ops/s and the Basalt/baseli
 
 Usage: bench/compare_redis.py [--runs 5] [--requests 200000] [--tests set,get,incr,mset]
                               [--basalt-args "--appendfsync everysec"] [--redis-args "..."]
-                              [--baseline path/to/basalt]
+                              [--baseline path/to/basalt] [--keyspace 100000]
 """
 import argparse
 import csv
@@ -24,9 +24,11 @@ import tempfile
 from servers import ROOT, free_port, machine_line, start_basalt, start_redis, stop
 
 
-def bench(port, tests, requests, pipeline, clients):
+def bench(port, tests, requests, pipeline, clients, keyspace=0):
     cmd = ["redis-benchmark", "-p", str(port), "-n", str(requests), "-c", str(clients),
            "-P", str(pipeline), "-t", tests, "--csv"]
+    if keyspace:
+        cmd += ["-r", str(keyspace)]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     rows = {}
     for row in csv.reader(io.StringIO(out)):
@@ -45,6 +47,8 @@ def main():
     ap.add_argument("--basalt-args", default="")
     ap.add_argument("--redis-args", default="--save '' --appendonly no")
     ap.add_argument("--baseline", default="", help="another basalt binary to compare with")
+    ap.add_argument("--keyspace", type=int, default=0,
+                    help="random keys out of this many (redis-benchmark -r; 0: one key)")
     args = ap.parse_args()
 
     subprocess.run(["cargo", "build", "--release", "-q"], cwd=ROOT, check=True)
@@ -64,7 +68,8 @@ def main():
             requests = args.requests * (8 if pipeline > 1 else 1)
             for _ in range(args.runs):
                 for name, port, _ in servers:
-                    for test, ops in bench(port, args.tests, requests, pipeline, args.clients).items():
+                    for test, ops in bench(port, args.tests, requests, pipeline, args.clients,
+                                           args.keyspace).items():
                         results.setdefault((name, pipeline, test), []).append(ops)
         print(machine_line())
         print(f"redis-benchmark -c {args.clients}, "

@@ -8,7 +8,9 @@
 //! path) and read concurrently. An optional bloom filter (`mem_filter.rs`) over its keys and
 //! key groups lets reads pass over a memtable that holds none of what they look for.
 //! Versions the garbage collector removes (`gc.rs`) are unlinked, not freed: the byte count,
-//! which decides when the memtable is full, counts every entry ever written.
+//! which decides when the memtable is full, counts every entry ever written. A point index
+//! (`point_index.rs`) finds each key's newest version by hash, so a point read of the
+//! current state does not search the skiplist.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -19,6 +21,7 @@ use parking_lot::RwLock;
 use super::bloom;
 use super::key::{InternalKey, Kind, SEQNO_MAX};
 use super::mem_filter::MemFilter;
+use super::point_index::{self, Newest, PointIndex};
 use super::prefix::PrefixExtractor;
 use super::range_del::{covering_seqno, RangeTombstone};
 use super::skiplist::SkipList;
@@ -46,6 +49,7 @@ pub type Found = (Lookup, u64);
 #[derive(Default)]
 pub struct Memtable {
     list: SkipList,
+    index: PointIndex,
     /// The user keys and group prefixes written here (none: every read searches).
     filter: Option<MemFilter>,
     prefixes: Option<Arc<dyn PrefixExtractor>>,
@@ -71,6 +75,14 @@ fn lookup(entry: &Entry<'_>) -> Found {
         Kind::Delete => Lookup::Deleted,
     };
     (found, entry.seqno())
+}
+
+fn newest(entry: &Entry<'_>) -> Newest {
+    Newest {
+        seqno: entry.seqno(),
+        kind: entry.kind(),
+        value: entry.value().clone(),
+    }
 }
 
 impl Memtable {
@@ -116,6 +128,13 @@ impl Memtable {
             }
         }
         self.max_seqno.fetch_max(seqno, Ordering::Relaxed);
+        if self
+            .index
+            .note(user_key.clone(), seqno, kind, value.clone())
+        {
+            self.bytes
+                .fetch_add(point_index::ENTRY_BYTES, Ordering::Relaxed);
+        }
         let entry = self.list.insert(&user_key, seqno, kind, value);
         // A key's versions sort newest first: the entry after this one, if it is of the same
         // key, is the version it hides.
@@ -131,6 +150,10 @@ impl Memtable {
         if let Some((_, Kind::Delete)) = self.list.unlink(&key.user_key, key.seqno, key.kind) {
             self.deletes.fetch_sub(1, Ordering::Relaxed);
         }
+        self.index.removed(&key.user_key, key.seqno, || {
+            let entry = self.list.seek_ge(&key.user_key, SEQNO_MAX, Kind::Put)?;
+            (entry.user_key() == &key.user_key[..]).then(|| newest(&entry))
+        });
     }
 
     /// Whether `key` is here and is the only version of its user key here.
@@ -200,6 +223,15 @@ impl Memtable {
 
     /// The newest version of `user_key` visible at `snapshot`.
     pub fn get(&self, user_key: &[u8], snapshot: u64) -> Option<Found> {
+        let newest = self.index.newest(user_key)?;
+        if newest.seqno <= snapshot {
+            let found = match newest.kind {
+                Kind::Put => Lookup::Value(newest.value),
+                Kind::Delete => Lookup::Deleted,
+            };
+            return Some((found, newest.seqno));
+        }
+        // An older snapshot: its version, if any, is further down the skiplist.
         let entry = self
             .list
             .seek_ge(user_key, snapshot.min(SEQNO_MAX), Kind::Put)?;

@@ -20,6 +20,7 @@ pub mod key;
 pub mod manifest;
 mod mem_filter;
 pub mod memtable;
+mod point_index;
 pub mod prefix;
 pub mod range_del;
 mod read;
