@@ -242,20 +242,35 @@ impl TrackingTable {
 }
 
 /// Sends `key`'s invalidation to the default-mode clients that read it and forgets it.
+///
+/// A NOLOOP client's own write is not told, and (unlike Redis, which forgets the key for
+/// it too) its interest in the key is kept: this node may apply the write only after the
+/// client has read the key again through the leader, and forgetting that newer read would
+/// lose the next writer's invalidation. The cost is at most one invalidation Redis would
+/// not send.
 fn invalidate_key(inner: &mut Inner, key: &[u8], origin: Option<u64>, sink: &Sink) {
     let Some(clients) = inner.keys.remove(key) else {
         return;
     };
-    inner.items -= clients.len();
+    let mut kept = Vec::new();
     for id in clients {
         let Some(tracker) = inner.trackers.get(&id) else {
+            inner.items -= 1;
             continue;
         };
-        if tracker.bcast || (tracker.noloop && origin == Some(id)) {
+        if tracker.noloop && origin == Some(id) && !tracker.bcast {
+            kept.push(id);
+            continue;
+        }
+        inner.items -= 1;
+        if tracker.bcast {
             continue;
         }
         let keys = vec![Bytes::copy_from_slice(key)];
         sink.send(tracker, Delivery::Invalidate(keys));
+    }
+    if !kept.is_empty() {
+        inner.keys.insert(Bytes::copy_from_slice(key), kept);
     }
 }
 
@@ -332,6 +347,10 @@ mod tests {
         table.remember(c[0].id, [&b"k"[..]], 0, &sink);
         table.invalidate(&[b("k")], Some(c[0].id), &sink);
         assert!(c[0].mailbox.take().is_empty());
+        // Its interest is kept (this node may apply its write after a newer read): the
+        // next writer's change is told.
+        table.invalidate(&[b("k")], None, &sink);
+        assert_eq!(invalidated(&c[0]), vec![Some(vec![b("k")])]);
         let bcast = Mode {
             bcast: true,
             ..Mode::default()
