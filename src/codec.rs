@@ -32,6 +32,11 @@ pub fn get_u8(raw: &mut Bytes) -> Result<u8, CodecError> {
     Ok(raw.get_u8())
 }
 
+pub fn get_u16(raw: &mut Bytes) -> Result<u16, CodecError> {
+    need(raw, 2)?;
+    Ok(raw.get_u16())
+}
+
 pub fn get_u64(raw: &mut Bytes) -> Result<u64, CodecError> {
     need(raw, 8)?;
     Ok(raw.get_u64())

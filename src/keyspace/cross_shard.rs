@@ -7,10 +7,11 @@
 //! `xshard/<group>/lock/<txn>` (decider, since when, the keys) and
 //! `xshard/<group>/outcome/<txn>` (opaque to the keyspace: the node encodes it).
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 
 use super::{encoding, Keyspace, Result, Txn};
 use crate::cluster::{ShardId, TxnId};
+use crate::codec;
 use crate::storage::KeyRange;
 
 /// The locks a shard holds for one prepared transaction.
@@ -71,30 +72,20 @@ fn encode_locks(locks: &HeldLocks) -> Bytes {
     out.put_u32(locks.keys.len() as u32);
     for (db, key) in &locks.keys {
         out.put_u8(*db);
-        out.put_u32(key.len() as u32);
-        out.put_slice(key);
+        codec::put_bytes(&mut out, key);
     }
     out.freeze()
 }
 
 fn decode_locks(group: u32, txn: TxnId, mut raw: Bytes) -> Option<HeldLocks> {
-    if raw.remaining() < 14 {
-        return None;
-    }
-    let decider = ShardId(raw.get_u16());
-    let since_ms = raw.get_u64();
-    let count = raw.get_u32();
+    let raw = &mut raw;
+    let decider = ShardId(codec::get_u16(raw).ok()?);
+    let since_ms = codec::get_u64(raw).ok()?;
+    let count = codec::get_u32(raw).ok()?;
     let mut keys = Vec::with_capacity(count.min(1024) as usize);
     for _ in 0..count {
-        if raw.remaining() < 5 {
-            return None;
-        }
-        let db = raw.get_u8();
-        let len = raw.get_u32() as usize;
-        if raw.remaining() < len {
-            return None;
-        }
-        keys.push((db, raw.split_to(len)));
+        let db = codec::get_u8(raw).ok()?;
+        keys.push((db, codec::get_bytes(raw).ok()?));
     }
     Some(HeldLocks {
         group,

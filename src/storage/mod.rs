@@ -169,7 +169,7 @@ pub trait Engine: Send + Sync {
     /// Makes everything written so far durable (a no-op for the memory engine).
     fn flush(&self) -> Result<()>;
     /// Whether a write now would wait for background work (flushes, compactions) to catch
-    /// up: a caller on an async worker then writes through `blocking_io`.
+    /// up (a caller on an async thread may then move the write off it).
     fn write_stalled(&self) -> bool {
         false
     }

@@ -2,9 +2,10 @@
 //! expiry and revision (a shard answers a Prepare with them; the coordinator reads the
 //! outcome back the same way), and the binary form a Prepare's reply carries them in.
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 
 use super::super::Node;
+use crate::codec;
 use crate::commands::{Ctx, Outcome, Session};
 use crate::keyspace::Keyspace;
 use crate::protocol::Reply;
@@ -107,31 +108,20 @@ pub(crate) fn encode_values(values: &[KeyValue]) -> Bytes {
         out.put_u8(flags);
         out.put_u64(v.expire_at_ms);
         out.put_u64(v.revision);
-        let payload = v.payload.as_deref().unwrap_or_default();
-        out.put_u32(payload.len() as u32);
-        out.put_slice(payload);
+        codec::put_bytes(&mut out, v.payload.as_deref().unwrap_or_default());
     }
     out.freeze()
 }
 
 pub(crate) fn decode_values(mut raw: Bytes) -> Option<Vec<KeyValue>> {
-    if raw.remaining() < 4 {
-        return None;
-    }
-    let count = raw.get_u32();
+    let raw = &mut raw;
+    let count = codec::get_u32(raw).ok()?;
     let mut out = Vec::with_capacity(count.min(1024) as usize);
     for _ in 0..count {
-        if raw.remaining() < 21 {
-            return None;
-        }
-        let flags = raw.get_u8();
-        let expire_at_ms = raw.get_u64();
-        let revision = raw.get_u64();
-        let len = raw.get_u32() as usize;
-        if raw.remaining() < len {
-            return None;
-        }
-        let payload = raw.split_to(len);
+        let flags = codec::get_u8(raw).ok()?;
+        let expire_at_ms = codec::get_u64(raw).ok()?;
+        let revision = codec::get_u64(raw).ok()?;
+        let payload = codec::get_bytes(raw).ok()?;
         out.push(KeyValue {
             payload: (flags & 1 != 0).then_some(payload),
             expire_at_ms,

@@ -69,20 +69,20 @@ pub struct Hidden {
     pub newer: InternalKey,
 }
 
-fn lookup(entry: &Entry<'_>) -> Found {
-    let found = match entry.kind() {
-        Kind::Put => Lookup::Value(entry.value().clone()),
-        Kind::Delete => Lookup::Deleted,
-    };
-    (found, entry.seqno())
-}
-
 fn newest(entry: &Entry<'_>) -> Newest {
     Newest {
         seqno: entry.seqno(),
         kind: entry.kind(),
         value: entry.value().clone(),
     }
+}
+
+fn lookup(version: Newest) -> Found {
+    let found = match version.kind {
+        Kind::Put => Lookup::Value(version.value),
+        Kind::Delete => Lookup::Deleted,
+    };
+    (found, version.seqno)
 }
 
 impl Memtable {
@@ -223,19 +223,15 @@ impl Memtable {
 
     /// The newest version of `user_key` visible at `snapshot`.
     pub fn get(&self, user_key: &[u8], snapshot: u64) -> Option<Found> {
-        let newest = self.index.newest(user_key)?;
-        if newest.seqno <= snapshot {
-            let found = match newest.kind {
-                Kind::Put => Lookup::Value(newest.value),
-                Kind::Delete => Lookup::Deleted,
-            };
-            return Some((found, newest.seqno));
+        let newest_here = self.index.newest(user_key)?;
+        if newest_here.seqno <= snapshot {
+            return Some(lookup(newest_here));
         }
         // An older snapshot: its version, if any, is further down the skiplist.
         let entry = self
             .list
             .seek_ge(user_key, snapshot.min(SEQNO_MAX), Kind::Put)?;
-        (entry.user_key() == user_key).then(|| lookup(&entry))
+        (entry.user_key() == user_key).then(|| lookup(newest(&entry)))
     }
 
     /// The first entry, in internal-key order.
