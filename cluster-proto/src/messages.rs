@@ -268,13 +268,21 @@ pub struct HandOver {
     pub reclaim: bool,
 }
 
+/// A connection from `host` (4 bytes for IPv4, 16 for IPv6) asked the sending node for the
+/// cluster's layout: that host runs a cluster client.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ClusterClientHost {
+    #[prost(bytes = "bytes", tag = "1")]
+    pub host: Bytes,
+}
+
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Request {
     #[prost(uint64, tag = "1")]
     pub id: u64,
     #[prost(
         oneof = "request::Body",
-        tags = "2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16"
+        tags = "2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17"
     )]
     pub body: Option<request::Body>,
 }
@@ -314,6 +322,8 @@ pub mod request {
         /// forwards its transactions there): answered with `Watched`.
         #[prost(message, tag = "16")]
         Revisions(super::WatchedKeys),
+        #[prost(message, tag = "17")]
+        ClusterClientHost(super::ClusterClientHost),
     }
 }
 
@@ -408,6 +418,9 @@ mod tests {
                 group: 4,
                 to: 5,
                 reclaim: true,
+            }),
+            request::Body::ClusterClientHost(ClusterClientHost {
+                host: Bytes::from_static(&[127, 0, 0, 1]),
             }),
         ];
         for body in bodies {

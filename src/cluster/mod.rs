@@ -5,12 +5,14 @@
 //! write touches, which node masters which slots. It knows nothing of command semantics.
 
 pub mod cross_shard;
+pub mod layout_hosts;
 pub mod map;
 mod shard_set;
 pub mod slot;
 pub mod topology;
 
 pub use cross_shard::{CrossShardOp, ShardWrite, TxnId};
+pub use layout_hosts::LayoutHosts;
 pub use map::{ClusterMap, MapChange, NodeInfo, SharedMap};
 pub use shard_set::ShardSet;
 pub use slot::{key_slot, ShardId, ShardMap, Slot, SLOT_COUNT};

@@ -66,6 +66,59 @@ pub struct Session {
     previous_was_client: bool,
     /// The shards this connection has written to (WAIT counts the replicas holding them).
     pub written: Vec<crate::cluster::ShardId>,
+    /// Where its keyed commands have run (`cluster-redirects auto` tells a cluster
+    /// client's per-node connection by it).
+    pub routes: RouteHistory,
+}
+
+/// Where a connection's keyed commands have run. A cluster client's connection to a node
+/// sends only keys of the slots that node masters; a plain client's keys fall on every
+/// node. So a connection whose commands all ran here — at least `CLUSTERED_AFTER` of them,
+/// on two shards or more while other nodes led shards too — behaves as a cluster client's:
+/// in `cluster-redirects auto`, once its host is known to run a cluster client, a command
+/// for a slot led elsewhere gets MOVED rather than being forwarded, and the client's stale
+/// map converges. (A plain client of random keys sends that many here by chance with odds
+/// of 2^-32 on two nodes; one that uses only a few keys, all led here, is the case the
+/// setting `never` is for.)
+#[derive(Default)]
+pub struct RouteHistory {
+    first_shard: Option<crate::cluster::ShardId>,
+    several_shards: bool,
+    ran_here: u32,
+    went_elsewhere: bool,
+}
+
+/// Keyed commands run here before a connection can look like a cluster client's.
+pub const CLUSTERED_AFTER: u32 = 32;
+
+impl RouteHistory {
+    /// A keyed command ran here on `shard`; `leads_all` says whether this node leads every
+    /// shard now (then any client's keys are all here, which says nothing).
+    pub fn ran_here(&mut self, shard: crate::cluster::ShardId, leads_all: impl FnOnce() -> bool) {
+        self.ran_here = self.ran_here.saturating_add(1);
+        match self.first_shard {
+            None => self.first_shard = Some(shard),
+            Some(first) if first != shard && !self.several_shards && !leads_all() => {
+                self.several_shards = true
+            }
+            Some(_) => {}
+        }
+    }
+
+    /// A keyed command was forwarded to another node: a plain client.
+    pub fn went_elsewhere(&mut self) {
+        self.went_elsewhere = true;
+    }
+
+    /// Whether more commands run here can change what `looks_clustered` says.
+    pub fn settled(&self) -> bool {
+        self.went_elsewhere || (self.several_shards && self.ran_here >= CLUSTERED_AFTER)
+    }
+
+    /// Whether every keyed command ran here: enough of them, over several shards.
+    pub fn looks_clustered(&self) -> bool {
+        self.several_shards && self.ran_here >= CLUSTERED_AFTER && !self.went_elsewhere
+    }
 }
 
 impl Session {
@@ -89,6 +142,7 @@ impl Session {
             forwarded_for: None,
             previous_was_client: false,
             written: Vec::new(),
+            routes: RouteHistory::default(),
         }
     }
 
@@ -155,5 +209,39 @@ impl Session {
 
     pub fn should_reply(&self) -> bool {
         !self.skip_current && self.reply_mode != ReplyMode::Off && !self.close_silently
+    }
+}
+
+#[cfg(test)]
+mod route_tests {
+    use super::*;
+    use crate::cluster::ShardId;
+
+    #[test]
+    fn a_connection_looks_clustered_after_enough_commands_here_on_several_shards() {
+        let mut one_shard = RouteHistory::default();
+        for _ in 0..100 {
+            one_shard.ran_here(ShardId(1), || false);
+        }
+        assert!(!one_shard.looks_clustered(), "one shard says nothing");
+
+        let mut leader_of_all = RouteHistory::default();
+        for i in 0..100 {
+            leader_of_all.ran_here(ShardId(i % 4), || true);
+        }
+        assert!(
+            !leader_of_all.looks_clustered(),
+            "a node leading everything"
+        );
+
+        let mut spread = RouteHistory::default();
+        for i in 0..CLUSTERED_AFTER as u16 - 1 {
+            spread.ran_here(ShardId(i % 2), || false);
+            assert!(!spread.looks_clustered(), "too few yet");
+        }
+        spread.ran_here(ShardId(0), || false);
+        assert!(spread.looks_clustered() && spread.settled());
+        spread.went_elsewhere();
+        assert!(!spread.looks_clustered(), "forwarded once: a plain client");
     }
 }

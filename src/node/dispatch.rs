@@ -120,6 +120,7 @@ impl Node {
                 return Prepared::Done(reply);
             }
             Route::To(leader) => {
+                session.routes.went_elsewhere();
                 self.remember_reads(cmd, session, &args);
                 if cmd.is_write() {
                     let shards = self.route(cmd, &args);
@@ -136,6 +137,7 @@ impl Node {
         let now_ms = started_us / 1000;
         session.info.touch(cmd.spec.name, now_ms);
         self.remember_reads(cmd, session, &args);
+        self.note_route(cmd, session, &args);
         if let Some(reply) = self.across_shards(cmd, session, &args).await {
             self.finish(cmd, &reply, session, &args, started_us);
             return Prepared::Done(reply);
@@ -175,6 +177,7 @@ impl Node {
         if cmd.spec.name == "watch" && !matches!(reply, Reply::Error(_)) {
             self.watch_at_leaders(session, &args[1..]).await;
         }
+        self.note_layout_asked(cmd, session);
         self.finish(cmd, &reply, session, &args, started_us);
         Prepared::Done(reply)
     }

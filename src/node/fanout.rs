@@ -5,6 +5,7 @@
 //! the cluster map and waits for all of them (or a timeout) before the next batch, so each
 //! node delivers the messages in the order they were published here, each once. A node
 //! that does not answer in time misses the batch (as a disconnected subscriber would).
+//! `tell_all` is that sending, for any message every other node should get.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -16,6 +17,7 @@ use tokio::sync::Notify;
 
 use super::dispatch::join_in_order;
 use super::Node;
+use crate::transport::Peers;
 
 /// Messages waiting at most; past it the oldest are dropped (and counted).
 const QUEUE_MAX: usize = 100_000;
@@ -64,34 +66,25 @@ impl Node {
     pub(super) async fn fan_out(&self) {
         loop {
             let messages = self.fanout.next_batch().await;
-            let me = self.groups().node_id();
-            let peers: Vec<(u64, String)> = self
-                .map
-                .read()
-                .nodes
-                .iter()
-                .filter(|(id, _)| **id != me)
-                .map(|(id, info)| (*id, info.cluster_addr.clone()))
-                .collect();
+            let peers = self.other_nodes();
             if peers.is_empty() {
                 continue;
             }
             let body = request::Body::Publish(Publish { messages });
-            let sends = peers.iter().map(|(id, addr)| {
-                let body = body.clone();
-                async move {
-                    let sent = self
-                        .groups()
-                        .peers()
-                        .call(*id, addr, body, PEER_TIMEOUT)
-                        .await;
-                    if let Err(e) = sent {
-                        tracing::debug!(peer = id, error = %e, "published messages not delivered");
-                    }
-                }
-            });
-            join_in_order(sends).await;
+            tell_all(self.groups().peers(), &peers, body, "published messages").await;
         }
+    }
+
+    /// The other nodes of the cluster map, with their cluster-port addresses.
+    pub(super) fn other_nodes(&self) -> Vec<(u64, String)> {
+        let me = self.groups().node_id();
+        self.map
+            .read()
+            .nodes
+            .iter()
+            .filter(|(id, _)| **id != me)
+            .map(|(id, info)| (*id, info.cluster_addr.clone()))
+            .collect()
     }
 
     /// Delivers messages another node passed on to this node's subscribers, in order.
@@ -107,4 +100,23 @@ impl Node {
         }
         response::Body::Done(true)
     }
+}
+
+/// Sends `body` to every node of `peers` at once and waits for all of them (or
+/// `PEER_TIMEOUT`); a node that does not take it is logged (as `what`) and skipped.
+pub(super) async fn tell_all(
+    transport: &Peers,
+    peers: &[(u64, String)],
+    body: request::Body,
+    what: &'static str,
+) {
+    let sends = peers.iter().map(|(id, addr)| {
+        let body = body.clone();
+        async move {
+            if let Err(e) = transport.call(*id, addr, body, PEER_TIMEOUT).await {
+                tracing::debug!(peer = id, error = %e, "{what} not delivered");
+            }
+        }
+    });
+    join_in_order(sends).await;
 }

@@ -4,7 +4,8 @@
 //! port (`peer.rs`), the apply glue between the shards' Raft groups and the keyspace and
 //! snapshots (`apply.rs`), and the background loops (`loops.rs`: active expiry, checkpoints,
 //! leader spreading, quiescing, the replica balancer of `balancer.rs`), MULTI/EXEC
-//! (`transaction.rs`) and across shards (`cross_shard/`), WATCH's marks at apply (`watching.rs`), passing published
+//! (`transaction.rs`) and across shards (`cross_shard/`), telling cluster clients' connections
+//! from plain ones (`cluster_clients.rs`), WATCH's marks at apply (`watching.rs`), passing published
 //! messages to the other nodes (`fanout.rs`), keyspace notifications (`notifying.rs`), WAIT (`wait.rs`), and what handlers may learn of the cluster
 //! (`view.rs`).
 //!
@@ -14,6 +15,7 @@
 mod apply;
 mod balancer;
 mod build;
+mod cluster_clients;
 mod cross_shard;
 mod dispatch;
 mod event_log;
@@ -62,6 +64,8 @@ pub struct Node {
     event_log: event_log::EventLog,
     /// Locks of prepared cross-shard transactions, and the ids of those run here.
     cross_shard: cross_shard::CrossShard,
+    /// Hosts that run cluster clients (`cluster_clients.rs`).
+    layout_hosts: crate::cluster::LayoutHosts,
 }
 
 impl Node {
@@ -76,6 +80,7 @@ impl Node {
             fanout: Default::default(),
             event_log: Default::default(),
             cross_shard: Default::default(),
+            layout_hosts: Default::default(),
         }
     }
 

@@ -143,6 +143,7 @@ impl Node {
                 None => Err(format!("no group {}", h.group)),
             },
             Some(request::Body::Revisions(keys)) => self.revisions_here(keys).await,
+            Some(request::Body::ClusterClientHost(told)) => Ok(self.heard_of_cluster_client(told)),
             Some(request::Body::Holding(h)) => match self.shard_of_peer_group(h.group) {
                 Some(shard) if self.groups().is_leader(shard) => {
                     let (index, replicas) = self.holding_here(shard, h.index);

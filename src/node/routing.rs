@@ -83,7 +83,7 @@ impl Node {
         if groups.serves_locally(shard, cmd.is_write()) {
             return None;
         }
-        if redirects {
+        if redirects || self.stale_cluster_client(cmd, session, args) {
             if let Some(moved) = self.moved(cmd, session, &args[first], shard) {
                 return Some(Ok(moved));
             }

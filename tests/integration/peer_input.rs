@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use cluster_proto::messages::{
-    Forward, HandOver, Holding, Publish, Published, WatchedKey, WatchedKeys,
+    ClusterClientHost, Forward, HandOver, Holding, Publish, Published, WatchedKey, WatchedKeys,
 };
 use cluster_proto::{
     decode_frame, encode_frame, request, response, Hello, Message, Request, Response,
@@ -155,6 +155,18 @@ fn bad_requests_on_the_cluster_port_get_errors_and_the_node_serves_on() {
         let got = peer.ask(id, Some(request::Body::Forward(forward)));
         assert!(is_error(&got, "no database"), "{got:?}");
     }
+    // A cluster client's host: 4 or 16 bytes; any other length is refused.
+    let host = |raw: &'static [u8]| {
+        Some(request::Body::ClusterClientHost(ClusterClientHost {
+            host: Bytes::from_static(raw),
+        }))
+    };
+    for (id, raw) in [(13, &b""[..]), (14, &[1, 2, 3][..]), (15, &[0; 17][..])] {
+        let got = peer.ask(id, host(raw));
+        assert!(is_error(&got, "4 or 16 bytes"), "{got:?}");
+    }
+    let got = peer.ask(16, host(&[10, 0, 0, 9]));
+    assert!(matches!(&got, response::Body::Done(true)), "{got:?}");
     let mut c = node.client();
     assert_eq!(c.call(&["PING"]), b"+PONG\r\n");
 }
