@@ -15,7 +15,9 @@ use crate::commands::CmdError;
 use crate::keyspace::{Keyspace, Txn};
 use crate::protocol::Reply;
 use crate::raft::state_machine::decode_state;
-use crate::raft::{Applier, Checkpoint, Entry, EntryOp, GroupId, GroupState, SnapshotReader};
+use crate::raft::{
+    Applied, Applier, Checkpoint, Entry, EntryOp, GroupId, GroupState, MapEpoch, SnapshotReader,
+};
 use crate::storage::{self, KeyRange, WriteBatch};
 
 /// Pairs per page of a snapshot read.
@@ -161,12 +163,12 @@ impl Applier for NodeApplier {
         entry: &Entry,
         revision: u64,
         state: &mut GroupState,
-    ) -> io::Result<Reply> {
+    ) -> io::Result<Applied> {
         let node = self.node()?;
         // Entries arrive from peers: a database this node does not have changes nothing
         // (every replica refuses it the same way).
         if entry.db >= node.shared.keyspace.databases() {
-            return Ok(no_database(entry.db).into_reply());
+            return Ok(Applied::new(no_database(entry.db).into_reply()));
         }
         let mut txn = node
             .shared
@@ -183,7 +185,7 @@ impl Applier for NodeApplier {
         let mut lock_change = None;
         let reply = match &entry.op {
             EntryOp::Command(args) if locked_key(&node, entry.db, args, None) => {
-                return Ok(Reply::error(cross_shard::LOCKED));
+                return Ok(Applied::new(Reply::error(cross_shard::LOCKED)));
             }
             EntryOp::Command(args) => match apply_command(&node, &mut txn, entry.db, args) {
                 Ok(reply) => {
@@ -193,7 +195,7 @@ impl Applier for NodeApplier {
                     reply
                 }
                 // A failed command changes nothing; a replay fails it the same way.
-                Err(e) => return Ok(e.into_reply()),
+                Err(e) => return Ok(Applied::new(e.into_reply())),
             },
             EntryOp::Expire(keys) => match apply_expire(&mut txn, entry.db, keys) {
                 Ok(removed) => {
@@ -203,7 +205,7 @@ impl Applier for NodeApplier {
                     node.shared.stats.expired_keys.add(removed);
                     Reply::Integer(removed as i64)
                 }
-                Err(e) => return Ok(e.into_reply()),
+                Err(e) => return Ok(Applied::new(e.into_reply())),
             },
             EntryOp::Batch(commands) => {
                 let commands = commands.iter().map(|a| (entry.db, &a[..]));
@@ -225,7 +227,7 @@ impl Applier for NodeApplier {
                         step.reply
                     }
                     // Changes nothing; a replay fails it the same way.
-                    Err(e) => return Ok(Reply::Error(format!("ERR {e}"))),
+                    Err(e) => return Ok(Applied::new(Reply::Error(format!("ERR {e}")))),
                 }
             }
             EntryOp::FlushSlots { all_dbs } => {
@@ -238,7 +240,7 @@ impl Applier for NodeApplier {
                     watching::after_commit(&node, touched);
                 }
                 node.invalidate_everything();
-                return Ok(reply);
+                return Ok(Applied::new(reply));
             }
             EntryOp::Map(op) => {
                 let mut meta = node.map.read().clone();
@@ -249,7 +251,7 @@ impl Applier for NodeApplier {
                 txn.put_system(&state_record(group), state.encode());
                 txn.commit().map_err(storage_error)?;
                 *node.map.write() = meta;
-                return Ok(Reply::Integer(epoch as i64));
+                return Ok(Applied::new(MapEpoch(epoch)));
             }
         };
         let kept_events = logged && events.as_ref().is_some_and(|e| !e.is_empty());
@@ -306,7 +308,7 @@ impl Applier for NodeApplier {
             | EntryOp::FlushSlots { .. }
             | EntryOp::CrossShard(_) => {}
         }
-        Ok(reply)
+        Ok(Applied::new(reply))
     }
 
     fn save_state(&self, group: GroupId, state: &GroupState) -> io::Result<()> {
@@ -524,6 +526,14 @@ fn apply_expire(txn: &mut Txn, db: u8, keys: &[Bytes]) -> Result<u64, CmdError> 
         }
     }
     Ok(removed)
+}
+
+/// The client reply in what an entry's apply answered (`NodeApplier::apply` puts one in
+/// every entry but a map change).
+pub(super) fn reply_of(applied: Applied) -> Reply {
+    applied
+        .take::<Reply>()
+        .unwrap_or_else(|| Reply::error("ERR the entry's apply gave no reply"))
 }
 
 #[cfg(test)]

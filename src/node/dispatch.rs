@@ -387,10 +387,9 @@ impl Node {
                 }
             }
         }
-        let groups = self.groups();
         let proposals = batches.into_iter().map(|(shard, entry)| async move {
             let batched = matches!(entry.op, EntryOp::Batch(_));
-            let reply = match groups.propose(shard, &entry).await {
+            let reply = match self.propose(shard, &entry).await {
                 Ok(reply) => reply,
                 // Leadership moved before the entry was appended: the new leader runs it.
                 Err(crate::raft::ProposeError::NotLeader(_)) if resp3.is_some() => {
@@ -434,7 +433,7 @@ impl Node {
         for s in &ids {
             guards.push(self.gates[usize::from(s.0)].write().await);
         }
-        let reply = groups.propose(ids[0], &entry).await;
+        let reply = self.propose(ids[0], &entry).await;
         drop(guards);
         reply.unwrap_or_else(|e| Reply::Error(e.to_string()))
     }

@@ -347,7 +347,7 @@ impl Node {
         let deadline = tokio::time::Instant::now() + FORWARD_TIMEOUT;
         loop {
             let err = if self.groups().is_leader(shard) {
-                match self.groups().propose(shard, &stamped(entry)).await {
+                match self.propose(shard, &stamped(entry)).await {
                     Ok(reply) => return reply,
                     Err(e) => e.to_string(),
                 }
@@ -387,7 +387,6 @@ impl Node {
             return Err(ProposeError::NoLeader.to_string());
         }
         let reply = self
-            .groups()
             .propose(shard, &stamped(&entry))
             .await
             .map_err(|e| e.to_string())?;

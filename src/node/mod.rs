@@ -91,6 +91,19 @@ impl Node {
         }
     }
 
+    /// Proposes `entry` to `shard`'s group (this node must lead it) and returns the client
+    /// reply its apply gave.
+    pub(crate) async fn propose(
+        &self,
+        shard: crate::cluster::ShardId,
+        entry: &crate::raft::Entry,
+    ) -> Result<crate::protocol::Reply, crate::raft::ProposeError> {
+        self.groups()
+            .propose(shard, entry)
+            .await
+            .map(apply::reply_of)
+    }
+
     /// The node's Raft groups.
     pub fn groups(&self) -> &Groups {
         self.groups

@@ -232,7 +232,7 @@ impl Node {
                 origin: self.write_origin(session),
                 ..Entry::new(session.db, now_ms, EntryOp::Transaction(commands))
             };
-            match self.groups().propose(shards[0], &entry).await {
+            match self.propose(shards[0], &entry).await {
                 Ok(Reply::Array(applied)) if applied.len() == at.len() => {
                     for (i, reply) in at.into_iter().zip(applied) {
                         replies[i] = reply;

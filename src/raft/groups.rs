@@ -31,11 +31,10 @@ use super::log_store::LogStore;
 use super::network::ClusterNetwork;
 use super::quiesce::{Quiet, Watch};
 use super::state_machine::{Applier, Checkpoint, GroupId, ShardStateMachine};
-use super::types::{self, NodeInfo, TypeConfig};
+use super::types::{self, Applied, MapEpoch, NodeInfo, TypeConfig};
 use super::{Entry, EntryOp};
 use crate::cluster::ShardId;
 use crate::cluster::{MapChange, SharedMap};
-use crate::protocol::Reply;
 use crate::storage::SyncPolicy;
 use crate::transport::Peers;
 
@@ -381,10 +380,11 @@ impl Groups {
     /// map's new epoch.
     pub async fn propose_map_change(&self, op: MapChange) -> Result<u64, ProposeError> {
         let entry = Entry::new(0, crate::clock::now_ms(), EntryOp::Map(op));
-        match self.propose_to(&self.map_group, &entry).await? {
-            Reply::Integer(epoch) => Ok(epoch as u64),
-            other => Err(ProposeError::Fatal(format!("metadata apply: {other:?}"))),
-        }
+        self.propose_to(&self.map_group, &entry)
+            .await?
+            .take::<MapEpoch>()
+            .map(|epoch| epoch.0)
+            .ok_or_else(|| ProposeError::Fatal("a map change applied without an epoch".into()))
     }
 
     /// The cluster map as this node knows it.
@@ -415,11 +415,11 @@ impl Groups {
 
     /// Appends `entry` to the log of `shard`'s group and returns its reply once applied.
     /// While the group has no leader it waits up to [`LEADER_WAIT`].
-    pub async fn propose(&self, shard: ShardId, entry: &Entry) -> Result<Reply, ProposeError> {
+    pub async fn propose(&self, shard: ShardId, entry: &Entry) -> Result<Applied, ProposeError> {
         self.propose_to(&self.shard(shard), entry).await
     }
 
-    async fn propose_to(&self, group: &ShardGroup, entry: &Entry) -> Result<Reply, ProposeError> {
+    async fn propose_to(&self, group: &ShardGroup, entry: &Entry) -> Result<Applied, ProposeError> {
         let raft = &group.raft;
         let deadline = tokio::time::Instant::now() + LEADER_WAIT;
         loop {

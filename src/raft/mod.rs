@@ -28,3 +28,4 @@ pub use quiesce::ROUND as QUIET_ROUND;
 pub use state_machine::{
     Applier, Checkpoint, GroupId, GroupState, ShardSnapshot, ShardStateMachine, SnapshotReader,
 };
+pub use types::{Applied, MapEpoch};

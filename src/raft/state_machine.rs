@@ -20,10 +20,9 @@ use openraft::type_config::alias::{SnapshotMetaOf, SnapshotOf, StoredMembershipO
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 use parking_lot::Mutex;
 
-use super::types::{self, LogId, TypeConfig};
+use super::types::{self, Applied, LogId, TypeConfig};
 use super::Entry;
 use crate::blocking_io;
-use crate::protocol::Reply;
 
 /// A Raft group's id: 0 is the metadata group, shard `i` is group `i + 1`.
 pub type GroupId = u32;
@@ -110,7 +109,7 @@ pub trait Applier: Send + Sync + 'static {
         entry: &Entry,
         revision: u64,
         state: &mut GroupState,
-    ) -> io::Result<Reply>;
+    ) -> io::Result<Applied>;
     /// Writes the group's apply state alone (blank and membership entries).
     fn save_state(&self, group: GroupId, state: &GroupState) -> io::Result<()>;
     /// The group's stored apply state.
@@ -183,7 +182,7 @@ impl ShardStateMachine {
     }
 
     /// Applies one entry (openraft's apply, and the node's replay at start-up).
-    pub fn apply_one(&mut self, entry: &types::RaftEntry) -> io::Result<Reply> {
+    pub fn apply_one(&mut self, entry: &types::RaftEntry) -> io::Result<Applied> {
         let expected = self.state.applied.map_or(0, |id| id.index + 1);
         let fits = if self.contiguous {
             entry.log_id.index == expected
@@ -205,13 +204,13 @@ impl ShardStateMachine {
             }
             EntryPayload::Blank => {
                 self.applier.save_state(self.group, &next)?;
-                Reply::Null
+                Applied::none()
             }
             EntryPayload::Membership(m) => {
                 next.membership =
                     StoredMembershipOf::<TypeConfig>::new(Some(entry.log_id), m.clone());
                 self.applier.save_state(self.group, &next)?;
-                Reply::Null
+                Applied::none()
             }
         };
         self.state = next;

@@ -22,6 +22,36 @@ pub(super) use crate::codec::{
     get_bytes, get_count, get_string, get_u32, get_u64, get_u8, need, put_bytes, put_string,
 };
 
+/// What applying an entry answers its proposer. The raft layer carries it and never looks
+/// inside: the [`Applier`](super::Applier) decides what it holds (the node puts a client's
+/// reply there, or the cluster map's new epoch).
+pub struct Applied(Box<dyn std::any::Any + Send + Sync>);
+
+impl Applied {
+    pub fn new<T: std::any::Any + Send + Sync>(value: T) -> Applied {
+        Applied(Box::new(value))
+    }
+
+    /// No answer (blank and membership entries).
+    pub fn none() -> Applied {
+        Applied::new(())
+    }
+
+    /// The answer, if it is a `T`.
+    pub fn take<T: std::any::Any>(self) -> Option<T> {
+        self.0.downcast::<T>().ok().map(|b| *b)
+    }
+}
+
+/// What applying a change to the cluster map answers: the map's new epoch.
+pub struct MapEpoch(pub u64);
+
+impl fmt::Debug for Applied {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Applied")
+    }
+}
+
 impl fmt::Display for WriteEntry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.op {
@@ -51,10 +81,10 @@ impl fmt::Display for WriteEntry {
 }
 
 openraft::declare_raft_types!(
-    /// Basalt's openraft types: write entries in, RESP replies out, u64 node ids.
+    /// Basalt's openraft types: write entries in, what their apply answered out, u64 node ids.
     pub TypeConfig:
         D = WriteEntry,
-        R = crate::protocol::Reply,
+        R = Applied,
         NodeId = u64,
         Node = NodeInfo,
 );
