@@ -108,6 +108,9 @@ struct Inner {
     /// Whether appended entries are cached (not while replaying segments at open: their
     /// records are slices of whole-segment buffers).
     caching: bool,
+    /// Commit markers known in memory and not written yet, per group: each goes out with
+    /// the next write or sync rather than in a write of its own.
+    unwritten_commits: BTreeMap<u32, LogId>,
 }
 
 #[derive(Debug, Default)]
@@ -258,6 +261,7 @@ impl RaftLog {
             groups: HashMap::new(),
             written: 0,
             caching: false,
+            unwritten_commits: BTreeMap::new(),
         };
         for id in segment::list(&dir)? {
             let (seg, records) = Segment::open(&dir, id)?;
@@ -309,7 +313,14 @@ impl RaftLog {
     /// Writes records, sealing the active segment first if it is full.
     /// Returns the write's sequence number (see [`RaftLog::sync_to`]).
     fn write(&self, inner: &mut Inner, records: &[Record]) -> io::Result<u64> {
-        let mut buf = BytesMut::with_capacity(records.iter().map(Record::framed_len).sum());
+        // Commit markers waiting go first; memory knows them already (`save_committed`).
+        let commits = std::mem::take(&mut inner.unwritten_commits);
+        let commit_len = commits.len() * Record::MARKER_LEN;
+        let records_len: usize = records.iter().map(Record::framed_len).sum();
+        let mut buf = BytesMut::with_capacity(commit_len + records_len);
+        for (group, id) in commits {
+            Record::marker(Kind::Commit, group, id).encode_into(&mut buf);
+        }
         for r in records {
             r.encode_into(&mut buf);
         }
@@ -321,7 +332,7 @@ impl RaftLog {
         }
         let active = inner.active();
         let id = active.id;
-        let mut offset = active.append(&buf)?;
+        let mut offset = active.append(&buf)? + commit_len as u64;
         inner.written += 1;
         for r in records {
             inner.apply(r, id, offset);
@@ -382,11 +393,16 @@ impl RaftLog {
         self.delete_dead_segments(&mut inner)
     }
 
-    /// Records that `group` has committed up to `id` (no fsync: see `record.rs`).
+    /// Records that `group` has committed up to `id`: known at once, written with the next
+    /// write or sync (see `record.rs`).
     pub fn save_committed(&self, group: u32, id: LogId) -> io::Result<()> {
         let mut inner = self.inner.lock();
-        let record = Record::marker(Kind::Commit, group, id);
-        self.write(&mut inner, &[record]).map(|_| ())
+        advance(&mut inner.groups.entry(group).or_default().committed, id);
+        let slot = inner.unwritten_commits.entry(group).or_insert(id);
+        if slot.index < id.index {
+            *slot = id;
+        }
+        Ok(())
     }
 
     /// The last id `group` recorded as committed.
@@ -523,21 +539,25 @@ impl RaftLog {
         }
         state.running = true;
         drop(state);
-        let (file, upto) = {
+        let taken = {
             let mut inner = self.inner.lock();
-            let upto = inner.written;
-            (inner.active().file.clone(), upto)
+            // Commit markers waiting for a write go out with this sync.
+            let written = match inner.unwritten_commits.is_empty() {
+                true => Ok(inner.written),
+                false => self.write(&mut inner, &[]),
+            };
+            written.map(|upto| (inner.active().file.clone(), upto))
         };
-        let result = file.sync_data();
+        let result = taken.and_then(|(file, upto)| file.sync_data().map(|()| upto));
         let mut state = self.sync_state.lock();
         state.running = false;
-        if result.is_ok() {
+        if let Ok(upto) = result {
             state.synced = state.synced.max(upto);
             self.syncs
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         self.sync_done.notify_all();
-        result
+        result.map(|_| ())
     }
 
     /// fsyncs `sync` has issued so far.

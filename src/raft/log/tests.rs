@@ -369,3 +369,45 @@ fn reset_forgets_a_group_across_reopen() {
     assert_eq!(ids(&log, 2, ..).len(), 10, "other groups untouched");
     let _ = std::fs::remove_dir_all(&d);
 }
+
+#[test]
+fn a_commit_marker_goes_out_with_the_next_write_or_sync() {
+    let d = dir("commit-marker");
+    {
+        let log = RaftLog::open(&d, SEGMENT_BYTES_DEFAULT).unwrap();
+        for i in 1..=3 {
+            log.append(1, &[entry(1, i, 1)]).unwrap();
+        }
+        log.save_committed(1, id(2, 1)).unwrap();
+        assert_eq!(log.committed(1), Some(id(2, 1)), "known at once");
+        // Written with another group's append, whose entry must still read back.
+        log.append(2, &[entry(2, 1, 1)]).unwrap();
+        log.save_committed(1, id(3, 1)).unwrap();
+        log.save_committed(2, id(1, 1)).unwrap();
+        log.sync().unwrap();
+    }
+    {
+        let log = RaftLog::open(&d, SEGMENT_BYTES_DEFAULT).unwrap();
+        assert_eq!(log.committed(1), Some(id(3, 1)));
+        assert_eq!(log.committed(2), Some(id(1, 1)));
+        assert_eq!(ids(&log, 1, ..), vec![(1, 1), (2, 1), (3, 1)]);
+        assert_eq!(ids(&log, 2, ..), vec![(1, 1)]);
+        // Neither written nor synced: a reopen knows the last one written.
+        log.append(1, &[entry(1, 4, 1)]).unwrap();
+        log.save_committed(1, id(4, 1)).unwrap();
+    }
+    let log = RaftLog::open(&d, SEGMENT_BYTES_DEFAULT).unwrap();
+    assert_eq!(log.committed(1), Some(id(3, 1)));
+    assert_eq!(ids(&log, 1, ..).len(), 4);
+    // Entries written behind markers read back from the file too (past the cache).
+    for i in 1..=2000 {
+        log.save_committed(3, id(i, 1)).unwrap();
+        log.append(3, &[entry(3, i, 1)]).unwrap();
+    }
+    let early = log.entries(3, 1..=5).unwrap();
+    assert_eq!(early.len(), 5);
+    for (i, e) in (1..).zip(&early) {
+        assert_eq!(e.data, data(3, i, 1));
+    }
+    let _ = std::fs::remove_dir_all(&d);
+}
