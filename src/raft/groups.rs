@@ -738,7 +738,7 @@ fn replay_alone(log: &RaftLog, node_id: u64, machines: &mut [ShardStateMachine])
     let mut from = Vec::new();
     let mut by_group: BTreeMap<GroupId, usize> = BTreeMap::new();
     for (i, m) in machines.iter().enumerate() {
-        let voters: BTreeSet<u64> = m.state().membership.membership().voter_ids().collect();
+        let voters: BTreeSet<u64> = m.state().membership().membership().voter_ids().collect();
         // No membership applied yet: the log's first entry (the group's initial membership)
         // decides below.
         if voters == alone || voters.is_empty() {
@@ -759,7 +759,7 @@ fn replay_alone(log: &RaftLog, node_id: u64, machines: &mut [ShardStateMachine])
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
         let members_known = machines[i]
             .state()
-            .membership
+            .membership()
             .membership()
             .voter_ids()
             .next()

@@ -35,9 +35,36 @@ const STATE_FORMAT_VERSION: u8 = 1;
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct GroupState {
     pub applied: Option<LogId>,
-    pub membership: StoredMembershipOf<TypeConfig>,
+    /// Shared and kept encoded: every applied entry copies and writes the state, and the
+    /// membership changes only with membership entries.
+    membership: Arc<Membership>,
     /// The counter of the next collection version this group hands out.
     pub next_version: u64,
+}
+
+/// A group's last membership and its stored form (`membership log id? | membership`).
+#[derive(Debug, PartialEq, Eq)]
+struct Membership {
+    stored: StoredMembershipOf<TypeConfig>,
+    encoded: Bytes,
+}
+
+impl Membership {
+    fn new(stored: StoredMembershipOf<TypeConfig>) -> Membership {
+        let mut out = BytesMut::with_capacity(64);
+        types::put_log_id(&mut out, stored.log_id().as_ref());
+        types::encode_membership(&mut out, stored.membership());
+        Membership {
+            stored,
+            encoded: out.freeze(),
+        }
+    }
+}
+
+impl Default for Membership {
+    fn default() -> Self {
+        Membership::new(StoredMembershipOf::<TypeConfig>::default())
+    }
 }
 
 impl GroupState {
@@ -57,15 +84,36 @@ impl GroupState {
         (u64::from(group) << VERSION_GROUP_SHIFT) | self.next_version
     }
 
+    pub fn new(
+        applied: Option<LogId>,
+        membership: StoredMembershipOf<TypeConfig>,
+        next_version: u64,
+    ) -> GroupState {
+        GroupState {
+            applied,
+            membership: Arc::new(Membership::new(membership)),
+            next_version,
+        }
+    }
+
+    /// The group's last membership.
+    pub fn membership(&self) -> &StoredMembershipOf<TypeConfig> {
+        &self.membership.stored
+    }
+
+    pub fn set_membership(&mut self, membership: StoredMembershipOf<TypeConfig>) {
+        self.membership = Arc::new(Membership::new(membership));
+    }
+
     /// Format: `version:u8 | next_version:u64 | applied? | membership log id? | membership`
     /// (a log id as `present:u8 | term | leader | index`, the membership as in `types.rs`).
     pub fn encode(&self) -> Bytes {
-        let mut out = BytesMut::with_capacity(96);
+        let encoded = &self.membership.encoded;
+        let mut out = BytesMut::with_capacity(1 + 8 + 25 + encoded.len());
         out.put_u8(STATE_FORMAT_VERSION);
         out.put_u64(self.next_version);
         types::put_log_id(&mut out, self.applied.as_ref());
-        types::put_log_id(&mut out, self.membership.log_id().as_ref());
-        types::encode_membership(&mut out, self.membership.membership());
+        out.extend_from_slice(encoded);
         out.freeze()
     }
 
@@ -75,11 +123,11 @@ impl GroupState {
         let applied = types::get_log_id(&mut raw)?;
         let membership_log = types::get_log_id(&mut raw)?;
         let membership = types::decode_membership(&mut raw)?;
-        Ok(GroupState {
+        Ok(GroupState::new(
             applied,
-            membership: StoredMembershipOf::<TypeConfig>::new(membership_log, membership),
+            StoredMembershipOf::<TypeConfig>::new(membership_log, membership),
             next_version,
-        })
+        ))
     }
 }
 
@@ -207,8 +255,10 @@ impl ShardStateMachine {
                 Applied::none()
             }
             EntryPayload::Membership(m) => {
-                next.membership =
-                    StoredMembershipOf::<TypeConfig>::new(Some(entry.log_id), m.clone());
+                next.set_membership(StoredMembershipOf::<TypeConfig>::new(
+                    Some(entry.log_id),
+                    m.clone(),
+                ));
                 self.applier.save_state(self.group, &next)?;
                 Applied::none()
             }
@@ -225,7 +275,7 @@ impl RaftStateMachine<TypeConfig> for ShardStateMachine {
     async fn applied_state(
         &mut self,
     ) -> Result<(Option<LogId>, StoredMembershipOf<TypeConfig>), io::Error> {
-        Ok((self.state.applied, self.state.membership.clone()))
+        Ok((self.state.applied, self.state.membership().clone()))
     }
 
     async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
@@ -310,7 +360,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         let state = checkpoint.state(self.group)?.unwrap_or_default();
         let meta = SnapshotMetaOf::<TypeConfig> {
             last_log_id: state.applied,
-            last_membership: state.membership.clone(),
+            last_membership: state.membership().clone(),
         };
         *self.current.lock() = Some((meta.clone(), checkpoint.clone()));
         Ok(SnapshotOf::<TypeConfig, ShardSnapshot> {
@@ -340,14 +390,11 @@ mod tests {
             },
         )]);
         let membership = openraft::Membership::new(vec![BTreeSet::from([7u64])], members).unwrap();
-        let state = GroupState {
-            applied: Some(types::log_id(3, 7, 41)),
-            membership: StoredMembershipOf::<TypeConfig>::new(
-                Some(types::log_id(1, 7, 0)),
-                membership,
-            ),
-            next_version: 12,
-        };
+        let state = GroupState::new(
+            Some(types::log_id(3, 7, 41)),
+            StoredMembershipOf::<TypeConfig>::new(Some(types::log_id(1, 7, 0)), membership),
+            12,
+        );
         let raw = state.encode();
         assert_eq!(GroupState::decode(raw.clone()).unwrap(), state);
         for cut in 0..raw.len() {
