@@ -108,9 +108,6 @@ struct Inner {
     /// Whether appended entries are cached (not while replaying segments at open: their
     /// records are slices of whole-segment buffers).
     caching: bool,
-    /// Commit markers known in memory and not written yet, per group: each goes out with
-    /// the next write or sync rather than in a write of its own.
-    unwritten_commits: BTreeMap<u32, LogId>,
 }
 
 #[derive(Debug, Default)]
@@ -261,7 +258,6 @@ impl RaftLog {
             groups: HashMap::new(),
             written: 0,
             caching: false,
-            unwritten_commits: BTreeMap::new(),
         };
         for id in segment::list(&dir)? {
             let (seg, records) = Segment::open(&dir, id)?;
@@ -313,14 +309,7 @@ impl RaftLog {
     /// Writes records, sealing the active segment first if it is full.
     /// Returns the write's sequence number (see [`RaftLog::sync_to`]).
     fn write(&self, inner: &mut Inner, records: &[Record]) -> io::Result<u64> {
-        // Commit markers waiting go first; memory knows them already (`save_committed`).
-        let commits = std::mem::take(&mut inner.unwritten_commits);
-        let commit_len = commits.len() * Record::MARKER_LEN;
-        let records_len: usize = records.iter().map(Record::framed_len).sum();
-        let mut buf = BytesMut::with_capacity(commit_len + records_len);
-        for (group, id) in commits {
-            Record::marker(Kind::Commit, group, id).encode_into(&mut buf);
-        }
+        let mut buf = BytesMut::with_capacity(records.iter().map(Record::framed_len).sum());
         for r in records {
             r.encode_into(&mut buf);
         }
@@ -332,7 +321,7 @@ impl RaftLog {
         }
         let active = inner.active();
         let id = active.id;
-        let mut offset = active.append(&buf)? + commit_len as u64;
+        let mut offset = active.append(&buf)?;
         inner.written += 1;
         for r in records {
             inner.apply(r, id, offset);
@@ -393,16 +382,11 @@ impl RaftLog {
         self.delete_dead_segments(&mut inner)
     }
 
-    /// Records that `group` has committed up to `id`: known at once, written with the next
-    /// write or sync (see `record.rs`).
+    /// Records that `group` has committed up to `id` (no fsync: see `record.rs`).
     pub fn save_committed(&self, group: u32, id: LogId) -> io::Result<()> {
         let mut inner = self.inner.lock();
-        advance(&mut inner.groups.entry(group).or_default().committed, id);
-        let slot = inner.unwritten_commits.entry(group).or_insert(id);
-        if slot.index < id.index {
-            *slot = id;
-        }
-        Ok(())
+        let record = Record::marker(Kind::Commit, group, id);
+        self.write(&mut inner, &[record]).map(|_| ())
     }
 
     /// The last id `group` recorded as committed.
@@ -539,25 +523,21 @@ impl RaftLog {
         }
         state.running = true;
         drop(state);
-        let taken = {
+        let (file, upto) = {
             let mut inner = self.inner.lock();
-            // Commit markers waiting for a write go out with this sync.
-            let written = match inner.unwritten_commits.is_empty() {
-                true => Ok(inner.written),
-                false => self.write(&mut inner, &[]),
-            };
-            written.map(|upto| (inner.active().file.clone(), upto))
+            let upto = inner.written;
+            (inner.active().file.clone(), upto)
         };
-        let result = taken.and_then(|(file, upto)| file.sync_data().map(|()| upto));
+        let result = file.sync_data();
         let mut state = self.sync_state.lock();
         state.running = false;
-        if let Ok(upto) = result {
+        if result.is_ok() {
             state.synced = state.synced.max(upto);
             self.syncs
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         self.sync_done.notify_all();
-        result.map(|_| ())
+        result
     }
 
     /// fsyncs `sync` has issued so far.

@@ -11,9 +11,8 @@
 //! - `Checkpoint`: first record of every segment: `data` lists `group:u32 | index | term |
 //!   leader` for each group's last purged log id, so a segment prefix can be deleted
 //!   without forgetting it.
-//! - `Commit`: the id is known committed in `group`, written with the next write or sync
-//!   rather than on its own (never fsynced for itself): a restarted node re-applies up to
-//!   it before it serves; entries past it are committed again by the next leader.
+//! - `Commit`: the id is known committed in `group` (written without an fsync of its own:
+//!   a restarted node re-applies up to it before it serves).
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -100,9 +99,6 @@ impl Record {
     }
 
     /// Bytes the framed record takes.
-    /// The framed length of a record without data (a marker).
-    pub const MARKER_LEN: usize = Self::DATA_OFFSET;
-
     pub fn framed_len(&self) -> usize {
         HEADER_BYTES + FIXED_PAYLOAD + self.data.len()
     }
