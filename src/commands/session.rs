@@ -85,7 +85,7 @@ pub struct RouteHistory {
     first_shard: Option<crate::cluster::ShardId>,
     several_shards: bool,
     ran_here: u32,
-    went_elsewhere: bool,
+    plain: bool,
 }
 
 /// Keyed commands run here before a connection can look like a cluster client's.
@@ -105,19 +105,20 @@ impl RouteHistory {
         }
     }
 
-    /// A keyed command was forwarded to another node: a plain client.
-    pub fn went_elsewhere(&mut self) {
-        self.went_elsewhere = true;
+    /// A plain client's for good: a keyed command was forwarded to another node, or ran
+    /// while this node was alone (a cluster client connects once there is a cluster).
+    pub fn rule_out(&mut self) {
+        self.plain = true;
     }
 
     /// Whether more commands run here can change what `looks_clustered` says.
     pub fn settled(&self) -> bool {
-        self.went_elsewhere || (self.several_shards && self.ran_here >= CLUSTERED_AFTER)
+        self.plain || (self.several_shards && self.ran_here >= CLUSTERED_AFTER)
     }
 
     /// Whether every keyed command ran here: enough of them, over several shards.
     pub fn looks_clustered(&self) -> bool {
-        self.several_shards && self.ran_here >= CLUSTERED_AFTER && !self.went_elsewhere
+        self.several_shards && self.ran_here >= CLUSTERED_AFTER && !self.plain
     }
 }
 
@@ -241,7 +242,7 @@ mod route_tests {
         }
         spread.ran_here(ShardId(0), || false);
         assert!(spread.looks_clustered() && spread.settled());
-        spread.went_elsewhere();
+        spread.rule_out();
         assert!(!spread.looks_clustered(), "forwarded once: a plain client");
     }
 }

@@ -40,6 +40,8 @@ impl Node {
             return;
         };
         if self.map.read().nodes.len() < 2 {
+            // Asked once per connection on a lone node, not per command.
+            session.routes.rule_out();
             return;
         }
         let shard = self.shards.shard_of_key(&args[first]);

@@ -120,7 +120,7 @@ impl Node {
                 return Prepared::Done(reply);
             }
             Route::To(leader) => {
-                session.routes.went_elsewhere();
+                session.routes.rule_out();
                 self.remember_reads(cmd, session, &args);
                 if cmd.is_write() {
                     let shards = self.route(cmd, &args);

@@ -98,9 +98,10 @@ struct Chunk {
 /// memtable's worth) are kept, process-wide.
 static CHUNK_POOL: Mutex<Vec<Box<[u64]>>> = Mutex::new(Vec::new());
 const POOL_CHUNKS: usize = 64;
+const CHUNK_WORDS: usize = CHUNK_BYTES / 8;
 
 fn take_chunk(words: usize) -> Box<[u64]> {
-    if words == CHUNK_BYTES / 8 {
+    if words == CHUNK_WORDS {
         if let Some(chunk) = CHUNK_POOL.lock().pop() {
             return chunk;
         }
@@ -114,7 +115,7 @@ fn give_back(chunks: Vec<Chunk>) {
         if pool.len() >= POOL_CHUNKS {
             break;
         }
-        if chunk.words.len() == CHUNK_BYTES / 8 {
+        if chunk.words.len() == CHUNK_WORDS {
             pool.push(chunk.words);
         }
     }
