@@ -579,6 +579,21 @@ mod tests {
         assert_eq!(read(&ks), (11, Bytes::from("2")));
         let (bytes, hit_ratio) = ks.collections.usage();
         assert!(bytes > 0 && hit_ratio > 0.3, "{bytes} {hit_ratio}");
+        // A run of entries in one transaction: each element change carries its entry's
+        // revision, and the cache is tagged with the last.
+        let mut txn = ks.txn(0, 12, 1 << 48);
+        txn.put_element(0, b"h", 7, b"f", Bytes::from("3"));
+        txn.next_entry(0, 13).unwrap();
+        txn.put(0, b"other", Meta::string(Bytes::from("x"), 13, 0))
+            .unwrap();
+        txn.commit().unwrap();
+        assert_eq!(read(&ks), (12, Bytes::from("3")));
+        let mut txn = ks.txn(0, 14, 1 << 48);
+        txn.put_element(0, b"h", 7, b"f", Bytes::from("4"));
+        txn.next_entry(0, 15).unwrap();
+        txn.put_element(0, b"h", 7, b"f", Bytes::from("5"));
+        txn.commit().unwrap();
+        assert_eq!(read(&ks), (15, Bytes::from("5")));
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub struct Savepoint {
     db_map_changed: bool,
     overlay: Overlay,
     elements: BTreeMap<Bytes, Option<Bytes>>,
+    entry_writes: usize,
     flushed: usize,
     batch: usize,
     expired_removed: u64,
@@ -42,6 +43,12 @@ pub struct Txn<'a> {
     /// Element (or score-index) key → the record after this transaction (None = deleted),
     /// for those written; ordered so range scans merge it with the engine's records.
     elements: BTreeMap<Bytes, Option<Bytes>>,
+    /// The element keys the current entry wrote, repeats included (whose collections its
+    /// revision is stamped on).
+    entry_writes: Vec<Bytes>,
+    /// Collections stamped with an earlier entry's revision (a run of entries, see
+    /// [`Txn::next_entry`]): metadata key, version, type, revision.
+    stamped: Vec<Stamped>,
     /// Physical databases emptied by this transaction, in order.
     flushed: Vec<u8>,
     batch: WriteBatch,
@@ -59,6 +66,10 @@ pub struct Txn<'a> {
     /// What this transaction changed, kept only when asked (`track_changes`): for WATCH.
     changes: Option<Changes>,
 }
+
+/// A collection whose records a transaction wrote: metadata key, version, type, and the
+/// revision it was stamped with.
+type Stamped = (Bytes, u64, ValueType, u64);
 
 /// The keys and databases a transaction changed (see [`Txn::track_changes`]).
 #[derive(Debug, Default)]
@@ -146,6 +157,8 @@ impl<'a> Txn<'a> {
             db_map_changed: false,
             overlay: Overlay::Small(Vec::new()),
             elements: BTreeMap::new(),
+            entry_writes: Vec::new(),
+            stamped: Vec::new(),
             flushed: Vec::new(),
             batch: WriteBatch::new(),
             expired_removed: 0,
@@ -205,6 +218,19 @@ impl<'a> Txn<'a> {
     /// The log index of the entry being applied; stored as each changed key's revision.
     pub fn revision(&self) -> u64 {
         self.revision
+    }
+
+    /// Ends the current entry and begins the next one of a run applied in this
+    /// transaction: the collections the ended entry changed keep its revision, and what
+    /// follows is read and written at the next entry's time and revision. Applying a run
+    /// this way leaves exactly what applying its entries one transaction each would.
+    pub fn next_entry(&mut self, now_ms: u64, revision: u64) -> Result<()> {
+        let stamped = self.stamp_changed_collections()?;
+        self.stamped.extend(stamped);
+        self.entry_writes.clear();
+        self.now_ms = now_ms;
+        self.revision = revision;
+        Ok(())
     }
 
     pub fn databases(&self) -> u8 {
@@ -359,6 +385,7 @@ impl<'a> Txn<'a> {
             db_map_changed: self.db_map_changed,
             overlay: self.overlay.clone(),
             elements: self.elements.clone(),
+            entry_writes: self.entry_writes.len(),
             flushed: self.flushed.len(),
             batch: self.batch.len(),
             expired_removed: self.expired_removed,
@@ -374,6 +401,7 @@ impl<'a> Txn<'a> {
         self.db_map_changed = point.db_map_changed;
         self.overlay = point.overlay;
         self.elements = point.elements;
+        self.entry_writes.truncate(point.entry_writes);
         self.flushed.truncate(point.flushed);
         self.batch.truncate(point.batch);
         self.expired_removed = point.expired_removed;
@@ -435,6 +463,7 @@ impl<'a> Txn<'a> {
     ) {
         let ek = self.space_key(space, db, key, version, sub);
         self.batch.put(ek.clone(), value.clone());
+        self.entry_writes.push(ek.clone());
         self.elements.insert(ek, Some(value));
     }
 
@@ -442,6 +471,7 @@ impl<'a> Txn<'a> {
     pub fn delete_in(&mut self, space: Space, db: u8, key: &[u8], version: u64, sub: &[u8]) {
         let ek = self.space_key(space, db, key, version, sub);
         self.batch.delete(ek.clone());
+        self.entry_writes.push(ek.clone());
         self.elements.insert(ek, None);
     }
 
@@ -575,14 +605,14 @@ impl<'a> Txn<'a> {
         Ok(())
     }
 
-    /// Gives every collection whose records this transaction wrote this transaction's
-    /// revision, whether or not its command stored the header again (LSET, say, writes one
-    /// element): a key's revision names its last change, which WATCH and the collection
-    /// cache rely on. Returns those collections: metadata key, version, type.
-    fn stamp_changed_collections(&mut self) -> Result<Vec<(Bytes, u64, ValueType)>> {
+    /// Gives every collection whose records the current entry wrote the entry's revision,
+    /// whether or not its command stored the header again (LSET, say, writes one element):
+    /// a key's revision names its last change, which WATCH and the collection cache rely
+    /// on. Returns those collections.
+    fn stamp_changed_collections(&mut self) -> Result<Vec<Stamped>> {
         let mut owners: Vec<(Bytes, u64)> = self
-            .elements
-            .keys()
+            .entry_writes
+            .iter()
             .filter_map(|ek| encoding::element_owner(ek))
             .collect();
         owners.dedup();
@@ -599,7 +629,7 @@ impl<'a> Txn<'a> {
             {
                 continue;
             }
-            changed.push((mk.clone(), version, meta.value_type));
+            changed.push((mk.clone(), version, meta.value_type, self.revision));
             if self.changes.is_some() {
                 // Its elements changed (LSET, say, stores no new header).
                 if let Some(db) = self.db_map.iter().position(|p| *p == mk[0]) {
@@ -622,8 +652,8 @@ impl<'a> Txn<'a> {
     /// After the batch is written: hashes and sets this transaction changed that the
     /// collection cache held as they were before (or that it created) are cached as they
     /// are now, so a hot key's next read is served from memory, not the engine.
-    fn refresh_cached(&self, changed: &[(Bytes, u64, ValueType)]) {
-        for (mk, version, value_type) in changed {
+    fn refresh_cached(&self, changed: &[Stamped]) {
+        for (mk, version, value_type, revision) in changed {
             let pdb = mk[0];
             if !matches!(value_type, ValueType::Hash | ValueType::Set)
                 || self.flushed.contains(&pdb)
@@ -660,13 +690,21 @@ impl<'a> Txn<'a> {
             let elements: Vec<(Bytes, Bytes)> = elements.into_iter().collect();
             self.ks
                 .collections
-                .put(pdb, &key, self.revision, *version, elements);
+                .put(pdb, &key, *revision, *version, elements);
         }
     }
 
     /// Writes every change atomically and updates the in-memory counters.
     pub fn commit(mut self) -> Result<()> {
-        let changed = self.stamp_changed_collections()?;
+        let mut changed = std::mem::take(&mut self.stamped);
+        changed.extend(self.stamp_changed_collections()?);
+        if changed.len() > 1 {
+            // A run's entries may change one collection several times: its last stamp is
+            // what it holds now.
+            let mut seen = ahash::AHashSet::with_capacity(changed.len());
+            changed.reverse();
+            changed.retain(|(mk, ..)| seen.insert(mk.clone()));
+        }
         let databases = usize::from(self.ks.databases);
         if self.db_map_changed {
             let map = Bytes::copy_from_slice(&self.db_map[..databases]);

@@ -7,6 +7,7 @@ use std::sync::{Arc, Weak};
 
 use bytes::Bytes;
 
+use super::apply_run;
 use super::cross_shard::{self, locked_key};
 use super::{watching, Node};
 use crate::cluster::{ClusterMap, ShardId, Slot, TxnId};
@@ -24,7 +25,7 @@ use crate::storage::{self, KeyRange, WriteBatch};
 const SNAPSHOT_PAGE: usize = 1024;
 
 /// The name of a group's apply-state system record.
-fn state_record(group: GroupId) -> String {
+pub(super) fn state_record(group: GroupId) -> String {
     format!("raft/{group}")
 }
 
@@ -46,7 +47,7 @@ fn write_with_state(
         .map_err(storage_error)
 }
 
-fn storage_error(e: impl std::fmt::Display) -> io::Error {
+pub(super) fn storage_error(e: impl std::fmt::Display) -> io::Error {
     io::Error::other(e.to_string())
 }
 
@@ -285,30 +286,23 @@ impl Applier for NodeApplier {
         node.shared
             .changes_since_save
             .fetch_add(1, Ordering::Relaxed);
-        match &entry.op {
-            EntryOp::Command(args) => node.wake_blocked(entry.db, args),
-            EntryOp::Batch(commands) => {
-                for args in commands {
-                    node.wake_blocked(entry.db, args);
-                }
-            }
-            EntryOp::Transaction(commands) => {
-                for (db, args) in commands {
-                    node.wake_blocked(*db, args);
-                }
-            }
-            EntryOp::CrossShard(crate::cluster::CrossShardOp::Commit { writes, .. }) => {
-                let shard = shard_of_group(group);
-                for w in writes.iter().filter(|w| w.shard == shard) {
-                    node.wake_blocked(w.db, &w.args);
-                }
-            }
-            EntryOp::Expire(_)
-            | EntryOp::Map(_)
-            | EntryOp::FlushSlots { .. }
-            | EntryOp::CrossShard(_) => {}
-        }
+        wake_blocked_by(&node, group, entry);
         Ok(Applied::new(reply))
+    }
+
+    fn batchable(&self, group: GroupId, entry: &Entry) -> bool {
+        self.0
+            .upgrade()
+            .is_some_and(|node| apply_run::batchable(&node, group, entry))
+    }
+
+    fn apply_run(
+        &self,
+        group: GroupId,
+        run: &[(&Entry, u64)],
+        state: &mut GroupState,
+    ) -> io::Result<Vec<Applied>> {
+        apply_run::apply_run(&*self.node()?, group, run, state)
     }
 
     fn save_state(&self, group: GroupId, state: &GroupState) -> io::Result<()> {
@@ -458,6 +452,33 @@ impl SnapshotReader for RangeReader {
     }
 }
 
+/// Wakes the clients blocked on keys an applied entry wrote.
+pub(super) fn wake_blocked_by(node: &Node, group: GroupId, entry: &Entry) {
+    match &entry.op {
+        EntryOp::Command(args) => node.wake_blocked(entry.db, args),
+        EntryOp::Batch(commands) => {
+            for args in commands {
+                node.wake_blocked(entry.db, args);
+            }
+        }
+        EntryOp::Transaction(commands) => {
+            for (db, args) in commands {
+                node.wake_blocked(*db, args);
+            }
+        }
+        EntryOp::CrossShard(crate::cluster::CrossShardOp::Commit { writes, .. }) => {
+            let shard = shard_of_group(group);
+            for w in writes.iter().filter(|w| w.shard == shard) {
+                node.wake_blocked(w.db, &w.args);
+            }
+        }
+        EntryOp::Expire(_)
+        | EntryOp::Map(_)
+        | EntryOp::FlushSlots { .. }
+        | EntryOp::CrossShard(_) => {}
+    }
+}
+
 pub(super) fn apply_command(
     node: &Node,
     txn: &mut Txn,
@@ -476,7 +497,7 @@ pub(super) fn apply_command(
     }
 }
 
-fn no_database(db: u8) -> CmdError {
+pub(super) fn no_database(db: u8) -> CmdError {
     CmdError::msg(format!(
         "ERR entry names database {db}, which this node does not have"
     ))
@@ -486,7 +507,7 @@ fn no_database(db: u8) -> CmdError {
 /// nothing of its own and the others' effects. Their replies, as an array.
 /// A write over a key a cross-shard transaction holds (other than `owner`, whose own
 /// writes these are) is refused.
-fn apply_each<'a>(
+pub(super) fn apply_each<'a>(
     node: &Node,
     txn: &mut Txn,
     commands: impl Iterator<Item = (u8, &'a [Bytes])>,
@@ -518,7 +539,7 @@ fn apply_each<'a>(
     Reply::Array(replies)
 }
 
-fn apply_expire(txn: &mut Txn, db: u8, keys: &[Bytes]) -> Result<u64, CmdError> {
+pub(super) fn apply_expire(txn: &mut Txn, db: u8, keys: &[Bytes]) -> Result<u64, CmdError> {
     let mut removed = 0;
     for key in keys {
         if txn.delete_if_expired(db, key)? {
@@ -539,7 +560,6 @@ pub(super) fn reply_of(applied: Applied) -> Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
     use crate::raft::log::{RaftLog, Votes};
     use crate::raft::log_store::LogStore;
     use crate::raft::types::TypeConfig;
@@ -572,14 +592,7 @@ mod tests {
             let dir =
                 std::env::temp_dir().join(format!("basalt-conformance-{}-{n}", std::process::id()));
             let _ = std::fs::remove_dir_all(&dir);
-            let args: Vec<String> = ["--engine", "memory", "--shards", "4"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect();
-            let config = Arc::new(Config::from_args(&args).expect("config"));
-            let engine: Arc<dyn storage::Engine> = Arc::new(storage::MemoryEngine::new());
-            let keyspace = Keyspace::open(engine, 16).expect("keyspace");
-            let node = Arc::new(Node::new(crate::commands::Shared::new(config, keyspace, 0)));
+            let node = super::super::apply_run::tests::node();
             let log = Arc::new(RaftLog::open(dir.join("log"), 1 << 20).expect("log"));
             let votes = Arc::new(Votes::open(dir.join("votes")).expect("votes"));
             let applier = Arc::new(NodeApplier(Arc::downgrade(&node)));

@@ -2,7 +2,7 @@
 //! resolve, route, run the handler, block, propose, account), routing and forwarding to
 //! the leader of a key's shard (`routing.rs`, `forwarding.rs`), serving peers on the cluster
 //! port (`peer.rs`), the apply glue between the shards' Raft groups and the keyspace and
-//! snapshots (`apply.rs`), and the background loops (`loops.rs`: active expiry, checkpoints,
+//! snapshots (`apply.rs`; a run of entries as one batch, `apply_run.rs`), and the background loops (`loops.rs`: active expiry, checkpoints,
 //! leader spreading, quiescing, the replica balancer of `balancer.rs`), MULTI/EXEC
 //! (`transaction.rs`) and across shards (`cross_shard/`), telling cluster clients' connections
 //! from plain ones (`cluster_clients.rs`), WATCH's marks at apply (`watching.rs`), passing published
@@ -13,6 +13,7 @@
 //! [`ClusterView`].
 
 mod apply;
+mod apply_run;
 mod balancer;
 mod build;
 mod cluster_clients;

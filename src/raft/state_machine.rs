@@ -14,7 +14,7 @@ use std::io;
 use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::type_config::alias::{SnapshotMetaOf, SnapshotOf, StoredMembershipOf};
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
@@ -158,6 +158,17 @@ pub trait Applier: Send + Sync + 'static {
         revision: u64,
         state: &mut GroupState,
     ) -> io::Result<Applied>;
+    /// Whether `entry` may be applied in a run with its neighbours ([`Applier::apply_run`]).
+    fn batchable(&self, group: GroupId, entry: &Entry) -> bool;
+    /// Applies consecutive batchable write entries of `group` (each with its revision) as
+    /// one atomic batch with the apply state after the last: the same effects and replies
+    /// as applying them one by one.
+    fn apply_run(
+        &self,
+        group: GroupId,
+        run: &[(&Entry, u64)],
+        state: &mut GroupState,
+    ) -> io::Result<Vec<Applied>>;
     /// Writes the group's apply state alone (blank and membership entries).
     fn save_state(&self, group: GroupId, state: &GroupState) -> io::Result<()>;
     /// The group's stored apply state.
@@ -174,6 +185,10 @@ pub trait Applier: Send + Sync + 'static {
     /// Replaces the group's records with a snapshot's and makes them durable.
     fn install(&self, group: GroupId, data: &mut dyn SnapshotReader) -> io::Result<()>;
 }
+
+/// The most entries applied as one batch: each entry's rollback point copies what the
+/// run has written so far.
+const RUN_MAX: usize = 32;
 
 /// A snapshot's data: a reader of the group's records.
 pub struct ShardSnapshot(pub Box<dyn SnapshotReader>);
@@ -266,6 +281,66 @@ impl ShardStateMachine {
         self.state = next;
         Ok(reply)
     }
+
+    /// Applies `entries` in order: runs of batchable writes together, the rest one by one.
+    pub fn apply_all(&mut self, entries: &[types::RaftEntry]) -> io::Result<Vec<Applied>> {
+        let mut replies = Vec::with_capacity(entries.len());
+        let mut rest = entries;
+        while let Some(first) = rest.first() {
+            let len = rest
+                .iter()
+                .take(RUN_MAX)
+                .take_while(|e| self.batchable(e))
+                .count();
+            if len < 2 {
+                replies.push(self.apply_one(first)?);
+                rest = &rest[1..];
+                continue;
+            }
+            let (run, after) = rest.split_at(len);
+            replies.extend(self.apply_run(run)?);
+            rest = after;
+        }
+        Ok(replies)
+    }
+
+    fn batchable(&self, entry: &types::RaftEntry) -> bool {
+        match &entry.payload {
+            EntryPayload::Normal(write) => self.applier.batchable(self.group, write),
+            _ => false,
+        }
+    }
+
+    /// Applies a run of batchable write entries as one batch.
+    fn apply_run(&mut self, run: &[types::RaftEntry]) -> io::Result<Vec<Applied>> {
+        let mut expected = self.state.applied.map_or(0, |id| id.index + 1);
+        let mut writes = Vec::with_capacity(run.len());
+        for entry in run {
+            let fits = if self.contiguous {
+                entry.log_id.index == expected
+            } else {
+                entry.log_id.index >= expected
+            };
+            let EntryPayload::Normal(write) = &entry.payload else {
+                return Err(io::Error::other("a run holds only write entries"));
+            };
+            if !fits {
+                return Err(io::Error::other(format!(
+                    "group {}: applying index {} after index {}",
+                    self.group,
+                    entry.log_id.index,
+                    expected.wrapping_sub(1)
+                )));
+            }
+            expected = entry.log_id.index + 1;
+            writes.push((write, GroupState::revision(self.group, entry.log_id.index)));
+        }
+        let mut next = self.state.clone();
+        next.applied = run.last().map(|e| e.log_id);
+        let replies = self.applier.apply_run(self.group, &writes, &mut next)?;
+        self.state = next;
+        Ok(replies)
+    }
 }
 
 impl RaftStateMachine<TypeConfig> for ShardStateMachine {
@@ -284,15 +359,30 @@ impl RaftStateMachine<TypeConfig> for ShardStateMachine {
             + Unpin
             + OptionalSend,
     {
+        let mut batch = Vec::new();
+        let mut responders = Vec::new();
         while let Some(item) = entries.next().await {
-            let (entry, responder) = item?;
-            let reply = if self.applier.write_stalled() {
-                blocking_io::run(|| self.apply_one(&entry))?
+            // The entries committed together are applied together.
+            let mut next = Some(item);
+            while let Some(item) = next {
+                let (entry, responder) = item?;
+                batch.push(entry);
+                responders.push(responder);
+                next = match batch.len() < RUN_MAX {
+                    true => entries.next().now_or_never().flatten(),
+                    false => None,
+                };
+            }
+            let replies = if self.applier.write_stalled() {
+                blocking_io::run(|| self.apply_all(&batch))?
             } else {
-                self.apply_one(&entry)?
+                self.apply_all(&batch)?
             };
-            if let Some(responder) = responder {
-                responder.send(reply);
+            batch.clear();
+            for (responder, reply) in responders.drain(..).zip(replies) {
+                if let Some(responder) = responder {
+                    responder.send(reply);
+                }
             }
         }
         Ok(())
