@@ -98,6 +98,7 @@ impl Segment {
 /// Reads `len` bytes at `offset` of a segment file.
 pub fn read_at(file: &File, offset: u64, len: usize) -> io::Result<Vec<u8>> {
     let mut buf = vec![0u8; len];
-    file.read_exact_at(&mut buf, offset)?;
+    // Called from openraft's tasks: an entry the page cache lacks is read off the worker.
+    crate::blocking_io::read_exact_at(file, &mut buf, offset)?;
     Ok(buf)
 }

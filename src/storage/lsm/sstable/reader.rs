@@ -101,12 +101,13 @@ impl Table {
             return Err(corrupt("block handle"));
         }
         let mut buf = vec![0u8; (h.size as usize) + BLOCK_TRAILER_BYTES];
-        self.file
-            .read_exact_at(&mut buf, h.offset)
-            .map_err(|source| TableError::Io {
+        // Handler reads run on async workers: a block the page cache lacks is read off them.
+        crate::blocking_io::read_exact_at(&self.file, &mut buf, h.offset).map_err(|source| {
+            TableError::Io {
                 path: self.path.clone(),
                 source,
-            })?;
+            }
+        })?;
         let crc_at = buf.len() - 4;
         let stored = u32::from_le_bytes(buf[crc_at..].try_into().unwrap_or_default());
         if crc32c::crc32c(&buf[..crc_at]) != stored {
