@@ -6,11 +6,14 @@ Basalt, starts redis-server (`appendonly yes`, `appendfsync everysec` by default
 (`appendfsync everysec`) on free ports, loads the same records into both, then runs each
 workload on both in alternation, several times, and prints the median throughput and
 latency percentiles of each and their ratio. Workloads run in YCSB's recommended order
-(A, B, C, F, D, E: the last two insert), so both servers see the same history.
+(A, B, C, F, D, E: the last two insert), so both servers see the same history. Workload
+M is memtier_benchmark's default mix (1 SET : 10 GET of strings; no load phase when it runs
+alone). With --nodes 3 the Basalt side is a local 3-node cluster (scripts/cluster.sh, RF 3)
+and the generator talks to node 0, which forwards what it does not lead.
 
 Usage: bench/ycsb.py [--records 100000] [--workloads abcfde] [--runs 3] [--seconds 10]
                      [--clients 32] [--basalt-args "..."] [--redis-args "..."]
-                     [--generator-args "--read-fields 3"]
+                     [--generator-args "--read-fields 3"] [--nodes 3]
 """
 import argparse
 import json
@@ -18,8 +21,10 @@ import os
 import shlex
 import statistics
 import subprocess
+import tempfile
+import time
 
-from servers import ROOT, machine_line, start_side_by_side, stop
+from servers import ROOT, free_port, machine_line, start_redis, start_side_by_side, stop
 
 GENERATOR = os.path.join(ROOT, "target", "release", "examples", "ycsb")
 
@@ -43,15 +48,22 @@ def main():
     ap.add_argument("--basalt-args", default="--appendfsync everysec")
     ap.add_argument("--redis-args", default="--save '' --appendonly yes --appendfsync everysec")
     ap.add_argument("--generator-args", default="")
+    ap.add_argument("--nodes", type=int, default=1)
     args = ap.parse_args()
 
     subprocess.run(["cargo", "build", "--release", "-q", "--bin", "basalt", "--example", "ycsb"],
                    cwd=ROOT, check=True)
-    servers = start_side_by_side("basalt-ycsb-", args.redis_args, args.basalt_args)
+    cluster = None
+    if args.nodes > 1:
+        servers, cluster = start_with_cluster(args)
+    else:
+        servers = start_side_by_side("basalt-ycsb-", args.redis_args, args.basalt_args)
+    load = set(args.workloads.lower()) != {"m"}
     results = {}  # (phase, server) -> [report]
     try:
         for name, port, _ in servers:
-            results[("load", name)] = [generate(port, args, ["--phase", "load"])]
+            if load:
+                results[("load", name)] = [generate(port, args, ["--phase", "load"])]
         for w in args.workloads:
             for _ in range(args.runs):
                 for name, port, _ in servers:
@@ -59,17 +71,22 @@ def main():
                                                    "--seconds", str(args.seconds)])
                     results.setdefault((f"run-{w}", name), []).append(report)
     finally:
-        stop([p for _, _, p in servers])
+        stop([p for _, _, p in servers if p is not None])
+        if cluster is not None:
+            subprocess.run(cluster[0] + ["stop", str(args.nodes)], env=cluster[1], cwd=ROOT)
 
     print(machine_line())
-    print(f"{args.records:,} records of 10 x 100-byte fields, {args.clients} clients, no pipelining; "
-          f"runs of {args.seconds:g} s, median of {args.runs} (load: one run)")
-    print(f"Basalt: `{args.basalt_args}`; redis-server: `{args.redis_args}`"
+    shape = (f"{args.records:,} records of 10 x 100-byte fields" if load
+             else f"SET:GET 1:10 over {args.records:,} string keys")
+    print(f"{shape}, {args.clients} clients, no pipelining; "
+          f"runs of {args.seconds:g} s, median of {args.runs}" + (" (load: one run)" if load else ""))
+    nodes = f"{args.nodes} nodes (RF {min(args.nodes, 3)}, client on node 0), " if args.nodes > 1 else ""
+    print(f"Basalt: {nodes}`{args.basalt_args}`; redis-server: `{args.redis_args}`"
           + (f"; generator: `{args.generator_args}`" if args.generator_args else "") + "\n")
     print("| workload | redis ops/s | Basalt ops/s | ratio | redis p50 / p99 / p99.9 us "
           "| Basalt p50 / p99 / p99.9 us | p99 ratio |")
     print("|---|---:|---:|---:|---:|---:|---:|")
-    phases = ["load"] + [f"run-{w}" for w in args.workloads]
+    phases = (["load"] if load else []) + [f"run-{w}" for w in args.workloads]
     for phase in phases:
         row = {}
         for name in ("redis", "basalt"):
@@ -82,6 +99,22 @@ def main():
         print(f"| {label} | {r[0]:,.0f} | {b[0]:,.0f} | {b[0] / r[0]:.2f} "
               f"| {r[1]:.0f} / {r[2]:.0f} / {r[3]:.0f} | {b[1]:.0f} / {b[2]:.0f} / {b[3]:.0f} "
               f"| {b[2] / r[2]:.2f} |")
+
+
+def start_with_cluster(args):
+    """A redis-server and a local Basalt cluster of `args.nodes` nodes: the servers list
+    (the cluster's entry has no process: scripts/cluster.sh stops it) and the script's
+    command and environment."""
+    tmp = tempfile.mkdtemp(prefix="basalt-ycsb-cluster-")
+    base = 7501  # node i: client port base + i, cluster port 10000 above it
+    env = dict(os.environ, BASALT_CLUSTER_DIR=os.path.join(tmp, "cluster"),
+               BASALT_BASE_PORT=str(base), BASALT_FLAGS=args.basalt_args)
+    script = [os.path.join(ROOT, "scripts", "cluster.sh")]
+    rport = free_port()
+    redis = start_redis(rport, os.path.join(tmp, "redis"), shlex.split(args.redis_args))
+    subprocess.run(script + ["start", str(args.nodes)], env=env, check=True, cwd=ROOT)
+    time.sleep(5)  # the leader spreading settles (every 2 s)
+    return [("redis", rport, redis), ("basalt", base, None)], (script, env)
 
 
 if __name__ == "__main__":

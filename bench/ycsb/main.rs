@@ -33,7 +33,7 @@ use distribution::{Distribution, KeyChooser};
 /// The server's allocator: the generator's own share of the machine stays small.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use workload::{index_score, key_name, Op, Values, Workload, INDEX_KEY};
+use workload::{index_score, key_name, string_key, Op, Values, Workload, INDEX_KEY};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Phase {
@@ -52,7 +52,7 @@ struct Args {
     port: u16,
     #[arg(long, value_enum, default_value_t = Phase::Run)]
     phase: Phase,
-    /// Core workload a–f (run phase).
+    /// Core workload a–f, or m (memtier_benchmark's default SET:GET mix; no load phase).
     #[arg(long, default_value_t = 'a')]
     workload: char,
     /// Concurrent clients, one connection each.
@@ -151,8 +151,12 @@ impl Client {
     }
 
     fn existing_key(&mut self) -> String {
+        key_name(self.existing_number())
+    }
+
+    fn existing_number(&mut self) -> u64 {
         let inserted = self.shared.inserted.load(Ordering::Relaxed);
-        key_name(self.keys.next(&mut self.rng, inserted))
+        self.keys.next(&mut self.rng, inserted)
     }
 
     async fn insert(&mut self, n: u64) -> Result<bool> {
@@ -252,6 +256,24 @@ impl Client {
                 let found = self.read(&key).await?;
                 self.update(&key).await?;
                 Ok(found)
+            }
+            Op::Set => {
+                let key = string_key(self.existing_number());
+                let value = self.values.next(&mut self.rng).to_vec();
+                redis::cmd("SET")
+                    .arg(key)
+                    .arg(value)
+                    .query_async::<Value>(&mut self.con)
+                    .await?;
+                Ok(true)
+            }
+            Op::Get => {
+                let key = string_key(self.existing_number());
+                let value: Value = redis::cmd("GET")
+                    .arg(key)
+                    .query_async(&mut self.con)
+                    .await?;
+                Ok(!matches!(value, Value::Nil))
             }
         }
     }
@@ -358,7 +380,7 @@ fn report(args: &Args, tally: &Tally, elapsed: Duration) -> String {
 async fn main() -> Result<()> {
     let args = Args::parse();
     let Some(mut workload) = workload::core(args.workload.to_ascii_lowercase()) else {
-        bail!("unknown workload {:?} (a–f)", args.workload);
+        bail!("unknown workload {:?} (a–f, m)", args.workload);
     };
     if let Some(d) = args.distribution {
         workload.distribution = d;
@@ -368,6 +390,10 @@ async fn main() -> Result<()> {
     let values = Arc::new(Values::new(args.field_length, &mut seed_rng));
     let (next_insert, inserted) = match args.phase {
         Phase::Load => (0, 0),
+        // Its keys are numbered below the record count.
+        Phase::Run if workload::needs_no_load(args.workload.to_ascii_lowercase()) => {
+            (args.records, args.records)
+        }
         Phase::Run => {
             // Records inserted by earlier runs count too (the index set holds every key).
             let mut con = client.get_multiplexed_async_connection().await?;

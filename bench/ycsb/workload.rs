@@ -8,6 +8,10 @@
 //! - update: `HSET key fieldI v` (one field)
 //! - scan: `ZRANGEBYSCORE _indices <hash(start)> +inf LIMIT 0 <len>`, then `HGETALL` of each
 //! - read-modify-write: a read, then an update of the same key
+//!
+//! Workload `m` is not YCSB's: memtier_benchmark's default mix, 1 `SET` to 10 `GET`s of
+//! string keys `memtier-<n>` chosen uniformly among the record numbers, values of
+//! `fieldlength` bytes, nothing loaded first (a `GET` of a key not yet set finds nothing).
 
 use rand::Rng;
 
@@ -23,6 +27,9 @@ pub enum Op {
     Update,
     Scan,
     ReadModifyWrite,
+    /// Workload `m`: a string `SET` / `GET`.
+    Set,
+    Get,
 }
 
 impl Op {
@@ -33,6 +40,8 @@ impl Op {
             Op::Update => "UPDATE",
             Op::Scan => "SCAN",
             Op::ReadModifyWrite => "READ-MODIFY-WRITE",
+            Op::Set => "SET",
+            Op::Get => "GET",
         }
     }
 }
@@ -43,7 +52,7 @@ pub struct Workload {
     pub distribution: Distribution,
 }
 
-/// YCSB's core workloads A–F.
+/// YCSB's core workloads A–F, and `m` (memtier_benchmark's default SET:GET mix).
 pub fn core(name: char) -> Option<Workload> {
     use Op::*;
     let (mix, distribution): (&'static [(Op, f64)], Distribution) = match name {
@@ -55,6 +64,10 @@ pub fn core(name: char) -> Option<Workload> {
         'f' => (
             &[(Read, 0.5), (ReadModifyWrite, 0.5)],
             Distribution::Zipfian,
+        ),
+        'm' => (
+            &[(Get, 10.0 / 11.0), (Set, 1.0 / 11.0)],
+            Distribution::Uniform,
         ),
         _ => return None,
     };
@@ -72,6 +85,16 @@ impl Workload {
         }
         self.mix[self.mix.len() - 1].0
     }
+}
+
+/// Whether the workload works on strings of its own and needs no loaded records.
+pub fn needs_no_load(name: char) -> bool {
+    name == 'm'
+}
+
+/// The string key of workload `m` numbered `n`.
+pub fn string_key(n: u64) -> String {
+    format!("memtier-{n}")
 }
 
 /// The key name of record `n`.
