@@ -52,7 +52,7 @@ pub static BASALT_PARAMS: &[Param] = &[
     },
     Param {
         name: "block-cache-size",
-        // 0: a quarter of the machine's memory (see lib.rs).
+        // 0: a quarter of the machine's memory (see node/build.rs).
         default: "0",
         kind: Kind::Memory {
             min: 0,
@@ -71,7 +71,8 @@ pub static BASALT_PARAMS: &[Param] = &[
     },
     Param {
         name: "collection-cache-size",
-        default: "67108864",
+        // 0: a sixteenth of the machine's memory (see node/build.rs).
+        default: "0",
         kind: Kind::Memory {
             min: 0,
             max: i64::MAX,
