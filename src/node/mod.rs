@@ -5,7 +5,8 @@
 //! snapshots (`apply.rs`; a run of entries as one batch, `apply_run.rs`), and the background loops (`loops.rs`: active expiry, checkpoints,
 //! leader spreading, quiescing, the replica balancer of `balancer.rs`), MULTI/EXEC
 //! (`transaction.rs`) and across shards (`cross_shard/`), telling cluster clients' connections
-//! from plain ones (`cluster_clients.rs`), WATCH's marks at apply (`watching.rs`), passing published
+//! from plain ones (`cluster_clients.rs`), combining clients' writes into one entry
+//! (`combine.rs`), WATCH's marks at apply (`watching.rs`), passing published
 //! messages to the other nodes (`fanout.rs`), keyspace notifications (`notifying.rs`), WAIT (`wait.rs`), and what handlers may learn of the cluster
 //! (`view.rs`).
 //!
@@ -17,6 +18,7 @@ mod apply_run;
 mod balancer;
 mod build;
 mod cluster_clients;
+mod combine;
 mod cross_shard;
 mod dispatch;
 mod event_log;
@@ -67,6 +69,8 @@ pub struct Node {
     cross_shard: cross_shard::CrossShard,
     /// Hosts that run cluster clients (`cluster_clients.rs`).
     layout_hosts: crate::cluster::LayoutHosts,
+    /// Writes of different clients to one shard combined into one entry (`combine.rs`).
+    combiner: combine::Combiner,
 }
 
 impl Node {
@@ -82,6 +86,7 @@ impl Node {
             event_log: Default::default(),
             cross_shard: Default::default(),
             layout_hosts: Default::default(),
+            combiner: combine::Combiner::new(shard_count),
         }
     }
 
@@ -92,17 +97,15 @@ impl Node {
         }
     }
 
-    /// Proposes `entry` to `shard`'s group (this node must lead it) and returns the client
-    /// reply its apply gave.
+    /// Proposes `entry` to `shard`'s group (this node must lead it), with other clients'
+    /// writes when the shard is busy (`combine.rs`), and returns the client reply its
+    /// apply gave.
     pub(crate) async fn propose(
         &self,
         shard: crate::cluster::ShardId,
         entry: &crate::raft::Entry,
     ) -> Result<crate::protocol::Reply, crate::raft::ProposeError> {
-        self.groups()
-            .propose(shard, entry)
-            .await
-            .map(apply::reply_of)
+        self.combiner.propose(self, shard, entry).await
     }
 
     /// The node's Raft groups.

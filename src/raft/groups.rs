@@ -48,7 +48,7 @@ const READ_LEASE: Duration = Duration::from_millis(450);
 const LEADER_WAIT: Duration = Duration::from_secs(2);
 
 /// Why a proposal got no reply from its group.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ProposeError {
     #[error("CLUSTERDOWN The cluster is down")]
     NoLeader,

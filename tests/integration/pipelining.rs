@@ -94,3 +94,72 @@ fn results_do_not_depend_on_the_shard_count() {
         "*6\r\n$1\r\n1\r\n$1\r\n2\r\n$1\r\n3\r\n$1\r\n4\r\n$1\r\n5\r\n$-1\r\n"
     );
 }
+
+/// Writes of many clients to one shard are proposed together while the shard is busy
+/// (`node/combine.rs`): each client still gets exactly its own replies, in order, errors
+/// included, whether it sends one command or a pipeline.
+#[test]
+fn many_clients_writing_one_shard_each_get_their_own_replies() {
+    const CLIENTS: usize = 16;
+    const ROUNDS: usize = 150;
+    let server = start_basalt(&["--shards", "1"]);
+    let mut setup = server.client();
+    assert_eq!(
+        show(&setup.call(&["HSET", "not-a-number", "f", "v"])),
+        ":1\r\n"
+    );
+    let port = server.port;
+    let threads: Vec<_> = (0..CLIENTS)
+        .map(|t| {
+            std::thread::spawn(move || {
+                let mut c = Client::connect(port);
+                let own = format!("own-{t}");
+                let mut shared = Vec::new();
+                let mut count = 0;
+                for round in 0..ROUNDS {
+                    // Pipelines of 1 to 4 commands; every fifth round has one that fails.
+                    let len = 1 + (round + t) % 4;
+                    let mut batch = Vec::new();
+                    for i in 0..len {
+                        batch.extend(match i {
+                            0 => encode_command(&[b"INCR", own.as_bytes()]),
+                            1 if round % 5 == 0 => encode_command(&[b"INCR", b"not-a-number"]),
+                            _ => encode_command(&[b"INCR", b"shared"]),
+                        });
+                    }
+                    c.send_raw(&batch);
+                    for i in 0..len {
+                        let reply = show(&c.read_reply());
+                        match i {
+                            0 => {
+                                count += 1;
+                                assert_eq!(reply, format!(":{count}\r\n"), "client {t}");
+                            }
+                            1 if round % 5 == 0 => {
+                                assert!(reply.starts_with("-WRONGTYPE"), "client {t}: {reply}")
+                            }
+                            _ => shared.push(reply),
+                        }
+                    }
+                }
+                shared
+            })
+        })
+        .collect();
+    let mut shared: Vec<i64> = threads
+        .into_iter()
+        .flat_map(|t| t.join().expect("client thread"))
+        .map(|r| {
+            r.trim_start_matches(':')
+                .trim_end()
+                .parse()
+                .expect("integer")
+        })
+        .collect();
+    shared.sort_unstable();
+    let expected: Vec<i64> = (1..=shared.len() as i64).collect();
+    assert_eq!(
+        shared, expected,
+        "every INCR of the shared key got its own value"
+    );
+}
