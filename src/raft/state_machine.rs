@@ -246,18 +246,7 @@ impl ShardStateMachine {
 
     /// Applies one entry (openraft's apply, and the node's replay at start-up).
     pub fn apply_one(&mut self, entry: &types::RaftEntry) -> io::Result<Applied> {
-        let expected = self.state.applied.map_or(0, |id| id.index + 1);
-        let fits = if self.contiguous {
-            entry.log_id.index == expected
-        } else {
-            entry.log_id.index >= expected
-        };
-        if !fits {
-            return Err(io::Error::other(format!(
-                "group {}: applying index {} after {:?}",
-                self.group, entry.log_id.index, self.state.applied
-            )));
-        }
+        self.check_follows(self.state.applied.map(|id| id.index), entry.log_id.index)?;
         let mut next = self.state.clone();
         next.applied = Some(entry.log_id);
         let reply = match &entry.payload {
@@ -311,28 +300,33 @@ impl ShardStateMachine {
         }
     }
 
+    /// Refuses an entry at `index` that does not follow the one at `after` (see
+    /// `allow_gaps`).
+    fn check_follows(&self, after: Option<u64>, index: u64) -> io::Result<()> {
+        let expected = after.map_or(0, |i| i + 1);
+        let fits = match self.contiguous {
+            true => index == expected,
+            false => index >= expected,
+        };
+        match fits {
+            true => Ok(()),
+            false => Err(io::Error::other(format!(
+                "group {}: applying index {index} after {after:?}",
+                self.group
+            ))),
+        }
+    }
+
     /// Applies a run of batchable write entries as one batch.
     fn apply_run(&mut self, run: &[types::RaftEntry]) -> io::Result<Vec<Applied>> {
-        let mut expected = self.state.applied.map_or(0, |id| id.index + 1);
+        let mut after = self.state.applied.map(|id| id.index);
         let mut writes = Vec::with_capacity(run.len());
         for entry in run {
-            let fits = if self.contiguous {
-                entry.log_id.index == expected
-            } else {
-                entry.log_id.index >= expected
-            };
+            self.check_follows(after, entry.log_id.index)?;
             let EntryPayload::Normal(write) = &entry.payload else {
                 return Err(io::Error::other("a run holds only write entries"));
             };
-            if !fits {
-                return Err(io::Error::other(format!(
-                    "group {}: applying index {} after index {}",
-                    self.group,
-                    entry.log_id.index,
-                    expected.wrapping_sub(1)
-                )));
-            }
-            expected = entry.log_id.index + 1;
+            after = Some(entry.log_id.index);
             writes.push((write, GroupState::revision(self.group, entry.log_id.index)));
         }
         let mut next = self.state.clone();
