@@ -35,6 +35,8 @@ pub(super) struct Combiner {
     queues: Vec<Mutex<Queue>>,
 }
 
+/// The waiting writes are bounded by the writers: each connection (at most `maxclients`)
+/// and each peer request waits for one proposal round of its own at a time.
 #[derive(Default)]
 struct Queue {
     /// Proposals in flight (at most [`FLIGHTS_MAX`]).
@@ -98,11 +100,7 @@ impl Combiner {
                 Err(_) => return Err(abandoned()),
             },
         };
-        let mut lead = Leading {
-            queue,
-            others,
-            answered: false,
-        };
+        let mut lead = Leading { queue, others };
         lead.propose(node, shard, entry).await
     }
 }
@@ -111,8 +109,8 @@ impl Combiner {
 /// dropped mid-flight — the others get an answer and the next waiting write leads.
 struct Leading<'a> {
     queue: &'a Mutex<Queue>,
+    /// The companions not answered yet (all of them until the flight lands).
     others: Vec<Waiter>,
-    answered: bool,
 }
 
 impl Leading<'_> {
@@ -136,17 +134,14 @@ impl Leading<'_> {
             // A waiter whose client left needs no answer.
             let _ = waiter.turn.send(Turn::Done(reply));
         }
-        self.answered = true;
         own_reply
     }
 }
 
 impl Drop for Leading<'_> {
     fn drop(&mut self) {
-        if !self.answered {
-            for waiter in self.others.drain(..) {
-                let _ = waiter.turn.send(Turn::Done(Err(abandoned())));
-            }
+        for waiter in self.others.drain(..) {
+            let _ = waiter.turn.send(Turn::Done(Err(abandoned())));
         }
         hand_on(self.queue);
     }
