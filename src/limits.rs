@@ -24,3 +24,6 @@ pub const SLOWLOG_ARG_BYTES_MAX: usize = 128;
 pub const SLOWLOG_ARGS_MAX: usize = 32;
 /// How long DEBUG SLEEP may sleep at most, in seconds.
 pub const DEBUG_SLEEP_SECS_MAX: f64 = 3600.0;
+/// Picks SRANDMEMBER, HRANDFIELD and ZRANDMEMBER make with a negative count (picks that may
+/// repeat, each an element of the reply): a larger count is out of range.
+pub const RANDOM_REPEATS_MAX: u64 = 1 << 24;

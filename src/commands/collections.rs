@@ -168,12 +168,28 @@ fn scan_reply(cursor: u64, items: Vec<Reply>) -> Reply {
     Reply::Array(vec![Reply::bulk(cursor.to_string()), Reply::Array(items)])
 }
 
-/// The COUNT of HRANDFIELD and SRANDMEMBER: any integer Redis can negate.
-pub fn parse_random_count(arg: Option<&Bytes>) -> Result<Option<i64>, CmdError> {
-    match arg.map(|a| args::int(a)).transpose()? {
-        Some(i64::MIN) => Err(CmdError::msg(
-            "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807",
-        )),
+/// The COUNT of SRANDMEMBER, HRANDFIELD and ZRANDMEMBER (`pairs`: WITHVALUES or WITHSCORES):
+/// any integer Redis can negate, within the bounds below.
+pub fn parse_random_count(arg: Option<&Bytes>, pairs: bool) -> Result<Option<i64>, CmdError> {
+    const OUT_OF_RANGE: &str = "ERR value is out of range";
+    let count = match arg.map(|a| args::int(a)).transpose()? {
+        Some(i64::MIN) => {
+            return Err(CmdError::msg(
+                "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807",
+            ))
+        }
+        count => count,
+    };
+    match count {
+        // Redis's bound where the reply holds pairs (its count of reply elements doubles).
+        Some(c) if pairs && !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&c) => {
+            Err(CmdError::Static(OUT_OF_RANGE))
+        }
+        // Picks that may repeat are made one by one into the reply: bounded, where Redis
+        // would try to build any number of them.
+        Some(c) if c < 0 && c.unsigned_abs() > crate::limits::RANDOM_REPEATS_MAX => {
+            Err(CmdError::Static(OUT_OF_RANGE))
+        }
         count => Ok(count),
     }
 }

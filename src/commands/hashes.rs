@@ -283,7 +283,7 @@ fn hrandfield(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     if args.len() > 4 || (args.len() == 4 && !eq(&args[3], "WITHVALUES")) {
         return Err(syntax());
     }
-    let count = collections::parse_random_count(args.get(2))?;
+    let count = collections::parse_random_count(args.get(2), args.len() == 4)?;
     let with_values = args.len() == 4;
     let pairs = all_pairs(ctx, &args[1])?;
     let Some(count) = count else {

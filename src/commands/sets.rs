@@ -117,7 +117,7 @@ fn srandmember(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     if args.len() > 3 {
         return Err(syntax());
     }
-    let count = collections::parse_random_count(args.get(2))?;
+    let count = collections::parse_random_count(args.get(2), false)?;
     let items = match read_set(ctx, &args[1])? {
         None => Vec::new(),
         Some((meta, set)) => members(ctx, &args[1], &meta, &set)?,

@@ -124,7 +124,7 @@ pub(super) mod tests {
     use crate::storage::{self, KeyRange};
 
     /// A node over a memory engine, with 4 shards (for apply tests).
-    pub(in crate::node) fn node() -> Arc<Node> {
+    pub(crate) fn node() -> Arc<Node> {
         let args: Vec<String> = ["--engine", "memory", "--shards", "4"]
             .iter()
             .map(|s| s.to_string())

@@ -101,10 +101,49 @@ async fn accept(
     let _ = socket.set_nodelay(true);
     let laddr = socket.local_addr().unwrap_or(addr);
     let info = node.shared.clients.register(addr, laddr);
-    let node = node.clone();
+    let listed = Listed {
+        node: node.clone(),
+        id: info.id,
+    };
     tokio::spawn(async move {
-        let id = info.id;
-        connection::run(node.clone(), socket, info, stop).await;
-        node.shared.clients.unregister(id);
+        connection::run(listed.node.clone(), socket, info, stop).await;
+        drop(listed);
     });
+}
+
+/// A connection's entry in the client list, removed when the connection's task ends in
+/// any way, a panic included (a leaked entry would count against `maxclients` for good).
+struct Listed {
+    node: Arc<Node>,
+    id: u64,
+}
+
+impl Drop for Listed {
+    fn drop(&mut self) {
+        self.node.shared.clients.unregister(self.id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_connection_task_that_panics_leaves_the_client_list() {
+        let node = crate::node::test_node();
+        let addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let info = node.shared.clients.register(addr, addr);
+        let listed = Listed {
+            node: node.clone(),
+            id: info.id,
+        };
+        assert_eq!(node.shared.clients.count(), 1);
+        let task = tokio::spawn(async move {
+            let _listed = listed;
+            tokio::task::yield_now().await;
+            panic!("a bug in a command");
+        });
+        assert!(task.await.unwrap_err().is_panic());
+        assert_eq!(node.shared.clients.count(), 0);
+    }
 }

@@ -139,3 +139,36 @@ fn inline_commands_work() {
     );
     assert!(c.is_closed());
 }
+
+#[test]
+fn random_picks_with_extreme_counts_are_out_of_range() {
+    let server = start_basalt(&[]);
+    let mut c = server.client();
+    c.call(&["HSET", "h", "a", "1"]);
+    c.call(&["SADD", "s", "a"]);
+    c.call(&["ZADD", "z", "1", "a"]);
+    let out_of_range = "-ERR value is out of range\r\n";
+    for args in [
+        &["HRANDFIELD", "h", "-9223372036854770000", "WITHVALUES"][..],
+        &["HRANDFIELD", "h", "4611686018427387904", "WITHVALUES"],
+        &["HRANDFIELD", "h", "-4611686018427387904", "WITHVALUES"],
+        &["ZRANDMEMBER", "z", "-9223372036854770000", "WITHSCORES"],
+        &["ZRANDMEMBER", "z", "4611686018427387904", "WITHSCORES"],
+        // Repeated picks past the bound, with or without pairs.
+        &["HRANDFIELD", "h", "-16777217"],
+        &["SRANDMEMBER", "s", "-9223372036854775807"],
+        &["ZRANDMEMBER", "z", "-16777217"],
+    ] {
+        assert_eq!(show(&c.call(args)), out_of_range, "{args:?}");
+    }
+    // Distinct picks are capped by the collection's size, whatever the count.
+    assert_eq!(
+        show(&c.call(&["HRANDFIELD", "h", "9223372036854775807"])),
+        "*1\r\n$1\r\na\r\n"
+    );
+    assert_eq!(
+        show(&c.call(&["SRANDMEMBER", "s", "-3"])),
+        "*3\r\n$1\r\na\r\n$1\r\na\r\n$1\r\na\r\n"
+    );
+    assert_alive(server.port);
+}

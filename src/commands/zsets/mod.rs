@@ -176,10 +176,7 @@ fn zrandmember(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         return Err(syntax());
     }
     let with_scores = args.len() == 4;
-    let count = collections::parse_random_count(args.get(2))?;
-    if with_scores && count.is_some_and(|c| c < -(i64::MAX / 2)) {
-        return Err(CmdError::msg("ERR value is out of range"));
-    }
+    let count = collections::parse_random_count(args.get(2), with_scores)?;
     let items = match read(ctx, &args[1])? {
         None => Vec::new(),
         Some(mut z) => z.members_by_name()?,
