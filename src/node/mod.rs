@@ -39,13 +39,13 @@ mod watching;
 use std::sync::OnceLock;
 
 pub use apply::{load_map, NodeApplier};
+/// A node over a memory engine with 4 shards, for unit tests.
+#[cfg(test)]
+pub(crate) use apply_run::tests::node as test_node;
 pub use build::{announce_host, build_node, cluster_port, open_engine};
 pub use dispatch::{PendingWrite, Prepared, RequestKind};
 pub use forwarding::Pending;
 pub use loops::Loops;
-/// A node over a memory engine with 4 shards, for unit tests.
-#[cfg(test)]
-pub(crate) use apply_run::tests::node as test_node;
 
 use crate::cluster::ShardMap;
 use crate::cluster::SharedMap;
