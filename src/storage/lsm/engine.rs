@@ -27,7 +27,7 @@ use super::key::Kind;
 use super::manifest::{Manifest, VersionEdit};
 use super::memtable::{Hidden, Memtable};
 use super::prefix::PrefixExtractor;
-use super::range_del::{covering_seqno, RangeTombstone};
+use super::range_del::{RangeDels, RangeTombstone};
 use super::sstable::Compression;
 use super::version::{open_table, Version};
 use super::wal::{self, SyncPolicy, Wal};
@@ -147,10 +147,22 @@ impl State {
 
     /// The highest sequence number at or below `snapshot` of a range tombstone covering `key`.
     pub(super) fn covering_seqno(&self, key: &[u8], snapshot: u64) -> u64 {
-        let flushed = covering_seqno(self.version.range_dels.iter(), key, snapshot);
+        let flushed = self.version.range_dels.covering_seqno(key, snapshot);
         self.memtables()
             .map(|m| m.covering_seqno(key, snapshot))
             .fold(flushed, u64::max)
+    }
+
+    /// Every set of range tombstones (the flushed ones, then each memtable's), indexed.
+    pub(super) fn range_del_sets(&self) -> Vec<Arc<RangeDels>> {
+        let unflushed = self
+            .memtables()
+            .filter(|m| m.has_range_dels())
+            .map(|m| m.range_del_index());
+        std::iter::once(self.version.range_dels.clone())
+            .chain(unflushed)
+            .filter(|set| !set.is_empty())
+            .collect()
     }
 
     /// Every range tombstone, flushed or not.

@@ -21,7 +21,7 @@ use super::engine::LsmOptions;
 use super::key::Kind;
 use super::manifest::FileMeta;
 use super::memtable::Memtable;
-use super::range_del::{covering_seqno, RangeTombstone};
+use super::range_del::RangeDels;
 use super::sstable::TableBuilder;
 use super::version::{table_path, Version};
 use crate::storage::{Result, StorageError};
@@ -38,7 +38,7 @@ pub(super) fn write_memtable(
     tables: &Version,
 ) -> Result<Option<FileMeta>> {
     let path = table_path(dir, id);
-    let range_dels: Vec<RangeTombstone> = mem
+    let range_dels: RangeDels = mem
         .range_dels()
         .into_iter()
         .filter(|t| t.seqno <= oldest_snapshot)
@@ -60,7 +60,7 @@ pub(super) fn write_memtable(
             }
             settled = true;
             let covered = !range_dels.is_empty()
-                && covering_seqno(&range_dels, user_key, oldest_snapshot) > entry.seqno();
+                && range_dels.covering_seqno(user_key, oldest_snapshot) > entry.seqno();
             if covered || entry.kind() == Kind::Delete && !may_be_in(tables, user_key) {
                 continue;
             }

@@ -16,12 +16,13 @@
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
 use super::cursor::{BoxCursor, Entry};
 use super::key::{compare_internal, parse, InternalKey, Kind, SEQNO_MAX, TRAILER_BYTES};
-use super::range_del::{covering_seqno, RangeTombstone};
+use super::range_del::RangeDels;
 use super::sstable::TableError;
 
 /// Versions of one key stepped over before the cursors still on it seek past them.
@@ -177,6 +178,14 @@ impl Iterator for Merge<'_> {
     }
 }
 
+/// The highest seqno at or below `snapshot` of a tombstone in `sets` covering `key`.
+fn covering_seqno(sets: &[Arc<RangeDels>], key: &[u8], snapshot: u64) -> u64 {
+    sets.iter()
+        .map(|set| set.covering_seqno(key, snapshot))
+        .max()
+        .unwrap_or(0)
+}
+
 /// User entries visible at `snapshot`, from a merge.
 pub struct Visible<'a> {
     merge: Merge<'a>,
@@ -187,13 +196,12 @@ pub struct Visible<'a> {
     decided: bool,
     /// Versions of `current` skipped in a row since the last seek.
     skipped: usize,
-    /// Range tombstones at or below the snapshot.
-    range_dels: Vec<RangeTombstone>,
+    /// The range tombstones (those above the snapshot are ignored).
+    range_dels: Vec<Arc<RangeDels>>,
 }
 
 impl<'a> Visible<'a> {
-    pub fn new(merge: Merge<'a>, snapshot: u64, mut range_dels: Vec<RangeTombstone>) -> Self {
-        range_dels.retain(|t| t.seqno <= snapshot);
+    pub fn new(merge: Merge<'a>, snapshot: u64, range_dels: Vec<Arc<RangeDels>>) -> Self {
         Visible {
             merge,
             snapshot,
@@ -245,8 +253,7 @@ impl Iterator for Visible<'_> {
                 continue;
             }
             self.decided = true;
-            let covered = !self.range_dels.is_empty()
-                && covering_seqno(&self.range_dels, user_key, self.snapshot) > seqno;
+            let covered = covering_seqno(&self.range_dels, user_key, self.snapshot) > seqno;
             if kind == Kind::Put && !covered {
                 raw.truncate(raw.len() - TRAILER_BYTES);
                 return Some(Ok((Bytes::from(raw), value)));
@@ -284,12 +291,11 @@ pub struct VisibleRev<'a> {
     /// Versions of `group` looked at in a row since the last jump.
     seen: usize,
     candidate: Option<Candidate>,
-    range_dels: Vec<RangeTombstone>,
+    range_dels: Vec<Arc<RangeDels>>,
 }
 
 impl<'a> VisibleRev<'a> {
-    pub fn new(merge: Merge<'a>, snapshot: u64, mut range_dels: Vec<RangeTombstone>) -> Self {
-        range_dels.retain(|t| t.seqno <= snapshot);
+    pub fn new(merge: Merge<'a>, snapshot: u64, range_dels: Vec<Arc<RangeDels>>) -> Self {
         VisibleRev {
             merge,
             snapshot,
@@ -309,8 +315,7 @@ impl<'a> VisibleRev<'a> {
     fn emit(&self, c: Candidate) -> Option<(Bytes, Bytes)> {
         let mut raw = c.raw;
         raw.truncate(raw.len() - TRAILER_BYTES);
-        let covered = !self.range_dels.is_empty()
-            && covering_seqno(&self.range_dels, &raw, self.snapshot) > c.seqno;
+        let covered = covering_seqno(&self.range_dels, &raw, self.snapshot) > c.seqno;
         (c.kind == Kind::Put && !covered).then(|| (Bytes::from(raw), c.value))
     }
 

@@ -23,7 +23,7 @@ use super::key::{InternalKey, Kind, SEQNO_MAX};
 use super::mem_filter::MemFilter;
 use super::point_index::{self, Newest, PointIndex};
 use super::prefix::PrefixExtractor;
-use super::range_del::{covering_seqno, RangeTombstone};
+use super::range_del::{RangeDels, RangeTombstone};
 use super::skiplist::SkipList;
 
 pub use super::skiplist::Entry;
@@ -53,7 +53,8 @@ pub struct Memtable {
     /// The user keys and group prefixes written here (none: every read searches).
     filter: Option<MemFilter>,
     prefixes: Option<Arc<dyn PrefixExtractor>>,
-    range_dels: RwLock<Vec<RangeTombstone>>,
+    /// Replaced whole on each (rare) insert, so readers hold it without the lock.
+    range_dels: RwLock<Arc<RangeDels>>,
     range_del_count: AtomicUsize,
     bytes: AtomicUsize,
     /// Point deletes held (what scans step over until compaction drops them).
@@ -173,13 +174,18 @@ impl Memtable {
     pub fn insert_range_delete(&self, start: Bytes, end: Bytes, seqno: u64) {
         let tombstone = RangeTombstone { start, end, seqno };
         self.bytes.fetch_add(tombstone.bytes(), Ordering::Relaxed);
-        self.range_dels.write().push(tombstone);
+        Arc::make_mut(&mut self.range_dels.write()).insert(tombstone);
         self.range_del_count.fetch_add(1, Ordering::Release);
         self.max_seqno.fetch_max(seqno, Ordering::Relaxed);
     }
 
     /// The range tombstones written here.
     pub fn range_dels(&self) -> Vec<RangeTombstone> {
+        self.range_dels.read().iter().cloned().collect()
+    }
+
+    /// The range tombstones written here, indexed.
+    pub fn range_del_index(&self) -> Arc<RangeDels> {
         self.range_dels.read().clone()
     }
 
@@ -193,7 +199,7 @@ impl Memtable {
         if !self.has_range_dels() {
             return 0;
         }
-        covering_seqno(self.range_dels.read().iter(), user_key, snapshot)
+        self.range_dels.read().covering_seqno(user_key, snapshot)
     }
 
     /// Point deletes held.

@@ -67,15 +67,7 @@ impl Shared {
         limit: usize,
     ) -> Result<Vec<(Bytes, Bytes)>> {
         let (lo, hi) = (bound_key(&range.start), bound_key(&range.end));
-        let range_dels = state
-            .range_dels()
-            .filter(|t| match (lo, hi) {
-                (Some(lo), Some(hi)) => t.overlaps(lo, hi),
-                (Some(lo), None) => t.end[..] > *lo,
-                (None, Some(hi)) => t.start[..] <= *hi,
-                (None, None) => true,
-            })
-            .collect();
+        let range_dels = state.range_del_sets();
         // A scan within one key group opens only the tables whose filter has the group.
         let extractor = self.opts.prefix_extractor.as_deref();
         let group = extractor.and_then(|e| Some((e.id(), bloom::hash64(shared_prefix(e, range)?))));

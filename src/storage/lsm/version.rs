@@ -11,7 +11,7 @@ use std::sync::Arc;
 use super::cache::BlockCache;
 use super::key::{compare_internal, user_key};
 use super::manifest::FileMeta;
-use super::range_del::RangeTombstone;
+use super::range_del::{RangeDels, RangeTombstone};
 use super::sstable::{Table, TableError};
 
 pub const LEVELS: usize = 7;
@@ -70,14 +70,14 @@ pub fn open_table(
 pub struct Version {
     pub levels: [Vec<Arc<TableFile>>; LEVELS],
     /// Flushed range tombstones, oldest first.
-    pub range_dels: Arc<Vec<RangeTombstone>>,
+    pub range_dels: Arc<RangeDels>,
 }
 
 impl Version {
     /// Builds a version from the manifest's files (each already opened) and tombstones.
     pub fn from_files(files: Vec<Arc<TableFile>>, range_dels: Vec<RangeTombstone>) -> Version {
         let mut v = Version {
-            range_dels: Arc::new(range_dels),
+            range_dels: Arc::new(range_dels.into_iter().collect()),
             ..Version::default()
         };
         for f in files {
@@ -122,7 +122,7 @@ impl Version {
         list.sort_by_key(|t| t.seqno);
         Version {
             levels: self.levels.clone(),
-            range_dels: Arc::new(list),
+            range_dels: Arc::new(list.into_iter().collect()),
         }
     }
 

@@ -21,7 +21,7 @@ use super::flush::write_memtable;
 use super::iterator::Merge;
 use super::key::{parse, InternalKey, Kind};
 use super::manifest::{FileMeta, VersionEdit};
-use super::range_del::{covering_seqno, RangeTombstone};
+use super::range_del::{RangeDels, RangeTombstone};
 use super::sstable::TableBuilder;
 use super::version::{open_table, table_path, user_range, TableFile, Version, LEVELS};
 use crate::storage::{Result, StorageError};
@@ -345,7 +345,7 @@ fn compact(shared: &Shared, task: Task) -> Result<()> {
     // Tombstones still in memtables are not applied here: outputs are clean only up to the
     // tables' newest data.
     let cleaned_through = oldest_snapshot.min(flushed_seqno);
-    let range_dels: Vec<RangeTombstone> = version
+    let range_dels: RangeDels = version
         .range_dels
         .iter()
         .filter(|t| t.seqno <= oldest_snapshot && t.overlaps(&lo, &hi))
@@ -385,8 +385,8 @@ fn compact(shared: &Shared, task: Task) -> Result<()> {
                 outputs.push(finish_output(b, id, output_level)?);
             }
         }
-        let covered = !range_dels.is_empty()
-            && covering_seqno(&range_dels, user_key, oldest_snapshot) > seqno;
+        let covered =
+            !range_dels.is_empty() && range_dels.covering_seqno(user_key, oldest_snapshot) > seqno;
         let mut kind = stored_kind;
         let keep = if covered {
             false
