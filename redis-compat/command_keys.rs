@@ -7,44 +7,28 @@
 //! `oneof`), repeated arguments given twice and integers as 2, so a `numkeys` matches the
 //! keys that follow it.
 
-use basalt::commands::spec::Arg;
 use basalt::commands::specs::SPECS;
 
+use crate::samples::{sample, Fill, Slot};
 use crate::support::show;
 use crate::Pair;
 
-fn sample(args: &[Arg], optional: bool, next_key: &mut usize, out: &mut Vec<String>) {
-    for arg in args {
-        let is_optional = arg.flags.contains(&"optional");
-        if is_optional && !optional {
-            continue;
-        }
-        let times = if arg.flags.contains(&"multiple") {
-            2
-        } else {
-            1
-        };
-        for _ in 0..times {
-            if let Some(token) = arg.token {
-                out.push(token.to_string());
+/// Keys numbered in order, integers as 2 (so a `numkeys` matches the keys that follow).
+struct Plain {
+    keys: usize,
+}
+
+impl Fill for Plain {
+    fn value(&mut self, kind: &'static str) -> String {
+        match kind {
+            "key" => {
+                self.keys += 1;
+                format!("key{}", self.keys)
             }
-            match arg.kind {
-                "key" => {
-                    *next_key += 1;
-                    out.push(format!("key{next_key}"));
-                }
-                "integer" => out.push("2".into()),
-                "double" => out.push("1.5".into()),
-                "unix-time" => out.push("100".into()),
-                "pure-token" => {}
-                "oneof" => {
-                    if let Some(first) = arg.arguments.first() {
-                        sample(std::slice::from_ref(first), true, next_key, out);
-                    }
-                }
-                "block" => sample(arg.arguments, optional, next_key, out),
-                _ => out.push("x".into()),
-            }
+            "integer" => "2".into(),
+            "double" => "1.5".into(),
+            "unix-time" => "100".into(),
+            _ => "x".into(),
         }
     }
 }
@@ -61,9 +45,15 @@ fn sample_lines() -> Vec<Vec<String>> {
             head.push("sleep".into());
         }
         for optional in [false, true] {
+            let mut slots: Vec<Slot> = Vec::new();
+            sample(
+                spec.doc.arguments,
+                optional,
+                &mut Plain { keys: 0 },
+                &mut slots,
+            );
             let mut line = head.clone();
-            let mut keys = 0;
-            sample(spec.doc.arguments, optional, &mut keys, &mut line);
+            line.extend(slots.into_iter().map(|s| s.text));
             lines.push(line);
         }
     }

@@ -11,9 +11,11 @@ mod support;
 mod allowlist;
 mod clients;
 mod command_keys;
+mod hostile;
 mod notifications;
 mod pubsub;
 mod random;
+mod samples;
 mod script;
 mod tracking;
 

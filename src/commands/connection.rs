@@ -399,6 +399,12 @@ fn client_help(_: &mut Ctx, _: &[Bytes]) -> CmdResult {
 /// CLIENT UNBLOCK client-id [TIMEOUT|ERROR]: 1 if the client was blocked.
 fn client_unblock(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     use super::blocking::Unblocked;
+    if args.len() > 4 {
+        return Err(CmdError::msg(format!(
+            "ERR unknown subcommand or wrong number of arguments for '{}'. Try CLIENT HELP.",
+            String::from_utf8_lossy(&args[1])
+        )));
+    }
     let id = args::int(&args[2])?;
     let how = match args.get(3) {
         None => Unblocked::Timeout,

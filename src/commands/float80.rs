@@ -17,7 +17,8 @@ impl Float80 {
 
     /// Parses what `strtold` accepts in Redis's `string2ld`: a decimal number with optional
     /// sign, fraction and exponent, or `inf`/`infinity`; no spaces, no NaN. The value may be
-    /// beyond `f64`'s range (`1e400` is a finite long double).
+    /// beyond `f64`'s range (`1e400` is a finite long double). A hexadecimal number
+    /// (`0x1.8p3`) is read as a double, then widened (exactly).
     pub fn parse(text: &[u8]) -> Option<Float80> {
         let s = std::str::from_utf8(text).ok()?;
         let lower = s.to_ascii_lowercase();
@@ -28,6 +29,9 @@ impl Float80 {
         if unsigned == "inf" || unsigned == "infinity" {
             let inf = X87DoubleExtended::INFINITY;
             return Some(Float80(if lower.starts_with('-') { -inf } else { inf }));
+        }
+        if unsigned.starts_with("0x") {
+            return Self::from_hexadecimal(text);
         }
         if !is_decimal_number(unsigned) {
             return None;
@@ -44,6 +48,20 @@ impl Float80 {
             return None;
         }
         Some(Float80(parsed))
+    }
+
+    fn from_hexadecimal(text: &[u8]) -> Option<Float80> {
+        use rustc_apfloat::ieee::Double;
+        use rustc_apfloat::FloatConvert;
+        let (value, out_of_range) = super::strtod::strtod(text)?;
+        if out_of_range && (value.is_infinite() || value == 0.0) {
+            return None;
+        }
+        let mut loses_info = false;
+        let wide: X87DoubleExtended = Double::from_bits(u128::from(value.to_bits()))
+            .convert(&mut loses_info)
+            .value;
+        Some(Float80(wide))
     }
 
     pub fn add(&self, other: &Float80) -> Float80 {
@@ -192,5 +210,10 @@ mod tests {
         assert_eq!(incr("1", "-1"), "0");
         assert_eq!(incr("-0", "0"), "0");
         assert_eq!(incr("0", "-1.5"), "-1.5");
+        // Hexadecimal, as strtold reads it.
+        assert_eq!(incr("0x10", "0x1.8p1"), "19");
+        assert_eq!(incr("-0X.8", "0"), "-0.5");
+        assert!(Float80::parse(b"0x").is_none());
+        assert!(Float80::parse(b"0x1p99999").is_none());
     }
 }

@@ -254,7 +254,9 @@ fn apply_hincrby(txn: &mut Txn, db: u8, args: &[Bytes]) -> Result<Reply, CmdErro
 }
 
 fn hincrbyfloat(_: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    if !args::float(&args[3])?.is_finite() {
+    let delta =
+        super::float80::Float80::parse(&args[3]).ok_or(CmdError::Static(error::NOT_FLOAT))?;
+    if !delta.is_finite() {
         return Err(CmdError::msg("ERR value is NaN or Infinity"));
     }
     Ok(super::Outcome::Propose(args.to_vec()))

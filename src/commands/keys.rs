@@ -109,6 +109,9 @@ fn keys(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 /// A SCAN-family cursor, with strtoul semantics (a negative number wraps around).
 pub fn parse_cursor(arg: &[u8]) -> Result<u64, CmdError> {
+    if arg.is_empty() {
+        return Ok(0); // strtoul reads nothing, and Redis takes that as 0
+    }
     std::str::from_utf8(arg)
         .ok()
         .and_then(|s| {

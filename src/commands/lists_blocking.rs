@@ -29,10 +29,10 @@ pub static COMMANDS: &[(&str, Handler, Option<ApplyFn>)] = &[
 
 /// A blocking timeout in seconds (0 = forever), as Redis parses it.
 pub fn parse_timeout(arg: &[u8]) -> Result<Option<Duration>, CmdError> {
-    let secs = std::str::from_utf8(arg)
-        .ok()
-        .and_then(|s| s.parse::<f64>().ok())
-        .filter(|f| !f.is_nan())
+    let secs = Some(arg)
+        .filter(|a| a.first().is_some_and(|b| !b.is_ascii_whitespace()))
+        .and_then(super::strtod::strtod)
+        .map(|(secs, _)| secs)
         .ok_or(CmdError::msg("ERR timeout is not a float or out of range"))?;
     // Redis converts to integer milliseconds; what does not fit turns negative there.
     let ms = secs * 1000.0;

@@ -44,6 +44,7 @@ pub mod spec;
 pub mod specs;
 pub mod stats;
 mod strings;
+mod strtod;
 mod table;
 pub mod tracking;
 mod transactions;

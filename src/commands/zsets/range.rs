@@ -46,7 +46,7 @@ fn score_bound(arg: &[u8]) -> Result<(f64, bool), CmdError> {
         Some(rest) => (rest, true),
         None => (arg, false),
     };
-    let value = args::parse_float(text).ok_or(CmdError::Static(NOT_FLOAT_RANGE))?;
+    let value = args::parse_range_float(text).ok_or(CmdError::Static(NOT_FLOAT_RANGE))?;
     Ok((value, exclusive))
 }
 
