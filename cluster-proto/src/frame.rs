@@ -29,11 +29,17 @@ pub fn encode_frame(payload: &[u8], out: &mut BytesMut) -> Result<(), FrameError
 /// Takes one complete frame's payload off the front of `buf`; `Ok(None)` until it has
 /// fully arrived.
 pub fn decode_frame(buf: &mut BytesMut) -> Result<Option<Bytes>, FrameError> {
+    decode_frame_within(buf, FRAME_PAYLOAD_BYTES_MAX)
+}
+
+/// `decode_frame` for frames of at most `max` payload bytes: a longer one is refused from
+/// its header alone, before any of it is awaited or buffered.
+pub fn decode_frame_within(buf: &mut BytesMut, max: usize) -> Result<Option<Bytes>, FrameError> {
     if buf.len() < HEADER_BYTES {
         return Ok(None);
     }
     let len = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
-    if len > FRAME_PAYLOAD_BYTES_MAX {
+    if len > max.min(FRAME_PAYLOAD_BYTES_MAX) {
         return Err(FrameError::TooLarge(len));
     }
     if buf.len() < HEADER_BYTES + len {
@@ -94,6 +100,13 @@ mod tests {
         assert_eq!(
             decode_frame(&mut huge),
             Err(FrameError::TooLarge(u32::MAX as usize))
+        );
+        let mut header_only = BytesMut::new();
+        header_only.put_u32(5000);
+        header_only.put_u32(0);
+        assert_eq!(
+            decode_frame_within(&mut header_only, 4096),
+            Err(FrameError::TooLarge(5000))
         );
     }
 }

@@ -5,9 +5,12 @@
 //! upgrade. Raft payloads travel as opaque bytes in Basalt's own layout (see the `raft`
 //! module of the server), so the wire format does not follow openraft's types.
 //!
-//! A connection starts with one [`Hello`] from each side; then the dialling side sends
-//! [`Request`]s and the other answers each with a [`Response`] of the same `id`, in any
-//! order (requests are served concurrently).
+//! A connection starts with a handshake: the dialling side sends a [`Hello`] with a fresh
+//! nonce; the other answers with its own `Hello`, whose proof shows it holds the cluster
+//! secret (an HMAC over both nonces); the dialling side sends its [`Proof`] in turn, and the
+//! other answers [`Admitted`] (with a refusal's reason, or none). Then the dialling side
+//! sends [`Request`]s and the other answers each with a [`Response`] of the same `id`, in
+//! any order (requests are served concurrently).
 
 use bytes::Bytes;
 
@@ -21,6 +24,28 @@ pub struct Hello {
     /// Where this node accepts node-to-node connections.
     #[prost(string, tag = "3")]
     pub cluster_addr: String,
+    /// Random bytes the other side's proof must cover (fresh for every connection).
+    #[prost(bytes = "bytes", tag = "4")]
+    pub nonce: Bytes,
+    /// In the answering side's `Hello`: its proof over both nonces (empty without a
+    /// cluster secret).
+    #[prost(bytes = "bytes", tag = "5")]
+    pub proof: Bytes,
+}
+
+/// The dialling side's proof over both nonces (empty without a cluster secret).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Proof {
+    #[prost(bytes = "bytes", tag = "1")]
+    pub proof: Bytes,
+}
+
+/// The end of the handshake: admitted when `refusal` is empty; else why not (the
+/// connection then closes).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Admitted {
+    #[prost(string, tag = "1")]
+    pub refusal: String,
 }
 
 /// Which Raft RPC a [`RaftRpc`] carries.
@@ -94,6 +119,10 @@ pub struct Forward {
     pub origin_node: u64,
     #[prost(uint64, tag = "5")]
     pub origin_client: u64,
+    /// How many nodes have forwarded the command so far (1 from the client's node): a
+    /// node passes a command on only while this is below the limit.
+    #[prost(uint32, tag = "6")]
+    pub hops: u32,
 }
 
 /// One command's arguments.
@@ -122,6 +151,9 @@ pub struct ForwardBatch {
     /// if one has changed since.
     #[prost(message, repeated, tag = "6")]
     pub watched: Vec<WatchedKey>,
+    /// As [`Forward::hops`].
+    #[prost(uint32, tag = "7")]
+    pub hops: u32,
 }
 
 /// Watched keys (see `Revisions`).

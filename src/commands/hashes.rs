@@ -180,6 +180,9 @@ fn write_fields(
 }
 
 fn apply_hset(txn: &mut Txn, db: u8, args: &[Bytes]) -> Result<Reply, CmdError> {
+    if !args.len().is_multiple_of(2) {
+        return Err(CmdError::WrongArity(args::lower(&args[0])));
+    }
     let meta = txn_hash(txn, db, &args[1], true)?.expect("created");
     let pairs: Vec<(Bytes, Bytes)> = args[2..]
         .chunks(2)

@@ -62,6 +62,8 @@ pub struct Session {
     /// A session running commands another node forwarded: that node and its client, when
     /// the client's writes must name it (see `Session::tracking`'s NOLOOP).
     pub forwarded_for: Option<(u64, u64)>,
+    /// For commands another node forwarded: how many nodes forwarded them so far.
+    pub forward_hops: u32,
     /// The command before this one was a CLIENT command (CLIENT CACHING's flag outlives it).
     previous_was_client: bool,
     /// The shards this connection has written to (WAIT counts the replicas holding them).
@@ -141,6 +143,7 @@ impl Session {
             pubsub: None,
             tracking: None,
             forwarded_for: None,
+            forward_hops: 0,
             previous_was_client: false,
             written: Vec::new(),
             routes: RouteHistory::default(),

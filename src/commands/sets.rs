@@ -248,12 +248,13 @@ impl SplitMix {
 }
 
 fn apply_spop(txn: &mut Txn, db: u8, args: &[Bytes]) -> Result<Reply, CmdError> {
-    let count = if args[2].is_empty() {
-        None
-    } else {
-        Some(args::int(&args[2])?)
+    // Proposed as `SPOP key count-or-empty seed`.
+    let count = match args.get(2) {
+        None => return Err(CmdError::WrongArity("spop".into())),
+        Some(c) if c.is_empty() => None,
+        Some(c) => Some(args::int(c)?),
     };
-    let seed: u64 = std::str::from_utf8(&args[3])
+    let seed: u64 = std::str::from_utf8(args.get(3).map_or(&b""[..], |s| &s[..]))
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);

@@ -98,6 +98,16 @@ impl CommandSpec {
     pub fn has_flag(&self, flag: &str) -> bool {
         self.flags.contains(&flag)
     }
+
+    /// Whether `argc` arguments (the name included) fit the command's arity: exactly it,
+    /// or at least its absolute value when it is negative.
+    pub fn arity_allows(&self, argc: usize) -> bool {
+        if self.arity >= 0 {
+            argc as i64 == self.arity
+        } else {
+            argc as i64 >= -self.arity
+        }
+    }
 }
 
 fn bulk(s: &str) -> Reply {

@@ -301,6 +301,9 @@ fn mset(_: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 fn apply_mset(txn: &mut Txn, db: u8, args: &[Bytes]) -> Result<Reply, CmdError> {
+    if args.len().is_multiple_of(2) {
+        return Err(CmdError::WrongArity(args::lower(&args[0])));
+    }
     let nx = eq(&args[0], "msetnx");
     if nx {
         for pair in args[1..].chunks(2) {

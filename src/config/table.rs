@@ -113,6 +113,12 @@ pub static BASALT_PARAMS: &[Param] = &[
         mutable: false,
     },
     Param {
+        name: "cluster-secret",
+        default: "",
+        kind: Kind::Text,
+        mutable: false,
+    },
+    Param {
         name: "cluster-redirects",
         default: "auto",
         kind: Kind::Enum(&["auto", "always", "never"]),
@@ -196,6 +202,7 @@ pub static EFFECTIVE: &[&str] = &[
     "raft-log-segment-size",
     "join",
     "cluster-port",
+    "cluster-secret",
     "cluster-node-timeout",
     "replicas",
     "read-consistency",

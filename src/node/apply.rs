@@ -12,7 +12,7 @@ use super::cross_shard::{self, locked_key};
 use super::{watching, Node};
 use crate::cluster::{ClusterMap, ShardId, Slot, TxnId};
 use crate::commands::notify::{self, Event};
-use crate::commands::CmdError;
+use crate::commands::{CmdError, Command};
 use crate::keyspace::{Keyspace, Txn};
 use crate::protocol::Reply;
 use crate::raft::state_machine::decode_state;
@@ -489,11 +489,37 @@ pub(super) fn apply_command(
     if db >= node.shared.keyspace.databases() {
         return Err(no_database(db));
     }
-    // Entries arrive from peers: an empty one names no command.
+    // Entries arrive from peers: an empty one names no command, and the arity the
+    // handler checks before proposing is checked again (apply functions index by it).
     let name = args.first().map_or(&b""[..], |a| &a[..]);
-    match node.shared.table.get(name).and_then(|c| c.apply) {
-        Some(apply) => apply(txn, db, args),
-        None => Err(CmdError::msg("ERR entry names no write command")),
+    match node.shared.table.get(name) {
+        Some(cmd) if cmd.apply.is_some() && !cmd.spec.arity_allows(args.len()) => {
+            Err(CmdError::WrongArity(cmd.spec.name.to_string()))
+        }
+        Some(Command {
+            apply: Some(apply),
+            spec,
+            ..
+        }) => {
+            // Handlers check more than arity before proposing (HSET's pairs, normalised
+            // option forms), and apply functions index by what they checked. A command a
+            // faulty peer put in the log unchecked must not take the node down: its panic
+            // is caught, and every replica refuses the command the same way (the caller
+            // rolls back what it wrote).
+            let applied =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| apply(txn, db, args)));
+            applied.unwrap_or_else(|_| {
+                tracing::error!(
+                    command = spec.name,
+                    "a log entry's command could not be applied"
+                );
+                Err(CmdError::msg(format!(
+                    "ERR malformed '{}' command in the log entry",
+                    spec.name
+                )))
+            })
+        }
+        _ => Err(CmdError::msg("ERR entry names no write command")),
     }
 }
 

@@ -214,7 +214,7 @@ pub(super) mod tests {
 
     /// Every record but the apply state (an entry that fails alone writes none, so a
     /// run can store a later one).
-    fn everything(node: &Node) -> Vec<(Bytes, Bytes)> {
+    pub(crate) fn everything(node: &Node) -> Vec<(Bytes, Bytes)> {
         let state = crate::keyspace::encoding::system_key(&state_record(1));
         let mut records = node
             .shared

@@ -136,6 +136,7 @@ pub async fn build_node(config: Arc<config::Config>, port: u16) -> anyhow::Resul
         segment_bytes: config::table::parse_memory(&config.get("raft-log-segment-size"))
             .map_or(raft::log::SEGMENT_BYTES_DEFAULT, |n| n.max(1 << 16) as u64),
         map: node.map.clone(),
+        credentials: crate::transport::handshake::Credentials::new(&config.get("cluster-secret")),
     };
     let groups = raft::Groups::open(options, applier).await?;
     node.set_groups(groups);

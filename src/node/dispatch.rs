@@ -476,7 +476,7 @@ impl Node {
         let Some(cmd) = self.shared.table.get(name) else {
             return Err(Reply::Error(unknown_command_text(args)));
         };
-        let container_alone = args.len() < 2 || !arity_ok(cmd.spec.arity, args.len());
+        let container_alone = args.len() < 2 || !cmd.spec.arity_allows(args.len());
         let cmd = if cmd.subcommands.is_empty() || container_alone {
             cmd
         } else {
@@ -492,7 +492,7 @@ impl Node {
                 }
             }
         };
-        if !arity_ok(cmd.spec.arity, args.len()) {
+        if !cmd.spec.arity_allows(args.len()) {
             cmd.stats.rejected_calls.add(1);
             return Err(CmdError::WrongArity(cmd.spec.name.to_string()).into_reply());
         }
@@ -668,14 +668,6 @@ impl Node {
 /// order). A cluster client is redirected for them instead, as Redis Cluster does.
 fn stays_here(name: &str) -> bool {
     matches!(name, "watch" | "ssubscribe" | "sunsubscribe" | "spublish")
-}
-
-fn arity_ok(arity: i64, argc: usize) -> bool {
-    if arity >= 0 {
-        argc as i64 == arity
-    } else {
-        argc as i64 >= -arity
-    }
 }
 
 /// Redis's text, with `\r` and `\n` turned into spaces and each part cut at 128 bytes.

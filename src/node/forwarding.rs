@@ -43,7 +43,18 @@ pub(super) struct ForwardFor {
     pub db: u8,
     pub resp3: bool,
     pub origin: Option<Origin>,
+    /// Nodes the command will have passed through on arriving (1: sent by the client's
+    /// node). Past [`FORWARD_HOPS_MAX`] it is not sent: a node that received a forwarded
+    /// command for a shard it does not lead may pass it on once (its sender's view of the
+    /// leader was stale), but views stale in a circle must not bounce it for good.
+    pub hops: u32,
 }
+
+/// How many nodes may forward one command in turn.
+pub(super) const FORWARD_HOPS_MAX: u32 = 2;
+
+/// What a command that has been forwarded too often gets.
+const TOO_MANY_HOPS: &str = "TRYAGAIN the shard's leader is moving (forwarded too often)";
 
 impl ForwardFor {
     fn origin_fields(&self) -> (u64, u64) {
@@ -148,6 +159,9 @@ impl Node {
         watched: Vec<WatchedKey>,
     ) -> Vec<Reply> {
         let count = commands.len();
+        if to.hops > FORWARD_HOPS_MAX {
+            return vec![Reply::error(TOO_MANY_HOPS); count];
+        }
         self.shared.stats.forwarded_commands.add(count as u64);
         let (origin_node, origin_client) = to.origin_fields();
         let body = request::Body::ForwardBatch(ForwardBatch {
@@ -157,6 +171,7 @@ impl Node {
             origin_node,
             origin_client,
             watched,
+            hops: to.hops,
         });
         let call = self
             .groups()
@@ -176,7 +191,7 @@ impl Node {
     /// together, anything else first sees the writes before it.
     pub(super) async fn run_forwarded_batch(&self, batch: ForwardBatch) -> response::Body {
         let origin = (batch.origin_node, batch.origin_client);
-        let mut session = match self.peer_session(batch.db, batch.resp3, origin) {
+        let mut session = match self.peer_session(batch.db, batch.resp3, origin, batch.hops) {
             Ok(session) => session,
             Err(refused) => return refused,
         };
@@ -236,6 +251,7 @@ impl Node {
         db: u32,
         resp3: bool,
         (origin_node, origin_client): (u64, u64),
+        hops: u32,
     ) -> Result<Session, response::Body> {
         let databases = u32::from(self.shared.keyspace.databases());
         if db >= databases {
@@ -246,13 +262,14 @@ impl Node {
         session.select(db as u8);
         session.set_resp3(resp3);
         session.forwarded_for = (origin_node != 0).then_some((origin_node, origin_client));
+        session.forward_hops = hops;
         Ok(session)
     }
 
     /// Runs a command another node forwarded and returns its reply, encoded for the client.
     pub(super) async fn run_forwarded(&self, forward: Forward) -> response::Body {
         let origin = (forward.origin_node, forward.origin_client);
-        let mut session = match self.peer_session(forward.db, forward.resp3, origin) {
+        let mut session = match self.peer_session(forward.db, forward.resp3, origin, forward.hops) {
             Ok(session) => session,
             Err(refused) => return refused,
         };
@@ -269,6 +286,9 @@ impl Node {
         blocking: bool,
     ) -> Reply {
         let (id, info) = leader;
+        if to.hops > FORWARD_HOPS_MAX {
+            return Reply::error(TOO_MANY_HOPS);
+        }
         self.shared.stats.forwarded_commands.incr();
         let timeout = if blocking {
             FORWARD_BLOCKING_TIMEOUT
@@ -282,6 +302,7 @@ impl Node {
             resp3: to.resp3,
             origin_node,
             origin_client,
+            hops: to.hops,
         });
         match self
             .groups()
@@ -312,6 +333,7 @@ impl Node {
             db: entry.db,
             resp3,
             origin: entry.origin,
+            hops: 1,
         };
         match &entry.op {
             EntryOp::Command(args) => self.forward(leader, to, args.clone(), false).await,
@@ -378,11 +400,7 @@ impl Node {
     /// Proposes an entry another node sent for a group this node leads (carried out here
     /// or refused, never passed on).
     pub(super) async fn run_proposal(&self, propose: Propose) -> Result<response::Body, String> {
-        let entry = Entry::decode(propose.entry).map_err(|e| e.to_string())?;
-        let shard = ShardId(propose.group.checked_sub(1).ok_or("not a shard group")? as u16);
-        if usize::from(shard.0) >= usize::from(self.shards.shard_count()) {
-            return Err(format!("no group {}", propose.group));
-        }
+        let (shard, entry) = self.check_proposal(&propose)?;
         if !self.groups().is_leader(shard) {
             return Err(ProposeError::NoLeader.to_string());
         }

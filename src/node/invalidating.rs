@@ -78,6 +78,7 @@ impl Node {
             db: session.db,
             resp3: session.resp3,
             origin: self.write_origin(session),
+            hops: session.forward_hops.saturating_add(1),
         }
     }
 

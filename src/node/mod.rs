@@ -15,6 +15,8 @@
 
 mod apply;
 mod apply_run;
+#[cfg(test)]
+mod apply_total;
 mod balancer;
 mod build;
 mod cluster_clients;
@@ -29,6 +31,7 @@ mod invalidating;
 mod loops;
 mod notifying;
 mod peer;
+mod peer_input;
 mod remote_watch;
 mod routing;
 mod transaction;

@@ -74,6 +74,14 @@ impl crate::transport::listener::Service for Node {
         self.groups().peers().inbound()
     }
 
+    fn credentials(&self) -> &crate::transport::handshake::Credentials {
+        self.groups().peers().credentials()
+    }
+
+    fn refusals(&self) -> &crate::transport::handshake::RefusalLog {
+        self.groups().peers().refusals()
+    }
+
     async fn serve(self: Arc<Self>, body: Option<request::Body>) -> response::Body {
         self.serve_peer(body).await
     }
@@ -82,6 +90,9 @@ impl crate::transport::listener::Service for Node {
 impl Node {
     /// Serves one request from a peer.
     pub async fn serve_peer(self: &Arc<Self>, body: Option<request::Body>) -> response::Body {
+        if let Some(Err(refused)) = body.as_ref().map(|b| self.check_peer_request(b)) {
+            return response::Body::Error(refused);
+        }
         let result = match body {
             Some(request::Body::Raft(rpc)) => {
                 let kind = RaftKind::try_from(rpc.kind).unwrap_or(RaftKind::Unknown);
@@ -172,7 +183,7 @@ impl Node {
 
     /// The shard of a group a peer names: `None` for group 0 (the map group) and for
     /// numbers past the last shard.
-    fn shard_of_peer_group(&self, group: u32) -> Option<ShardId> {
+    pub(super) fn shard_of_peer_group(&self, group: u32) -> Option<ShardId> {
         let shard = group.checked_sub(1)?;
         (shard < u32::from(self.shards.shard_count())).then_some(ShardId(shard as u16))
     }

@@ -36,6 +36,7 @@ use super::{Entry, EntryOp};
 use crate::cluster::ShardId;
 use crate::cluster::{MapChange, SharedMap};
 use crate::storage::SyncPolicy;
+use crate::transport::handshake::Credentials;
 use crate::transport::Peers;
 
 /// A checkpoint is taken once the log holds more segments than this.
@@ -77,6 +78,8 @@ pub struct GroupsOptions<'a> {
     pub segment_bytes: u64,
     /// The cluster map the node loaded (group 0 keeps it current).
     pub map: SharedMap,
+    /// What this node and its peers prove themselves with on the cluster port.
+    pub credentials: Credentials,
 }
 
 pub(super) type ShardRaft = Raft<TypeConfig, ShardStateMachine>;
@@ -278,7 +281,11 @@ impl Groups {
             client_addr: options.client_addr.clone(),
             cluster_addr: options.cluster_addr.clone(),
         };
-        let peers = Peers::new(node_id, options.cluster_addr.clone());
+        let peers = Peers::new(
+            node_id,
+            options.cluster_addr.clone(),
+            options.credentials.clone(),
+        );
         let parts = GroupParts {
             node_id,
             config: &config,

@@ -21,8 +21,17 @@ pub async fn read_frame(
     stream: &mut (impl AsyncReadExt + Unpin),
     buf: &mut BytesMut,
 ) -> std::io::Result<Bytes> {
+    read_frame_within(stream, buf, cluster_proto::FRAME_PAYLOAD_BYTES_MAX).await
+}
+
+/// Reads one frame's payload of at most `max` bytes (a longer one is an error).
+pub async fn read_frame_within(
+    stream: &mut (impl AsyncReadExt + Unpin),
+    buf: &mut BytesMut,
+    max: usize,
+) -> std::io::Result<Bytes> {
     loop {
-        if let Some(payload) = cluster_proto::decode_frame(buf)
+        if let Some(payload) = cluster_proto::decode_frame_within(buf, max)
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?
         {
             return Ok(payload);

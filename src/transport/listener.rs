@@ -6,12 +6,13 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use bytes::BytesMut;
 use cluster_proto::{request, response, Hello, Message, Request, Response};
+use std::net::SocketAddr;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, Semaphore};
 
 use super::frame::{read_frame, write_message};
+use super::handshake::{self, Credentials, RefusalLog};
 use super::links::Inbound;
 use super::Traffic;
 
@@ -26,6 +27,10 @@ pub trait Service: Send + Sync + 'static {
     fn traffic(&self) -> &Traffic;
     /// Where this listener lists the connections it holds.
     fn inbound(&self) -> &Arc<Inbound>;
+    /// What peers must prove themselves with, and this node proves itself with.
+    fn credentials(&self) -> &Credentials;
+    /// Where refused peers are logged.
+    fn refusals(&self) -> &RefusalLog;
     /// Serves one request (`None`: a body this node's protocol version does not know).
     fn serve(
         self: Arc<Self>,
@@ -46,7 +51,7 @@ pub async fn serve<S: Service>(
                     let node = node.clone();
                     let stop = stop.clone();
                     tokio::spawn(async move {
-                        if let Err(e) = connection(node, socket, stop).await {
+                        if let Err(e) = connection(node, socket, addr, stop).await {
                             tracing::debug!(peer = %addr, error = %e, "peer connection ended");
                         }
                     });
@@ -64,14 +69,18 @@ pub async fn serve<S: Service>(
 async fn connection<S: Service>(
     node: Arc<S>,
     mut socket: TcpStream,
+    addr: SocketAddr,
     mut stop: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     socket.set_nodelay(true)?;
-    let mut buf = BytesMut::with_capacity(64 * 1024);
-    let raw = read_frame(&mut socket, &mut buf).await?;
-    let hello =
-        Hello::decode(raw).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
-    write_message(&mut socket, node.hello()).await?;
+    let (hello, mut buf) =
+        match handshake::accept(&mut socket, node.hello(), node.credentials()).await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                node.refusals().refused(addr.ip(), &e);
+                return Ok(());
+            }
+        };
     tracing::debug!(peer = hello.node_id, addr = %hello.cluster_addr, "peer connected");
     let _listed = node.inbound().open(hello.node_id);
     let (mut reader, mut writer) = socket.into_split();

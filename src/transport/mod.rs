@@ -5,6 +5,7 @@
 //! cluster-proto's messages but nothing of what they mean.
 
 mod frame;
+pub mod handshake;
 pub mod links;
 pub mod listener;
 pub mod peers;

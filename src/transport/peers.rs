@@ -23,7 +23,8 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
-use super::frame::{read_frame, write_message};
+use super::frame::read_frame;
+use super::handshake::{self, Credentials, HandshakeError, RefusalLog};
 use super::links::{Inbound, PeerLink};
 use super::Traffic;
 
@@ -69,6 +70,8 @@ impl Clock {
 /// This node's connections to the others.
 pub struct Peers {
     me: Hello,
+    credentials: Credentials,
+    refusals: RefusalLog,
     clock: Clock,
     peers: Mutex<HashMap<u64, Arc<Peer>>>,
     traffic: Arc<Traffic>,
@@ -76,18 +79,31 @@ pub struct Peers {
 }
 
 impl Peers {
-    pub fn new(node_id: u64, cluster_addr: String) -> Arc<Peers> {
+    pub fn new(node_id: u64, cluster_addr: String, credentials: Credentials) -> Arc<Peers> {
         Arc::new(Peers {
             me: Hello {
                 protocol_version: PROTOCOL_VERSION,
                 node_id,
                 cluster_addr,
+                ..Hello::default()
             },
+            credentials,
+            refusals: RefusalLog::default(),
             clock: Clock(Instant::now()),
             peers: Mutex::new(HashMap::new()),
             traffic: Arc::default(),
             inbound: Arc::default(),
         })
+    }
+
+    /// What this node proves itself with, and checks its peers' proofs against.
+    pub fn credentials(&self) -> &Credentials {
+        &self.credentials
+    }
+
+    /// Where refused peers are logged.
+    pub fn refusals(&self) -> &RefusalLog {
+        &self.refusals
     }
 
     /// The connections peers opened to this node (the listener lists them here).
@@ -223,6 +239,7 @@ impl Peers {
             node,
             addr: addr.to_string(),
             me: self.me.clone(),
+            credentials: self.credentials.clone(),
             clock: self.clock,
             heard,
             refused,
@@ -233,24 +250,21 @@ impl Peers {
     }
 }
 
-async fn dial(addr: &str, me: &Hello) -> std::io::Result<(TcpStream, BytesMut)> {
+async fn dial(
+    addr: &str,
+    me: &Hello,
+    credentials: &Credentials,
+) -> std::io::Result<(TcpStream, BytesMut)> {
     let mut stream = tokio::time::timeout(Duration::from_secs(1), TcpStream::connect(addr))
         .await
         .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
     stream.set_nodelay(true)?;
-    write_message(&mut stream, me).await?;
-    let mut buf = BytesMut::with_capacity(64 * 1024);
-    let raw = read_frame(&mut stream, &mut buf).await?;
-    let hello =
-        Hello::decode(raw).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
-    if hello.protocol_version != PROTOCOL_VERSION {
-        tracing::warn!(
-            peer = hello.node_id,
-            theirs = hello.protocol_version,
-            ours = PROTOCOL_VERSION,
-            "peer speaks another protocol version"
-        );
-    }
+    let (_, buf) = handshake::dial(&mut stream, me, credentials)
+        .await
+        .map_err(|e| match e {
+            HandshakeError::Io(e) => e,
+            e => std::io::Error::new(std::io::ErrorKind::PermissionDenied, e),
+        })?;
     Ok((stream, buf))
 }
 
@@ -259,6 +273,7 @@ struct Link {
     node: u64,
     addr: String,
     me: Hello,
+    credentials: Credentials,
     clock: Clock,
     heard: Arc<AtomicU64>,
     refused: Arc<AtomicU64>,
@@ -271,6 +286,7 @@ async fn run_connection(link: Link, mut queue: mpsc::Receiver<(request::Body, Pe
         node,
         addr,
         me,
+        credentials,
         clock,
         heard,
         refused,
@@ -281,7 +297,7 @@ async fn run_connection(link: Link, mut queue: mpsc::Receiver<(request::Body, Pe
     // Whether the peer's loss has been logged (once, until it answers again).
     let mut lost = false;
     loop {
-        let (stream, mut buf) = match dial(&addr, &me).await {
+        let (stream, mut buf) = match dial(&addr, &me, &credentials).await {
             Ok(c) => {
                 backoff = BACKOFF_MIN;
                 if std::mem::take(&mut lost) {

@@ -7,12 +7,16 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
+use basalt::raft::{Entry, EntryOp};
+use basalt::transport::handshake::Credentials;
 use bytes::{Bytes, BytesMut};
+use cluster_proto::messages::{Args, ForwardBatch, Propose};
 use cluster_proto::messages::{
     ClusterClientHost, Forward, HandOver, Holding, Publish, Published, WatchedKey, WatchedKeys,
 };
 use cluster_proto::{
-    decode_frame, encode_frame, request, response, Hello, Message, Request, Response,
+    decode_frame, encode_frame, request, response, Admitted, Hello, Message, Proof, Request,
+    Response,
 };
 
 use crate::support::{free_port, start_basalt};
@@ -23,23 +27,50 @@ struct Peer {
 }
 
 impl Peer {
+    /// A peer through the handshake of a node without a cluster secret.
     fn connect(port: u16) -> Peer {
-        let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        let mut peer = Peer {
-            stream,
-            buf: BytesMut::new(),
-        };
+        let (peer, admitted) = Peer::handshake(port, "");
+        assert!(admitted.refusal.is_empty(), "{}", admitted.refusal);
+        peer
+    }
+
+    /// Opens a connection and goes through the handshake proving `secret` (or nothing);
+    /// the peer and the node's last word.
+    fn handshake(port: u16, secret: &str) -> (Peer, Admitted) {
+        let mut peer = Peer::open(port);
+        let nonce = Bytes::from_static(b"0123456789abcdef");
         let hello = Hello {
             protocol_version: cluster_proto::PROTOCOL_VERSION,
             node_id: 424242,
             cluster_addr: "127.0.0.1:1".into(),
+            nonce: nonce.clone(),
+            proof: Bytes::new(),
         };
         peer.send(&hello.encode_to_vec());
-        Hello::decode(peer.frame()).expect("the node's hello");
-        peer
+        let theirs = Hello::decode(peer.frame()).expect("the node's hello");
+        // The node proves itself first (an HMAC-SHA256; empty without a secret).
+        assert!(matches!(theirs.proof.len(), 0 | 32), "{theirs:?}");
+        let proof = Credentials::new(secret).dialler_proof(&theirs, &nonce, hello.node_id);
+        peer.send(&Proof { proof }.encode_to_vec());
+        let admitted = Admitted::decode(peer.frame()).expect("the node's answer");
+        (peer, admitted)
+    }
+
+    fn open(port: u16) -> Peer {
+        let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        Peer {
+            stream,
+            buf: BytesMut::new(),
+        }
+    }
+
+    /// Whether the node closed the connection (EOF or reset).
+    fn closed(&mut self) -> bool {
+        let mut byte = [0u8; 1];
+        matches!(self.stream.read(&mut byte), Ok(0) | Err(_))
     }
 
     fn send(&mut self, payload: &[u8]) {
@@ -151,6 +182,7 @@ fn bad_requests_on_the_cluster_port_get_errors_and_the_node_serves_on() {
             // Any origin is only a name: it cannot make a refused command run.
             origin_node: u64::MAX,
             origin_client: 7,
+            hops: 1,
         };
         let got = peer.ask(id, Some(request::Body::Forward(forward)));
         assert!(is_error(&got, "no database"), "{got:?}");
@@ -169,4 +201,178 @@ fn bad_requests_on_the_cluster_port_get_errors_and_the_node_serves_on() {
     assert!(matches!(&got, response::Body::Done(true)), "{got:?}");
     let mut c = node.client();
     assert_eq!(c.call(&["PING"]), b"+PONG\r\n");
+}
+
+#[test]
+fn malformed_forwards_and_proposals_are_refused_in_one_place() {
+    let cluster_port = free_port();
+    let node = start_basalt(&["--cluster-port", &cluster_port.to_string()]);
+    let mut peer = Peer::connect(cluster_port);
+    let forward = |args: Vec<&'static [u8]>, hops| {
+        Some(request::Body::Forward(Forward {
+            db: 0,
+            args: args.into_iter().map(Bytes::from_static).collect(),
+            resp3: false,
+            origin_node: 0,
+            origin_client: 0,
+            hops,
+        }))
+    };
+    // No arguments: refused before it reaches the command table.
+    let got = peer.ask(1, forward(vec![], 1));
+    assert!(is_error(&got, "without arguments"), "{got:?}");
+    // Hop counts outside 1..=2: a command bounced between nodes stops.
+    for (id, hops) in [(2, 0), (3, 3), (4, u32::MAX)] {
+        let got = peer.ask(id, forward(vec![b"SET", b"k", b"v"], hops));
+        assert!(is_error(&got, "hops"), "{got:?}");
+    }
+    let got = peer.ask(5, forward(vec![b"SET", b"k", b"v"], 2));
+    assert!(
+        matches!(&got, response::Body::Reply(r) if &r[..] == b"+OK\r\n"),
+        "{got:?}"
+    );
+    let batch = Some(request::Body::ForwardBatch(ForwardBatch {
+        db: 0,
+        resp3: false,
+        commands: vec![
+            Args {
+                args: vec![Bytes::from_static(b"PING")],
+            },
+            Args { args: vec![] },
+        ],
+        hops: 1,
+        ..ForwardBatch::default()
+    }));
+    let got = peer.ask(6, batch);
+    assert!(is_error(&got, "without arguments"), "{got:?}");
+    // Proposals: only slot deletes and cross-shard steps, of a shard group that exists.
+    let propose = |group, entry: Entry| {
+        Some(request::Body::Propose(Propose {
+            group,
+            entry: entry.encode(),
+        }))
+    };
+    let set = Entry::new(
+        0,
+        1,
+        EntryOp::Command(vec![Bytes::from_static(b"SET"), Bytes::from_static(b"k")]),
+    );
+    let got = peer.ask(7, propose(1, set));
+    assert!(is_error(&got, "only slot deletes"), "{got:?}");
+    let flush = Entry::new(0, 1, EntryOp::FlushSlots { all_dbs: true });
+    // 65537 would be group 1 if cut to 16 bits; 0 is the map group.
+    for (id, group) in [(8, 65537), (9, 0), (10, u32::MAX)] {
+        let got = peer.ask(id, propose(group, flush.clone()));
+        assert!(is_error(&got, "no shard group"), "{got:?}");
+    }
+    let in_db = |db| Entry::new(db, 1, EntryOp::FlushSlots { all_dbs: false });
+    let got = peer.ask(11, propose(1, in_db(200)));
+    assert!(is_error(&got, "no database"), "{got:?}");
+    let mut raw = Request {
+        id: 12,
+        body: propose(1, flush.clone()),
+    };
+    if let Some(request::Body::Propose(p)) = &mut raw.body {
+        p.entry = Bytes::from_static(&[0xff, 0x01]);
+    }
+    peer.send(&raw.encode_to_vec());
+    let resp = Response::decode(peer.frame()).unwrap();
+    assert!(
+        matches!(resp.body, Some(response::Body::Error(_))),
+        "{resp:?}"
+    );
+    let mut c = node.client();
+    assert_eq!(c.call(&["GET", "k"]), b"$1\r\nv\r\n");
+}
+
+#[test]
+fn a_peer_without_the_cluster_secret_is_refused_and_changes_nothing() {
+    let cluster_port = free_port();
+    let node = start_basalt(&[
+        "--cluster-port",
+        &cluster_port.to_string(),
+        "--cluster-secret",
+        "correct horse",
+    ]);
+    let mut c = node.client();
+    assert_eq!(c.call(&["SET", "k", "v"]), b"+OK\r\n");
+    // No secret, or the wrong one: told so, and the connection closes.
+    for secret in ["", "battery staple"] {
+        let (mut peer, admitted) = Peer::handshake(cluster_port, secret);
+        assert!(
+            admitted.refusal.contains("authentication failed"),
+            "{secret:?}: {admitted:?}"
+        );
+        assert!(peer.closed(), "{secret:?}");
+    }
+    // A request in place of a Hello: the connection closes, nothing runs.
+    let mut peer = Peer::open(cluster_port);
+    let del = Request {
+        id: 1,
+        body: Some(request::Body::Forward(Forward {
+            db: 0,
+            args: vec![Bytes::from_static(b"DEL"), Bytes::from_static(b"k")],
+            resp3: false,
+            origin_node: 0,
+            origin_client: 0,
+            hops: 1,
+        })),
+    };
+    peer.send(&del.encode_to_vec());
+    assert!(peer.closed());
+    // A frame header claiming 64 MiB before the handshake: refused from the header.
+    let mut peer = Peer::open(cluster_port);
+    peer.stream.write_all(&[0x04, 0, 0, 0, 0, 0, 0, 0]).unwrap();
+    assert!(peer.closed());
+    // The same secret: admitted and served.
+    let (mut peer, admitted) = Peer::handshake(cluster_port, "correct horse");
+    assert!(admitted.refusal.is_empty(), "{admitted:?}");
+    let got = peer.ask(2, Some(request::Body::Ping(Default::default())));
+    assert!(matches!(got, response::Body::Done(true)), "{got:?}");
+    assert_eq!(c.call(&["GET", "k"]), b"$1\r\nv\r\n");
+}
+
+#[test]
+fn nodes_with_the_same_secret_form_a_cluster_and_a_node_without_it_cannot_join() {
+    let secret = ["--cluster-secret", "s3cret"];
+    let cluster = crate::cluster::Cluster::start("secret", 3, &secret);
+    // Writes through every node: the two not leading a key's shard forward it, over
+    // authenticated connections.
+    for (i, port) in cluster.ports().into_iter().enumerate() {
+        let mut c = crate::support::Client::connect(port);
+        for k in 0..20 {
+            let key = format!("k{i}-{k}");
+            assert_eq!(
+                c.call(&["SET", &key, "v"]),
+                b"+OK\r\n",
+                "{key} via node {i}"
+            );
+        }
+    }
+    let nodes = |port| {
+        let mut c = crate::support::Client::connect(port);
+        let text = crate::support::show(&c.call(&["CLUSTER", "NODES"]));
+        // The bulk's header line, then one line per node.
+        text.lines()
+            .skip(1)
+            .filter(|l| !l.trim().is_empty())
+            .count()
+    };
+    let first = cluster.ports()[0];
+    assert_eq!(nodes(first), 3);
+    // A fourth node with another secret asks to join: refused at every connection.
+    let join = format!("127.0.0.1:{first}");
+    let intruder = start_basalt(&[
+        "--cluster-port",
+        &free_port().to_string(),
+        "--cluster-secret",
+        "guess",
+        "--join",
+        &join,
+    ]);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(nodes(first), 3, "the intruder joined");
+    let mut c = crate::support::Client::connect(first);
+    assert_eq!(c.call(&["GET", "k2-19"]), b"$1\r\nv\r\n");
+    drop(intruder);
 }
