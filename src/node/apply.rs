@@ -68,7 +68,7 @@ fn record_range(name: &str) -> KeyRange {
 }
 
 /// The key ranges of a group's data and its apply state, in key order.
-fn group_ranges(keyspace: &Keyspace, node: &Node, group: GroupId) -> Vec<KeyRange> {
+pub(super) fn group_ranges(keyspace: &Keyspace, node: &Node, group: GroupId) -> Vec<KeyRange> {
     if group == 0 {
         // In key order: "meta" sorts before "raft/0".
         return vec![record_range(META_RECORD), record_range(&state_record(0))];
@@ -82,7 +82,7 @@ fn group_ranges(keyspace: &Keyspace, node: &Node, group: GroupId) -> Vec<KeyRang
 }
 
 /// A batch deleting every record of `group` (its data and apply state).
-fn clear_group(node: &Node, group: GroupId) -> WriteBatch {
+pub(super) fn clear_group(node: &Node, group: GroupId) -> WriteBatch {
     let mut clear = WriteBatch::new();
     for range in group_ranges(&node.shared.keyspace, node, group) {
         if let (std::ops::Bound::Included(s), std::ops::Bound::Excluded(e)) =
@@ -95,7 +95,7 @@ fn clear_group(node: &Node, group: GroupId) -> WriteBatch {
 }
 
 /// Moves the key counters by the keys of `group`'s slots (see `Keyspace::count_slots`).
-fn count_group(node: &Node, group: GroupId, sign: i64) -> io::Result<()> {
+pub(super) fn count_group(node: &Node, group: GroupId, sign: i64) -> io::Result<()> {
     if group == 0 {
         return Ok(());
     }
@@ -347,40 +347,7 @@ impl Applier for NodeApplier {
     }
 
     fn install(&self, group: GroupId, data: &mut dyn SnapshotReader) -> io::Result<()> {
-        let node = self.node()?;
-        let engine = node.shared.keyspace.engine();
-        count_group(&node, group, -1)?;
-        engine
-            .write(clear_group(&node, group))
-            .map_err(storage_error)?;
-        while let Some(page) = data.next_page()? {
-            let mut batch = WriteBatch::new();
-            for (k, v) in page {
-                batch.put(k, v);
-            }
-            engine.write(batch).map_err(storage_error)?;
-        }
-        engine.flush().map_err(storage_error)?;
-        if group == 0 {
-            *node.map.write() = load_map(&node.shared.keyspace)?;
-        } else {
-            node.shared
-                .keyspace
-                .reload_db_map()
-                .map_err(storage_error)?;
-        }
-        count_group(&node, group, 1)?;
-        if group != 0 {
-            let locks = node
-                .shared
-                .keyspace
-                .held_locks(Some(group))
-                .map_err(storage_error)?;
-            node.cross_shard.locks.load(Some(group), locks);
-        }
-        node.forget_events(group)?;
-        node.invalidate_everything();
-        Ok(())
+        super::install::install(&*self.node()?, group, data)
     }
 }
 
@@ -489,19 +456,16 @@ pub(super) fn apply_command(
     if db >= node.shared.keyspace.databases() {
         return Err(no_database(db));
     }
-    // Entries arrive from peers: an empty one names no command, and the arity the
-    // handler checks before proposing is checked again (apply functions index by it).
+    // Entries arrive from peers: an empty one names no command. (The arity is not
+    // checked again: handlers propose normalised forms, GEOADD's shorter than its own.)
     let name = args.first().map_or(&b""[..], |a| &a[..]);
     match node.shared.table.get(name) {
-        Some(cmd) if cmd.apply.is_some() && !cmd.spec.arity_allows(args.len()) => {
-            Err(CmdError::WrongArity(cmd.spec.name.to_string()))
-        }
         Some(Command {
             apply: Some(apply),
             spec,
             ..
         }) => {
-            // Handlers check more than arity before proposing (HSET's pairs, normalised
+            // Handlers check arity and more before proposing (HSET's pairs, normalised
             // option forms), and apply functions index by what they checked. A command a
             // faulty peer put in the log unchecked must not take the node down: its panic
             // is caught, and every replica refuses the command the same way (the caller

@@ -27,6 +27,7 @@ mod event_log;
 mod expire_cycle;
 mod fanout;
 mod forwarding;
+pub mod install;
 mod invalidating;
 mod loops;
 mod notifying;

@@ -1,6 +1,7 @@
 //! Snapshots arriving from a leader: chunks are appended to a file as they come, so a
-//! follower never holds a whole shard in memory, and the finished file is read back in
-//! pages when the snapshot is installed.
+//! follower never holds a whole shard in memory, and the finished file (synced) is read
+//! back in pages when the snapshot is installed, or again at start-up if a crash
+//! interrupted the install (`node/install.rs`).
 
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
@@ -41,11 +42,11 @@ impl Incoming {
     /// The received records, to install; the file is removed when the reader is dropped.
     pub fn finish(mut self) -> io::Result<FileSnapshot> {
         self.file.flush()?;
-        let file = BufReader::new(File::open(&self.path)?);
-        Ok(FileSnapshot {
-            path: self.path.clone(),
-            file,
-        })
+        self.file.get_ref().sync_all()?;
+        if let Some(dir) = self.path.parent() {
+            File::open(dir)?.sync_all()?;
+        }
+        FileSnapshot::open(&self.path)
     }
 }
 
@@ -62,6 +63,14 @@ impl Drop for FileSnapshot {
 }
 
 impl FileSnapshot {
+    /// Reads the received snapshot at `path` (removed once the reader is dropped).
+    pub fn open(path: &Path) -> io::Result<FileSnapshot> {
+        Ok(FileSnapshot {
+            path: path.to_path_buf(),
+            file: BufReader::new(File::open(path)?),
+        })
+    }
+
     fn read_part(&mut self) -> io::Result<Option<Bytes>> {
         let mut len = [0u8; 4];
         match self.file.read_exact(&mut len) {
@@ -88,6 +97,10 @@ impl SnapshotReader for FileSnapshot {
             page.push((key, value));
         }
         Ok((!page.is_empty()).then_some(page))
+    }
+
+    fn source(&self) -> Option<&Path> {
+        Some(&self.path)
     }
 }
 

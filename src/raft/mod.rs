@@ -10,7 +10,7 @@ mod entry;
 mod failover;
 mod flusher;
 pub mod groups;
-mod incoming;
+pub mod incoming;
 pub mod log;
 pub mod log_store;
 mod membership;

@@ -135,6 +135,12 @@ impl GroupState {
 pub trait SnapshotReader: Send {
     /// The next page of `(key, value)` pairs, `None` at the end.
     fn next_page(&mut self) -> io::Result<Option<Vec<(Bytes, Bytes)>>>;
+
+    /// The durable file the pages come from, if any: an install interrupted by a crash
+    /// is finished from it at the next start.
+    fn source(&self) -> Option<&std::path::Path> {
+        None
+    }
 }
 
 /// The engine's state at one moment, durable, from which any group's snapshot can be read.
