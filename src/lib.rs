@@ -20,6 +20,7 @@ pub mod cluster;
 pub mod codec;
 pub mod commands;
 pub mod config;
+pub mod fuzz_targets;
 pub mod glob;
 pub mod keyspace;
 pub mod limits;

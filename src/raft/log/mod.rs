@@ -8,7 +8,7 @@
 //! written before them, so a deleted prefix takes nothing live with it). Opening replays the
 //! segments and cuts a torn tail off the last one. See `record.rs` for the format.
 
-mod record;
+pub(crate) mod record;
 mod segment;
 mod votes;
 
