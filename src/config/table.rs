@@ -181,6 +181,7 @@ pub static EFFECTIVE: &[&str] = &[
     "maxclients",
     "proto-max-bulk-len",
     "requirepass",
+    "protected-mode",
     "hz",
     "slowlog-log-slower-than",
     "slowlog-max-len",

@@ -98,6 +98,14 @@ async fn accept(
             .await;
         return;
     }
+    if protected_mode_denies(node, addr.ip()) {
+        node.shared
+            .clients
+            .rejected_connections
+            .fetch_add(1, Ordering::Relaxed);
+        let _ = socket.write_all(PROTECTED_MODE_DENIED.as_bytes()).await;
+        return;
+    }
     let _ = socket.set_nodelay(true);
     let laddr = socket.local_addr().unwrap_or(addr);
     let info = node.shared.clients.register(addr, laddr);
@@ -109,6 +117,22 @@ async fn accept(
         connection::run(listed.node.clone(), socket, info, stop).await;
         drop(listed);
     });
+}
+
+/// What a client gets, before the connection closes, when protected mode refuses it
+/// (redis-server 7.0.15's text, to the letter).
+const PROTECTED_MODE_DENIED: &str = "-DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Setup a an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.\r\n";
+
+/// Protected mode (`protected-mode yes`, off by default in Basalt, which serves cluster
+/// clients from other hosts): with no password set, only loopback clients are served.
+fn protected_mode_denies(node: &Node, peer: std::net::IpAddr) -> bool {
+    let loopback = match peer {
+        std::net::IpAddr::V4(v4) => v4.is_loopback(),
+        std::net::IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+    };
+    !loopback && !node.shared.auth_required() && node.shared.config.get("protected-mode") == "yes"
 }
 
 /// A connection's entry in the client list, removed when the connection's task ends in

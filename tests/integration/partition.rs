@@ -1,123 +1,13 @@
-//! Network faults between nodes: each node runs in its own Linux network namespace, joined
-//! to a bridge by a veth pair; a partition is a pair of blackhole routes between two nodes'
-//! addresses (clients in the root namespace still reach every node). Needs root and
-//! iproute2; the test says why and passes without checking anything when it cannot set up.
+//! Network faults between nodes: each node runs in its own Linux network namespace
+//! (`netns.rs`); a partition is a pair of blackhole routes between two nodes' addresses
+//! (clients in the root namespace still reach every node). Needs root and iproute2: without
+//! them the test fails and says why.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::netns::Net;
 use crate::support::{show, test_dir, Client};
-
-fn ip(args: &[&str]) -> bool {
-    Command::new("ip")
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-fn in_ns(ns: &str, args: &[&str]) -> bool {
-    let mut all = vec!["netns", "exec", ns, "ip"];
-    all.extend_from_slice(args);
-    ip(&all)
-}
-
-/// A bridge and one namespace per node, removed on drop.
-struct Net {
-    tag: String,
-    subnet: u16,
-    nodes: usize,
-}
-
-impl Net {
-    fn create(nodes: usize) -> Result<Net, String> {
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } != 0 {
-            return Err("not root".into());
-        }
-        let id = std::process::id() % 200;
-        let net = Net {
-            tag: format!("bz{id}"),
-            subnet: 20 + id as u16,
-            nodes,
-        };
-        let bridge = net.bridge();
-        let gateway = format!("10.{}.77.254/24", net.subnet);
-        let ok = ip(&["link", "add", &bridge, "type", "bridge"])
-            && ip(&["addr", "add", &gateway, "dev", &bridge])
-            && ip(&["link", "set", &bridge, "up"]);
-        if !ok {
-            return Err("cannot create a bridge (iproute2 missing or no CAP_NET_ADMIN)".into());
-        }
-        for i in 0..nodes {
-            let (ns, outer, inner) = (
-                net.ns(i),
-                format!("{}o{i}", net.tag),
-                format!("{}i{i}", net.tag),
-            );
-            let addr = format!("{}/24", net.ip(i));
-            let ok = ip(&["netns", "add", &ns])
-                && ip(&[
-                    "link", "add", &outer, "type", "veth", "peer", "name", &inner,
-                ])
-                && ip(&["link", "set", &inner, "netns", &ns])
-                && ip(&["link", "set", &outer, "master", &bridge])
-                && ip(&["link", "set", &outer, "up"])
-                && in_ns(&ns, &["addr", "add", &addr, "dev", &inner])
-                && in_ns(&ns, &["link", "set", &inner, "up"])
-                && in_ns(&ns, &["link", "set", "lo", "up"]);
-            if !ok {
-                return Err(format!("cannot set up namespace {ns}"));
-            }
-        }
-        Ok(net)
-    }
-
-    fn bridge(&self) -> String {
-        format!("{}br", self.tag)
-    }
-
-    fn ns(&self, i: usize) -> String {
-        format!("{}n{i}", self.tag)
-    }
-
-    fn ip(&self, i: usize) -> String {
-        format!("10.{}.77.{}", self.subnet, i + 1)
-    }
-
-    /// Drops every packet between nodes `a` and `b` (both directions).
-    fn cut(&self, a: usize, b: usize) {
-        assert!(in_ns(
-            &self.ns(a),
-            &["route", "add", "blackhole", &self.ip(b)]
-        ));
-        assert!(in_ns(
-            &self.ns(b),
-            &["route", "add", "blackhole", &self.ip(a)]
-        ));
-    }
-
-    fn heal(&self, a: usize, b: usize) {
-        assert!(in_ns(
-            &self.ns(a),
-            &["route", "del", "blackhole", &self.ip(b)]
-        ));
-        assert!(in_ns(
-            &self.ns(b),
-            &["route", "del", "blackhole", &self.ip(a)]
-        ));
-    }
-}
-
-impl Drop for Net {
-    fn drop(&mut self) {
-        for i in 0..self.nodes {
-            ip(&["netns", "del", &self.ns(i)]);
-        }
-        ip(&["link", "del", &self.bridge()]);
-    }
-}
 
 struct Node {
     child: Child,
