@@ -113,6 +113,12 @@ pub static BASALT_PARAMS: &[Param] = &[
         mutable: false,
     },
     Param {
+        name: "tls-auth-clients",
+        default: "yes",
+        kind: Kind::Enum(&["yes", "no", "optional"]),
+        mutable: true,
+    },
+    Param {
         name: "cluster-secret",
         default: "",
         kind: Kind::Text,
@@ -217,6 +223,17 @@ pub static EFFECTIVE: &[&str] = &[
     "keyspace-events-log",
 ];
 
+/// The TLS settings Basalt acts on: read once, at start-up (the TLS listener and its
+/// certificates are set up then; no reload yet).
+pub static TLS_AT_STARTUP: &[&str] = &[
+    "tls-port",
+    "tls-cert-file",
+    "tls-key-file",
+    "tls-ca-cert-file",
+    "tls-auth-clients",
+    "tls-protocols",
+];
+
 /// Settings Redis can change at run time but Basalt reads only at start-up (the listener
 /// and the data directory are not re-opened).
 const STARTUP_ONLY: &[&str] = &[
@@ -229,7 +246,7 @@ const STARTUP_ONLY: &[&str] = &[
 
 /// Whether CONFIG SET may change `param`.
 pub fn settable(param: &Param) -> bool {
-    param.mutable && !STARTUP_ONLY.contains(&param.name)
+    param.mutable && !STARTUP_ONLY.contains(&param.name) && !TLS_AT_STARTUP.contains(&param.name)
 }
 
 /// Basalt's definition wins where Redis has a parameter of the same name (`cluster-port`:

@@ -8,9 +8,8 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use super::stream::ClientStream;
 use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use super::limits::OutputWatch;
@@ -41,7 +40,7 @@ enum Closed {
 
 pub async fn run(
     node: Arc<Node>,
-    socket: TcpStream,
+    socket: ClientStream,
     info: Arc<ClientInfo>,
     stop: watch::Receiver<bool>,
 ) {
@@ -61,7 +60,7 @@ pub async fn run(
 
 struct Connection {
     node: Arc<Node>,
-    socket: TcpStream,
+    socket: ClientStream,
     session: Session,
     input: BytesMut,
     output: BytesMut,
@@ -227,19 +226,30 @@ impl Connection {
         request: Vec<bytes::Bytes>,
     ) -> Prepared<'n> {
         let info = self.session.info.clone();
-        let socket = &self.socket;
+        let (socket, session) = (&mut self.socket, &mut self.session);
+        // What the client sends meanwhile is kept for after the command (a TLS stream
+        // cannot be peeked at).
+        let mut early = BytesMut::new();
         let watch_peer = async {
-            let mut probe = [0u8; 1];
-            if matches!(socket.peek(&mut probe).await, Ok(0) | Err(_)) {
+            if matches!(socket.read_buf(&mut early).await, Ok(0) | Err(_)) {
                 info.kill();
             }
             // More input (or the kill) leaves the rest to the command.
             std::future::pending::<()>().await
         };
-        tokio::select! {
-            prepared = node.prepare(&mut self.session, request) => prepared,
+        let prepared = tokio::select! {
+            prepared = node.prepare(session, request) => prepared,
             _ = watch_peer => unreachable!("the peer watch never completes"),
+        };
+        if !early.is_empty() {
+            self.node
+                .shared
+                .stats
+                .net_input_bytes
+                .add(early.len() as u64);
+            self.input.extend_from_slice(&early);
         }
+        prepared
     }
 
     /// Proposes the waiting writes together and encodes their replies in order.

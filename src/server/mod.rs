@@ -5,6 +5,8 @@
 
 mod connection;
 mod limits;
+mod stream;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -15,6 +17,9 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
+use tokio_rustls::TlsAcceptor;
+
+use self::stream::ClientStream;
 use crate::node::{Loops, Node};
 
 /// A running server's handle: its address and a way to stop it.
@@ -23,10 +28,13 @@ pub struct Server {
     listener: TcpListener,
     /// Node-to-node connections (cluster-proto).
     peer_listener: TcpListener,
+    /// `tls-port`, if set: its listener and what runs each connection's handshake.
+    tls: Option<(TcpListener, TlsAcceptor)>,
 }
 
 impl Server {
-    /// Binds the client port and the node-to-node port.
+    /// Binds the client port, the node-to-node port and, if `tls-port` is set, the TLS
+    /// client port (on the client port's address).
     pub async fn bind(
         node: Arc<Node>,
         addr: SocketAddr,
@@ -34,10 +42,21 @@ impl Server {
     ) -> std::io::Result<Server> {
         let listener = TcpListener::bind(addr).await?;
         let peer_listener = TcpListener::bind(peer_addr).await?;
+        let tls = match node.shared.config.get("tls-port").parse::<u16>() {
+            Ok(port) if port != 0 => {
+                let acceptor = tls::acceptor(&node.shared.config).map_err(|e| {
+                    std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string())
+                })?;
+                let tls_listener = TcpListener::bind(SocketAddr::new(addr.ip(), port)).await?;
+                Some((tls_listener, acceptor))
+            }
+            _ => None,
+        };
         Ok(Server {
             node,
             listener,
             peer_listener,
+            tls,
         })
     }
 
@@ -61,9 +80,18 @@ impl Server {
         loop {
             tokio::select! {
                 accepted = self.listener.accept() => match accepted {
-                    Ok((socket, addr)) => accept(&node, socket, addr, stop_rx.clone()).await,
+                    Ok((socket, addr)) => accept(&node, socket, addr, None, stop_rx.clone()).await,
                     Err(e) => {
                         tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                },
+                accepted = accept_tls(self.tls.as_ref()) => match accepted {
+                    Ok((socket, addr, acceptor)) => {
+                        accept(&node, socket, addr, Some(acceptor), stop_rx.clone()).await
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "TLS accept failed");
                         tokio::time::sleep(Duration::from_millis(10)).await;
                     }
                 },
@@ -82,41 +110,95 @@ impl Server {
     }
 }
 
+/// The next connection to `tls-port` (never, when it is not set).
+async fn accept_tls(
+    tls: Option<&(TcpListener, TlsAcceptor)>,
+) -> std::io::Result<(TcpStream, SocketAddr, TlsAcceptor)> {
+    match tls {
+        Some((listener, acceptor)) => {
+            let (socket, addr) = listener.accept().await?;
+            Ok((socket, addr, acceptor.clone()))
+        }
+        None => std::future::pending().await,
+    }
+}
+
 async fn accept(
     node: &Arc<Node>,
     mut socket: TcpStream,
     addr: SocketAddr,
+    tls: Option<TlsAcceptor>,
     stop: watch::Receiver<bool>,
 ) {
-    if node.shared.clients.count() as u64 >= node.shared.config.maxclients() {
-        node.shared
-            .clients
-            .rejected_connections
-            .fetch_add(1, Ordering::Relaxed);
-        let _ = socket
-            .write_all(b"-ERR max number of clients reached\r\n")
-            .await;
-        return;
-    }
-    if protected_mode_denies(node, addr.ip()) {
-        node.shared
-            .clients
-            .rejected_connections
-            .fetch_add(1, Ordering::Relaxed);
-        let _ = socket.write_all(PROTECTED_MODE_DENIED.as_bytes()).await;
-        return;
-    }
     let _ = socket.set_nodelay(true);
     let laddr = socket.local_addr().unwrap_or(addr);
+    let Some(acceptor) = tls else {
+        if let Err(refusal) = admit(node, addr) {
+            let _ = socket.write_all(refusal.as_bytes()).await;
+            return;
+        }
+        let stream = ClientStream::Plain(socket);
+        tokio::spawn(serve(node.clone(), stream, addr, laddr, stop));
+        return;
+    };
+    // The handshake runs in the connection's task: a slow client holds up no one.
+    let node = node.clone();
+    tokio::spawn(async move {
+        let handshake = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(socket));
+        let mut stream = match handshake.await {
+            Ok(Ok(tls)) => ClientStream::Tls(Box::new(tls)),
+            Ok(Err(e)) => {
+                tracing::debug!(client = %addr, error = %e, "TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(client = %addr, "TLS handshake timed out");
+                return;
+            }
+        };
+        if let Err(refusal) = admit(&node, addr) {
+            let _ = stream.write_all(refusal.as_bytes()).await;
+            return;
+        }
+        serve(node, stream, addr, laddr, stop).await;
+    });
+}
+
+/// How long a client has for its TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Whether a new client may be served (`maxclients`, protected mode); if not, what it is
+/// told before the connection closes. A refusal is counted in `rejected_connections`.
+fn admit(node: &Node, addr: SocketAddr) -> Result<(), &'static str> {
+    let refusal = if node.shared.clients.count() as u64 >= node.shared.config.maxclients() {
+        "-ERR max number of clients reached\r\n"
+    } else if protected_mode_denies(node, addr.ip()) {
+        PROTECTED_MODE_DENIED
+    } else {
+        return Ok(());
+    };
+    node.shared
+        .clients
+        .rejected_connections
+        .fetch_add(1, Ordering::Relaxed);
+    Err(refusal)
+}
+
+/// Serves one admitted client until its connection ends.
+async fn serve(
+    node: Arc<Node>,
+    stream: ClientStream,
+    addr: SocketAddr,
+    laddr: SocketAddr,
+    stop: watch::Receiver<bool>,
+) {
     let info = node.shared.clients.register(addr, laddr);
     let listed = Listed {
         node: node.clone(),
         id: info.id,
     };
-    tokio::spawn(async move {
-        connection::run(listed.node.clone(), socket, info, stop).await;
-        drop(listed);
-    });
+    connection::run(node, stream, info, stop).await;
+    drop(listed);
 }
 
 /// What a client gets, before the connection closes, when protected mode refuses it

@@ -23,6 +23,7 @@ mod pubsub;
 mod quiesce;
 mod raft;
 mod rebalance;
+mod tls;
 mod tracking;
 mod transactions;
 mod wait;
