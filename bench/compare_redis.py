@@ -5,12 +5,15 @@ Starts both on free loopback ports, runs redis-benchmark against each in alterna
 (`-t set,get,incr,mset -c 50`, at -P 1 and -P 16, several runs), and prints a Markdown
 table of median ops/s and the Basalt/Redis ratio, with the machine, commit and settings.
 
+With `--tls`, both serve clients over TLS only on the port benchmarked (certificates made
+with openssl, no client certificates) and redis-benchmark speaks TLS to both.
+
 With `--baseline BIN`, a third server (another Basalt build, e.g. one from before a change)
 runs in the same alternation and the table gains its ops/s and the Basalt/baseline ratio.
 
 Usage: bench/compare_redis.py [--runs 5] [--requests 200000] [--tests set,get,incr,mset]
                               [--basalt-args "--appendfsync everysec"] [--redis-args "..."]
-                              [--baseline path/to/basalt] [--keyspace 100000]
+                              [--baseline path/to/basalt] [--keyspace 100000] [--tls]
 """
 import argparse
 import csv
@@ -24,9 +27,27 @@ import tempfile
 from servers import ROOT, free_port, machine_line, start_basalt, start_redis, stop
 
 
-def bench(port, tests, requests, pipeline, clients, keyspace=0):
+def make_certificates(directory):
+    """A CA and a server certificate for 127.0.0.1 signed by it: (ca, cert, key) paths."""
+    def openssl(*args):
+        subprocess.run(["openssl", *args], cwd=directory, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    openssl("req", "-x509", *key, "-keyout", "ca.key", "-out", "ca.crt", "-days", "2",
+            "-subj", "/CN=bench CA")
+    openssl("req", *key, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=server")
+    with open(os.path.join(directory, "server.ext"), "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1\n")
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", "server.crt", "-days", "2", "-extfile", "server.ext")
+    return tuple(os.path.join(directory, f) for f in ("ca.crt", "server.crt", "server.key"))
+
+
+def bench(port, tests, requests, pipeline, clients, keyspace=0, ca=None):
     cmd = ["redis-benchmark", "-p", str(port), "-n", str(requests), "-c", str(clients),
            "-P", str(pipeline), "-t", tests, "--csv"]
+    if ca:
+        cmd += ["--tls", "--cacert", ca]
     if keyspace:
         cmd += ["-r", str(keyspace)]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
@@ -49,14 +70,26 @@ def main():
     ap.add_argument("--baseline", default="", help="another basalt binary to compare with")
     ap.add_argument("--keyspace", type=int, default=0,
                     help="random keys out of this many (redis-benchmark -r; 0: one key)")
+    ap.add_argument("--tls", action="store_true", help="both servers over TLS")
     args = ap.parse_args()
+    if args.tls and args.baseline:
+        ap.error("--tls does not apply to --baseline")
 
     subprocess.run(["cargo", "build", "--release", "-q"], cwd=ROOT, check=True)
     tmp = tempfile.mkdtemp(prefix="basalt-bench-")
     rport, bport = free_port(), free_port()
-    servers = [("redis", rport, start_redis(rport, tmp, shlex.split(args.redis_args))),
-               ("basalt", bport, start_basalt(bport, os.path.join(tmp, "basalt"),
-                                              shlex.split(args.basalt_args)))]
+    redis_args, basalt_args, ca = shlex.split(args.redis_args), shlex.split(args.basalt_args), None
+    bench_bport = bport
+    if args.tls:
+        ca, cert, key = make_certificates(tmp)
+        files = ["--tls-cert-file", cert, "--tls-key-file", key, "--tls-ca-cert-file", ca,
+                 "--tls-auth-clients", "no"]
+        redis_args += ["--port", "0", "--tls-port", str(rport)] + files
+        bench_bport = free_port()
+        basalt_args += ["--tls-port", str(bench_bport)] + files
+    servers = [("redis", rport, start_redis(rport, tmp, redis_args)),
+               ("basalt", bench_bport, start_basalt(bport, os.path.join(tmp, "basalt"),
+                                                    basalt_args))]
     if args.baseline:
         lport = free_port()
         servers.append(("baseline", lport, start_basalt(lport, os.path.join(tmp, "baseline"),
@@ -69,12 +102,13 @@ def main():
             for _ in range(args.runs):
                 for name, port, _ in servers:
                     for test, ops in bench(port, args.tests, requests, pipeline, args.clients,
-                                           args.keyspace).items():
+                                           args.keyspace, ca).items():
                         results.setdefault((name, pipeline, test), []).append(ops)
         print(machine_line())
         print(f"redis-benchmark -c {args.clients}, "
               f"{args.requests} requests at P1 (x8 when pipelined), median of {args.runs} runs")
-        print(f"Basalt args: `{args.basalt_args or '(defaults)'}`; redis args: `{args.redis_args}`\n")
+        print(f"Basalt args: `{args.basalt_args or '(defaults)'}`; redis args: `{args.redis_args}`"
+              + ("; both over TLS (redis-benchmark --tls)" if args.tls else "") + "\n")
         if args.baseline:
             print(f"Baseline: `{args.baseline}`\n")
             print("| test | pipeline | redis-server ops/s | Basalt ops/s | Basalt/Redis | baseline ops/s | Basalt/baseline |")
