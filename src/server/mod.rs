@@ -20,6 +20,7 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 use self::stream::ClientStream;
+use crate::commands::clients::ClientInfo;
 use crate::node::{Loops, Node};
 
 /// A running server's handle: its address and a way to stop it.
@@ -137,8 +138,9 @@ async fn accept(
             let _ = socket.write_all(refusal.as_bytes()).await;
             return;
         }
-        let stream = ClientStream::Plain(socket);
-        tokio::spawn(serve(node.clone(), stream, addr, laddr, stop));
+        // Listed before the next accept is admitted, so maxclients holds exactly.
+        let listed = Listed::new(node, addr, laddr);
+        tokio::spawn(serve(listed, ClientStream::Plain(socket), stop));
         return;
     };
     // The handshake runs in the connection's task: a slow client holds up no one.
@@ -160,7 +162,7 @@ async fn accept(
             let _ = stream.write_all(refusal.as_bytes()).await;
             return;
         }
-        serve(node, stream, addr, laddr, stop).await;
+        serve(Listed::new(&node, addr, laddr), stream, stop).await;
     });
 }
 
@@ -185,19 +187,8 @@ fn admit(node: &Node, addr: SocketAddr) -> Result<(), &'static str> {
 }
 
 /// Serves one admitted client until its connection ends.
-async fn serve(
-    node: Arc<Node>,
-    stream: ClientStream,
-    addr: SocketAddr,
-    laddr: SocketAddr,
-    stop: watch::Receiver<bool>,
-) {
-    let info = node.shared.clients.register(addr, laddr);
-    let listed = Listed {
-        node: node.clone(),
-        id: info.id,
-    };
-    connection::run(node, stream, info, stop).await;
+async fn serve(listed: Listed, stream: ClientStream, stop: watch::Receiver<bool>) {
+    connection::run(listed.node.clone(), stream, listed.info.clone(), stop).await;
     drop(listed);
 }
 
@@ -221,12 +212,21 @@ fn protected_mode_denies(node: &Node, peer: std::net::IpAddr) -> bool {
 /// any way, a panic included (a leaked entry would count against `maxclients` for good).
 struct Listed {
     node: Arc<Node>,
-    id: u64,
+    info: Arc<ClientInfo>,
+}
+
+impl Listed {
+    fn new(node: &Arc<Node>, addr: SocketAddr, laddr: SocketAddr) -> Listed {
+        Listed {
+            node: node.clone(),
+            info: node.shared.clients.register(addr, laddr),
+        }
+    }
 }
 
 impl Drop for Listed {
     fn drop(&mut self) {
-        self.node.shared.clients.unregister(self.id);
+        self.node.shared.clients.unregister(self.info.id);
     }
 }
 
@@ -238,11 +238,7 @@ mod tests {
     async fn a_connection_task_that_panics_leaves_the_client_list() {
         let node = crate::node::test_node();
         let addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
-        let info = node.shared.clients.register(addr, addr);
-        let listed = Listed {
-            node: node.clone(),
-            id: info.id,
-        };
+        let listed = Listed::new(&node, addr, addr);
         assert_eq!(node.shared.clients.count(), 1);
         let task = tokio::spawn(async move {
             let _listed = listed;
