@@ -123,6 +123,12 @@ pub async fn build_node(config: Arc<config::Config>, port: u16) -> anyhow::Resul
     if config.keyspace_events_log() == 0 && node.shared.keyspace.keeps_events()? {
         node.shared.keyspace.forget_events(None)?;
     }
+    if config.get("cluster-secret").is_empty() && node.shared.auth_required() {
+        tracing::warn!(
+            "requirepass is set but cluster-secret is not: the cluster port admits any peer, \
+             and commands forwarded through it do not need the password"
+        );
+    }
     let applier = Arc::new(NodeApplier(Arc::downgrade(&node)));
     let host = announce_host(&config);
     let options = raft::GroupsOptions {

@@ -244,7 +244,6 @@ impl Node {
         }
     }
 
-    /// A session for commands another node forwards (no client of its own here).
     /// A session for commands a peer forwarded, in database `db` (which must exist here).
     fn peer_session(
         &self,
