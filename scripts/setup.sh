@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what Basalt's tests and benchmarks need on a fresh Debian machine:
-# redis-server (the oracle), redis-tools (redis-cli, redis-benchmark), iproute2, redis-py.
+# redis-server (the oracle), redis-tools (redis-cli, redis-benchmark), iproute2, openssl (the
+# TLS tests make their certificates with it), redis-py.
 set -euo pipefail
 
 need_apt=()
@@ -8,6 +9,7 @@ command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 command -v redis-benchmark >/dev/null 2>&1 || need_apt+=(redis-tools)
 # `ip` (network namespaces, veth pairs, routes) for the partition tests.
 command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 if [ ${#need_apt[@]} -gt 0 ]; then
   sudo_cmd=""
   [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
