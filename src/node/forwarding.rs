@@ -410,3 +410,37 @@ impl Node {
         Ok(response::Body::Reply(encoded(&reply, false)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A command that arrived forwarded twice is not sent on a third time: its sender gets
+    /// TRYAGAIN and nothing is sent (the test node has no peers to send to).
+    #[tokio::test]
+    async fn a_command_forwarded_twice_is_not_forwarded_again() {
+        let node = crate::node::test_node();
+        let info = node.shared.clients.detached(peer_addr(), peer_addr());
+        let mut session = Session::new(info, true);
+        session.forward_hops = FORWARD_HOPS_MAX;
+        let to = node.forward_for(&session);
+        assert_eq!(to.hops, FORWARD_HOPS_MAX + 1);
+        let leader = || {
+            let info = NodeInfo {
+                client_addr: "127.0.0.1:1".into(),
+                cluster_addr: "127.0.0.1:2".into(),
+            };
+            (2, info)
+        };
+        let set = vec![Bytes::from_static(b"SET"), Bytes::from_static(b"k")];
+        let reply = node.forward(leader(), to, set.clone(), false).await;
+        assert_eq!(reply, Reply::error(TOO_MANY_HOPS));
+        let replies = node
+            .forward_batch(leader(), to, vec![set.clone(), set])
+            .await;
+        assert_eq!(replies, vec![Reply::error(TOO_MANY_HOPS); 2]);
+        // One hop fewer is sent as usual (it would go to the leader).
+        session.forward_hops = FORWARD_HOPS_MAX - 1;
+        assert_eq!(node.forward_for(&session).hops, FORWARD_HOPS_MAX);
+    }
+}
