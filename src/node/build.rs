@@ -114,7 +114,9 @@ pub async fn build_node(config: Arc<config::Config>, port: u16) -> anyhow::Resul
     if config.get("engine") == "memory" && raft_dir.exists() {
         std::fs::remove_dir_all(&raft_dir)?;
     }
-    super::install::finish_interrupted(&node, &raft_dir.join("incoming"))?;
+    // A whole snapshot may be installed here: off the async worker.
+    let incoming = raft_dir.join("incoming");
+    crate::blocking_io::run(|| super::install::finish_interrupted(&node, &incoming))?;
     *node.map.write() = super::load_map(&node.shared.keyspace)?;
     // Locks of prepared cross-shard transactions, as of the applied entries.
     let locks = node.shared.keyspace.held_locks(None)?;

@@ -78,8 +78,14 @@ impl FileSnapshot {
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
             Err(e) => return Err(e),
         }
-        let mut data = vec![0u8; u32::from_be_bytes(len) as usize];
-        self.file.read_exact(&mut data)?;
+        // The length came from the leader: the buffer grows with what the file holds, not
+        // with what the length claims.
+        let len = u64::from(u32::from_be_bytes(len));
+        let mut data = Vec::new();
+        (&mut self.file).take(len).read_to_end(&mut data)?;
+        if data.len() as u64 != len {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "snapshot cut"));
+        }
         Ok(Some(Bytes::from(data)))
     }
 }
@@ -130,6 +136,13 @@ mod tests {
         assert_eq!(back, records);
         drop(reader);
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+        // A record claiming 4 GiB in a short file is an error, read without that buffer.
+        let mut incoming = Incoming::create(&dir, 2, Bytes::new()).unwrap();
+        incoming.append(&[0xff, 0xff, 0xff, 0xff, b'k']).unwrap();
+        let mut reader = incoming.finish().unwrap();
+        let err = reader.next_page().unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+        drop(reader);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
