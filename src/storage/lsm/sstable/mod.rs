@@ -29,7 +29,7 @@ pub const FORMAT_VERSION: u32 = 1;
 pub const FOOTER_BYTES: usize = 60;
 /// Target size of a data block before compression.
 pub const BLOCK_BYTES: usize = 4096;
-const BLOCK_TRAILER_BYTES: usize = 5;
+pub const BLOCK_TRAILER_BYTES: usize = 5;
 
 /// Where a block lives in its file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -94,8 +94,9 @@ impl Table {
             what,
         };
         let end = h
-            .offset
-            .checked_add(h.size + BLOCK_TRAILER_BYTES as u64)
+            .size
+            .checked_add(BLOCK_TRAILER_BYTES as u64)
+            .and_then(|len| h.offset.checked_add(len))
             .ok_or(corrupt("block handle"))?;
         if end > self.size {
             return Err(corrupt("block handle"));
