@@ -8,6 +8,7 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
+mod acl_log;
 mod allowlist;
 mod clients;
 mod command_keys;

@@ -4,7 +4,9 @@
 //! elements of an array reply as a sorted list; `!type CMD …` compares only the reply type
 //! and `!error CMD …` only that both are errors (both need an allowlist entry);
 //! `!reconnect` opens fresh connections; `!sleep MS` waits on both; `!other CMD …` sends
-//! the command on a second connection to each server (another client), compared exactly.
+//! the command on a second connection to each server (another client), compared exactly;
+//! `!words CMD …` compares the reply's words as a multiset (ACL descriptions list single
+//! commands in redis-server's hash-table order, which changes from run to run).
 
 use basalt::protocol::decode::split_inline_args;
 
@@ -16,6 +18,7 @@ enum Compare {
     /// Exact, through the second connection.
     Other,
     Sorted,
+    Words,
     Type,
     Error,
 }
@@ -41,6 +44,18 @@ fn elements(reply: &[u8]) -> Vec<Vec<u8>> {
     }
     out.sort();
     out
+}
+
+/// A reply's words (split at spaces and line ends), sorted.
+fn words(reply: &[u8]) -> Vec<String> {
+    let text = show(reply);
+    let mut words: Vec<String> = text
+        .split([' ', '\r', '\n'])
+        .filter(|w| !w.is_empty())
+        .map(String::from)
+        .collect();
+    words.sort();
+    words
 }
 
 fn command_name(args: &[bytes::Bytes]) -> String {
@@ -79,6 +94,7 @@ pub fn run(name: &str, text: &str) {
             Some(("!type", rest)) => (Compare::Type, rest),
             Some(("!error", rest)) => (Compare::Error, rest),
             Some(("!other", rest)) => (Compare::Other, rest),
+            Some(("!words", rest)) => (Compare::Words, rest),
             _ => (Compare::Exact, line),
         };
         let args = split_inline_args(rest.as_bytes()).expect("script line quoting");
@@ -103,6 +119,7 @@ pub fn run(name: &str, text: &str) {
             Compare::Sorted => {
                 expected[..1] == actual[..1] && elements(&expected) == elements(&actual)
             }
+            Compare::Words => words(&expected) == words(&actual),
             Compare::Type => expected[..1] == actual[..1],
             Compare::Error => expected.starts_with(b"-") && actual.starts_with(b"-"),
         };
@@ -150,4 +167,5 @@ scripts! {
     transactions => "transactions.txt",
     watch => "watch.txt",
     orderings => "orderings.txt",
+    acl => "acl.txt",
 }

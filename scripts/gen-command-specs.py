@@ -72,6 +72,8 @@ COMMANDS = {
     # connection
     "ping": None, "echo": None, "hello": None, "auth": None, "select": None, "quit": None,
     "reset": None, "readonly": None, "readwrite": None, "asking": None,
+    "acl": ["cat", "deluser", "dryrun", "genpass", "getuser", "list", "load", "log", "save",
+            "setuser", "users", "whoami", "help"],
     "client": ["id", "tracking", "caching", "getredir", "trackinginfo", "setname", "getname",
                "setinfo", "list", "info", "kill", "no-evict", "no-touch", "reply", "unblock",
                "help"],

@@ -12,7 +12,7 @@
 //! - [`keyspace`]: Redis databases and values encoded over the engine.
 //! - [`storage`]: the ordered KV [`storage::Engine`] trait and its engines.
 //! - [`protocol`]: RESP frames, the request decoder, reply encoding.
-//! - [`config`]: settings with redis.conf names.
+//! - [`config`]: settings with redis.conf names; [`tls`]: certificates and keys for both TLS ports.
 
 pub mod blocking_io;
 pub mod clock;
@@ -30,4 +30,5 @@ pub mod protocol;
 pub mod raft;
 pub mod server;
 pub mod storage;
+pub mod tls;
 pub mod transport;

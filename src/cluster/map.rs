@@ -7,6 +7,9 @@
 //! log as argument lists (the write entry's own codec) and applied in log order; the map is
 //! stored as one system record written in the same batch as group 0's apply state.
 //!
+//! The map also holds the ACL users (name → rules, as `commands::acl` writes them), so a
+//! user set through one node exists on every node; the map stores them opaque.
+//!
 //! A shard's replica list is what the balancer intends: a node being added is listed before
 //! it becomes a member of the shard's group, a node being removed is unlisted only after it
 //! has left the group. So a node that finds itself unlisted may drop the shard's data.
@@ -30,8 +33,9 @@ pub struct NodeInfo {
 
 /// Voters of group 0 at most; further nodes follow it as learners.
 pub const MAP_VOTERS: usize = 5;
-/// Version 2 added the nodes found down; version 1 maps are still read.
-const FORMAT_VERSION: u8 = 2;
+/// Version 2 added the nodes found down, version 3 the ACL users; older maps are still
+/// read.
+const FORMAT_VERSION: u8 = 3;
 
 /// The cluster map.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -44,6 +48,8 @@ pub struct ClusterMap {
     /// Nodes the balancer found silent for longer than the node timeout (their replicas
     /// are rebuilt elsewhere); a node answering again is up again.
     pub down: BTreeSet<u64>,
+    /// ACL users: name → rules (empty until ACL SETUSER or an ACL file sets some).
+    pub users: BTreeMap<Bytes, Vec<Bytes>>,
 }
 
 /// The map as the node knows it, shared by the groups and the applier.
@@ -64,6 +70,12 @@ pub enum MapChange {
     SetReplicas { shard: u16, nodes: BTreeSet<u64> },
     /// A node is up, or down (silent past the node timeout).
     SetNodeState { node: u64, up: bool },
+    /// Creates or replaces an ACL user.
+    SetUser { name: Bytes, rules: Vec<Bytes> },
+    /// Deletes ACL users.
+    DelUsers { names: Vec<Bytes> },
+    /// Replaces every ACL user (ACL LOAD, an ACL file at start-up).
+    SetUsers { users: BTreeMap<Bytes, Vec<Bytes>> },
 }
 
 fn parse<T: std::str::FromStr>(arg: Option<&Bytes>) -> Result<T, CodecError> {
@@ -104,6 +116,25 @@ impl MapChange {
                 b(node.to_string()),
                 b(if *up { "up" } else { "down" }.into()),
             ],
+            MapChange::SetUser { name, rules } => {
+                let mut args = vec![b("setuser".into()), name.clone()];
+                args.extend(rules.iter().cloned());
+                args
+            }
+            MapChange::DelUsers { names } => {
+                let mut args = vec![b("delusers".into())];
+                args.extend(names.iter().cloned());
+                args
+            }
+            MapChange::SetUsers { users } => {
+                let mut args = vec![b("setusers".into())];
+                for (name, rules) in users {
+                    args.push(name.clone());
+                    args.push(b(rules.len().to_string()));
+                    args.extend(rules.iter().cloned());
+                }
+                args
+            }
         }
     }
 
@@ -140,6 +171,29 @@ impl MapChange {
                     _ => return Err(CodecError::Bad("node state is up or down".into())),
                 },
             }),
+            b"setuser" if args.len() >= 2 => Ok(MapChange::SetUser {
+                name: args[1].clone(),
+                rules: args[2..].to_vec(),
+            }),
+            b"delusers" => Ok(MapChange::DelUsers {
+                names: args[1..].to_vec(),
+            }),
+            b"setusers" => {
+                let mut users = BTreeMap::new();
+                let mut rest = &args[1..];
+                while let [name, count, tail @ ..] = rest {
+                    let count: usize = parse(Some(count))?;
+                    if count > tail.len() {
+                        return Err(CodecError::Bad("user rules past the end".into()));
+                    }
+                    users.insert(name.clone(), tail[..count].to_vec());
+                    rest = &tail[count..];
+                }
+                if !rest.is_empty() {
+                    return Err(CodecError::Bad("a user without its rules".into()));
+                }
+                Ok(MapChange::SetUsers { users })
+            }
             _ => Err(CodecError::Bad(format!(
                 "unknown metadata op {:?}",
                 String::from_utf8_lossy(name)
@@ -181,6 +235,19 @@ impl ClusterMap {
                     self.down.insert(*node)
                 }
             }
+            MapChange::SetUser { name, rules } => {
+                self.users.insert(name.clone(), rules.clone()).as_ref() != Some(rules)
+            }
+            MapChange::DelUsers { names } => {
+                let before = self.users.len();
+                self.users.retain(|name, _| !names.contains(name));
+                self.users.len() != before
+            }
+            MapChange::SetUsers { users } => {
+                let changed = self.users != *users;
+                self.users = users.clone();
+                changed
+            }
         };
         if changed {
             self.epoch += 1;
@@ -200,8 +267,9 @@ impl ClusterMap {
     }
 
     /// Format: `version:u8 | epoch:u64 | nodes:u32 | (id:u64 | client | cluster)* |
-    /// shards:u32 | (count:u32 | id:u64*)* | down:u32 | id:u64*`, strings length-prefixed
-    /// (version 1 had no `down`).
+    /// shards:u32 | (count:u32 | id:u64*)* | down:u32 | id:u64* | users:u32 | (name |
+    /// rules:u32 | rule*)*`, strings length-prefixed (version 1 had no `down`, version 2 no
+    /// `users`).
     pub fn encode(&self) -> Bytes {
         let mut out = BytesMut::new();
         out.put_u8(FORMAT_VERSION);
@@ -223,12 +291,20 @@ impl ClusterMap {
         for n in &self.down {
             out.put_u64(*n);
         }
+        out.put_u32(self.users.len() as u32);
+        for (name, rules) in &self.users {
+            codec::put_bytes(&mut out, name);
+            out.put_u32(rules.len() as u32);
+            for rule in rules {
+                codec::put_bytes(&mut out, rule);
+            }
+        }
         out.freeze()
     }
 
     pub fn decode(mut raw: Bytes) -> Result<ClusterMap, CodecError> {
         let version = codec::get_u8(&mut raw)?;
-        if version != 1 && version != FORMAT_VERSION {
+        if !(1..=FORMAT_VERSION).contains(&version) {
             return Err(CodecError::Version(version));
         }
         let epoch = codec::get_u64(&mut raw)?;
@@ -263,11 +339,23 @@ impl ClusterMap {
                 down.insert(codec::get_u64(&mut raw)?);
             }
         }
+        let mut users = BTreeMap::new();
+        if version >= 3 {
+            for _ in 0..codec::get_count(&mut raw)? {
+                let name = codec::get_bytes(&mut raw)?;
+                let mut rules = Vec::new();
+                for _ in 0..codec::get_count(&mut raw)? {
+                    rules.push(codec::get_bytes(&mut raw)?);
+                }
+                users.insert(name, rules);
+            }
+        }
         Ok(ClusterMap {
             epoch,
             nodes,
             replicas,
             down,
+            users,
         })
     }
 }
@@ -300,6 +388,19 @@ mod tests {
                 nodes: BTreeSet::from([7, 9]),
             },
             MapChange::SetNodeState { node: 9, up: false },
+            MapChange::SetUser {
+                name: Bytes::from("alice"),
+                rules: vec![Bytes::from("on"), Bytes::from("~*")],
+            },
+            MapChange::SetUsers {
+                users: BTreeMap::from([
+                    (Bytes::from("bob"), vec![Bytes::from("off")]),
+                    (Bytes::from("carol"), vec![]),
+                ]),
+            },
+            MapChange::DelUsers {
+                names: vec![Bytes::from("carol")],
+            },
         ];
         let mut meta = ClusterMap::default();
         for op in &ops {
@@ -314,7 +415,8 @@ mod tests {
             "unknown node"
         );
         assert_eq!(meta.down, BTreeSet::from([9]));
-        assert_eq!(meta.epoch, 4);
+        assert_eq!(meta.epoch, 7);
+        assert_eq!(meta.users.keys().collect::<Vec<_>>(), vec!["bob"]);
         assert_eq!(meta.replicas[2], BTreeSet::from([7, 9]));
         assert_eq!(meta.load(), BTreeMap::from([(7, 4), (9, 1)]));
         let raw = meta.encode();
@@ -322,8 +424,9 @@ mod tests {
         for cut in 0..raw.len() {
             assert!(ClusterMap::decode(raw.slice(..cut)).is_err());
         }
-        // A version 1 map (before node states) still reads, with no node down.
-        let mut v1 = BytesMut::from(&raw[..raw.len() - 12]);
+        // A version 1 map (before node states and users) still reads, with no node down.
+        let users_len = 4 + 4 + 3 + 4 + 4 + 3;
+        let mut v1 = BytesMut::from(&raw[..raw.len() - 12 - users_len]);
         v1[0] = 1;
         let old = ClusterMap::decode(v1.freeze()).unwrap();
         assert_eq!((old.down.len(), old.nodes.len()), (0, 2));
@@ -338,6 +441,9 @@ mod tests {
             vec!["replicas"],
             vec!["addnode", "1", "a"],
             vec!["nodestate", "1", "sideways"],
+            vec!["setuser"],
+            vec!["setusers", "a", "2", "on"],
+            vec!["setusers", "a"],
             vec!["nosuch"],
             vec![],
         ] {

@@ -12,6 +12,7 @@ struct Filter {
     id: Option<u64>,
     addr: Option<String>,
     laddr: Option<String>,
+    user: Option<Bytes>,
     /// TYPE other than normal matches nobody: Basalt has no replica or pub/sub clients yet.
     matches_nobody: bool,
     skip_me: bool,
@@ -34,7 +35,7 @@ pub fn client_kill(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             None => Err(CmdError::msg("ERR No such client")),
         };
     }
-    let filter = parse(&args[2..])?;
+    let filter = parse(ctx, &args[2..])?;
     let mut killed = 0;
     for c in ctx.shared.clients.all() {
         let selected = !filter.matches_nobody
@@ -47,6 +48,7 @@ pub fn client_kill(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                 .laddr
                 .as_ref()
                 .is_none_or(|a| *a == c.laddr.to_string())
+            && filter.user.as_ref().is_none_or(|u| *u == *c.user.lock())
             && !(filter.skip_me && c.id == ctx.session.id());
         if selected {
             c.kill();
@@ -56,7 +58,7 @@ pub fn client_kill(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     reply(Reply::Integer(killed))
 }
 
-fn parse(pairs: &[Bytes]) -> Result<Filter, CmdError> {
+fn parse(ctx: &Ctx, pairs: &[Bytes]) -> Result<Filter, CmdError> {
     let mut filter = Filter {
         skip_me: true,
         ..Filter::default()
@@ -89,12 +91,13 @@ fn parse(pairs: &[Bytes]) -> Result<Filter, CmdError> {
         } else if eq(option, "LADDR") {
             filter.laddr = Some(args::text(value));
         } else if eq(option, "USER") {
-            if value.as_ref() != b"default" {
+            if ctx.shared.acl.user(value).is_none() {
                 return Err(CmdError::msg(format!(
                     "ERR No such user '{}'",
                     args::text(value)
                 )));
             }
+            filter.user = Some(value.clone());
         } else if eq(option, "SKIPME") {
             filter.skip_me = if eq(value, "YES") {
                 true

@@ -35,6 +35,8 @@ pub struct ClientInfo {
     pub name: Mutex<Option<Bytes>>,
     pub lib_name: Mutex<Option<Bytes>>,
     pub lib_ver: Mutex<Option<Bytes>>,
+    /// The ACL user the connection is authenticated as (CLIENT LIST user, CLIENT KILL USER).
+    pub user: Mutex<Bytes>,
     pub db: AtomicU8,
     pub resp: AtomicU8,
     pub last_cmd: Mutex<&'static str>,
@@ -140,7 +142,7 @@ impl ClientInfo {
         format!(
             "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db={} sub={sub} \
              psub={psub} ssub={ssub} multi={multi} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 \
-             oll=0 omem={} tot-mem={} events=r cmd={} user=default redir={redir} resp={} \
+             oll=0 omem={} tot-mem={} events=r cmd={} user={} redir={redir} resp={} \
              lib-name={} lib-ver={}",
             self.id,
             self.addr,
@@ -154,6 +156,7 @@ impl ClientInfo {
             omem,
             qbuf + omem + 16384,
             self.last_cmd.lock(),
+            String::from_utf8_lossy(&self.user.lock()),
             self.resp.load(Ordering::Relaxed),
             text(&self.lib_name),
             text(&self.lib_ver),
@@ -189,6 +192,7 @@ impl ClientRegistry {
             name: Mutex::new(None),
             lib_name: Mutex::new(None),
             lib_ver: Mutex::new(None),
+            user: Mutex::new(Bytes::from_static(b"default")),
             db: AtomicU8::new(0),
             resp: AtomicU8::new(2),
             last_cmd: Mutex::new("NULL"),

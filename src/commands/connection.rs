@@ -9,7 +9,7 @@ use super::error::{syntax, CmdError};
 use super::keys::db_index;
 use super::object::help_reply;
 use super::session::ReplyMode;
-use super::{container, reply, ApplyFn, CmdResult, Ctx, Handler};
+use super::{acl, container, reply, ApplyFn, CmdResult, Ctx, Handler};
 use crate::protocol::Reply;
 
 /// The Redis release whose behaviour Basalt matches; clients gate features on it.
@@ -62,21 +62,44 @@ fn echo(_: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
 
-/// Checks a user and password against `requirepass` (the only user is `default`).
-fn check_credentials(ctx: &Ctx, user: &[u8], password: &[u8]) -> Result<(), CmdError> {
-    let required = ctx.shared.config.get("requirepass");
-    let ok = user == b"default" && (required.is_empty() || required.as_bytes() == password);
-    if ok {
-        Ok(())
-    } else {
-        Err(CmdError::Static(WRONGPASS))
+/// Logs the session in as `name` when `password` opens that user (enabled, and the
+/// password one of its own or the user `nopass`); a failure is recorded in ACL LOG.
+fn log_in(ctx: &mut Ctx, name: &[u8], password: &[u8]) -> Result<(), CmdError> {
+    let acl = &ctx.shared.acl;
+    match acl.user(name).filter(|user| user.accepts(password)) {
+        Some(user) => {
+            ctx.session.log_in(user, acl);
+            ctx.session.authenticated = true;
+            Ok(())
+        }
+        None => {
+            let refusal = acl::log::Refusal {
+                reason: acl::log::Reason::Auth,
+                context: if ctx.session.multi.is_some() {
+                    acl::log::Context::Multi
+                } else {
+                    acl::log::Context::Toplevel
+                },
+                object: "AUTH".into(),
+                username: String::from_utf8_lossy(name).into_owned(),
+                client_info: ctx.session.info.describe(),
+            };
+            let max_len = ctx
+                .shared
+                .config
+                .get("acllog-max-len")
+                .parse()
+                .unwrap_or(128);
+            acl.log.record(refusal, max_len);
+            Err(CmdError::Static(WRONGPASS))
+        }
     }
 }
 
 fn auth(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let (user, password) = match args.len() {
         2 => {
-            if !ctx.shared.auth_required() {
+            if ctx.shared.acl.default_user().nopass {
                 return Err(CmdError::msg(
                     "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
                 ));
@@ -86,8 +109,7 @@ fn auth(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         3 => (&args[1][..], &args[2][..]),
         _ => return Err(syntax()),
     };
-    check_credentials(ctx, user, password)?;
-    ctx.session.authenticated = true;
+    log_in(ctx, user, password)?;
     reply(Reply::OK)
 }
 
@@ -136,8 +158,7 @@ fn hello(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         }
     }
     if let Some((user, password)) = &credentials {
-        check_credentials(ctx, user, password)?;
-        ctx.session.authenticated = true;
+        log_in(ctx, user, password)?;
     }
     if !ctx.session.authenticated && ctx.shared.auth_required() {
         return Err(CmdError::msg(
@@ -177,6 +198,7 @@ fn reset(ctx: &mut Ctx, _: &[Bytes]) -> CmdResult {
     s.set_resp3(false);
     s.reply_mode = ReplyMode::On;
     s.authenticated = !ctx.shared.auth_required();
+    s.log_in(ctx.shared.acl.default_user(), &ctx.shared.acl);
     *s.info.name.lock() = None;
     s.info.no_evict.store(false, Ordering::Relaxed);
     s.info.no_touch.store(false, Ordering::Relaxed);

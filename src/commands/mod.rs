@@ -8,6 +8,7 @@
 //! Raft.
 
 pub mod access;
+pub mod acl;
 pub mod args;
 mod bitmaps;
 pub mod blocking;
@@ -76,6 +77,19 @@ pub enum Outcome {
     /// WAIT: until this many replicas hold the connection's writes, or the timeout in
     /// milliseconds (0: none); the reply is how many do.
     WaitReplicas(i64, u64),
+    /// ACL SETUSER, DELUSER, LOAD: a change to the users in the cluster map; the reply once
+    /// this node has applied it.
+    ChangeUsers(UsersChange, Reply),
+}
+
+/// A change to the ACL users the cluster map holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UsersChange {
+    /// Creates or replaces one user: its name and rules.
+    Set(Bytes, Vec<Bytes>),
+    Delete(Vec<Bytes>),
+    /// Every user at once (ACL LOAD).
+    Replace(acl::StoredUsers),
 }
 
 /// What a blocked command waits for, for at most `timeout` (None = forever).

@@ -14,6 +14,7 @@ use super::{
     ShutdownRequest,
 };
 use crate::clock;
+use crate::config::table::TLS_RELOADABLE;
 use crate::keyspace::Txn;
 use crate::limits::DEBUG_SLEEP_SECS_MAX;
 use crate::protocol::Reply;
@@ -187,10 +188,40 @@ fn config_set(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         .chunks(2)
         .map(|p| (args::text(&p[0]), args::text(&p[1])))
         .collect();
-    ctx.shared
-        .config
-        .set_many(&pairs)
-        .map_err(CmdError::Message)?;
+    let sets_requirepass = pairs
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("requirepass"));
+    if sets_requirepass && ctx.shared.acl.default_is_stored() {
+        return Err(CmdError::msg(
+            "ERR CONFIG SET failed (possibly related to argument 'requirepass') - the default user is set through ACL SETUSER on this cluster; change its password with ACL SETUSER default",
+        ));
+    }
+    let config = &ctx.shared.config;
+    let tls_setting = pairs
+        .iter()
+        .find(|(name, _)| TLS_RELOADABLE.contains(&name.to_ascii_lowercase().as_str()));
+    let before: Vec<(String, String)> = pairs
+        .iter()
+        .filter_map(|(name, _)| crate::config::table::find(&name.to_ascii_lowercase()))
+        .map(|param| (param.name.to_string(), config.get(param.name)))
+        .collect();
+    config.set_many(&pairs).map_err(CmdError::Message)?;
+    if let Some((name, _)) = tls_setting {
+        // New certificates for new connections; settings that do not load change nothing.
+        if let Err(e) = crate::blocking_io::run(|| ctx.shared.tls.reload(config)) {
+            tracing::warn!(error = %e, "CONFIG SET: the TLS settings do not load");
+            let _ = config.set_many(&before);
+            return Err(CmdError::msg(format!(
+                "ERR CONFIG SET failed (possibly related to argument '{}') - Unable to update TLS configuration. Check server logs.",
+                name.to_ascii_lowercase()
+            )));
+        }
+    }
+    if sets_requirepass {
+        ctx.shared
+            .acl
+            .set_requirepass(&ctx.shared.config.get("requirepass"));
+    }
     if pairs
         .iter()
         .any(|(name, _)| name.eq_ignore_ascii_case("appendfsync"))
@@ -213,7 +244,7 @@ fn config_resetstat(ctx: &mut Ctx, _: &[Bytes]) -> CmdResult {
 }
 
 fn config_rewrite(ctx: &mut Ctx, _: &[Bytes]) -> CmdResult {
-    ctx.shared.config.rewrite().map_err(CmdError::Message)?;
+    crate::blocking_io::run(|| ctx.shared.config.rewrite()).map_err(CmdError::Message)?;
     reply(Reply::OK)
 }
 

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use super::acl::{self, Acl, User};
 use super::clients::ClientInfo;
 use super::pubsub::hub::Subscriptions;
 use super::tracking::Tracking;
@@ -36,6 +37,10 @@ pub struct Session {
     pub resp3: bool,
     pub db: u8,
     pub authenticated: bool,
+    /// The ACL user the session runs as (the default user until AUTH).
+    pub user: Arc<User>,
+    /// `Acl::generation` when `user` was read: a change to the users re-reads it.
+    acl_generation: u64,
     pub reply_mode: ReplyMode,
     /// Set by CLIENT REPLY SKIP: the reply of the command after it is dropped.
     skip_current: bool,
@@ -131,6 +136,8 @@ impl Session {
             resp3: false,
             db: 0,
             authenticated,
+            user: acl::internal_user(),
+            acl_generation: u64::MAX,
             reply_mode: ReplyMode::On,
             skip_current: false,
             close_after_reply: false,
@@ -147,6 +154,33 @@ impl Session {
             previous_was_client: false,
             written: Vec::new(),
             routes: RouteHistory::default(),
+        }
+    }
+
+    /// Runs as `user` from now on (AUTH, HELLO AUTH, RESET, a client's first command).
+    pub fn log_in(&mut self, user: Arc<User>, acl: &Acl) {
+        *self.info.user.lock() = user.name.clone();
+        self.user = user;
+        self.acl_generation = acl.generation();
+    }
+
+    /// Re-reads the session's user when the users changed since it was read (rules changed
+    /// through any node apply to connections already open, as in Redis). A session whose
+    /// user was deleted is the default user's, not authenticated (its connection is being
+    /// closed). Sessions of forwarded commands keep the internal user.
+    pub fn refresh_user(&mut self, acl: &Acl) {
+        let generation = acl.generation();
+        if self.acl_generation == generation || self.acl_generation == u64::MAX {
+            return;
+        }
+        self.acl_generation = generation;
+        match acl.user(&self.user.name) {
+            Some(user) => self.user = user,
+            None => {
+                self.user = acl.default_user();
+                self.authenticated = false;
+                *self.info.user.lock() = self.user.name.clone();
+            }
         }
     }
 

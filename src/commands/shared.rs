@@ -10,6 +10,7 @@ use bytes::Bytes;
 use tokio::sync::watch;
 
 use super::access::AccessTracker;
+use super::acl::Acl;
 use super::blocking::BlockRegistry;
 use super::clients::ClientRegistry;
 use super::cursors::CursorTable;
@@ -64,6 +65,10 @@ pub struct Shared {
     pub pubsub: Arc<PubSubHub>,
     pub tracking: Arc<TrackingTable>,
     pub access: AccessTracker,
+    /// ACL users (from the cluster map) and the ACL log.
+    pub acl: Acl,
+    /// The TLS endpoints in use (CONFIG SET of `tls-*` rebuilds them).
+    pub tls: Arc<crate::tls::TlsState>,
     pub started: Instant,
     pub run_id: String,
     pub tcp_port: u16,
@@ -78,6 +83,7 @@ pub struct Shared {
 impl Shared {
     pub fn new(config: Arc<Config>, keyspace: Keyspace, tcp_port: u16) -> Shared {
         let (shutdown_tx, _) = watch::channel(None);
+        let requirepass = config.get("requirepass");
         Shared {
             config,
             keyspace,
@@ -91,6 +97,8 @@ impl Shared {
             pubsub: Arc::default(),
             tracking: Arc::default(),
             access: AccessTracker::default(),
+            acl: Acl::new(&requirepass),
+            tls: Arc::default(),
             started: Instant::now(),
             run_id: random_hex(40),
             tcp_port,
@@ -126,9 +134,9 @@ impl Shared {
             .map_err(|e| CmdError::Internal(e.to_string()))
     }
 
-    /// Whether the client must authenticate (a `requirepass` is set).
+    /// Whether a new client must authenticate (the default user has a password or is off).
     pub fn auth_required(&self) -> bool {
-        self.config.password_set()
+        self.acl.default_needs_auth()
     }
 }
 

@@ -7,6 +7,128 @@ use super::spec::{Arg, BeginSearch, CommandSpec, Doc, FindKeys, KeySpec, NO_DOC}
 
 pub static SPECS: &[CommandSpec] = &[
     CommandSpec {
+        name: "acl", arity: -2, flags: &[],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@slow"],
+        tips: &[], key_specs: &[],
+        doc: Doc { summary: "A container for Access List Control commands ", since: "6.0.0", group: "server", complexity: Some("Depends on subcommand."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+        ] },
+    },
+    CommandSpec {
+        name: "acl|cat", arity: -2, flags: &["noscript", "loading", "stale"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@slow"],
+        tips: &[], key_specs: &[],
+        doc: Doc { summary: "List the ACL categories or the commands inside a category", since: "6.0.0", group: "server", complexity: Some("O(1) since the categories and commands are a fixed set."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "categoryname", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandSpec {
+        name: "acl|deluser", arity: -3, flags: &["admin", "noscript", "loading", "stale"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@admin", "@slow", "@dangerous"],
+        tips: &[], key_specs: &[],
+        doc: Doc { summary: "Remove the specified ACL users and the associated rules", since: "6.0.0", group: "server", complexity: Some("O(1) amortized time considering the typical user."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "username", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &["multiple"], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandSpec {
+        name: "acl|dryrun", arity: -4, flags: &["admin", "noscript", "loading", "stale"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@admin", "@slow", "@dangerous"],
+        tips: &[], key_specs: &[],
+        doc: Doc { summary: "Returns whether the user can execute the given command without executing the command.", since: "7.0.0", group: "server", complexity: Some("O(1)."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "username", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "command", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "arg", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &["optional", "multiple"], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandSpec {
+        name: "acl|genpass", arity: -2, flags: &["noscript", "loading", "stale"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@slow"],
+        tips: &[], key_specs: &[],
+        doc: Doc { summary: "Generate a pseudorandom secure password to use for ACL users", since: "6.0.0", group: "server", complexity: Some("O(1)"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "bits", kind: "integer", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandSpec {
+        name: "acl|getuser", arity: 3, flags: &["admin", "noscript", "loading", "stale"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@admin", "@slow", "@dangerous"],
+        tips: &[], key_specs: &[],
+        doc: Doc { summary: "Get the rules for a specific ACL user", since: "6.0.0", group: "server", complexity: Some("O(N). Where N is the number of password, command and pattern rules that the user has."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added Pub/Sub channel patterns."), ("7.0.0", "Added selectors and changed the format of key and channel patterns from a list to their rule representation.")], arguments: &[
+            Arg { name: "username", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandSpec {
+        name: "acl|list", arity: 2, flags: &["admin", "noscript", "loading", "stale"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@admin", "@slow", "@dangerous"],
+        tips: &[], key_specs: &[],
+        doc: Doc { summary: "List the current ACL rules in ACL config file format", since: "6.0.0", group: "server", complexity: Some("O(N). Where N is the number of configured users."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+        ] },
+    },
+    CommandSpec {
+        name: "acl|load", arity: 2, flags: &["admin", "noscript", "loading", "stale"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@admin", "@slow", "@dangerous"],
+        tips: &[], key_specs: &[],
+        doc: Doc { summary: "Reload the ACLs from the configured ACL file", since: "6.0.0", group: "server", complexity: Some("O(N). Where N is the number of configured users."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+        ] },
+    },
+    CommandSpec {
+        name: "acl|log", arity: -2, flags: &["admin", "noscript", "loading", "stale"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@admin", "@slow", "@dangerous"],
+        tips: &[], key_specs: &[],
+        doc: Doc { summary: "List latest events denied because of ACLs in place", since: "6.0.0", group: "server", complexity: Some("O(N) with N being the number of entries shown."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "operation", kind: "oneof", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+                Arg { name: "count", kind: "integer", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "reset", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("RESET"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+            ] },
+        ] },
+    },
+    CommandSpec {
+        name: "acl|save", arity: 2, flags: &["admin", "noscript", "loading", "stale"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@admin", "@slow", "@dangerous"],
+        tips: &[], key_specs: &[],
+        doc: Doc { summary: "Save the current ACL rules in the configured ACL file", since: "6.0.0", group: "server", complexity: Some("O(N). Where N is the number of configured users."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+        ] },
+    },
+    CommandSpec {
+        name: "acl|setuser", arity: -3, flags: &["admin", "noscript", "loading", "stale"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@admin", "@slow", "@dangerous"],
+        tips: &[], key_specs: &[],
+        doc: Doc { summary: "Modify or create the rules for a specific ACL user", since: "6.0.0", group: "server", complexity: Some("O(N). Where N is the number of rules provided."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added Pub/Sub channel patterns."), ("7.0.0", "Added selectors and key based permissions.")], arguments: &[
+            Arg { name: "username", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "rule", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &["optional", "multiple"], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandSpec {
+        name: "acl|users", arity: 2, flags: &["admin", "noscript", "loading", "stale"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@admin", "@slow", "@dangerous"],
+        tips: &[], key_specs: &[],
+        doc: Doc { summary: "List the username of all the configured ACL rules", since: "6.0.0", group: "server", complexity: Some("O(N). Where N is the number of configured users."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+        ] },
+    },
+    CommandSpec {
+        name: "acl|whoami", arity: 2, flags: &["noscript", "loading", "stale"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@slow"],
+        tips: &[], key_specs: &[],
+        doc: Doc { summary: "Return the name of the user associated to the current connection", since: "6.0.0", group: "server", complexity: Some("O(1)"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+        ] },
+    },
+    CommandSpec {
+        name: "acl|help", arity: 2, flags: &["loading", "stale"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@slow"],
+        tips: &[], key_specs: &[],
+        doc: Doc { summary: "Show helpful text about the different subcommands", since: "6.0.0", group: "server", complexity: Some("O(1)"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+        ] },
+    },
+    CommandSpec {
         name: "append", arity: 3, flags: &["write", "denyoom", "fast"],
         first_key: 1, last_key: 1, step: 1, acl_categories: &["@write", "@string", "@fast"],
         tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RW", "insert"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],

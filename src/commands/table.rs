@@ -12,12 +12,14 @@ use super::spec::CommandSpec;
 use super::specs::SPECS;
 use super::stats::CommandStats;
 use super::{
-    bitmaps, cluster, connection, geo, hashes, hll, keyevents, keys, lists, lists_blocking, pubsub,
-    server, sets, strings, tracking, transactions, zsets, ApplyFn, Handler,
+    acl, bitmaps, cluster, connection, geo, hashes, hll, keyevents, keys, lists, lists_blocking,
+    pubsub, server, sets, strings, tracking, transactions, zsets, ApplyFn, Handler,
 };
 
 pub struct Command {
     pub spec: &'static CommandSpec,
+    /// The command's id in the ACL catalog.
+    pub acl_id: usize,
     pub run: Handler,
     pub apply: Option<ApplyFn>,
     pub subcommands: Vec<Command>,
@@ -61,6 +63,7 @@ fn bindings() -> Vec<Binding> {
     all.extend(transactions::COMMANDS.iter().copied());
     all.extend(pubsub::COMMANDS.iter().copied());
     all.extend(connection::COMMANDS.iter().copied());
+    all.extend(acl::COMMANDS.iter().copied());
     all.extend(tracking::COMMANDS.iter().copied());
     all.extend(server::COMMANDS.iter().copied());
     all.extend(cluster::COMMANDS.iter().copied());
@@ -86,6 +89,9 @@ impl Table {
                 .unwrap_or_else(|| panic!("command {} has metadata but no handler", spec.name));
             let cmd = Command {
                 spec,
+                acl_id: acl::catalog().id(spec.name).unwrap_or_else(|| {
+                    panic!("command {} missing from the ACL catalog", spec.name)
+                }),
                 run,
                 apply,
                 subcommands: Vec::new(),

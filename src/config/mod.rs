@@ -56,6 +56,8 @@ pub struct Config {
     cluster_redirects: AtomicU8,
     stale_replica_reads: AtomicBool,
     cross_shard_transactions: AtomicBool,
+    /// The `user` directives: each line's arguments after `user`.
+    user_lines: Vec<Vec<String>>,
 }
 
 impl Config {
@@ -84,6 +86,7 @@ impl Config {
             stale_replica_reads: AtomicBool::new(false),
             cross_shard_transactions: AtomicBool::new(false),
             password_set: AtomicBool::new(false),
+            user_lines: Vec::new(),
         };
         config.refresh_hot();
         config
@@ -143,6 +146,11 @@ impl Config {
 
     fn set_directive(&mut self, name: &str, values: &[String]) -> Result<(), ConfigError> {
         let lower = name.to_ascii_lowercase();
+        if lower == "user" {
+            // ACL users, read by the node at start-up (`node::users`).
+            self.user_lines.push(values.to_vec());
+            return Ok(());
+        }
         let param = table::find(&lower).ok_or(ConfigError::UnknownDirective(lower.clone()))?;
         let joined = values.join(" ");
         let value = table::validate(param, &joined).map_err(|reason| ConfigError::Invalid {
@@ -288,6 +296,10 @@ impl Config {
                 text.push_str(&format!("{} {}\n", param.name, quote(value)));
             }
         }
+        for line in &self.user_lines {
+            let args: Vec<String> = line.iter().map(|a| quote(a)).collect();
+            text.push_str(&format!("user {}\n", args.join(" ")));
+        }
         let tmp = path.with_extension("tmp-rewrite");
         std::fs::write(&tmp, text)
             .and_then(|_| std::fs::rename(&tmp, path))
@@ -350,6 +362,10 @@ impl Config {
     /// Whether `maxmemory-policy` is an LFU policy.
     pub fn lfu_policy(&self) -> bool {
         self.lfu_policy.load(Ordering::Relaxed)
+    }
+    /// The config file's (and command line's) `user` directives.
+    pub fn user_lines(&self) -> &[Vec<String>] {
+        &self.user_lines
     }
     /// Whether `requirepass` is set.
     pub fn password_set(&self) -> bool {

@@ -187,6 +187,9 @@ pub static EFFECTIVE: &[&str] = &[
     "maxclients",
     "proto-max-bulk-len",
     "requirepass",
+    "aclfile",
+    "acllog-max-len",
+    "acl-pubsub-default",
     "protected-mode",
     "hz",
     "slowlog-log-slower-than",
@@ -223,15 +226,20 @@ pub static EFFECTIVE: &[&str] = &[
     "keyspace-events-log",
 ];
 
-/// The TLS settings Basalt acts on: read once, at start-up (the TLS listener and its
-/// certificates are set up then; no reload yet).
-pub static TLS_AT_STARTUP: &[&str] = &[
-    "tls-port",
+/// The TLS settings Basalt acts on. Which ports use TLS is fixed at start-up; the
+/// certificates, keys and options ([`TLS_RELOADABLE`]) change with CONFIG SET.
+pub static TLS_AT_STARTUP: &[&str] = &["tls-port", "tls-cluster"];
+
+/// TLS settings CONFIG SET changes at run time: the endpoints are rebuilt from them (new
+/// connections use them).
+pub static TLS_RELOADABLE: &[&str] = &[
     "tls-cert-file",
     "tls-key-file",
     "tls-ca-cert-file",
     "tls-auth-clients",
     "tls-protocols",
+    "tls-client-cert-file",
+    "tls-client-key-file",
 ];
 
 /// Settings Redis can change at run time but Basalt reads only at start-up (the listener

@@ -251,7 +251,7 @@ impl Applier for NodeApplier {
                 state.next_version += txn.versions_taken();
                 txn.put_system(&state_record(group), state.encode());
                 txn.commit().map_err(storage_error)?;
-                *node.map.write() = meta;
+                node.install_map(meta);
                 return Ok(Applied::new(MapEpoch(epoch)));
             }
         };

@@ -117,7 +117,12 @@ pub async fn build_node(config: Arc<config::Config>, port: u16) -> anyhow::Resul
     // A whole snapshot may be installed here: off the async worker.
     let incoming = raft_dir.join("incoming");
     crate::blocking_io::run(|| super::install::finish_interrupted(&node, &incoming))?;
-    *node.map.write() = super::load_map(&node.shared.keyspace)?;
+    node.install_map(super::load_map(&node.shared.keyspace)?);
+    let joining = !config.get("join").is_empty();
+    let configured_users = crate::blocking_io::run(|| {
+        super::users::configured_users(&config.get("aclfile"), config.user_lines())
+    })
+    .map_err(std::io::Error::other)?;
     // Locks of prepared cross-shard transactions, as of the applied entries.
     let locks = node.shared.keyspace.held_locks(None)?;
     node.cross_shard_locks_loaded(locks);
@@ -131,6 +136,8 @@ pub async fn build_node(config: Arc<config::Config>, port: u16) -> anyhow::Resul
              and commands forwarded through it do not need the password"
         );
     }
+    crate::blocking_io::run(|| node.shared.tls.reload(&config))
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
     let applier = Arc::new(NodeApplier(Arc::downgrade(&node)));
     let host = announce_host(&config);
     let options = raft::GroupsOptions {
@@ -138,16 +145,24 @@ pub async fn build_node(config: Arc<config::Config>, port: u16) -> anyhow::Resul
         shard_count: node.shards.shard_count(),
         client_addr: client_addr(&config, &host, port),
         cluster_addr: format!("{host}:{}", cluster_port(&config, port)),
-        join: !config.get("join").is_empty(),
+        join: joining,
         replicas: config.get("replicas").parse().unwrap_or(3),
         linearizable_reads: config.get("read-consistency") == "linearizable",
         sync: storage::SyncPolicy::from_appendfsync(&config.get("appendfsync")),
         segment_bytes: config::table::parse_memory(&config.get("raft-log-segment-size"))
             .map_or(raft::log::SEGMENT_BYTES_DEFAULT, |n| n.max(1 << 16) as u64),
         map: node.map.clone(),
-        credentials: crate::transport::handshake::Credentials::new(&config.get("cluster-secret")),
+        credentials: crate::transport::handshake::Credentials::new(&config.get("cluster-secret"))
+            .with_tls(node.shared.tls.clone()),
     };
     let groups = raft::Groups::open(options, applier).await?;
     node.set_groups(groups);
+    if joining && configured_users.is_some() {
+        tracing::warn!("joining a cluster: its users come from its map, not this node's ACL file or user lines");
+    } else {
+        node.seed_users(configured_users)
+            .await
+            .map_err(std::io::Error::other)?;
+    }
     Ok(node)
 }

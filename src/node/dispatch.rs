@@ -12,7 +12,7 @@ use super::Node;
 use crate::clock;
 use crate::cluster::{ShardId, ShardSet};
 use crate::commands::error::{self, error_prefix, CmdError};
-use crate::commands::{pubsub, BlockOn, CmdResult, Command, Ctx, Outcome, Session};
+use crate::commands::{acl, pubsub, BlockOn, CmdResult, Command, Ctx, Outcome, Session};
 use crate::keyspace::ValueType;
 use crate::protocol::Reply;
 use crate::raft::{Entry, EntryOp};
@@ -83,6 +83,7 @@ impl Node {
     /// pipeline (one pass through the shard log for all of them).
     pub async fn prepare(&self, session: &mut Session, args: Vec<Bytes>) -> Prepared<'_> {
         session.begin_command(&args[0]);
+        session.refresh_user(&self.shared.acl);
         // One clock read gives both the command's time and the start of its duration.
         let started_us = clock::now_us();
         let cmd = match self.resolve(session, &args) {
@@ -172,6 +173,10 @@ impl Node {
                 self.wait_for_replicas(&session.written, wanted, timeout_ms)
                     .await
             }
+            Ok(Outcome::ChangeUsers(change, reply)) => match self.change_users(change).await {
+                Ok(()) => reply,
+                Err(e) => Reply::Error(format!("ERR {e}")),
+            },
             Err(e) => e.into_reply(),
         };
         if cmd.spec.name == "watch" && !matches!(reply, Reply::Error(_)) {
@@ -287,6 +292,7 @@ impl Node {
                 Ok(Outcome::Block(..)) => {}
                 Ok(Outcome::Reply(r)) | Ok(Outcome::Delay(_, r)) => break r,
                 Ok(Outcome::WaitReplicas(..)) => break Reply::Integer(0),
+                Ok(Outcome::ChangeUsers(_, r)) => break r,
                 Err(e) => break e.into_reply(),
             }
             waiter.rearm();
@@ -500,7 +506,38 @@ impl Node {
             cmd.stats.rejected_calls.add(1);
             return Err(Reply::error(error::NOAUTH));
         }
+        if let Err(denied) = acl::check(&session.user, cmd, args) {
+            cmd.stats.rejected_calls.add(1);
+            self.log_refusal(session, &denied, cmd, args);
+            return Err(Reply::Error(acl::noperm(&denied, cmd)));
+        }
         Ok(cmd)
+    }
+
+    /// Records an ACL refusal in ACL LOG.
+    fn log_refusal(&self, session: &Session, denied: &acl::Denied, cmd: &Command, args: &[Bytes]) {
+        // The refused command is the client's last, as CLIENT LIST in the entry shows.
+        session.info.touch(cmd.spec.name, clock::now_ms());
+        let (reason, object) = acl::refused_object(denied, cmd, args);
+        let context = if session.multi.is_some() {
+            acl::log::Context::Multi
+        } else {
+            acl::log::Context::Toplevel
+        };
+        let refusal = acl::log::Refusal {
+            reason,
+            context,
+            object,
+            username: String::from_utf8_lossy(&session.user.name).into_owned(),
+            client_info: session.info.describe(),
+        };
+        let max_len = self
+            .shared
+            .config
+            .get("acllog-max-len")
+            .parse()
+            .unwrap_or(128);
+        self.shared.acl.log.record(refusal, max_len);
     }
 
     /// The shards a write touches: those of its keys, or all for a keyless write.

@@ -63,7 +63,7 @@ pub(super) fn install(
     engine.flush().map_err(storage_error)?;
     step();
     if group == 0 {
-        *node.map.write() = load_map(&node.shared.keyspace)?;
+        node.install_map(load_map(&node.shared.keyspace)?);
     } else {
         node.shared
             .keyspace

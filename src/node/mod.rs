@@ -36,6 +36,7 @@ mod peer_input;
 mod remote_watch;
 mod routing;
 mod transaction;
+mod users;
 mod view;
 mod wait;
 mod watching;

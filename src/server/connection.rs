@@ -44,8 +44,10 @@ pub async fn run(
     info: Arc<ClientInfo>,
     stop: watch::Receiver<bool>,
 ) {
+    let mut session = Session::new(info.clone(), !node.shared.auth_required());
+    session.log_in(node.shared.acl.default_user(), &node.shared.acl);
     let mut conn = Connection {
-        session: Session::new(info.clone(), !node.shared.auth_required()),
+        session,
         node,
         socket,
         input: BytesMut::with_capacity(READ_CHUNK_BYTES),

@@ -6,7 +6,6 @@
 mod connection;
 mod limits;
 mod stream;
-pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -29,8 +28,9 @@ pub struct Server {
     listener: TcpListener,
     /// Node-to-node connections (cluster-proto).
     peer_listener: TcpListener,
-    /// `tls-port`, if set: its listener and what runs each connection's handshake.
-    tls: Option<(TcpListener, TlsAcceptor)>,
+    /// `tls-port`, if set: its listener (each connection's handshake uses the acceptor
+    /// `Shared::tls` holds when it arrives).
+    tls: Option<TcpListener>,
 }
 
 impl Server {
@@ -45,11 +45,7 @@ impl Server {
         let peer_listener = TcpListener::bind(peer_addr).await?;
         let tls = match node.shared.config.get("tls-port").parse::<u16>() {
             Ok(port) if port != 0 => {
-                let acceptor = tls::acceptor(&node.shared.config).map_err(|e| {
-                    std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string())
-                })?;
-                let tls_listener = TcpListener::bind(SocketAddr::new(addr.ip(), port)).await?;
-                Some((tls_listener, acceptor))
+                Some(TcpListener::bind(SocketAddr::new(addr.ip(), port)).await?)
             }
             _ => None,
         };
@@ -87,7 +83,7 @@ impl Server {
                         tokio::time::sleep(Duration::from_millis(10)).await;
                     }
                 },
-                accepted = accept_tls(self.tls.as_ref()) => match accepted {
+                accepted = accept_tls(&node, self.tls.as_ref()) => match accepted {
                     Ok((socket, addr, acceptor)) => {
                         accept(&node, socket, addr, Some(acceptor), stop_rx.clone()).await
                     }
@@ -113,12 +109,16 @@ impl Server {
 
 /// The next connection to `tls-port` (never, when it is not set).
 async fn accept_tls(
-    tls: Option<&(TcpListener, TlsAcceptor)>,
+    node: &Node,
+    tls: Option<&TcpListener>,
 ) -> std::io::Result<(TcpStream, SocketAddr, TlsAcceptor)> {
     match tls {
-        Some((listener, acceptor)) => {
+        Some(listener) => {
             let (socket, addr) = listener.accept().await?;
-            Ok((socket, addr, acceptor.clone()))
+            let acceptor = node.shared.tls.client_acceptor().ok_or_else(|| {
+                std::io::Error::other("tls-port is open but no TLS acceptor is set up")
+            })?;
+            Ok((socket, addr, acceptor))
         }
         None => std::future::pending().await,
     }

@@ -13,7 +13,9 @@ pub async fn write_message(
     let mut out = BytesMut::new();
     cluster_proto::encode_frame(&msg.encode_to_vec(), &mut out)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
-    stream.write_all(&out).await
+    stream.write_all(&out).await?;
+    // A TLS stream holds records until flushed (a no-op on plain TCP).
+    stream.flush().await
 }
 
 /// Reads one frame's payload.

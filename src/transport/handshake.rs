@@ -23,8 +23,11 @@ use parking_lot::Mutex;
 use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
 
 use super::frame::{read_frame_within, write_message};
+use super::PeerStream;
+use crate::tls::TlsState;
 
 /// How long a handshake may take, each side.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -56,10 +59,12 @@ pub enum HandshakeError {
     Refused(String),
 }
 
-/// What this node proves itself with: the cluster secret, if one is set.
+/// What this node proves itself with: the cluster secret, if one is set, and mutual TLS
+/// when `tls-cluster` is on (`transport::tls`).
 #[derive(Clone)]
 pub struct Credentials {
     key: Option<hmac::Key>,
+    tls: Option<std::sync::Arc<TlsState>>,
 }
 
 impl Credentials {
@@ -67,6 +72,29 @@ impl Credentials {
     pub fn new(secret: &str) -> Credentials {
         Credentials {
             key: (!secret.is_empty()).then(|| hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes())),
+            tls: None,
+        }
+    }
+
+    /// Connections run over mutual TLS when the state has the cluster port's.
+    pub fn with_tls(mut self, tls: std::sync::Arc<TlsState>) -> Credentials {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// A dialled connection to `addr`, secured when TLS is on (within the handshake's time).
+    pub async fn secure_dialled(&self, addr: &str, tcp: TcpStream) -> std::io::Result<PeerStream> {
+        match self.tls.as_ref().and_then(|t| t.cluster()) {
+            None => Ok(Box::new(tcp)),
+            Some(tls) => within_time(tls.connect(addr, tcp)).await,
+        }
+    }
+
+    /// An accepted connection, secured when TLS is on (within the handshake's time).
+    pub async fn secure_accepted(&self, tcp: TcpStream) -> std::io::Result<PeerStream> {
+        match self.tls.as_ref().and_then(|t| t.cluster()) {
+            None => Ok(Box::new(tcp)),
+            Some(tls) => within_time(tls.accept(tcp)).await,
         }
     }
 
@@ -135,6 +163,14 @@ fn with_nonce(me: &Hello, nonce: &Bytes, proof: Bytes) -> Hello {
         proof,
         ..me.clone()
     }
+}
+
+async fn within_time<T>(
+    work: impl std::future::Future<Output = std::io::Result<T>>,
+) -> std::io::Result<T> {
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, work)
+        .await
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))?
 }
 
 async fn within_deadline<T>(

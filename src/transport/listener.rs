@@ -12,7 +12,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, Semaphore};
 
 use super::frame::{read_frame, write_message};
-use super::handshake::{self, Credentials, RefusalLog};
+use super::handshake::{self, Credentials, HandshakeError, RefusalLog};
 use super::links::Inbound;
 use super::Traffic;
 
@@ -68,11 +68,18 @@ pub async fn serve<S: Service>(
 
 async fn connection<S: Service>(
     node: Arc<S>,
-    mut socket: TcpStream,
+    tcp: TcpStream,
     addr: SocketAddr,
     mut stop: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
-    socket.set_nodelay(true)?;
+    tcp.set_nodelay(true)?;
+    let mut socket = match node.credentials().secure_accepted(tcp).await {
+        Ok(socket) => socket,
+        Err(e) => {
+            node.refusals().refused(addr.ip(), &HandshakeError::Io(e));
+            return Ok(());
+        }
+    };
     let (hello, mut buf) =
         match handshake::accept(&mut socket, node.hello(), node.credentials()).await {
             Ok(accepted) => accepted,
@@ -83,7 +90,7 @@ async fn connection<S: Service>(
         };
     tracing::debug!(peer = hello.node_id, addr = %hello.cluster_addr, "peer connected");
     let _listed = node.inbound().open(hello.node_id);
-    let (mut reader, mut writer) = socket.into_split();
+    let (mut reader, mut writer) = tokio::io::split(socket);
     let (tx, mut rx) = mpsc::channel::<Response>(IN_FLIGHT_MAX);
     let in_flight = Arc::new(Semaphore::new(IN_FLIGHT_MAX));
     let counted = node.clone();

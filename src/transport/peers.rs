@@ -26,6 +26,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::frame::read_frame;
 use super::handshake::{self, Credentials, HandshakeError, RefusalLog};
 use super::links::{Inbound, PeerLink};
+use super::PeerStream;
 use super::Traffic;
 
 /// Requests waiting per peer before callers are turned away.
@@ -254,11 +255,12 @@ async fn dial(
     addr: &str,
     me: &Hello,
     credentials: &Credentials,
-) -> std::io::Result<(TcpStream, BytesMut)> {
-    let mut stream = tokio::time::timeout(Duration::from_secs(1), TcpStream::connect(addr))
+) -> std::io::Result<(PeerStream, BytesMut)> {
+    let tcp = tokio::time::timeout(Duration::from_secs(1), TcpStream::connect(addr))
         .await
         .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
-    stream.set_nodelay(true)?;
+    tcp.set_nodelay(true)?;
+    let mut stream = credentials.secure_dialled(addr, tcp).await?;
     let (_, buf) = handshake::dial(&mut stream, me, credentials)
         .await
         .map_err(|e| match e {
@@ -330,7 +332,7 @@ async fn run_connection(link: Link, mut queue: mpsc::Receiver<(request::Body, Pe
                 continue;
             }
         };
-        let (mut reader, mut writer) = stream.into_split();
+        let (mut reader, mut writer) = tokio::io::split(stream);
         let in_flight: Arc<Mutex<HashMap<u64, Pending>>> = Default::default();
         let reading = {
             let in_flight = in_flight.clone();
@@ -379,6 +381,7 @@ async fn run_connection(link: Link, mut queue: mpsc::Receiver<(request::Body, Pe
                         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
                 }
                 writer.write_all(&out).await?;
+                writer.flush().await?;
                 traffic.count_sent(sent);
                 out.clear();
             }

@@ -20,11 +20,23 @@ pub(crate) struct Cluster {
     pub(crate) slots: Vec<Slot>,
     pub(crate) nodes: Vec<Option<Process>>,
     flags: Vec<String>,
+    /// Flags of one node only, by index (a TLS port of its own).
+    node_flags: Vec<Vec<String>>,
 }
 
 impl Cluster {
     /// Starts `n` nodes: the first bootstraps, the others join it.
     pub(crate) fn start(tag: &str, n: usize, flags: &[&str]) -> Cluster {
+        Cluster::start_each(tag, n, flags, |_| Vec::new())
+    }
+
+    /// As `start`, with flags of each node's own beside the shared ones.
+    pub(crate) fn start_each(
+        tag: &str,
+        n: usize,
+        flags: &[&str],
+        node_flags: impl Fn(usize) -> Vec<String>,
+    ) -> Cluster {
         let mut cluster = Cluster {
             slots: (0..n)
                 .map(|i| Slot {
@@ -36,6 +48,7 @@ impl Cluster {
                 .collect(),
             nodes: (0..n).map(|_| None).collect(),
             flags: flags.iter().map(|s| s.to_string()).collect(),
+            node_flags: (0..n).map(node_flags).collect(),
         };
         for i in 0..n {
             cluster.start_node(i);
@@ -82,6 +95,7 @@ impl Cluster {
     fn try_start_node(&self, i: usize) -> Option<Process> {
         let slot = &self.slots[i];
         let mut flags: Vec<String> = self.flags.clone();
+        flags.extend(self.node_flags.get(i).into_iter().flatten().cloned());
         flags.extend(["--cluster-port".into(), slot.cluster_port.to_string()]);
         if i > 0 {
             flags.extend(["--join".into(), format!("127.0.0.1:{}", self.slots[0].port)]);
@@ -104,6 +118,19 @@ impl Cluster {
             let _ = p.child.kill(); // SIGKILL
             let _ = p.child.wait();
         }
+    }
+
+    /// Kills every node at once (SIGKILL), starts them all again on their data and waits
+    /// until their shards are replicated again.
+    pub(crate) fn kill_all_and_restart(&mut self) {
+        let n = self.nodes.len();
+        for i in 0..n {
+            self.kill(i);
+        }
+        for i in 0..n {
+            self.start_node(i);
+        }
+        self.wait_replicated(n.min(3));
     }
 
     /// Freezes node `i` (SIGSTOP) for `pause`, then lets it run again (SIGCONT): its
@@ -409,13 +436,7 @@ fn killing_every_node_at_once_loses_nothing_with_appendfsync_always() {
         ));
         acked.insert(key);
     }
-    for i in 0..3 {
-        cluster.kill(i);
-    }
-    for i in 0..3 {
-        cluster.start_node(i);
-    }
-    cluster.wait_replicated(3);
+    cluster.kill_all_and_restart();
     for i in 0..3 {
         let mut c = cluster.client(i);
         for key in &acked {

@@ -60,12 +60,14 @@ fn config_markdown() -> String {
          | setting | default | values | CONFIG SET | Basalt acts on it |\n|---|---|---|---|---|\n",
     );
     for p in table::all() {
-        let effective =
-            if table::EFFECTIVE.contains(&p.name) || table::TLS_AT_STARTUP.contains(&p.name) {
-                "**yes**"
-            } else {
-                "no"
-            };
+        let effective = if table::EFFECTIVE.contains(&p.name)
+            || table::TLS_AT_STARTUP.contains(&p.name)
+            || table::TLS_RELOADABLE.contains(&p.name)
+        {
+            "**yes**"
+        } else {
+            "no"
+        };
         let mutable = if table::settable(p) {
             "yes"
         } else {

@@ -3,6 +3,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod acl;
 mod bad_input;
 mod blocking;
 mod cluster;
