@@ -43,9 +43,17 @@ def make_certificates(directory):
     return tuple(os.path.join(directory, f) for f in ("ca.crt", "server.crt", "server.key"))
 
 
-def bench(port, tests, requests, pipeline, clients, keyspace=0, ca=None):
+# With --acl-user both servers are benchmarked as this user: key patterns and categories
+# are checked on every command (a user allowed everything skips the checks).
+ACL_USER = ["bench", "on", ">bench", "~key:*", "~counter:*", "~mylist*", "~myset*",
+            "+@read", "+@write", "+@connection", "-@dangerous"]
+
+
+def bench(port, tests, requests, pipeline, clients, keyspace=0, ca=None, user=False):
     cmd = ["redis-benchmark", "-p", str(port), "-n", str(requests), "-c", str(clients),
            "-P", str(pipeline), "-t", tests, "--csv"]
+    if user:
+        cmd += ["--user", "bench", "-a", "bench"]
     if ca:
         cmd += ["--tls", "--cacert", ca]
     if keyspace:
@@ -71,6 +79,8 @@ def main():
     ap.add_argument("--keyspace", type=int, default=0,
                     help="random keys out of this many (redis-benchmark -r; 0: one key)")
     ap.add_argument("--tls", action="store_true", help="both servers over TLS")
+    ap.add_argument("--acl-user", action="store_true",
+                    help="benchmark both as a restricted ACL user (ACL_USER)")
     args = ap.parse_args()
     if args.tls and args.baseline:
         ap.error("--tls does not apply to --baseline")
@@ -96,19 +106,26 @@ def main():
                                                         shlex.split(args.basalt_args),
                                                         binary=args.baseline)))
     try:
+        if args.acl_user:
+            for _, port, _ in servers:
+                cmd = ["redis-cli", "-p", str(port)] + (["--tls", "--cacert", ca] if ca else [])
+                subprocess.run(cmd + ["ACL", "SETUSER"] + ACL_USER, check=True,
+                               capture_output=True)
         results = {}  # (server, pipeline, test) -> [ops/s]
         for pipeline in [int(p) for p in args.pipelines.split(",")]:
             requests = args.requests * (8 if pipeline > 1 else 1)
             for _ in range(args.runs):
                 for name, port, _ in servers:
                     for test, ops in bench(port, args.tests, requests, pipeline, args.clients,
-                                           args.keyspace, ca).items():
+                                           args.keyspace, ca, args.acl_user).items():
                         results.setdefault((name, pipeline, test), []).append(ops)
         print(machine_line())
         print(f"redis-benchmark -c {args.clients}, "
               f"{args.requests} requests at P1 (x8 when pipelined), median of {args.runs} runs")
         print(f"Basalt args: `{args.basalt_args or '(defaults)'}`; redis args: `{args.redis_args}`"
-              + ("; both over TLS (redis-benchmark --tls)" if args.tls else "") + "\n")
+              + ("; both over TLS (redis-benchmark --tls)" if args.tls else "")
+              + ("; as the ACL user `" + " ".join(ACL_USER) + "`" if args.acl_user else "")
+              + "\n")
         if args.baseline:
             print(f"Baseline: `{args.baseline}`\n")
             print("| test | pipeline | redis-server ops/s | Basalt ops/s | Basalt/Redis | baseline ops/s | Basalt/baseline |")

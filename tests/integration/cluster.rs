@@ -104,6 +104,11 @@ impl Cluster {
         try_start_basalt_at(&slot.dir, slot.port, &flags)
     }
 
+    /// Node `i`'s node-to-node port.
+    pub(crate) fn cluster_port(&self, i: usize) -> u16 {
+        self.slots[i].cluster_port
+    }
+
     /// Every node's client port, by index.
     pub(crate) fn ports(&self) -> Vec<u16> {
         self.slots.iter().map(|s| s.port).collect()

@@ -19,6 +19,7 @@ use cluster_proto::{
     Response,
 };
 
+use crate::cluster::Cluster;
 use crate::support::{free_port, start_basalt};
 
 struct Peer {
@@ -375,4 +376,55 @@ fn nodes_with_the_same_secret_form_a_cluster_and_a_node_without_it_cannot_join()
     let mut c = crate::support::Client::connect(first);
     assert_eq!(c.call(&["GET", "k2-19"]), b"$1\r\nv\r\n");
     drop(intruder);
+}
+
+/// A command that arrives already forwarded once, at a node that does not lead its shard,
+/// is answered TRYAGAIN instead of travelling a third time; forwarded once less, the node
+/// passes it on to the leader and it runs.
+#[test]
+fn a_forward_at_its_hop_limit_stops_at_a_node_that_does_not_lead() {
+    let cluster = Cluster::start("hops", 2, &["--shards", "4"]);
+    let ports = cluster.ports();
+    let mut leader = crate::support::Client::connect(ports[1]);
+    assert_eq!(
+        crate::support::show(&leader.call(&["CLUSTER", "FAILOVER"])),
+        "+OK\r\n"
+    );
+    let mut peer = Peer::connect(cluster.cluster_port(0));
+    let forward = |key: String, hops| {
+        Some(request::Body::Forward(Forward {
+            db: 0,
+            args: vec![
+                Bytes::from_static(b"SET"),
+                Bytes::from(key),
+                Bytes::from_static(b"v"),
+            ],
+            resp3: false,
+            origin_node: 0,
+            origin_client: 0,
+            hops,
+        }))
+    };
+    // Node 1 takes every leadership (the failover above); until then node 0 may still lead
+    // some shards and run the command itself.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut id = 1;
+    for k in 0..16 {
+        let key = format!("hop:{k}");
+        loop {
+            id += 1;
+            let got = peer.ask(id, forward(key.clone(), 2));
+            if matches!(&got, response::Body::Reply(r) if r.starts_with(b"-TRYAGAIN")) {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{key}: {got:?}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        id += 1;
+        let got = peer.ask(id, forward(key.clone(), 1));
+        assert!(
+            matches!(&got, response::Body::Reply(r) if &r[..] == b"+OK\r\n"),
+            "{key}: {got:?}"
+        );
+    }
 }
