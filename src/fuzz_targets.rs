@@ -160,7 +160,9 @@ pub fn sstable_file(data: &[u8]) {
             let crc_at = offset
                 .checked_add(size)
                 .and_then(|n| n.checked_add(BLOCK_TRAILER_BYTES - 4));
-            if let Some(crc_at) = crc_at.filter(|c| c + 4 <= footer) {
+            if let Some(crc_at) =
+                crc_at.filter(|c| c.checked_add(4).is_some_and(|end| end <= footer))
+            {
                 let crc = crc32c::crc32c(&file[offset..crc_at]);
                 file[crc_at..crc_at + 4].copy_from_slice(&crc.to_le_bytes());
             }

@@ -55,6 +55,8 @@ pub struct ClientInfo {
     pub tracking: Mutex<TrackingShown>,
     killed: AtomicBool,
     kill_signal: Notify,
+    /// The ACL users changed: a subscriber checks its subscriptions against its user.
+    acl_signal: Notify,
 }
 
 impl ClientInfo {
@@ -76,6 +78,16 @@ impl ClientInfo {
     pub fn kill(&self) {
         self.killed.store(true, Ordering::Release);
         self.kill_signal.notify_one();
+    }
+
+    /// Tells the connection the ACL users changed.
+    pub fn users_changed(&self) {
+        self.acl_signal.notify_one();
+    }
+
+    /// Resolves when the ACL users changed since the connection last looked.
+    pub async fn users_change(&self) {
+        self.acl_signal.notified().await
     }
 
     /// Resolves once the client has been killed.
@@ -207,6 +219,7 @@ impl ClientRegistry {
             tracking: Mutex::new(TrackingShown::default()),
             killed: AtomicBool::new(false),
             kill_signal: Notify::new(),
+            acl_signal: Notify::new(),
         })
     }
 

@@ -184,6 +184,18 @@ impl Session {
         }
     }
 
+    /// Whether the session's user still allows every subscription it holds (checked after
+    /// the users change; a subscriber that lost a channel is closed, as in Redis).
+    pub fn subscriptions_allowed(&mut self, acl: &Acl) -> bool {
+        self.refresh_user(acl);
+        match &self.pubsub {
+            None => true,
+            Some(subs) => subs
+                .all()
+                .all(|(name, pattern)| self.user.may_subscribe(name, pattern)),
+        }
+    }
+
     /// Shows the transaction's state in CLIENT LIST (`multi=`, flag `x`).
     pub fn show_multi(&self) {
         let queued = self.multi.as_ref().map_or(-1, |m| m.queued.len() as i32);

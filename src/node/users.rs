@@ -3,6 +3,7 @@
 //! deleted user), carrying ACL SETUSER / DELUSER / LOAD through group 0, and seeding the
 //! map from the ACL file or the config file's `user` lines when the cluster has no users.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::Node;
@@ -27,8 +28,21 @@ impl Node {
                 .cloned()
                 .collect()
         };
+        let generation = self.shared.acl.generation();
         self.shared.acl.set_stored(&map.users);
         *self.map.write() = map;
+        if self.shared.acl.generation() != generation {
+            // Subscribers check their channels against their users' new rules.
+            for client in self.shared.clients.all() {
+                if client
+                    .subscriptions
+                    .iter()
+                    .any(|n| n.load(Ordering::Relaxed) > 0)
+                {
+                    client.users_changed();
+                }
+            }
+        }
         for name in gone {
             for client in self.shared.clients.all() {
                 if *client.user.lock() == name {

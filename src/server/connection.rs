@@ -359,6 +359,12 @@ impl Connection {
             read = self.socket.read_buf(&mut self.input) => read.map_err(Closed::Io)?,
             _ = message => return Ok(()),
             _ = info.killed() => return Err(Closed::Killed),
+            _ = info.users_change() => {
+                return match self.session.subscriptions_allowed(&self.node.shared.acl) {
+                    true => Ok(()),
+                    false => Err(Closed::Killed),
+                };
+            }
             _ = self.stop.changed() => return Err(Closed::Shutdown),
             _ = timer => return Err(Closed::IdleTimeout),
         };

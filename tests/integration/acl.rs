@@ -247,3 +247,49 @@ fn user_lines_seed_users_and_requirepass_is_the_default_users_password() {
     let status = both.wait().unwrap();
     assert!(!status.success());
 }
+
+#[test]
+fn a_subscriber_whose_channels_are_taken_away_is_disconnected() {
+    let node = start_basalt(&[]);
+    let mut admin = node.client();
+    let rules = [
+        "ACL",
+        "SETUSER",
+        "sub",
+        "on",
+        ">s",
+        "+@all",
+        "~*",
+        "resetchannels",
+        "&news.*",
+    ];
+    assert_eq!(call(&mut admin, &rules), OK);
+    let subscriber = |args: &[&str]| {
+        let mut c = node.client();
+        assert_eq!(call(&mut c, &["AUTH", "sub", "s"]), OK);
+        let reply = call(&mut c, args);
+        assert!(reply.starts_with("*3\r\n"), "{reply}");
+        c
+    };
+    let mut by_pattern = subscriber(&["PSUBSCRIBE", "news.*"]);
+    let mut by_channel = subscriber(&["SUBSCRIBE", "news.a"]);
+    assert_eq!(
+        call(&mut by_channel, &["PING"]),
+        "*2\r\n$4\r\npong\r\n$0\r\n\r\n"
+    );
+    // The pattern `news.*` is no longer one of the user's: that subscriber is closed; the
+    // channel news.a still matches `news.a`.
+    let narrower = ["ACL", "SETUSER", "sub", "resetchannels", "&news.a"];
+    assert_eq!(call(&mut admin, &narrower), OK);
+    by_pattern.set_timeout(Duration::from_secs(5));
+    assert!(
+        by_pattern.is_closed(),
+        "the pattern subscriber stays connected"
+    );
+    assert_eq!(call(&mut admin, &["PUBLISH", "news.a", "m"]), ":1\r\n");
+    let message = show(&by_channel.read_reply());
+    assert!(
+        message.contains("news.a") && message.ends_with("$1\r\nm\r\n"),
+        "{message}"
+    );
+}

@@ -309,7 +309,12 @@ impl Selector {
             .any(|p| (p.read || !read) && (p.write || !write) && glob_match(&p.pattern, key, false))
     }
 
-    fn allows_channel(&self, channel: &[u8], literal: bool) -> bool {
+    /// Whether the selector's channel rules allow `channel` (a pattern subscription when
+    /// `literal`: then it must be one of the selector's patterns as written).
+    pub fn allows_channel(&self, channel: &[u8], literal: bool) -> bool {
+        if self.all_channels {
+            return true;
+        }
         self.channels.iter().any(|p| {
             if literal {
                 &p[..] == channel

@@ -164,6 +164,14 @@ impl User {
         Err(worst)
     }
 
+    /// Whether the user's channel rules still allow a subscription (Redis closes the
+    /// connection of a subscriber whose channels a rule change took away).
+    pub fn may_subscribe(&self, channel: &[u8], pattern: bool) -> bool {
+        self.selectors
+            .iter()
+            .any(|s| s.allows_channel(channel, pattern))
+    }
+
     /// The flags as ACL GETUSER lists them.
     pub fn flags(&self) -> Vec<&'static str> {
         let mut flags = vec![if self.enabled { "on" } else { "off" }];

@@ -214,6 +214,12 @@ impl Subscriptions {
         self.channels.is_empty() && self.patterns.is_empty() && self.shard.is_empty()
     }
 
+    /// Every subscription: its name and whether it is a pattern.
+    pub fn all(&self) -> impl Iterator<Item = (&Bytes, bool)> {
+        let channels = self.channels.iter().chain(&self.shard).map(|c| (c, false));
+        channels.chain(self.patterns.iter().map(|p| (p, true)))
+    }
+
     /// (channels, patterns, shard channels) for CLIENT LIST.
     pub fn counts(&self) -> (usize, usize, usize) {
         (self.channels.len(), self.patterns.len(), self.shard.len())
