@@ -40,6 +40,7 @@ fn acl_log_entries_match_redis() {
         &["PUBLISH", "news", "m"],
         &["AUTH", "alice", "wrong"],
         &["AUTH", "nobody", "x"],
+        &["HELLO", "2", "AUTH", "alice", "wrong"],
         &["MULTI"],
         &["GET", "bar"],
         &["DEL", "foo"],
@@ -67,9 +68,10 @@ fn acl_log_entries_match_redis() {
         let basalt = comparable(&b);
         assert_eq!(comparable(&r), basalt, "{query:?}");
         if i == 0 {
-            // Key ×2 (one entry), command, channel, auth ×2 users, multi key, multi command.
+            // Key ×2 (one entry), command, channel, auth ×2 users, HELLO, multi key, multi
+            // command.
             let entries = basalt.iter().filter(|l| *l == "reason").count();
-            assert_eq!(entries, 7, "{basalt:?}");
+            assert_eq!(entries, 8, "{basalt:?}");
         }
     }
 }

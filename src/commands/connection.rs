@@ -63,8 +63,9 @@ fn echo(_: &mut Ctx, args: &[Bytes]) -> CmdResult {
 const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
 
 /// Logs the session in as `name` when `password` opens that user (enabled, and the
-/// password one of its own or the user `nopass`); a failure is recorded in ACL LOG.
-fn log_in(ctx: &mut Ctx, name: &[u8], password: &[u8]) -> Result<(), CmdError> {
+/// password one of its own or the user `nopass`); a failure is recorded in ACL LOG under
+/// `command` (AUTH or HELLO, as Redis names it).
+fn log_in(ctx: &mut Ctx, command: &str, name: &[u8], password: &[u8]) -> Result<(), CmdError> {
     let acl = &ctx.shared.acl;
     match acl.user(name).filter(|user| user.accepts(password)) {
         Some(user) => {
@@ -80,7 +81,7 @@ fn log_in(ctx: &mut Ctx, name: &[u8], password: &[u8]) -> Result<(), CmdError> {
                 } else {
                     acl::log::Context::Toplevel
                 },
-                object: "AUTH".into(),
+                object: command.into(),
                 username: String::from_utf8_lossy(name).into_owned(),
                 client_info: ctx.session.info.describe(),
             };
@@ -109,7 +110,7 @@ fn auth(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         3 => (&args[1][..], &args[2][..]),
         _ => return Err(syntax()),
     };
-    log_in(ctx, user, password)?;
+    log_in(ctx, "AUTH", user, password)?;
     reply(Reply::OK)
 }
 
@@ -158,7 +159,7 @@ fn hello(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         }
     }
     if let Some((user, password)) = &credentials {
-        log_in(ctx, user, password)?;
+        log_in(ctx, "HELLO", user, password)?;
     }
     if !ctx.session.authenticated && ctx.shared.auth_required() {
         return Err(CmdError::msg(
