@@ -26,6 +26,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("sstable_block", sstable_block),
     ("sstable_file", sstable_file),
     ("dump_payload", dump_payload),
+    ("peer_request", peer_request),
 ];
 
 /// RESP requests, the input split in two where its first byte says (as reads arrive),
@@ -188,6 +189,54 @@ pub fn sstable_file(data: &[u8]) {
         }
         let _ = std::fs::remove_file(path);
     });
+}
+
+/// A request a peer sends, served by a live node: one node (memory engine, 4 shards, no
+/// listeners, no background loops) built once per process, each request given 20 ms
+/// (forwarded blocking commands and membership changes towards nodes that do not exist
+/// wait). Drives the one-place checks of `node/peer_input.rs` and every handler behind
+/// them, Raft RPCs and snapshot chunks included: whatever an authenticated peer sends,
+/// the node must answer or refuse without panicking.
+pub fn peer_request(data: &[u8]) {
+    let Ok(request) = Request::decode(Bytes::copy_from_slice(data)) else {
+        return;
+    };
+    let (runtime, node) = live_node();
+    runtime.block_on(async {
+        let served = node.serve_peer(request.body);
+        let _ = tokio::time::timeout(std::time::Duration::from_millis(20), served).await;
+    });
+}
+
+fn live_node() -> &'static (tokio::runtime::Runtime, std::sync::Arc<crate::node::Node>) {
+    static NODE: std::sync::OnceLock<(tokio::runtime::Runtime, std::sync::Arc<crate::node::Node>)> =
+        std::sync::OnceLock::new();
+    NODE.get_or_init(|| {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a tokio runtime");
+        let dir = std::env::temp_dir().join(format!("basalt-fuzz-node-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let args: Vec<String> = [
+            "--engine",
+            "memory",
+            "--shards",
+            "4",
+            "--dir",
+            dir.to_str().unwrap_or("."),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let config =
+            std::sync::Arc::new(crate::config::Config::from_args(&args).expect("settings"));
+        let node = runtime
+            .block_on(crate::node::build_node(config, 1))
+            .expect("a node");
+        (runtime, node)
+    })
 }
 
 /// A DUMP payload given to RESTORE.
