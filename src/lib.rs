@@ -28,6 +28,7 @@ pub mod metrics;
 pub mod node;
 pub mod protocol;
 pub mod raft;
+pub mod scripting;
 pub mod server;
 pub mod storage;
 pub mod tls;

@@ -33,6 +33,9 @@ pub enum Reply {
     /// RESP2, a double in RESP3.
     DoubleText(String),
     Boolean(bool),
+    /// A big number's digits: `(` in RESP3, a bulk string in RESP2 (Lua scripts return
+    /// them as `{big_number=…}`).
+    BigNumber(String),
     /// Verbatim string with its three-letter format (`txt`, `mkd`).
     Verbatim(&'static str, Bytes),
     Push(Vec<Reply>),
@@ -121,6 +124,8 @@ impl Reply {
                 out.put_slice(b"\r\n");
             }
             Reply::Verbatim(_, text) => bulk(out, text),
+            Reply::BigNumber(digits) if resp3 => line(out, b'(', digits.as_bytes()),
+            Reply::BigNumber(digits) => bulk(out, digits.as_bytes()),
             Reply::Encoded(raw) => out.put_slice(raw),
         }
     }
