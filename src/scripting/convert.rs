@@ -49,15 +49,12 @@ fn table_to_reply(t: &Table, resp3: bool) -> Reply {
     if let Some(ok) = string_field(t, "ok") {
         return Reply::Status(String::from_utf8_lossy(&ok).into_owned());
     }
-    if let Ok(Value::Number(n)) = t.raw_get::<Value>("double") {
-        return if resp3 {
-            Reply::Double(n)
-        } else {
-            Reply::Bulk(Bytes::from(crate::protocol::reply::format_double(n)))
-        };
-    }
-    if let Ok(Value::Integer(n)) = t.raw_get::<Value>("double") {
-        let n = n as f64;
+    let double = match t.raw_get::<Value>("double") {
+        Ok(Value::Number(n)) => Some(n),
+        Ok(Value::Integer(i)) => Some(i as f64),
+        _ => None,
+    };
+    if let Some(n) = double {
         return if resp3 {
             Reply::Double(n)
         } else {
