@@ -52,6 +52,7 @@ mod transactions;
 pub mod watches;
 mod zsets;
 
+pub use connection::REDIS_VERSION;
 pub use error::CmdError;
 pub use session::{MultiState, ReplyMode, Session};
 pub use shared::{
