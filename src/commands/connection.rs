@@ -74,24 +74,14 @@ fn log_in(ctx: &mut Ctx, command: &str, name: &[u8], password: &[u8]) -> Result<
             Ok(())
         }
         None => {
-            let refusal = acl::log::Refusal {
-                reason: acl::log::Reason::Auth,
-                context: if ctx.session.multi.is_some() {
-                    acl::log::Context::Multi
-                } else {
-                    acl::log::Context::Toplevel
-                },
-                object: command.into(),
-                username: String::from_utf8_lossy(name).into_owned(),
-                client_info: ctx.session.info.describe(),
-            };
-            let max_len = ctx
-                .shared
-                .config
-                .get("acllog-max-len")
-                .parse()
-                .unwrap_or(128);
-            acl.log.record(refusal, max_len);
+            let (shared, session) = (ctx.shared, &*ctx.session);
+            acl::log_refusal(
+                shared,
+                session,
+                acl::log::Reason::Auth,
+                command.into(),
+                name,
+            );
             Err(CmdError::Static(WRONGPASS))
         }
     }

@@ -519,25 +519,7 @@ impl Node {
         // The refused command is the client's last, as CLIENT LIST in the entry shows.
         session.info.touch(cmd.spec.name, clock::now_ms());
         let (reason, object) = acl::refused_object(denied, cmd, args);
-        let context = if session.multi.is_some() {
-            acl::log::Context::Multi
-        } else {
-            acl::log::Context::Toplevel
-        };
-        let refusal = acl::log::Refusal {
-            reason,
-            context,
-            object,
-            username: String::from_utf8_lossy(&session.user.name).into_owned(),
-            client_info: session.info.describe(),
-        };
-        let max_len = self
-            .shared
-            .config
-            .get("acllog-max-len")
-            .parse()
-            .unwrap_or(128);
-        self.shared.acl.log.record(refusal, max_len);
+        acl::log_refusal(&self.shared, session, reason, object, &session.user.name);
     }
 
     /// The shards a write touches: those of its keys, or all for a keyless write.

@@ -28,6 +28,7 @@ pub use user::{merge_selector_args, User};
 
 use super::key_specs;
 use super::table::Command;
+use super::{Session, Shared};
 
 /// Why a rule of ACL SETUSER was refused (Redis's texts).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -192,6 +193,31 @@ pub fn check(user: &User, cmd: &Command, args: &[Bytes]) -> Result<(), Denied> {
         keys: &keys,
         channels: &channels,
     })
+}
+
+/// Records a refusal of the session's client in ACL LOG: `username` is the user it ran
+/// as, or the one a failed AUTH named; the context is MULTI's while a transaction is queued.
+pub fn log_refusal(
+    shared: &Shared,
+    session: &Session,
+    reason: log::Reason,
+    object: String,
+    username: &[u8],
+) {
+    let context = if session.multi.is_some() {
+        log::Context::Multi
+    } else {
+        log::Context::Toplevel
+    };
+    let refusal = log::Refusal {
+        reason,
+        context,
+        object,
+        username: String::from_utf8_lossy(username).into_owned(),
+        client_info: session.info.describe(),
+    };
+    let max_len = shared.config.get("acllog-max-len").parse().unwrap_or(128);
+    shared.acl.log.record(refusal, max_len);
 }
 
 /// The error a refused command gets.
