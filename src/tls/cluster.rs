@@ -81,12 +81,14 @@ impl ClusterTls {
         let host = host.trim_start_matches('[').trim_end_matches(']');
         let name = ServerName::try_from(host.to_string())
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-        Ok(Box::new(self.connector.connect(name, tcp).await?))
+        Ok(PeerStream::Tls(Box::new(
+            self.connector.connect(name, tcp).await?,
+        )))
     }
 
     /// TLS over an accepted connection.
     pub async fn accept(&self, tcp: TcpStream) -> std::io::Result<PeerStream> {
-        Ok(Box::new(self.acceptor.accept(tcp).await?))
+        Ok(PeerStream::Tls(Box::new(self.acceptor.accept(tcp).await?)))
     }
 }
 

@@ -85,7 +85,7 @@ impl Credentials {
     /// A dialled connection to `addr`, secured when TLS is on (within the handshake's time).
     pub async fn secure_dialled(&self, addr: &str, tcp: TcpStream) -> std::io::Result<PeerStream> {
         match self.tls.as_ref().and_then(|t| t.cluster()) {
-            None => Ok(Box::new(tcp)),
+            None => Ok(PeerStream::Plain(tcp)),
             Some(tls) => within_time(tls.connect(addr, tcp)).await,
         }
     }
@@ -93,7 +93,7 @@ impl Credentials {
     /// An accepted connection, secured when TLS is on (within the handshake's time).
     pub async fn secure_accepted(&self, tcp: TcpStream) -> std::io::Result<PeerStream> {
         match self.tls.as_ref().and_then(|t| t.cluster()) {
-            None => Ok(Box::new(tcp)),
+            None => Ok(PeerStream::Plain(tcp)),
             Some(tls) => within_time(tls.accept(tcp)).await,
         }
     }

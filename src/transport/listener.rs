@@ -90,7 +90,7 @@ async fn connection<S: Service>(
         };
     tracing::debug!(peer = hello.node_id, addr = %hello.cluster_addr, "peer connected");
     let _listed = node.inbound().open(hello.node_id);
-    let (mut reader, mut writer) = tokio::io::split(socket);
+    let (mut reader, mut writer) = socket.split();
     let (tx, mut rx) = mpsc::channel::<Response>(IN_FLIGHT_MAX);
     let in_flight = Arc::new(Semaphore::new(IN_FLIGHT_MAX));
     let counted = node.clone();

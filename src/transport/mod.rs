@@ -2,7 +2,7 @@
 //! multiplexed connection this node keeps to each peer (`peers.rs`) and the listener that
 //! accepts peers' connections and hands each request to a service (`listener.rs`), and
 //! the list of both kinds of connection (`links.rs`); connections run over mutual TLS when
-//! `tls-cluster` is on (`crate::tls::ClusterTls`). It knows
+//! `tls-cluster` is on (`crate::tls::ClusterTls`; `stream.rs` holds either kind). It knows
 //! cluster-proto's messages but nothing of what they mean.
 
 mod frame;
@@ -10,18 +10,13 @@ pub mod handshake;
 pub mod links;
 pub mod listener;
 pub mod peers;
+mod stream;
 
 pub use frame::{read_frame, write_message};
 pub use peers::{PeerError, Peers};
+pub use stream::{PeerIo, PeerStream};
 
 use std::sync::atomic::{AtomicU64, Ordering};
-
-use tokio::io::{AsyncRead, AsyncWrite};
-
-/// A peer connection: plain TCP or TLS over it.
-pub trait PeerIo: AsyncRead + AsyncWrite + Send + Unpin {}
-impl<T: AsyncRead + AsyncWrite + Send + Unpin> PeerIo for T {}
-pub type PeerStream = Box<dyn PeerIo>;
 
 /// Messages this node sent and received on the cluster port (requests and responses, both
 /// directions), and requests refused because a peer's queue was full (CLUSTER INFO).

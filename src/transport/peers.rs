@@ -332,7 +332,7 @@ async fn run_connection(link: Link, mut queue: mpsc::Receiver<(request::Body, Pe
                 continue;
             }
         };
-        let (mut reader, mut writer) = tokio::io::split(stream);
+        let (mut reader, mut writer) = stream.split();
         let in_flight: Arc<Mutex<HashMap<u64, Pending>>> = Default::default();
         let reading = {
             let in_flight = in_flight.clone();
