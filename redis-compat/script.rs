@@ -60,7 +60,9 @@ fn words(reply: &[u8]) -> Vec<String> {
 
 fn command_name(args: &[bytes::Bytes]) -> String {
     let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
-    let containers = ["client", "config", "object", "command", "memory", "slowlog"];
+    let containers = [
+        "client", "config", "object", "command", "memory", "slowlog", "script",
+    ];
     match args.get(1) {
         Some(sub) if containers.contains(&name.as_str()) => {
             format!(
@@ -168,4 +170,5 @@ scripts! {
     watch => "watch.txt",
     orderings => "orderings.txt",
     acl => "acl.txt",
+    scripting => "scripting.txt",
 }

@@ -62,6 +62,9 @@ COMMANDS = {
     # transactions and replication
     "wait": None,
     "multi": None, "exec": None, "discard": None, "watch": None, "unwatch": None,
+    # scripting
+    "eval": None, "evalsha": None, "eval_ro": None, "evalsha_ro": None,
+    "script": ["load", "exists", "flush", "kill", "help"],
     # keys
     "del": None, "unlink": None, "exists": None, "type": None, "rename": None,
     "renamenx": None, "keys": None, "scan": None, "randomkey": None, "dbsize": None,

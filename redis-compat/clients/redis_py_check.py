@@ -53,6 +53,30 @@ for protocol in (2, 3):
     assert r.get("p7copy") == "7"
     assert r.config_get("maxclients") == {"maxclients": "10000"}
     assert "get" in r.command()
+    # Scripts: redis-py's Script objects send EVALSHA and load on NOSCRIPT.
+    limiter = r.register_script(
+        "local n = redis.call('INCR', KEYS[1]) "
+        "if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end "
+        "return n"
+    )
+    assert [limiter(keys=["rate"], args=[60000]) for _ in range(3)] == [1, 2, 3]
+    assert 0 < r.pttl("rate") <= 60000
+    r.script_flush()
+    assert r.script_exists(limiter.sha) == [False]
+    assert limiter(keys=["rate"], args=[60000]) == 4
+    assert r.script_exists(limiter.sha) == [True]
+    with r.pipeline() as p:
+        limiter(keys=["rate"], args=[60000], client=p)
+        p.get("rate")
+        assert p.execute() == [5, "5"]
+    assert r.eval("return {KEYS[1], ARGV[1]}", 1, "k", "v") == ["k", "v"]
+    try:
+        r.eval("return redis.call('INCR', KEYS[1])", 1, "s2")
+        r.set("s2", "x")
+        r.eval("return redis.call('INCR', KEYS[1])", 1, "s2")
+        raise AssertionError("INCR of a string did not fail")
+    except redis.ResponseError as e:
+        assert "not an integer" in str(e), e
     r.close()
 
 print("redis-py ok")

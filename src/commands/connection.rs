@@ -78,6 +78,7 @@ fn log_in(ctx: &mut Ctx, command: &str, name: &[u8], password: &[u8]) -> Result<
             acl::log_refusal(
                 shared,
                 session,
+                false,
                 acl::log::Reason::Auth,
                 command.into(),
                 name,

@@ -109,7 +109,7 @@ fn keys_of_target(ctx: &Ctx, args: &[Bytes]) -> Result<Vec<(Bytes, KeyFlags)>, C
             )
         })
         .collect();
-    if keys.is_empty() {
+    if keys.is_empty() && !cmd.spec.has_flag("no_mandatory_keys") {
         return Err(CmdError::msg("ERR Invalid arguments specified for command"));
     }
     Ok(keys)

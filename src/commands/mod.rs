@@ -37,6 +37,7 @@ pub mod mailbox;
 pub mod notify;
 mod object;
 pub mod pubsub;
+pub mod scripting;
 mod server;
 mod session;
 mod sets;
@@ -81,6 +82,8 @@ pub enum Outcome {
     /// ACL SETUSER, DELUSER, LOAD: a change to the users in the cluster map; the reply once
     /// this node has applied it.
     ChangeUsers(UsersChange, Reply),
+    /// EVAL and its kin: a script for the node to run atomically where its keys are.
+    Script(scripting::ScriptCall),
 }
 
 /// A change to the ACL users the cluster map holds.

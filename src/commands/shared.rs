@@ -67,6 +67,8 @@ pub struct Shared {
     pub access: AccessTracker,
     /// ACL users (from the cluster map) and the ACL log.
     pub acl: Acl,
+    /// The Lua state and this node's script cache.
+    pub scripts: crate::scripting::Scripts,
     /// The TLS endpoints in use (CONFIG SET of `tls-*` rebuilds them).
     pub tls: Arc<crate::tls::TlsState>,
     pub started: Instant,
@@ -98,6 +100,7 @@ impl Shared {
             tracking: Arc::default(),
             access: AccessTracker::default(),
             acl: Acl::new(&requirepass),
+            scripts: crate::scripting::Scripts::new(),
             tls: Arc::default(),
             started: Instant::now(),
             run_id: random_hex(40),

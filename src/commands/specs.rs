@@ -1089,6 +1089,66 @@ pub static SPECS: &[CommandSpec] = &[
         ] },
     },
     CommandSpec {
+        name: "eval", arity: -3, flags: &["noscript", "stale", "skip_monitor", "no_mandatory_keys", "movablekeys"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@slow", "@scripting"],
+        tips: &[], key_specs: &[KeySpec { notes: Some("We cannot tell how the keys will be used so we assume the worst, RW and UPDATE"), flags: &["RW", "access", "update"], begin_search: BeginSearch::Index(2), find_keys: FindKeys::Keynum { keynumidx: 0, firstkey: 1, keystep: 1 } }],
+        doc: Doc { summary: "Execute a Lua script server side", since: "2.6.0", group: "scripting", complexity: Some("Depends on the script that is executed."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "script", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "numkeys", kind: "integer", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &["optional", "multiple"], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "arg", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &["optional", "multiple"], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandSpec {
+        name: "eval_ro", arity: -3, flags: &["readonly", "noscript", "stale", "skip_monitor", "no_mandatory_keys", "movablekeys"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@slow", "@scripting"],
+        tips: &[], key_specs: &[KeySpec { notes: Some("We cannot tell how the keys will be used so we assume the worst, RO and ACCESS"), flags: &["RO", "access"], begin_search: BeginSearch::Index(2), find_keys: FindKeys::Keynum { keynumidx: 0, firstkey: 1, keystep: 1 } }],
+        doc: Doc { summary: "Execute a read-only Lua script server side", since: "7.0.0", group: "scripting", complexity: Some("Depends on the script that is executed."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "script", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "numkeys", kind: "integer", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &["optional", "multiple"], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "arg", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &["optional", "multiple"], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandSpec {
+        name: "evalsha", arity: -3, flags: &["noscript", "stale", "skip_monitor", "no_mandatory_keys", "movablekeys"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@slow", "@scripting"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RW", "access", "update"], begin_search: BeginSearch::Index(2), find_keys: FindKeys::Keynum { keynumidx: 0, firstkey: 1, keystep: 1 } }],
+        doc: Doc { summary: "Execute a Lua script server side", since: "2.6.0", group: "scripting", complexity: Some("Depends on the script that is executed."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "sha1", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "numkeys", kind: "integer", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &["optional", "multiple"], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "arg", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &["optional", "multiple"], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandSpec {
+        name: "evalsha_ro", arity: -3, flags: &["readonly", "noscript", "stale", "skip_monitor", "no_mandatory_keys", "movablekeys"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@slow", "@scripting"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index(2), find_keys: FindKeys::Keynum { keynumidx: 0, firstkey: 1, keystep: 1 } }],
+        doc: Doc { summary: "Execute a read-only Lua script server side", since: "7.0.0", group: "scripting", complexity: Some("Depends on the script that is executed."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "sha1", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "numkeys", kind: "integer", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &["optional", "multiple"], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "arg", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &["optional", "multiple"], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandSpec {
         name: "exec", arity: 1, flags: &["noscript", "loading", "stale", "skip_slowlog"],
         first_key: 0, last_key: 0, step: 0, acl_categories: &["@slow", "@transaction"],
         tips: &[], key_specs: &[],
@@ -2604,6 +2664,58 @@ pub static SPECS: &[CommandSpec] = &[
         doc: Doc { summary: "Get the number of members in a set", since: "1.0.0", group: "set", complexity: Some("O(1)"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
             Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
             ] },
+        ] },
+    },
+    CommandSpec {
+        name: "script", arity: -2, flags: &[],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@slow"],
+        tips: &[], key_specs: &[],
+        doc: Doc { summary: "A container for Lua scripts management commands", since: "2.6.0", group: "scripting", complexity: Some("Depends on subcommand."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+        ] },
+    },
+    CommandSpec {
+        name: "script|load", arity: 3, flags: &["noscript", "stale"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@slow", "@scripting"],
+        tips: &["request_policy:all_nodes", "response_policy:all_succeeded"], key_specs: &[],
+        doc: Doc { summary: "Load the specified Lua script into the script cache.", since: "2.6.0", group: "scripting", complexity: Some("O(N) with N being the length in bytes of the script body."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "script", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandSpec {
+        name: "script|exists", arity: -3, flags: &["noscript"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@slow", "@scripting"],
+        tips: &["request_policy:all_shards", "response_policy:agg_logical_and"], key_specs: &[],
+        doc: Doc { summary: "Check existence of scripts in the script cache.", since: "2.6.0", group: "scripting", complexity: Some("O(N) with N being the number of scripts to check (so checking a single script is an O(1) operation)."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "sha1", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &["multiple"], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandSpec {
+        name: "script|flush", arity: -2, flags: &["noscript"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@slow", "@scripting"],
+        tips: &["request_policy:all_nodes", "response_policy:all_succeeded"], key_specs: &[],
+        doc: Doc { summary: "Remove all the scripts from the script cache.", since: "2.6.0", group: "scripting", complexity: Some("O(N) with N being the number of scripts in cache"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added the `ASYNC` and `SYNC` flushing mode modifiers.")], arguments: &[
+            Arg { name: "async", kind: "oneof", display_text: None, key_spec_index: None, token: None, summary: None, since: Some("6.2.0"), flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+                Arg { name: "async", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("ASYNC"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "sync", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("SYNC"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+            ] },
+        ] },
+    },
+    CommandSpec {
+        name: "script|kill", arity: 2, flags: &["noscript", "allow_busy"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@slow", "@scripting"],
+        tips: &["request_policy:all_shards", "response_policy:one_succeeded"], key_specs: &[],
+        doc: Doc { summary: "Kill the script currently in execution.", since: "2.6.0", group: "scripting", complexity: Some("O(1)"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+        ] },
+    },
+    CommandSpec {
+        name: "script|help", arity: 2, flags: &["loading", "stale"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@slow", "@scripting"],
+        tips: &[], key_specs: &[],
+        doc: Doc { summary: "Show helpful text about the different subcommands", since: "5.0.0", group: "scripting", complexity: Some("O(1)"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
         ] },
     },
     CommandSpec {

@@ -13,7 +13,7 @@ use super::specs::SPECS;
 use super::stats::CommandStats;
 use super::{
     acl, bitmaps, cluster, connection, geo, hashes, hll, keyevents, keys, lists, lists_blocking,
-    pubsub, server, sets, strings, tracking, transactions, zsets, ApplyFn, Handler,
+    pubsub, scripting, server, sets, strings, tracking, transactions, zsets, ApplyFn, Handler,
 };
 
 pub struct Command {
@@ -61,6 +61,7 @@ fn bindings() -> Vec<Binding> {
     all.extend(keys::COMMANDS.iter().copied());
     all.extend(keyevents::COMMANDS.iter().copied());
     all.extend(transactions::COMMANDS.iter().copied());
+    all.extend(scripting::COMMANDS.iter().copied());
     all.extend(pubsub::COMMANDS.iter().copied());
     all.extend(connection::COMMANDS.iter().copied());
     all.extend(acl::COMMANDS.iter().copied());

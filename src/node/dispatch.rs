@@ -17,6 +17,11 @@ use crate::keyspace::ValueType;
 use crate::protocol::Reply;
 use crate::raft::{Entry, EntryOp};
 
+/// What every command but the few flagged `allow_busy` gets while a script has run past
+/// `busy-reply-threshold`.
+const BUSY: &str =
+    "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.";
+
 /// A request after `Node::prepare`.
 pub enum Prepared<'a> {
     /// Answered (reads, errors, connection and server commands).
@@ -93,6 +98,9 @@ impl Node {
                 return Prepared::Done(self.count_error(reply));
             }
         };
+        if self.shared.scripts.busy() && !cmd.spec.has_flag("allow_busy") {
+            return Prepared::Done(self.count_error(Reply::error(BUSY)));
+        }
         if session.in_subscribed_mode() && !pubsub::allowed_when_subscribed(cmd.spec.name) {
             return Prepared::Done(self.count_error(pubsub::subscribed_mode_error(cmd.spec.name)));
         }
@@ -122,6 +130,10 @@ impl Node {
             }
             Route::To(leader) => {
                 session.routes.rule_out();
+                let args = match self.script_for_forwarding(cmd, args) {
+                    Ok(args) => args,
+                    Err(reply) => return Prepared::Done(self.count_error(reply)),
+                };
                 self.remember_reads(cmd, session, &args);
                 if cmd.is_write() {
                     let shards = self.route(cmd, &args);
@@ -177,6 +189,7 @@ impl Node {
                 Ok(()) => reply,
                 Err(e) => Reply::Error(format!("ERR {e}")),
             },
+            Ok(Outcome::Script(call)) => self.run_script(session, &args, &call).await,
             Err(e) => e.into_reply(),
         };
         if cmd.spec.name == "watch" && !matches!(reply, Reply::Error(_)) {
@@ -293,6 +306,8 @@ impl Node {
                 Ok(Outcome::Reply(r)) | Ok(Outcome::Delay(_, r)) => break r,
                 Ok(Outcome::WaitReplicas(..)) => break Reply::Integer(0),
                 Ok(Outcome::ChangeUsers(_, r)) => break r,
+                // No scripting command blocks.
+                Ok(Outcome::Script(_)) => break Reply::error("ERR a script cannot block"),
                 Err(e) => break e.into_reply(),
             }
             waiter.rearm();
@@ -508,18 +523,26 @@ impl Node {
         }
         if let Err(denied) = acl::check(&session.user, cmd, args) {
             cmd.stats.rejected_calls.add(1);
-            self.log_refusal(session, &denied, cmd, args);
+            self.log_refusal(session, &denied, cmd, args, false);
             return Err(Reply::Error(acl::noperm(&denied, cmd)));
         }
         Ok(cmd)
     }
 
     /// Records an ACL refusal in ACL LOG.
-    fn log_refusal(&self, session: &Session, denied: &acl::Denied, cmd: &Command, args: &[Bytes]) {
+    pub(super) fn log_refusal(
+        &self,
+        session: &Session,
+        denied: &acl::Denied,
+        cmd: &Command,
+        args: &[Bytes],
+        in_script: bool,
+    ) {
         // The refused command is the client's last, as CLIENT LIST in the entry shows.
         session.info.touch(cmd.spec.name, clock::now_ms());
         let (reason, object) = acl::refused_object(denied, cmd, args);
-        acl::log_refusal(&self.shared, session, reason, object, &session.user.name);
+        let name = &session.user.name;
+        acl::log_refusal(&self.shared, session, in_script, reason, object, name);
     }
 
     /// The shards a write touches: those of its keys, or all for a keyless write.

@@ -4,7 +4,7 @@
 //! port (`peer.rs`), the apply glue between the shards' Raft groups and the keyspace and
 //! snapshots (`apply.rs`; a run of entries as one batch, `apply_run.rs`), and the background loops (`loops.rs`: active expiry, checkpoints,
 //! leader spreading, quiescing, the replica balancer of `balancer.rs`), MULTI/EXEC
-//! (`transaction.rs`) and across shards (`cross_shard/`), telling cluster clients' connections
+//! (`transaction.rs`) and across shards (`cross_shard/`), scripts (`script.rs`), telling cluster clients' connections
 //! from plain ones (`cluster_clients.rs`), combining clients' writes into one entry
 //! (`combine.rs`), WATCH's marks at apply (`watching.rs`), passing published
 //! messages to the other nodes (`fanout.rs`), keyspace notifications (`notifying.rs`), WAIT (`wait.rs`), and what handlers may learn of the cluster
@@ -35,6 +35,7 @@ mod peer;
 mod peer_input;
 mod remote_watch;
 mod routing;
+mod script;
 mod transaction;
 mod users;
 mod view;

@@ -34,9 +34,40 @@ const CROSSSLOT: &str = "CROSSSLOT Keys in request don't hash to the same slot";
 /// (groups take `group << 48 | n`).
 pub(super) const SPECULATIVE_VERSIONS: u64 = 0xffff << 48;
 
-/// A write found by the speculative run: the index of its reply, its database and its
-/// normalised argv.
-type SpeculatedWrite = (usize, (u8, Vec<Bytes>));
+/// A write found by the speculative run: the index of its reply (none for a script's
+/// writes: the script's result is its reply), its database and its normalised argv.
+pub(super) type SpeculatedWrite = (Option<usize>, (u8, Vec<Bytes>));
+
+/// A speculative run: the keyspace its commands see (holding its earlier writes), its
+/// time, the collection versions it has taken, and the writes it made.
+pub(super) struct Speculation<'a> {
+    pub spec: &'a Keyspace,
+    pub now_ms: u64,
+    versions: u64,
+    pub writes: Vec<SpeculatedWrite>,
+    /// The shards whose keys its commands may touch (their gates are held).
+    pub held: Vec<ShardId>,
+    /// Every key the writes changed, when the caller asks (cross-shard transactions).
+    changed: Option<&'a mut Vec<(u8, Bytes)>>,
+}
+
+impl<'a> Speculation<'a> {
+    pub fn new(
+        spec: &'a Keyspace,
+        now_ms: u64,
+        held: &[ShardId],
+        changed: Option<&'a mut Vec<(u8, Bytes)>>,
+    ) -> Speculation<'a> {
+        Speculation {
+            spec,
+            now_ms,
+            versions: SPECULATIVE_VERSIONS,
+            writes: Vec::new(),
+            held: held.to_vec(),
+            changed,
+        }
+    }
+}
 
 /// The commands that run at once inside MULTI instead of being queued.
 fn runs_in_multi(name: &str) -> bool {
@@ -44,6 +75,11 @@ fn runs_in_multi(name: &str) -> bool {
         name,
         "exec" | "discard" | "multi" | "watch" | "quit" | "reset"
     )
+}
+
+/// EVAL and its kin.
+pub(super) fn is_script(cmd: &Command) -> bool {
+    matches!(cmd.spec.name, "eval" | "evalsha" | "eval_ro" | "evalsha_ro")
 }
 
 /// What a blocking command answers inside MULTI when it would block: Redis never blocks
@@ -225,9 +261,9 @@ impl Node {
         // Redis unwatches before running the commands.
         drop(watching);
         let spec = self.shared.keyspace.speculate();
-        let (mut replies, writes) = self.speculate(&spec, session, &queued, now_ms, None);
+        let (mut replies, writes) = self.speculate(&spec, session, &queued, now_ms, &shards, None);
         if !writes.is_empty() {
-            let (at, commands): (Vec<usize>, Vec<(u8, Vec<Bytes>)>) = writes.into_iter().unzip();
+            let (at, commands): (Vec<Option<usize>>, Vec<_>) = writes.into_iter().unzip();
             let entry = Entry {
                 origin: self.write_origin(session),
                 ..Entry::new(session.db, now_ms, EntryOp::Transaction(commands))
@@ -235,7 +271,9 @@ impl Node {
             match self.propose(shards[0], &entry).await {
                 Ok(Reply::Array(applied)) if applied.len() == at.len() => {
                     for (i, reply) in at.into_iter().zip(applied) {
-                        replies[i] = reply;
+                        if let Some(i) = i {
+                            replies[i] = reply;
+                        }
                     }
                 }
                 Ok(Reply::Error(e)) => return Reply::Error(e),
@@ -268,6 +306,8 @@ impl Node {
                 // Keyless: only a write (FLUSHDB, FLUSHALL, SWAPDB) reaches every shard.
                 ShardSet::All => everywhere |= cmd.is_write(),
             }
+            // A script may touch keys it did not declare: alone, the node holds every shard.
+            everywhere |= is_script(cmd) && self.groups().alone();
         }
         shards.extend(watched.map(|k| self.shards.shard_of_key(k)));
         let alone = self.groups().alone();
@@ -297,71 +337,86 @@ impl Node {
     }
 
     /// Runs the queued commands against a speculative keyspace (`Keyspace::speculate`):
-    /// every command's reply, and the normalised writes (with the index of their reply and
-    /// their database). `changed` collects every key the writes changed.
+    /// every command's reply, and the normalised writes (with the index of their reply —
+    /// none for the writes of a script — and their database). `changed` collects every
+    /// key the writes changed.
     pub(super) fn speculate(
         &self,
         spec: &Keyspace,
         session: &mut Session,
         queued: &[(&Command, Vec<Bytes>)],
         now_ms: u64,
-        mut changed: Option<&mut Vec<(u8, Bytes)>>,
+        held: &[ShardId],
+        changed: Option<&mut Vec<(u8, Bytes)>>,
     ) -> (Vec<Reply>, Vec<SpeculatedWrite>) {
+        let mut run = Speculation::new(spec, now_ms, held, changed);
         let mut replies = Vec::with_capacity(queued.len());
-        let mut writes = Vec::new();
-        let mut versions = SPECULATIVE_VERSIONS;
         for (cmd, args) in queued {
-            let mut ctx = Ctx {
-                shared: &self.shared,
-                keyspace: spec,
-                cluster: self,
-                session,
-                now_ms,
-                expired: Vec::new(),
-            };
-            let outcome = (cmd.run)(&mut ctx, args);
-            let db = session.db;
-            let reply = match outcome {
-                Ok(Outcome::Reply(r)) | Ok(Outcome::Delay(_, r)) => r,
-                Ok(Outcome::Block(_)) => would_block_reply(cmd),
-                // Users change through group 0, which a transaction's batch does not reach.
-                Ok(Outcome::ChangeUsers(..)) => Reply::error(
-                    "ERR ACL SETUSER, DELUSER and LOAD cannot run inside MULTI on Basalt",
-                ),
-                // Never waits inside MULTI: how many hold the writes now.
-                Ok(Outcome::WaitReplicas(..)) => {
-                    let held = session.written.iter().map(|s| self.holding_here(*s, 0).1);
-                    Reply::Integer(held.min().unwrap_or(0) as i64)
-                }
-                Ok(Outcome::Propose(normalised)) => {
-                    let mut txn = spec.txn(now_ms, u64::MAX, versions);
-                    if changed.is_some() {
-                        txn.track_changes();
-                    }
-                    match apply_command(self, &mut txn, db, &normalised) {
-                        Ok(reply) => {
-                            versions += txn.versions_taken();
-                            if let Some(changed) = changed.as_deref_mut() {
-                                let keys = txn.take_changes().keys;
-                                changed.extend(keys.into_iter().map(|c| (c.db, c.key)));
-                            }
-                            match txn.commit() {
-                                Ok(()) => {
-                                    writes.push((replies.len(), (db, normalised)));
-                                    reply
-                                }
-                                Err(e) => Reply::Error(format!("ERR {e}")),
-                            }
-                        }
-                        // It changes nothing; the log need not carry it.
-                        Err(e) => e.into_reply(),
-                    }
-                }
-                Err(e) => e.into_reply(),
-            };
-            replies.push(reply);
+            let at = replies.len();
+            replies.push(self.speculate_command(&mut run, session, cmd, args, Some(at)));
         }
-        (replies, writes)
+        (replies, run.writes)
+    }
+
+    /// Runs one command of a speculative run; its write, if any, joins the run's writes
+    /// (with `reply_at`, the index of its reply).
+    pub(super) fn speculate_command(
+        &self,
+        run: &mut Speculation,
+        session: &mut Session,
+        cmd: &Command,
+        args: &[Bytes],
+        reply_at: Option<usize>,
+    ) -> Reply {
+        let mut ctx = Ctx {
+            shared: &self.shared,
+            keyspace: run.spec,
+            cluster: self,
+            session,
+            now_ms: run.now_ms,
+            expired: Vec::new(),
+        };
+        let outcome = (cmd.run)(&mut ctx, args);
+        let db = session.db;
+        match outcome {
+            Ok(Outcome::Reply(r)) | Ok(Outcome::Delay(_, r)) => r,
+            Ok(Outcome::Block(_)) => would_block_reply(cmd),
+            // Users change through group 0, which a transaction's batch does not reach.
+            Ok(Outcome::ChangeUsers(..)) => {
+                Reply::error("ERR ACL SETUSER, DELUSER and LOAD cannot run inside MULTI on Basalt")
+            }
+            // Never waits inside MULTI: how many hold the writes now.
+            Ok(Outcome::WaitReplicas(..)) => {
+                let held = session.written.iter().map(|s| self.holding_here(*s, 0).1);
+                Reply::Integer(held.min().unwrap_or(0) as i64)
+            }
+            Ok(Outcome::Script(call)) => self.script_in_transaction(run, session, args, &call),
+            Ok(Outcome::Propose(normalised)) => {
+                let mut txn = run.spec.txn(run.now_ms, u64::MAX, run.versions);
+                if run.changed.is_some() {
+                    txn.track_changes();
+                }
+                match apply_command(self, &mut txn, db, &normalised) {
+                    Ok(reply) => {
+                        run.versions += txn.versions_taken();
+                        if let Some(changed) = run.changed.as_deref_mut() {
+                            let keys = txn.take_changes().keys;
+                            changed.extend(keys.into_iter().map(|c| (c.db, c.key)));
+                        }
+                        match txn.commit() {
+                            Ok(()) => {
+                                run.writes.push((reply_at, (db, normalised)));
+                                reply
+                            }
+                            Err(e) => Reply::Error(format!("ERR {e}")),
+                        }
+                    }
+                    // It changes nothing; the log need not carry it.
+                    Err(e) => e.into_reply(),
+                }
+            }
+            Err(e) => e.into_reply(),
+        }
     }
 
     /// A transaction for a shard another node leads, from a forwarding connection: sent

@@ -23,6 +23,18 @@ pub fn number_to_integer(n: f64) -> i64 {
 /// (the RESP3 types a table can name — `double`, `map`, `set`, `big_number` — are sent as
 /// such only to RESP3 clients; RESP2 clients get Redis's RESP2 shapes of them).
 pub fn lua_to_reply(value: &Value, resp3: bool) -> Reply {
+    to_reply(value, resp3, 0)
+}
+
+/// Tables nested deeper than this in a script's result end in an error reply at that
+/// depth (redis-server stops where its Lua stack runs out, a few thousand levels down); a
+/// table that contains itself ends there too.
+const MAX_DEPTH: usize = 1000;
+
+fn to_reply(value: &Value, resp3: bool, depth: usize) -> Reply {
+    if depth >= MAX_DEPTH {
+        return Reply::error("ERR reached lua stack limit");
+    }
     match value {
         Value::Nil => Reply::Null,
         Value::Boolean(true) => Reply::Integer(1),
@@ -30,7 +42,7 @@ pub fn lua_to_reply(value: &Value, resp3: bool) -> Reply {
         Value::Integer(i) => Reply::Integer(*i),
         Value::Number(n) => Reply::Integer(number_to_integer(*n)),
         Value::String(s) => Reply::Bulk(Bytes::copy_from_slice(&s.as_bytes())),
-        Value::Table(t) => table_to_reply(t, resp3),
+        Value::Table(t) => table_to_reply(t, resp3, depth + 1),
         _ => Reply::Null,
     }
 }
@@ -42,7 +54,7 @@ fn string_field(t: &Table, name: &str) -> Option<Bytes> {
     }
 }
 
-fn table_to_reply(t: &Table, resp3: bool) -> Reply {
+fn table_to_reply(t: &Table, resp3: bool, depth: usize) -> Reply {
     if let Some(err) = string_field(t, "err") {
         return Reply::Error(String::from_utf8_lossy(&err).into_owned());
     }
@@ -68,7 +80,7 @@ fn table_to_reply(t: &Table, resp3: bool) -> Reply {
         let pairs: Vec<(Reply, Reply)> = map
             .pairs::<Value, Value>()
             .flatten()
-            .map(|(k, v)| (lua_to_reply(&k, resp3), lua_to_reply(&v, resp3)))
+            .map(|(k, v)| (to_reply(&k, resp3, depth), to_reply(&v, resp3, depth)))
             .collect();
         return if resp3 {
             Reply::Map(pairs)
@@ -80,7 +92,7 @@ fn table_to_reply(t: &Table, resp3: bool) -> Reply {
         let members: Vec<Reply> = set
             .pairs::<Value, Value>()
             .flatten()
-            .map(|(k, _)| lua_to_reply(&k, resp3))
+            .map(|(k, _)| to_reply(&k, resp3, depth))
             .collect();
         return if resp3 {
             Reply::Set(members)
@@ -93,7 +105,7 @@ fn table_to_reply(t: &Table, resp3: bool) -> Reply {
     for i in 1.. {
         match t.raw_get::<Value>(i) {
             Ok(Value::Nil) | Err(_) => break,
-            Ok(v) => items.push(lua_to_reply(&v, resp3)),
+            Ok(v) => items.push(to_reply(&v, resp3, depth)),
         }
     }
     Reply::Array(items)

@@ -1,8 +1,16 @@
-//! Lua scripting (issue 18), being built: Lua 5.1 as Redis embeds it (mlua, vendored).
-//! So far the conversions between replies and Lua values (`convert.rs`) and the `redis`
-//! table's helpers that run no command (`redis_lib.rs`); EVAL, the script
-//! cache, the sandbox and FUNCTION come next, and nothing here is reachable from the
-//! command table yet.
+//! Lua scripting as Redis 7.0 has it: Lua 5.1 (mlua, vendored) in a sandbox with Redis's
+//! libraries, the per-node script cache, and the running of a script whose commands a
+//! host (the node) carries out. `convert.rs` turns replies into Lua values and back,
+//! `redis_lib.rs` holds the `redis` table's helpers, `sandbox.rs` (with `sandbox.lua`) the
+//! Lua state and its read-only globals, `flags.rs` the shebang flags and `engine.rs` the
+//! cache and the runs. EVAL and SCRIPT are in `commands::scripting`; running a script
+//! atomically at its shard's leader is the node's (`node/script.rs`).
 
 pub mod convert;
+pub mod engine;
+pub mod flags;
 pub mod redis_lib;
+pub mod sandbox;
+
+pub use engine::{Abandon, CachedScript, Host, Run, RunEnd, Scripts, NOSCRIPT};
+pub use flags::ScriptFlags;

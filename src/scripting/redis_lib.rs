@@ -25,6 +25,22 @@ pub fn sha1hex(data: &[u8]) -> String {
     digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The text of an error table made from `text` (`redis.error_reply`, a failed
+/// `redis.call`), as redis-server makes it: a leading `-` is dropped, a text without a
+/// space gets the generic `ERR` code, and trailing line ends are trimmed.
+pub fn error_text(text: &[u8]) -> Vec<u8> {
+    let text = text.strip_prefix(b"-").unwrap_or(text);
+    let mut out = if text.contains(&b' ') {
+        text.to_vec()
+    } else {
+        [b"ERR ", text].concat()
+    };
+    while out.last().is_some_and(|b| *b == b'\r' || *b == b'\n') {
+        out.pop();
+    }
+    out
+}
+
 /// A numeric argument as an integer (-1 for anything else, which every caller refuses).
 fn integer(value: &Value) -> i64 {
     match value {
@@ -65,15 +81,22 @@ pub fn install(lua: &Lua) -> mlua::Result<Table> {
             _ => Err(mlua::Error::runtime("wrong number of arguments")),
         })?,
     )?;
-    let with_field = |field: &'static str| {
-        lua.create_function(move |lua, s: mlua::String| {
+    redis.set(
+        "error_reply",
+        lua.create_function(|lua, s: mlua::String| {
             let t = lua.create_table()?;
-            t.raw_set(field, s)?;
+            t.raw_set("err", lua.create_string(error_text(&s.as_bytes()))?)?;
             Ok(t)
-        })
-    };
-    redis.set("error_reply", with_field("err")?)?;
-    redis.set("status_reply", with_field("ok")?)?;
+        })?,
+    )?;
+    redis.set(
+        "status_reply",
+        lua.create_function(|lua, s: mlua::String| {
+            let t = lua.create_table()?;
+            t.raw_set("ok", s)?;
+            Ok(t)
+        })?,
+    )?;
     redis.set(
         "log",
         lua.create_function(|_, (level, parts): (Value, mlua::Variadic<Value>)| {
@@ -176,7 +199,12 @@ mod tests {
             lua.load("return redis.LOG_WARNING").eval::<i64>().unwrap(),
             3
         );
-        assert_eq!(text(eval("return redis.error_reply('x').err")), "x");
+        assert_eq!(text(eval("return redis.error_reply('x').err")), "ERR x");
+        assert_eq!(text(eval("return redis.error_reply('x y').err")), "x y");
+        assert_eq!(
+            text(eval("return redis.error_reply('-x y\\r\\n').err")),
+            "x y"
+        );
         assert_eq!(text(eval("return redis.status_reply('y').ok")), "y");
         let err = error_of("redis.setresp(4)");
         assert!(err.contains("RESP version must be 2 or 3."), "{err}");

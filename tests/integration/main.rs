@@ -24,6 +24,7 @@ mod pubsub;
 mod quiesce;
 mod raft;
 mod rebalance;
+mod scripting;
 mod tls;
 mod tracking;
 mod transactions;

@@ -184,53 +184,76 @@ fn a_transaction_survives_kill_9_of_the_leader_whole_or_not_at_all() {
     let ports = cluster.ports();
     let (leader, others) = leader_and_followers(&ports, "{atom}a");
     let leader_index = ports.iter().position(|p| *p == leader).unwrap();
+    let acked = acknowledged_across_kill(&mut cluster, leader_index, others[0], |con| {
+        let reply = transaction(con, &[&["INCR", "{atom}a"], &["INCR", "{atom}b"]]);
+        matches!(reply, Ok(Value::Array(items)) if items.len() == 2)
+    });
+    assert!(acked > 20, "too few transactions: {acked}");
+    // Both counters equal and holding every acknowledged transaction.
+    converged_counters(&cluster, ("{atom}a", "{atom}b"), acked, |a, b, port| {
+        assert_eq!(a, b, "half a transaction on the node at {port}");
+    });
+}
+
+/// Runs `step` over and over through the node at `port`, killing node `victim` (kill -9)
+/// two seconds in and starting it again four seconds later; how many steps `step` saw
+/// acknowledged (a refused one, while the shard elects a new leader, wrote nothing).
+pub(crate) fn acknowledged_across_kill(
+    cluster: &mut Cluster,
+    victim: usize,
+    port: u16,
+    step: impl Fn(&mut redis::Connection) -> bool + Send + 'static,
+) -> u64 {
     let stop = Arc::new(AtomicBool::new(false));
     let acked = Arc::new(AtomicU64::new(0));
     let writer = {
-        let (stop, acked, port) = (stop.clone(), acked.clone(), others[0]);
+        let (stop, acked) = (stop.clone(), acked.clone());
         std::thread::spawn(move || {
             let mut con = connect(port);
             while !stop.load(Ordering::Relaxed) {
-                let reply = transaction(&mut con, &[&["INCR", "{atom}a"], &["INCR", "{atom}b"]]);
-                match reply {
-                    Ok(Value::Array(items)) if items.len() == 2 => {
-                        acked.fetch_add(1, Ordering::Relaxed);
-                    }
-                    // Refused while the shard elects a new leader: nothing was written.
-                    _ => std::thread::sleep(Duration::from_millis(20)),
+                if step(&mut con) {
+                    acked.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    std::thread::sleep(Duration::from_millis(20));
                 }
             }
         })
     };
     std::thread::sleep(Duration::from_secs(2));
-    cluster.kill(leader_index);
+    cluster.kill(victim);
     std::thread::sleep(Duration::from_secs(4));
     stop.store(true, Ordering::Relaxed);
     writer.join().unwrap();
-    let acked = acked.load(Ordering::Relaxed);
-    assert!(acked > 20, "too few transactions: {acked}");
-    cluster.start_node(leader_index);
-    // Every replica, read on its own (READONLY, stale: no leader asked), converges to a
-    // state where both counters are equal and hold every acknowledged transaction.
+    cluster.start_node(victim);
+    acked.load(Ordering::Relaxed)
+}
+
+/// Waits until every node, read on its own (READONLY, stale: no leader asked), holds at
+/// least `at_least` in the first of two counters, then hands both to `check`.
+pub(crate) fn converged_counters(
+    cluster: &Cluster,
+    keys: (&str, &str),
+    at_least: u64,
+    check: impl Fn(u64, u64, u16),
+) {
     let deadline = Instant::now() + Duration::from_secs(30);
     for port in cluster.ports() {
         let mut con = connect(port);
         query(&mut con, &["READONLY"]).unwrap();
         loop {
-            let a = query(&mut con, &["GET", "{atom}a"]);
-            let b = query(&mut con, &["GET", "{atom}b"]);
+            let a = query(&mut con, &["GET", keys.0]);
+            let b = query(&mut con, &["GET", keys.1]);
             if let (Ok(a), Ok(b)) = (a, b) {
-                let (a, b) = (text(&a), text(&b));
-                let a: u64 = a.parse().unwrap_or(0);
-                let b: u64 = b.parse().unwrap_or(0);
-                if a >= acked {
-                    assert_eq!(a, b, "half a transaction on the node at {port}");
+                let a: u64 = text(&a).parse().unwrap_or(0);
+                let b: u64 = text(&b).parse().unwrap_or(0);
+                if a >= at_least {
+                    check(a, b, port);
                     break;
                 }
             }
             assert!(
                 Instant::now() < deadline,
-                "node at {port} never caught up to {acked} transactions"
+                "node at {port} never caught up to {at_least}"
             );
             std::thread::sleep(Duration::from_millis(200));
         }

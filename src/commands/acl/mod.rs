@@ -197,14 +197,18 @@ pub fn check(user: &User, cmd: &Command, args: &[Bytes]) -> Result<(), Denied> {
 
 /// Records a refusal of the session's client in ACL LOG: `username` is the user it ran
 /// as, or the one a failed AUTH named; the context is MULTI's while a transaction is queued.
+/// `in_script`: the command was a script's.
 pub fn log_refusal(
     shared: &Shared,
     session: &Session,
+    in_script: bool,
     reason: log::Reason,
     object: String,
     username: &[u8],
 ) {
-    let context = if session.multi.is_some() {
+    let context = if in_script {
+        log::Context::Lua
+    } else if session.multi.is_some() {
         log::Context::Multi
     } else {
         log::Context::Toplevel

@@ -469,7 +469,8 @@ impl Node {
             seed.commit().map_err(|e| format!("ERR {e}"))?;
         }
         let mut changed = Vec::new();
-        let (replies, _) = self.speculate(&spec, session, queued, now_ms, Some(&mut changed));
+        // Its speculative keyspace holds only the staged keys: a script may touch none other.
+        let (replies, _) = self.speculate(&spec, session, queued, now_ms, &[], Some(&mut changed));
         let mut writes = Vec::new();
         let mut seen = BTreeSet::new();
         for (db, key) in changed {

@@ -1,0 +1,390 @@
+//! The node's script engine: one Lua state (as redis-server has one), the script cache
+//! (per node, as in Redis: SCRIPT LOAD, EVAL and EVALSHA fill it, SCRIPT FLUSH empties it),
+//! and the running of a script with the commands it calls handed to a [`Host`]. While a
+//! script runs, [`RunControl`] says since when, whether it has run past
+//! `busy-reply-threshold` (other clients then get BUSY) and whether SCRIPT KILL asked it
+//! to stop.
+//!
+//! The caller runs scripts off the async workers' schedule (`blocking_io::run`): a script
+//! may run for as long as its author wrote it to.
+
+use std::cell::{Cell, RefCell};
+use std::ffi::CStr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use ahash::AHashMap;
+use bytes::Bytes;
+use mlua::{ffi, Function, Lua, Table, Value, Variadic};
+use parking_lot::Mutex;
+
+use super::convert::{lua_to_reply, reply_to_lua};
+use super::flags::{parse_shebang, ScriptFlags};
+use super::redis_lib::{resp_of, sha1hex, RESP_KEY};
+use super::sandbox::{Sandbox, HOOKS_KEY, MEMORY_LIMIT, SCRIPT_CHUNK};
+use crate::clock;
+use crate::protocol::Reply;
+
+pub const NOSCRIPT: &str = "NOSCRIPT No matching script. Please use EVAL.";
+const KILLED: &str = "Script killed by user with SCRIPT KILL...";
+const KILLED_C: &CStr = c"Script killed by user with SCRIPT KILL...";
+/// How often (in Lua instructions) a running script looks at its [`RunControl`].
+const CHECK_EVERY: i32 = 10_000;
+
+/// A script as cached: its body and flags (the compiled function is in the Lua state).
+#[derive(Clone)]
+pub struct CachedScript {
+    pub body: Bytes,
+    pub flags: ScriptFlags,
+}
+
+/// What runs a script's commands (`redis.call`, `redis.pcall`, `redis.acl_check_cmd`).
+pub trait Host {
+    /// Runs a command from the script: its reply, an error reply for a refusal, or
+    /// `Abandon` when the run must be dropped and tried again (it needs what the host
+    /// does not hold; nothing of the run counts).
+    fn call(&mut self, args: Vec<Bytes>) -> Result<Reply, Abandon>;
+    /// Whether the script's user may run `args`; the error is the text to raise.
+    fn acl_check(&mut self, args: &[Bytes]) -> Result<bool, String>;
+}
+
+/// See [`Host::call`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Abandon;
+
+/// How a run ended.
+pub enum RunEnd {
+    /// The script's result, or its error, as the client's reply.
+    Reply(Reply),
+    /// SCRIPT KILL stopped it: the error reply (its writes must not count).
+    Killed(Reply),
+    /// The host abandoned it (see [`Host::call`]).
+    Abandoned,
+}
+
+/// One script to run: which, with what, and how.
+pub struct Run<'a> {
+    pub sha: &'a str,
+    pub keys: &'a [Bytes],
+    pub argv: &'a [Bytes],
+    /// The client speaks RESP3 (the script's result is converted for it).
+    pub resp3: bool,
+    /// `busy-reply-threshold` in milliseconds.
+    pub busy_after_ms: u64,
+}
+
+/// The running script's state, as other connections see it.
+#[derive(Default)]
+pub struct RunControl {
+    running: AtomicBool,
+    started_ms: AtomicU64,
+    busy_after_ms: AtomicU64,
+    busy: AtomicBool,
+    kill: AtomicBool,
+    abandon: AtomicBool,
+}
+
+impl RunControl {
+    /// Whether the running script must stop; marks it busy past the threshold.
+    fn must_stop(&self) -> bool {
+        if self.kill.load(Ordering::Relaxed) || self.abandon.load(Ordering::Relaxed) {
+            return true;
+        }
+        if !self.busy.load(Ordering::Relaxed) {
+            let elapsed = clock::now_ms().saturating_sub(self.started_ms.load(Ordering::Relaxed));
+            if elapsed >= self.busy_after_ms.load(Ordering::Relaxed) {
+                tracing::warn!(
+                    elapsed_ms = elapsed,
+                    "slow script detected: still running after busy-reply-threshold"
+                );
+                self.busy.store(true, Ordering::Relaxed);
+            }
+        }
+        false
+    }
+
+    fn begin(&self, busy_after_ms: u64) {
+        self.started_ms.store(clock::now_ms(), Ordering::Relaxed);
+        self.busy_after_ms.store(busy_after_ms, Ordering::Relaxed);
+        self.kill.store(false, Ordering::Relaxed);
+        self.abandon.store(false, Ordering::Relaxed);
+        self.running.store(true, Ordering::Release);
+    }
+
+    fn end(&self) {
+        self.running.store(false, Ordering::Release);
+        self.busy.store(false, Ordering::Release);
+        self.kill.store(false, Ordering::Relaxed);
+    }
+}
+
+/// The registry key of the [`RunControl`] the hook reads.
+const CONTROL_KEY: &CStr = c"basalt_control";
+
+/// The count hook, every [`CHECK_EVERY`] instructions of every coroutine of the state (a
+/// raw Lua hook: coroutines inherit it, where mlua's hooks stay on one thread). Once the
+/// run must stop it marks it stopping (no `pcall` catches its error then, see
+/// `sandbox.lua`) and raises the kill error; at every check after, again.
+///
+/// # Safety
+/// Lua calls it with a live state whose registry holds the [`RunControl`] pointer. The
+/// frame holds nothing to drop (a Lua error unwinds it with longjmp).
+unsafe extern "C-unwind" fn count_hook(state: *mut ffi::lua_State, _: *mut ffi::lua_Debug) {
+    ffi::lua_getfield(state, ffi::LUA_REGISTRYINDEX, CONTROL_KEY.as_ptr());
+    let control = ffi::lua_touserdata(state, -1) as *const RunControl;
+    ffi::lua_pop(state, 1);
+    if control.is_null() || !(*control).must_stop() {
+        return;
+    }
+    ffi::lua_getfield(state, ffi::LUA_REGISTRYINDEX, HOOKS_KEY.as_ptr());
+    ffi::lua_pushboolean(state, 1);
+    ffi::lua_setfield(state, -2, c"stopping".as_ptr());
+    ffi::lua_pop(state, 1);
+    ffi::lua_pushstring(state, KILLED_C.as_ptr());
+    ffi::lua_error(state);
+}
+
+struct Vm {
+    sandbox: Sandbox,
+    functions: AHashMap<String, Function>,
+}
+
+pub struct Scripts {
+    vm: Mutex<Vm>,
+    /// The cache's bodies and flags, readable while a script holds the Lua state.
+    cache: Mutex<AHashMap<String, CachedScript>>,
+    control: Arc<RunControl>,
+}
+
+impl Default for Scripts {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Scripts {
+    pub fn new() -> Scripts {
+        let sandbox = Sandbox::new().expect("the Lua state and its libraries load");
+        let control = Arc::new(RunControl::default());
+        // SAFETY: the pointer stays valid while the Lua state lives: `control` is kept
+        // by `Scripts`, whose Lua state is dropped first (field order).
+        unsafe {
+            let control = Arc::as_ptr(&control) as *mut std::ffi::c_void;
+            let installed = sandbox.lua.exec_raw::<()>((), |state| {
+                ffi::lua_pushlightuserdata(state, control);
+                ffi::lua_setfield(state, ffi::LUA_REGISTRYINDEX, CONTROL_KEY.as_ptr());
+                ffi::lua_sethook(state, Some(count_hook), ffi::LUA_MASKCOUNT, CHECK_EVERY);
+            });
+            installed.expect("the Lua hook installs");
+        }
+        Scripts {
+            vm: Mutex::new(Vm {
+                sandbox,
+                functions: AHashMap::new(),
+            }),
+            cache: Mutex::new(AHashMap::new()),
+            control,
+        }
+    }
+
+    /// Compiles and caches `body` unless cached; its SHA-1 and flags, or the error reply's
+    /// text (a bad shebang, a compile error).
+    pub fn load(&self, body: &Bytes) -> Result<(String, ScriptFlags), String> {
+        let sha = sha1hex(body);
+        if let Some(cached) = self.cache.lock().get(&sha) {
+            return Ok((sha, cached.flags));
+        }
+        let (flags, code_at) = parse_shebang(body)?;
+        let mut vm = crate::blocking_io::run(|| self.vm.lock());
+        let function = vm
+            .sandbox
+            .compile(&body[code_at..], SCRIPT_CHUNK)
+            .map_err(|e| format!("ERR Error compiling script (new function): {e}"))?;
+        vm.functions.insert(sha.clone(), function);
+        self.cache.lock().insert(
+            sha.clone(),
+            CachedScript {
+                body: body.clone(),
+                flags,
+            },
+        );
+        Ok((sha, flags))
+    }
+
+    /// The cached script named `sha` (lowercase hex).
+    pub fn get(&self, sha: &str) -> Option<CachedScript> {
+        self.cache.lock().get(sha).cloned()
+    }
+
+    pub fn exists(&self, sha: &str) -> bool {
+        self.cache.lock().contains_key(sha)
+    }
+
+    /// How many scripts are cached, and the bytes of their bodies.
+    pub fn cached(&self) -> (usize, usize) {
+        let cache = self.cache.lock();
+        (cache.len(), cache.values().map(|c| c.body.len()).sum())
+    }
+
+    /// Bytes the Lua state holds (INFO's `used_memory_lua`). Waits while a script runs.
+    pub fn lua_memory(&self) -> usize {
+        crate::blocking_io::run(|| self.vm.lock().sandbox.lua.used_memory())
+    }
+
+    /// SCRIPT FLUSH: forgets every cached script.
+    pub fn flush(&self) {
+        let mut vm = crate::blocking_io::run(|| self.vm.lock());
+        self.cache.lock().clear();
+        vm.functions.clear();
+        let _ = vm.sandbox.lua.gc_collect();
+    }
+
+    /// Whether a script has been running for longer than `busy-reply-threshold`.
+    pub fn busy(&self) -> bool {
+        self.control.busy.load(Ordering::Acquire)
+    }
+
+    /// SCRIPT KILL: asks the running script to stop. False when none runs.
+    pub fn kill(&self) -> bool {
+        if !self.control.running.load(Ordering::Acquire) {
+            return false;
+        }
+        self.control.kill.store(true, Ordering::Relaxed);
+        true
+    }
+
+    /// Runs the cached script `run.sha`, its commands through `host`. Blocks: call it
+    /// through `blocking_io::run`.
+    pub fn run(&self, run: &Run, host: &mut dyn Host) -> RunEnd {
+        let vm = self.vm.lock();
+        let Some(function) = vm.functions.get(run.sha).cloned() else {
+            return RunEnd::Reply(Reply::error(NOSCRIPT));
+        };
+        let sandbox = &vm.sandbox;
+        let lua = &sandbox.lua;
+        let prepared = (|| -> mlua::Result<()> {
+            sandbox.globals.raw_set(
+                "KEYS",
+                lua.create_sequence_from(
+                    run.keys
+                        .iter()
+                        .map(|k| lua.create_string(k))
+                        .collect::<mlua::Result<Vec<_>>>()?,
+                )?,
+            )?;
+            sandbox.globals.raw_set(
+                "ARGV",
+                lua.create_sequence_from(
+                    run.argv
+                        .iter()
+                        .map(|a| lua.create_string(a))
+                        .collect::<mlua::Result<Vec<_>>>()?,
+                )?,
+            )?;
+            lua.set_named_registry_value(RESP_KEY, 2)
+        })();
+        if let Err(e) = prepared {
+            return RunEnd::Reply(Reply::Error(format!("ERR {e}")));
+        }
+        self.control.begin(run.busy_after_ms);
+        let abandoned = Cell::new(false);
+        let host = RefCell::new(host);
+        let result = lua.scope(|scope| {
+            let call = scope.create_function(|lua, args: Variadic<Value>| {
+                let argv = match command_args(lua, &args) {
+                    Ok(argv) => argv,
+                    Err(text) => return Ok((error_table(lua, text)?, true)),
+                };
+                let reply = host.borrow_mut().call(argv);
+                match reply {
+                    Ok(reply) => {
+                        let failed = matches!(reply, Reply::Error(_));
+                        Ok((reply_to_lua(lua, &reply, resp_of(lua) == 3)?, failed))
+                    }
+                    Err(Abandon) => {
+                        abandoned.set(true);
+                        self.control.abandon.store(true, Ordering::Relaxed);
+                        sandbox.hooks.raw_set("stopping", true)?;
+                        Err(mlua::Error::runtime(KILLED))
+                    }
+                }
+            })?;
+            let acl_check = scope.create_function(|lua, args: Variadic<Value>| {
+                let refused =
+                    || error_table(lua, "ERR Invalid command passed to redis.acl_check_cmd()");
+                let argv = match command_args(lua, &args) {
+                    Ok(argv) => argv,
+                    Err(text) => return Ok((error_table(lua, text)?, true)),
+                };
+                match host.borrow_mut().acl_check(&argv) {
+                    Ok(allowed) => Ok((Value::Boolean(allowed), false)),
+                    Err(_) => Ok((refused()?, true)),
+                }
+            })?;
+            sandbox.hooks.raw_set("stopping", Value::Nil)?;
+            sandbox.hooks.raw_set("run", call)?;
+            sandbox.hooks.raw_set("acl_check", acl_check)?;
+            let result = sandbox.call(&function, ());
+            sandbox.hooks.raw_set("run", Value::Nil)?;
+            sandbox.hooks.raw_set("acl_check", Value::Nil)?;
+            Ok(result)
+        });
+        let killed = self.control.kill.load(Ordering::Relaxed);
+        self.control.end();
+        // What a run left behind is collected before the next could run out of room.
+        if lua.used_memory() > MEMORY_LIMIT / 4 {
+            let _ = lua.gc_collect();
+        }
+        if abandoned.get() {
+            return RunEnd::Abandoned;
+        }
+        match result {
+            Ok(Ok(value)) => RunEnd::Reply(lua_to_reply(&value, run.resp3)),
+            Ok(Err(raised)) if killed => {
+                RunEnd::Killed(Reply::Error(error_reply_text(&raised, run.sha)))
+            }
+            Ok(Err(raised)) => RunEnd::Reply(Reply::Error(error_reply_text(&raised, run.sha))),
+            Err(e) => RunEnd::Reply(Reply::Error(format!("ERR {e}"))),
+        }
+    }
+}
+
+/// A command's arguments from `redis.call`'s: strings, and numbers as Lua writes them.
+fn command_args(lua: &Lua, args: &[Value]) -> Result<Vec<Bytes>, &'static str> {
+    if args.is_empty() {
+        return Err("ERR Please specify at least one argument for this redis lib call");
+    }
+    args.iter()
+        .map(|v| match v {
+            Value::String(s) => Ok(Bytes::copy_from_slice(&s.as_bytes())),
+            Value::Integer(_) | Value::Number(_) => lua
+                .coerce_string(v.clone())
+                .ok()
+                .flatten()
+                .map(|s| Bytes::copy_from_slice(&s.as_bytes()))
+                .ok_or("ERR Lua redis lib command arguments must be strings or integers"),
+            _ => Err("ERR Lua redis lib command arguments must be strings or integers"),
+        })
+        .collect()
+}
+
+fn error_table(lua: &Lua, text: &str) -> mlua::Result<Value> {
+    let t = lua.create_table()?;
+    t.raw_set("err", text)?;
+    Ok(Value::Table(t))
+}
+
+/// The client's error reply for a script that raised `raised` (an error table, see
+/// `sandbox::on_error`): `<err> script: <name>, on <source>:<line>.`
+fn error_reply_text(raised: &Table, name: &str) -> String {
+    let err: String = raised
+        .raw_get::<mlua::String>("err")
+        .map(|s| s.to_string_lossy())
+        .unwrap_or_else(|_| "ERR unknown error".into());
+    let source = raised.raw_get::<Option<String>>("source").ok().flatten();
+    let line = raised.raw_get::<Option<i64>>("line").ok().flatten();
+    match (source, line) {
+        (Some(source), Some(line)) => format!("{err} script: {name}, on {source}:{line}."),
+        _ => format!("{err} script: {name}."),
+    }
+}
