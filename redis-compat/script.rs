@@ -171,4 +171,5 @@ scripts! {
     orderings => "orderings.txt",
     acl => "acl.txt",
     scripting => "scripting.txt",
+    scripting_libs => "scripting_libs.txt",
 }

@@ -46,7 +46,7 @@ pub mod spec;
 pub mod specs;
 pub mod stats;
 mod strings;
-mod strtod;
+pub mod strtod;
 mod table;
 pub mod tracking;
 mod transactions;

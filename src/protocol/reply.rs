@@ -186,26 +186,36 @@ pub fn format_double(d: f64) -> String {
 
 /// C's `%.17g`: 17 significant digits, trailing zeros trimmed, exponent form outside 1e-4..1e17.
 pub fn format_g17(d: f64) -> String {
-    if d == 0.0 {
-        return if d.is_sign_negative() {
-            "-0".into()
-        } else {
-            "0".into()
-        };
+    format_g(d, 17)
+}
+
+/// C's `%.<precision>g` (Lua writes numbers with `%.14g`): the shorter of fixed and
+/// exponent notation for `precision` significant digits, trailing zeros dropped.
+pub fn format_g(n: f64, precision: usize) -> String {
+    if n.is_nan() {
+        return if n.is_sign_negative() { "-nan" } else { "nan" }.into();
     }
-    let sci = format!("{:.16e}", d);
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    if !(-4..17).contains(&exp) {
-        let m = trim_fraction(mantissa);
-        let sign = if exp < 0 { '-' } else { '+' };
-        format!("{m}e{sign}{:02}", exp.abs())
+    if n.is_infinite() {
+        return if n < 0.0 { "-inf" } else { "inf" }.into();
+    }
+    if n == 0.0 {
+        return if n.is_sign_negative() { "-0" } else { "0" }.into();
+    }
+    let precision = precision.max(1);
+    let scientific = format!("{:.*e}", precision - 1, n);
+    let (mantissa, exponent) = scientific.split_once('e').unwrap_or((&scientific, "0"));
+    let exponent: i32 = exponent.parse().unwrap_or(0);
+    if exponent < -4 || exponent >= precision as i32 {
+        let mantissa = trim_fraction(mantissa);
+        let sign = if exponent < 0 { '-' } else { '+' };
+        format!("{mantissa}e{sign}{:02}", exponent.unsigned_abs())
     } else {
-        let decimals = (16 - exp).max(0) as usize;
-        trim_fraction(&format!("{:.*}", decimals, d)).to_string()
+        let decimals = (precision as i32 - 1 - exponent).max(0) as usize;
+        trim_fraction(&format!("{n:.decimals$}")).to_string()
     }
 }
 
+/// `1.500` → `1.5`, `2.000` → `2`.
 fn trim_fraction(s: &str) -> &str {
     if s.contains('.') {
         s.trim_end_matches('0').trim_end_matches('.')

@@ -2,13 +2,14 @@
 //! libraries, the per-node script cache, and the running of a script whose commands a
 //! host (the node) carries out. `convert.rs` turns replies into Lua values and back,
 //! `redis_lib.rs` holds the `redis` table's helpers, `sandbox.rs` (with `sandbox.lua`) the
-//! Lua state and its read-only globals, `flags.rs` the shebang flags and `engine.rs` the
-//! cache and the runs. EVAL and SCRIPT are in `commands::scripting`; running a script
+//! Lua state and its read-only globals, `flags.rs` the shebang flags, `libs/` the libraries
+//! redis-server adds (`bit`, `cjson`) and `engine.rs` the cache and the runs. EVAL and SCRIPT are in `commands::scripting`; running a script
 //! atomically at its shard's leader is the node's (`node/script.rs`).
 
 pub mod convert;
 pub mod engine;
 pub mod flags;
+mod libs;
 pub mod redis_lib;
 pub mod sandbox;
 

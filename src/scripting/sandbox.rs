@@ -45,6 +45,7 @@ impl Sandbox {
             libraries.set(name, real.get::<Table>(name)?)?;
         }
         libraries.set("redis", redis.clone())?;
+        super::libs::install(&lua, &libraries)?;
         let hooks = lua.create_table()?;
         lua.set_named_registry_value(HOOKS_KEY.to_str().unwrap_or_default(), hooks.clone())?;
         // SAFETY: both are Lua C functions that keep to the Lua stack discipline.
