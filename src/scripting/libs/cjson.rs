@@ -75,17 +75,7 @@ pub fn table(lua: &Lua) -> mlua::Result<Table> {
             if args.len() != 1 {
                 return Err(arg_error_text(lua, "decode", "expected 1 argument"));
             }
-            let text = match &args[0] {
-                Value::String(s) => s.as_bytes().to_vec(),
-                v @ (Value::Integer(_) | Value::Number(_)) => lua
-                    .coerce_string(v.clone())?
-                    .map(|s| s.as_bytes().to_vec())
-                    .unwrap_or_default(),
-                other => {
-                    let got = type_name(Some(other));
-                    return Err(arg_error(lua, 1, "decode", "string", got));
-                }
-            };
+            let text = super::string_arg(lua, args.first(), 1, "decode")?;
             let cfg = *c.lock();
             Decoder::new(lua, &cfg, &text).decode()
         })?,

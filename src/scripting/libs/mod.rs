@@ -1,8 +1,11 @@
-//! The libraries redis-server adds to Lua, written over mlua: `bit` (LuaBitOp) and `cjson`
-//! (lua-cjson), with their results and error texts.
+//! The libraries redis-server adds to Lua, written over mlua: `bit` (LuaBitOp), `cjson`
+//! (lua-cjson), `cmsgpack` (lua-cmsgpack) and `struct`, with their results and error
+//! texts.
 
 mod bit;
 mod cjson;
+mod cmsgpack;
+mod struct_lib;
 
 use mlua::{Lua, Table, Value};
 
@@ -10,6 +13,8 @@ use mlua::{Lua, Table, Value};
 pub fn install(lua: &Lua, libraries: &Table) -> mlua::Result<()> {
     libraries.set("bit", bit::table(lua)?)?;
     libraries.set("cjson", cjson::table(lua)?)?;
+    libraries.set("cmsgpack", cmsgpack::table(lua)?)?;
+    libraries.set("struct", struct_lib::table(lua)?)?;
     Ok(())
 }
 
@@ -53,6 +58,24 @@ pub(super) fn arg_error(
         "{}bad argument #{at} to '{function}' ({expected} expected, got {got})",
         caller_position(lua)
     ))
+}
+
+/// Argument `at` (1-based, `value`) of `function` as a string: a number is written as Lua
+/// writes it (as `luaL_checklstring` takes it).
+pub(super) fn string_arg(
+    lua: &Lua,
+    value: Option<&Value>,
+    at: usize,
+    function: &str,
+) -> mlua::Result<Vec<u8>> {
+    match value {
+        Some(Value::String(s)) => Ok(s.as_bytes().to_vec()),
+        Some(v @ (Value::Integer(_) | Value::Number(_))) => Ok(lua
+            .coerce_string(v.clone())?
+            .map(|s| s.as_bytes().to_vec())
+            .unwrap_or_default()),
+        other => Err(arg_error(lua, at, function, "string", type_name(other))),
+    }
 }
 
 /// A library's error with the caller's position.
