@@ -61,7 +61,7 @@ fn words(reply: &[u8]) -> Vec<String> {
 fn command_name(args: &[bytes::Bytes]) -> String {
     let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
     let containers = [
-        "client", "config", "object", "command", "memory", "slowlog", "script",
+        "client", "config", "object", "command", "memory", "slowlog", "script", "function",
     ];
     match args.get(1) {
         Some(sub) if containers.contains(&name.as_str()) => {
@@ -172,4 +172,5 @@ scripts! {
     acl => "acl.txt",
     scripting => "scripting.txt",
     scripting_libs => "scripting_libs.txt",
+    functions => "functions.txt",
 }

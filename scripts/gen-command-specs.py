@@ -65,6 +65,8 @@ COMMANDS = {
     # scripting
     "eval": None, "evalsha": None, "eval_ro": None, "evalsha_ro": None,
     "script": ["load", "exists", "flush", "kill", "help"],
+    "fcall": None, "fcall_ro": None,
+    "function": ["load", "delete", "flush", "kill", "list", "stats", "dump", "restore", "help"],
     # keys
     "del": None, "unlink": None, "exists": None, "type": None, "rename": None,
     "renamenx": None, "keys": None, "scan": None, "randomkey": None, "dbsize": None,

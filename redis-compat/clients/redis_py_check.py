@@ -70,6 +70,18 @@ for protocol in (2, 3):
         p.get("rate")
         assert p.execute() == [5, "5"]
     assert r.eval("return {KEYS[1], ARGV[1]}", 1, "k", "v") == ["k", "v"]
+    # Functions: redis-py's function_load / fcall / function_list.
+    assert r.function_load(
+        "#!lua name=pylib\n"
+        "redis.register_function('pyincr', function(keys, args) "
+        "return redis.call('INCRBY', keys[1], args[1]) end)"
+    ) == "pylib"
+    assert r.fcall("pyincr", 1, "fcounter", 3) == 3
+    assert r.fcall("pyincr", 1, "fcounter", 4) == 7
+    libraries = r.function_list()
+    assert len(libraries) == 1 and "pylib" in str(libraries), libraries
+    r.function_delete("pylib")
+    assert r.function_list() == []
     try:
         r.eval("return redis.call('INCR', KEYS[1])", 1, "s2")
         r.set("s2", "x")

@@ -7,8 +7,9 @@
 //! log as argument lists (the write entry's own codec) and applied in log order; the map is
 //! stored as one system record written in the same batch as group 0's apply state.
 //!
-//! The map also holds the ACL users (name → rules, as `commands::acl` writes them), so a
-//! user set through one node exists on every node; the map stores them opaque.
+//! The map also holds the ACL users (name → rules, as `commands::acl` writes them) and the
+//! function libraries (name → code), so a user set or a library loaded through one node
+//! exists on every node; the map stores them opaque.
 //!
 //! A shard's replica list is what the balancer intends: a node being added is listed before
 //! it becomes a member of the shard's group, a node being removed is unlisted only after it
@@ -33,9 +34,9 @@ pub struct NodeInfo {
 
 /// Voters of group 0 at most; further nodes follow it as learners.
 pub const MAP_VOTERS: usize = 5;
-/// Version 2 added the nodes found down, version 3 the ACL users; older maps are still
-/// read.
-const FORMAT_VERSION: u8 = 3;
+/// Version 2 added the nodes found down, version 3 the ACL users, version 4 the function
+/// libraries; older maps are still read.
+const FORMAT_VERSION: u8 = 4;
 
 /// The cluster map.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -50,6 +51,8 @@ pub struct ClusterMap {
     pub down: BTreeSet<u64>,
     /// ACL users: name → rules (empty until ACL SETUSER or an ACL file sets some).
     pub users: BTreeMap<Bytes, Vec<Bytes>>,
+    /// Function libraries (FUNCTION LOAD): name → code, loaded by every node.
+    pub libraries: BTreeMap<Bytes, Bytes>,
 }
 
 /// The map as the node knows it, shared by the groups and the applier.
@@ -76,6 +79,12 @@ pub enum MapChange {
     DelUsers { names: Vec<Bytes> },
     /// Replaces every ACL user (ACL LOAD, an ACL file at start-up).
     SetUsers { users: BTreeMap<Bytes, Vec<Bytes>> },
+    /// Creates or replaces one function library: its name and code.
+    SetLibrary { name: Bytes, code: Bytes },
+    /// Deletes a function library.
+    DelLibrary { name: Bytes },
+    /// Every function library at once (FUNCTION FLUSH, FUNCTION RESTORE).
+    SetLibraries { libraries: BTreeMap<Bytes, Bytes> },
 }
 
 fn parse<T: std::str::FromStr>(arg: Option<&Bytes>) -> Result<T, CodecError> {
@@ -132,6 +141,18 @@ impl MapChange {
                     args.push(name.clone());
                     args.push(b(rules.len().to_string()));
                     args.extend(rules.iter().cloned());
+                }
+                args
+            }
+            MapChange::SetLibrary { name, code } => {
+                vec![b("setlibrary".into()), name.clone(), code.clone()]
+            }
+            MapChange::DelLibrary { name } => vec![b("dellibrary".into()), name.clone()],
+            MapChange::SetLibraries { libraries } => {
+                let mut args = vec![b("setlibraries".into())];
+                for (name, code) in libraries {
+                    args.push(name.clone());
+                    args.push(code.clone());
                 }
                 args
             }
@@ -194,6 +215,19 @@ impl MapChange {
                 }
                 Ok(MapChange::SetUsers { users })
             }
+            b"setlibrary" if args.len() == 3 => Ok(MapChange::SetLibrary {
+                name: args[1].clone(),
+                code: args[2].clone(),
+            }),
+            b"dellibrary" if args.len() == 2 => Ok(MapChange::DelLibrary {
+                name: args[1].clone(),
+            }),
+            b"setlibraries" if args.len() % 2 == 1 => Ok(MapChange::SetLibraries {
+                libraries: args[1..]
+                    .chunks(2)
+                    .map(|pair| (pair[0].clone(), pair[1].clone()))
+                    .collect(),
+            }),
             _ => Err(CodecError::Bad(format!(
                 "unknown metadata op {:?}",
                 String::from_utf8_lossy(name)
@@ -248,6 +282,15 @@ impl ClusterMap {
                 self.users = users.clone();
                 changed
             }
+            MapChange::SetLibrary { name, code } => {
+                self.libraries.insert(name.clone(), code.clone()).as_ref() != Some(code)
+            }
+            MapChange::DelLibrary { name } => self.libraries.remove(name).is_some(),
+            MapChange::SetLibraries { libraries } => {
+                let changed = self.libraries != *libraries;
+                self.libraries = libraries.clone();
+                changed
+            }
         };
         if changed {
             self.epoch += 1;
@@ -268,8 +311,8 @@ impl ClusterMap {
 
     /// Format: `version:u8 | epoch:u64 | nodes:u32 | (id:u64 | client | cluster)* |
     /// shards:u32 | (count:u32 | id:u64*)* | down:u32 | id:u64* | users:u32 | (name |
-    /// rules:u32 | rule*)*`, strings length-prefixed (version 1 had no `down`, version 2 no
-    /// `users`).
+    /// rules:u32 | rule*)* | libraries:u32 | (name | code)*`, strings length-prefixed
+    /// (version 1 had no `down`, version 2 no `users`, version 3 no `libraries`).
     pub fn encode(&self) -> Bytes {
         let mut out = BytesMut::new();
         out.put_u8(FORMAT_VERSION);
@@ -298,6 +341,11 @@ impl ClusterMap {
             for rule in rules {
                 codec::put_bytes(&mut out, rule);
             }
+        }
+        out.put_u32(self.libraries.len() as u32);
+        for (name, code) in &self.libraries {
+            codec::put_bytes(&mut out, name);
+            codec::put_bytes(&mut out, code);
         }
         out.freeze()
     }
@@ -350,12 +398,20 @@ impl ClusterMap {
                 users.insert(name, rules);
             }
         }
+        let mut libraries = BTreeMap::new();
+        if version >= 4 {
+            for _ in 0..codec::get_count(&mut raw)? {
+                let name = codec::get_bytes(&mut raw)?;
+                libraries.insert(name, codec::get_bytes(&mut raw)?);
+            }
+        }
         Ok(ClusterMap {
             epoch,
             nodes,
             replicas,
             down,
             users,
+            libraries,
         })
     }
 }
@@ -398,6 +454,21 @@ mod tests {
                     (Bytes::from("carol"), vec![]),
                 ]),
             },
+            MapChange::SetLibrary {
+                name: Bytes::from_static(b"lib"),
+                code: Bytes::from_static(
+                    b"#!lua name=lib\nredis.register_function('f', function() end)",
+                ),
+            },
+            MapChange::SetLibraries {
+                libraries: BTreeMap::from([(
+                    Bytes::from_static(b"a"),
+                    Bytes::from_static(b"code"),
+                )]),
+            },
+            MapChange::DelLibrary {
+                name: Bytes::from_static(b"a"),
+            },
             MapChange::DelUsers {
                 names: vec![Bytes::from("carol")],
             },
@@ -415,8 +486,9 @@ mod tests {
             "unknown node"
         );
         assert_eq!(meta.down, BTreeSet::from([9]));
-        assert_eq!(meta.epoch, 7);
+        assert_eq!(meta.epoch, 10);
         assert_eq!(meta.users.keys().collect::<Vec<_>>(), vec!["bob"]);
+        assert!(meta.libraries.is_empty(), "set, replaced, deleted");
         assert_eq!(meta.replicas[2], BTreeSet::from([7, 9]));
         assert_eq!(meta.load(), BTreeMap::from([(7, 4), (9, 1)]));
         let raw = meta.encode();
@@ -424,9 +496,11 @@ mod tests {
         for cut in 0..raw.len() {
             assert!(ClusterMap::decode(raw.slice(..cut)).is_err());
         }
-        // A version 1 map (before node states and users) still reads, with no node down.
+        // A version 1 map (before node states, users and libraries) still reads, with no
+        // node down.
         let users_len = 4 + 4 + 3 + 4 + 4 + 3;
-        let mut v1 = BytesMut::from(&raw[..raw.len() - 12 - users_len]);
+        let libraries_len = 4;
+        let mut v1 = BytesMut::from(&raw[..raw.len() - 12 - users_len - libraries_len]);
         v1[0] = 1;
         let old = ClusterMap::decode(v1.freeze()).unwrap();
         assert_eq!((old.down.len(), old.nodes.len()), (0, 2));

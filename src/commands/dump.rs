@@ -149,8 +149,37 @@ fn write_length(out: &mut BytesMut, len: u64) {
     }
 }
 
-/// Checks version and CRC, then decodes the value.
-pub fn restore(payload: &[u8]) -> Result<DumpValue, PayloadError> {
+/// The RDB opcode of a function library (its code follows as a string).
+const RDB_OPCODE_FUNCTION2: u8 = 0xf5;
+
+/// FUNCTION DUMP's payload: each library's code after the function opcode, then the RDB
+/// version and the CRC, as redis-server writes it.
+pub fn dump_libraries(codes: &[Bytes]) -> Bytes {
+    let mut out = BytesMut::new();
+    for code in codes {
+        out.put_u8(RDB_OPCODE_FUNCTION2);
+        write_rdb_string(&mut out, code);
+    }
+    finish(out)
+}
+
+/// FUNCTION RESTORE: the libraries' code in a payload. `BadFormat` for anything but
+/// function records.
+pub fn restore_libraries(payload: &[u8]) -> Result<Vec<Bytes>, PayloadError> {
+    let body = checked_body(payload)?;
+    let mut reader = Reader { data: body, pos: 0 };
+    let mut codes = Vec::new();
+    while reader.pos < body.len() {
+        if reader.byte()? != RDB_OPCODE_FUNCTION2 {
+            return Err(PayloadError::BadFormat);
+        }
+        codes.push(reader.rdb_string()?);
+    }
+    Ok(codes)
+}
+
+/// A payload's body once its version and CRC check out.
+fn checked_body(payload: &[u8]) -> Result<&[u8], PayloadError> {
     if payload.len() < 10 {
         return Err(PayloadError::VersionOrChecksum);
     }
@@ -167,6 +196,12 @@ pub fn restore(payload: &[u8]) -> Result<DumpValue, PayloadError> {
     {
         return Err(PayloadError::VersionOrChecksum);
     }
+    Ok(body)
+}
+
+/// Checks version and CRC, then decodes the value.
+pub fn restore(payload: &[u8]) -> Result<DumpValue, PayloadError> {
+    let body = checked_body(payload)?;
     let mut reader = Reader { data: body, pos: 0 };
     let kind = reader.byte()?;
     let value = match kind {

@@ -21,6 +21,7 @@ pub mod cursors;
 pub mod dump;
 pub mod error;
 pub mod float80;
+mod functions;
 mod geo;
 mod hashes;
 mod hll;
@@ -84,6 +85,19 @@ pub enum Outcome {
     ChangeUsers(UsersChange, Reply),
     /// EVAL and its kin: a script for the node to run atomically where its keys are.
     Script(scripting::ScriptCall),
+    /// FUNCTION LOAD, DELETE, FLUSH, RESTORE: a change to the function libraries in the
+    /// cluster map; the reply once this node has applied it.
+    ChangeLibraries(LibrariesChange, Reply),
+}
+
+/// A change to the function libraries the cluster map holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LibrariesChange {
+    /// Creates or replaces one library: its name and code.
+    Set(Bytes, Bytes),
+    Delete(Bytes),
+    /// Every library at once (FUNCTION FLUSH, FUNCTION RESTORE).
+    Replace(std::collections::BTreeMap<Bytes, Bytes>),
 }
 
 /// A change to the ACL users the cluster map holds.

@@ -26,7 +26,7 @@ pub static COMMANDS: &[(&str, Handler, Option<super::ApplyFn>)] = &[
     ("script|help", script_help, None),
 ];
 
-/// A script the node is to run: the cached script, where its keys end in the arguments
+/// A script the node is to run: the cached script (or FCALL's function), where its keys end in the arguments
 /// (`args[3..3 + numkeys]`; the rest are ARGV), and how it may run.
 #[derive(Debug, Clone)]
 pub struct ScriptCall {
@@ -35,6 +35,8 @@ pub struct ScriptCall {
     /// EVAL_RO, EVALSHA_RO, or a script flagged `no-writes`: writes inside fail.
     pub read_only: bool,
     pub flags: ScriptFlags,
+    /// FCALL: `sha` is the name of a function of a loaded library.
+    pub function: bool,
 }
 
 impl ScriptCall {
@@ -103,6 +105,7 @@ fn script_call(ctx: &mut Ctx, args: &[Bytes], by_sha: bool, ro_command: bool) ->
         numkeys,
         read_only: ro_command || flags.no_writes,
         flags,
+        function: false,
     }))
 }
 

@@ -1216,6 +1216,36 @@ pub static SPECS: &[CommandSpec] = &[
         ] },
     },
     CommandSpec {
+        name: "fcall", arity: -3, flags: &["noscript", "stale", "skip_monitor", "no_mandatory_keys", "movablekeys"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@slow", "@scripting"],
+        tips: &[], key_specs: &[KeySpec { notes: Some("We cannot tell how the keys will be used so we assume the worst, RW and UPDATE"), flags: &["RW", "access", "update"], begin_search: BeginSearch::Index(2), find_keys: FindKeys::Keynum { keynumidx: 0, firstkey: 1, keystep: 1 } }],
+        doc: Doc { summary: "Invoke a function", since: "7.0.0", group: "scripting", complexity: Some("Depends on the function that is executed."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "function", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "numkeys", kind: "integer", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &["optional", "multiple"], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "arg", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &["optional", "multiple"], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandSpec {
+        name: "fcall_ro", arity: -3, flags: &["readonly", "noscript", "stale", "skip_monitor", "no_mandatory_keys", "movablekeys"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@slow", "@scripting"],
+        tips: &[], key_specs: &[KeySpec { notes: Some("We cannot tell how the keys will be used so we assume the worst, RO and ACCESS"), flags: &["RO", "access"], begin_search: BeginSearch::Index(2), find_keys: FindKeys::Keynum { keynumidx: 0, firstkey: 1, keystep: 1 } }],
+        doc: Doc { summary: "Invoke a read-only function", since: "7.0.0", group: "scripting", complexity: Some("Depends on the function that is executed."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "function", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "numkeys", kind: "integer", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &["optional", "multiple"], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "arg", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &["optional", "multiple"], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandSpec {
         name: "flushall", arity: -1, flags: &["write"],
         first_key: 0, last_key: 0, step: 0, acl_categories: &["@keyspace", "@write", "@slow", "@dangerous"],
         tips: &["request_policy:all_shards", "response_policy:all_succeeded"], key_specs: &[],
@@ -1239,6 +1269,102 @@ pub static SPECS: &[CommandSpec] = &[
                 Arg { name: "sync", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("SYNC"), summary: None, since: Some("6.2.0"), flags: &[], deprecated_since: None, value: None, arguments: &[
                 ] },
             ] },
+        ] },
+    },
+    CommandSpec {
+        name: "function", arity: -2, flags: &[],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@slow"],
+        tips: &[], key_specs: &[],
+        doc: Doc { summary: "A container for function commands", since: "7.0.0", group: "scripting", complexity: Some("Depends on subcommand."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+        ] },
+    },
+    CommandSpec {
+        name: "function|load", arity: -3, flags: &["write", "denyoom", "noscript"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@write", "@slow", "@scripting"],
+        tips: &["request_policy:all_shards", "response_policy:all_succeeded"], key_specs: &[],
+        doc: Doc { summary: "Create a function with the given arguments (name, code, description)", since: "7.0.0", group: "scripting", complexity: Some("O(1) (considering compilation time is redundant)"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "replace", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("REPLACE"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "function-code", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandSpec {
+        name: "function|delete", arity: 3, flags: &["write", "noscript"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@write", "@slow", "@scripting"],
+        tips: &["request_policy:all_shards", "response_policy:all_succeeded"], key_specs: &[],
+        doc: Doc { summary: "Delete a function by name", since: "7.0.0", group: "scripting", complexity: Some("O(1)"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "library-name", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandSpec {
+        name: "function|flush", arity: -2, flags: &["write", "noscript"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@write", "@slow", "@scripting"],
+        tips: &["request_policy:all_shards", "response_policy:all_succeeded"], key_specs: &[],
+        doc: Doc { summary: "Deleting all functions", since: "7.0.0", group: "scripting", complexity: Some("O(N) where N is the number of functions deleted"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "async", kind: "oneof", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+                Arg { name: "async", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("ASYNC"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "sync", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("SYNC"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+            ] },
+        ] },
+    },
+    CommandSpec {
+        name: "function|kill", arity: 2, flags: &["noscript", "allow_busy"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@slow", "@scripting"],
+        tips: &["request_policy:all_shards", "response_policy:one_succeeded"], key_specs: &[],
+        doc: Doc { summary: "Kill the function currently in execution.", since: "7.0.0", group: "scripting", complexity: Some("O(1)"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+        ] },
+    },
+    CommandSpec {
+        name: "function|list", arity: -2, flags: &["noscript"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@slow", "@scripting"],
+        tips: &["nondeterministic_output_order"], key_specs: &[],
+        doc: Doc { summary: "List information about all the functions", since: "7.0.0", group: "scripting", complexity: Some("O(N) where N is the number of functions"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "library-name-pattern", kind: "string", display_text: None, key_spec_index: None, token: Some("LIBRARYNAME"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "withcode", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("WITHCODE"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandSpec {
+        name: "function|stats", arity: 2, flags: &["noscript", "allow_busy"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@slow", "@scripting"],
+        tips: &["nondeterministic_output", "request_policy:all_shards", "response_policy:special"], key_specs: &[],
+        doc: Doc { summary: "Return information about the function currently running (name, description, duration)", since: "7.0.0", group: "scripting", complexity: Some("O(1)"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+        ] },
+    },
+    CommandSpec {
+        name: "function|dump", arity: 2, flags: &["noscript"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@slow", "@scripting"],
+        tips: &[], key_specs: &[],
+        doc: Doc { summary: "Dump all functions into a serialized binary payload", since: "7.0.0", group: "scripting", complexity: Some("O(N) where N is the number of functions"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+        ] },
+    },
+    CommandSpec {
+        name: "function|restore", arity: -3, flags: &["write", "denyoom", "noscript"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@write", "@slow", "@scripting"],
+        tips: &["request_policy:all_shards", "response_policy:all_succeeded"], key_specs: &[],
+        doc: Doc { summary: "Restore all the functions on the given payload", since: "7.0.0", group: "scripting", complexity: Some("O(N) where N is the number of functions on the payload"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "serialized-value", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "policy", kind: "oneof", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+                Arg { name: "flush", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("FLUSH"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "append", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("APPEND"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "replace", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("REPLACE"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+            ] },
+        ] },
+    },
+    CommandSpec {
+        name: "function|help", arity: 2, flags: &["loading", "stale"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@slow", "@scripting"],
+        tips: &[], key_specs: &[],
+        doc: Doc { summary: "Show helpful text about the different subcommands", since: "7.0.0", group: "scripting", complexity: Some("O(1)"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
         ] },
     },
     CommandSpec {

@@ -12,8 +12,9 @@ use super::spec::CommandSpec;
 use super::specs::SPECS;
 use super::stats::CommandStats;
 use super::{
-    acl, bitmaps, cluster, connection, geo, hashes, hll, keyevents, keys, lists, lists_blocking,
-    pubsub, scripting, server, sets, strings, tracking, transactions, zsets, ApplyFn, Handler,
+    acl, bitmaps, cluster, connection, functions, geo, hashes, hll, keyevents, keys, lists,
+    lists_blocking, pubsub, scripting, server, sets, strings, tracking, transactions, zsets,
+    ApplyFn, Handler,
 };
 
 pub struct Command {
@@ -62,6 +63,7 @@ fn bindings() -> Vec<Binding> {
     all.extend(keyevents::COMMANDS.iter().copied());
     all.extend(transactions::COMMANDS.iter().copied());
     all.extend(scripting::COMMANDS.iter().copied());
+    all.extend(functions::COMMANDS.iter().copied());
     all.extend(pubsub::COMMANDS.iter().copied());
     all.extend(connection::COMMANDS.iter().copied());
     all.extend(acl::COMMANDS.iter().copied());

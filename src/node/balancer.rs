@@ -236,7 +236,7 @@ mod tests {
                 .map(|set| set.iter().copied().collect())
                 .collect(),
             down: BTreeSet::new(),
-            users: Default::default(),
+            ..Default::default()
         }
     }
 

@@ -21,6 +21,8 @@ use crate::raft::{Entry, EntryOp};
 /// `busy-reply-threshold`.
 const BUSY: &str =
     "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.";
+const BUSY_FUNCTION: &str =
+    "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.";
 
 /// A request after `Node::prepare`.
 pub enum Prepared<'a> {
@@ -99,7 +101,12 @@ impl Node {
             }
         };
         if self.shared.scripts.busy() && !cmd.spec.has_flag("allow_busy") {
-            return Prepared::Done(self.count_error(Reply::error(BUSY)));
+            let busy = if self.shared.scripts.running_is_function() {
+                BUSY_FUNCTION
+            } else {
+                BUSY
+            };
+            return Prepared::Done(self.count_error(Reply::error(busy)));
         }
         if session.in_subscribed_mode() && !pubsub::allowed_when_subscribed(cmd.spec.name) {
             return Prepared::Done(self.count_error(pubsub::subscribed_mode_error(cmd.spec.name)));
@@ -190,6 +197,12 @@ impl Node {
                 Err(e) => Reply::Error(format!("ERR {e}")),
             },
             Ok(Outcome::Script(call)) => self.run_script(session, &args, &call).await,
+            Ok(Outcome::ChangeLibraries(change, reply)) => {
+                match self.change_libraries(change).await {
+                    Ok(()) => reply,
+                    Err(e) => Reply::Error(format!("ERR {e}")),
+                }
+            }
             Err(e) => e.into_reply(),
         };
         if cmd.spec.name == "watch" && !matches!(reply, Reply::Error(_)) {
@@ -307,7 +320,9 @@ impl Node {
                 Ok(Outcome::WaitReplicas(..)) => break Reply::Integer(0),
                 Ok(Outcome::ChangeUsers(_, r)) => break r,
                 // No scripting command blocks.
-                Ok(Outcome::Script(_)) => break Reply::error("ERR a script cannot block"),
+                Ok(Outcome::Script(_)) | Ok(Outcome::ChangeLibraries(..)) => {
+                    break Reply::error("ERR only blocking commands block")
+                }
                 Err(e) => break e.into_reply(),
             }
             waiter.rearm();

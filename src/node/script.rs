@@ -143,6 +143,8 @@ impl Node {
             .unwrap_or(5000);
         let script_run = Run {
             sha: &call.sha,
+            function: call.function,
+            command: args,
             keys,
             argv: call.argv(args),
             resp3: session.resp3,

@@ -381,10 +381,14 @@ impl Node {
         match outcome {
             Ok(Outcome::Reply(r)) | Ok(Outcome::Delay(_, r)) => r,
             Ok(Outcome::Block(_)) => would_block_reply(cmd),
-            // Users change through group 0, which a transaction's batch does not reach.
+            // Users and libraries change through group 0, which a transaction's batch does
+            // not reach.
             Ok(Outcome::ChangeUsers(..)) => {
                 Reply::error("ERR ACL SETUSER, DELUSER and LOAD cannot run inside MULTI on Basalt")
             }
+            Ok(Outcome::ChangeLibraries(..)) => Reply::error(
+                "ERR FUNCTION LOAD, DELETE, FLUSH and RESTORE cannot run inside MULTI on Basalt",
+            ),
             // Never waits inside MULTI: how many hold the writes now.
             Ok(Outcome::WaitReplicas(..)) => {
                 let held = session.written.iter().map(|s| self.holding_here(*s, 0).1);

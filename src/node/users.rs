@@ -1,7 +1,9 @@
-//! ACL users through the cluster map: installing a map (the node's ACL follows its users,
-//! and connections of a user the map no longer has are closed, as Redis closes those of a
-//! deleted user), carrying ACL SETUSER / DELUSER / LOAD through group 0, and seeding the
-//! map from the ACL file or the config file's `user` lines when the cluster has no users.
+//! ACL users and function libraries through the cluster map: installing a map (the node's
+//! ACL follows its users, and connections of a user the map no longer has are closed, as
+//! Redis closes those of a deleted user; the Lua state follows its libraries), carrying ACL
+//! SETUSER / DELUSER / LOAD and FUNCTION LOAD / DELETE / FLUSH / RESTORE through group 0,
+//! and seeding the map from the ACL file or the config file's `user` lines when the
+//! cluster has no users.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -10,7 +12,7 @@ use super::Node;
 use crate::cluster::{ClusterMap, MapChange};
 use crate::commands::acl::file;
 use crate::commands::acl::StoredUsers;
-use crate::commands::UsersChange;
+use crate::commands::{LibrariesChange, UsersChange};
 
 /// How long a user change may take to reach this node once group 0 has it.
 const SEEN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -28,6 +30,7 @@ impl Node {
                 .cloned()
                 .collect()
         };
+        self.shared.scripts.set_libraries(&map.libraries);
         let generation = self.shared.acl.generation();
         self.shared.acl.set_stored(&map.users);
         *self.map.write() = map;
@@ -60,12 +63,28 @@ impl Node {
             UsersChange::Delete(names) => MapChange::DelUsers { names },
             UsersChange::Replace(users) => MapChange::SetUsers { users },
         };
+        self.change_map_and_see(op).await
+    }
+
+    /// Carries a change to the function libraries through group 0 and waits until this
+    /// node has applied it.
+    pub(super) async fn change_libraries(&self, change: LibrariesChange) -> Result<(), String> {
+        let op = match change {
+            LibrariesChange::Set(name, code) => MapChange::SetLibrary { name, code },
+            LibrariesChange::Delete(name) => MapChange::DelLibrary { name },
+            LibrariesChange::Replace(libraries) => MapChange::SetLibraries { libraries },
+        };
+        self.change_map_and_see(op).await
+    }
+
+    /// Proposes `op` to group 0 and waits until this node's map holds it.
+    async fn change_map_and_see(&self, op: MapChange) -> Result<(), String> {
         self.change_meta(op.clone()).await?;
         let deadline = tokio::time::Instant::now() + SEEN_TIMEOUT;
         // Applying it again changes nothing once this node's map holds it.
         while self.map.read().clone().apply(&op) {
             if tokio::time::Instant::now() >= deadline {
-                return Err("the user change did not reach this node in time".into());
+                return Err("the change did not reach this node in time".into());
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }

@@ -9,6 +9,7 @@
 //! may run for as long as its author wrote it to.
 
 use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
 use std::ffi::CStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use parking_lot::Mutex;
 
 use super::convert::{lua_to_reply, reply_to_lua};
 use super::flags::{parse_shebang, ScriptFlags};
+use super::libraries::{Libraries, Library};
 use super::redis_lib::{resp_of, sha1hex, RESP_KEY};
 use super::sandbox::{Sandbox, HOOKS_KEY, MEMORY_LIMIT, SCRIPT_CHUNK};
 use crate::clock;
@@ -64,13 +66,18 @@ pub enum RunEnd {
 
 /// One script to run: which, with what, and how.
 pub struct Run<'a> {
+    /// The cached script's SHA-1, or with `function` the function's name.
     pub sha: &'a str,
+    /// FCALL: `sha` names a function of a loaded library.
+    pub function: bool,
     pub keys: &'a [Bytes],
     pub argv: &'a [Bytes],
     /// The client speaks RESP3 (the script's result is converted for it).
     pub resp3: bool,
     /// `busy-reply-threshold` in milliseconds.
     pub busy_after_ms: u64,
+    /// The command that runs it (FUNCTION STATS shows it).
+    pub command: &'a [Bytes],
 }
 
 /// The running script's state, as other connections see it.
@@ -82,6 +89,8 @@ pub struct RunControl {
     busy: AtomicBool,
     kill: AtomicBool,
     abandon: AtomicBool,
+    /// The function running, and the command that called it (FUNCTION STATS).
+    function: Mutex<Option<(String, Vec<Bytes>)>>,
 }
 
 impl RunControl {
@@ -113,6 +122,7 @@ impl RunControl {
 
     fn end(&self) {
         self.running.store(false, Ordering::Release);
+        *self.function.lock() = None;
         self.busy.store(false, Ordering::Release);
         self.kill.store(false, Ordering::Relaxed);
     }
@@ -146,13 +156,18 @@ unsafe extern "C-unwind" fn count_hook(state: *mut ffi::lua_State, _: *mut ffi::
 
 struct Vm {
     sandbox: Sandbox,
+    /// Cached scripts by SHA-1.
     functions: AHashMap<String, Function>,
+    libraries: Libraries,
 }
 
 pub struct Scripts {
     vm: Mutex<Vm>,
     /// The cache's bodies and flags, readable while a script holds the Lua state.
     cache: Mutex<AHashMap<String, CachedScript>>,
+    /// The function libraries the cluster map holds, with a generation that moves when
+    /// they change (the Lua state follows them before its next use).
+    wanted: Mutex<(u64, BTreeMap<Bytes, Bytes>)>,
     control: Arc<RunControl>,
 }
 
@@ -181,7 +196,9 @@ impl Scripts {
             vm: Mutex::new(Vm {
                 sandbox,
                 functions: AHashMap::new(),
+                libraries: Libraries::default(),
             }),
+            wanted: Mutex::default(),
             cache: Mutex::new(AHashMap::new()),
             control,
         }
@@ -239,6 +256,80 @@ impl Scripts {
         let _ = vm.sandbox.lua.gc_collect();
     }
 
+    /// The Lua state, holding the libraries the cluster map holds now. Waits while a
+    /// script runs (off the async workers' schedule).
+    fn vm_synced(&self) -> parking_lot::MutexGuard<'_, Vm> {
+        let mut vm = crate::blocking_io::run(|| self.vm.lock());
+        let wanted = self.wanted.lock();
+        if vm.libraries.generation != wanted.0 {
+            let Vm {
+                sandbox, libraries, ..
+            } = &mut *vm;
+            libraries.follow(sandbox, &wanted.1);
+            libraries.generation = wanted.0;
+        }
+        drop(wanted);
+        vm
+    }
+
+    /// The function libraries of the cluster map (name → code), as it changes.
+    pub fn set_libraries(&self, libraries: &BTreeMap<Bytes, Bytes>) {
+        let mut wanted = self.wanted.lock();
+        if wanted.1 != *libraries {
+            wanted.0 += 1;
+            wanted.1 = libraries.clone();
+        }
+    }
+
+    /// FUNCTION LOAD's checks of a library's code: its name, or the error reply's text.
+    pub fn check_library(&self, code: &[u8], replace: bool) -> Result<String, String> {
+        let vm = self.vm_synced();
+        vm.libraries.check(&vm.sandbox, code, replace)
+    }
+
+    /// The loaded libraries, by name.
+    pub fn libraries(&self) -> BTreeMap<String, Library> {
+        self.vm_synced().libraries.loaded.clone()
+    }
+
+    /// FUNCTION RESTORE's check of the whole set it would make: every library loads and
+    /// no function name is in two of them.
+    pub fn check_set(&self, set: &BTreeMap<Bytes, Bytes>) -> Result<(), String> {
+        let vm = self.vm_synced();
+        let mut seen = ahash::AHashSet::new();
+        for code in set.values() {
+            let (_, registered) = super::libraries::load(&vm.sandbox, code)?;
+            for (info, _) in registered {
+                if !seen.insert(info.name.clone()) {
+                    return Err(format!("ERR Function {} already exists", info.name));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The function running now (FUNCTION STATS): its name, the command that called it and
+    /// for how long it has run.
+    pub fn running_function(&self) -> Option<(String, Vec<Bytes>, u64)> {
+        if !self.control.running.load(Ordering::Acquire) {
+            return None;
+        }
+        let (name, command) = self.control.function.lock().clone()?;
+        let started = self.control.started_ms.load(Ordering::Relaxed);
+        Some((name, command, clock::now_ms().saturating_sub(started)))
+    }
+
+    /// Whether the script running now is a function (BUSY's text names FUNCTION KILL).
+    pub fn running_is_function(&self) -> bool {
+        self.control.function.lock().is_some()
+    }
+
+    /// A loaded function's flags.
+    pub fn function_flags(&self, name: &str) -> Option<ScriptFlags> {
+        let vm = self.vm_synced();
+        vm.libraries.functions.get(name).map(|c| c.info.flags)
+    }
+
     /// Whether a script has been running for longer than `busy-reply-threshold`.
     pub fn busy(&self) -> bool {
         self.control.busy.load(Ordering::Acquire)
@@ -256,36 +347,50 @@ impl Scripts {
     /// Runs the cached script `run.sha`, its commands through `host`. Blocks: call it
     /// through `blocking_io::run`.
     pub fn run(&self, run: &Run, host: &mut dyn Host) -> RunEnd {
-        let vm = self.vm.lock();
-        let Some(function) = vm.functions.get(run.sha).cloned() else {
-            return RunEnd::Reply(Reply::error(NOSCRIPT));
+        let vm = self.vm_synced();
+        let function = if run.function {
+            vm.libraries
+                .functions
+                .get(run.sha)
+                .map(|c| c.function.clone())
+        } else {
+            vm.functions.get(run.sha).cloned()
+        };
+        let Some(function) = function else {
+            let missing = if run.function {
+                "ERR Function not found"
+            } else {
+                NOSCRIPT
+            };
+            return RunEnd::Reply(Reply::error(missing));
         };
         let sandbox = &vm.sandbox;
         let lua = &sandbox.lua;
-        let prepared = (|| -> mlua::Result<()> {
-            sandbox.globals.raw_set(
-                "KEYS",
-                lua.create_sequence_from(
-                    run.keys
-                        .iter()
-                        .map(|k| lua.create_string(k))
-                        .collect::<mlua::Result<Vec<_>>>()?,
-                )?,
-            )?;
-            sandbox.globals.raw_set(
-                "ARGV",
-                lua.create_sequence_from(
-                    run.argv
-                        .iter()
-                        .map(|a| lua.create_string(a))
-                        .collect::<mlua::Result<Vec<_>>>()?,
-                )?,
-            )?;
-            lua.set_named_registry_value(RESP_KEY, 2)
+        let strings = |items: &[Bytes]| -> mlua::Result<Table> {
+            let strings = items.iter().map(|k| lua.create_string(k));
+            lua.create_sequence_from(strings.collect::<mlua::Result<Vec<_>>>()?)
+        };
+        // A script sees KEYS and ARGV as globals; a function gets them as its arguments.
+        let prepared = (|| -> mlua::Result<(Value, Value)> {
+            let (keys, argv) = (strings(run.keys)?, strings(run.argv)?);
+            lua.set_named_registry_value(RESP_KEY, 2)?;
+            if run.function {
+                sandbox.globals.raw_set("KEYS", Value::Nil)?;
+                sandbox.globals.raw_set("ARGV", Value::Nil)?;
+                Ok((Value::Table(keys), Value::Table(argv)))
+            } else {
+                sandbox.globals.raw_set("KEYS", keys)?;
+                sandbox.globals.raw_set("ARGV", argv)?;
+                Ok((Value::Nil, Value::Nil))
+            }
         })();
-        if let Err(e) = prepared {
-            return RunEnd::Reply(Reply::Error(format!("ERR {e}")));
-        }
+        let arguments = match prepared {
+            Ok(arguments) => arguments,
+            Err(e) => return RunEnd::Reply(Reply::Error(format!("ERR {e}"))),
+        };
+        *self.control.function.lock() = run
+            .function
+            .then(|| (run.sha.to_string(), run.command.to_vec()));
         self.control.begin(run.busy_after_ms);
         let abandoned = Cell::new(false);
         let host = RefCell::new(host);
@@ -324,7 +429,11 @@ impl Scripts {
             sandbox.hooks.raw_set("stopping", Value::Nil)?;
             sandbox.hooks.raw_set("run", call)?;
             sandbox.hooks.raw_set("acl_check", acl_check)?;
-            let result = sandbox.call(&function, ());
+            let result = if run.function {
+                sandbox.call(&function, arguments)
+            } else {
+                sandbox.call(&function, ())
+            };
             sandbox.hooks.raw_set("run", Value::Nil)?;
             sandbox.hooks.raw_set("acl_check", Value::Nil)?;
             Ok(result)

@@ -3,15 +3,20 @@
 //! host (the node) carries out. `convert.rs` turns replies into Lua values and back,
 //! `redis_lib.rs` holds the `redis` table's helpers, `sandbox.rs` (with `sandbox.lua`) the
 //! Lua state and its read-only globals, `flags.rs` the shebang flags, `libs/` the libraries
-//! redis-server adds (`bit`, `cjson`) and `engine.rs` the cache and the runs. EVAL and SCRIPT are in `commands::scripting`; running a script
+//! redis-server adds (`bit`, `cjson`, `cmsgpack`, `struct`), `functions.rs` and
+//! `libraries.rs` function libraries (FUNCTION LOAD, FCALL), and `engine.rs` the cache and
+//! the runs. EVAL and SCRIPT are in `commands::scripting`; running a script
 //! atomically at its shard's leader is the node's (`node/script.rs`).
 
 pub mod convert;
 pub mod engine;
 pub mod flags;
+pub mod functions;
+pub mod libraries;
 mod libs;
 pub mod redis_lib;
 pub mod sandbox;
 
 pub use engine::{Abandon, CachedScript, Host, Run, RunEnd, Scripts, NOSCRIPT};
 pub use flags::ScriptFlags;
+pub use libraries::Library;

@@ -46,8 +46,32 @@ local function unproxied(t)
   return behind[t] or t
 end
 
+-- While a function library loads (`hooks.loading`), `redis` is the loading API:
+-- register_function, log and the constants; anything else in it is an error, as Redis has it.
+local load_redis_lib = {
+  register_function = function(...)
+    return hooks.register(...)
+  end,
+}
+for _, name in ipairs({
+  'log', 'LOG_DEBUG', 'LOG_VERBOSE', 'LOG_NOTICE', 'LOG_WARNING', 'REDIS_VERSION',
+  'REDIS_VERSION_NUM',
+}) do
+  load_redis_lib[name] = libraries.redis[name]
+end
+local load_redis = readonly(load_redis_lib, function(_, name)
+  local value = load_redis_lib[name]
+  if value == nil then
+    error("Script attempted to access nonexistent global variable '" .. tostring(name) .. "'", 2)
+  end
+  return value
+end)
+
 local globals = {}
 local env = readonly(globals, function(_, name)
+  if name == 'redis' and hooks.loading then
+    return load_redis
+  end
   local value = globals[name]
   if value == nil then
     error("Script attempted to access nonexistent global variable '" .. tostring(name) .. "'", 2)

@@ -17,6 +17,8 @@ pub const MEMORY_LIMIT: usize = 1 << 30;
 /// Chunk names of the code a client sends, as redis-server names them: what error
 /// messages and the reported line refer to.
 pub const SCRIPT_CHUNK: &str = "@user_script";
+/// The chunk name of a function library's code.
+pub const FUNCTION_CHUNK: &str = "@user_function";
 
 pub struct Sandbox {
     pub lua: Lua,

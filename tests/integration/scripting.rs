@@ -222,3 +222,60 @@ fn a_long_write_script_survives_kill_9_of_its_leader_whole_or_not_at_all() {
         },
     );
 }
+
+/// Polls `op` until it gives true, for up to 20 s.
+fn eventually(what: &str, mut op: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !op() {
+        assert!(Instant::now() < deadline, "never: {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn function_libraries_live_in_the_cluster_and_outlive_the_node_that_loaded_them() {
+    let mut cluster = Cluster::start("functions", 3, &["--appendfsync", "always"]);
+    let ports = cluster.ports();
+    let code = "#!lua name=counter\n\
+                redis.register_function('bump', function(keys, args) \
+                return redis.call('incrby', keys[1], args[1]) end)";
+    let mut a = connect(ports[0]);
+    assert_eq!(
+        text(&query(&mut a, &["FUNCTION", "LOAD", code]).unwrap()),
+        "counter"
+    );
+    // Every node has it.
+    for port in &ports {
+        let mut con = connect(*port);
+        eventually("the library on every node", || {
+            format!("{:?}", query(&mut con, &["FUNCTION", "LIST"])).contains("counter")
+        });
+    }
+    cluster.kill(0);
+    // Through the third node, for keys of every shard, while the killed node's shards elect.
+    let mut c = connect(ports[2]);
+    for i in 0..8 {
+        let key = format!("bumped{i}");
+        eventually("FCALL through the third node", || {
+            query(&mut c, &["FCALL", "bump", "1", &key, "5"]) == Ok(Value::Int(5))
+        });
+    }
+    // The node that loaded it comes back with it (the map is on its disk).
+    cluster.start_node(0);
+    let mut a = connect(ports[0]);
+    eventually("FCALL through the restarted node", || {
+        query(&mut a, &["FCALL", "bump", "1", "bumped0", "1"]) == Ok(Value::Int(6))
+    });
+    // Deleted through one node, gone from all.
+    assert_eq!(
+        query(&mut c, &["FUNCTION", "DELETE", "counter"]).unwrap(),
+        Value::Okay
+    );
+    for port in cluster.ports() {
+        let mut con = connect(port);
+        eventually("the library gone from every node", || {
+            format!("{:?}", query(&mut con, &["FCALL", "bump", "1", "k", "1"]))
+                .contains("Function not found")
+        });
+    }
+}
