@@ -8,12 +8,17 @@ table of median ops/s and the Basalt/Redis ratio, with the machine, commit and s
 With `--tls`, both serve clients over TLS only on the port benchmarked (certificates made
 with openssl, no client certificates) and redis-benchmark speaks TLS to both.
 
+With `--scripts`, the commands benchmarked are EVALSHA of a script doing GET + INCR +
+EXPIRE on one key, and FCALL of the same as a function (loaded on both first), each on a
+random key of `--keyspace` (default 100000).
+
 With `--baseline BIN`, a third server (another Basalt build, e.g. one from before a change)
 runs in the same alternation and the table gains its ops/s and the Basalt/baseline ratio.
 
 Usage: bench/compare_redis.py [--runs 5] [--requests 200000] [--tests set,get,incr,mset]
                               [--basalt-args "--appendfsync everysec"] [--redis-args "..."]
                               [--baseline path/to/basalt] [--keyspace 100000] [--tls]
+                              [--scripts]
 """
 import argparse
 import csv
@@ -66,6 +71,37 @@ def bench(port, tests, requests, pipeline, clients, keyspace=0, ca=None, user=Fa
     return rows
 
 
+# --scripts: one script, as EVALSHA and as FCALL.
+SCRIPT_BODY = ("local v = redis.call('GET', KEYS[1]) redis.call('INCR', KEYS[1]) "
+               "redis.call('EXPIRE', KEYS[1], 100) return v")
+LIBRARY = ("#!lua name=benchlib\nredis.register_function('getincr', function(keys, args) "
+           "local v = redis.call('GET', keys[1]) redis.call('INCR', keys[1]) "
+           "redis.call('EXPIRE', keys[1], 100) return v end)")
+
+
+def load_scripts(port):
+    """Loads the script and the library on the server at `port`; the script's SHA-1."""
+    cli = ["redis-cli", "-p", str(port)]
+    subprocess.run(cli + ["FUNCTION", "LOAD", "REPLACE", LIBRARY], check=True,
+                   capture_output=True)
+    return subprocess.run(cli + ["SCRIPT", "LOAD", SCRIPT_BODY], check=True,
+                          capture_output=True, text=True).stdout.strip()
+
+
+def bench_scripts(port, sha, requests, pipeline, clients, keyspace):
+    """ops/s of EVALSHA and FCALL of the script on random keys."""
+    rows = {}
+    for name, command in [("evalsha", ["EVALSHA", sha]), ("fcall", ["FCALL", "getincr"])]:
+        cmd = ["redis-benchmark", "-p", str(port), "-n", str(requests), "-c", str(clients),
+               "-P", str(pipeline), "-r", str(keyspace or 100000), "--csv",
+               *command, "1", "key:__rand_int__"]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+        for row in csv.reader(io.StringIO(out)):
+            if len(row) >= 2 and row[0] != "test":
+                rows[name] = float(row[1])
+    return rows
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=5)
@@ -79,6 +115,8 @@ def main():
     ap.add_argument("--keyspace", type=int, default=0,
                     help="random keys out of this many (redis-benchmark -r; 0: one key)")
     ap.add_argument("--tls", action="store_true", help="both servers over TLS")
+    ap.add_argument("--scripts", action="store_true",
+                    help="benchmark EVALSHA and FCALL of GET + INCR + EXPIRE instead of --tests")
     ap.add_argument("--acl-user", action="store_true",
                     help="benchmark both as a restricted ACL user (ACL_USER)")
     args = ap.parse_args()
@@ -111,13 +149,19 @@ def main():
                 cmd = ["redis-cli", "-p", str(port)] + (["--tls", "--cacert", ca] if ca else [])
                 subprocess.run(cmd + ["ACL", "SETUSER"] + ACL_USER, check=True,
                                capture_output=True)
+        shas = {name: load_scripts(port) for name, port, _ in servers} if args.scripts else {}
         results = {}  # (server, pipeline, test) -> [ops/s]
         for pipeline in [int(p) for p in args.pipelines.split(",")]:
             requests = args.requests * (8 if pipeline > 1 else 1)
             for _ in range(args.runs):
                 for name, port, _ in servers:
-                    for test, ops in bench(port, args.tests, requests, pipeline, args.clients,
-                                           args.keyspace, ca, args.acl_user).items():
+                    if args.scripts:
+                        rows = bench_scripts(port, shas[name], requests, pipeline,
+                                             args.clients, args.keyspace)
+                    else:
+                        rows = bench(port, args.tests, requests, pipeline, args.clients,
+                                     args.keyspace, ca, args.acl_user)
+                    for test, ops in rows.items():
                         results.setdefault((name, pipeline, test), []).append(ops)
         print(machine_line())
         print(f"redis-benchmark -c {args.clients}, "

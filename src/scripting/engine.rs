@@ -168,6 +168,8 @@ pub struct Scripts {
     /// The function libraries the cluster map holds, with a generation that moves when
     /// they change (the Lua state follows them before its next use).
     wanted: Mutex<(u64, BTreeMap<Bytes, Bytes>)>,
+    /// The libraries the Lua state holds, readable while a script holds the state.
+    catalog: Mutex<BTreeMap<String, Library>>,
     control: Arc<RunControl>,
 }
 
@@ -199,6 +201,7 @@ impl Scripts {
                 libraries: Libraries::default(),
             }),
             wanted: Mutex::default(),
+            catalog: Mutex::default(),
             cache: Mutex::new(AHashMap::new()),
             control,
         }
@@ -260,16 +263,21 @@ impl Scripts {
     /// script runs (off the async workers' schedule).
     fn vm_synced(&self) -> parking_lot::MutexGuard<'_, Vm> {
         let mut vm = crate::blocking_io::run(|| self.vm.lock());
+        self.sync(&mut vm);
+        vm
+    }
+
+    /// Brings the Lua state's libraries to the wanted set, and the catalog with them.
+    fn sync(&self, vm: &mut Vm) {
         let wanted = self.wanted.lock();
         if vm.libraries.generation != wanted.0 {
             let Vm {
                 sandbox, libraries, ..
-            } = &mut *vm;
+            } = vm;
             libraries.follow(sandbox, &wanted.1);
             libraries.generation = wanted.0;
+            *self.catalog.lock() = libraries.loaded.clone();
         }
-        drop(wanted);
-        vm
     }
 
     /// The function libraries of the cluster map (name → code), as it changes.
@@ -287,9 +295,13 @@ impl Scripts {
         vm.libraries.check(&vm.sandbox, code, replace)
     }
 
-    /// The loaded libraries, by name.
+    /// The loaded libraries, by name. While a script runs, as they were when it began
+    /// (FUNCTION LIST and STATS answer then too).
     pub fn libraries(&self) -> BTreeMap<String, Library> {
-        self.vm_synced().libraries.loaded.clone()
+        if let Some(mut vm) = self.vm.try_lock() {
+            self.sync(&mut vm);
+        }
+        self.catalog.lock().clone()
     }
 
     /// FUNCTION RESTORE's check of the whole set it would make: every library loads and

@@ -77,6 +77,43 @@ fn a_long_script_makes_others_busy_and_script_kill_stops_it_without_its_writes()
 }
 
 #[test]
+fn a_long_function_is_busy_in_function_stats_and_function_kill_stops_it() {
+    let server = start_basalt(&["--busy-reply-threshold", "100"]);
+    let mut other = server.client();
+    let code = "#!lua name=slow\n\
+                redis.register_function('spin', function(keys, args) \
+                redis.call('set', keys[1], 'x') while true do end end)";
+    assert_eq!(
+        show(&other.call(&["FUNCTION", "LOAD", code])),
+        "$4\r\nslow\r\n"
+    );
+    let mut runner = server.client();
+    runner.send(&[b"FCALL", b"spin", b"1", b"spun"]);
+    assert_eq!(
+        wait_busy(&mut other),
+        "-BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.\r\n"
+    );
+    // FUNCTION STATS is allowed while busy and shows what runs.
+    let stats = show(&other.call(&["FUNCTION", "STATS"]));
+    assert!(
+        stats.contains("$4\r\nspin\r\n") && stats.contains("$5\r\nFCALL\r\n"),
+        "{stats}"
+    );
+    assert_eq!(show(&other.call(&["FUNCTION", "KILL"])), "+OK\r\n");
+    let killed = show(&runner.read_reply());
+    assert!(
+        killed.starts_with("-ERR Script killed by user with SCRIPT KILL...")
+            && killed.contains("script: spin, on @user_function:2."),
+        "{killed}"
+    );
+    assert_eq!(show(&other.call(&["GET", "spun"])), "$-1\r\n");
+    assert_eq!(
+        show(&other.call(&["FUNCTION", "KILL"])),
+        "-NOTBUSY No scripts in execution right now.\r\n"
+    );
+}
+
+#[test]
 fn the_lua_state_bounds_memory_recursion_and_nesting() {
     let server = start_basalt(&[]);
     let mut c = server.client();
