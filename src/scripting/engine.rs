@@ -30,6 +30,9 @@ use crate::protocol::Reply;
 pub const NOSCRIPT: &str = "NOSCRIPT No matching script. Please use EVAL.";
 const KILLED: &str = "Script killed by user with SCRIPT KILL...";
 const KILLED_C: &CStr = c"Script killed by user with SCRIPT KILL...";
+/// How long a library's code may run when it loads (redis-server's limit).
+const LOAD_TIMEOUT_MS: u64 = 500;
+const LOAD_TIMEOUT_C: &CStr = c"FUNCTION LOAD timeout";
 /// How often (in Lua instructions) a running script looks at its [`RunControl`].
 const CHECK_EVERY: i32 = 10_000;
 
@@ -91,13 +94,30 @@ pub struct RunControl {
     abandon: AtomicBool,
     /// The function running, and the command that called it (FUNCTION STATS).
     function: Mutex<Option<(String, Vec<Bytes>)>>,
+    /// While a library's code runs: when it must have finished (0: none).
+    load_deadline_ms: AtomicU64,
+}
+
+/// What the hook finds.
+enum Stop {
+    No,
+    Killed,
+    LoadTimeout,
 }
 
 impl RunControl {
-    /// Whether the running script must stop; marks it busy past the threshold.
-    fn must_stop(&self) -> bool {
+    /// Whether the running script (or the library loading) must stop; marks a script
+    /// busy past the threshold.
+    fn must_stop(&self) -> Stop {
+        if !self.running.load(Ordering::Acquire) {
+            let deadline = self.load_deadline_ms.load(Ordering::Relaxed);
+            if deadline != 0 && clock::now_ms() > deadline {
+                return Stop::LoadTimeout;
+            }
+            return Stop::No;
+        }
         if self.kill.load(Ordering::Relaxed) || self.abandon.load(Ordering::Relaxed) {
-            return true;
+            return Stop::Killed;
         }
         if !self.busy.load(Ordering::Relaxed) {
             let elapsed = clock::now_ms().saturating_sub(self.started_ms.load(Ordering::Relaxed));
@@ -109,7 +129,18 @@ impl RunControl {
                 self.busy.store(true, Ordering::Relaxed);
             }
         }
-        false
+        Stop::No
+    }
+
+    /// A library's code starts running (FUNCTION LOAD, or following the cluster map): it
+    /// has [`LOAD_TIMEOUT_MS`] to register its functions.
+    pub(super) fn begin_load(&self) {
+        let deadline = clock::now_ms() + LOAD_TIMEOUT_MS;
+        self.load_deadline_ms.store(deadline, Ordering::Relaxed);
+    }
+
+    pub(super) fn end_load(&self) {
+        self.load_deadline_ms.store(0, Ordering::Relaxed);
     }
 
     fn begin(&self, busy_after_ms: u64) {
@@ -133,8 +164,9 @@ const CONTROL_KEY: &CStr = c"basalt_control";
 
 /// The count hook, every [`CHECK_EVERY`] instructions of every coroutine of the state (a
 /// raw Lua hook: coroutines inherit it, where mlua's hooks stay on one thread). Once the
-/// run must stop it marks it stopping (no `pcall` catches its error then, see
-/// `sandbox.lua`) and raises the kill error; at every check after, again.
+/// run must stop (killed, or a library's load past its time) it marks it stopping (no
+/// `pcall` catches its error then, see `sandbox.lua`) and raises the error; at every check
+/// after, again.
 ///
 /// # Safety
 /// Lua calls it with a live state whose registry holds the [`RunControl`] pointer. The
@@ -143,14 +175,19 @@ unsafe extern "C-unwind" fn count_hook(state: *mut ffi::lua_State, _: *mut ffi::
     ffi::lua_getfield(state, ffi::LUA_REGISTRYINDEX, CONTROL_KEY.as_ptr());
     let control = ffi::lua_touserdata(state, -1) as *const RunControl;
     ffi::lua_pop(state, 1);
-    if control.is_null() || !(*control).must_stop() {
+    if control.is_null() {
         return;
     }
+    let message = match (*control).must_stop() {
+        Stop::No => return,
+        Stop::Killed => KILLED_C,
+        Stop::LoadTimeout => LOAD_TIMEOUT_C,
+    };
     ffi::lua_getfield(state, ffi::LUA_REGISTRYINDEX, HOOKS_KEY.as_ptr());
     ffi::lua_pushboolean(state, 1);
     ffi::lua_setfield(state, -2, c"stopping".as_ptr());
     ffi::lua_pop(state, 1);
-    ffi::lua_pushstring(state, KILLED_C.as_ptr());
+    ffi::lua_pushstring(state, message.as_ptr());
     ffi::lua_error(state);
 }
 
@@ -274,7 +311,7 @@ impl Scripts {
             let Vm {
                 sandbox, libraries, ..
             } = vm;
-            libraries.follow(sandbox, &wanted.1);
+            libraries.follow(sandbox, &self.control, &wanted.1);
             libraries.generation = wanted.0;
             *self.catalog.lock() = libraries.loaded.clone();
         }
@@ -292,7 +329,8 @@ impl Scripts {
     /// FUNCTION LOAD's checks of a library's code: its name, or the error reply's text.
     pub fn check_library(&self, code: &[u8], replace: bool) -> Result<String, String> {
         let vm = self.vm_synced();
-        vm.libraries.check(&vm.sandbox, code, replace)
+        vm.libraries
+            .check(&vm.sandbox, &self.control, code, replace)
     }
 
     /// The loaded libraries, by name. While a script runs, as they were when it began
@@ -310,7 +348,7 @@ impl Scripts {
         let vm = self.vm_synced();
         let mut seen = ahash::AHashSet::new();
         for code in set.values() {
-            let (_, registered) = super::libraries::load(&vm.sandbox, code)?;
+            let (_, registered) = super::libraries::load(&vm.sandbox, &self.control, code)?;
             for (info, _) in registered {
                 if !seen.insert(info.name.clone()) {
                     return Err(format!("ERR Function {} already exists", info.name));

@@ -8,6 +8,7 @@ use ahash::AHashMap;
 use bytes::Bytes;
 use mlua::{Function, Value, Variadic};
 
+use super::engine::RunControl;
 use super::functions::{parse_metadata, FunctionInfo, Registrations};
 use super::sandbox::{Sandbox, FUNCTION_CHUNK};
 
@@ -38,7 +39,12 @@ impl Libraries {
     /// Makes the loaded set `wanted` (name → code): libraries whose code changed are
     /// loaded again, those gone are dropped. A library the map holds but this state cannot
     /// load (it loaded where FUNCTION LOAD ran) is logged and left out.
-    pub fn follow(&mut self, sandbox: &Sandbox, wanted: &BTreeMap<Bytes, Bytes>) {
+    pub fn follow(
+        &mut self,
+        sandbox: &Sandbox,
+        control: &RunControl,
+        wanted: &BTreeMap<Bytes, Bytes>,
+    ) {
         let mut next = BTreeMap::new();
         let mut functions = AHashMap::new();
         for (name, code) in wanted {
@@ -50,7 +56,7 @@ impl Libraries {
                     .filter(|c| c.library == name)
                     .map(|c| (c.info.clone(), c.function.clone()))
                     .collect(),
-                _ => match load(sandbox, code) {
+                _ => match load(sandbox, control, code) {
                     Ok((_, registered)) => registered,
                     Err(e) => {
                         tracing::error!(library = %name, error = %e, "cannot load a function library");
@@ -85,12 +91,18 @@ impl Libraries {
 
     /// FUNCTION LOAD's checks of `code` against the libraries loaded: its name, or the
     /// error reply's text.
-    pub fn check(&self, sandbox: &Sandbox, code: &[u8], replace: bool) -> Result<String, String> {
+    pub fn check(
+        &self,
+        sandbox: &Sandbox,
+        control: &RunControl,
+        code: &[u8],
+        replace: bool,
+    ) -> Result<String, String> {
         let (name, _) = parse_metadata(code)?;
         if self.loaded.contains_key(&name) && !replace {
             return Err(format!("ERR Library '{name}' already exists"));
         }
-        let (_, registered) = load(sandbox, code)?;
+        let (_, registered) = load(sandbox, control, code)?;
         for (info, _) in &registered {
             let clash = self
                 .functions
@@ -105,9 +117,10 @@ impl Libraries {
 }
 
 /// Loads a library's code in `sandbox`: its name and the functions it registered, or the
-/// error reply's text.
+/// error reply's text. The code has `control`'s load time to run.
 pub fn load(
     sandbox: &Sandbox,
+    control: &RunControl,
     code: &[u8],
 ) -> Result<(String, Vec<(FunctionInfo, Function)>), String> {
     let (name, code_at) = parse_metadata(code)?;
@@ -121,7 +134,10 @@ pub fn load(
             .create_function(|lua, args: Variadic<Value>| registrations.register(lua, args))?;
         sandbox.hooks.raw_set("register", register)?;
         sandbox.hooks.raw_set("loading", true)?;
+        sandbox.hooks.raw_set("stopping", Value::Nil)?;
+        control.begin_load();
         let result = sandbox.call(&chunk, ());
+        control.end_load();
         sandbox.hooks.raw_set("loading", Value::Nil)?;
         sandbox.hooks.raw_set("register", Value::Nil)?;
         Ok(result)

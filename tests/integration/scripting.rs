@@ -138,6 +138,19 @@ fn the_lua_state_bounds_memory_recursion_and_nesting() {
         "{}",
         &nested[nested.len().saturating_sub(80)..]
     );
+    // A library's code that never ends is stopped at redis-server's load time limit.
+    let load = show(&c.call(&["FUNCTION", "LOAD", "#!lua name=forever\nwhile true do end"]));
+    assert_eq!(
+        load,
+        "-ERR Error registering functions: ERR FUNCTION LOAD timeout\r\n"
+    );
+    let caught = show(&c.call(&[
+        "FUNCTION",
+        "LOAD",
+        "#!lua name=forever\npcall(function() while true do end end) \
+         redis.register_function('f', function() end)",
+    ]));
+    assert!(caught.contains("FUNCTION LOAD timeout"), "{caught}");
     // The state is still usable, and its memory came back.
     assert_eq!(
         show(&c.call(&["EVAL", "return 'alive'", "0"])),
