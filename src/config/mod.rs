@@ -165,7 +165,11 @@ impl Config {
                 reason: "Basalt supports 1 to 254 databases".into(),
             });
         }
-        self.values.get_mut().insert(param.name, value);
+        let values = self.values.get_mut();
+        if let Some(twin) = table::twin(param.name) {
+            values.insert(twin, value.clone());
+        }
+        values.insert(param.name, value);
         Ok(())
     }
 
@@ -273,6 +277,9 @@ impl Config {
         }
         let mut values = self.values.write();
         for (param, value) in checked {
+            if let Some(twin) = table::twin(param.name) {
+                values.insert(twin, value.clone());
+            }
             values.insert(param.name, value);
         }
         drop(values);
@@ -489,5 +496,13 @@ mod tests {
         assert_eq!((c.maxclients(), c.bulk_len_bytes_max()), (5, 1 << 20));
         let err = c.set_many(&pairs(&[("databases", "3")])).unwrap_err();
         assert!(err.contains("can't set immutable config"), "{err}");
+        // Two names of one setting move together.
+        c.set_many(&pairs(&[("lua-time-limit", "1234")])).unwrap();
+        assert_eq!(c.get("busy-reply-threshold"), "1234");
+        let flags = ["--busy-reply-threshold", "77"].map(String::from);
+        assert_eq!(
+            Config::from_args(&flags).unwrap().get("lua-time-limit"),
+            "77"
+        );
     }
 }

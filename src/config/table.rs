@@ -224,7 +224,18 @@ pub static EFFECTIVE: &[&str] = &[
     "notify-keyspace-events",
     "tracking-table-max-keys",
     "keyspace-events-log",
+    "busy-reply-threshold",
+    "lua-time-limit",
 ];
+
+/// Two names of one setting (Redis 7 renamed `lua-time-limit`; both stay, always equal).
+pub fn twin(name: &str) -> Option<&'static str> {
+    match name {
+        "busy-reply-threshold" => Some("lua-time-limit"),
+        "lua-time-limit" => Some("busy-reply-threshold"),
+        _ => None,
+    }
+}
 
 /// The TLS settings Basalt acts on. Which ports use TLS is fixed at start-up; the
 /// certificates, keys and options ([`TLS_RELOADABLE`]) change with CONFIG SET.
