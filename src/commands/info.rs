@@ -179,6 +179,21 @@ fn render(ctx: &Ctx, section: &str, out: &mut String) {
                 0.0
             };
             line("mem_fragmentation_ratio", &format!("{ratio:.2}"));
+            let lua = shared.scripts.lua_memory();
+            line("used_memory_lua", &lua);
+            line("used_memory_lua_human", &human_bytes(lua as u64));
+            let (cached, eval_bytes) = shared.scripts.cached();
+            let library_bytes: usize = shared
+                .scripts
+                .libraries()
+                .values()
+                .map(|l| l.code.len())
+                .sum();
+            line("used_memory_scripts_eval", &eval_bytes);
+            line("number_of_cached_scripts", &cached);
+            let scripts = eval_bytes + library_bytes;
+            line("used_memory_scripts", &scripts);
+            line("used_memory_scripts_human", &human_bytes(scripts as u64));
         }
         "persistence" => {
             line("# Persistence", &"");

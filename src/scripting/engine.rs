@@ -23,7 +23,7 @@ use super::convert::{lua_to_reply, reply_to_lua};
 use super::flags::{parse_shebang, ScriptFlags};
 use super::libraries::{Libraries, Library};
 use super::redis_lib::{resp_of, sha1hex, RESP_KEY};
-use super::sandbox::{Sandbox, HOOKS_KEY, MEMORY_LIMIT, SCRIPT_CHUNK};
+use super::sandbox::{Sandbox, HOOKS_KEY, SCRIPT_CHUNK};
 use crate::clock;
 use crate::protocol::Reply;
 
@@ -35,6 +35,8 @@ const LOAD_TIMEOUT_MS: u64 = 500;
 const LOAD_TIMEOUT_C: &CStr = c"FUNCTION LOAD timeout";
 /// How often (in Lua instructions) a running script looks at its [`RunControl`].
 const CHECK_EVERY: i32 = 10_000;
+/// A run that leaves the Lua state holding more than this is followed by a full collection.
+const GC_AFTER_BYTES: usize = 32 << 20;
 
 /// A script as cached: its body and flags (the compiled function is in the Lua state).
 #[derive(Clone)]
@@ -207,6 +209,8 @@ pub struct Scripts {
     wanted: Mutex<(u64, BTreeMap<Bytes, Bytes>)>,
     /// The libraries the Lua state holds, readable while a script holds the state.
     catalog: Mutex<BTreeMap<String, Library>>,
+    /// The Lua state's memory after its last use.
+    lua_bytes: std::sync::atomic::AtomicUsize,
     control: Arc<RunControl>,
 }
 
@@ -219,6 +223,7 @@ impl Default for Scripts {
 impl Scripts {
     pub fn new() -> Scripts {
         let sandbox = Sandbox::new().expect("the Lua state and its libraries load");
+        let lua_bytes = sandbox.lua.used_memory();
         let control = Arc::new(RunControl::default());
         // SAFETY: the pointer stays valid while the Lua state lives: `control` is kept
         // by `Scripts`, whose Lua state is dropped first (field order).
@@ -239,6 +244,7 @@ impl Scripts {
             }),
             wanted: Mutex::default(),
             catalog: Mutex::default(),
+            lua_bytes: lua_bytes.into(),
             cache: Mutex::new(AHashMap::new()),
             control,
         }
@@ -283,9 +289,10 @@ impl Scripts {
         (cache.len(), cache.values().map(|c| c.body.len()).sum())
     }
 
-    /// Bytes the Lua state holds (INFO's `used_memory_lua`). Waits while a script runs.
+    /// Bytes the Lua state held after its last use (INFO's `used_memory_lua`; read without
+    /// waiting for a running script).
     pub fn lua_memory(&self) -> usize {
-        crate::blocking_io::run(|| self.vm.lock().sandbox.lua.used_memory())
+        self.lua_bytes.load(Ordering::Relaxed)
     }
 
     /// SCRIPT FLUSH: forgets every cached script.
@@ -490,10 +497,12 @@ impl Scripts {
         });
         let killed = self.control.kill.load(Ordering::Relaxed);
         self.control.end();
-        // What a run left behind is collected before the next could run out of room.
-        if lua.used_memory() > MEMORY_LIMIT / 4 {
+        // What a big run left behind is collected at once rather than held until Lua's
+        // own collector gets to it.
+        if lua.used_memory() > GC_AFTER_BYTES {
             let _ = lua.gc_collect();
         }
+        self.lua_bytes.store(lua.used_memory(), Ordering::Relaxed);
         if abandoned.get() {
             return RunEnd::Abandoned;
         }

@@ -156,6 +156,14 @@ fn the_lua_state_bounds_memory_recursion_and_nesting() {
         show(&c.call(&["EVAL", "return 'alive'", "0"])),
         "$5\r\nalive\r\n"
     );
+    let info = show(&c.call(&["INFO", "memory"]));
+    let field = |name: &str| -> u64 {
+        let line = info.lines().find(|l| l.starts_with(&format!("{name}:")));
+        line.and_then(|l| l.split(':').nth(1)?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {info}"))
+    };
+    assert!(field("used_memory_lua") < 64 << 20, "{info}");
+    assert_eq!(field("number_of_cached_scripts"), 5, "{info}");
 }
 
 #[test]
