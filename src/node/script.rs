@@ -53,6 +53,8 @@ impl Node {
         if shards.len() > 1 && !alone {
             return Reply::error("CROSSSLOT Keys in request don't hash to the same slot");
         }
+        // First on this worker; a script too long for that runs again off it.
+        let mut inline = true;
         loop {
             let held: Vec<ShardId> = shards.iter().copied().collect();
             if held.iter().any(|s| !self.groups().is_leader(*s)) {
@@ -70,8 +72,13 @@ impl Node {
             let now_ms = clock::now_ms();
             let spec = self.shared.keyspace.speculate();
             let mut run = Speculation::new(&spec, now_ms, &held, None);
-            let (end, need) = self.run_speculating(&mut run, session, args, call, true);
+            let (end, need) = self.run_speculating(&mut run, session, args, call, true, inline);
             match end {
+                RunEnd::NotInline => {
+                    drop(gates);
+                    inline = false;
+                    continue;
+                }
                 RunEnd::Abandoned if !need.is_empty() => {
                     drop(gates);
                     shards.extend(need);
@@ -114,18 +121,23 @@ impl Node {
             return Reply::error("ERR Can not run script on cluster, 'no-cluster' flag is set.");
         }
         let before = run.writes.len();
-        match self.run_speculating(run, session, args, call, false).0 {
+        match self
+            .run_speculating(run, session, args, call, false, false)
+            .0
+        {
             RunEnd::Reply(reply) => reply,
             RunEnd::Killed(reply) => {
                 run.writes.truncate(before);
                 reply
             }
             RunEnd::Abandoned => Reply::error(NON_LOCAL),
+            RunEnd::NotInline => Reply::error("ERR the script could not run"),
         }
     }
 
-    /// Runs the script of `call` in `run`; how it ended, and the shards a new run needs
-    /// (when `may_retry` and it touched keys of shards `run` does not hold).
+    /// Runs the script of `call` in `run` (`inline`: on this worker, see `Run::inline`);
+    /// how it ended, and the shards a new run needs (when `may_retry` and it touched keys
+    /// of shards `run` does not hold).
     fn run_speculating(
         &self,
         run: &mut Speculation,
@@ -133,6 +145,7 @@ impl Node {
         args: &[Bytes],
         call: &ScriptCall,
         may_retry: bool,
+        inline: bool,
     ) -> (RunEnd, BTreeSet<ShardId>) {
         let keys = call.keys(args);
         let busy_after_ms = self
@@ -145,6 +158,7 @@ impl Node {
             sha: &call.sha,
             function: call.function,
             command: args,
+            inline,
             keys,
             argv: call.argv(args),
             resp3: session.resp3,
@@ -162,7 +176,11 @@ impl Node {
             may_retry,
             need: BTreeSet::new(),
         };
-        let end = blocking_io::run(|| self.shared.scripts.run(&script_run, &mut host));
+        let end = if inline {
+            self.shared.scripts.run(&script_run, &mut host)
+        } else {
+            blocking_io::run(|| self.shared.scripts.run(&script_run, &mut host))
+        };
         let need = std::mem::take(&mut host.need);
         host.session.db = db;
         (end, need)

@@ -5,8 +5,11 @@
 //! `busy-reply-threshold` (other clients then get BUSY) and whether SCRIPT KILL asked it
 //! to stop.
 //!
-//! The caller runs scripts off the async workers' schedule (`blocking_io::run`): a script
-//! may run for as long as its author wrote it to.
+//! A script first runs on the async worker that got it, if the Lua state is free, for at
+//! most a few milliseconds (most scripts end well within that); one that takes longer is
+//! dropped (a speculative run changes nothing) and the caller runs it again off the async
+//! workers' schedule (`blocking_io::run`), where it may run for as long as its author
+//! wrote it to.
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
@@ -33,6 +36,8 @@ const KILLED_C: &CStr = c"Script killed by user with SCRIPT KILL...";
 /// How long a library's code may run when it loads (redis-server's limit).
 const LOAD_TIMEOUT_MS: u64 = 500;
 const LOAD_TIMEOUT_C: &CStr = c"FUNCTION LOAD timeout";
+/// How long a script may keep the async worker that started it (see [`Run::inline`]).
+const INLINE_BUDGET_MS: u64 = 2;
 /// How often (in Lua instructions) a running script looks at its [`RunControl`].
 const CHECK_EVERY: i32 = 10_000;
 /// A run that leaves the Lua state holding more than this is followed by a full collection.
@@ -65,6 +70,9 @@ pub enum RunEnd {
     Reply(Reply),
     /// SCRIPT KILL stopped it: the error reply (its writes must not count).
     Killed(Reply),
+    /// An inline run (see [`Run::inline`]) found the Lua state in use or went past its
+    /// budget: nothing of it counts; run it again off the async worker.
+    NotInline,
     /// The host abandoned it (see [`Host::call`]).
     Abandoned,
 }
@@ -83,6 +91,10 @@ pub struct Run<'a> {
     pub busy_after_ms: u64,
     /// The command that runs it (FUNCTION STATS shows it).
     pub command: &'a [Bytes],
+    /// Run on the calling async worker: only if the Lua state is free at once, and for at
+    /// most [`INLINE_BUDGET_MS`] (else [`RunEnd::NotInline`]). Otherwise the caller runs
+    /// it off the worker's schedule (`blocking_io::run`).
+    pub inline: bool,
 }
 
 /// The running script's state, as other connections see it.
@@ -98,6 +110,10 @@ pub struct RunControl {
     function: Mutex<Option<(String, Vec<Bytes>)>>,
     /// While a library's code runs: when it must have finished (0: none).
     load_deadline_ms: AtomicU64,
+    /// A run on an async worker: when it must give the worker back (0: not inline).
+    inline_until_ms: AtomicU64,
+    /// The inline run went past its budget.
+    too_long: AtomicBool,
 }
 
 /// What the hook finds.
@@ -119,6 +135,13 @@ impl RunControl {
             return Stop::No;
         }
         if self.kill.load(Ordering::Relaxed) || self.abandon.load(Ordering::Relaxed) {
+            return Stop::Killed;
+        }
+        let inline_until = self.inline_until_ms.load(Ordering::Relaxed);
+        if inline_until != 0 && clock::now_ms() > inline_until {
+            // Too long to keep an async worker: dropped, to run again off the worker.
+            self.too_long.store(true, Ordering::Relaxed);
+            self.abandon.store(true, Ordering::Relaxed);
             return Stop::Killed;
         }
         if !self.busy.load(Ordering::Relaxed) {
@@ -145,8 +168,12 @@ impl RunControl {
         self.load_deadline_ms.store(0, Ordering::Relaxed);
     }
 
-    fn begin(&self, busy_after_ms: u64) {
-        self.started_ms.store(clock::now_ms(), Ordering::Relaxed);
+    fn begin(&self, busy_after_ms: u64, inline: bool) {
+        let now = clock::now_ms();
+        let inline_until = if inline { now + INLINE_BUDGET_MS } else { 0 };
+        self.inline_until_ms.store(inline_until, Ordering::Relaxed);
+        self.too_long.store(false, Ordering::Relaxed);
+        self.started_ms.store(now, Ordering::Relaxed);
         self.busy_after_ms.store(busy_after_ms, Ordering::Relaxed);
         self.kill.store(false, Ordering::Relaxed);
         self.abandon.store(false, Ordering::Relaxed);
@@ -404,7 +431,15 @@ impl Scripts {
     /// Runs the cached script `run.sha`, its commands through `host`. Blocks: call it
     /// through `blocking_io::run`.
     pub fn run(&self, run: &Run, host: &mut dyn Host) -> RunEnd {
-        let vm = self.vm_synced();
+        let vm = if run.inline {
+            let Some(mut vm) = self.vm.try_lock() else {
+                return RunEnd::NotInline;
+            };
+            self.sync(&mut vm);
+            vm
+        } else {
+            self.vm_synced()
+        };
         let function = if run.function {
             vm.libraries
                 .functions
@@ -448,7 +483,7 @@ impl Scripts {
         *self.control.function.lock() = run
             .function
             .then(|| (run.sha.to_string(), run.command.to_vec()));
-        self.control.begin(run.busy_after_ms);
+        self.control.begin(run.busy_after_ms, run.inline);
         let abandoned = Cell::new(false);
         let host = RefCell::new(host);
         let result = lua.scope(|scope| {
@@ -496,6 +531,7 @@ impl Scripts {
             Ok(result)
         });
         let killed = self.control.kill.load(Ordering::Relaxed);
+        let too_long = self.control.too_long.load(Ordering::Relaxed);
         self.control.end();
         // What a big run left behind is collected at once rather than held until Lua's
         // own collector gets to it.
@@ -503,6 +539,9 @@ impl Scripts {
             let _ = lua.gc_collect();
         }
         self.lua_bytes.store(lua.used_memory(), Ordering::Relaxed);
+        if too_long {
+            return RunEnd::NotInline;
+        }
         if abandoned.get() {
             return RunEnd::Abandoned;
         }
