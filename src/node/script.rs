@@ -227,14 +227,20 @@ struct ScriptHost<'n, 'r, 's> {
 
 impl<'n> ScriptHost<'n, '_, '_> {
     /// The command `args` names, checked as redis-server checks a script's command.
-    fn resolve(&self, args: &[Bytes]) -> Result<&'n Command, String> {
+    /// The command (or subcommand) `args` names.
+    fn lookup(&self, args: &[Bytes]) -> Option<&'n Command> {
         let node: &'n Node = self.node;
-        let table = &node.shared.table;
-        let unknown = || "ERR Unknown Redis command called from script".to_string();
-        let mut cmd = table.get(&args[0]).ok_or_else(unknown)?;
+        let cmd = node.shared.table.get(&args[0])?;
         if !cmd.subcommands.is_empty() && args.len() > 1 {
-            cmd = cmd.subcommand(&args[1]).ok_or_else(unknown)?;
+            return cmd.subcommand(&args[1]);
         }
+        Some(cmd)
+    }
+
+    fn resolve(&self, args: &[Bytes]) -> Result<&'n Command, String> {
+        let cmd = self
+            .lookup(args)
+            .ok_or("ERR Unknown Redis command called from script")?;
         if !cmd.spec.arity_allows(args.len()) {
             return Err("ERR Wrong number of args calling Redis command from script".into());
         }
@@ -327,11 +333,7 @@ impl Host for ScriptHost<'_, '_, '_> {
     }
 
     fn acl_check(&mut self, args: &[Bytes]) -> Result<bool, String> {
-        let table = &self.node.shared.table;
-        let mut cmd = table.get(&args[0]).ok_or_else(String::new)?;
-        if !cmd.subcommands.is_empty() && args.len() > 1 {
-            cmd = cmd.subcommand(&args[1]).ok_or_else(String::new)?;
-        }
+        let cmd = self.lookup(args).ok_or_else(String::new)?;
         Ok(acl::check(&self.session.user, cmd, args).is_ok())
     }
 }

@@ -70,8 +70,8 @@ pub enum RunEnd {
     Reply(Reply),
     /// SCRIPT KILL stopped it: the error reply (its writes must not count).
     Killed(Reply),
-    /// An inline run (see [`Run::inline`]) found the Lua state in use or went past its
-    /// budget: nothing of it counts; run it again off the async worker.
+    /// An inline run (see [`Run::inline`]) found the Lua state in use or its libraries to
+    /// load, or went past its budget: nothing of it counts; run it again off the worker.
     NotInline,
     /// The host abandoned it (see [`Host::call`]).
     Abandoned,
@@ -432,10 +432,13 @@ impl Scripts {
     /// through `blocking_io::run`.
     pub fn run(&self, run: &Run, host: &mut dyn Host) -> RunEnd {
         let vm = if run.inline {
-            let Some(mut vm) = self.vm.try_lock() else {
+            let Some(vm) = self.vm.try_lock() else {
                 return RunEnd::NotInline;
             };
-            self.sync(&mut vm);
+            // Loading changed libraries is no work for an async worker.
+            if vm.libraries.generation != self.wanted.lock().0 {
+                return RunEnd::NotInline;
+            }
             vm
         } else {
             self.vm_synced()
