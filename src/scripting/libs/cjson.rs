@@ -254,6 +254,9 @@ fn encode(
     depth: i64,
     out: &mut Vec<u8>,
 ) -> mlua::Result<()> {
+    if out.len() > super::MAX_OUTPUT {
+        return Err(super::too_big());
+    }
     match value {
         Value::Nil => out.extend_from_slice(b"null"),
         Value::LightUserData(p) if p.0.is_null() => out.extend_from_slice(b"null"),
@@ -270,6 +273,8 @@ fn encode(
                 ));
             }
             match array_length(lua, cfg, value, t)? {
+                // Every element writes two bytes at least (itself and a comma).
+                Some(len) if len > super::MAX_OUTPUT / 2 => return Err(super::too_big()),
                 Some(len) if len > 0 => {
                     out.push(b'[');
                     for i in 1..=len {

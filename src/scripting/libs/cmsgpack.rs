@@ -76,6 +76,9 @@ fn integer_arg(lua: &Lua, args: &[Value], at: usize, function: &str) -> mlua::Re
 }
 
 fn pack(value: &Value, level: usize, out: &mut Vec<u8>) -> mlua::Result<()> {
+    if out.len() > super::MAX_OUTPUT {
+        return Err(super::too_big());
+    }
     match value {
         Value::Boolean(b) => out.push(if *b { 0xc3 } else { 0xc2 }),
         Value::Integer(i) => pack_int(*i, out),

@@ -18,6 +18,15 @@ pub fn install(lua: &Lua, libraries: &Table) -> mlua::Result<()> {
     Ok(())
 }
 
+/// The most an encoder (`cjson.encode`, `cmsgpack.pack`) writes: its output is Rust's
+/// memory, outside the Lua state's bound, and a table can name one big string many times.
+pub(super) const MAX_OUTPUT: usize = super::sandbox::MEMORY_LIMIT;
+
+/// The error of an encoder whose output would pass [`MAX_OUTPUT`].
+pub(super) fn too_big() -> mlua::Error {
+    mlua::Error::runtime("not enough memory")
+}
+
 /// Lua's name for an argument's type ("no value" for a missing one).
 pub(super) fn type_name(value: Option<&Value>) -> &'static str {
     match value {
