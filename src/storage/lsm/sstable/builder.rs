@@ -56,8 +56,31 @@ pub struct TableBuilder {
     prefixes: Option<Arc<dyn PrefixExtractor>>,
     last_prefix: Vec<u8>,
     props: Properties,
-    /// Made on first use and kept for the table's blocks.
-    zstd: Option<zstd::bulk::Compressor<'static>>,
+    /// A block's compressed payload, kept between blocks.
+    scratch: Vec<u8>,
+    /// A zstd frame, kept between blocks.
+    frame: Vec<u8>,
+}
+
+thread_local! {
+    /// A zstd compression context per thread (flush and compaction threads): a context
+    /// holds megabytes of tables, and making one per table cost more than the compression.
+    static ZSTD: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Compresses `raw` into `frame` (replacing it) with this thread's zstd context.
+fn zstd_compress(raw: &[u8], frame: &mut Vec<u8>) -> std::io::Result<()> {
+    frame.clear();
+    frame.reserve(zstd::zstd_safe::compress_bound(raw.len()));
+    ZSTD.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let ctx = match slot.as_mut() {
+            Some(ctx) => ctx,
+            None => slot.insert(zstd::bulk::Compressor::new(3)?),
+        };
+        ctx.compress_to_buffer(raw, frame).map(|_| ())
+    })
 }
 
 fn io_err(path: &Path) -> impl Fn(std::io::Error) -> TableError + '_ {
@@ -87,7 +110,8 @@ impl TableBuilder {
                 min_seqno: u64::MAX,
                 ..Properties::default()
             },
-            zstd: None,
+            scratch: Vec::new(),
+            frame: Vec::new(),
         })
     }
 
@@ -169,36 +193,37 @@ impl TableBuilder {
         raw: &[u8],
         compression: Compression,
     ) -> Result<BlockHandle, TableError> {
-        let payload = match compression {
-            Compression::None => raw.to_vec(),
-            Compression::Lz4 => lz4_flex::block::compress_prepend_size(raw),
+        let payload: &[u8] = match compression {
+            Compression::None => raw,
+            Compression::Lz4 => {
+                let out = &mut self.scratch;
+                out.clear();
+                out.extend_from_slice(&(raw.len() as u32).to_le_bytes());
+                out.resize(4 + lz4_flex::block::get_maximum_output_size(raw.len()), 0);
+                let n = lz4_flex::block::compress_into(raw, &mut out[4..])
+                    .map_err(|e| io_err(&self.path)(std::io::Error::other(e)))?;
+                out.truncate(4 + n);
+                out
+            }
             Compression::Zstd => {
-                let mut out = (raw.len() as u32).to_le_bytes().to_vec();
-                let zstd = match &mut self.zstd {
-                    Some(ctx) => ctx,
-                    None => self
-                        .zstd
-                        .insert(zstd::bulk::Compressor::new(3).map_err(io_err(&self.path))?),
-                };
-                let frame = zstd.compress(raw).map_err(io_err(&self.path))?;
-                out.extend_from_slice(&frame);
+                zstd_compress(raw, &mut self.frame).map_err(io_err(&self.path))?;
+                let out = &mut self.scratch;
+                out.clear();
+                out.extend_from_slice(&(raw.len() as u32).to_le_bytes());
+                out.extend_from_slice(&self.frame);
                 out
             }
         };
         let tag = compression.tag();
-        let mut hasher_input = payload.clone();
-        hasher_input.push(tag);
-        let crc = crc32c::crc32c(&hasher_input);
+        let crc = crc32c::crc32c_append(crc32c::crc32c(payload), &[tag]);
         let handle = BlockHandle {
             offset: self.offset,
             size: payload.len() as u64,
         };
-        self.out
-            .write_all(&hasher_input)
-            .map_err(io_err(&self.path))?;
-        self.out
-            .write_all(&crc.to_le_bytes())
-            .map_err(io_err(&self.path))?;
+        let io = io_err(&self.path);
+        self.out.write_all(payload).map_err(&io)?;
+        self.out.write_all(&[tag]).map_err(&io)?;
+        self.out.write_all(&crc.to_le_bytes()).map_err(&io)?;
         self.offset += payload.len() as u64 + super::BLOCK_TRAILER_BYTES as u64;
         Ok(handle)
     }
