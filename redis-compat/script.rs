@@ -61,7 +61,7 @@ fn words(reply: &[u8]) -> Vec<String> {
 fn command_name(args: &[bytes::Bytes]) -> String {
     let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
     let containers = [
-        "client", "config", "object", "command", "memory", "slowlog", "script", "function",
+        "client", "config", "object", "command", "memory", "slowlog", "script", "function", "xinfo",
     ];
     match args.get(1) {
         Some(sub) if containers.contains(&name.as_str()) => {
@@ -173,4 +173,6 @@ scripts! {
     scripting => "scripting.txt",
     scripting_libs => "scripting_libs.txt",
     functions => "functions.txt",
+    streams => "streams.txt",
+    stream_groups => "stream_groups.txt",
 }

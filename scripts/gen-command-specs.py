@@ -55,6 +55,12 @@ COMMANDS = {
     "bzmpop": None, "zrandmember": None, "zunion": None, "zinter": None, "zdiff": None,
     "zunionstore": None, "zinterstore": None, "zdiffstore": None, "zintercard": None,
     "zscan": None,
+    # streams
+    "xadd": None, "xtrim": None, "xdel": None, "xsetid": None, "xlen": None, "xrange": None,
+    "xrevrange": None, "xread": None, "xreadgroup": None, "xack": None, "xpending": None,
+    "xclaim": None, "xautoclaim": None,
+    "xgroup": ["create", "createconsumer", "delconsumer", "destroy", "setid", "help"],
+    "xinfo": ["stream", "groups", "consumers", "help"],
     # pub/sub
     "subscribe": None, "unsubscribe": None, "psubscribe": None, "punsubscribe": None,
     "ssubscribe": None, "sunsubscribe": None, "publish": None, "spublish": None,

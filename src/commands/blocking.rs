@@ -140,7 +140,7 @@ impl BlockRegistry {
     }
 
     /// A write left a non-empty `vt` at `key`: the first sleeping waiter on it for that
-    /// type tries again.
+    /// type tries again (every reader, for a stream).
     pub fn wake(&self, db: u8, key: &[u8], vt: ValueType) {
         if self.blocked.load(Ordering::Acquire) == 0 {
             return;
@@ -189,6 +189,19 @@ impl BlockRegistry {
 }
 
 fn wake_first(queue: &mut VecDeque<Arc<Waiter>>, vt: ValueType) {
+    if vt == ValueType::Stream {
+        // Stream readers take nothing from each other (XREADGROUP's share is settled at
+        // apply): all of them look again.
+        for w in queue.iter().filter(|w| w.wants == Some(vt)) {
+            if w.state
+                .compare_exchange(SLEEPING, WOKEN, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                w.notify.notify_one();
+            }
+        }
+        return;
+    }
     if let Some(w) = queue.iter().find(|w| {
         w.wants == Some(vt)
             && w.state

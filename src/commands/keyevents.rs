@@ -116,6 +116,7 @@ fn keyevents_read(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         return Ok(Outcome::Block(BlockOn {
             waits_for: WaitFor::Events(held.group),
             timeout,
+            again: None,
         }));
     }
     let last = events.last().map_or(after, |e| e.id);

@@ -456,6 +456,7 @@ fn dump_key(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         ValueType::List => dump::dump_list(&super::lists::dump_items(ctx, &args[1], &meta)?),
         ValueType::Set => dump::dump_set(&super::sets::dump_members(ctx, &args[1], &meta)?),
         ValueType::ZSet => dump::dump_zset(&super::zsets::dump_members(ctx, &args[1], &meta)?),
+        ValueType::Stream => return Err(CmdError::msg("ERR DUMP of streams is not built yet")),
     }))
 }
 

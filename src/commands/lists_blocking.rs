@@ -71,6 +71,7 @@ pub fn serve_or_block(
             wants,
         },
         timeout,
+        again: None,
     }))
 }
 

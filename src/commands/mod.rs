@@ -46,6 +46,7 @@ mod shared;
 pub mod spec;
 pub mod specs;
 pub mod stats;
+mod streams;
 mod strings;
 pub mod strtod;
 mod table;
@@ -114,6 +115,9 @@ pub enum UsersChange {
 pub struct BlockOn {
     pub waits_for: blocking::WaitFor,
     pub timeout: Option<std::time::Duration>,
+    /// The argv to run after a wake-up when it is not the client's (XREAD's `$` fixed to
+    /// the ID it meant when the client blocked).
+    pub again: Option<Vec<Bytes>>,
 }
 
 impl From<Reply> for Outcome {

@@ -3306,6 +3306,405 @@ pub static SPECS: &[CommandSpec] = &[
         ] },
     },
     CommandSpec {
+        name: "xack", arity: -4, flags: &["write", "fast"],
+        first_key: 1, last_key: 1, step: 1, acl_categories: &["@write", "@stream", "@fast"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RW", "update"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Marks a pending message as correctly processed, effectively removing it from the pending entries list of the consumer group. Return value of the command is the number of messages successfully acknowledged, that is, the IDs we were actually able to resolve in the PEL.", since: "5.0.0", group: "stream", complexity: Some("O(1) for each message ID processed."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "group", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "id", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &["multiple"], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandSpec {
+        name: "xadd", arity: -5, flags: &["write", "denyoom", "fast"],
+        first_key: 1, last_key: 1, step: 1, acl_categories: &["@write", "@stream", "@fast"],
+        tips: &["nondeterministic_output"], key_specs: &[KeySpec { notes: Some("UPDATE instead of INSERT because of the optional trimming feature"), flags: &["RW", "update"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Appends a new entry to a stream", since: "5.0.0", group: "stream", complexity: Some("O(1) when adding a new entry, O(N) when trimming where N being the number of entries evicted."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added the `NOMKSTREAM` option, `MINID` trimming strategy and the `LIMIT` option."), ("7.0.0", "Added support for the `<ms>-*` explicit ID form.")], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "nomkstream", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("NOMKSTREAM"), summary: None, since: Some("6.2.0"), flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "trim", kind: "block", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+                Arg { name: "strategy", kind: "oneof", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                    Arg { name: "maxlen", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("MAXLEN"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                    ] },
+                    Arg { name: "minid", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("MINID"), summary: None, since: Some("6.2.0"), flags: &[], deprecated_since: None, value: None, arguments: &[
+                    ] },
+                ] },
+                Arg { name: "operator", kind: "oneof", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+                    Arg { name: "equal", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("="), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                    ] },
+                    Arg { name: "approximately", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("~"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                    ] },
+                ] },
+                Arg { name: "threshold", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "count", kind: "integer", display_text: None, key_spec_index: None, token: Some("LIMIT"), summary: None, since: Some("6.2.0"), flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+                ] },
+            ] },
+            Arg { name: "id_or_auto", kind: "oneof", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                Arg { name: "auto_id", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("*"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "id", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+            ] },
+            Arg { name: "field_value", kind: "block", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &["multiple"], deprecated_since: None, value: None, arguments: &[
+                Arg { name: "field", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "value", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+            ] },
+        ] },
+    },
+    CommandSpec {
+        name: "xautoclaim", arity: -6, flags: &["write", "fast"],
+        first_key: 1, last_key: 1, step: 1, acl_categories: &["@write", "@stream", "@fast"],
+        tips: &["nondeterministic_output"], key_specs: &[KeySpec { notes: None, flags: &["RW", "delete"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Changes (or acquires) ownership of messages in a consumer group, as if the messages were delivered to the specified consumer.", since: "6.2.0", group: "stream", complexity: Some("O(1) if COUNT is small."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("7.0.0", "Added an element to the reply array, containing deleted entries the command cleared from the PEL")], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "group", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "consumer", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "min-idle-time", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "start", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "count", kind: "integer", display_text: None, key_spec_index: None, token: Some("COUNT"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "justid", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("JUSTID"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandSpec {
+        name: "xclaim", arity: -6, flags: &["write", "fast"],
+        first_key: 1, last_key: 1, step: 1, acl_categories: &["@write", "@stream", "@fast"],
+        tips: &["nondeterministic_output"], key_specs: &[KeySpec { notes: None, flags: &["RW", "update"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Changes (or acquires) ownership of a message in a consumer group, as if the message was delivered to the specified consumer.", since: "5.0.0", group: "stream", complexity: Some("O(log N) with N being the number of messages in the PEL of the consumer group."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "group", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "consumer", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "min-idle-time", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "id", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &["multiple"], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "ms", kind: "integer", display_text: None, key_spec_index: None, token: Some("IDLE"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "unix-time-milliseconds", kind: "unix-time", display_text: None, key_spec_index: None, token: Some("TIME"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "count", kind: "integer", display_text: None, key_spec_index: None, token: Some("RETRYCOUNT"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "force", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("FORCE"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "justid", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("JUSTID"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "id", kind: "string", display_text: None, key_spec_index: None, token: Some("LASTID"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandSpec {
+        name: "xdel", arity: -3, flags: &["write", "fast"],
+        first_key: 1, last_key: 1, step: 1, acl_categories: &["@write", "@stream", "@fast"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RW", "delete"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Removes the specified entries from the stream. Returns the number of items actually deleted, that may be different from the number of IDs passed in case certain IDs do not exist.", since: "5.0.0", group: "stream", complexity: Some("O(1) for each single item to delete in the stream, regardless of the stream size."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "id", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &["multiple"], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandSpec {
+        name: "xgroup", arity: -2, flags: &[],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@slow"],
+        tips: &[], key_specs: &[],
+        doc: Doc { summary: "A container for consumer groups commands", since: "5.0.0", group: "stream", complexity: Some("Depends on subcommand."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+        ] },
+    },
+    CommandSpec {
+        name: "xgroup|create", arity: -5, flags: &["write", "denyoom"],
+        first_key: 2, last_key: 2, step: 1, acl_categories: &["@write", "@stream", "@slow"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RW", "insert"], begin_search: BeginSearch::Index(2), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Create a consumer group.", since: "5.0.0", group: "stream", complexity: Some("O(1)"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("7.0.0", "Added the `entries_read` named argument.")], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "groupname", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "id", kind: "oneof", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                Arg { name: "id", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "new_id", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("$"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+            ] },
+            Arg { name: "mkstream", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("MKSTREAM"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "entries_read", kind: "integer", display_text: None, key_spec_index: None, token: Some("ENTRIESREAD"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandSpec {
+        name: "xgroup|createconsumer", arity: 5, flags: &["write", "denyoom"],
+        first_key: 2, last_key: 2, step: 1, acl_categories: &["@write", "@stream", "@slow"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RW", "insert"], begin_search: BeginSearch::Index(2), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Create a consumer in a consumer group.", since: "6.2.0", group: "stream", complexity: Some("O(1)"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "groupname", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "consumername", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandSpec {
+        name: "xgroup|delconsumer", arity: 5, flags: &["write"],
+        first_key: 2, last_key: 2, step: 1, acl_categories: &["@write", "@stream", "@slow"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RW", "delete"], begin_search: BeginSearch::Index(2), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Delete a consumer from a consumer group.", since: "5.0.0", group: "stream", complexity: Some("O(1)"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "groupname", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "consumername", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandSpec {
+        name: "xgroup|destroy", arity: 4, flags: &["write"],
+        first_key: 2, last_key: 2, step: 1, acl_categories: &["@write", "@stream", "@slow"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RW", "delete"], begin_search: BeginSearch::Index(2), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Destroy a consumer group.", since: "5.0.0", group: "stream", complexity: Some("O(N) where N is the number of entries in the group's pending entries list (PEL)."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "groupname", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandSpec {
+        name: "xgroup|setid", arity: -5, flags: &["write"],
+        first_key: 2, last_key: 2, step: 1, acl_categories: &["@write", "@stream", "@slow"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RW", "update"], begin_search: BeginSearch::Index(2), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Set a consumer group to an arbitrary last delivered ID value.", since: "5.0.0", group: "stream", complexity: Some("O(1)"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("7.0.0", "Added the optional `entries_read` argument.")], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "groupname", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "id", kind: "oneof", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                Arg { name: "id", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "new_id", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("$"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+            ] },
+            Arg { name: "entries_read", kind: "integer", display_text: None, key_spec_index: None, token: Some("ENTRIESREAD"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandSpec {
+        name: "xgroup|help", arity: 2, flags: &["loading", "stale"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@stream", "@slow"],
+        tips: &[], key_specs: &[],
+        doc: Doc { summary: "Show helpful text about the different subcommands", since: "5.0.0", group: "stream", complexity: Some("O(1)"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+        ] },
+    },
+    CommandSpec {
+        name: "xinfo", arity: -2, flags: &[],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@slow"],
+        tips: &[], key_specs: &[],
+        doc: Doc { summary: "A container for stream introspection commands", since: "5.0.0", group: "stream", complexity: Some("Depends on subcommand."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+        ] },
+    },
+    CommandSpec {
+        name: "xinfo|stream", arity: -3, flags: &["readonly"],
+        first_key: 2, last_key: 2, step: 1, acl_categories: &["@read", "@stream", "@slow"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index(2), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Get information about a stream", since: "5.0.0", group: "stream", complexity: Some("O(1)"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.0.0", "Added the `FULL` modifier."), ("7.0.0", "Added the `max-deleted-entry-id`, `entries-added`, `recorded-first-entry-id`, `entries-read` and `lag` fields")], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "full", kind: "block", display_text: None, key_spec_index: None, token: Some("FULL"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+                Arg { name: "count", kind: "integer", display_text: None, key_spec_index: None, token: Some("COUNT"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+                ] },
+            ] },
+        ] },
+    },
+    CommandSpec {
+        name: "xinfo|groups", arity: 3, flags: &["readonly"],
+        first_key: 2, last_key: 2, step: 1, acl_categories: &["@read", "@stream", "@slow"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index(2), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "List the consumer groups of a stream", since: "5.0.0", group: "stream", complexity: Some("O(1)"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("7.0.0", "Added the `entries-read` and `lag` fields")], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandSpec {
+        name: "xinfo|consumers", arity: 4, flags: &["readonly"],
+        first_key: 2, last_key: 2, step: 1, acl_categories: &["@read", "@stream", "@slow"],
+        tips: &["nondeterministic_output"], key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index(2), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "List the consumers in a consumer group", since: "5.0.0", group: "stream", complexity: Some("O(1)"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "groupname", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandSpec {
+        name: "xinfo|help", arity: 2, flags: &["loading", "stale"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@stream", "@slow"],
+        tips: &[], key_specs: &[],
+        doc: Doc { summary: "Show helpful text about the different subcommands", since: "5.0.0", group: "stream", complexity: Some("O(1)"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+        ] },
+    },
+    CommandSpec {
+        name: "xlen", arity: 2, flags: &["readonly", "fast"],
+        first_key: 1, last_key: 1, step: 1, acl_categories: &["@read", "@stream", "@fast"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RO"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Return the number of entries in a stream", since: "5.0.0", group: "stream", complexity: Some("O(1)"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandSpec {
+        name: "xpending", arity: -3, flags: &["readonly"],
+        first_key: 1, last_key: 1, step: 1, acl_categories: &["@read", "@stream", "@slow"],
+        tips: &["nondeterministic_output"], key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Return information and entries from a stream consumer group pending entries list, that are messages fetched but never acknowledged.", since: "5.0.0", group: "stream", complexity: Some("O(N) with N being the number of elements returned, so asking for a small fixed number of entries per call is O(1). O(M), where M is the total number of entries scanned when used with the IDLE filter. When the command returns just the summary and the list of consumers is small, it runs in O(1) time; otherwise, an additional O(N) time for iterating every consumer."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added the `IDLE` option and exclusive range intervals.")], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "group", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "filters", kind: "block", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+                Arg { name: "min-idle-time", kind: "integer", display_text: None, key_spec_index: None, token: Some("IDLE"), summary: None, since: Some("6.2.0"), flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "start", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "end", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "count", kind: "integer", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "consumer", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+                ] },
+            ] },
+        ] },
+    },
+    CommandSpec {
+        name: "xrange", arity: -4, flags: &["readonly"],
+        first_key: 1, last_key: 1, step: 1, acl_categories: &["@read", "@stream", "@slow"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Return a range of elements in a stream, with IDs matching the specified IDs interval", since: "5.0.0", group: "stream", complexity: Some("O(N) with N being the number of elements being returned. If N is constant (e.g. always asking for the first 10 elements with COUNT), you can consider it O(1)."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added exclusive ranges.")], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "start", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "end", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "count", kind: "integer", display_text: None, key_spec_index: None, token: Some("COUNT"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandSpec {
+        name: "xread", arity: -4, flags: &["readonly", "blocking", "movablekeys"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@read", "@stream", "@slow", "@blocking"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Keyword("STREAMS", 1), find_keys: FindKeys::Range { lastkey: -1, keystep: 1, limit: 2 } }],
+        doc: Doc { summary: "Return never seen elements in multiple streams, with IDs greater than the ones reported by the caller for each stream. Can block.", since: "5.0.0", group: "stream", complexity: Some("For each stream mentioned: O(N) with N being the number of elements being returned, it means that XREAD-ing with a fixed COUNT is O(1). Note that when the BLOCK option is used, XADD will pay O(M) time in order to serve the M clients blocked on the stream getting new data."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "count", kind: "integer", display_text: None, key_spec_index: None, token: Some("COUNT"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "milliseconds", kind: "integer", display_text: None, key_spec_index: None, token: Some("BLOCK"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "streams", kind: "block", display_text: None, key_spec_index: None, token: Some("STREAMS"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &["multiple"], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "id", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &["multiple"], deprecated_since: None, value: None, arguments: &[
+                ] },
+            ] },
+        ] },
+    },
+    CommandSpec {
+        name: "xreadgroup", arity: -7, flags: &["write", "blocking", "movablekeys"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@write", "@stream", "@slow", "@blocking"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Keyword("STREAMS", 4), find_keys: FindKeys::Range { lastkey: -1, keystep: 1, limit: 2 } }],
+        doc: Doc { summary: "Return new entries from a stream using a consumer group, or access the history of the pending entries for a given consumer. Can block.", since: "5.0.0", group: "stream", complexity: Some("For each stream mentioned: O(M) with M being the number of elements returned. If M is constant (e.g. always asking for the first 10 elements with COUNT), you can consider it O(1). On the other side when XREADGROUP blocks, XADD will pay the O(N) time in order to serve the N clients blocked on the stream getting new data."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "group_consumer", kind: "block", display_text: None, key_spec_index: None, token: Some("GROUP"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                Arg { name: "group", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "consumer", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+            ] },
+            Arg { name: "count", kind: "integer", display_text: None, key_spec_index: None, token: Some("COUNT"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "milliseconds", kind: "integer", display_text: None, key_spec_index: None, token: Some("BLOCK"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "noack", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("NOACK"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "streams", kind: "block", display_text: None, key_spec_index: None, token: Some("STREAMS"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &["multiple"], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "id", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &["multiple"], deprecated_since: None, value: None, arguments: &[
+                ] },
+            ] },
+        ] },
+    },
+    CommandSpec {
+        name: "xrevrange", arity: -4, flags: &["readonly"],
+        first_key: 1, last_key: 1, step: 1, acl_categories: &["@read", "@stream", "@slow"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Return a range of elements in a stream, with IDs matching the specified IDs interval, in reverse order (from greater to smaller IDs) compared to XRANGE", since: "5.0.0", group: "stream", complexity: Some("O(N) with N being the number of elements returned. If N is constant (e.g. always asking for the first 10 elements with COUNT), you can consider it O(1)."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added exclusive ranges.")], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "end", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "start", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "count", kind: "integer", display_text: None, key_spec_index: None, token: Some("COUNT"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandSpec {
+        name: "xsetid", arity: -3, flags: &["write", "denyoom", "fast"],
+        first_key: 1, last_key: 1, step: 1, acl_categories: &["@write", "@stream", "@fast"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RW", "update"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "An internal command for replicating stream values", since: "5.0.0", group: "stream", complexity: Some("O(1)"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("7.0.0", "Added the `entries_added` and `max_deleted_entry_id` arguments.")], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "last-id", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "entries_added", kind: "integer", display_text: None, key_spec_index: None, token: Some("ENTRIESADDED"), summary: None, since: Some("7.0.0"), flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "max_deleted_entry_id", kind: "string", display_text: None, key_spec_index: None, token: Some("MAXDELETEDID"), summary: None, since: Some("7.0.0"), flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandSpec {
+        name: "xtrim", arity: -4, flags: &["write"],
+        first_key: 1, last_key: 1, step: 1, acl_categories: &["@write", "@stream", "@slow"],
+        tips: &["nondeterministic_output"], key_specs: &[KeySpec { notes: None, flags: &["RW", "delete"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
+        doc: Doc { summary: "Trims the stream to (approximately if '~' is passed) a certain size", since: "5.0.0", group: "stream", complexity: Some("O(N), with N being the number of evicted entries. Constant times are very small however, since entries are organized in macro nodes containing multiple entries that can be released with a single deallocation."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "Added the `MINID` trimming strategy and the `LIMIT` option.")], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "trim", kind: "block", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                Arg { name: "strategy", kind: "oneof", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                    Arg { name: "maxlen", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("MAXLEN"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                    ] },
+                    Arg { name: "minid", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("MINID"), summary: None, since: Some("6.2.0"), flags: &[], deprecated_since: None, value: None, arguments: &[
+                    ] },
+                ] },
+                Arg { name: "operator", kind: "oneof", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+                    Arg { name: "equal", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("="), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                    ] },
+                    Arg { name: "approximately", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("~"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                    ] },
+                ] },
+                Arg { name: "threshold", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "count", kind: "integer", display_text: None, key_spec_index: None, token: Some("LIMIT"), summary: None, since: Some("6.2.0"), flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+                ] },
+            ] },
+        ] },
+    },
+    CommandSpec {
         name: "zadd", arity: -4, flags: &["write", "denyoom", "fast"],
         first_key: 1, last_key: 1, step: 1, acl_categories: &["@write", "@sortedset", "@fast"],
         tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RW", "update"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],

@@ -18,7 +18,8 @@
 //! `encoding` is the representation Redis would report for it (OBJECT ENCODING). A
 //! collection's payload is `version:u64 | count:u64 | head:u64` (head: a list's first
 //! index; lists store elements under `index:u64`, starting mid-range so both ends can
-//! grow): elements are stored under the
+//! grow), followed by what a type keeps of its own (a stream's IDs and counters): elements
+//! are stored under the
 //! version, so deleting or replacing a collection only rewrites its metadata, and elements
 //! of any other version are garbage the compaction filter removes (`filter.rs`).
 //! Versions come from a persisted counter and are never reused.
@@ -46,6 +47,7 @@ pub enum ValueType {
     List = 2,
     Set = 3,
     ZSet = 4,
+    Stream = 5,
 }
 
 impl ValueType {
@@ -56,6 +58,7 @@ impl ValueType {
             ValueType::List => "list",
             ValueType::Set => "set",
             ValueType::ZSet => "zset",
+            ValueType::Stream => "stream",
         }
     }
 
@@ -67,6 +70,7 @@ impl ValueType {
             ValueType::List,
             ValueType::Set,
             ValueType::ZSet,
+            ValueType::Stream,
         ]
         .into_iter()
         .find(|t| t.name().as_bytes().eq_ignore_ascii_case(name))
@@ -79,6 +83,7 @@ impl ValueType {
             2 => Some(ValueType::List),
             3 => Some(ValueType::Set),
             4 => Some(ValueType::ZSet),
+            5 => Some(ValueType::Stream),
             _ => None,
         }
     }
@@ -101,6 +106,7 @@ pub enum Encoding {
     Quicklist = 5,
     Intset = 6,
     Skiplist = 7,
+    Stream = 8,
 }
 
 impl Encoding {
@@ -133,6 +139,7 @@ impl Encoding {
             Encoding::Quicklist => "quicklist",
             Encoding::Intset => "intset",
             Encoding::Skiplist => "skiplist",
+            Encoding::Stream => "stream",
         }
     }
 
@@ -146,6 +153,7 @@ impl Encoding {
             5 => Some(Encoding::Quicklist),
             6 => Some(Encoding::Intset),
             7 => Some(Encoding::Skiplist),
+            8 => Some(Encoding::Stream),
             _ => None,
         }
     }
@@ -216,12 +224,27 @@ impl Meta {
         })
     }
 
-    /// The same record with another collection header.
+    /// The same record with another collection header (a type's own fields after the
+    /// header, such as a stream's IDs, are kept).
     pub fn with_header(self, header: Collection) -> Meta {
+        let tail = self
+            .value
+            .get(COLLECTION_HEADER_BYTES..)
+            .unwrap_or_default();
+        let mut value = BytesMut::with_capacity(COLLECTION_HEADER_BYTES + tail.len());
+        value.put_slice(&header.encode());
+        value.put_slice(tail);
         Meta {
-            value: header.encode(),
+            value: value.freeze(),
             ..self
         }
+    }
+
+    /// What a collection's payload holds after its header: a type's own fields.
+    pub fn collection_tail(&self) -> &[u8] {
+        self.value
+            .get(COLLECTION_HEADER_BYTES..)
+            .unwrap_or_default()
     }
 
     /// The same record with another encoding.
@@ -271,6 +294,9 @@ pub struct Collection {
     /// A list's first index (unused by other types).
     pub head: u64,
 }
+
+/// Bytes of a collection header at the start of a collection's payload.
+pub const COLLECTION_HEADER_BYTES: usize = 24;
 
 /// The index of a new list's first element: the middle of the range.
 pub const LIST_START: u64 = 1 << 63;

@@ -285,20 +285,21 @@ impl Node {
             .blocking
             .register(session.id(), session.db, &on.waits_for);
         let info = session.info.clone();
+        let again = on.again.unwrap_or_else(|| args.to_vec());
         let reply = loop {
             // Registered first, then checked: a write in between is not missed.
             let now_ms = clock::now_ms();
-            let outcome = self.run_handler(cmd, session, args, now_ms).await;
+            let outcome = self.run_handler(cmd, session, &again, now_ms).await;
             match outcome {
                 Ok(Outcome::Propose(normalised)) => {
                     let write = PendingWrite {
                         cmd,
-                        shards: self.route(cmd, args),
+                        shards: self.route(cmd, &again),
                         entry: Entry {
                             origin: self.write_origin(session),
                             ..Entry::new(session.db, now_ms, EntryOp::Command(normalised))
                         },
-                        args: args.to_vec(),
+                        args: again.clone(),
                         started_us,
                     };
                     let reply = self.commit_writes(vec![write], session).await.pop();
@@ -698,7 +699,8 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 impl Node {
     /// Wakes clients blocked on the keys an applied command wrote: for each key that now
     /// holds a non-empty list or sorted set, its first waiter for that type (one element
-    /// may serve one client; the client's own pop wakes the next).
+    /// may serve one client; the client's own pop wakes the next); for a stream, all its
+    /// readers.
     pub(super) fn wake_blocked(&self, db: u8, args: &[Bytes]) {
         if self.shared.blocking.blocked_clients() == 0 {
             return;
@@ -710,8 +712,10 @@ impl Node {
             let Ok(Some(meta)) = self.shared.keyspace.get_stored(db, &args[i]) else {
                 continue;
             };
-            let poppable = matches!(meta.value_type, ValueType::List | ValueType::ZSet)
-                && meta.collection_header().is_some_and(|c| c.count > 0);
+            // A stream wakes its readers on any write (they look for what is new to them).
+            let poppable = meta.value_type == ValueType::Stream
+                || matches!(meta.value_type, ValueType::List | ValueType::ZSet)
+                    && meta.collection_header().is_some_and(|c| c.count > 0);
             if poppable {
                 self.shared.blocking.wake(db, &args[i], meta.value_type);
             }

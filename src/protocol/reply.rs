@@ -27,6 +27,8 @@ pub enum Reply {
     /// Pairs that RESP2 lists flat and RESP3 as two-element arrays (a sorted set's members
     /// WITHSCORES, HRANDFIELD WITHVALUES).
     Pairs(Vec<(Reply, Reply)>),
+    /// A map in RESP3; in RESP2 an array of two-element arrays (XREAD's streams).
+    Keyed(Vec<(Reply, Reply)>),
     Set(Vec<Reply>),
     Double(f64),
     /// A double already written out (Redis's "human" long-double text): a bulk string in
@@ -90,6 +92,16 @@ impl Reply {
                     integer_line(out, b'*', 2 * pairs.len() as i64);
                 }
                 for (k, v) in pairs {
+                    k.encode(resp3, out);
+                    v.encode(resp3, out);
+                }
+            }
+            Reply::Keyed(pairs) => {
+                integer_line(out, if resp3 { b'%' } else { b'*' }, pairs.len() as i64);
+                for (k, v) in pairs {
+                    if !resp3 {
+                        out.put_slice(b"*2\r\n");
+                    }
                     k.encode(resp3, out);
                     v.encode(resp3, out);
                 }

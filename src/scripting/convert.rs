@@ -144,6 +144,13 @@ pub fn reply_to_lua(lua: &Lua, reply: &Reply, resp3: bool) -> mlua::Result<Value
             };
             array(lua, &items, resp3)?
         }
+        Reply::Keyed(pairs) if !resp3 => {
+            let items: Vec<Reply> = pairs
+                .iter()
+                .map(|(a, b)| Reply::Array(vec![a.clone(), b.clone()]))
+                .collect();
+            array(lua, &items, resp3)?
+        }
         Reply::Map(pairs) if !resp3 => {
             let flat: Vec<Reply> = pairs
                 .iter()
@@ -151,7 +158,7 @@ pub fn reply_to_lua(lua: &Lua, reply: &Reply, resp3: bool) -> mlua::Result<Value
                 .collect();
             array(lua, &flat, resp3)?
         }
-        Reply::Map(pairs) => {
+        Reply::Map(pairs) | Reply::Keyed(pairs) => {
             let t = lua.create_table()?;
             for (k, v) in pairs {
                 t.raw_set(reply_to_lua(lua, k, resp3)?, reply_to_lua(lua, v, resp3)?)?;
