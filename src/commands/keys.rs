@@ -456,7 +456,9 @@ fn dump_key(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         ValueType::List => dump::dump_list(&super::lists::dump_items(ctx, &args[1], &meta)?),
         ValueType::Set => dump::dump_set(&super::sets::dump_members(ctx, &args[1], &meta)?),
         ValueType::ZSet => dump::dump_zset(&super::zsets::dump_members(ctx, &args[1], &meta)?),
-        ValueType::Stream => return Err(CmdError::msg("ERR DUMP of streams is not built yet")),
+        ValueType::Stream => {
+            dump::dump_stream(&super::streams::dump_contents(ctx, &args[1], &meta)?)
+        }
     }))
 }
 
@@ -558,6 +560,9 @@ fn apply_restore(txn: &mut Txn, db: u8, args: &[Bytes]) -> Result<Reply, CmdErro
         DumpValue::List(items) => super::lists::store_list(txn, db, &args[1], items, at)?,
         DumpValue::Set(items) => super::sets::store_set(txn, db, &args[1], &items, at)?,
         DumpValue::ZSet(items) => super::zsets::store_zset(txn, db, &args[1], &items, at)?,
+        DumpValue::Stream(stream) => {
+            super::streams::restore_contents(txn, db, &args[1], stream, at)?
+        }
     }
     Ok(Reply::OK)
 }

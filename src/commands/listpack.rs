@@ -1,5 +1,6 @@
-//! Reads Redis's listpack, the compact encoding inside RDB payloads of small collections
-//! (RESTORE of a hash Redis dumped as `RDB_TYPE_HASH_LISTPACK`).
+//! Redis's listpack, the compact encoding inside RDB payloads: read (RESTORE of a hash
+//! Redis dumped as `RDB_TYPE_HASH_LISTPACK`, of a stream's nodes) and written (DUMP of a
+//! stream).
 //!
 //! ## Format
 //! `total_bytes:u32 LE | count:u16 LE | entry* | 0xFF`. An entry is an encoding byte with
@@ -73,48 +74,78 @@ fn backlen_bytes(len: usize) -> usize {
     }
 }
 
+/// A listpack of `items` as Redis lays one out: an item that is an integer as Redis
+/// writes one (canonical decimal, 64-bit) in the smallest integer encoding, any other in
+/// the shortest string encoding, each followed by its back-length.
+pub fn build(items: &[&[u8]]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for item in items {
+        let start = body.len();
+        match canonical_int(item) {
+            Some(v) if (0..=127).contains(&v) => body.push(v as u8),
+            Some(v) if (-4096..=4095).contains(&v) => {
+                let raw = (v as u16) & 0x1fff;
+                body.push(0xc0 | (raw >> 8) as u8);
+                body.push(raw as u8);
+            }
+            Some(v) => {
+                let (tag, width) = match v {
+                    -32_768..=32_767 => (0xf1, 2),
+                    -8_388_608..=8_388_607 => (0xf2, 3),
+                    -2_147_483_648..=2_147_483_647 => (0xf3, 4),
+                    _ => (0xf4, 8),
+                };
+                body.push(tag);
+                body.extend_from_slice(&v.to_le_bytes()[..width]);
+            }
+            None if item.len() < 64 => {
+                body.push(0x80 | item.len() as u8);
+                body.extend_from_slice(item);
+            }
+            None if item.len() < 4096 => {
+                body.push(0xe0 | (item.len() >> 8) as u8);
+                body.push(item.len() as u8);
+                body.extend_from_slice(item);
+            }
+            None => {
+                body.push(0xf0);
+                body.extend_from_slice(&(item.len() as u32).to_le_bytes());
+                body.extend_from_slice(item);
+            }
+        }
+        let len = body.len() - start;
+        push_backlen(&mut body, len);
+    }
+    let mut lp = Vec::with_capacity(body.len() + 7);
+    lp.extend_from_slice(&((body.len() + 7) as u32).to_le_bytes());
+    lp.extend_from_slice(&(items.len().min(0xffff) as u16).to_le_bytes());
+    lp.extend_from_slice(&body);
+    lp.push(0xff);
+    lp
+}
+
+/// The integer an item stands for, if Redis's `lpStringToInt64` would store it as one.
+fn canonical_int(item: &[u8]) -> Option<i64> {
+    if item.is_empty() || item.len() > 20 {
+        return None;
+    }
+    let v = crate::protocol::decode::parse_i64(item)?;
+    (v.to_string().as_bytes() == item).then_some(v)
+}
+
+/// An entry's back-length: its size in 7-bit groups, most significant first, every group
+/// but the first flagged with the high bit (so it reads right to left).
+fn push_backlen(out: &mut Vec<u8>, len: usize) {
+    let groups = backlen_bytes(len);
+    for i in (0..groups).rev() {
+        let part = ((len >> (7 * i)) & 0x7f) as u8;
+        out.push(if i + 1 == groups { part } else { part | 0x80 });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Builds a listpack the way Redis lays one out, for the entry kinds used in tests.
-    fn build(items: &[&[u8]]) -> Vec<u8> {
-        let mut body = Vec::new();
-        for item in items {
-            let start = body.len();
-            match std::str::from_utf8(item)
-                .ok()
-                .and_then(|s| s.parse::<i64>().ok())
-            {
-                Some(v) if (0..=127).contains(&v) => body.push(v as u8),
-                Some(v) if (-4096..4096).contains(&v) => {
-                    let raw = (v as u16) & 0x1fff;
-                    body.push(0xc0 | (raw >> 8) as u8);
-                    body.push(raw as u8);
-                }
-                Some(v) => {
-                    body.push(0xf4);
-                    body.extend_from_slice(&v.to_le_bytes());
-                }
-                None if item.len() < 64 => {
-                    body.push(0x80 | item.len() as u8);
-                    body.extend_from_slice(item);
-                }
-                None => {
-                    body.push(0xe0 | (item.len() >> 8) as u8);
-                    body.push(item.len() as u8);
-                    body.extend_from_slice(item);
-                }
-            }
-            let len = body.len() - start;
-            body.extend(std::iter::repeat_n(0, backlen_bytes(len)));
-        }
-        let mut lp = ((body.len() + 7) as u32).to_le_bytes().to_vec();
-        lp.extend_from_slice(&(items.len() as u16).to_le_bytes());
-        lp.extend_from_slice(&body);
-        lp.push(0xff);
-        lp
-    }
 
     #[test]
     fn reads_every_entry_kind_it_builds() {
@@ -124,6 +155,19 @@ mod tests {
         let got = entries(&lp).unwrap();
         let expected: Vec<Bytes> = items.iter().map(|i| Bytes::copy_from_slice(i)).collect();
         assert_eq!(got, expected);
+        // Back-lengths as Redis writes them: one byte up to 127, then 7-bit groups.
+        assert_eq!(&lp[6..9], &[0x81, b'f', 2]);
+        let mut two = Vec::new();
+        push_backlen(&mut two, 303);
+        assert_eq!(two, [2, 0x80 | 47]);
+        for v in [i64::MIN, -70_000, -5_000, 40_000, 9_000_000, 3_000_000_000] {
+            let text = v.to_string();
+            assert_eq!(
+                entries(&build(&[text.as_bytes()])).unwrap(),
+                [Bytes::from(text)]
+            );
+        }
+        assert_eq!(entries(&build(&[b"007"])).unwrap(), [Bytes::from("007")]);
         assert_eq!(entries(&lp[..lp.len() - 1]), None);
         let mut bad = lp.clone();
         bad[6] = 0xf5;

@@ -9,7 +9,7 @@ use bytes::Bytes;
 
 use super::args::eq;
 use crate::config::events::{
-    EXPIRED, GENERIC, HASH, KEYEVENT, KEYSPACE, LIST, NEW, SET, STRING, ZSET,
+    EXPIRED, GENERIC, HASH, KEYEVENT, KEYSPACE, LIST, NEW, SET, STREAM, STRING, ZSET,
 };
 use crate::keyspace::{ChangeKind, KeyChange};
 
@@ -58,7 +58,8 @@ impl Event {
 /// Each changed key once, in the order first changed, with its last change.
 fn last_changes(changes: &[KeyChange]) -> Vec<KeyChange> {
     let mut out: Vec<KeyChange> = Vec::new();
-    for c in changes.iter().filter(|c| c.kind != ChangeKind::Expired) {
+    let stored = |c: &&KeyChange| !matches!(c.kind, ChangeKind::Expired | ChangeKind::Event(_));
+    for c in changes.iter().filter(stored) {
         match out.iter_mut().find(|o| o.db == c.db && o.key == c.key) {
             Some(o) => {
                 let created = matches!(o.kind, ChangeKind::Stored { created: true });
@@ -129,6 +130,10 @@ fn event_of(name: &str, args: &[Bytes]) -> Option<(u32, &'static str)> {
         "zrangestore" => (ZSET, "zrangestore"),
         "georadius" | "georadiusbymember" => (ZSET, "georadiusstore"),
         "geosearchstore" => (ZSET, "geosearchstore"),
+        "xadd" => (STREAM, "xadd"),
+        "xtrim" => (STREAM, "xtrim"),
+        "xdel" => (STREAM, "xdel"),
+        "xsetid" => (STREAM, "xsetid"),
         _ => return None,
     })
 }
@@ -237,6 +242,12 @@ fn derive(args: &[Bytes], changes: &[KeyChange]) -> Vec<Event> {
         let moved_away = matches!(name.as_str(), "rename" | "renamenx" | "move");
         if deleted && !generic_delete && !moved_away {
             out.push(Event::new(GENERIC, "del", &c));
+        }
+    }
+    // Events the commands named themselves (all of streams), after the stores'.
+    for c in changes {
+        if let ChangeKind::Event(event) = c.kind {
+            out.push(Event::new(STREAM, event, c));
         }
     }
     out

@@ -145,6 +145,9 @@ pub enum ChangeKind {
     Deleted,
     /// Removed because it had expired.
     Expired,
+    /// An event the command names itself, beyond storing the key (a stream consumer
+    /// created by XREADGROUP, a trim inside XADD).
+    Event(&'static str),
 }
 
 impl<'a> Txn<'a> {
@@ -189,6 +192,12 @@ impl<'a> Txn<'a> {
                 kind,
             });
         }
+    }
+
+    /// Records an event of `key` that the key's store alone does not tell (keyspace
+    /// notifications).
+    pub fn note_event(&mut self, db: u8, key: &[u8], name: &'static str) {
+        self.touch(db, key, ChangeKind::Event(name));
     }
 
     /// How many key changes are tracked so far (a mark for `key_changes_since`).

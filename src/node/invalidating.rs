@@ -17,7 +17,7 @@ use super::forwarding::ForwardFor;
 use super::Node;
 use crate::commands::tracking::table::{Limits, Sink};
 use crate::commands::{Command, Session};
-use crate::keyspace::Changes;
+use crate::keyspace::{ChangeKind, Changes};
 use crate::raft::Origin;
 
 impl Node {
@@ -100,7 +100,7 @@ impl Node {
         let keys: Vec<Bytes> = changes
             .keys
             .iter()
-            .filter(|c| seen.insert(&c.key[..]))
+            .filter(|c| !matches!(c.kind, ChangeKind::Event(_)) && seen.insert(&c.key[..]))
             .map(|c| c.key.clone())
             .collect();
         self.shared.tracking.invalidate(&keys, origin, &sink);

@@ -5,7 +5,7 @@
 use bytes::Bytes;
 
 use super::Node;
-use crate::keyspace::Changes;
+use crate::keyspace::{ChangeKind, Changes};
 
 /// The watched keys an entry changed, found before it is written.
 pub(super) struct Touched {
@@ -15,7 +15,14 @@ pub(super) struct Touched {
 /// What `changes` (a transaction's, taken just before committing it) touched that someone
 /// watches.
 pub(super) fn before_commit(node: &Node, changes: &Changes) -> Touched {
-    let mut keys: Vec<(u8, Bytes)> = changes.keys.iter().map(|c| (c.db, c.key.clone())).collect();
+    // An event a command names beside its store (a stream consumer created) is no change
+    // of the key's value: Redis does not signal it to watchers either.
+    let mut keys: Vec<(u8, Bytes)> = changes
+        .keys
+        .iter()
+        .filter(|c| !matches!(c.kind, ChangeKind::Event(_)))
+        .map(|c| (c.db, c.key.clone()))
+        .collect();
     let watches = &node.shared.watches;
     let keyspace = &node.shared.keyspace;
     let exists = |db: u8, key: &[u8]| matches!(keyspace.get_stored(db, key), Ok(Some(_)));

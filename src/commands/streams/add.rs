@@ -186,7 +186,9 @@ pub fn apply_xadd(txn: &mut Txn, db: u8, args: &[Bytes]) -> Result<Reply, CmdErr
     stream.state.last_id = new_id;
     stream.state.entries_added += 1;
     if let Some(trim) = parsed.trim {
-        trim_entries(&mut w, &mut stream, trim)?;
+        if trim_entries(&mut w, &mut stream, trim)? > 0 {
+            w.note_event("xtrim");
+        }
     }
     save(txn, db, key, &stream)?;
     Ok(Reply::Bulk(new_id.to_bytes()))

@@ -44,6 +44,7 @@ pub fn touch_consumer(
     };
     if created {
         group.consumers += 1;
+        w.note_event("xgroup-createconsumer");
     }
     w.put_consumer(group_name, name, &consumer);
     Ok(created)
@@ -382,9 +383,9 @@ pub fn apply_xgroup(txn: &mut Txn, db: u8, args: &[Bytes]) -> Result<Reply, CmdE
     let key = args.get(2).ok_or_else(error::syntax)?;
     let group_name = args.get(3).ok_or_else(error::syntax)?;
     let mkstream = options.as_ref().is_some_and(|o| o.mkstream);
-    let mut stream = match txn_read(txn, db, key)? {
-        Some(stream) => stream,
-        None if create && mkstream => Stream::new(txn.new_version()?, txn.revision()),
+    let (stream, created) = match txn_read(txn, db, key)? {
+        Some(stream) => (stream, false),
+        None if create && mkstream => (Stream::new(txn.new_version()?, txn.revision()), true),
         None => return Err(CmdError::Static(KEY_MUST_EXIST)),
     };
     let mut w = writing(txn, db, key, &stream);
@@ -406,8 +407,10 @@ pub fn apply_xgroup(txn: &mut Txn, db: u8, args: &[Bytes]) -> Result<Reply, CmdE
         }
         let entries_read = options.map_or(ENTRIES_READ_UNKNOWN, |o| o.entries_read);
         w.put_group(group_name, &Group::new(id, entries_read));
-        stream.state.groups += 1;
-        save(txn, db, key, &stream)?;
+        w.note_event("xgroup-create");
+        if created {
+            save(txn, db, key, &stream)?;
+        }
         return Ok(Reply::OK);
     }
     let Some(mut group) = found else {
@@ -421,6 +424,7 @@ pub fn apply_xgroup(txn: &mut Txn, db: u8, args: &[Bytes]) -> Result<Reply, CmdE
         };
         group.entries_read = options.map_or(ENTRIES_READ_UNKNOWN, |o| o.entries_read);
         w.put_group(group_name, &group);
+        w.note_event("xgroup-setid");
         return Ok(Reply::OK);
     }
     if eq(sub, "destroy") {
@@ -432,8 +436,7 @@ pub fn apply_xgroup(txn: &mut Txn, db: u8, args: &[Bytes]) -> Result<Reply, CmdE
         ] {
             w.delete_all(&store::prefixed(prefix))?;
         }
-        stream.state.groups -= 1;
-        save(txn, db, key, &stream)?;
+        w.note_event("xgroup-destroy");
         return Ok(Reply::Integer(1));
     }
     let consumer = args.get(4).ok_or_else(error::syntax)?;
@@ -464,6 +467,7 @@ pub fn apply_xgroup(txn: &mut Txn, db: u8, args: &[Bytes]) -> Result<Reply, CmdE
     group.pending -= ids.len() as u64;
     group.consumers -= 1;
     w.put_group(group_name, &group);
+    w.note_event("xgroup-delconsumer");
     Ok(Reply::Integer(found.pending as i64))
 }
 

@@ -64,7 +64,8 @@ pub fn xinfo_stream(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     ];
     match full {
         None => {
-            fields.push(field("groups", Reply::Integer(s.groups as i64)));
+            let groups = store::groups(&mut r)?.len();
+            fields.push(field("groups", Reply::Integer(groups as i64)));
             for (name, reverse) in [("first-entry", false), ("last-entry", true)] {
                 let edge = store::entries(&mut r, StreamId::ZERO, StreamId::MAX, 1, reverse)?;
                 let value = match edge.into_iter().next() {

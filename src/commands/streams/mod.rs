@@ -19,6 +19,7 @@ mod claim;
 mod groups;
 pub mod id;
 mod info;
+mod payload;
 mod range;
 mod record;
 mod store;
@@ -29,6 +30,8 @@ use super::error::CmdError;
 use super::{ApplyFn, Ctx, Handler};
 use crate::keyspace::{Keyspace, Txn};
 use crate::protocol::Reply;
+pub use payload::{dump_contents, restore_contents};
+
 use id::StreamId;
 use store::{Reading, Stream, Writing};
 

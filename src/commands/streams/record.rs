@@ -2,7 +2,7 @@
 //!
 //! The key's metadata payload is the collection header (`count` = the stream's length)
 //! followed by [`StreamState`]: the last generated ID, the first entry's ID, the largest
-//! deleted ID, the entries ever added and the number of consumer groups. Everything else
+//! deleted ID and the entries ever added. Everything else
 //! is an element record of the stream's version, told apart by the first byte of its sub
 //! key, so DEL of a stream is one metadata delete and compaction drops the rest:
 //!
@@ -30,7 +30,7 @@ pub const CONSUMER_PENDING: u8 = b'q';
 /// A group's `entries_read` when it is unknown (Redis's `SCG_INVALID_ENTRIES_READ`).
 pub const ENTRIES_READ_UNKNOWN: i64 = -1;
 
-const STATE_BYTES: usize = 16 * 3 + 8 + 8;
+const STATE_BYTES: usize = 16 * 3 + 8;
 
 /// A stream's own fields, kept in its metadata record after the collection header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -40,7 +40,6 @@ pub struct StreamState {
     pub first_id: StreamId,
     pub max_deleted: StreamId,
     pub entries_added: u64,
-    pub groups: u64,
 }
 
 impl StreamState {
@@ -49,7 +48,6 @@ impl StreamState {
         out.put_slice(&self.first_id.encode());
         out.put_slice(&self.max_deleted.encode());
         out.put_u64(self.entries_added);
-        out.put_u64(self.groups);
     }
 
     pub fn decode(raw: &[u8]) -> Option<StreamState> {
@@ -61,7 +59,6 @@ impl StreamState {
             first_id: StreamId::decode(&raw[16..32])?,
             max_deleted: StreamId::decode(&raw[32..48])?,
             entries_added: u64::from_be_bytes(raw[48..56].try_into().ok()?),
-            groups: u64::from_be_bytes(raw[56..64].try_into().ok()?),
         })
     }
 }
@@ -262,7 +259,6 @@ mod tests {
             first_id: StreamId::new(1, 0),
             max_deleted: StreamId::new(3, 3),
             entries_added: 12,
-            groups: 2,
         };
         let mut out = BytesMut::new();
         state.encode(&mut out);

@@ -93,6 +93,11 @@ impl Records for Writing<'_, '_> {
 }
 
 impl Writing<'_, '_> {
+    /// A keyspace event of the stream this command names itself.
+    pub fn note_event(&mut self, name: &'static str) {
+        self.txn.note_event(self.db, self.key, name);
+    }
+
     pub fn put(&mut self, sub: &[u8], value: Bytes) {
         self.txn
             .put_element(self.db, self.key, self.version, sub, value);

@@ -9,6 +9,10 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+mod stream;
+
+pub use stream::{dump_stream, ConsumerDump, GroupDump, StreamDump};
+
 /// RDB version of redis-server 7.0.
 pub const RDB_VERSION: u16 = 10;
 /// Newest payload version RESTORE accepts (Redis 7.2 writes 11; its string format is the same).
@@ -45,6 +49,7 @@ pub enum DumpValue {
     Set(Vec<Bytes>),
     /// Members with their scores.
     ZSet(Vec<(Bytes, f64)>),
+    Stream(StreamDump),
 }
 
 pub fn dump_string(value: &[u8]) -> Bytes {
@@ -277,6 +282,11 @@ pub fn restore(payload: &[u8]) -> Result<DumpValue, PayloadError> {
             unique_scored(scored)?
         }
         RDB_TYPE_SET_INTSET => unique_members(intset_members(&reader.rdb_string()?)?)?,
+        stream::RDB_TYPE_STREAM_LISTPACKS
+        | stream::RDB_TYPE_STREAM_LISTPACKS_2
+        | stream::RDB_TYPE_STREAM_LISTPACKS_3 => {
+            DumpValue::Stream(stream::read_stream(&mut reader, kind)?)
+        }
         RDB_TYPE_LIST_QUICKLIST_2 => {
             let nodes = reader.plain_length()?;
             let mut items = Vec::new();
@@ -408,6 +418,14 @@ impl Reader<'_> {
             },
             _ => Length::Encoded(first & 0x3f),
         })
+    }
+
+    /// A length that may use all 64 bits (a stream's IDs and counters).
+    fn length_u64(&mut self) -> Result<u64, PayloadError> {
+        match self.length()? {
+            Length::Plain(n) => Ok(n),
+            Length::Encoded(_) => Err(PayloadError::BadFormat),
+        }
     }
 
     fn plain_length(&mut self) -> Result<usize, PayloadError> {
