@@ -1,5 +1,6 @@
-//! A seeded generator of string, hash, list, set and key commands over a small key set (so types
-//! collide: WRONGTYPE paths, RENAME/COPY/MOVE of hashes), sent to both servers.
+//! A seeded generator of string, hash, list, set, sorted-set, stream and key commands over a
+//! small key set (so types collide: WRONGTYPE paths, RENAME/COPY/MOVE of collections), sent
+//! to both servers.
 //!
 //! Times are absolute and far in the future (or in the past, to delete), so replies do not
 //! depend on when each server runs the command. `BASALT_COMPAT_SEED` and
@@ -78,6 +79,13 @@ const SCORE_BOUNDS: &[&str] = &["1", "(1", "-inf", "+inf", "(2", "1.5", "x", "(i
 const LEX_BOUNDS: &[&str] = &["-", "+", "[m", "(m", "[1", "(2", "n", "[10"];
 const BIT_OFFSETS: &[&str] = &["0", "1", "7", "8", "13", "40", "-1", "x"];
 const RANKS: &[&str] = &["0", "1", "-1", "-2", "3", "100", "-100"];
+/// Stream IDs: explicit ones only (`*` reads each server's clock), some refused.
+const STREAM_IDS: &[&str] = &[
+    "1-1", "2-0", "2-*", "5", "0-1", "3-3", "7-*", "10-0", "0-0", "x",
+];
+const STREAM_BOUNDS: &[&str] = &["-", "+", "2", "(2-0", "3-3", "(10-0", "0", "x"];
+const GROUPS: &[&str] = &["g", "g2"];
+const CONSUMERS: &[&str] = &["alice", "bob"];
 
 fn command(rng: &mut Rng) -> Vec<String> {
     let k = |rng: &mut Rng| rng.pick(KEYS).to_string();
@@ -91,7 +99,10 @@ fn command(rng: &mut Rng) -> Vec<String> {
     let sb = |rng: &mut Rng| rng.pick(SCORE_BOUNDS).to_string();
     let lb = |rng: &mut Rng| rng.pick(LEX_BOUNDS).to_string();
     let rank = |rng: &mut Rng| rng.pick(RANKS).to_string();
-    match rng.below(99) {
+    let id = |rng: &mut Rng| rng.pick(STREAM_IDS).to_string();
+    let group = |rng: &mut Rng| rng.pick(GROUPS).to_string();
+    let consumer = |rng: &mut Rng| rng.pick(CONSUMERS).to_string();
+    match rng.below(106) {
         0..=3 => cmd = vec![s("GET"), k(rng)],
         4..=6 => {
             cmd = vec![s("SET"), k(rng), v(rng)];
@@ -493,6 +504,131 @@ fn command(rng: &mut Rng) -> Vec<String> {
                     "WITHHASH",
                 ])));
             }
+        }
+        99 | 100 => {
+            cmd = vec![s("XADD"), k(rng)];
+            if rng.chance(10) {
+                cmd.push(s("NOMKSTREAM"));
+            }
+            if rng.chance(25) {
+                // `~` trims differently by design (allowlisted); exact trims only.
+                let (strategy, arg) = match rng.below(2) {
+                    0 => ("MAXLEN", s(rng.pick(&["0", "1", "3", "-1"]))),
+                    _ => ("MINID", id(rng)),
+                };
+                cmd.push(s(strategy));
+                if rng.chance(30) {
+                    cmd.push(s("="));
+                }
+                cmd.push(arg);
+            }
+            cmd.extend([id(rng), f(rng), v(rng)]);
+            if rng.chance(30) {
+                cmd.extend([f(rng), v(rng)]);
+            }
+        }
+        101 => {
+            let (start, end) = (s(rng.pick(STREAM_BOUNDS)), s(rng.pick(STREAM_BOUNDS)));
+            cmd = match rng.below(5) {
+                0 => vec![s("XRANGE"), k(rng), start, end],
+                1 => vec![s("XREVRANGE"), k(rng), end, start],
+                2 => vec![s("XDEL"), k(rng), id(rng), id(rng)],
+                3 => vec![s("XLEN"), k(rng)],
+                _ => {
+                    let strategy = s(rng.pick(&["MAXLEN", "MINID"]));
+                    vec![
+                        s("XTRIM"),
+                        k(rng),
+                        strategy,
+                        s(rng.pick(&["0", "1", "2-0", "5"])),
+                    ]
+                }
+            };
+            if cmd[0].starts_with("XR") && rng.chance(40) {
+                cmd.extend([s("COUNT"), s(rng.pick(&["1", "2", "0", "-1"]))]);
+            }
+        }
+        102 => {
+            cmd = vec![s("XREAD")];
+            if rng.chance(50) {
+                cmd.extend([s("COUNT"), s(rng.pick(&["1", "2", "0"]))]);
+            }
+            cmd.extend([s("STREAMS"), k(rng), k(rng)]);
+            cmd.extend([
+                s(rng.pick(&["0", "$", "2-0", "x"])),
+                s(rng.pick(&["0", "1-1"])),
+            ]);
+        }
+        103 => {
+            let sub = rng.pick(&[
+                "CREATE",
+                "CREATE",
+                "SETID",
+                "DESTROY",
+                "CREATECONSUMER",
+                "DELCONSUMER",
+            ]);
+            cmd = vec![s("XGROUP"), s(sub), k(rng), group(rng)];
+            match sub {
+                "CREATE" | "SETID" => {
+                    cmd.push(s(rng.pick(&["0", "$", "2-0", "-", "x"])));
+                    if sub == "CREATE" && rng.chance(40) {
+                        cmd.push(s("MKSTREAM"));
+                    }
+                    if rng.chance(20) {
+                        cmd.extend([s("ENTRIESREAD"), s(rng.pick(&["0", "2", "-1", "-5"]))]);
+                    }
+                }
+                "DESTROY" => {}
+                _ => cmd.push(consumer(rng)),
+            }
+        }
+        104 => {
+            if rng.chance(70) {
+                cmd = vec![s("XREADGROUP"), s("GROUP"), group(rng), consumer(rng)];
+                if rng.chance(40) {
+                    cmd.extend([s("COUNT"), s(rng.pick(&["1", "2"]))]);
+                }
+                if rng.chance(20) {
+                    cmd.push(s("NOACK"));
+                }
+                cmd.extend([
+                    s("STREAMS"),
+                    k(rng),
+                    s(rng.pick(&[">", ">", "0", "1-1", "$"])),
+                ]);
+            } else {
+                cmd = vec![s("XACK"), k(rng), group(rng), id(rng), id(rng)];
+            }
+        }
+        105 => {
+            cmd = match rng.below(6) {
+                0 => vec![s("XINFO"), s("GROUPS"), k(rng)],
+                1 => vec![s("XINFO"), s("STREAM"), k(rng)],
+                2 => vec![s("XPENDING"), k(rng), group(rng)],
+                3 => vec![s("XSETID"), k(rng), id(rng)],
+                4 => vec![
+                    s("XCLAIM"),
+                    k(rng),
+                    group(rng),
+                    consumer(rng),
+                    s("0"),
+                    id(rng),
+                    id(rng),
+                    s("JUSTID"),
+                ],
+                _ => vec![
+                    s("XAUTOCLAIM"),
+                    k(rng),
+                    group(rng),
+                    consumer(rng),
+                    s("0"),
+                    s("0"),
+                    s("COUNT"),
+                    s(rng.pick(&["1", "5"])),
+                    s("JUSTID"),
+                ],
+            };
         }
         63 => {
             cmd = vec![s("LMPOP"), s("2"), k(rng), k(rng), side(rng)];

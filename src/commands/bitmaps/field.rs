@@ -210,6 +210,19 @@ pub fn apply_bitfield(txn: &mut Txn, db: u8, args: &[Bytes]) -> Result<Reply, Cm
             Action::Set(v) => (i128::from(v), true),
             Action::IncrBy(by) => (i128::from(now) + i128::from(by), false),
         };
+        // Redis's signed check computes `max - value` in 64 bits: a SET of a value so far
+        // below the field's range that this wraps counts as too high, and SAT stores max.
+        let wanted = match op.action {
+            Action::Set(v) if op.signed && op.bits < 64 && op.overflow == Overflow::Sat => {
+                let max = (1i64 << (op.bits - 1)) - 1;
+                if max.wrapping_sub(v) < 0 {
+                    i128::from(max)
+                } else {
+                    wanted
+                }
+            }
+            _ => wanted,
+        };
         match fit(wanted, op) {
             None => replies.push(Reply::Null),
             Some(new) => {

@@ -238,17 +238,17 @@ fn first_entry(r: &mut impl Records, stream: &Stream) -> Result<StreamId, CmdErr
 }
 
 pub fn xtrim(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    parse_add_or_trim(args, false)?;
     propose_as_sent(ctx, args)
 }
 
 pub fn apply_xtrim(txn: &mut Txn, db: u8, args: &[Bytes]) -> Result<Reply, CmdError> {
-    // Redis looks the key up before it reads the options.
+    let parsed = parse_add_or_trim(args, false)?;
+    let trim = parsed.trim.ok_or_else(error::syntax)?;
     let key = &args[1];
     let Some(mut stream) = txn_read(txn, db, key)? else {
         return Ok(Reply::Integer(0));
     };
-    let parsed = parse_add_or_trim(args, false)?;
-    let trim = parsed.trim.ok_or_else(error::syntax)?;
     let removed = trim_entries(&mut writing(txn, db, key, &stream), &mut stream, trim)?;
     if removed > 0 {
         save(txn, db, key, &stream)?;
