@@ -175,4 +175,5 @@ scripts! {
     functions => "functions.txt",
     streams => "streams.txt",
     stream_groups => "stream_groups.txt",
+    sort => "sort.txt",
 }

@@ -55,6 +55,8 @@ COMMANDS = {
     "bzmpop": None, "zrandmember": None, "zunion": None, "zinter": None, "zdiff": None,
     "zunionstore": None, "zinterstore": None, "zdiffstore": None, "zintercard": None,
     "zscan": None,
+    # sort
+    "sort": None, "sort_ro": None,
     # streams
     "xadd": None, "xtrim": None, "xdel": None, "xsetid": None, "xlen": None, "xrange": None,
     "xrevrange": None, "xread": None, "xreadgroup": None, "xack": None, "xpending": None,

@@ -55,7 +55,7 @@ pub fn key_slot(key: &[u8]) -> Slot {
 }
 
 /// Slots grouped into contiguous, equal ranges of shards.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub struct ShardMap {
     shard_count: u16,
 }

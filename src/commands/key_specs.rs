@@ -30,6 +30,13 @@ pub fn keys_of<'a>(
     args: &'a [Bytes],
 ) -> impl Iterator<Item = KeyAt> + 'a {
     let valid = spec.key_specs.iter().all(|k| bounds(k, args).is_ok());
+    let store = (spec.name == "sort")
+        .then(|| sort_store_key(args))
+        .flatten()
+        .map(|index| KeyAt {
+            index,
+            flags: &["OW", "update"],
+        });
     spec.key_specs
         .iter()
         .filter(move |_| valid)
@@ -39,6 +46,26 @@ pub fn keys_of<'a>(
                 .step_by(step)
                 .map(move |index| KeyAt { index, flags })
         })
+        .chain(store)
+}
+
+/// SORT's STORE key, which its key spec cannot place (the keyword may stand anywhere):
+/// the last `STORE x`, skipping the arguments of LIMIT, GET and BY, as redis-server's
+/// `sortGetKeys` does.
+fn sort_store_key(args: &[Bytes]) -> Option<usize> {
+    let mut found = None;
+    let mut i = 2;
+    while i < args.len() {
+        if eq(&args[i], "limit") {
+            i += 2;
+        } else if eq(&args[i], "get") || eq(&args[i], "by") {
+            i += 1;
+        } else if eq(&args[i], "store") && i + 1 < args.len() {
+            found = Some(i + 1);
+        }
+        i += 1;
+    }
+    found
 }
 
 /// The flags of `key` for this call: its spec's, except for the two commands whose spec

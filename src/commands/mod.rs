@@ -43,6 +43,7 @@ mod server;
 mod session;
 mod sets;
 mod shared;
+mod sort;
 pub mod spec;
 pub mod specs;
 pub mod stats;

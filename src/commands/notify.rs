@@ -130,6 +130,7 @@ fn event_of(name: &str, args: &[Bytes]) -> Option<(u32, &'static str)> {
         "zrangestore" => (ZSET, "zrangestore"),
         "georadius" | "georadiusbymember" => (ZSET, "georadiusstore"),
         "geosearchstore" => (ZSET, "geosearchstore"),
+        "sort" => (LIST, "sortstore"),
         "xadd" => (STREAM, "xadd"),
         "xtrim" => (STREAM, "xtrim"),
         "xdel" => (STREAM, "xdel"),
@@ -154,6 +155,7 @@ fn stores(name: &str) -> bool {
             | "georadius"
             | "georadiusbymember"
             | "geosearchstore"
+            | "sort"
     )
 }
 

@@ -71,6 +71,9 @@ pub struct Session {
     pub forward_hops: u32,
     /// The command before this one was a CLIENT command (CLIENT CACHING's flag outlives it).
     previous_was_client: bool,
+    /// A script's `redis.call` is running (SORT then sorts a set it would leave in its
+    /// stored order, as Redis does for scripts).
+    pub in_script: bool,
     /// The shards this connection has written to (WAIT counts the replicas holding them).
     pub written: Vec<crate::cluster::ShardId>,
     /// Where its keyed commands have run (`cluster-redirects auto` tells a cluster
@@ -152,6 +155,7 @@ impl Session {
             forwarded_for: None,
             forward_hops: 0,
             previous_was_client: false,
+            in_script: false,
             written: Vec::new(),
             routes: RouteHistory::default(),
         }

@@ -190,6 +190,10 @@ pub trait ClusterView: Send + Sync {
     fn publish_to_peers(&self, sharded: bool, channel: Bytes, payload: Bytes);
     /// The shards this node holds a replica of, in order.
     fn shards_held(&self) -> Vec<HeldShard>;
+    /// Whether this node is the only replica of every shard (any key may be read here).
+    fn alone(&self) -> bool;
+    /// Which shard holds which slots.
+    fn shard_map(&self) -> crate::cluster::ShardMap;
 }
 
 /// A shard this node holds a replica of: its number, its replication group and its slots.

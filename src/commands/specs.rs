@@ -3088,6 +3088,62 @@ pub static SPECS: &[CommandSpec] = &[
         ] },
     },
     CommandSpec {
+        name: "sort", arity: -2, flags: &["write", "denyoom", "movablekeys"],
+        first_key: 1, last_key: 1, step: 1, acl_categories: &["@write", "@set", "@sortedset", "@list", "@slow", "@dangerous"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }, KeySpec { notes: Some("For the optional BY/GET keyword. It is marked 'unknown' because the key names derive from the content of the key we sort"), flags: &["RO", "access"], begin_search: BeginSearch::Unknown, find_keys: FindKeys::Unknown }, KeySpec { notes: Some("For the optional STORE keyword. It is marked 'unknown' because the keyword can appear anywhere in the argument array"), flags: &["OW", "update"], begin_search: BeginSearch::Unknown, find_keys: FindKeys::Unknown }],
+        doc: Doc { summary: "Sort the elements in a list, set or sorted set", since: "1.0.0", group: "generic", complexity: Some("O(N+M*log(M)) where N is the number of elements in the list or set to sort, and M the number of returned elements. When the elements are not sorted, complexity is O(N)."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "pattern", kind: "pattern", display_text: None, key_spec_index: Some(1), token: Some("BY"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "offset_count", kind: "block", display_text: None, key_spec_index: None, token: Some("LIMIT"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+                Arg { name: "offset", kind: "integer", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "count", kind: "integer", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+            ] },
+            Arg { name: "pattern", kind: "pattern", display_text: None, key_spec_index: Some(1), token: Some("GET"), summary: None, since: None, flags: &["optional", "multiple", "multiple_token"], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "order", kind: "oneof", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+                Arg { name: "asc", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("ASC"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "desc", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("DESC"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+            ] },
+            Arg { name: "sorting", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("ALPHA"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "destination", kind: "key", display_text: None, key_spec_index: Some(2), token: Some("STORE"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandSpec {
+        name: "sort_ro", arity: -2, flags: &["readonly", "movablekeys"],
+        first_key: 1, last_key: 1, step: 1, acl_categories: &["@read", "@set", "@sortedset", "@list", "@slow", "@dangerous"],
+        tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }, KeySpec { notes: Some("For the optional BY/GET keyword. It is marked 'unknown' because the key names derive from the content of the key we sort"), flags: &["RO", "access"], begin_search: BeginSearch::Unknown, find_keys: FindKeys::Unknown }],
+        doc: Doc { summary: "Sort the elements in a list, set or sorted set. Read-only variant of SORT.", since: "7.0.0", group: "generic", complexity: Some("O(N+M*log(M)) where N is the number of elements in the list or set to sort, and M the number of returned elements. When the elements are not sorted, complexity is O(N)."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "key", kind: "key", display_text: None, key_spec_index: Some(0), token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "pattern", kind: "pattern", display_text: None, key_spec_index: Some(1), token: Some("BY"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "offset_count", kind: "block", display_text: None, key_spec_index: None, token: Some("LIMIT"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+                Arg { name: "offset", kind: "integer", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "count", kind: "integer", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+            ] },
+            Arg { name: "pattern", kind: "pattern", display_text: None, key_spec_index: Some(1), token: Some("GET"), summary: None, since: None, flags: &["optional", "multiple", "multiple_token"], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "order", kind: "oneof", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+                Arg { name: "asc", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("ASC"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "desc", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("DESC"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+            ] },
+            Arg { name: "sorting", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("ALPHA"), summary: None, since: None, flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandSpec {
         name: "spop", arity: -2, flags: &["write", "fast"],
         first_key: 1, last_key: 1, step: 1, acl_categories: &["@write", "@set", "@fast"],
         tips: &["nondeterministic_output"], key_specs: &[KeySpec { notes: None, flags: &["RW", "access", "delete"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],

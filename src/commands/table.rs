@@ -13,8 +13,8 @@ use super::specs::SPECS;
 use super::stats::CommandStats;
 use super::{
     acl, bitmaps, cluster, connection, functions, geo, hashes, hll, keyevents, keys, lists,
-    lists_blocking, pubsub, scripting, server, sets, streams, strings, tracking, transactions,
-    zsets, ApplyFn, Handler,
+    lists_blocking, pubsub, scripting, server, sets, sort, streams, strings, tracking,
+    transactions, zsets, ApplyFn, Handler,
 };
 
 pub struct Command {
@@ -43,6 +43,18 @@ impl Command {
     pub fn is_write(&self) -> bool {
         self.spec.has_flag("write")
     }
+
+    /// Whether this call writes: the command's write flag, except for SORT without STORE,
+    /// which Redis flags as a write for its STORE form but only reads.
+    pub fn writes(&self, args: &[Bytes]) -> bool {
+        if self.spec.name == "sort" {
+            return args
+                .iter()
+                .skip(2)
+                .any(|a| a.eq_ignore_ascii_case(b"store"));
+        }
+        self.is_write()
+    }
 }
 
 /// Handlers by command name; `None` apply for commands that never write.
@@ -59,6 +71,7 @@ fn bindings() -> Vec<Binding> {
     all.extend(sets::COMMANDS.iter().copied());
     all.extend(zsets::COMMANDS.iter().copied());
     all.extend(streams::COMMANDS.iter().copied());
+    all.extend(sort::COMMANDS.iter().copied());
     all.extend(geo::COMMANDS.iter().copied());
     all.extend(keys::COMMANDS.iter().copied());
     all.extend(keyevents::COMMANDS.iter().copied());

@@ -182,3 +182,102 @@ impl Keyspace {
         Ok(self.collections.put(pdb, key, revision, version, read))
     }
 }
+
+/// What commands read of keys and their elements, the same way at the proposer (the
+/// keyspace as of now, [`LiveReads`]) and at apply (a write transaction, with its own
+/// writes): code that reads collections serves both through it.
+pub trait Reads {
+    /// The live value of `key`.
+    fn live(&mut self, db: u8, key: &[u8]) -> Result<Option<super::Meta>>;
+    /// One record of `space` of a collection version.
+    fn record(
+        &mut self,
+        space: Space,
+        db: u8,
+        key: &[u8],
+        version: u64,
+        sub: &[u8],
+    ) -> Result<Option<Bytes>>;
+    /// Up to `limit` records of `space` in `range`, descending when `reverse`.
+    #[allow(clippy::too_many_arguments)]
+    fn records(
+        &mut self,
+        space: Space,
+        db: u8,
+        key: &[u8],
+        version: u64,
+        range: &SubRange,
+        limit: usize,
+        reverse: bool,
+    ) -> Result<Vec<(Bytes, Bytes)>>;
+}
+
+/// The keyspace read at `now_ms` (expired keys are absent).
+#[derive(Clone, Copy)]
+pub struct LiveReads<'a> {
+    pub keyspace: &'a Keyspace,
+    pub now_ms: u64,
+}
+
+impl Reads for LiveReads<'_> {
+    fn live(&mut self, db: u8, key: &[u8]) -> Result<Option<super::Meta>> {
+        self.keyspace.get(db, key, self.now_ms)
+    }
+
+    fn record(
+        &mut self,
+        space: Space,
+        db: u8,
+        key: &[u8],
+        version: u64,
+        sub: &[u8],
+    ) -> Result<Option<Bytes>> {
+        let ks = self.keyspace;
+        let rk = encoding::space_key(space, ks.physical_db(db), key_slot(key), key, version, sub);
+        Ok(ks.engine.get(&rk)?)
+    }
+
+    fn records(
+        &mut self,
+        space: Space,
+        db: u8,
+        key: &[u8],
+        version: u64,
+        range: &SubRange,
+        limit: usize,
+        reverse: bool,
+    ) -> Result<Vec<(Bytes, Bytes)>> {
+        self.keyspace
+            .scan_space(space, db, key, version, range, limit, reverse)
+    }
+}
+
+impl Reads for &mut super::Txn<'_> {
+    fn live(&mut self, db: u8, key: &[u8]) -> Result<Option<super::Meta>> {
+        self.get(db, key)
+    }
+
+    fn record(
+        &mut self,
+        space: Space,
+        db: u8,
+        key: &[u8],
+        version: u64,
+        sub: &[u8],
+    ) -> Result<Option<Bytes>> {
+        self.get_in(space, db, key, version, sub)
+    }
+
+    fn records(
+        &mut self,
+        space: Space,
+        db: u8,
+        key: &[u8],
+        version: u64,
+        range: &SubRange,
+        limit: usize,
+        reverse: bool,
+    ) -> Result<Vec<(Bytes, Bytes)>> {
+        self.scan_space(space, db, key, version, range, limit, reverse)
+    }
+}

@@ -19,7 +19,7 @@ mod txn;
 
 pub use cache::Elements;
 pub use cross_shard::HeldLocks;
-pub use elements::SubRange;
+pub use elements::{LiveReads, Reads, SubRange};
 pub use encoding::{Collection, Encoding, Meta, Space, ValueType};
 pub use event_log::{EventId, LoggedEvent};
 pub use filter::ElementFilter;

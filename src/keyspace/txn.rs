@@ -442,7 +442,19 @@ impl<'a> Txn<'a> {
         version: u64,
         sub: &[u8],
     ) -> Result<Option<Bytes>> {
-        let ek = self.space_key(Space::Elements, db, key, version, sub);
+        self.get_in(Space::Elements, db, key, version, sub)
+    }
+
+    /// One record of `space` of a collection, as this transaction left it.
+    pub fn get_in(
+        &mut self,
+        space: Space,
+        db: u8,
+        key: &[u8],
+        version: u64,
+        sub: &[u8],
+    ) -> Result<Option<Bytes>> {
+        let ek = self.space_key(space, db, key, version, sub);
         if let Some(v) = self.elements.get(&ek) {
             return Ok(v.clone());
         }

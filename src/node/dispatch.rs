@@ -80,7 +80,7 @@ impl Node {
         };
         match self.shared.table.get(&args[0]) {
             Some(cmd) if blocking(cmd) => RequestKind::Blocking,
-            Some(cmd) if cmd.subcommands.is_empty() && cmd.is_write() => RequestKind::Write,
+            Some(cmd) if cmd.subcommands.is_empty() && cmd.writes(args) => RequestKind::Write,
             _ => RequestKind::Other,
         }
     }

@@ -327,9 +327,12 @@ impl Host for ScriptHost<'_, '_, '_> {
             Err(Some(text)) => return Ok(Reply::error(text)),
             Err(None) => return Err(Abandon),
         }
-        Ok(self
+        self.session.in_script = true;
+        let reply = self
             .node
-            .speculate_command(self.run, self.session, cmd, &args, None))
+            .speculate_command(self.run, self.session, cmd, &args, None);
+        self.session.in_script = false;
+        Ok(reply)
     }
 
     fn acl_check(&mut self, args: &[Bytes]) -> Result<bool, String> {

@@ -15,6 +15,14 @@ impl ClusterView for Node {
         self.groups().node_id()
     }
 
+    fn alone(&self) -> bool {
+        self.groups().alone()
+    }
+
+    fn shard_map(&self) -> crate::cluster::ShardMap {
+        self.shards
+    }
+
     fn shards_held(&self) -> Vec<HeldShard> {
         let groups = self.groups();
         (0..self.shards.shard_count())

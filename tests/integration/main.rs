@@ -25,6 +25,7 @@ mod quiesce;
 mod raft;
 mod rebalance;
 mod scripting;
+mod sort;
 mod streams;
 mod tls;
 mod tracking;

@@ -303,6 +303,12 @@ impl Selector {
         }
     }
 
+    /// Whether the selector lets commands read any key (Redis's check of the key `*`,
+    /// which SORT's BY and GET patterns need).
+    pub fn reads_every_key(&self) -> bool {
+        self.all_keys || self.allows_key(b"*", true, false)
+    }
+
     fn allows_key(&self, key: &[u8], read: bool, write: bool) -> bool {
         self.keys
             .iter()

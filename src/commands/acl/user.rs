@@ -152,6 +152,11 @@ impl User {
         self.selectors.iter().any(Selector::unrestricted)
     }
 
+    /// Whether a selector lets commands read any key (SORT's BY and GET patterns).
+    pub fn reads_every_key(&self) -> bool {
+        self.selectors.iter().any(Selector::reads_every_key)
+    }
+
     /// Whether one selector allows the call; otherwise the most specific refusal.
     pub fn check(&self, call: &Call) -> Result<(), Denied> {
         let mut worst = Denied::Command;

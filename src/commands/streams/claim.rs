@@ -45,7 +45,7 @@ pub fn xpending(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let (key, group_name) = (&args[1], &args[2]);
     let stream = read(ctx, key)?;
     let mut r = match &stream {
-        Some(s) => reading(ctx.keyspace, ctx.db(), key, s),
+        Some(s) => reading(ctx.keyspace, ctx.now_ms, ctx.db(), key, s),
         None => return Err(no_group(key, group_name)),
     };
     let group = store::group(&mut r, group_name)?.ok_or_else(|| no_group(key, group_name))?;

@@ -135,13 +135,21 @@ fn read_from(arg: &[u8]) -> Result<ReadFrom, CmdError> {
 /// XREADGROUP GROUP group consumer [COUNT n] [BLOCK ms] [NOACK] STREAMS key [key ...] id [id ...].
 pub fn xreadgroup(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let parsed = parse_read(args, true)?;
+    // Without BLOCK it is a write like any other: apply checks the groups (writes before
+    // it in a pipeline are not applied yet when this runs).
+    if parsed.block.is_none() {
+        return Ok(Outcome::Propose(args.to_vec()));
+    }
     let (group_name, _) = parsed.group.clone().ok_or_else(error::syntax)?;
     let keys = parsed.keys(args);
     let mut ready = false;
     for (key, id_arg) in keys.iter().zip(parsed.ids(args)) {
         let stream = read(ctx, key)?;
         let found = match &stream {
-            Some(s) => store::group(&mut reading(ctx.keyspace, ctx.db(), key, s), &group_name)?,
+            Some(s) => store::group(
+                &mut reading(ctx.keyspace, ctx.now_ms, ctx.db(), key, s),
+                &group_name,
+            )?,
             None => None,
         };
         let (Some(stream), Some(group)) = (stream, found) else {
@@ -151,7 +159,7 @@ pub fn xreadgroup(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             ReadFrom::History(_) => true,
             ReadFrom::New => match group.last_id.next() {
                 Some(from) => {
-                    let mut r = reading(ctx.keyspace, ctx.db(), key, &stream);
+                    let mut r = reading(ctx.keyspace, ctx.now_ms, ctx.db(), key, &stream);
                     store::first_entry_from(&mut r, from)?.is_some()
                 }
                 None => false,
@@ -394,7 +402,7 @@ pub fn apply_xgroup(txn: &mut Txn, db: u8, args: &[Bytes]) -> Result<Reply, CmdE
     if found.is_none() && needs_group {
         return Err(no_group_for_key(key, group_name));
     }
-    let now = w.txn.now_ms();
+    let now = w.reads.now_ms();
     if create {
         let id = match &args[4][..] {
             b"$" => stream.state.last_id,

@@ -49,7 +49,7 @@ pub fn xinfo_stream(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         }
         _ => return Err(syntax(&sub)),
     };
-    let mut r = reading(ctx.keyspace, ctx.db(), key, &stream);
+    let mut r = reading(ctx.keyspace, ctx.now_ms, ctx.db(), key, &stream);
     let s = &stream.state;
     // Redis's listpack nodes for these entries (an empty stream's tree has one node).
     let nodes = stream.len().div_ceil(NODE_ENTRIES);
@@ -158,7 +158,7 @@ fn full_group(
 pub fn xinfo_groups(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let key = &args[2];
     let stream = existing(ctx, key)?;
-    let mut r = reading(ctx.keyspace, ctx.db(), key, &stream);
+    let mut r = reading(ctx.keyspace, ctx.now_ms, ctx.db(), key, &stream);
     let groups = store::groups(&mut r)?
         .into_iter()
         .map(|(name, group)| {
@@ -180,7 +180,7 @@ pub fn xinfo_consumers(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let (key, group_name) = (&args[2], &args[3]);
     let stream = existing(ctx, key)?;
     let now = ctx.now_ms;
-    let mut r = reading(ctx.keyspace, ctx.db(), key, &stream);
+    let mut r = reading(ctx.keyspace, ctx.now_ms, ctx.db(), key, &stream);
     if store::group(&mut r, group_name)?.is_none() {
         return Err(no_group_for_key(key, group_name));
     }

@@ -28,7 +28,7 @@ use bytes::Bytes;
 
 use super::error::CmdError;
 use super::{ApplyFn, Ctx, Handler};
-use crate::keyspace::{Keyspace, Txn};
+use crate::keyspace::{Keyspace, LiveReads, Txn};
 use crate::protocol::Reply;
 pub use payload::{dump_contents, restore_contents};
 
@@ -96,10 +96,17 @@ fn read(ctx: &mut Ctx, key: &[u8]) -> Result<Option<Stream>, CmdError> {
     meta.map(Stream::from_meta).transpose()
 }
 
-/// The records of `stream` at `key`, for reading at the proposer (`ctx.keyspace`).
-fn reading<'a>(keyspace: &'a Keyspace, db: u8, key: &'a [u8], stream: &Stream) -> Reading<'a> {
+/// The records of `stream` at `key`, for reading at the proposer (`ctx.keyspace` at
+/// `ctx.now_ms`).
+fn reading<'a>(
+    keyspace: &'a Keyspace,
+    now_ms: u64,
+    db: u8,
+    key: &'a [u8],
+    stream: &Stream,
+) -> Reading<'a> {
     Reading {
-        keyspace,
+        reads: LiveReads { keyspace, now_ms },
         db,
         key,
         version: stream.version(),
@@ -119,7 +126,7 @@ fn writing<'a, 't>(
     stream: &Stream,
 ) -> Writing<'a, 't> {
     Writing {
-        txn,
+        reads: txn,
         db,
         key,
         version: stream.version(),

@@ -15,7 +15,7 @@ use crate::keyspace::{Meta, Txn};
 /// Everything DUMP writes of the stream in `meta` at `key`.
 pub fn dump_contents(ctx: &Ctx, key: &[u8], meta: &Meta) -> Result<StreamDump, CmdError> {
     let stream = Stream::from_meta(meta.clone())?;
-    let mut r = reading(ctx.keyspace, ctx.db(), key, &stream);
+    let mut r = reading(ctx.keyspace, ctx.now_ms, ctx.db(), key, &stream);
     let entries = store::entries(&mut r, StreamId::ZERO, StreamId::MAX, 0, false)?;
     let mut groups = Vec::new();
     for (name, group) in store::groups(&mut r)? {

@@ -43,7 +43,7 @@ pub fn xrange(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     if count == Some(0) {
         return reply(Reply::NullArray);
     }
-    let mut r = reading(ctx.keyspace, ctx.db(), &args[1], &stream);
+    let mut r = reading(ctx.keyspace, ctx.now_ms, ctx.db(), &args[1], &stream);
     let found = store::entries(&mut r, start, end, count.unwrap_or(0), rev)?;
     reply(entries_reply(found))
 }
@@ -168,7 +168,7 @@ pub fn xread(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         if stream.len() == 0 {
             continue;
         }
-        let mut r = reading(ctx.keyspace, ctx.db(), key, stream);
+        let mut r = reading(ctx.keyspace, ctx.now_ms, ctx.db(), key, stream);
         let found = store::entries(&mut r, from, StreamId::MAX, parsed.count, false)?;
         if !found.is_empty() {
             served.push((Reply::Bulk(key.clone()), entries_reply(found)));

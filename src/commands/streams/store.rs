@@ -1,8 +1,8 @@
 //! A stream's records, read at the proposer or written at apply through one interface.
 //!
-//! [`Records`] is a stream's element records as a reader sees them: the keyspace at the
-//! proposer ([`Reading`]) or a write transaction at apply ([`Writing`], which also puts and
-//! deletes). The helpers over it read entries, groups, consumers and pending entries in
+//! [`Records`] is a stream's element records as a reader sees them ([`Stored`] over the
+//! keyspace's [`Reads`]): the keyspace at the proposer ([`Reading`]) or a write transaction
+//! at apply ([`Writing`], which also puts and deletes). The helpers over it read entries, groups, consumers and pending entries in
 //! the layout `record.rs` describes; [`Stream`] is the decoded metadata record with the
 //! counters Redis 7.0 derives from it (entries read, lag).
 
@@ -13,7 +13,9 @@ use bytes::{Bytes, BytesMut};
 use super::id::StreamId;
 use super::record::{self, Consumer, Group, Pending, StreamState, ENTRIES_READ_UNKNOWN};
 use crate::commands::error::{self, CmdError};
-use crate::keyspace::{Collection, Encoding, Keyspace, Meta, Space, SubRange, Txn, ValueType};
+use crate::keyspace::{
+    Collection, Encoding, LiveReads, Meta, Reads, Space, SubRange, Txn, ValueType,
+};
 use crate::storage::prefix_successor;
 
 /// A stream's element records.
@@ -28,50 +30,23 @@ pub trait Records {
     ) -> Result<Vec<(Bytes, Bytes)>, CmdError>;
 }
 
+/// The element records of one stream version, through `reads`.
+pub struct Stored<'a, R> {
+    pub reads: R,
+    pub db: u8,
+    pub key: &'a [u8],
+    pub version: u64,
+}
+
 /// The records as the keyspace holds them (reads at the proposer).
-pub struct Reading<'a> {
-    pub keyspace: &'a Keyspace,
-    pub db: u8,
-    pub key: &'a [u8],
-    pub version: u64,
-}
-
-impl Records for Reading<'_> {
-    fn get(&mut self, sub: &[u8]) -> Result<Option<Bytes>, CmdError> {
-        Ok(self
-            .keyspace
-            .get_element(self.db, self.key, self.version, sub)?)
-    }
-
-    fn scan(
-        &mut self,
-        range: &SubRange,
-        limit: usize,
-        reverse: bool,
-    ) -> Result<Vec<(Bytes, Bytes)>, CmdError> {
-        Ok(self.keyspace.scan_space(
-            Space::Elements,
-            self.db,
-            self.key,
-            self.version,
-            range,
-            limit,
-            reverse,
-        )?)
-    }
-}
-
+pub type Reading<'a> = Stored<'a, LiveReads<'a>>;
 /// The records as a write transaction leaves them (apply).
-pub struct Writing<'a, 't> {
-    pub txn: &'a mut Txn<'t>,
-    pub db: u8,
-    pub key: &'a [u8],
-    pub version: u64,
-}
+pub type Writing<'a, 't> = Stored<'a, &'a mut Txn<'t>>;
 
-impl Records for Writing<'_, '_> {
+impl<R: Reads> Records for Stored<'_, R> {
     fn get(&mut self, sub: &[u8]) -> Result<Option<Bytes>, CmdError> {
-        Ok(self.txn.get_element(self.db, self.key, self.version, sub)?)
+        let (db, key, version) = (self.db, self.key, self.version);
+        Ok(self.reads.record(Space::Elements, db, key, version, sub)?)
     }
 
     fn scan(
@@ -80,31 +55,26 @@ impl Records for Writing<'_, '_> {
         limit: usize,
         reverse: bool,
     ) -> Result<Vec<(Bytes, Bytes)>, CmdError> {
-        Ok(self.txn.scan_space(
-            Space::Elements,
-            self.db,
-            self.key,
-            self.version,
-            range,
-            limit,
-            reverse,
-        )?)
+        let (db, key, version) = (self.db, self.key, self.version);
+        Ok(self
+            .reads
+            .records(Space::Elements, db, key, version, range, limit, reverse)?)
     }
 }
 
-impl Writing<'_, '_> {
+impl Stored<'_, &mut Txn<'_>> {
     /// A keyspace event of the stream this command names itself.
     pub fn note_event(&mut self, name: &'static str) {
-        self.txn.note_event(self.db, self.key, name);
+        self.reads.note_event(self.db, self.key, name);
     }
 
     pub fn put(&mut self, sub: &[u8], value: Bytes) {
-        self.txn
+        self.reads
             .put_element(self.db, self.key, self.version, sub, value);
     }
 
     pub fn delete(&mut self, sub: &[u8]) {
-        self.txn
+        self.reads
             .delete_element(self.db, self.key, self.version, sub);
     }
 
