@@ -12,13 +12,17 @@ With `--scripts`, the commands benchmarked are EVALSHA of a script doing GET + I
 EXPIRE on one key, and FCALL of the same as a function (loaded on both first), each on a
 random key of `--keyspace` (default 100000).
 
+With `--streams`, the commands benchmarked are XADD (`*` IDs, on `--keyspace` streams),
+XRANGE of 100 entries of a 1,000-entry stream, XREADGROUP of one new entry (`>`) of a
+stream loaded with as many entries as requests, then XACK of random entries of it.
+
 With `--baseline BIN`, a third server (another Basalt build, e.g. one from before a change)
 runs in the same alternation and the table gains its ops/s and the Basalt/baseline ratio.
 
 Usage: bench/compare_redis.py [--runs 5] [--requests 200000] [--tests set,get,incr,mset]
                               [--basalt-args "--appendfsync everysec"] [--redis-args "..."]
                               [--baseline path/to/basalt] [--keyspace 100000] [--tls]
-                              [--scripts]
+                              [--scripts] [--streams]
 """
 import argparse
 import csv
@@ -102,6 +106,38 @@ def bench_scripts(port, sha, requests, pipeline, clients, keyspace):
     return rows
 
 
+# --streams: XADD, XRANGE, XREADGROUP and XACK.
+def load_streams(port, entries):
+    """A 1,000-entry stream to range over, and a queue of `entries` entries (IDs n-0) with
+    a consumer group, loaded through redis-cli --pipe."""
+    lines = ["DEL bench:range bench:queue"]
+    lines += [f"XADD bench:range {n}-0 field value{n}" for n in range(1, 1001)]
+    lines += ["XGROUP CREATE bench:queue g 0 MKSTREAM"]
+    lines += [f"XADD bench:queue {n}-0 job {n}" for n in range(1, entries + 1)]
+    subprocess.run(["redis-cli", "-p", str(port), "--pipe"], input="\n".join(lines) + "\n",
+                   text=True, check=True, capture_output=True)
+
+
+def bench_streams(port, requests, pipeline, clients, keyspace):
+    """ops/s of XADD, XRANGE (100 entries), XREADGROUP (one new entry) and XACK."""
+    load_streams(port, requests)
+    rows = {}
+    for name, command, space in [
+        ("xadd", ["XADD", "bench:s:__rand_int__", "*", "field", "value"], keyspace or 100),
+        ("xrange_100", ["XRANGE", "bench:range", "-", "+", "COUNT", "100"], 0),
+        ("xreadgroup", ["XREADGROUP", "GROUP", "g", "c", "COUNT", "1", "STREAMS",
+                        "bench:queue", ">"], 0),
+        ("xack", ["XACK", "bench:queue", "g", "__rand_int__-0"], requests),
+    ]:
+        cmd = ["redis-benchmark", "-p", str(port), "-n", str(requests), "-c", str(clients),
+               "-P", str(pipeline), "--csv"] + (["-r", str(space)] if space else []) + command
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+        for row in csv.reader(io.StringIO(out)):
+            if len(row) >= 2 and row[0] != "test":
+                rows[name] = float(row[1])
+    return rows
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=5)
@@ -115,6 +151,8 @@ def main():
     ap.add_argument("--keyspace", type=int, default=0,
                     help="random keys out of this many (redis-benchmark -r; 0: one key)")
     ap.add_argument("--tls", action="store_true", help="both servers over TLS")
+    ap.add_argument("--streams", action="store_true",
+                    help="benchmark XADD, XRANGE, XREADGROUP and XACK")
     ap.add_argument("--scripts", action="store_true",
                     help="benchmark EVALSHA and FCALL of GET + INCR + EXPIRE instead of --tests")
     ap.add_argument("--acl-user", action="store_true",
@@ -158,6 +196,9 @@ def main():
                     if args.scripts:
                         rows = bench_scripts(port, shas[name], requests, pipeline,
                                              args.clients, args.keyspace)
+                    elif args.streams:
+                        rows = bench_streams(port, requests, pipeline, args.clients,
+                                             args.keyspace)
                     else:
                         rows = bench(port, args.tests, requests, pipeline, args.clients,
                                      args.keyspace, ca, args.acl_user)
