@@ -41,6 +41,10 @@ pub enum WaitFor {
     /// One of `keys` (in the client's database) to hold a non-empty value of type `wants`
     /// (a write leaving another type at a key does not wake it).
     Keys { keys: Vec<Bytes>, wants: ValueType },
+    /// A write to one of the stream `keys`: XREAD's readers (`consumer` false) are all woken
+    /// by it; XREADGROUP's consumers one at a time, first blocked first, each passing the
+    /// wake-up on once served or when its group has nothing new.
+    Stream { keys: Vec<Bytes>, consumer: bool },
     /// The Raft group to keep the events of another applied entry.
     Events(u32),
 }
@@ -56,8 +60,11 @@ enum Slot {
 pub struct Waiter {
     pub client_id: u64,
     slots: Vec<Slot>,
-    /// The type it pops; `None` for a reader that takes nothing (woken with all others).
+    /// The type it waits for; `None` for a shard's events.
     wants: Option<ValueType>,
+    /// Whether it takes what it finds (woken one at a time) or only reads (woken with all
+    /// other readers).
+    takes: bool,
     state: AtomicU8,
     notify: Notify,
 }
@@ -94,12 +101,13 @@ pub struct BlockRegistry {
 impl BlockRegistry {
     /// Queues a client of logical database `db` on what it waits for.
     pub fn register(&self, client_id: u64, db: u8, waits_for: &WaitFor) -> Arc<Waiter> {
-        let (mut slots, wants) = match waits_for {
-            WaitFor::Keys { keys, wants } => {
-                let slots = keys.iter().map(|k| Slot::Key(db, k.clone())).collect();
-                (slots, Some(*wants))
+        let on_keys = |keys: &[Bytes]| keys.iter().map(|k| Slot::Key(db, k.clone())).collect();
+        let (mut slots, wants, takes) = match waits_for {
+            WaitFor::Keys { keys, wants } => (on_keys(keys), Some(*wants), true),
+            WaitFor::Stream { keys, consumer } => {
+                (on_keys(keys), Some(ValueType::Stream), *consumer)
             }
-            WaitFor::Events(group) => (vec![Slot::Events(*group)], None),
+            WaitFor::Events(group) => (vec![Slot::Events(*group)], None, false),
         };
         // A key named twice is one place in its queue.
         let mut seen = std::collections::HashSet::new();
@@ -108,6 +116,7 @@ impl BlockRegistry {
             client_id,
             slots,
             wants,
+            takes,
             state: AtomicU8::new(SLEEPING),
             notify: Notify::new(),
         });
@@ -131,7 +140,7 @@ impl BlockRegistry {
                 queue.retain(|w| !Arc::ptr_eq(w, waiter));
                 if queue.is_empty() {
                     queues.remove(slot);
-                } else if let Some(wants) = waiter.wants.filter(|_| pass_on) {
+                } else if let Some(wants) = waiter.wants.filter(|_| pass_on && waiter.takes) {
                     wake_first(queue, wants);
                 }
             }
@@ -139,8 +148,8 @@ impl BlockRegistry {
         self.blocked.fetch_sub(1, Ordering::AcqRel);
     }
 
-    /// A write left a non-empty `vt` at `key`: the first sleeping waiter on it for that
-    /// type tries again (every reader, for a stream).
+    /// A write left a non-empty `vt` at `key`: the first sleeping taker on it for that
+    /// type tries again, and every reader (of a stream).
     pub fn wake(&self, db: u8, key: &[u8], vt: ValueType) {
         if self.blocked.load(Ordering::Acquire) == 0 {
             return;
@@ -148,6 +157,34 @@ impl BlockRegistry {
         let mut queues = self.queues.lock();
         if let Some(queue) = queues.get_mut(&Slot::Key(db, Bytes::copy_from_slice(key))) {
             wake_first(queue, vt);
+        }
+    }
+
+    /// A woken stream consumer found nothing for it (its group has nothing new): the next
+    /// consumer blocked after it on its keys tries, as it would after a wake-up this one
+    /// used. Only later ones: a wake-up passed on reaches the end of the queue and stops.
+    pub fn pass_on(&self, waiter: &Arc<Waiter>) {
+        let Some(wants) = waiter.wants.filter(|_| waiter.takes) else {
+            return;
+        };
+        let mut queues = self.queues.lock();
+        for slot in &waiter.slots {
+            let Some(queue) = queues.get_mut(slot) else {
+                continue;
+            };
+            let after = queue
+                .iter()
+                .position(|w| Arc::ptr_eq(w, waiter))
+                .map_or(0, |i| i + 1);
+            if let Some(w) = queue.iter().skip(after).find(|w| {
+                w.wants == Some(wants)
+                    && w.takes
+                    && w.state
+                        .compare_exchange(SLEEPING, WOKEN, Ordering::AcqRel, Ordering::Acquire)
+                        .is_ok()
+            }) {
+                w.notify.notify_one();
+            }
         }
     }
 
@@ -188,27 +225,21 @@ impl BlockRegistry {
     }
 }
 
+/// Wakes, of the waiters for `vt` in `queue`, every sleeping reader and the first sleeping
+/// taker.
 fn wake_first(queue: &mut VecDeque<Arc<Waiter>>, vt: ValueType) {
-    if vt == ValueType::Stream {
-        // Stream readers take nothing from each other (XREADGROUP's share is settled at
-        // apply): all of them look again.
-        for w in queue.iter().filter(|w| w.wants == Some(vt)) {
-            if w.state
-                .compare_exchange(SLEEPING, WOKEN, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-            {
-                w.notify.notify_one();
-            }
+    let mut taker_woken = false;
+    for w in queue.iter().filter(|w| w.wants == Some(vt)) {
+        if w.takes && taker_woken {
+            continue;
         }
-        return;
-    }
-    if let Some(w) = queue.iter().find(|w| {
-        w.wants == Some(vt)
-            && w.state
-                .compare_exchange(SLEEPING, WOKEN, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-    }) {
-        w.notify.notify_one();
+        if w.state
+            .compare_exchange(SLEEPING, WOKEN, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            w.notify.notify_one();
+            taker_woken |= w.takes;
+        }
     }
 }
 
@@ -244,6 +275,38 @@ mod tests {
         reg.unregister(&other);
         assert_eq!(reg.blocked_clients(), 0);
         assert!(!reg.unblock(2, Unblocked::Timeout));
+    }
+
+    #[tokio::test]
+    async fn a_stream_wakes_every_reader_and_one_consumer_which_passes_on_forward_only() {
+        let reg = BlockRegistry::default();
+        let on = |consumer| WaitFor::Stream {
+            keys: vec![Bytes::from("s")],
+            consumer,
+        };
+        let first = reg.register(1, 0, &on(true));
+        let reader = reg.register(2, 0, &on(false));
+        let second = reg.register(3, 0, &on(true));
+        let third = reg.register(4, 0, &on(true));
+        reg.wake(0, b"s", ValueType::Stream);
+        assert_eq!(first.wait().await, None);
+        assert_eq!(reader.wait().await, None);
+        assert_eq!(second.state.load(Ordering::Acquire), SLEEPING);
+        // The first found nothing for its group: the next consumer tries.
+        reg.pass_on(&first);
+        first.rearm();
+        assert_eq!(second.wait().await, None);
+        reg.pass_on(&second);
+        second.rearm();
+        assert_eq!(third.wait().await, None);
+        // The last passes on to no one: the wake-up does not go round to the first again.
+        reg.pass_on(&third);
+        third.rearm();
+        assert_eq!(first.state.load(Ordering::Acquire), SLEEPING);
+        assert_eq!(second.state.load(Ordering::Acquire), SLEEPING);
+        for w in [&first, &reader, &second, &third] {
+            reg.unregister(w);
+        }
     }
 
     #[tokio::test]

@@ -285,6 +285,11 @@ impl Node {
             .blocking
             .register(session.id(), session.db, &on.waits_for);
         let info = session.info.clone();
+        // A stream consumer that finds nothing hands its wake-up to the next one.
+        let passes_on = matches!(
+            on.waits_for,
+            crate::commands::blocking::WaitFor::Stream { consumer: true, .. }
+        );
         let again = on.again.unwrap_or_else(|| args.to_vec());
         let reply = loop {
             // Registered first, then checked: a write in between is not missed.
@@ -304,8 +309,13 @@ impl Node {
                     };
                     let reply = self.commit_writes(vec![write], session).await.pop();
                     match reply {
-                        // Another client took the elements first: wait again.
-                        Some(r) if crate::commands::lists_blocking::found_nothing(&r) => {}
+                        // Another client took the elements first (or, for a stream
+                        // consumer, its group has nothing new): wait again.
+                        Some(r) if crate::commands::lists_blocking::found_nothing(&r) => {
+                            if passes_on {
+                                self.shared.blocking.pass_on(&waiter);
+                            }
+                        }
                         Some(r) => {
                             // Served: its own apply woke the next waiter, so the wake-up
                             // it used is not passed on.
@@ -316,6 +326,7 @@ impl Node {
                         None => break Reply::Null,
                     }
                 }
+                Ok(Outcome::Block(..)) if passes_on => self.shared.blocking.pass_on(&waiter),
                 Ok(Outcome::Block(..)) => {}
                 Ok(Outcome::Reply(r)) | Ok(Outcome::Delay(_, r)) => break r,
                 Ok(Outcome::WaitReplicas(..)) => break Reply::Integer(0),

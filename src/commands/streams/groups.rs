@@ -13,7 +13,7 @@ use crate::commands::blocking::WaitFor;
 use crate::commands::error::{self, CmdError};
 use crate::commands::object::help_reply;
 use crate::commands::{propose_as_sent, reply, BlockOn, CmdResult, Ctx, Outcome};
-use crate::keyspace::{Txn, ValueType};
+use crate::keyspace::Txn;
 use crate::protocol::Reply;
 
 const DOLLAR_IN_GROUP: &str = "ERR The $ ID is meaningless in the context of XREADGROUP: you want to read the history of this consumer by specifying a proper ID, or use the > ID to get new messages. The $ ID would just return an empty result set.";
@@ -168,9 +168,9 @@ pub fn xreadgroup(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     }
     match parsed.block {
         Some(ms) if !ready => Ok(Outcome::Block(BlockOn {
-            waits_for: WaitFor::Keys {
+            waits_for: WaitFor::Stream {
                 keys: keys.to_vec(),
-                wants: ValueType::Stream,
+                consumer: true,
             },
             timeout: (ms > 0).then(|| std::time::Duration::from_millis(ms)),
             again: None,

@@ -9,7 +9,6 @@ use crate::commands::args::{self, eq};
 use crate::commands::blocking::WaitFor;
 use crate::commands::error::{self, CmdError};
 use crate::commands::{reply, BlockOn, CmdResult, Ctx, Outcome};
-use crate::keyspace::ValueType;
 use crate::protocol::Reply;
 
 pub fn xlen(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
@@ -187,9 +186,9 @@ pub fn xread(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                 *slot = id.to_bytes();
             }
             Ok(Outcome::Block(BlockOn {
-                waits_for: WaitFor::Keys {
+                waits_for: WaitFor::Stream {
                     keys: keys.to_vec(),
-                    wants: ValueType::Stream,
+                    consumer: false,
                 },
                 timeout: (ms > 0).then(|| std::time::Duration::from_millis(ms)),
                 again: Some(again),
