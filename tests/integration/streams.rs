@@ -338,3 +338,61 @@ fn blocked_group_consumers_are_served_in_the_order_they_blocked() {
         }
     }
 }
+
+#[test]
+fn a_blocked_consumer_gets_its_entry_from_the_new_leader_after_a_failover() {
+    let mut cluster = Cluster::start("streams-failover", 3, &["--appendfsync", "always"]);
+    let ports = cluster.ports();
+    let key = "{fo}queue";
+    let (leader, others) = leader_and_followers(&ports, key);
+    let mut admin = connect(others[0]);
+    query(&mut admin, &["XGROUP", "CREATE", key, "g", "$", "MKSTREAM"]).unwrap();
+    // A consumer blocked through a node that survives (its command waits at the leader).
+    let through = others[1];
+    let consumer = std::thread::spawn(move || {
+        let started = Instant::now();
+        let mut errors = Vec::new();
+        loop {
+            let mut con = connect(through);
+            let read = query(
+                &mut con,
+                &[
+                    "XREADGROUP",
+                    "GROUP",
+                    "g",
+                    "c",
+                    "BLOCK",
+                    "30000",
+                    "STREAMS",
+                    key,
+                    ">",
+                ],
+            );
+            match read {
+                Ok(Value::Nil) => errors.push("timed out".to_string()),
+                Ok(reply) => return (ids_read(&reply), errors, started.elapsed()),
+                Err(e) => {
+                    errors.push(e.to_string());
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            }
+            assert!(started.elapsed() < Duration::from_secs(60), "{errors:?}");
+        }
+    });
+    let mut on_leader = connect(leader);
+    eventually("the consumer blocked at the leader", || {
+        let info = text(&query(&mut on_leader, &["INFO", "clients"]).unwrap());
+        info.contains("blocked_clients:1").then_some(())
+    });
+    cluster.kill(ports.iter().position(|p| *p == leader).unwrap());
+    // The producer writes once the shard has a new leader.
+    let id = eventually("XADD after the failover", || {
+        query(&mut admin, &["XADD", key, "*", "job", "1"])
+            .ok()
+            .map(|v| text(&v))
+    });
+    let (got, errors, waited) = consumer.join().unwrap();
+    assert_eq!(got, [id], "errors on the way: {errors:?}");
+    // It did not sit out its 30-second BLOCK waiting on the dead leader.
+    assert!(waited < Duration::from_secs(25), "{waited:?}, {errors:?}");
+}

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::cursor::{table_cursor, BoxCursor, Direction};
+use super::cursor::BoxCursor;
 use super::engine::{LsmOptions, Shared, State, DELETES_FLUSH_MIN};
 use super::flush::write_memtable;
 use super::iterator::Merge;
@@ -353,7 +353,7 @@ fn compact(shared: &Shared, task: Task) -> Result<()> {
         .collect();
     let sources: Vec<BoxCursor> = all
         .iter()
-        .map(|f| table_cursor(f, Direction::Forward))
+        .map(|f| Box::new(f.table.iter_uncached()) as BoxCursor)
         .collect();
 
     let mut outputs: Vec<FileMeta> = Vec::new();

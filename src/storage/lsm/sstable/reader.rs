@@ -133,7 +133,14 @@ impl Table {
         Ok(Bytes::from(raw))
     }
 
-    fn data_block(&self, handle_value: &[u8], offset_hint: u64) -> Result<Block, TableError> {
+    /// A data block, from the block cache or the file; read from the file, it is cached
+    /// when `fill` (compaction's reads are not: its inputs are about to be deleted).
+    fn data_block(
+        &self,
+        handle_value: &[u8],
+        offset_hint: u64,
+        fill: bool,
+    ) -> Result<Block, TableError> {
         let corrupt = |what| TableError::Corrupt {
             path: self.path.clone(),
             offset: offset_hint,
@@ -148,7 +155,9 @@ impl Table {
         let raw = self.read_block(BlockHandle { offset, size })?;
         let bytes = raw.len();
         let block = Block::parse(raw).map_err(|_| corrupt("data block"))?;
-        self.cache.insert(self.id, offset, block.clone(), bytes);
+        if fill {
+            self.cache.insert(self.id, offset, block.clone(), bytes);
+        }
         Ok(block)
     }
 
@@ -217,7 +226,7 @@ impl Table {
             return Ok(None);
         };
         let (_, handle) = entry.map_err(|_| corrupt("index block"))?;
-        let mut block = self.data_block(&handle, 0)?.iter();
+        let mut block = self.data_block(&handle, 0, true)?.iter();
         block.seek(&target).map_err(|_| corrupt("data block"))?;
         match block
             .next()
@@ -244,6 +253,17 @@ impl Table {
             table: self.clone(),
             block: None,
             open: Block::iter,
+            fill_cache: true,
+        }
+    }
+
+    /// As `iter`, for compaction: blocks it reads from the file do not enter the block
+    /// cache (its inputs are deleted once it ends; caching them only pushes out the blocks
+    /// readers use).
+    pub fn iter_uncached(self: &Arc<Self>) -> TableIter {
+        TableCursor {
+            fill_cache: false,
+            ..self.iter()
         }
     }
 }
@@ -256,6 +276,7 @@ impl Table {
             table: self.clone(),
             block: None,
             open: Block::rev_iter,
+            fill_cache: true,
         }
     }
 }
@@ -292,6 +313,8 @@ pub struct TableCursor<B> {
     index: B,
     block: Option<B>,
     open: fn(&Block) -> B,
+    /// Whether blocks read from the file go into the block cache.
+    fill_cache: bool,
 }
 
 pub type TableIter = TableCursor<BlockIter>;
@@ -318,7 +341,7 @@ impl TableCursor<BlockIter> {
         self.block = None;
         if let Some(entry) = self.index.next() {
             let (_, handle) = entry.map_err(|_| corrupt("index block"))?;
-            let mut block = self.table.data_block(&handle, 0)?.iter();
+            let mut block = self.table.data_block(&handle, 0, self.fill_cache)?.iter();
             block.seek(target).map_err(|_| corrupt("data block"))?;
             self.block = Some(block);
         }
@@ -349,7 +372,10 @@ impl TableCursor<BlockRevIter> {
             .seek_for_prev(&last_key)
             .map_err(|_| corrupt("index block"))?;
         self.index.next(); // the block itself, loaded here
-        let mut block = self.table.data_block(&handle, 0)?.rev_iter();
+        let mut block = self
+            .table
+            .data_block(&handle, 0, self.fill_cache)?
+            .rev_iter();
         block
             .seek_for_prev(target)
             .map_err(|_| corrupt("data block"))?;
@@ -382,7 +408,7 @@ where
                 Ok(entry) => entry,
                 Err(_) => return Some(Err(corrupt("index block"))),
             };
-            match self.table.data_block(&handle, 0) {
+            match self.table.data_block(&handle, 0, self.fill_cache) {
                 Ok(block) => self.block = Some((self.open)(&block)),
                 Err(e) => return Some(Err(e)),
             }
