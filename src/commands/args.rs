@@ -43,7 +43,7 @@ pub fn parse_range_float(arg: &[u8]) -> Option<f64> {
 }
 
 /// C's `isspace` in the "C" locale.
-fn is_c_space(b: u8) -> bool {
+pub fn is_c_space(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
 }
 

@@ -67,12 +67,7 @@ fn read_options(args: &[Bytes]) -> Result<ReadOptions, CmdError> {
                 )));
             }
         } else if eq(opt, "block") {
-            let ms = args::int(value)
-                .map_err(|_| CmdError::msg("ERR timeout is not an integer or out of range"))?;
-            if ms < 0 {
-                return Err(CmdError::msg("ERR timeout is negative"));
-            }
-            options.block = Some((ms > 0).then(|| Duration::from_millis(ms as u64)));
+            options.block = Some(super::lists_blocking::parse_timeout_ms(value)?);
         } else {
             return Err(syntax());
         }

@@ -42,6 +42,16 @@ pub fn parse_timeout(arg: &[u8]) -> Result<Option<Duration>, CmdError> {
     Ok((secs > 0.0).then(|| Duration::from_secs_f64(secs.min(1e9))))
 }
 
+/// A blocking timeout in milliseconds (0 = forever), as Redis's
+/// `getTimeoutFromObjectOrReply` reads XREAD's and KEYEVENTS READ's BLOCK.
+pub fn parse_timeout_ms(arg: &[u8]) -> Result<Option<Duration>, CmdError> {
+    let ms = super::args::int_with(arg, "ERR timeout is not an integer or out of range")?;
+    if ms < 0 {
+        return Err(CmdError::msg("ERR timeout is negative"));
+    }
+    Ok((ms > 0).then(|| Duration::from_millis(ms as u64)))
+}
+
 /// What a blocking command replies when its time is up (a null array for all of them, as
 /// redis-server 7.0 answers).
 pub const TIMEOUT_REPLY: Reply = Reply::NullArray;

@@ -91,17 +91,22 @@ impl Reach {
 /// The slot of every key a pattern can name, if they share one (Redis's
 /// `patternHashSlot`): a hash tag before any wildcard, or no wildcard at all.
 fn pattern_slot(pattern: &[u8]) -> Option<Slot> {
-    let mut open = None;
+    // Where the first `{` is, until a tag closes; an empty `{}` ends the search for one.
+    enum Tag {
+        Unseen,
+        Open(usize),
+        Empty,
+    }
+    let mut tag = Tag::Unseen;
     for (i, &b) in pattern.iter().enumerate() {
-        match b {
-            b'*' | b'?' | b'[' | b'\\' => return None,
-            b'{' if open.is_none() => open = Some(i),
-            b'}' if open == Some(i - 1) => open = Some(usize::MAX),
-            b'}' if open.is_some_and(|o| o != usize::MAX) => {
-                let start = open.unwrap_or_default() + 1;
+        match (b, &tag) {
+            (b'*' | b'?' | b'[' | b'\\', _) => return None,
+            (b'{', Tag::Unseen) => tag = Tag::Open(i),
+            (b'}', Tag::Open(open)) if *open + 1 == i => tag = Tag::Empty,
+            (b'}', Tag::Open(open)) => {
                 return Some(Slot(
-                    crate::cluster::slot::crc16(&pattern[start..i]) & 0x3fff,
-                ));
+                    crate::cluster::slot::crc16(&pattern[open + 1..i]) & 0x3fff,
+                ))
             }
             _ => {}
         }
@@ -255,7 +260,7 @@ fn number(text: &[u8]) -> Option<f64> {
         return Some(0.0);
     }
     // `strtod` skips leading blanks.
-    let start = text.iter().position(|b| !b" \t\n\x0b\x0c\r".contains(b))?;
+    let start = text.iter().position(|b| !args::is_c_space(*b))?;
     let (value, out_of_range) = super::strtod::strtod(&text[start..])?;
     (!out_of_range).then_some(value)
 }
@@ -486,4 +491,34 @@ pub fn apply_sort(txn: &mut Txn, db: u8, args: &[Bytes]) -> Result<Reply, CmdErr
         super::lists::store_list(txn, db, &store, values, 0)?;
     }
     Ok(Reply::Integer(count))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pattern_has_a_slot_as_redis_computes_it() {
+        let slot = |k: &[u8]| Some(key_slot(k));
+        assert_eq!(
+            pattern_slot(b"w_*{user}"),
+            None,
+            "a wildcard before the tag"
+        );
+        assert_eq!(pattern_slot(b"w_{user}*"), slot(b"user"));
+        assert_eq!(pattern_slot(b"{user}w_*"), slot(b"user"));
+        assert_eq!(pattern_slot(b"{user}w_*->f"), slot(b"user"));
+        assert_eq!(pattern_slot(b"fixed"), slot(b"fixed"));
+        assert_eq!(
+            pattern_slot(b"}x{a}"),
+            slot(b"a"),
+            "a closing brace before any opening one"
+        );
+        // An empty tag: the rest is not searched for another, the whole key is hashed.
+        assert_eq!(
+            pattern_slot(b"{}{a}"),
+            Some(Slot(crate::cluster::slot::crc16(b"{}{a}") & 0x3fff))
+        );
+        assert_eq!(pattern_slot(b"a\\*"), None);
+    }
 }

@@ -215,7 +215,8 @@ fn read_node(
     let count = int(next()?)?;
     let deleted = int(next()?)?;
     let field_count = usize::try_from(int(next()?)?).map_err(|_| PayloadError::BadFormat)?;
-    if count < 0 || deleted < 0 || count + deleted == 0 || field_count > items.len() {
+    let total = count.checked_add(deleted).ok_or(PayloadError::BadFormat)?;
+    if count < 0 || deleted < 0 || total == 0 || field_count > items.len() {
         return Err(PayloadError::BadFormat);
     }
     let mut master_fields = Vec::with_capacity(field_count);
@@ -226,7 +227,7 @@ fn read_node(
         return Err(PayloadError::BadFormat);
     }
     let mut live = 0;
-    for _ in 0..count + deleted {
+    for _ in 0..total {
         let flags = int(next()?)?;
         let ms = master.ms.wrapping_add(int(next()?)? as u64);
         let seq = master.seq.wrapping_add(int(next()?)? as u64);
@@ -367,6 +368,19 @@ mod tests {
         let stream = sample();
         let payload = dump_stream(&stream);
         assert_eq!(restore(&payload), Ok(DumpValue::Stream(stream)));
+    }
+
+    #[test]
+    fn node_counts_from_a_payload_cannot_overflow() {
+        let items: Vec<Bytes> = ["9223372036854775807", "1", "0", "0"]
+            .into_iter()
+            .map(Bytes::from)
+            .collect();
+        let mut out = Vec::new();
+        assert_eq!(
+            read_node(StreamId::new(1, 1), &items, &mut out),
+            Err(PayloadError::BadFormat)
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@ use bytes::Bytes;
 
 use super::id::{self, IdRules, ParsedId, StreamId};
 use super::store::{self, Records, Stream, Writing};
-use super::{int, record, save, txn_read, writing};
+use super::{record, save, txn_read, writing};
 use crate::commands::args::{self, eq};
 use crate::commands::error::{self, CmdError};
 use crate::commands::{propose_as_sent, CmdResult, Ctx, Outcome};
@@ -63,7 +63,7 @@ fn parse_add_or_trim(args: &[Bytes], xadd: bool) -> Result<AddOrTrim, CmdError> 
             }
             let value = args.get(i + 1).ok_or_else(error::syntax)?;
             strategy = Some(if eq(opt, "maxlen") {
-                let n = int(value)?;
+                let n = args::int(value)?;
                 if n < 0 {
                     return Err(CmdError::msg("ERR The MAXLEN argument must be >= 0."));
                 }
@@ -73,7 +73,7 @@ fn parse_add_or_trim(args: &[Bytes], xadd: bool) -> Result<AddOrTrim, CmdError> 
             });
             i += 1;
         } else if eq(opt, "limit") && more > 0 {
-            let n = int(&args[i + 1])?;
+            let n = args::int(&args[i + 1])?;
             if n < 0 {
                 return Err(CmdError::msg("ERR The LIMIT argument must be >= 0."));
             }
@@ -309,7 +309,7 @@ fn parse_xsetid(args: &[Bytes]) -> Result<SetId, CmdError> {
     while i < args.len() {
         let more = i + 1 < args.len();
         if eq(&args[i], "entriesadded") && more {
-            let n = int(&args[i + 1])?;
+            let n = args::int(&args[i + 1])?;
             if n < 0 {
                 return Err(CmdError::msg("ERR entries_added must be positive"));
             }

@@ -7,8 +7,8 @@ use super::id::{self, StreamId};
 use super::range::parse_read;
 use super::record::{self, Consumer, Group, Pending, ENTRIES_READ_UNKNOWN};
 use super::store::{self, Stream, Writing};
-use super::{entry_reply, int, no_group_for_key, read, reading, save, txn_read, writing};
-use crate::commands::args::eq;
+use super::{entry_reply, no_group_for_key, read, reading, save, txn_read, writing};
+use crate::commands::args::{self, eq};
 use crate::commands::blocking::WaitFor;
 use crate::commands::error::{self, CmdError};
 use crate::commands::object::help_reply;
@@ -167,12 +167,12 @@ pub fn xreadgroup(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         };
     }
     match parsed.block {
-        Some(ms) if !ready => Ok(Outcome::Block(BlockOn {
+        Some(timeout) if !ready => Ok(Outcome::Block(BlockOn {
             waits_for: WaitFor::Stream {
                 keys: keys.to_vec(),
                 consumer: true,
             },
-            timeout: (ms > 0).then(|| std::time::Duration::from_millis(ms)),
+            timeout,
             again: None,
         })),
         _ => Ok(Outcome::Propose(args.to_vec())),
@@ -352,7 +352,7 @@ fn parse_group_options(args: &[Bytes]) -> Result<GroupOptions, CmdError> {
             out.mkstream = true;
             i += 1;
         } else if eq(&args[i], "entriesread") && i + 1 < args.len() {
-            let n = int(&args[i + 1])?;
+            let n = args::int(&args[i + 1])?;
             if n < 0 && n != ENTRIES_READ_UNKNOWN {
                 return Err(CmdError::msg(
                     "ERR value for ENTRIESREAD must be positive or -1",

@@ -158,7 +158,7 @@ fn string2ull(s: &[u8]) -> Option<u64> {
     }
     let start = s
         .iter()
-        .position(|b| !matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r'))?;
+        .position(|b| !crate::commands::args::is_c_space(*b))?;
     let mut rest = &s[start..];
     let negative = match rest.first() {
         Some(b'-') => {

@@ -157,14 +157,9 @@ fn entries_reply(entries: Vec<(StreamId, Vec<Bytes>)>) -> Reply {
     )
 }
 
-/// An integer argument with Redis's generic text.
-fn int(arg: &[u8]) -> Result<i64, CmdError> {
-    super::args::int(arg)
-}
-
 /// A COUNT as XRANGE, XREAD and XPENDING read it: negative counts as 0.
 fn count_arg(arg: &[u8]) -> Result<usize, CmdError> {
-    Ok(int(arg)?.max(0) as usize)
+    Ok(super::args::int(arg)?.max(0) as usize)
 }
 
 /// An interval bound as XRANGE, XPENDING and XAUTOCLAIM read it: `(` makes it exclusive;

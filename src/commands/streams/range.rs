@@ -6,8 +6,11 @@ use super::id::{self, StreamId};
 use super::store;
 use super::{count_arg, entries_reply, interval_bound, read, reading};
 use crate::commands::args::{self, eq};
+use std::time::Duration;
+
 use crate::commands::blocking::WaitFor;
 use crate::commands::error::{self, CmdError};
+use crate::commands::lists_blocking::parse_timeout_ms;
 use crate::commands::{reply, BlockOn, CmdResult, Ctx, Outcome};
 use crate::protocol::Reply;
 
@@ -50,8 +53,8 @@ pub fn xrange(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 /// XREAD's and XREADGROUP's options.
 pub struct ReadArgs {
     pub count: usize,
-    /// BLOCK's timeout in milliseconds (0: forever).
-    pub block: Option<u64>,
+    /// BLOCK's timeout (`Some(None)`: forever).
+    pub block: Option<Option<Duration>>,
     pub group: Option<(Bytes, Bytes)>,
     pub noack: bool,
     /// Where the keys start; as many IDs follow them.
@@ -85,7 +88,7 @@ pub fn parse_read(args: &[Bytes], group: bool) -> Result<ReadArgs, CmdError> {
         let more = args.len() - 1 - i;
         let opt = &args[i];
         if eq(opt, "block") && more > 0 {
-            out.block = Some(block_ms(&args[i + 1])?);
+            out.block = Some(parse_timeout_ms(&args[i + 1])?);
             i += 1;
         } else if eq(opt, "count") && more > 0 {
             out.count = count_arg(&args[i + 1])?;
@@ -130,15 +133,6 @@ pub fn parse_read(args: &[Bytes], group: bool) -> Result<ReadArgs, CmdError> {
     Ok(out)
 }
 
-/// A BLOCK timeout in milliseconds, as Redis's `getTimeoutFromObjectOrReply` reads it.
-fn block_ms(arg: &[u8]) -> Result<u64, CmdError> {
-    let ms = args::int_with(arg, "ERR timeout is not an integer or out of range")?;
-    if ms < 0 {
-        return Err(CmdError::msg("ERR timeout is negative"));
-    }
-    Ok(ms as u64)
-}
-
 /// XREAD's `>` refusal.
 pub const GT_ONLY_WITH_GROUP: &str =
     "ERR The > ID can be specified only when calling XREADGROUP using the GROUP <group> <consumer> option.";
@@ -178,7 +172,7 @@ pub fn xread(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     }
     match parsed.block {
         None => reply(Reply::NullArray),
-        Some(ms) => {
+        Some(timeout) => {
             // After a wake-up the same IDs are read again: `$` stays the ID it meant now.
             let mut again = args.to_vec();
             let ids_at = parsed.streams_at + parsed.streams;
@@ -190,7 +184,7 @@ pub fn xread(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                     keys: keys.to_vec(),
                     consumer: false,
                 },
-                timeout: (ms > 0).then(|| std::time::Duration::from_millis(ms)),
+                timeout,
                 again: Some(again),
             }))
         }
