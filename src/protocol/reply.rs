@@ -213,18 +213,42 @@ pub fn format_g(n: f64, precision: usize) -> String {
     if n == 0.0 {
         return if n.is_sign_negative() { "-0" } else { "0" }.into();
     }
-    let precision = precision.max(1);
-    let scientific = format!("{:.*e}", precision - 1, n);
+    let precision = precision.clamp(1, 40);
+    // Integral values of at most `precision` digits (scores, counters, timestamps) print
+    // as the integer they are: no decimal conversion needed.
+    if n.fract() == 0.0 && n.abs() < 10f64.powi(precision.min(18) as i32) {
+        return (n as i64).to_string();
+    }
+    // One exact conversion gives the digits and the exponent; the fixed form is the same
+    // digits with the point moved (C's %g chooses its style from this exponent).
+    let scientific = format!("{:.*e}", precision - 1, n.abs());
     let (mantissa, exponent) = scientific.split_once('e').unwrap_or((&scientific, "0"));
     let exponent: i32 = exponent.parse().unwrap_or(0);
-    if exponent < -4 || exponent >= precision as i32 {
-        let mantissa = trim_fraction(mantissa);
-        let sign = if exponent < 0 { '-' } else { '+' };
-        format!("{mantissa}e{sign}{:02}", exponent.unsigned_abs())
-    } else {
-        let decimals = (precision as i32 - 1 - exponent).max(0) as usize;
-        trim_fraction(&format!("{n:.decimals$}")).to_string()
+    let mut out = String::with_capacity(precision + 8);
+    if n < 0.0 {
+        out.push('-');
     }
+    if exponent < -4 || exponent >= precision as i32 {
+        out.push_str(trim_fraction(mantissa));
+        let sign = if exponent < 0 { '-' } else { '+' };
+        out.push('e');
+        out.push(sign);
+        let e = exponent.unsigned_abs();
+        if e < 10 {
+            out.push('0');
+        }
+        out.push_str(&e.to_string());
+    } else {
+        let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
+        let fixed = if exponent >= 0 {
+            let (int, frac) = digits.split_at(exponent as usize + 1);
+            format!("{int}.{frac}")
+        } else {
+            format!("0.{}{digits}", "0".repeat((-exponent - 1) as usize))
+        };
+        out.push_str(trim_fraction(&fixed));
+    }
+    out
 }
 
 /// `1.500` → `1.5`, `2.000` → `2`.
@@ -279,5 +303,51 @@ mod tests {
         assert_eq!(format_g17(3.0e-5), "3.0000000000000001e-05");
         assert_eq!(format_g17(-2.5), "-2.5");
         assert_eq!(format_g17(12345678901234567.0), "12345678901234568");
+        assert_eq!(format_g17(-1e16), "-10000000000000000");
+        assert_eq!(format_g17(1e17), "1e+17");
+        assert_eq!(format_g17(99999999999999984.0), "99999999999999984");
+        assert_eq!(format_g(99999.5, 5), "1e+05");
+        assert_eq!(format_g(0.000123456, 3), "0.000123");
+    }
+
+    /// `format_g` against the C library's `snprintf("%.*g")` over many doubles.
+    #[test]
+    fn format_g_matches_snprintf() {
+        let mut seed = 0x9e3779b97f4a7c15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut cases: Vec<f64> = vec![0.1, 1.0 / 3.0, 2.5, 1e-5, 9.5, 0.5e-4, 123456.789];
+        for _ in 0..20_000 {
+            let bits = next();
+            let d = f64::from_bits(bits);
+            if d.is_finite() {
+                cases.push(d);
+            }
+            let scale = 10f64.powi((next() % 40) as i32 - 20);
+            cases.push((next() % 1_000_000) as f64 * scale);
+            cases.push(-((next() % 100_000) as f64) / 8.0);
+        }
+        for d in cases {
+            for precision in [1usize, 5, 14, 17] {
+                let mut buf = [0u8; 64];
+                // SAFETY: the buffer is 64 bytes, enough for any %.17g; the format takes an
+                // int precision and a double, which we pass.
+                let len = unsafe {
+                    libc::snprintf(
+                        buf.as_mut_ptr().cast(),
+                        buf.len(),
+                        c"%.*g".as_ptr(),
+                        precision as libc::c_int,
+                        d,
+                    )
+                };
+                let c = std::str::from_utf8(&buf[..len as usize]).unwrap();
+                assert_eq!(format_g(d, precision), c, "{d:e} at precision {precision}");
+            }
+        }
     }
 }

@@ -55,6 +55,8 @@ pub struct MemCursor<'a> {
     direction: Direction,
     /// The entry `next` yields.
     at: Option<memtable::Entry<'a>>,
+    /// Walking backwards: entries before `at`, ascending (the next one is the last).
+    before: Vec<memtable::Entry<'a>>,
 }
 
 impl<'a> MemCursor<'a> {
@@ -64,7 +66,12 @@ impl<'a> MemCursor<'a> {
             Direction::Forward => mem.first(),
             Direction::Backward => mem.last(),
         };
-        MemCursor { mem, direction, at }
+        MemCursor {
+            mem,
+            direction,
+            at,
+            before: Vec::new(),
+        }
     }
 }
 
@@ -75,7 +82,12 @@ impl Iterator for MemCursor<'_> {
         let entry = self.at?;
         self.at = match self.direction {
             Direction::Forward => entry.next(),
-            Direction::Backward => entry.prev(),
+            Direction::Backward => {
+                if self.before.is_empty() {
+                    entry.run_before(&mut self.before);
+                }
+                self.before.pop()
+            }
         };
         Some(Ok((entry.encoded_key(), entry.value().clone())))
     }
@@ -83,6 +95,7 @@ impl Iterator for MemCursor<'_> {
 
 impl Cursor for MemCursor<'_> {
     fn seek(&mut self, target: &InternalKey) -> Result<(), TableError> {
+        self.before.clear();
         self.at = match self.direction {
             Direction::Forward => self.mem.seek(target),
             Direction::Backward => self.mem.seek_for_prev(target),

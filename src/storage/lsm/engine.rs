@@ -29,6 +29,7 @@ use super::memtable::{Hidden, Memtable};
 use super::prefix::PrefixExtractor;
 use super::range_del::{RangeDels, RangeTombstone};
 use super::sstable::Compression;
+use super::stats::{self, LsmStats};
 use super::version::{open_table, Version};
 use super::wal::{self, SyncPolicy, Wal};
 use super::worker;
@@ -175,29 +176,14 @@ impl State {
     }
 }
 
+/// Versions the idle collection removes per pass (the writer lock is held meanwhile).
+const IDLE_GC_BUDGET: usize = 4096;
+
 struct Writer {
     wal: Wal,
     next_seqno: u64,
     /// Versions in the active memtable waiting until no reader can see them.
     gc: MemtableGc,
-}
-
-/// Counters reported in INFO storage.
-#[derive(Default)]
-pub struct LsmStats {
-    pub flushes: AtomicU64,
-    pub compactions: AtomicU64,
-    pub write_stalls: AtomicU64,
-    pub bytes_flushed: AtomicU64,
-    pub bytes_compacted: AtomicU64,
-    /// Values the compaction filter removed.
-    pub filtered_values: AtomicU64,
-    /// Versions removed from the active memtable once no reader could see them.
-    pub gc_removed: AtomicU64,
-    /// Range reads, and the entries they took from memtables and tables (versions and
-    /// deletes they stepped over included).
-    pub scans: AtomicU64,
-    pub scan_entries: AtomicU64,
 }
 
 pub(super) struct Shared {
@@ -457,6 +443,32 @@ impl Drop for LsmEngine {
 }
 
 impl Shared {
+    /// Removes up to `budget` versions of the active memtable that no reader can see any
+    /// more (`gc.rs`); returns how many.
+    fn collect_garbage(&self, w: &mut Writer, state: &State, visible: u64, budget: usize) -> u64 {
+        let oldest_registered = || self.snapshots.lock().keys().next().copied();
+        let removed =
+            w.gc.collect(state, &self.epochs, visible, oldest_registered, budget);
+        self.stats.gc_removed.fetch_add(removed, Ordering::Relaxed);
+        removed
+    }
+
+    /// Collects what the last writes left queued for the garbage collector (readers still
+    /// in flight held it back then) when no write is under way: once a burst of writes
+    /// stops, no later write would. The flush worker calls this when it is idle. Returns
+    /// whether anything was removed.
+    pub fn collect_garbage_when_idle(&self) -> bool {
+        let Some(mut w) = self.writer.try_lock() else {
+            return false;
+        };
+        if w.gc.is_empty() {
+            return false;
+        }
+        let state = self.state.read().clone();
+        let visible = self.visible.load(Ordering::Acquire);
+        self.collect_garbage(&mut w, &state, visible, IDLE_GC_BUDGET) > 0
+    }
+
     pub fn notify(&self) {
         let _guard = self.signal.0.lock();
         self.signal.1.notify_all();
@@ -471,7 +483,7 @@ impl Shared {
         self.poison.lock().get_or_insert(what);
     }
 
-    fn check_poison(&self) -> Result<()> {
+    pub(super) fn check_poison(&self) -> Result<()> {
         match &*self.poison.lock() {
             Some(why) => Err(StorageError::Poisoned(why.clone())),
             None => Ok(()),
@@ -787,16 +799,7 @@ impl Engine for LsmEngine {
         w.next_seqno = first + count;
         let visible = first + count - 1;
         shared.visible.store(visible, Ordering::Release);
-        let budget = 2 * count as usize + 16;
-        let oldest_registered = || shared.snapshots.lock().keys().next().copied();
-        let removed =
-            w.gc.collect(&state, &shared.epochs, visible, oldest_registered, budget);
-        if removed > 0 {
-            shared
-                .stats
-                .gc_removed
-                .fetch_add(removed, Ordering::Relaxed);
-        }
+        shared.collect_garbage(&mut w, &state, visible, 2 * count as usize + 16);
         if shared.opts.wants_rotation(&state.mem) {
             shared.rotate(&mut w)?;
         }
@@ -857,94 +860,6 @@ impl Engine for LsmEngine {
     }
 
     fn info(&self) -> Vec<(String, String)> {
-        let (levels, mem_bytes) = self.level_summary();
-        let stats = &self.shared.stats;
-        let state = self.shared.state.read().clone();
-        let mut out = vec![
-            ("storage_engine".to_string(), "lsm".to_string()),
-            ("memtable_bytes".to_string(), mem_bytes.to_string()),
-            (
-                "memtable_entries".to_string(),
-                state
-                    .memtables()
-                    .map(|m| m.len())
-                    .sum::<usize>()
-                    .to_string(),
-            ),
-            (
-                "immutable_memtables".to_string(),
-                state.imm.len().to_string(),
-            ),
-        ];
-        for (level, (files, bytes)) in levels.iter().enumerate() {
-            out.push((
-                format!("level{level}"),
-                format!("files={files},bytes={bytes}"),
-            ));
-        }
-        let oldest = self.shared.oldest_snapshot();
-        let pending = worker::pick(&self.shared.opts, &state.version, oldest).map_or(0, |t| {
-            t.inputs
-                .iter()
-                .chain(t.next.iter())
-                .map(|f| f.meta.size)
-                .sum::<u64>()
-        });
-        let counters = [
-            ("pending_compaction_bytes", pending),
-            ("range_tombstones", state.range_dels().count() as u64),
-            ("flushes", stats.flushes.load(Ordering::Relaxed)),
-            ("compactions", stats.compactions.load(Ordering::Relaxed)),
-            ("write_stalls", stats.write_stalls.load(Ordering::Relaxed)),
-            ("bytes_flushed", stats.bytes_flushed.load(Ordering::Relaxed)),
-            (
-                "bytes_compacted",
-                stats.bytes_compacted.load(Ordering::Relaxed),
-            ),
-            (
-                "compaction_filter_removed",
-                stats.filtered_values.load(Ordering::Relaxed),
-            ),
-            (
-                "memtable_gc_removed",
-                stats.gc_removed.load(Ordering::Relaxed),
-            ),
-            ("scans", stats.scans.load(Ordering::Relaxed)),
-            ("scan_entries", stats.scan_entries.load(Ordering::Relaxed)),
-        ];
-        out.extend(counters.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        let cache = &self.shared.cache;
-        out.push(("block_cache_bytes".to_string(), cache.bytes().to_string()));
-        out.push(("block_reads".to_string(), cache.block_reads().to_string()));
-        out.push((
-            "block_cache_hit_ratio".to_string(),
-            format!("{:.4}", cache.hit_ratio()),
-        ));
-        out.push(("row_cache_bytes".to_string(), cache.row_bytes().to_string()));
-        out.push((
-            "row_cache_hit_ratio".to_string(),
-            format!("{:.4}", cache.row_hit_ratio()),
-        ));
-        let checks = cache.bloom_checks.load(Ordering::Relaxed);
-        let negatives = cache.bloom_negatives.load(Ordering::Relaxed);
-        out.push(("bloom_checks".to_string(), checks.to_string()));
-        out.push(("bloom_useful".to_string(), negatives.to_string()));
-        let prefix_checks = cache.prefix_checks.load(Ordering::Relaxed);
-        let prefix_negatives = cache.prefix_negatives.load(Ordering::Relaxed);
-        out.push(("prefix_bloom_checks".to_string(), prefix_checks.to_string()));
-        out.push((
-            "prefix_bloom_useful".to_string(),
-            prefix_negatives.to_string(),
-        ));
-        out.push((
-            "sync_policy".to_string(),
-            format!("{:?}", self.shared.sync_policy()).to_lowercase(),
-        ));
-        let poisoned = self.shared.check_poison().is_err();
-        out.push((
-            "poisoned".to_string(),
-            if poisoned { "1" } else { "0" }.to_string(),
-        ));
-        out
+        stats::report(self, &self.shared)
     }
 }

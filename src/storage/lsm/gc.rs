@@ -10,16 +10,17 @@
 //! (`epochs.rs`) or the oldest registered snapshot, whichever is lower. A reader at or above
 //! the cutoff sees the newer version, so it never needed the one removed. A delete that hid
 //! a version written here goes too once it is the only version of its key here and no older
-//! memtable or table may hold the key (it has nothing left to hide).
+//! memtable or table holds the key (it has nothing left to hide).
 //!
-//! Work per write is bounded (a few removals per operation written); what the queue still
-//! holds when the memtable is rotated is left to the flush, which drops the same versions.
+//! Work per write is bounded (a few removals per operation written). What the last writes of
+//! a burst queued is collected when the flush worker finds itself idle
+//! (`Shared::collect_garbage_when_idle`); what the queue still holds when the memtable is
+//! rotated is left to the flush, which drops the same versions.
 
 use std::collections::VecDeque;
 
 use super::engine::State;
 use super::epochs::{Horizon, ReadEpochs};
-use super::flush::may_be_in;
 use super::key::{InternalKey, Kind, SEQNO_MAX};
 use super::memtable::Hidden;
 
@@ -64,6 +65,11 @@ impl MemtableGc {
         if hidden.newer.kind == Kind::Delete {
             self.queue.push_back(Garbage::Delete(hidden.newer));
         }
+    }
+
+    /// Whether nothing waits for removal.
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
     }
 
     /// Forgets the queue: the memtable it was for became immutable.
@@ -113,11 +119,16 @@ impl MemtableGc {
     }
 }
 
-/// Whether a memtable older than the active one, or a table, may hold `user_key`.
+/// Whether a memtable older than the active one, or a table, may hold `user_key`. A table
+/// whose bloom filter says maybe is asked for the key itself: a false positive (about one
+/// delete in a hundred) would otherwise keep its delete here until the flush, and scans over
+/// a churned range (a leaderboard's score index) would step over them all.
 fn older_may_hold(state: &State, user_key: &[u8]) -> bool {
     state
         .imm
         .iter()
         .any(|(m, _)| m.get(user_key, SEQNO_MAX).is_some())
-        || may_be_in(&state.version, user_key)
+        || state.version.tables_for_key(user_key).any(|f| {
+            f.table.may_contain(user_key) && !matches!(f.table.get(user_key, SEQNO_MAX), Ok(None))
+        })
 }

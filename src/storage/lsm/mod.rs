@@ -5,7 +5,8 @@
 //! manifest of version edits (`manifest`, `version`), range tombstones (`range_del`),
 //! cursors over memtables and tables (`cursor`), merging iterators (`iterator`), prefix
 //! bloom filters (`prefix`) and a background worker that flushes and runs leveled
-//! compaction with a compaction filter hook (`worker`).
+//! compaction with a compaction filter hook (`worker`); its counters and INFO fields
+//! (`stats`).
 
 pub mod batch;
 pub mod bloom;
@@ -27,11 +28,13 @@ mod read;
 pub mod record;
 mod skiplist;
 pub mod sstable;
+mod stats;
 pub mod version;
 pub mod wal;
 mod worker;
 
-pub use engine::{CompactionFilter, FilterLookup, LsmEngine, LsmOptions, LsmStats};
+pub use engine::{CompactionFilter, FilterLookup, LsmEngine, LsmOptions};
 pub use prefix::PrefixExtractor;
+pub use stats::LsmStats;
 #[cfg(test)]
 mod tests;

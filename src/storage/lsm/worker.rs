@@ -147,12 +147,13 @@ pub(super) fn spawn(shared: Arc<Shared>) -> Vec<JoinHandle<()>> {
     ]
 }
 
-/// Flushes the oldest immutable memtable, if any.
+/// Flushes the oldest immutable memtable, if any; otherwise collects the active memtable's
+/// garbage the last writes left.
 fn flush_next(shared: &Shared) -> Result<bool> {
     let state = shared.state.read().clone();
     match state.imm.last().cloned() {
         Some((mem, wal_id)) => flush(shared, mem, wal_id).map(|_| true),
-        None => Ok(false),
+        None => Ok(shared.collect_garbage_when_idle()),
     }
 }
 
