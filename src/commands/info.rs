@@ -10,6 +10,7 @@ use super::args;
 use super::connection::REDIS_VERSION;
 use super::{reply, CmdResult, Ctx};
 use crate::clock;
+use crate::metrics::process;
 use crate::protocol::Reply;
 
 const DEFAULT_SECTIONS: &[&str] = &[
@@ -78,33 +79,6 @@ fn human_bytes(n: u64) -> String {
     format!("{n}B")
 }
 
-/// Resident set size from /proc (Linux); 0 elsewhere.
-fn rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| {
-            s.split_whitespace()
-                .nth(1)
-                .and_then(|p| p.parse::<u64>().ok())
-        })
-        .map_or(0, |pages| pages * 4096)
-}
-
-/// (user, system) CPU seconds of this process, from /proc.
-fn cpu_secs() -> (f64, f64) {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-            / 100.0
-    };
-    (ticks(11), ticks(12))
-}
-
 fn render(ctx: &Ctx, section: &str, out: &mut String) {
     let shared = ctx.shared;
     let stats = &shared.stats;
@@ -163,7 +137,7 @@ fn render(ctx: &Ctx, section: &str, out: &mut String) {
         }
         "memory" => {
             let used = shared.keyspace.engine().memory_bytes();
-            let rss = rss_bytes();
+            let rss = process::rss_bytes();
             line("# Memory", &"");
             line("used_memory", &used);
             line("used_memory_human", &human_bytes(used));
@@ -257,7 +231,7 @@ fn render(ctx: &Ctx, section: &str, out: &mut String) {
             line("master_repl_offset", &0);
         }
         "cpu" => {
-            let (user, sys) = cpu_secs();
+            let (user, sys) = process::cpu_secs();
             line("# CPU", &"");
             line("used_cpu_sys", &format!("{sys:.6}"));
             line("used_cpu_user", &format!("{user:.6}"));

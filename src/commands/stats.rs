@@ -7,6 +7,7 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 
 use crate::limits::{SLOWLOG_ARGS_MAX, SLOWLOG_ARG_BYTES_MAX};
+use crate::metrics::histogram::Histogram;
 use crate::metrics::Counter;
 
 /// Calls, time and failures of one command.
@@ -16,10 +17,20 @@ pub struct CommandStats {
     pub usec: Counter,
     pub rejected_calls: Counter,
     pub failed_calls: Counter,
+    /// How long calls took (what `usec` sums), for the Prometheus exposition.
+    pub latency: Histogram,
 }
 
 impl CommandStats {
+    /// Records one call that took `elapsed_us`.
+    pub fn record_call(&self, elapsed_us: u64) {
+        self.calls.add(1);
+        self.usec.add(elapsed_us);
+        self.latency.observe_us(elapsed_us);
+    }
+
     pub fn reset(&self) {
+        self.latency.reset();
         for c in [
             &self.calls,
             &self.usec,

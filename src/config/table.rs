@@ -119,6 +119,13 @@ pub static BASALT_PARAMS: &[Param] = &[
         mutable: true,
     },
     Param {
+        // The HTTP port (metrics, health, the cluster map, the key API); 0: closed.
+        name: "http-port",
+        default: "0",
+        kind: Kind::Int { min: 0, max: 65535 },
+        mutable: false,
+    },
+    Param {
         name: "cluster-secret",
         default: "",
         kind: Kind::Text,
@@ -213,6 +220,7 @@ pub static EFFECTIVE: &[&str] = &[
     "join",
     "cluster-port",
     "cluster-secret",
+    "http-port",
     "cluster-node-timeout",
     "replicas",
     "read-consistency",

@@ -1,4 +1,10 @@
-//! Metrics primitives: counters that many threads bump without sharing a cache line.
+//! Metrics primitives: counters that many threads bump without sharing a cache line,
+//! latency histograms (`histogram`), and the Prometheus exposition built from them at scrape
+//! time (`exposition`); the process's memory and CPU (`process`).
+
+pub mod exposition;
+pub mod histogram;
+pub mod process;
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};

@@ -646,8 +646,7 @@ impl Node {
         args: &[Bytes],
     ) {
         self.shared.stats.commands_processed.add(1);
-        cmd.stats.calls.add(1);
-        cmd.stats.usec.add(elapsed_us);
+        cmd.stats.record_call(elapsed_us);
         if let Reply::Error(text) = reply {
             cmd.stats.failed_calls.add(1);
             self.shared.stats.count_error(error_prefix(text));

@@ -7,7 +7,7 @@
 //! (`transaction.rs`) and across shards (`cross_shard/`), scripts (`script.rs`), telling cluster clients' connections
 //! from plain ones (`cluster_clients.rs`), combining clients' writes into one entry
 //! (`combine.rs`), WATCH's marks at apply (`watching.rs`), passing published
-//! messages to the other nodes (`fanout.rs`), keyspace notifications (`notifying.rs`), WAIT (`wait.rs`), and what handlers may learn of the cluster
+//! messages to the other nodes (`fanout.rs`), keyspace notifications (`notifying.rs`), WAIT (`wait.rs`), the Prometheus exposition (`metrics.rs`), and what handlers may learn of the cluster
 //! (`view.rs`).
 //!
 //! Handlers never see the node: they get the [`Shared`] state and the node as a
@@ -30,6 +30,7 @@ mod forwarding;
 pub mod install;
 mod invalidating;
 mod loops;
+mod metrics;
 mod notifying;
 mod peer;
 mod peer_input;

@@ -185,6 +185,30 @@ fn aggregate(out: &mut BytesMut, prefix: u8, items: &[Reply], resp3: bool) {
     }
 }
 
+/// A scalar reply a peer encoded (`Reply::Encoded`: a forwarded command's answer) as a
+/// [`Reply`]: a status, an error, an integer, a bulk string or null. `None` for anything
+/// else (an aggregate) or a malformed or truncated encoding.
+pub fn decode_scalar(raw: &Bytes) -> Option<Reply> {
+    let end = raw.windows(2).position(|w| w == b"\r\n")?;
+    let line = std::str::from_utf8(raw.get(1..end)?).ok()?;
+    let whole = |reply: Reply| (raw.len() == end + 2).then_some(reply);
+    match raw.first()? {
+        b'+' => whole(Reply::Status(line.to_string())),
+        b'-' => whole(Reply::Error(line.to_string())),
+        b':' => whole(Reply::Integer(line.parse().ok()?)),
+        b'_' if line.is_empty() => whole(Reply::Null),
+        b'$' if line == "-1" => whole(Reply::Null),
+        b'$' => {
+            let len: usize = line.parse().ok()?;
+            let start = end + 2;
+            let body = raw.get(start..start.checked_add(len)?)?;
+            (raw.len() == start + len + 2 && raw.ends_with(b"\r\n"))
+                .then(|| Reply::Bulk(raw.slice_ref(body)))
+        }
+        _ => None,
+    }
+}
+
 /// Formats a double as Redis does for replies: `inf`, `-inf`, `nan`, otherwise `%.17g`.
 pub fn format_double(d: f64) -> String {
     if d.is_nan() {
@@ -308,6 +332,30 @@ mod tests {
         assert_eq!(format_g17(99999999999999984.0), "99999999999999984");
         assert_eq!(format_g(99999.5, 5), "1e+05");
         assert_eq!(format_g(0.000123456, 3), "0.000123");
+    }
+
+    #[test]
+    fn encoded_scalars_decode() {
+        let d = |raw: &'static str| decode_scalar(&Bytes::from(raw));
+        assert_eq!(d("+OK\r\n"), Some(Reply::Status("OK".into())));
+        assert_eq!(d("-ERR no\r\n"), Some(Reply::Error("ERR no".into())));
+        assert_eq!(d(":-7\r\n"), Some(Reply::Integer(-7)));
+        assert_eq!(d("$3\r\nabc\r\n"), Some(Reply::Bulk(Bytes::from("abc"))));
+        assert_eq!(d("$0\r\n\r\n"), Some(Reply::Bulk(Bytes::new())));
+        assert_eq!(d("$-1\r\n"), Some(Reply::Null));
+        assert_eq!(d("_\r\n"), Some(Reply::Null));
+        for bad in [
+            "$9\r\nabc\r\n",
+            "$3\r\nabcd\r\n",
+            "*1\r\n:1\r\n",
+            ":x\r\n",
+            "+OK",
+            "",
+            "$3\r\nabc",
+            ":1\r\n:2\r\n",
+        ] {
+            assert_eq!(d(bad), None, "{bad:?}");
+        }
     }
 
     /// `format_g` against the C library's `snprintf("%.*g")` over many doubles.

@@ -669,6 +669,49 @@ impl Groups {
         }
     }
 
+    /// Where each group stands on this node: the map group (`meta`), then every shard.
+    pub fn group_status(&self) -> Vec<GroupStatus> {
+        let all = std::iter::once(("meta".to_string(), self.map_group.clone())).chain(
+            self.shards
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (format!("shard{i}"), s.read().clone())),
+        );
+        all.map(|(name, group)| {
+            let m = group.raft.metrics().borrow_watched().clone();
+            let role = match m.state {
+                ServerState::Leader => "leader",
+                ServerState::Follower => "follower",
+                ServerState::Candidate => "candidate",
+                ServerState::Learner => "learner",
+                ServerState::Shutdown => "shutdown",
+            };
+            let index = |id: Option<types::LogId>| id.map_or(0, |id| id.index);
+            GroupStatus {
+                name,
+                group: group.id,
+                role,
+                voters: m.membership_config.membership().voter_ids().count(),
+                term: m.current_term,
+                elections: m.current_term.saturating_sub(group.first_term),
+                leader: m.current_leader,
+                last_log: m.last_log_index.unwrap_or(0),
+                commit: index(m.cluster_committed),
+                applied: index(m.last_applied),
+                snapshot: index(m.snapshot),
+                purged: index(m.purged),
+                log_bytes: self.log.group_bytes(group.id),
+                asleep: group.is_asleep(),
+            }
+        })
+        .collect()
+    }
+
+    /// The node-wide log: its bytes, segments and fsyncs.
+    pub fn log(&self) -> &RaftLog {
+        &self.log
+    }
+
     /// INFO `raft`: the node and one line per shard group.
     pub fn info(&self) -> Vec<(String, String)> {
         let mut out = vec![
@@ -698,43 +741,50 @@ impl Groups {
                 self.map.read().down.len().to_string(),
             ),
         ];
-        let all = std::iter::once(("meta".to_string(), self.map_group.clone())).chain(
-            self.shards
-                .iter()
-                .enumerate()
-                .map(|(i, s)| (format!("shard{i}"), s.read().clone())),
-        );
-        for (name, group) in all {
-            let m = group.raft.metrics().borrow_watched().clone();
-            let role = match m.state {
-                ServerState::Leader => "leader",
-                ServerState::Follower => "follower",
-                ServerState::Candidate => "candidate",
-                ServerState::Learner => "learner",
-                ServerState::Shutdown => "shutdown",
-            };
-            let index = |id: Option<types::LogId>| id.map_or(0, |id| id.index);
+        for g in self.group_status() {
             out.push((
-                name,
+                g.name.clone(),
                 format!(
-                    "group={},role={role},voters={},term={},elections={},leader={},last_log={},commit={},applied={},snapshot={},purged={},log_bytes={},asleep={}",
-                    group.id,
-                    m.membership_config.membership().voter_ids().count(),
-                    m.current_term,
-                    m.current_term.saturating_sub(group.first_term),
-                    m.current_leader.map_or("none".into(), crate::cluster::node_name),
-                    m.last_log_index.unwrap_or(0),
-                    index(m.cluster_committed),
-                    index(m.last_applied),
-                    index(m.snapshot),
-                    index(m.purged),
-                    self.log.group_bytes(group.id),
-                    u8::from(group.is_asleep()),
+                    "group={},role={},voters={},term={},elections={},leader={},last_log={},commit={},applied={},snapshot={},purged={},log_bytes={},asleep={}",
+                    g.group,
+                    g.role,
+                    g.voters,
+                    g.term,
+                    g.elections,
+                    g.leader.map_or("none".into(), crate::cluster::node_name),
+                    g.last_log,
+                    g.commit,
+                    g.applied,
+                    g.snapshot,
+                    g.purged,
+                    g.log_bytes,
+                    u8::from(g.asleep),
                 ),
             ));
         }
         out
     }
+}
+
+/// One group's state on this node (INFO raft, the metrics).
+#[derive(Debug, Clone)]
+pub struct GroupStatus {
+    /// `meta` or `shard<i>`.
+    pub name: String,
+    pub group: GroupId,
+    pub role: &'static str,
+    pub voters: usize,
+    pub term: u64,
+    /// Elections since the group was created here.
+    pub elections: u64,
+    pub leader: Option<u64>,
+    pub last_log: u64,
+    pub commit: u64,
+    pub applied: u64,
+    pub snapshot: u64,
+    pub purged: u64,
+    pub log_bytes: u64,
+    pub asleep: bool,
 }
 
 /// Applies, in the order they were written, the log entries beyond each group's applied

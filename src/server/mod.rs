@@ -4,6 +4,7 @@
 //! what any command does.
 
 mod connection;
+pub mod http;
 mod limits;
 mod stream;
 
@@ -31,11 +32,13 @@ pub struct Server {
     /// `tls-port`, if set: its listener (each connection's handshake uses the acceptor
     /// `Shared::tls` holds when it arrives).
     tls: Option<TcpListener>,
+    /// `http-port`, if set: metrics, health, the cluster map and the key API (`http/`).
+    http: Option<TcpListener>,
 }
 
 impl Server {
-    /// Binds the client port, the node-to-node port and, if `tls-port` is set, the TLS
-    /// client port (on the client port's address).
+    /// Binds the client port, the node-to-node port and, if `tls-port` and `http-port` are
+    /// set, the TLS client port and the HTTP port (on the client port's address).
     pub async fn bind(
         node: Arc<Node>,
         addr: SocketAddr,
@@ -49,11 +52,13 @@ impl Server {
             }
             _ => None,
         };
+        let http = http::bind(&node, addr.ip()).await?;
         Ok(Server {
             node,
             listener,
             peer_listener,
             tls,
+            http,
         })
     }
 
@@ -72,6 +77,9 @@ impl Server {
             self.peer_listener,
             stop_rx.clone(),
         ));
+        let http = self
+            .http
+            .map(|listener| tokio::spawn(http::serve(node.clone(), listener, stop_rx.clone())));
         let mut shutdown = node.shared.shutdown_requests();
         tokio::pin!(external_stop);
         loop {
@@ -100,6 +108,9 @@ impl Server {
         let _ = stop_tx.send(true);
         loops.join().await;
         let _ = peers.await;
+        if let Some(http) = http {
+            let _ = http.await;
+        }
         node.groups().shutdown().await;
         if let Err(e) = node.shared.keyspace.engine().flush() {
             tracing::error!(error = %e, "final flush failed");

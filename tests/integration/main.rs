@@ -12,6 +12,7 @@ mod cross_shard;
 mod docs;
 mod durability;
 mod failover;
+mod http;
 mod keyevents;
 mod lifecycle;
 mod limits;

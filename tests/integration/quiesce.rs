@@ -40,10 +40,17 @@ fn wait_settled(cluster: &Cluster, nodes: &[usize]) {
         if now.iter().all(|&(a, l)| a == SHARDS && l <= share) {
             return;
         }
-        assert!(
-            Instant::now() < deadline,
-            "groups did not settle asleep: (asleep, leading) per node {now:?}"
-        );
+        if Instant::now() >= deadline {
+            // What the awake groups look like on each node, for the next one who reads this.
+            let awake: Vec<Vec<String>> = nodes
+                .iter()
+                .map(|&i| {
+                    let lines = cluster.shards(i).into_iter();
+                    lines.filter(|l| l.ends_with("asleep=0")).collect()
+                })
+                .collect();
+            panic!("groups did not settle asleep: (asleep, leading) per node {now:?}; awake: {awake:#?}");
+        }
         std::thread::sleep(Duration::from_millis(200));
     }
 }

@@ -8,6 +8,7 @@ use super::super::Node;
 use crate::codec;
 use crate::commands::{Ctx, Outcome, Session};
 use crate::keyspace::Keyspace;
+use crate::protocol::reply::decode_scalar;
 use crate::protocol::Reply;
 
 /// One key as a shard holds it.
@@ -132,14 +133,18 @@ pub(crate) fn decode_values(mut raw: Bytes) -> Option<Vec<KeyValue>> {
     raw.is_empty().then_some(out)
 }
 
+/// A reply a peer encoded, as the scalar it is (an aggregate stays encoded).
+fn decoded(reply: &Reply) -> Reply {
+    match reply {
+        Reply::Encoded(raw) => decode_scalar(raw).unwrap_or_else(|| reply.clone()),
+        other => other.clone(),
+    }
+}
+
 /// The error text of a reply, local or encoded by a peer; `None` when it is no error.
 pub(crate) fn error_text(reply: &Reply) -> Option<String> {
-    match reply {
-        Reply::Error(e) => Some(e.clone()),
-        Reply::Encoded(raw) if raw.first() == Some(&b'-') => {
-            let text = raw.strip_suffix(b"\r\n").unwrap_or(raw);
-            Some(String::from_utf8_lossy(&text[1..]).into_owned())
-        }
+    match decoded(reply) {
+        Reply::Error(e) => Some(e),
         _ => None,
     }
 }
@@ -147,31 +152,13 @@ pub(crate) fn error_text(reply: &Reply) -> Option<String> {
 /// The bulk string a shard's step answered, from a local reply or one a peer encoded:
 /// `Err` with the error text for an error reply (or anything else).
 pub(crate) fn bulk_of(reply: Reply) -> Result<Bytes, String> {
-    match reply {
+    match decoded(&reply) {
         Reply::Bulk(b) => Ok(b),
         Reply::Error(e) => Err(e),
-        Reply::Encoded(raw) => match raw.first() {
-            Some(b'$') => {
-                let end = raw
-                    .windows(2)
-                    .position(|w| w == b"\r\n")
-                    .ok_or("truncated reply")?;
-                let len: usize = std::str::from_utf8(&raw[1..end])
-                    .ok()
-                    .and_then(|t| t.parse().ok())
-                    .ok_or("malformed reply")?;
-                let start = end + 2;
-                if raw.len() < start + len + 2 {
-                    return Err("truncated reply".to_string());
-                }
-                Ok(raw.slice(start..start + len))
-            }
-            Some(b'-') => Err(error_text(&Reply::Encoded(raw.clone())).unwrap_or_default()),
-            _ => Err(format!(
-                "unexpected reply {}",
-                String::from_utf8_lossy(&raw[..raw.len().min(64)])
-            )),
-        },
+        Reply::Encoded(raw) => Err(format!(
+            "unexpected reply {}",
+            String::from_utf8_lossy(&raw[..raw.len().min(64)])
+        )),
         other => Err(format!("unexpected reply {other:?}")),
     }
 }

@@ -21,6 +21,8 @@ use std::path::{Path, PathBuf};
 use bytes::{Bytes, BytesMut};
 use parking_lot::Mutex;
 
+use crate::metrics::histogram::{Histogram, HistogramSnapshot};
+
 use record::{Kind, Record};
 use segment::Segment;
 
@@ -135,6 +137,8 @@ pub struct RaftLog {
     sync_done: parking_lot::Condvar,
     /// fsyncs issued by `sync` (INFO and benchmarks).
     syncs: std::sync::atomic::AtomicU64,
+    /// How long those fsyncs took.
+    sync_latency: Histogram,
 }
 
 fn invalid(msg: String) -> io::Error {
@@ -274,6 +278,7 @@ impl RaftLog {
             sync_state: Mutex::new(SyncState::default()),
             sync_done: parking_lot::Condvar::new(),
             syncs: Default::default(),
+            sync_latency: Histogram::default(),
         };
         {
             let mut inner = log.inner.lock();
@@ -528,7 +533,10 @@ impl RaftLog {
             let upto = inner.written;
             (inner.active().file.clone(), upto)
         };
+        let started = std::time::Instant::now();
         let result = file.sync_data();
+        self.sync_latency
+            .observe_us(started.elapsed().as_micros() as u64);
         let mut state = self.sync_state.lock();
         state.running = false;
         if result.is_ok() {
@@ -543,6 +551,11 @@ impl RaftLog {
     /// fsyncs `sync` has issued so far.
     pub fn syncs(&self) -> u64 {
         self.syncs.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// How long the fsyncs `sync` issued took.
+    pub fn sync_latency(&self) -> HistogramSnapshot {
+        self.sync_latency.snapshot()
     }
 
     /// Segment files on disk (for tests and INFO).
