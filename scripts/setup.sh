@@ -2,7 +2,7 @@
 # Installs what Basalt's tests and benchmarks need on a fresh Debian machine:
 # redis-server (the oracle), redis-tools (redis-cli, redis-benchmark), iproute2, openssl (the
 # TLS tests make their certificates with it), prometheus (its server scrapes a cluster in a
-# test, and promtool checks the exposition), redis-py.
+# test, and promtool checks the exposition), redis-py, PyYAML.
 set -euo pipefail
 
 need_apt=()
@@ -26,7 +26,11 @@ if command -v service >/dev/null 2>&1; then
   service prometheus stop >/dev/null 2>&1 || true
 fi
 
-if ! python3 -c "import redis" >/dev/null 2>&1; then
-  python3 -m pip install -q redis 2>/dev/null || python3 -m pip install -q --break-system-packages redis
-fi
+for module in redis yaml; do
+  package=$module
+  [ "$module" = yaml ] && package=pyyaml # the deployment manifests' test parses them
+  if ! python3 -c "import $module" >/dev/null 2>&1; then
+    python3 -m pip install -q "$package" 2>/dev/null || python3 -m pip install -q --break-system-packages "$package"
+  fi
+done
 echo "setup: redis-server $(redis-server --version | awk '{print $3}'), redis-py $(python3 -c 'import redis; print(redis.__version__)')"

@@ -229,6 +229,7 @@ pub static EFFECTIVE: &[&str] = &[
     "cross-shard-transactions",
     "cluster-announce-ip",
     "cluster-announce-port",
+    "cluster-announce-bus-port",
     "notify-keyspace-events",
     "tracking-table-max-keys",
     "keyspace-events-log",
@@ -269,6 +270,7 @@ const STARTUP_ONLY: &[&str] = &[
     "dir",
     "cluster-announce-ip",
     "cluster-announce-port",
+    "cluster-announce-bus-port",
 ];
 
 /// Whether CONFIG SET may change `param`.

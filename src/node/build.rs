@@ -72,15 +72,40 @@ pub fn announce_host(config: &config::Config) -> String {
         .to_string()
 }
 
+/// The host other nodes and clients are told to reach this node at:
+/// `cluster-announce-ip` where set (a name that resolves, as a pod's stable DNS name in a
+/// StatefulSet, will do), else `host`.
+fn announced_host<'a>(config: &config::Config, host: &'a str) -> std::borrow::Cow<'a, str> {
+    let ip = config.get("cluster-announce-ip");
+    if ip.is_empty() {
+        host.into()
+    } else {
+        ip.into()
+    }
+}
+
+/// `setting` as a port where set (non-zero), else `port`.
+fn announced_port(config: &config::Config, setting: &str, port: u16) -> u16 {
+    match config.get(setting).parse::<u16>() {
+        Ok(p) if p != 0 => p,
+        _ => port,
+    }
+}
+
 /// Where clients are told to reach this node (MOVED, CLUSTER SLOTS…):
 /// `cluster-announce-ip` and `cluster-announce-port` where set, else `host` and `port`.
 fn client_addr(config: &config::Config, host: &str, port: u16) -> String {
-    let ip = config.get("cluster-announce-ip");
-    let host = if ip.is_empty() { host } else { ip.as_str() };
-    let port = match config.get("cluster-announce-port").parse::<u16>() {
-        Ok(p) if p != 0 => p,
-        _ => port,
-    };
+    let host = announced_host(config, host);
+    let port = announced_port(config, "cluster-announce-port", port);
+    format!("{host}:{port}")
+}
+
+/// Where peers reach this node's cluster port: `cluster-announce-ip` and
+/// `cluster-announce-bus-port` where set (as Redis Cluster announces its bus), else `host`
+/// and `cluster_port`.
+fn peer_addr(config: &config::Config, host: &str, cluster_port: u16) -> String {
+    let host = announced_host(config, host);
+    let port = announced_port(config, "cluster-announce-bus-port", cluster_port);
     format!("{host}:{port}")
 }
 
@@ -144,7 +169,7 @@ pub async fn build_node(config: Arc<config::Config>, port: u16) -> anyhow::Resul
         dir: &raft_dir,
         shard_count: node.shards.shard_count(),
         client_addr: client_addr(&config, &host, port),
-        cluster_addr: format!("{host}:{}", cluster_port(&config, port)),
+        cluster_addr: peer_addr(&config, &host, cluster_port(&config, port)),
         join: joining,
         replicas: config.get("replicas").parse().unwrap_or(3),
         linearizable_reads: config.get("read-consistency") == "linearizable",
@@ -165,4 +190,42 @@ pub async fn build_node(config: Arc<config::Config>, port: u16) -> anyhow::Resul
             .map_err(std::io::Error::other)?;
     }
     Ok(node)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(args: &[&str]) -> config::Config {
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        config::Config::from_args(&args).unwrap()
+    }
+
+    #[test]
+    fn announced_addresses_replace_the_bound_ones_where_set() {
+        let plain = config(&[]);
+        assert_eq!(client_addr(&plain, "10.0.0.5", 6379), "10.0.0.5:6379");
+        assert_eq!(peer_addr(&plain, "10.0.0.5", 16379), "10.0.0.5:16379");
+        let announced = config(&[
+            "--cluster-announce-ip",
+            "basalt-1.basalt",
+            "--cluster-announce-port",
+            "7000",
+            "--cluster-announce-bus-port",
+            "17000",
+        ]);
+        assert_eq!(
+            client_addr(&announced, "0.0.0.0", 6379),
+            "basalt-1.basalt:7000"
+        );
+        assert_eq!(
+            peer_addr(&announced, "0.0.0.0", 16379),
+            "basalt-1.basalt:17000"
+        );
+        let name_only = config(&["--cluster-announce-ip", "basalt-2.basalt"]);
+        assert_eq!(
+            peer_addr(&name_only, "127.0.0.1", 16379),
+            "basalt-2.basalt:16379"
+        );
+    }
 }

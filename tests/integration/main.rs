@@ -4,11 +4,13 @@
 mod support;
 
 mod acl;
+mod announce;
 mod bad_input;
 mod blocking;
 mod cluster;
 mod cluster_protocol;
 mod cross_shard;
+mod deploy;
 mod docs;
 mod durability;
 mod failover;
