@@ -156,6 +156,7 @@ scripts! {
     dump_restore => "dump_restore.txt",
     connection => "connection.txt",
     server => "server.txt",
+    latency => "latency.txt",
     command_table => "command_table.txt",
     errors => "errors.txt",
     resp3 => "resp3.txt",

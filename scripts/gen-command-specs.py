@@ -92,10 +92,11 @@ COMMANDS = {
                "help"],
     # server
     "info": None, "time": None, "lastsave": None, "save": None, "bgsave": None,
-    "flushdb": None, "flushall": None, "swapdb": None, "shutdown": None,
+    "flushdb": None, "flushall": None, "swapdb": None, "shutdown": None, "role": None,
     "config": ["get", "set", "resetstat", "rewrite", "help"],
     "slowlog": ["get", "len", "reset", "help"],
     "memory": ["usage", "help"],
+    "latency": ["latest", "history", "reset", "graph", "doctor", "histogram", "help"],
     "command": ["count", "info", "docs", "getkeys", "getkeysandflags", "list", "help"],
     # cluster
     "cluster": ["info", "myid", "keyslot", "countkeysinslot", "getkeysinslot", "slots",

@@ -39,6 +39,7 @@ const ALL_SECTIONS: &[&str] = &[
     "modules",
     "commandstats",
     "errorstats",
+    "latencystats",
     "cluster",
     "keyspace",
     "storage",
@@ -239,6 +240,12 @@ fn render(ctx: &Ctx, section: &str, out: &mut String) {
             line("used_cpu_user_children", &"0.000000");
         }
         "modules" => line("# Modules", &""),
+        "latencystats" => {
+            line("# Latencystats", &"");
+            for (k, v) in super::latency::info_lines(ctx) {
+                line(&k, &v);
+            }
+        }
         "errorstats" => {
             line("# Errorstats", &"");
             for (prefix, count) in stats.errors_by_prefix.lock().iter() {

@@ -30,6 +30,7 @@ mod introspection;
 pub mod key_specs;
 mod keyevents;
 mod keys;
+pub mod latency;
 mod lcs;
 mod listpack;
 mod lists;

@@ -59,6 +59,8 @@ pub struct Shared {
     pub clients: ClientRegistry,
     pub stats: Stats,
     pub slowlog: SlowLog,
+    /// LATENCY's monitor (`latency-monitor-threshold`).
+    pub latency: super::latency::LatencyMonitor,
     pub cursors: CursorTable,
     pub blocking: BlockRegistry,
     pub watches: Arc<WatchRegistry>,
@@ -93,6 +95,7 @@ impl Shared {
             clients: ClientRegistry::default(),
             stats: Stats::default(),
             slowlog: SlowLog::default(),
+            latency: Default::default(),
             cursors: CursorTable::default(),
             blocking: BlockRegistry::default(),
             watches: Arc::default(),

@@ -2089,6 +2089,70 @@ pub static SPECS: &[CommandSpec] = &[
         ] },
     },
     CommandSpec {
+        name: "latency", arity: -2, flags: &[],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@slow"],
+        tips: &[], key_specs: &[],
+        doc: Doc { summary: "A container for latency diagnostics commands", since: "2.8.13", group: "server", complexity: Some("Depends on subcommand."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+        ] },
+    },
+    CommandSpec {
+        name: "latency|latest", arity: 2, flags: &["admin", "noscript", "loading", "stale"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@admin", "@slow", "@dangerous"],
+        tips: &["nondeterministic_output", "request_policy:all_nodes", "response_policy:special"], key_specs: &[],
+        doc: Doc { summary: "Return the latest latency samples for all events.", since: "2.8.13", group: "server", complexity: Some("O(1)"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+        ] },
+    },
+    CommandSpec {
+        name: "latency|history", arity: 3, flags: &["admin", "noscript", "loading", "stale"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@admin", "@slow", "@dangerous"],
+        tips: &["nondeterministic_output", "request_policy:all_nodes", "response_policy:special"], key_specs: &[],
+        doc: Doc { summary: "Return timestamp-latency samples for the event.", since: "2.8.13", group: "server", complexity: Some("O(1)"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "event", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandSpec {
+        name: "latency|reset", arity: -2, flags: &["admin", "noscript", "loading", "stale"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@admin", "@slow", "@dangerous"],
+        tips: &["request_policy:all_nodes", "response_policy:all_succeeded"], key_specs: &[],
+        doc: Doc { summary: "Reset latency data for one or more events.", since: "2.8.13", group: "server", complexity: Some("O(1)"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "event", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &["optional", "multiple"], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandSpec {
+        name: "latency|graph", arity: 3, flags: &["admin", "noscript", "loading", "stale"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@admin", "@slow", "@dangerous"],
+        tips: &["nondeterministic_output", "request_policy:all_nodes", "response_policy:special"], key_specs: &[],
+        doc: Doc { summary: "Return a latency graph for the event.", since: "2.8.13", group: "server", complexity: Some("O(1)"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "event", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandSpec {
+        name: "latency|doctor", arity: 2, flags: &["admin", "noscript", "loading", "stale"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@admin", "@slow", "@dangerous"],
+        tips: &["nondeterministic_output", "request_policy:all_nodes", "response_policy:special"], key_specs: &[],
+        doc: Doc { summary: "Return a human readable latency analysis report.", since: "2.8.13", group: "server", complexity: Some("O(1)"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+        ] },
+    },
+    CommandSpec {
+        name: "latency|histogram", arity: -2, flags: &["admin", "noscript", "loading", "stale"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@admin", "@slow", "@dangerous"],
+        tips: &["nondeterministic_output", "request_policy:all_nodes", "response_policy:special"], key_specs: &[],
+        doc: Doc { summary: "Return the cumulative distribution of latencies of a subset of commands or all.", since: "7.0.0", group: "server", complexity: Some("O(N) where N is the number of commands with latency information being retrieved."), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+            Arg { name: "command", kind: "string", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &["optional", "multiple"], deprecated_since: None, value: None, arguments: &[
+            ] },
+        ] },
+    },
+    CommandSpec {
+        name: "latency|help", arity: 2, flags: &["loading", "stale"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@slow"],
+        tips: &[], key_specs: &[],
+        doc: Doc { summary: "Show helpful text about the different subcommands.", since: "2.8.13", group: "server", complexity: Some("O(1)"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+        ] },
+    },
+    CommandSpec {
         name: "lcs", arity: -3, flags: &["readonly"],
         first_key: 1, last_key: 2, step: 1, acl_categories: &["@read", "@string", "@slow"],
         tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 1, keystep: 1, limit: 0 } }],
@@ -2704,6 +2768,13 @@ pub static SPECS: &[CommandSpec] = &[
             ] },
             Arg { name: "frequency", kind: "integer", display_text: None, key_spec_index: None, token: Some("FREQ"), summary: None, since: Some("5.0.0"), flags: &["optional"], deprecated_since: None, value: None, arguments: &[
             ] },
+        ] },
+    },
+    CommandSpec {
+        name: "role", arity: 1, flags: &["noscript", "loading", "stale", "fast"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@admin", "@fast", "@dangerous"],
+        tips: &[], key_specs: &[],
+        doc: Doc { summary: "Return the role of the instance in the context of replication", since: "2.8.12", group: "server", complexity: Some("O(1)"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
         ] },
     },
     CommandSpec {

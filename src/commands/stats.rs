@@ -22,11 +22,13 @@ pub struct CommandStats {
 }
 
 impl CommandStats {
-    /// Records one call that took `elapsed_us`.
-    pub fn record_call(&self, elapsed_us: u64) {
+    /// Records one call that took `elapsed_us` (in the histogram too when `track`).
+    pub fn record_call(&self, elapsed_us: u64, track: bool) {
         self.calls.add(1);
         self.usec.add(elapsed_us);
-        self.latency.observe_us(elapsed_us);
+        if track {
+            self.latency.observe_us(elapsed_us);
+        }
     }
 
     pub fn reset(&self) {

@@ -12,8 +12,8 @@ use super::spec::CommandSpec;
 use super::specs::SPECS;
 use super::stats::CommandStats;
 use super::{
-    acl, bitmaps, cluster, connection, functions, geo, hashes, hll, keyevents, keys, lists,
-    lists_blocking, pubsub, scripting, server, sets, sort, streams, strings, tracking,
+    acl, bitmaps, cluster, connection, functions, geo, hashes, hll, keyevents, keys, latency,
+    lists, lists_blocking, pubsub, scripting, server, sets, sort, streams, strings, tracking,
     transactions, zsets, ApplyFn, Handler,
 };
 
@@ -83,6 +83,7 @@ fn bindings() -> Vec<Binding> {
     all.extend(acl::COMMANDS.iter().copied());
     all.extend(tracking::COMMANDS.iter().copied());
     all.extend(server::COMMANDS.iter().copied());
+    all.extend(latency::COMMANDS.iter().copied());
     all.extend(cluster::COMMANDS.iter().copied());
     all
 }

@@ -41,6 +41,8 @@ pub struct Config {
     maxclients: AtomicU64,
     slowlog_slower_than_us: AtomicI64,
     slowlog_max_len: AtomicU64,
+    latency_monitor_threshold_ms: AtomicU64,
+    latency_tracking: AtomicBool,
     tracking_table_max_keys: AtomicU64,
     keyspace_events_log: AtomicU64,
     hz: AtomicU64,
@@ -73,6 +75,8 @@ impl Config {
             maxclients: AtomicU64::new(0),
             slowlog_slower_than_us: AtomicI64::new(0),
             slowlog_max_len: AtomicU64::new(0),
+            latency_monitor_threshold_ms: AtomicU64::new(0),
+            latency_tracking: AtomicBool::new(true),
             tracking_table_max_keys: AtomicU64::new(0),
             keyspace_events_log: AtomicU64::new(0),
             hz: AtomicU64::new(0),
@@ -183,6 +187,12 @@ impl Config {
             .store(num("slowlog-log-slower-than"), Ordering::Relaxed);
         self.slowlog_max_len
             .store(num("slowlog-max-len") as u64, Ordering::Relaxed);
+        self.latency_monitor_threshold_ms.store(
+            num("latency-monitor-threshold").max(0) as u64,
+            Ordering::Relaxed,
+        );
+        self.latency_tracking
+            .store(self.get("latency-tracking") == "yes", Ordering::Relaxed);
         self.tracking_table_max_keys
             .store(num("tracking-table-max-keys") as u64, Ordering::Relaxed);
         self.keyspace_events_log
@@ -321,6 +331,14 @@ impl Config {
     }
     pub fn slowlog_slower_than_us(&self) -> i64 {
         self.slowlog_slower_than_us.load(Ordering::Relaxed)
+    }
+    /// `latency-monitor-threshold` in milliseconds (0: the monitor is off).
+    pub fn latency_monitor_threshold_ms(&self) -> u64 {
+        self.latency_monitor_threshold_ms.load(Ordering::Relaxed)
+    }
+    /// `latency-tracking`: whether commands' latency histograms are kept.
+    pub fn latency_tracking(&self) -> bool {
+        self.latency_tracking.load(Ordering::Relaxed)
     }
     pub fn slowlog_max_len(&self) -> u64 {
         self.slowlog_max_len.load(Ordering::Relaxed)

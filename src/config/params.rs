@@ -514,7 +514,7 @@ pub static PARAMS: &[Param] = &[
     Param {
         name: "latency-tracking-info-percentiles",
         default: "50 99 99.9",
-        kind: Kind::Text,
+        kind: Kind::Percentiles,
         mutable: true,
     },
     Param {

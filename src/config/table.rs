@@ -20,6 +20,9 @@ pub enum Kind {
     Text,
     /// `notify-keyspace-events` flags (`events.rs`), kept in Redis's canonical order.
     KeyspaceEvents,
+    /// Percentiles between 0 and 100, separated by spaces
+    /// (`latency-tracking-info-percentiles`).
+    Percentiles,
 }
 
 #[derive(Debug)]
@@ -235,6 +238,9 @@ pub static EFFECTIVE: &[&str] = &[
     "keyspace-events-log",
     "busy-reply-threshold",
     "lua-time-limit",
+    "latency-monitor-threshold",
+    "latency-tracking",
+    "latency-tracking-info-percentiles",
 ];
 
 /// Two names of one setting (Redis 7 renamed `lua-time-limit`; both stay, always equal).
@@ -342,6 +348,24 @@ pub fn parse_memory(text: &str) -> Option<i64> {
     None
 }
 
+/// `latency-tracking-info-percentiles`: numbers between 0 and 100, with redis-server's
+/// error texts.
+pub fn parse_percentiles(text: &str) -> Result<Vec<f64>, &'static str> {
+    text.split_whitespace()
+        .map(|w| {
+            let p: f64 = w
+                .parse()
+                .map_err(|_| "Invalid latency-tracking-info-percentiles parameters")?;
+            if !(0.0..=100.0).contains(&p) {
+                return Err(
+                    "latency-tracking-info-percentiles parameters should sit between [0.0,100.0]",
+                );
+            }
+            Ok(p)
+        })
+        .collect()
+}
+
 /// Checks `value` for `param`; the error is the text after Redis's "CONFIG SET failed … - ".
 pub fn validate(param: &Param, value: &str) -> Result<String, String> {
     match param.kind {
@@ -377,6 +401,9 @@ pub fn validate(param: &Param, value: &str) -> Result<String, String> {
         Kind::KeyspaceEvents => super::events::parse(value)
             .map(super::events::format)
             .ok_or_else(|| super::events::INVALID.to_string()),
+        Kind::Percentiles => parse_percentiles(value)
+            .map(|_| value.split_whitespace().collect::<Vec<_>>().join(" "))
+            .map_err(str::to_string),
     }
 }
 

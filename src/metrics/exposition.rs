@@ -12,7 +12,7 @@ use prometheus::proto::{
 };
 use prometheus::{Encoder, TextEncoder};
 
-use super::histogram::{bucket_bound_us, HistogramSnapshot, FINITE_BUCKETS};
+use super::histogram::{bucket_bound_ns, HistogramSnapshot, FINITE_BUCKETS};
 
 /// The content type of the text exposition.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -80,7 +80,7 @@ impl Exposition {
                 cumulative += snapshot.buckets[i];
                 let mut b = Bucket::default();
                 b.set_cumulative_count(cumulative);
-                b.set_upper_bound(bucket_bound_us(i) as f64 / 1e6);
+                b.set_upper_bound(bucket_bound_ns(i) as f64 / 1e9);
                 b
             })
             .collect();
@@ -128,7 +128,7 @@ mod tests {
         assert!(text.contains("basalt_x_total{cmd=\"set\"} 4\n"), "{text}");
         assert!(text.contains("basalt_up 1\n"), "{text}");
         assert!(
-            text.contains("basalt_d_seconds_bucket{cmd=\"get\",le=\"0.000004\"} 1\n"),
+            text.contains("basalt_d_seconds_bucket{cmd=\"get\",le=\"0.000004096\"} 1\n"),
             "{text}"
         );
         assert!(

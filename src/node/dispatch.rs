@@ -646,7 +646,15 @@ impl Node {
         args: &[Bytes],
     ) {
         self.shared.stats.commands_processed.add(1);
-        cmd.stats.record_call(elapsed_us);
+        let config = &self.shared.config;
+        cmd.stats.record_call(elapsed_us, config.latency_tracking());
+        let threshold_ms = config.latency_monitor_threshold_ms();
+        if threshold_ms > 0 && elapsed_us / 1000 >= threshold_ms {
+            let event = crate::commands::latency::event_of(cmd);
+            self.shared
+                .latency
+                .record(event, elapsed_us / 1000, clock::now_ms() / 1000);
+        }
         if let Reply::Error(text) = reply {
             cmd.stats.failed_calls.add(1);
             self.shared.stats.count_error(error_prefix(text));

@@ -46,6 +46,7 @@ fn kind_text(kind: &Kind) -> String {
         Kind::Enum(choices) => choices.join(" / "),
         Kind::Text => "text".into(),
         Kind::KeyspaceEvents => "event classes (`KEA`, `Ex`, ...)".into(),
+        Kind::Percentiles => "percentiles 0..100, space-separated".into(),
     }
 }
 

@@ -16,6 +16,7 @@ mod durability;
 mod failover;
 mod http;
 mod keyevents;
+mod latency;
 mod lifecycle;
 mod limits;
 mod netns;

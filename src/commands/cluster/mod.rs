@@ -1,10 +1,11 @@
 //! CLUSTER: the cluster as this node sees it, in Redis Cluster's formats — INFO, MYID,
 //! KEYSLOT, COUNTKEYSINSLOT, GETKEYSINSLOT and HELP here; SLOTS, SHARDS, NODES and
-//! REPLICAS in `layout.rs`. Asking for the layout marks the connection as a cluster client,
+//! REPLICAS in `layout.rs`; ROLE in `role.rs`. Asking for the layout marks the connection as a cluster client,
 //! which the node then answers with MOVED redirects rather than forwarding (see the
 //! `cluster-redirects` setting).
 
 mod layout;
+mod role;
 
 use bytes::Bytes;
 
@@ -16,6 +17,7 @@ use crate::cluster::{key_slot, node_name, Slot, SLOT_COUNT};
 use crate::protocol::Reply;
 
 pub static COMMANDS: &[(&str, Handler, Option<ApplyFn>)] = &[
+    ("role", role::role, None),
     ("cluster", container, None),
     ("cluster|info", cluster_info, None),
     ("cluster|myid", cluster_myid, None),
