@@ -95,7 +95,7 @@ COMMANDS = {
     "flushdb": None, "flushall": None, "swapdb": None, "shutdown": None, "role": None,
     "config": ["get", "set", "resetstat", "rewrite", "help"],
     "slowlog": ["get", "len", "reset", "help"],
-    "memory": ["usage", "help"],
+    "memory": ["usage", "stats", "doctor", "malloc-stats", "purge", "help"],
     "latency": ["latest", "history", "reset", "graph", "doctor", "histogram", "help"],
     "command": ["count", "info", "docs", "getkeys", "getkeysandflags", "list", "help"],
     # cluster

@@ -36,6 +36,7 @@ mod listpack;
 mod lists;
 pub mod lists_blocking;
 pub mod mailbox;
+mod memory;
 pub mod notify;
 mod object;
 pub mod pubsub;

@@ -42,9 +42,6 @@ pub static COMMANDS: &[(&str, Handler, Option<ApplyFn>)] = &[
     ("slowlog|len", slowlog_len, None),
     ("slowlog|reset", slowlog_reset, None),
     ("slowlog|help", slowlog_help, None),
-    ("memory", container, None),
-    ("memory|usage", memory_usage, None),
-    ("memory|help", memory_help, None),
     ("debug", debug, None),
     ("command", super::introspection::command, None),
     ("command|count", super::introspection::count, None),
@@ -320,62 +317,6 @@ fn slowlog_help(_: &mut Ctx, _: &[Bytes]) -> CmdResult {
             "    Return the length of the slowlog.",
             "RESET",
             "    Reset the slowlog.",
-        ],
-    ))
-}
-
-/// Bytes one key costs: its metadata record (key and value) plus per-record overhead.
-/// MEMORY USAGE key [SAMPLES count]: the key's encoded records. A collection's elements
-/// are estimated from the first `count` of them (default 5, 0 = all), as Redis samples.
-fn memory_usage(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let mut samples = 5i64;
-    let mut i = 3;
-    while i < args.len() {
-        if eq(&args[i], "SAMPLES") && i + 1 < args.len() {
-            samples = args::int(&args[i + 1])?;
-            if samples < 0 {
-                return Err(syntax());
-            }
-            i += 2;
-        } else {
-            return Err(syntax());
-        }
-    }
-    const RECORD_OVERHEAD_BYTES: u64 = 48 + 17;
-    let Some(meta) = ctx.lookup(&args[2])? else {
-        return reply(Reply::Null);
-    };
-    let mut bytes = args[2].len() as u64 + meta.value.len() as u64 + RECORD_OVERHEAD_BYTES;
-    if let Some(c) = meta.collection_header() {
-        let limit = if samples <= 0 {
-            usize::MAX
-        } else {
-            samples as usize
-        };
-        let sampled =
-            ctx.keyspace
-                .scan_elements(ctx.db(), &args[2], c.version, None, limit, false)?;
-        if !sampled.is_empty() {
-            // Element records repeat the key, the version and the sub key.
-            let per_element = sampled
-                .iter()
-                .map(|(sub, v)| (args[2].len() + 16 + sub.len() + v.len()) as u64)
-                .sum::<u64>()
-                / sampled.len() as u64
-                + RECORD_OVERHEAD_BYTES;
-            bytes += per_element * c.count;
-        }
-    }
-    reply(Reply::Integer(bytes as i64))
-}
-
-fn memory_help(_: &mut Ctx, _: &[Bytes]) -> CmdResult {
-    reply(help_reply(
-        "MEMORY",
-        &[
-            "USAGE <key> [SAMPLES <count>]",
-            "    Return memory in bytes used by <key> and its value. Nested values are",
-            "    sampled up to <count> times (default: 5, 0 means sample all).",
         ],
     ))
 }

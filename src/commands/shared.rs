@@ -61,6 +61,8 @@ pub struct Shared {
     pub slowlog: SlowLog,
     /// LATENCY's monitor (`latency-monitor-threshold`).
     pub latency: super::latency::LatencyMonitor,
+    /// What the allocator had committed when the node was built (MEMORY STATS).
+    pub startup_allocated_bytes: u64,
     pub cursors: CursorTable,
     pub blocking: BlockRegistry,
     pub watches: Arc<WatchRegistry>,
@@ -96,6 +98,7 @@ impl Shared {
             stats: Stats::default(),
             slowlog: SlowLog::default(),
             latency: Default::default(),
+            startup_allocated_bytes: crate::metrics::allocator::memory().committed,
             cursors: CursorTable::default(),
             blocking: BlockRegistry::default(),
             watches: Arc::default(),

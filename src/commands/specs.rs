@@ -2373,6 +2373,34 @@ pub static SPECS: &[CommandSpec] = &[
         ] },
     },
     CommandSpec {
+        name: "memory|stats", arity: 2, flags: &[],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@slow"],
+        tips: &["nondeterministic_output", "request_policy:all_shards", "response_policy:special"], key_specs: &[],
+        doc: Doc { summary: "Show memory usage details", since: "4.0.0", group: "server", complexity: Some("O(1)"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+        ] },
+    },
+    CommandSpec {
+        name: "memory|doctor", arity: 2, flags: &[],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@slow"],
+        tips: &["nondeterministic_output", "request_policy:all_shards", "response_policy:special"], key_specs: &[],
+        doc: Doc { summary: "Outputs memory problems report", since: "4.0.0", group: "server", complexity: Some("O(1)"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+        ] },
+    },
+    CommandSpec {
+        name: "memory|malloc-stats", arity: 2, flags: &[],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@slow"],
+        tips: &["nondeterministic_output", "request_policy:all_shards", "response_policy:special"], key_specs: &[],
+        doc: Doc { summary: "Show allocator internal stats", since: "4.0.0", group: "server", complexity: Some("Depends on how much memory is allocated, could be slow"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+        ] },
+    },
+    CommandSpec {
+        name: "memory|purge", arity: 2, flags: &[],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@slow"],
+        tips: &["request_policy:all_shards", "response_policy:all_succeeded"], key_specs: &[],
+        doc: Doc { summary: "Ask the allocator to release memory", since: "4.0.0", group: "server", complexity: Some("Depends on how much memory is allocated, could be slow"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+        ] },
+    },
+    CommandSpec {
         name: "memory|help", arity: 2, flags: &["loading", "stale"],
         first_key: 0, last_key: 0, step: 0, acl_categories: &["@slow"],
         tips: &[], key_specs: &[],

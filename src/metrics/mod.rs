@@ -1,7 +1,9 @@
 //! Metrics primitives: counters that many threads bump without sharing a cache line,
 //! latency histograms (`histogram`), and the Prometheus exposition built from them at scrape
-//! time (`exposition`); the process's memory and CPU (`process`).
+//! time (`exposition`); the process's memory and CPU (`process`) and what the allocator
+//! reports (`allocator`).
 
+pub mod allocator;
 pub mod exposition;
 pub mod histogram;
 pub mod process;
