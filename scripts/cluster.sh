@@ -11,6 +11,7 @@
 #   scripts/cluster.sh clean       remove ./cluster-data
 #
 # Extra flags for every node: BASALT_FLAGS="--appendfsync always --shards 8".
+# HTTP ports: BASALT_HTTP_BASE_PORT=8001 gives node i the HTTP port 8001 + i.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ACTION=${1:-status}
@@ -46,9 +47,11 @@ case "$ACTION" in
       if [ -f "$dir/pid" ] && kill -0 "$(cat "$dir/pid")" 2>/dev/null; then continue; fi
       join=()
       if [ "$i" -gt 0 ] && [ ! -d "$dir/raft" ]; then join=(--join "127.0.0.1:$(port 0)"); fi
+      http=()
+      if [ -n "${BASALT_HTTP_BASE_PORT:-}" ]; then http=(--http-port $((BASALT_HTTP_BASE_PORT + i))); fi
       # shellcheck disable=SC2086
       nohup "$BIN" --port "$(port "$i")" --cluster-port $(( $(port "$i") + 10000 )) \
-        --bind 127.0.0.1 --dir "$dir" "${join[@]}" ${BASALT_FLAGS:-} >"$dir/basalt.log" 2>&1 &
+        --bind 127.0.0.1 --dir "$dir" "${join[@]}" "${http[@]}" ${BASALT_FLAGS:-} >"$dir/basalt.log" 2>&1 &
       echo $! >"$dir/pid"
       # The first node must be up before the others ask it to let them in.
       for _ in $(seq 1 100); do ask "$(port "$i")" PING >/dev/null 2>&1 && break; sleep 0.1; done
