@@ -89,6 +89,7 @@ COMMANDS = {
             "setuser", "users", "whoami", "help"],
     "client": ["id", "tracking", "caching", "getredir", "trackinginfo", "setname", "getname",
                "setinfo", "list", "info", "kill", "no-evict", "no-touch", "reply", "unblock",
+               "pause", "unpause",
                "help"],
     # server
     "info": None, "time": None, "lastsave": None, "save": None, "bgsave": None,

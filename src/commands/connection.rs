@@ -38,6 +38,8 @@ pub static COMMANDS: &[(&str, Handler, Option<ApplyFn>)] = &[
     ("client|no-touch", client_no_touch, None),
     ("client|reply", client_reply, None),
     ("client|unblock", client_unblock, None),
+    ("client|pause", super::client_pause::client_pause, None),
+    ("client|unpause", super::client_pause::client_unpause, None),
     ("client|help", client_help, None),
 ];
 
@@ -410,14 +412,19 @@ fn client_help(_: &mut Ctx, _: &[Bytes]) -> CmdResult {
     ))
 }
 
+/// Redis's error for a CLIENT subcommand given too many arguments.
+pub(super) fn wrong_client_arity(args: &[Bytes]) -> CmdError {
+    CmdError::msg(format!(
+        "ERR unknown subcommand or wrong number of arguments for '{}'. Try CLIENT HELP.",
+        String::from_utf8_lossy(&args[1])
+    ))
+}
+
 /// CLIENT UNBLOCK client-id [TIMEOUT|ERROR]: 1 if the client was blocked.
 fn client_unblock(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     use super::blocking::Unblocked;
     if args.len() > 4 {
-        return Err(CmdError::msg(format!(
-            "ERR unknown subcommand or wrong number of arguments for '{}'. Try CLIENT HELP.",
-            String::from_utf8_lossy(&args[1])
-        )));
+        return Err(wrong_client_arity(args));
     }
     let id = args::int(&args[2])?;
     let how = match args.get(3) {

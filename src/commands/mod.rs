@@ -13,6 +13,7 @@ pub mod args;
 mod bitmaps;
 pub mod blocking;
 mod client_kill;
+pub mod client_pause;
 pub mod clients;
 mod cluster;
 mod collections;

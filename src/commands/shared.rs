@@ -61,6 +61,8 @@ pub struct Shared {
     pub slowlog: SlowLog,
     /// LATENCY's monitor (`latency-monitor-threshold`).
     pub latency: super::latency::LatencyMonitor,
+    /// CLIENT PAUSE: this node's clients wait while it holds.
+    pub client_pause: super::client_pause::ClientPause,
     /// What the allocator had committed when the node was built (MEMORY STATS).
     pub startup_allocated_bytes: u64,
     pub cursors: CursorTable,
@@ -98,6 +100,7 @@ impl Shared {
             stats: Stats::default(),
             slowlog: SlowLog::default(),
             latency: Default::default(),
+            client_pause: Default::default(),
             startup_allocated_bytes: crate::metrics::allocator::memory().committed,
             cursors: CursorTable::default(),
             blocking: BlockRegistry::default(),

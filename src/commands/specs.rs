@@ -624,6 +624,28 @@ pub static SPECS: &[CommandSpec] = &[
         ] },
     },
     CommandSpec {
+        name: "client|pause", arity: -3, flags: &["admin", "noscript", "loading", "stale"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@admin", "@slow", "@dangerous", "@connection"],
+        tips: &[], key_specs: &[],
+        doc: Doc { summary: "Stop processing commands from clients for some time", since: "2.9.50", group: "connection", complexity: Some("O(1)"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[("6.2.0", "`CLIENT PAUSE WRITE` mode added along with the `mode` option.")], arguments: &[
+            Arg { name: "timeout", kind: "integer", display_text: None, key_spec_index: None, token: None, summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+            ] },
+            Arg { name: "mode", kind: "oneof", display_text: None, key_spec_index: None, token: None, summary: None, since: Some("6.2.0"), flags: &["optional"], deprecated_since: None, value: None, arguments: &[
+                Arg { name: "write", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("WRITE"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+                Arg { name: "all", kind: "pure-token", display_text: None, key_spec_index: None, token: Some("ALL"), summary: None, since: None, flags: &[], deprecated_since: None, value: None, arguments: &[
+                ] },
+            ] },
+        ] },
+    },
+    CommandSpec {
+        name: "client|unpause", arity: 2, flags: &["admin", "noscript", "loading", "stale"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@admin", "@slow", "@dangerous", "@connection"],
+        tips: &[], key_specs: &[],
+        doc: Doc { summary: "Resume processing of clients that were paused", since: "6.2.0", group: "connection", complexity: Some("O(N) Where N is the number of paused clients"), doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+        ] },
+    },
+    CommandSpec {
         name: "client|help", arity: 2, flags: &["loading", "stale"],
         first_key: 0, last_key: 0, step: 0, acl_categories: &["@slow", "@connection"],
         tips: &[], key_specs: &[],

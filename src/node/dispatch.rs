@@ -111,6 +111,16 @@ impl Node {
         if session.in_subscribed_mode() && !pubsub::allowed_when_subscribed(cmd.spec.name) {
             return Prepared::Done(self.count_error(pubsub::subscribed_mode_error(cmd.spec.name)));
         }
+        // CLIENT PAUSE holds this node's clients here (before a command is queued in MULTI
+        // too, as Redis holds them).
+        let may_write = || {
+            cmd.writes(&args)
+                || cmd.spec.has_flag("may_replicate")
+                || (cmd.spec.name == "exec" && self.queued_writes(session))
+        };
+        if self.shared.client_pause.is_on() {
+            self.shared.client_pause.wait(may_write()).await;
+        }
         if session.multi.is_some() {
             if let Some(reply) = self.queue_in_multi(session, cmd, &args) {
                 return Prepared::Done(reply);
@@ -628,6 +638,15 @@ impl Node {
         for i in cmd.key_positions(args) {
             self.shared.access.touch(session.db, &args[i], now_ms, lfu);
         }
+    }
+
+    /// Whether the transaction `session` queued holds a write.
+    fn queued_writes(&self, session: &Session) -> bool {
+        session.multi.as_ref().is_some_and(|m| {
+            m.queued
+                .iter()
+                .any(|q| self.shared.table.get(&q[0]).is_some_and(|c| c.writes(q)))
+        })
     }
 
     fn count_error(&self, reply: Reply) -> Reply {

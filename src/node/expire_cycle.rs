@@ -19,8 +19,13 @@ impl ExpireCursor {
 }
 
 impl Node {
-    /// One pass over every database; returns how many keys were deleted.
+    /// One pass over every database; returns how many keys were deleted. None while CLIENT
+    /// PAUSE holds this node (keys stay, logically expired, as in Redis).
     pub async fn active_expire_pass(&self, cursor: &mut ExpireCursor) -> u64 {
+        use crate::commands::client_pause::PauseMode;
+        if self.shared.client_pause.mode(clock::now_ms()) != PauseMode::Off {
+            return 0;
+        }
         let mut removed = 0;
         for db in 0..self.shared.keyspace.databases() {
             if self.shared.keyspace.volatile_count(db) == 0 {

@@ -133,3 +133,54 @@ fn memory_stats_has_redis_fields_and_figures_that_add_up() {
     let malloc = show(&b.call(&["MEMORY", "MALLOC-STATS"]));
     assert!(malloc.len() > 20, "{malloc}");
 }
+
+/// CLIENT PAUSE WRITE holds writes (and EXEC of a transaction with one, and scripts) but not
+/// reads; CLIENT UNPAUSE from another client releases them at once; ALL holds reads too until
+/// the pause runs out.
+#[test]
+fn client_pause_holds_writes_or_everything() {
+    use std::time::{Duration, Instant};
+    let node = start_basalt(&[]);
+    let (mut a, mut b) = (node.client(), node.client());
+    a.call(&["SET", "k", "1"]);
+    assert_eq!(
+        show(&a.call(&["CLIENT", "PAUSE", "20000", "WRITE"])),
+        "+OK\r\n"
+    );
+    let started = Instant::now();
+    assert_eq!(show(&b.call(&["GET", "k"])), "$1\r\n1\r\n");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "a read was held"
+    );
+    let writer = std::thread::spawn(move || {
+        let started = Instant::now();
+        let reply = show(&b.call(&["INCR", "k"]));
+        (reply, started.elapsed())
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        !writer.is_finished(),
+        "a write ran during CLIENT PAUSE WRITE"
+    );
+    assert_eq!(show(&a.call(&["CLIENT", "UNPAUSE"])), "+OK\r\n");
+    let (reply, waited) = writer.join().unwrap();
+    assert_eq!(reply, ":2\r\n");
+    assert!(
+        waited >= Duration::from_millis(400) && waited < Duration::from_secs(10),
+        "{waited:?}"
+    );
+
+    // ALL holds reads too, until the pause runs out; a key expired meanwhile reads as gone.
+    a.call(&["SET", "short", "v", "PX", "100"]);
+    assert_eq!(show(&a.call(&["CLIENT", "PAUSE", "800", "ALL"])), "+OK\r\n");
+    let mut c = node.client();
+    let started = Instant::now();
+    assert_eq!(show(&c.call(&["PING"])), "+PONG\r\n");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(600),
+        "PING was not held: {waited:?}"
+    );
+    assert_eq!(show(&c.call(&["GET", "short"])), "$-1\r\n");
+}
