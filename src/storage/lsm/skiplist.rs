@@ -481,7 +481,13 @@ impl<'a> Entry<'a> {
         let mut preds = [ptr::null(); MAX_HEIGHT];
         list.seek(user_key, trailer, Some(&mut preds));
         let level = RUN_LEVEL.min(list.height.load(Ordering::Acquire) - 1);
-        let mut x = preds[level];
+        // A level the search did not visit (the list grew taller meanwhile) has no
+        // predecessor recorded: start from the head then.
+        let mut x = if preds[level].is_null() {
+            list.head.as_ptr() as *const Node
+        } else {
+            preds[level]
+        };
         if let Some(first) = list.entry(x) {
             out.push(first);
         }
