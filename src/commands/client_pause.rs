@@ -65,6 +65,8 @@ impl ClientPause {
     /// Waits while a pause holds a command (`writes`: whether it writes or may write).
     pub async fn wait(&self, writes: bool) {
         loop {
+            // Registered before the pause is looked at, so an UNPAUSE in between wakes it.
+            let lifted = self.lifted.notified();
             let now = clock::now_ms();
             let holds = match self.mode(now) {
                 PauseMode::Off => false,
@@ -75,7 +77,6 @@ impl ClientPause {
                 return;
             }
             let until = self.until_ms.load(Ordering::Acquire);
-            let lifted = self.lifted.notified();
             let left = std::time::Duration::from_millis(until.saturating_sub(now).max(1));
             let _ = tokio::time::timeout(left, lifted).await;
         }

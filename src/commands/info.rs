@@ -291,25 +291,23 @@ fn render(ctx: &Ctx, section: &str, out: &mut String) {
         }
         "commandstats" => {
             line("# Commandstats", &"");
-            for cmd in shared.table.commands() {
-                for c in std::iter::once(cmd).chain(cmd.subcommands.iter()) {
-                    let calls = c.stats.calls.get();
-                    let rejected = c.stats.rejected_calls.get();
-                    if calls == 0 && rejected == 0 {
-                        continue;
-                    }
-                    let usec = c.stats.usec.get();
-                    let per_call = if calls > 0 {
-                        usec as f64 / calls as f64
-                    } else {
-                        0.0
-                    };
-                    let failed = c.stats.failed_calls.get();
-                    line(
-                        &format!("cmdstat_{}", c.spec.name),
-                        &format!("calls={calls},usec={usec},usec_per_call={per_call:.2},rejected_calls={rejected},failed_calls={failed}"),
-                    );
+            for c in shared.table.every_command() {
+                let calls = c.stats.calls.get();
+                let rejected = c.stats.rejected_calls.get();
+                if calls == 0 && rejected == 0 {
+                    continue;
                 }
+                let usec = c.stats.usec.get();
+                let per_call = if calls > 0 {
+                    usec as f64 / calls as f64
+                } else {
+                    0.0
+                };
+                let failed = c.stats.failed_calls.get();
+                line(
+                    &format!("cmdstat_{}", c.spec.name),
+                    &format!("calls={calls},usec={usec},usec_per_call={per_call:.2},rejected_calls={rejected},failed_calls={failed}"),
+                );
             }
         }
         _ => {}

@@ -22,19 +22,6 @@ fn docs_of(cmd: &Command) -> Reply {
     docs_reply(cmd.spec, &subs)
 }
 
-/// Looks up `name` or `parent|sub`.
-fn find<'a>(ctx: &'a Ctx, name: &[u8]) -> Option<&'a Command> {
-    let text = args::lower(name);
-    match text.split_once('|') {
-        None => ctx.shared.table.get(name),
-        Some((parent, sub)) => ctx
-            .shared
-            .table
-            .get(parent.as_bytes())?
-            .subcommand(sub.as_bytes()),
-    }
-}
-
 pub fn command(ctx: &mut Ctx, _: &[Bytes]) -> CmdResult {
     reply(Reply::Array(
         ctx.shared
@@ -56,7 +43,7 @@ pub fn info(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     }
     let items = args[2..]
         .iter()
-        .map(|n| find(ctx, n).map_or(Reply::Null, info_of));
+        .map(|n| ctx.shared.table.find(n).map_or(Reply::Null, info_of));
     reply(Reply::Array(items.collect()))
 }
 
@@ -64,7 +51,10 @@ pub fn docs(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let commands: Vec<&Command> = if args.len() == 2 {
         ctx.shared.table.commands()
     } else {
-        args[2..].iter().filter_map(|n| find(ctx, n)).collect()
+        args[2..]
+            .iter()
+            .filter_map(|n| ctx.shared.table.find(n))
+            .collect()
     };
     let pairs = commands
         .into_iter()
@@ -159,17 +149,15 @@ pub fn list(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         _ => return Err(super::error::syntax()),
     };
     let mut names = Vec::new();
-    for cmd in ctx.shared.table.commands() {
-        for c in std::iter::once(cmd).chain(cmd.subcommands.iter()) {
-            let keep = match &filter {
-                Filter::All => true,
-                Filter::AclCat(cat) => c.spec.acl_categories.contains(&cat.as_str()),
-                Filter::Pattern(p) => glob_match(p, c.spec.name.as_bytes(), true),
-                Filter::Module => false,
-            };
-            if keep {
-                names.push(Reply::bulk(c.spec.name.to_string()));
-            }
+    for c in ctx.shared.table.every_command() {
+        let keep = match &filter {
+            Filter::All => true,
+            Filter::AclCat(cat) => c.spec.acl_categories.contains(&cat.as_str()),
+            Filter::Pattern(p) => glob_match(p, c.spec.name.as_bytes(), true),
+            Filter::Module => false,
+        };
+        if keep {
+            names.push(Reply::bulk(c.spec.name.to_string()));
         }
     }
     reply(Reply::Array(names))

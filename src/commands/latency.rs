@@ -13,7 +13,6 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use parking_lot::Mutex;
 
-use super::args;
 use super::error::CmdError;
 use super::object::help_reply;
 use super::table::Command;
@@ -306,21 +305,10 @@ pub fn histogram(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     };
     let table = &ctx.shared.table;
     if args.len() == 2 {
-        for cmd in table.commands() {
-            std::iter::once(cmd)
-                .chain(cmd.subcommands.iter())
-                .for_each(&mut add);
-        }
+        table.every_command().for_each(&mut add);
     } else {
         for name in &args[2..] {
-            let text = args::lower(name);
-            let found = match text.split_once('|') {
-                None => table.get(name),
-                Some((parent, sub)) => table
-                    .get(parent.as_bytes())
-                    .and_then(|p| p.subcommand(sub.as_bytes())),
-            };
-            match found {
+            match table.find(name) {
                 // A container's own histogram is empty; its subcommands have theirs.
                 Some(cmd) if !cmd.subcommands.is_empty() => {
                     cmd.subcommands.iter().for_each(&mut add)
@@ -359,24 +347,22 @@ pub fn info_lines(ctx: &Ctx) -> Vec<(String, String)> {
         parse_percentiles(&ctx.shared.config.get("latency-tracking-info-percentiles"))
             .unwrap_or_default();
     let mut out = Vec::new();
-    for cmd in ctx.shared.table.commands() {
-        for c in std::iter::once(cmd).chain(cmd.subcommands.iter()) {
-            if c.stats.calls.get() == 0 {
-                continue;
-            }
-            let snapshot = c.stats.latency.snapshot();
-            let values: Vec<String> = percentiles
-                .iter()
-                .map(|p| {
-                    let us = percentile_ns(&snapshot, *p) as f64 / 1000.0;
-                    format!("p{}={us:.3}", format_g(*p, 6))
-                })
-                .collect();
-            out.push((
-                format!("latency_percentiles_usec_{}", c.spec.name),
-                values.join(","),
-            ));
+    for c in ctx.shared.table.every_command() {
+        if c.stats.calls.get() == 0 {
+            continue;
         }
+        let snapshot = c.stats.latency.snapshot();
+        let values: Vec<String> = percentiles
+            .iter()
+            .map(|p| {
+                let us = percentile_ns(&snapshot, *p) as f64 / 1000.0;
+                format!("p{}={us:.3}", format_g(*p, 6))
+            })
+            .collect();
+        out.push((
+            format!("latency_percentiles_usec_{}", c.spec.name),
+            values.join(","),
+        ));
     }
     out
 }

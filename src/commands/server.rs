@@ -232,10 +232,8 @@ fn config_set(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 fn config_resetstat(ctx: &mut Ctx, _: &[Bytes]) -> CmdResult {
     ctx.shared.stats.reset();
-    for cmd in ctx.shared.table.commands() {
-        for c in std::iter::once(cmd).chain(cmd.subcommands.iter()) {
-            c.stats.reset();
-        }
+    for c in ctx.shared.table.every_command() {
+        c.stats.reset();
     }
     reply(Reply::OK)
 }

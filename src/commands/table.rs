@@ -149,6 +149,22 @@ impl Table {
         all.sort_by_key(|c| c.spec.name);
         all
     }
+
+    /// Every command and subcommand (each container before its subcommands), in name order.
+    pub fn every_command(&self) -> impl Iterator<Item = &Command> {
+        self.commands()
+            .into_iter()
+            .flat_map(|cmd| std::iter::once(cmd).chain(cmd.subcommands.iter()))
+    }
+
+    /// A command by `name` or a subcommand by `parent|sub`, case-insensitively.
+    pub fn find(&self, name: &[u8]) -> Option<&Command> {
+        let text = String::from_utf8_lossy(name).to_ascii_lowercase();
+        match text.split_once('|') {
+            None => self.get(name),
+            Some((parent, sub)) => self.get(parent.as_bytes())?.subcommand(sub.as_bytes()),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -174,39 +174,37 @@ impl Node {
 
     fn command_metrics(&self, e: &mut Exposition) {
         let table = &self.shared.table;
-        for cmd in table.commands() {
-            for c in std::iter::once(cmd).chain(cmd.subcommands.iter()) {
-                let calls = c.stats.calls.get();
-                let rejected = c.stats.rejected_calls.get();
-                if calls == 0 && rejected == 0 {
-                    continue;
-                }
-                let label = [("cmd", c.spec.name)];
-                e.counter(
-                    "basalt_commands_total",
-                    "Commands run, by name.",
-                    &label,
-                    calls as f64,
-                );
-                e.counter(
-                    "basalt_command_errors_total",
-                    "Commands that ran and replied with an error, by name.",
-                    &label,
-                    c.stats.failed_calls.get() as f64,
-                );
-                e.counter(
-                    "basalt_commands_rejected_total",
-                    "Commands refused before running (arity, ACL, OOM, ...), by name.",
-                    &label,
-                    rejected as f64,
-                );
-                e.histogram(
-                    "basalt_command_duration_seconds",
-                    "How long commands took on this node, by name.",
-                    &label,
-                    &c.stats.latency.snapshot(),
-                );
+        for c in table.every_command() {
+            let calls = c.stats.calls.get();
+            let rejected = c.stats.rejected_calls.get();
+            if calls == 0 && rejected == 0 {
+                continue;
             }
+            let label = [("cmd", c.spec.name)];
+            e.counter(
+                "basalt_commands_total",
+                "Commands run, by name.",
+                &label,
+                calls as f64,
+            );
+            e.counter(
+                "basalt_command_errors_total",
+                "Commands that ran and replied with an error, by name.",
+                &label,
+                c.stats.failed_calls.get() as f64,
+            );
+            e.counter(
+                "basalt_commands_rejected_total",
+                "Commands refused before running (arity, ACL, OOM, ...), by name.",
+                &label,
+                rejected as f64,
+            );
+            e.histogram(
+                "basalt_command_duration_seconds",
+                "How long commands took on this node, by name.",
+                &label,
+                &c.stats.latency.snapshot(),
+            );
         }
         for (prefix, count) in self.shared.stats.errors_by_prefix.lock().iter() {
             e.counter(
@@ -295,6 +293,7 @@ impl Node {
             if keys == 0 {
                 continue;
             }
+            let volatile = shared.keyspace.volatile_count(db);
             let db = db.to_string();
             let label = [("db", db.as_str())];
             e.gauge(
@@ -307,7 +306,7 @@ impl Node {
                 "basalt_keys_volatile",
                 "Keys with a time to live, by database.",
                 &label,
-                shared.keyspace.volatile_count(db.parse().unwrap_or(0)) as f64,
+                volatile as f64,
             );
         }
         e.gauge(
