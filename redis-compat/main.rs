@@ -13,6 +13,7 @@ mod allowlist;
 mod clients;
 mod command_keys;
 mod hostile;
+mod monitor;
 mod notifications;
 mod pubsub;
 mod random;

@@ -92,7 +92,7 @@ COMMANDS = {
                "pause", "unpause",
                "help"],
     # server
-    "info": None, "time": None, "lastsave": None, "save": None, "bgsave": None,
+    "info": None, "monitor": None, "time": None, "lastsave": None, "save": None, "bgsave": None,
     "flushdb": None, "flushall": None, "swapdb": None, "shutdown": None, "role": None,
     "config": ["get", "set", "resetstat", "rewrite", "help"],
     "slowlog": ["get", "len", "reset", "help"],

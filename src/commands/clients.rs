@@ -45,6 +45,8 @@ pub struct ClientInfo {
     pub output_bytes: AtomicU64,
     pub no_evict: AtomicBool,
     pub no_touch: AtomicBool,
+    /// MONITOR is on (CLIENT LIST flag `O`).
+    pub monitoring: AtomicBool,
     /// Subscriptions: channels, patterns, shard channels (CLIENT LIST sub, psub, ssub).
     pub subscriptions: [AtomicU32; 3],
     /// Commands queued in MULTI, -1 outside it (CLIENT LIST multi).
@@ -115,12 +117,10 @@ impl ClientInfo {
         };
         let qbuf = self.query_buffer_bytes.load(Ordering::Relaxed);
         let omem = self.output_bytes.load(Ordering::Relaxed);
+        // In redis-server's order.
         let mut flags = String::new();
-        if self.no_evict.load(Ordering::Relaxed) {
-            flags.push('e');
-        }
-        if self.no_touch.load(Ordering::Relaxed) {
-            flags.push('T');
+        if self.monitoring.load(Ordering::Relaxed) {
+            flags.push('O');
         }
         let [sub, psub, ssub] = self
             .subscriptions
@@ -148,6 +148,12 @@ impl ClientInfo {
         } else {
             -1
         };
+        if self.no_evict.load(Ordering::Relaxed) {
+            flags.push('e');
+        }
+        if self.no_touch.load(Ordering::Relaxed) {
+            flags.push('T');
+        }
         if flags.is_empty() {
             flags.push('N');
         }
@@ -213,6 +219,7 @@ impl ClientRegistry {
             output_bytes: AtomicU64::new(0),
             no_evict: AtomicBool::new(false),
             no_touch: AtomicBool::new(false),
+            monitoring: AtomicBool::new(false),
             subscriptions: Default::default(),
             multi: AtomicI32::new(-1),
             mailbox: Mailbox::default(),

@@ -201,6 +201,7 @@ fn reset(ctx: &mut Ctx, _: &[Bytes]) -> CmdResult {
     s.watching = None;
     s.pubsub = None;
     s.tracking = None;
+    s.monitor = None;
     s.show_multi();
     for n in &s.info.subscriptions {
         n.store(0, Ordering::Relaxed);

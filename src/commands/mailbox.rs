@@ -46,6 +46,8 @@ pub enum Delivery {
     },
     /// The client this one redirects its invalidations to (its id) is gone.
     RedirectBroken(u64),
+    /// A command's line for a monitor, encoded (`commands::monitor`).
+    Monitor(Bytes),
 }
 
 impl Delivery {
@@ -62,6 +64,7 @@ impl Delivery {
             Delivery::Invalidate(keys) => keys.iter().map(|k| k.len() + 8).sum(),
             Delivery::InvalidateAll { .. } => 8,
             Delivery::RedirectBroken(_) => 8,
+            Delivery::Monitor(line) => line.len(),
         };
         (parts + 48) as u64
     }
@@ -104,6 +107,8 @@ impl Delivery {
                 ]
             }
             Delivery::RedirectBroken(_) => return None,
+            // A status line in either protocol, not a push.
+            Delivery::Monitor(line) => return Some(Reply::Encoded(line)),
         };
         Some(Reply::Push(parts))
     }

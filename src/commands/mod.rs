@@ -38,6 +38,7 @@ mod lists;
 pub mod lists_blocking;
 pub mod mailbox;
 mod memory;
+pub mod monitor;
 pub mod notify;
 mod object;
 pub mod pubsub;
@@ -150,6 +151,12 @@ pub struct Ctx<'a> {
 impl Ctx<'_> {
     pub fn db(&self) -> u8 {
         self.session.db
+    }
+
+    /// Whether the command runs inside EXEC or a script: against a speculative keyspace
+    /// rather than the node's.
+    pub fn in_transaction(&self) -> bool {
+        !std::ptr::eq(self.keyspace, &self.shared.keyspace)
     }
 
     /// Whether a stored record is live now; an expired one is queued for deletion.

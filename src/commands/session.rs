@@ -64,6 +64,8 @@ pub struct Session {
     pub pubsub: Option<Subscriptions>,
     /// CLIENT TRACKING, while on.
     pub tracking: Option<Tracking>,
+    /// MONITOR: the connection's place among the monitors, while it monitors.
+    pub monitor: Option<super::monitor::Monitoring>,
     /// A session running commands another node forwarded: that node and its client, when
     /// the client's writes must name it (see `Session::tracking`'s NOLOOP).
     pub forwarded_for: Option<(u64, u64)>,
@@ -152,6 +154,7 @@ impl Session {
             watched_elsewhere: Vec::new(),
             pubsub: None,
             tracking: None,
+            monitor: None,
             forwarded_for: None,
             forward_hops: 0,
             previous_was_client: false,

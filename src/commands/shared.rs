@@ -69,6 +69,8 @@ pub struct Shared {
     pub blocking: BlockRegistry,
     pub watches: Arc<WatchRegistry>,
     pub pubsub: Arc<PubSubHub>,
+    /// MONITOR's connections.
+    pub monitors: Arc<super::monitor::Monitors>,
     pub tracking: Arc<TrackingTable>,
     pub access: AccessTracker,
     /// ACL users (from the cluster map) and the ACL log.
@@ -106,6 +108,7 @@ impl Shared {
             blocking: BlockRegistry::default(),
             watches: Arc::default(),
             pubsub: Arc::default(),
+            monitors: Arc::default(),
             tracking: Arc::default(),
             access: AccessTracker::default(),
             acl: Acl::new(&requirepass),

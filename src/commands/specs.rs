@@ -2439,6 +2439,13 @@ pub static SPECS: &[CommandSpec] = &[
         ] },
     },
     CommandSpec {
+        name: "monitor", arity: 1, flags: &["admin", "noscript", "loading", "stale"],
+        first_key: 0, last_key: 0, step: 0, acl_categories: &["@admin", "@slow", "@dangerous"],
+        tips: &[], key_specs: &[],
+        doc: Doc { summary: "Listen for all requests received by the server in real time", since: "1.0.0", group: "server", complexity: None, doc_flags: &[], deprecated_since: None, replaced_by: None, history: &[], arguments: &[
+        ] },
+    },
+    CommandSpec {
         name: "move", arity: 3, flags: &["write", "fast"],
         first_key: 1, last_key: 1, step: 1, acl_categories: &["@keyspace", "@write", "@fast"],
         tips: &[], key_specs: &[KeySpec { notes: None, flags: &["RW", "access", "update"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],

@@ -13,8 +13,8 @@ use super::specs::SPECS;
 use super::stats::CommandStats;
 use super::{
     acl, bitmaps, cluster, connection, functions, geo, hashes, hll, keyevents, keys, latency,
-    lists, lists_blocking, memory, pubsub, scripting, server, sets, sort, streams, strings,
-    tracking, transactions, zsets, ApplyFn, Handler,
+    lists, lists_blocking, memory, monitor, pubsub, scripting, server, sets, sort, streams,
+    strings, tracking, transactions, zsets, ApplyFn, Handler,
 };
 
 pub struct Command {
@@ -85,6 +85,7 @@ fn bindings() -> Vec<Binding> {
     all.extend(server::COMMANDS.iter().copied());
     all.extend(latency::COMMANDS.iter().copied());
     all.extend(memory::COMMANDS.iter().copied());
+    all.extend(monitor::COMMANDS.iter().copied());
     all.extend(cluster::COMMANDS.iter().copied());
     all
 }

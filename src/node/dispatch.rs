@@ -12,7 +12,7 @@ use super::Node;
 use crate::clock;
 use crate::cluster::{ShardId, ShardSet};
 use crate::commands::error::{self, error_prefix, CmdError};
-use crate::commands::{acl, pubsub, BlockOn, CmdResult, Command, Ctx, Outcome, Session};
+use crate::commands::{acl, monitor, pubsub, BlockOn, CmdResult, Command, Ctx, Outcome, Session};
 use crate::keyspace::ValueType;
 use crate::protocol::Reply;
 use crate::raft::{Entry, EntryOp};
@@ -111,6 +111,9 @@ impl Node {
         if session.in_subscribed_mode() && !pubsub::allowed_when_subscribed(cmd.spec.name) {
             return Prepared::Done(self.count_error(pubsub::subscribed_mode_error(cmd.spec.name)));
         }
+        if session.monitor.is_some() && reaches_keyspace(cmd) {
+            return Prepared::Done(self.count_error(Reply::error(monitor::KEYSPACE_REFUSED)));
+        }
         // CLIENT PAUSE holds this node's clients here (before a command is queued in MULTI
         // too, as Redis holds them).
         let may_write = || {
@@ -130,8 +133,12 @@ impl Node {
                 session.info.touch(cmd.spec.name, started_us / 1000);
                 let reply = self.exec(session, started_us).await;
                 session.show_multi();
+                self.finish(cmd, &reply, session, &args, started_us);
                 return Prepared::Done(reply);
             }
+        }
+        if monitor::fed_before_run(cmd) {
+            self.feed_monitors(session, session.db, &args);
         }
         // A forwarding connection's watches and subscriptions are kept here, with it.
         let route = if stays_here(cmd.spec.name) && !self.redirects(session) {
@@ -678,8 +685,12 @@ impl Node {
             cmd.stats.failed_calls.add(1);
             self.shared.stats.count_error(error_prefix(text));
         }
+        if monitor::fed_after_run(cmd) {
+            self.feed_monitors(session, session.db, args);
+        }
         let threshold = self.shared.config.slowlog_slower_than_us();
-        if threshold >= 0 && elapsed_us >= threshold as u64 && cmd.spec.name != "slowlog|get" {
+        let logged = cmd.spec.name != "slowlog|get" && !cmd.spec.has_flag("skip_slowlog");
+        if threshold >= 0 && elapsed_us >= threshold as u64 && logged {
             let name = session.info.name.lock().clone().unwrap_or_default();
             let client = (
                 session.info.addr.to_string(),
@@ -693,6 +704,26 @@ impl Node {
             );
         }
     }
+}
+
+impl Node {
+    /// Sends a command of `session`'s client, run in `db`, to this node's monitors. A
+    /// command another node forwarded is its node's to show (`commands::monitor`).
+    pub(super) fn feed_monitors(&self, session: &Session, db: u8, args: &[Bytes]) {
+        let monitors = &self.shared.monitors;
+        if !monitors.watched() || session.forward_hops > 0 {
+            return;
+        }
+        let source = monitor::Source::Client(&session.info.addr);
+        monitors.feed(db, source, args, self.shared.config.output_limit());
+    }
+}
+
+/// Whether a monitoring client is refused `cmd`: it reads, writes or may replicate.
+fn reaches_keyspace(cmd: &Command) -> bool {
+    ["readonly", "write", "may_replicate"]
+        .iter()
+        .any(|flag| cmd.spec.has_flag(flag))
 }
 
 /// Runs futures concurrently and returns their outputs in order. Each is first polled in

@@ -501,13 +501,21 @@ impl Node {
         }
         let nodes: Vec<u64> = groups.map().read().nodes.keys().copied().collect();
         for node in nodes.iter().filter(|n| **n != groups.node_id()) {
+            let name = crate::cluster::node_name(*node);
             if let Some(silence) = peers.silence(*node) {
-                let name = crate::cluster::node_name(*node);
                 e.gauge(
                     "basalt_peer_silence_seconds",
                     "Seconds since the peer last answered this node.",
                     &[("peer", name.as_str())],
                     silence.as_secs_f64(),
+                );
+            }
+            if let Some(round_trips) = peers.round_trips(*node) {
+                e.histogram(
+                    "basalt_peer_round_trip_seconds",
+                    "How long the peer took to answer this node's pings (one a second).",
+                    &[("peer", name.as_str())],
+                    &round_trips,
                 );
             }
         }

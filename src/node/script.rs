@@ -16,6 +16,9 @@
 //! key outside the shard it holds gets Redis Cluster's "non local key" error, and keys
 //! of different slots its "do not hash to the same slot" (unless the script is flagged
 //! `allow-cross-slot-keys`).
+//!
+//! MONITOR: the commands a script called are shown by the node that ran it (`[db lua]`,
+//! once the run that counts has ended), even when another node forwarded the script.
 
 use std::collections::BTreeSet;
 
@@ -27,7 +30,7 @@ use crate::blocking_io;
 use crate::clock;
 use crate::cluster::{key_slot, ShardId};
 use crate::commands::scripting::ScriptCall;
-use crate::commands::{acl, Command, Session};
+use crate::commands::{acl, monitor, Command, Session};
 use crate::protocol::Reply;
 use crate::raft::{Entry, EntryOp};
 use crate::scripting::{Abandon, Host, Run, RunEnd};
@@ -175,6 +178,7 @@ impl Node {
             slot: keys.first().map(|k| key_slot(k).0),
             may_retry,
             need: BTreeSet::new(),
+            monitored: Vec::new(),
         };
         let end = if inline {
             self.shared.scripts.run(&script_run, &mut host)
@@ -183,6 +187,16 @@ impl Node {
         };
         let need = std::mem::take(&mut host.need);
         host.session.db = db;
+        // A run that is dropped to run again shows its commands in the run that counts.
+        let again = matches!(end, RunEnd::NotInline)
+            || (may_retry && matches!(end, RunEnd::Abandoned) && !need.is_empty());
+        if !again {
+            let limit = self.shared.config.output_limit();
+            for (db, args) in host.monitored {
+                let source = monitor::Source::Script;
+                self.shared.monitors.feed(db, source, &args, limit);
+            }
+        }
         (end, need)
     }
 }
@@ -223,6 +237,8 @@ struct ScriptHost<'n, 'r, 's> {
     slot: Option<u16>,
     may_retry: bool,
     need: BTreeSet<ShardId>,
+    /// The commands called, with their databases, for the monitors (while any watch).
+    monitored: Vec<(u8, Vec<Bytes>)>,
 }
 
 impl<'n> ScriptHost<'n, '_, '_> {
@@ -332,6 +348,9 @@ impl Host for ScriptHost<'_, '_, '_> {
             .node
             .speculate_command(self.run, self.session, cmd, &args, None);
         self.session.in_script = false;
+        if self.node.shared.monitors.watched() && monitor::fed_after_run(cmd) {
+            self.monitored.push((self.session.db, args));
+        }
         Ok(reply)
     }
 

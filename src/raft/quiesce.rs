@@ -38,6 +38,8 @@ use super::groups::{Groups, ShardGroup};
 pub const ROUND: Duration = Duration::from_millis(100);
 /// A peer is pinged when it has answered nothing for this long.
 const PING_AFTER: Duration = Duration::from_millis(200);
+/// How often a peer busy with other traffic is still pinged, to time the round trip.
+const ROUND_TRIP_EVERY: Duration = Duration::from_secs(1);
 /// Rounds between two looks for idle groups at their leader: a group is idle when its log
 /// has not moved between two looks.
 const ROUNDS_PER_LOOK: u64 = 10;
@@ -151,9 +153,10 @@ impl Groups {
     pub async fn quiet_round(&self, round: u64) {
         for (id, info) in self.map.read().nodes.iter() {
             // A peer that answered something lately (a heartbeat, a forwarded command)
-            // needs no ping.
+            // needs no ping to show it is up; one a second times the round trip.
             let quiet = !self.peers().answered_within(*id, PING_AFTER);
-            if *id != self.node_id && quiet {
+            let timing = self.peers().ping_due(*id, ROUND_TRIP_EVERY);
+            if *id != self.node_id && (quiet || timing) {
                 self.peers().ping(*id, &info.cluster_addr, ROUND * 10);
             }
         }

@@ -8,7 +8,9 @@
 //! the peer is unreachable, queued requests fail straight away rather than wait.
 //!
 //! Every response received from a peer counts as a sign of life ([`Peers::silence`]);
-//! [`Peers::ping`] keeps those signs coming while nothing else is sent.
+//! [`Peers::ping`] keeps those signs coming while nothing else is sent, and its answers
+//! time the round trip to the peer ([`Peers::round_trips`]: the network, the peer's
+//! connection task, and whatever requests were queued ahead of the ping).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,6 +30,7 @@ use super::handshake::{self, Credentials, HandshakeError, RefusalLog};
 use super::links::{Inbound, PeerLink};
 use super::PeerStream;
 use super::Traffic;
+use crate::metrics::histogram::{Histogram, HistogramSnapshot};
 
 /// Requests waiting per peer before callers are turned away.
 const QUEUE_DEPTH: usize = 4096;
@@ -56,6 +59,10 @@ struct Peer {
     heard: Arc<AtomicU64>,
     /// When its address first refused a connection since then (+1; 0: it has not).
     refused: Arc<AtomicU64>,
+    /// How long its pings took to be answered.
+    round_trips: Histogram,
+    /// When the last ping was sent ([`Clock`] time).
+    pinged: AtomicU64,
 }
 
 /// Milliseconds since the node's connections were set up, cheap to keep in an atomic.
@@ -173,17 +180,35 @@ impl Peers {
     }
 
     /// Asks `node` whether it is up, in the background: its answer counts in
-    /// [`silence`](Self::silence).
+    /// [`silence`](Self::silence) and times a round trip.
     pub fn ping(self: &Arc<Self>, node: u64, addr: &str, timeout: Duration) {
         // The connection exists from now on, so `silence` counts from here.
-        self.peer(node, addr);
+        let peer = self.peer(node, addr);
+        peer.pinged.store(self.clock.now_ms(), Ordering::Relaxed);
         let peers = self.clone();
         let addr = addr.to_string();
         tokio::spawn(async move {
-            let _ = peers
-                .call(node, &addr, request::Body::Ping(Ping {}), timeout)
-                .await;
+            let sent = Instant::now();
+            let ping = request::Body::Ping(Ping {});
+            if peers.call(node, &addr, ping, timeout).await.is_ok() {
+                let us = sent.elapsed().as_micros() as u64;
+                peer.round_trips.observe_us(us);
+            }
         });
+    }
+
+    /// Whether `node` was last pinged longer than `every` ago (or never).
+    pub fn ping_due(&self, node: u64, every: Duration) -> bool {
+        let Some(peer) = self.peers.lock().get(&node).cloned() else {
+            return true;
+        };
+        let pinged = peer.pinged.load(Ordering::Relaxed);
+        pinged == 0 || self.clock.now_ms().saturating_sub(pinged) >= every.as_millis() as u64
+    }
+
+    /// How long `node`'s pings took to be answered, if this node has a connection to it.
+    pub fn round_trips(&self, node: u64) -> Option<HistogramSnapshot> {
+        Some(self.peers.lock().get(&node)?.round_trips.snapshot())
     }
 
     pub fn hello(&self) -> &Hello {
@@ -234,6 +259,8 @@ impl Peers {
             queue: tx,
             heard: heard.clone(),
             refused: refused.clone(),
+            round_trips: Histogram::default(),
+            pinged: AtomicU64::new(0),
         });
         peers.insert(node, peer.clone());
         let link = Link {

@@ -272,6 +272,31 @@ fn three_nodes_take_writes_through_any_node_and_answer_reads_from_every_node() {
     for k in (0..300).step_by(11) {
         assert!(exists(&mut clients[k % 3], &format!("key:{k}")), "key:{k}");
     }
+    // MONITOR: a command shows on the node its client talks to, once, even when another
+    // node leads its key (the leader does not show it again).
+    let mut monitors: Vec<Client> = (0..3).map(|i| cluster.client(i)).collect();
+    for m in monitors.iter_mut() {
+        assert_eq!(show(&m.call(&["MONITOR"])), "+OK\r\n");
+    }
+    for k in 0..12 {
+        clients[0].call(&["SET", &format!("mon:{k}"), "v"]);
+    }
+    for (i, c) in clients.iter_mut().enumerate() {
+        c.call(&["ECHO", &format!("end{i}")]);
+    }
+    for (i, m) in monitors.iter_mut().enumerate() {
+        let mut sets = 0;
+        loop {
+            let line = show(&m.read_reply());
+            if line.contains(&format!("\"ECHO\" \"end{i}\"")) {
+                break;
+            }
+            assert!(line.contains("\"SET\" \"mon:"), "node {i}: {line}");
+            sets += 1;
+        }
+        assert_eq!(sets, if i == 0 { 12 } else { 0 }, "node {i}");
+    }
+    drop(monitors);
     // CLUSTER INFO: the map every node follows through group 0.
     for (i, c) in clients.iter_mut().enumerate() {
         let info = show(&c.call(&["CLUSTER", "INFO"]));

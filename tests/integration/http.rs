@@ -465,4 +465,20 @@ fn a_prometheus_server_scrapes_a_cluster() {
         );
         std::thread::sleep(Duration::from_millis(250));
     }
+    // Every node times its round trips to both others (pinged at least once a second).
+    let timed_peers = || -> Option<String> {
+        let q = "count(basalt_peer_round_trip_seconds_count > 0)";
+        query(q)["data"]["result"][0]["value"][1]
+            .as_str()
+            .map(str::to_string)
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while timed_peers().as_deref() != Some("6") {
+        assert!(
+            Instant::now() < deadline,
+            "round trips timed: {:?}",
+            timed_peers()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
 }
