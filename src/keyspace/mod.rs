@@ -520,6 +520,51 @@ mod tests {
     }
 
     #[test]
+    fn rollback_undoes_writes_deletes_and_flushes_since_the_savepoint() {
+        let ks = keyspace();
+        let mut txn = ks.txn(0, 1, 1 << 48);
+        txn.put(0, b"kept", Meta::string("1".into(), 1, 0)).unwrap();
+        txn.put(1, b"other", Meta::string("o".into(), 1, 0))
+            .unwrap();
+        txn.put_element(0, b"h", 7, b"f", Bytes::from("v"));
+        txn.commit().unwrap();
+
+        let mut txn = ks.txn(0, 2, 1 << 48);
+        txn.put(0, b"a", Meta::string("a".into(), 2, 9000)).unwrap();
+        txn.put_element(0, b"h", 7, b"g", Bytes::from("w"));
+        let point = txn.savepoint();
+        txn.put(0, b"a", Meta::string("changed".into(), 2, 0))
+            .unwrap();
+        txn.put(0, b"b", Meta::string("b".into(), 2, 5000)).unwrap();
+        assert!(txn.delete(0, b"kept").unwrap());
+        txn.put_element(0, b"h", 7, b"f", Bytes::from("changed"));
+        txn.delete_element(0, b"h", 7, b"g");
+        txn.flush_db(1).unwrap();
+        txn.put(1, b"after-flush", Meta::string("x".into(), 2, 0))
+            .unwrap();
+        txn.rollback(point);
+        let value = |txn: &mut Txn, db, key: &[u8]| txn.get(db, key).unwrap().map(|m| m.value);
+        assert_eq!(value(&mut txn, 0, b"a"), Some(Bytes::from("a")));
+        assert_eq!(value(&mut txn, 0, b"b"), None);
+        assert_eq!(value(&mut txn, 0, b"kept"), Some(Bytes::from("1")));
+        assert_eq!(value(&mut txn, 1, b"other"), Some(Bytes::from("o")));
+        assert_eq!(value(&mut txn, 1, b"after-flush"), None);
+        let element = |txn: &mut Txn, sub: &[u8]| txn.get_element(0, b"h", 7, sub).unwrap();
+        assert_eq!(element(&mut txn, b"f"), Some(Bytes::from("v")));
+        assert_eq!(element(&mut txn, b"g"), Some(Bytes::from("w")));
+        // A later savepoint and rollback work from the restored state.
+        let point = txn.savepoint();
+        txn.put(0, b"c", Meta::string("c".into(), 2, 0)).unwrap();
+        txn.rollback(point);
+        txn.commit().unwrap();
+        // Key counts and the expiry index as if only the writes before the savepoint ran.
+        assert_eq!((ks.dbsize(0), ks.dbsize(1)), (2, 1));
+        assert_eq!(ks.volatile_count(0), 1);
+        assert!(ks.get(0, b"b", 1).unwrap().is_none());
+        assert!(ks.get(1, b"other", 1).unwrap().is_some());
+    }
+
+    #[test]
     fn range_scans_inside_a_write_see_its_changes_and_tolerate_empty_ranges() {
         use std::ops::Bound;
         let ks = keyspace();

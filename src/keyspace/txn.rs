@@ -18,18 +18,37 @@ use crate::cluster::{key_slot, Slot, SLOT_COUNT};
 use crate::storage::{KeyRange, WriteBatch};
 
 /// What a transaction had done at a point, to go back to it (see [`Txn::savepoint`]).
+/// Lengths and counters only: the overlay's and the elements' changes since are undone
+/// from the transaction's undo log, so a savepoint costs the same however much the
+/// transaction has written (a run of hundreds of entries takes one per entry).
 pub struct Savepoint {
     db_map: [u8; DATABASES_MAX],
     db_map_changed: bool,
-    overlay: Overlay,
-    elements: BTreeMap<Bytes, Option<Bytes>>,
+    undo: usize,
     entry_writes: usize,
     flushed: usize,
     batch: usize,
     expired_removed: u64,
+    key_delta: usize,
+    volatile_delta: usize,
+    versions_taken: u64,
+}
+
+/// How to take back one change of a transaction's view of the records.
+enum Undo {
+    /// A metadata key's overlay record before the change (None: it had none).
+    Overlay(Bytes, Option<Option<Meta>>),
+    /// An element key's record before the change (None: it had none).
+    Element(Bytes, Option<Option<Bytes>>),
+    /// What a flush dropped from the view (FLUSHDB, FLUSHALL: rare, so kept whole).
+    Flush(Box<FlushedView>),
+}
+
+struct FlushedView {
+    overlay: Overlay,
+    elements: BTreeMap<Bytes, Option<Bytes>>,
     key_delta: Vec<(u8, i64)>,
     volatile_delta: Vec<(u8, Slot, i64)>,
-    versions_taken: u64,
 }
 
 pub struct Txn<'a> {
@@ -65,6 +84,8 @@ pub struct Txn<'a> {
     stored_revisions: Vec<(Bytes, u64)>,
     /// What this transaction changed, kept only when asked (`track_changes`): for WATCH.
     changes: Option<Changes>,
+    /// How to take back each change to `overlay` and `elements`, in order (savepoints).
+    undo: Vec<Undo>,
 }
 
 /// A collection whose records a transaction wrote: metadata key, version, type, and the
@@ -100,21 +121,31 @@ impl Overlay {
         }
     }
 
-    fn insert(&mut self, mk: Bytes, value: Option<Meta>) {
+    /// Sets `mk`'s record; returns the one it had.
+    fn insert(&mut self, mk: Bytes, value: Option<Meta>) -> Option<Option<Meta>> {
         match self {
             Overlay::Small(items) => {
                 if let Some(slot) = items.iter_mut().find(|(k, _)| *k == mk) {
-                    slot.1 = value;
+                    Some(std::mem::replace(&mut slot.1, value))
                 } else if items.len() < SMALL_MAX {
                     items.push((mk, value));
+                    None
                 } else {
                     let mut map: AHashMap<Bytes, Option<Meta>> = items.drain(..).collect();
                     map.insert(mk, value);
                     *self = Overlay::Large(map);
+                    None
                 }
             }
+            Overlay::Large(map) => map.insert(mk, value),
+        }
+    }
+
+    fn remove(&mut self, mk: &Bytes) {
+        match self {
+            Overlay::Small(items) => items.retain(|(k, _)| k != mk),
             Overlay::Large(map) => {
-                map.insert(mk, value);
+                map.remove(mk);
             }
         }
     }
@@ -171,7 +202,20 @@ impl<'a> Txn<'a> {
             versions_taken: 0,
             stored_revisions: Vec::new(),
             changes: None,
+            undo: Vec::new(),
         }
+    }
+
+    /// Sets metadata key `mk`'s overlay record, remembering the one it replaces.
+    fn set_overlay(&mut self, mk: Bytes, value: Option<Meta>) {
+        let before = self.overlay.insert(mk.clone(), value);
+        self.undo.push(Undo::Overlay(mk, before));
+    }
+
+    /// Sets element key `ek`'s record, remembering the one it replaces.
+    fn set_element(&mut self, ek: Bytes, value: Option<Bytes>) {
+        let before = self.elements.insert(ek.clone(), value);
+        self.undo.push(Undo::Element(ek, before));
     }
 
     /// Keeps the keys and databases this transaction changes, for `take_changes`.
@@ -268,7 +312,7 @@ impl<'a> Txn<'a> {
         if let Some(meta) = &stored {
             self.stored_revisions.push((mk.clone(), meta.revision));
         }
-        self.overlay.insert(mk.clone(), stored.clone());
+        self.set_overlay(mk.clone(), stored.clone());
         Ok(stored)
     }
 
@@ -333,7 +377,7 @@ impl<'a> Txn<'a> {
             }
         }
         self.batch.put(mk.clone(), meta.encode());
-        self.overlay.insert(mk, Some(meta));
+        self.set_overlay(mk, Some(meta));
         self.touch(db, key, ChangeKind::Stored { created });
         Ok(())
     }
@@ -366,7 +410,7 @@ impl<'a> Txn<'a> {
         }
         self.batch.delete(mk.clone());
         self.key_delta.push((pdb, -1));
-        self.overlay.insert(mk, None);
+        self.set_overlay(mk, None);
     }
 
     /// A fresh version for a new collection's elements.
@@ -392,30 +436,49 @@ impl<'a> Txn<'a> {
         Savepoint {
             db_map: self.db_map,
             db_map_changed: self.db_map_changed,
-            overlay: self.overlay.clone(),
-            elements: self.elements.clone(),
+            undo: self.undo.len(),
             entry_writes: self.entry_writes.len(),
             flushed: self.flushed.len(),
             batch: self.batch.len(),
             expired_removed: self.expired_removed,
-            key_delta: self.key_delta.clone(),
-            volatile_delta: self.volatile_delta.clone(),
+            key_delta: self.key_delta.len(),
+            volatile_delta: self.volatile_delta.len(),
             versions_taken: self.versions_taken,
         }
     }
 
     /// Undoes everything done since `point` was taken.
     pub fn rollback(&mut self, point: Savepoint) {
+        while self.undo.len() > point.undo {
+            match self.undo.pop().expect("longer than the savepoint's") {
+                Undo::Overlay(mk, Some(before)) => {
+                    self.overlay.insert(mk, before);
+                }
+                Undo::Overlay(mk, None) => self.overlay.remove(&mk),
+                Undo::Element(ek, Some(before)) => {
+                    self.elements.insert(ek, before);
+                }
+                Undo::Element(ek, None) => {
+                    self.elements.remove(&ek);
+                }
+                Undo::Flush(view) => {
+                    let view = *view;
+                    self.overlay = view.overlay;
+                    self.elements = view.elements;
+                    self.key_delta = view.key_delta;
+                    self.volatile_delta = view.volatile_delta;
+                }
+            }
+        }
         self.db_map = point.db_map;
         self.db_map_changed = point.db_map_changed;
-        self.overlay = point.overlay;
-        self.elements = point.elements;
         self.entry_writes.truncate(point.entry_writes);
         self.flushed.truncate(point.flushed);
         self.batch.truncate(point.batch);
         self.expired_removed = point.expired_removed;
-        self.key_delta = point.key_delta;
-        self.volatile_delta = point.volatile_delta;
+        // Appended to since the savepoint (a flush since has been undone above).
+        self.key_delta.truncate(point.key_delta);
+        self.volatile_delta.truncate(point.volatile_delta);
         self.versions_taken = point.versions_taken;
     }
 
@@ -485,7 +548,7 @@ impl<'a> Txn<'a> {
         let ek = self.space_key(space, db, key, version, sub);
         self.batch.put(ek.clone(), value.clone());
         self.entry_writes.push(ek.clone());
-        self.elements.insert(ek, Some(value));
+        self.set_element(ek, Some(value));
     }
 
     /// Deletes one record of `space` of a collection.
@@ -493,7 +556,7 @@ impl<'a> Txn<'a> {
         let ek = self.space_key(space, db, key, version, sub);
         self.batch.delete(ek.clone());
         self.entry_writes.push(ek.clone());
-        self.elements.insert(ek, None);
+        self.set_element(ek, None);
     }
 
     /// Up to `limit` records of `space` of a collection in `range`, as this transaction
@@ -605,6 +668,12 @@ impl<'a> Txn<'a> {
         let pdb = self.pdb(db);
         let (start, end) = encoding::db_range(pdb);
         self.batch.delete_range(start, end);
+        self.undo.push(Undo::Flush(Box::new(FlushedView {
+            overlay: self.overlay.clone(),
+            elements: self.elements.clone(),
+            key_delta: self.key_delta.clone(),
+            volatile_delta: self.volatile_delta.clone(),
+        })));
         self.overlay.forget_db(pdb);
         self.elements.retain(|k, _| k[0] != pdb);
         self.volatile_delta.retain(|(p, _, _)| *p != pdb);
@@ -664,7 +733,7 @@ impl<'a> Txn<'a> {
                     ..meta
                 };
                 self.batch.put(mk.clone(), meta.encode());
-                self.overlay.insert(mk, Some(meta));
+                self.set_overlay(mk, Some(meta));
             }
         }
         Ok(changed)

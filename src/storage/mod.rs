@@ -95,7 +95,37 @@ impl WriteBatch {
     pub fn into_ops(self) -> Vec<WriteOp> {
         self.ops
     }
+
+    /// Drops every put or delete that a later put or delete of the same key in this batch
+    /// replaces. A batch becomes visible all at once, so no reader could see them; a
+    /// transaction that rewrites one record per command (a list's header under a pipeline
+    /// of LPUSHes) leaves one write of it instead of hundreds. Range deletes stay where
+    /// they are: a point write after one still lands after it.
+    pub fn drop_superseded(&mut self) {
+        if self.ops.len() < SUPERSEDE_CHECK_MIN {
+            return;
+        }
+        let keep: Vec<bool> = {
+            let mut seen = ahash::AHashSet::with_capacity(self.ops.len());
+            self.ops
+                .iter()
+                .rev()
+                .map(|op| match op {
+                    WriteOp::Put(key, _) | WriteOp::Delete(key) => seen.insert(&key[..]),
+                    WriteOp::DeleteRange(..) => true,
+                })
+                .collect()
+        };
+        if keep.iter().all(|k| *k) {
+            return;
+        }
+        let mut kept = keep.into_iter().rev();
+        self.ops.retain(|_| kept.next().unwrap_or(true));
+    }
 }
+
+/// Batches shorter than this are written as they are (a lone command's few records).
+const SUPERSEDE_CHECK_MIN: usize = 8;
 
 /// Key range for iteration.
 #[derive(Debug, Clone)]
@@ -185,5 +215,38 @@ pub trait Engine: Send + Sync {
     /// `name:value` lines for INFO's storage section.
     fn info(&self) -> Vec<(String, String)> {
         Vec::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_keeps_only_the_last_write_of_each_key_and_every_range_delete() {
+        let mut batch = WriteBatch::new();
+        for i in 0..10u8 {
+            batch.put(Bytes::from_static(b"header"), Bytes::from(vec![i]));
+            batch.put(Bytes::from(vec![b'e', i]), Bytes::from_static(b"x"));
+        }
+        batch.delete(Bytes::from_static(b"gone"));
+        batch.delete_range(Bytes::from_static(b"a"), Bytes::from_static(b"z"));
+        batch.put(Bytes::from_static(b"gone"), Bytes::from_static(b"back"));
+        batch.delete(Bytes::from_static(b"e\x03"));
+        batch.drop_superseded();
+        let ops = batch.into_ops();
+        let key = |op: &WriteOp| match op {
+            WriteOp::Put(k, _) | WriteOp::Delete(k) | WriteOp::DeleteRange(k, _) => k.clone(),
+        };
+        let headers: Vec<&WriteOp> = ops.iter().filter(|op| key(op) == "header").collect();
+        assert!(matches!(headers[..], [WriteOp::Put(_, v)] if v[..] == [9]));
+        // Order kept: the range delete between the two writes of "gone" stays before the put.
+        let order: Vec<Bytes> = ops.iter().map(key).collect();
+        let range_at = order.iter().position(|k| k == "a").unwrap();
+        let gone_at = order.iter().position(|k| k == "gone").unwrap();
+        assert!(range_at < gone_at);
+        assert_eq!(order.iter().filter(|k| *k == "gone").count(), 1);
+        assert!(matches!(ops.last(), Some(WriteOp::Delete(k)) if k[..] == *b"e\x03"));
+        assert_eq!(ops.len(), 1 + 10 + 1 + 1);
     }
 }

@@ -619,7 +619,8 @@ impl Shared {
 }
 
 /// A write batch as logged operations.
-fn batch_ops(batch: WriteBatch) -> Vec<Op> {
+fn batch_ops(mut batch: WriteBatch) -> Vec<Op> {
+    batch.drop_superseded();
     batch
         .into_ops()
         .into_iter()
