@@ -77,7 +77,10 @@ fn raise_open_files_limit(maxclients: u64) {
 }
 
 async fn serve(config: Arc<Config>) -> anyhow::Result<()> {
-    raise_open_files_limit(config.maxclients());
+    // The HTTP port, when open, has a budget of `maxclients` connections of its own.
+    let http_open = config.get("http-port").parse::<u16>().is_ok_and(|p| p != 0);
+    let budgets = if http_open { 2 } else { 1 };
+    raise_open_files_limit(config.maxclients() * budgets);
     let port: u16 = config.get("port").parse().context("port")?;
     let dir = config.get("dir");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating data dir {dir}"))?;

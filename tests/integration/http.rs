@@ -144,6 +144,59 @@ fn health_and_the_cluster_map_of_one_node() {
     assert!(missing.json()["error"].is_string());
 }
 
+/// The HTTP port holds at most `maxclients` connections: one more is closed on accept
+/// (and counted as rejected), a freed place is taken again, and RESP clients keep their
+/// own `maxclients`.
+#[test]
+fn idle_http_connections_are_bounded_by_maxclients() {
+    use std::io::{Read, Write};
+    let (node, http) = node_with_http(&["--maxclients", "3"]);
+    let connect = || {
+        let s = std::net::TcpStream::connect(("127.0.0.1", http)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s
+    };
+    let ask_live = |s: &mut std::net::TcpStream| -> String {
+        s.write_all(b"GET /health/live HTTP/1.1\r\nHost: basalt\r\n\r\n")
+            .unwrap();
+        let mut buf = [0u8; 512];
+        let n = s.read(&mut buf).unwrap_or(0);
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let mut held: Vec<std::net::TcpStream> = (0..3).map(|_| connect()).collect();
+    for s in held.iter_mut() {
+        assert!(
+            ask_live(s).starts_with("HTTP/1.1 200"),
+            "a kept-alive connection"
+        );
+    }
+    let mut refused = connect();
+    let mut buf = [0u8; 16];
+    assert!(
+        matches!(refused.read(&mut buf), Ok(0) | Err(_)),
+        "the fourth connection is closed"
+    );
+    let mut c = node.client();
+    assert_eq!(
+        show(&c.call(&["PING"])),
+        "+PONG\r\n",
+        "RESP has its own budget"
+    );
+    let stats = show(&c.call(&["INFO", "stats"]));
+    assert!(stats.contains("rejected_connections:1\r\n"), "{stats}");
+    drop(held.pop());
+    // The freed place is taken again once the server has seen the close.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut s = connect();
+        if ask_live(&mut s).starts_with("HTTP/1.1 200") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "a freed place was not reused");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 #[test]
 fn the_key_api_answers_with_honest_status_codes() {
     let (node, http) = node_with_http(&["--proto-max-bulk-len", "1mb"]);

@@ -139,7 +139,7 @@ fn failure(reply: Reply) -> Response {
     }
 }
 
-type Peer = ConnectInfo<SocketAddr>;
+type Peer = ConnectInfo<super::listener::PeerAddr>;
 
 /// Logs the request's client in and runs one command as it (`Err`: the response that
 /// refused it).
@@ -155,7 +155,7 @@ async fn run_one(
 
 pub(super) async fn get_key(
     State(node): State<Arc<Node>>,
-    ConnectInfo(peer): Peer,
+    ConnectInfo(super::listener::PeerAddr(peer)): Peer,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
@@ -171,7 +171,7 @@ pub(super) async fn get_key(
 
 pub(super) async fn put_key(
     State(node): State<Arc<Node>>,
-    ConnectInfo(peer): Peer,
+    ConnectInfo(super::listener::PeerAddr(peer)): Peer,
     Path(id): Path<String>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
@@ -196,7 +196,7 @@ pub(super) async fn put_key(
 
 pub(super) async fn delete_key(
     State(node): State<Arc<Node>>,
-    ConnectInfo(peer): Peer,
+    ConnectInfo(super::listener::PeerAddr(peer)): Peer,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {

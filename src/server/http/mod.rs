@@ -10,11 +10,12 @@
 //! - `GET | PUT | DELETE /key/{id}` (`keys.rs`): GET, SET and DEL run as a client's commands
 //!   would, authenticated by HTTP Basic against the ACL users when a password or ACL is set.
 //!
-//! Served by axum on the node's runtime; errors are JSON bodies (`{"error": "..."}`) with
-//! honest status codes.
+//! Served by axum on the node's runtime, at most `maxclients` connections at a time
+//! (`listener.rs`); errors are JSON bodies (`{"error": "..."}`) with honest status codes.
 
 mod cluster;
 mod keys;
+mod listener;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -60,7 +61,8 @@ pub fn router(node: Arc<Node>) -> Router {
 
 /// Serves `listener` until `stop` turns true.
 pub async fn serve(node: Arc<Node>, listener: TcpListener, mut stop: watch::Receiver<bool>) {
-    let app = router(node).into_make_service_with_connect_info::<SocketAddr>();
+    let listener = listener::Limited::new(listener, node.clone());
+    let app = router(node).into_make_service_with_connect_info::<listener::PeerAddr>();
     let stopped = async move {
         let _ = stop.wait_for(|stopped| *stopped).await;
     };
