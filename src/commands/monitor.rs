@@ -25,6 +25,7 @@ use super::error::CmdError;
 use super::mailbox::{Delivery, Limit};
 use super::table::Command;
 use super::{reply, ApplyFn, CmdResult, Ctx, Handler};
+use super::{Session, Shared};
 use crate::protocol::Reply;
 
 pub static COMMANDS: &[(&str, Handler, Option<ApplyFn>)] = &[("monitor", monitor, None)];
@@ -130,9 +131,37 @@ pub fn fed_after_run(cmd: &Command) -> bool {
     !cmd.spec.has_flag("admin") && !cmd.spec.has_flag("skip_monitor")
 }
 
-/// Whether `cmd` is fed as it starts (EVAL, EVALSHA, FCALL and their read-only forms).
-pub fn fed_before_run(cmd: &Command) -> bool {
-    cmd.spec.has_flag("skip_monitor")
+/// Feeds `session`'s command `args` as it starts, if it is one of those fed then (EVAL,
+/// EVALSHA, FCALL and their read-only forms: their script's calls follow them).
+pub fn feed_starting(shared: &Shared, cmd: &Command, session: &Session, args: &[Bytes]) {
+    if shared.monitors.watched() && cmd.spec.has_flag("skip_monitor") {
+        feed_client(shared, session, args);
+    }
+}
+
+/// Feeds `session`'s command `args` once it has run, unless it is not shown then.
+pub fn feed_ran(shared: &Shared, cmd: &Command, session: &Session, args: &[Bytes]) {
+    if shared.monitors.watched() && fed_after_run(cmd) {
+        feed_client(shared, session, args);
+    }
+}
+
+/// A client's command, in the session's database. A command another node forwarded is
+/// that node's to show.
+fn feed_client(shared: &Shared, session: &Session, args: &[Bytes]) {
+    if session.forward_hops > 0 {
+        return;
+    }
+    let source = Source::Client(&session.info.addr);
+    let limit = shared.config.output_limit();
+    shared.monitors.feed(session.db, source, args, limit);
+}
+
+/// Whether a monitoring client is refused `cmd`: it reads, writes or may replicate.
+pub fn refused_to_monitor(cmd: &Command) -> bool {
+    ["readonly", "write", "may_replicate"]
+        .iter()
+        .any(|flag| cmd.spec.has_flag(flag))
 }
 
 /// The line of one command, encoded as the status reply monitors receive.

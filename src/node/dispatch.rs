@@ -111,7 +111,7 @@ impl Node {
         if session.in_subscribed_mode() && !pubsub::allowed_when_subscribed(cmd.spec.name) {
             return Prepared::Done(self.count_error(pubsub::subscribed_mode_error(cmd.spec.name)));
         }
-        if session.monitor.is_some() && reaches_keyspace(cmd) {
+        if session.monitor.is_some() && monitor::refused_to_monitor(cmd) {
             return Prepared::Done(self.count_error(Reply::error(monitor::KEYSPACE_REFUSED)));
         }
         // CLIENT PAUSE holds this node's clients here (before a command is queued in MULTI
@@ -137,9 +137,7 @@ impl Node {
                 return Prepared::Done(reply);
             }
         }
-        if monitor::fed_before_run(cmd) {
-            self.feed_monitors(session, session.db, &args);
-        }
+        monitor::feed_starting(&self.shared, cmd, session, &args);
         // A forwarding connection's watches and subscriptions are kept here, with it.
         let route = if stays_here(cmd.spec.name) && !self.redirects(session) {
             Route::Here
@@ -685,12 +683,10 @@ impl Node {
             cmd.stats.failed_calls.add(1);
             self.shared.stats.count_error(error_prefix(text));
         }
-        if monitor::fed_after_run(cmd) {
-            self.feed_monitors(session, session.db, args);
-        }
+        monitor::feed_ran(&self.shared, cmd, session, args);
         let threshold = self.shared.config.slowlog_slower_than_us();
-        let logged = cmd.spec.name != "slowlog|get" && !cmd.spec.has_flag("skip_slowlog");
-        if threshold >= 0 && elapsed_us >= threshold as u64 && logged {
+        let logged = || cmd.spec.name != "slowlog|get" && !cmd.spec.has_flag("skip_slowlog");
+        if threshold >= 0 && elapsed_us >= threshold as u64 && logged() {
             let name = session.info.name.lock().clone().unwrap_or_default();
             let client = (
                 session.info.addr.to_string(),
@@ -704,26 +700,6 @@ impl Node {
             );
         }
     }
-}
-
-impl Node {
-    /// Sends a command of `session`'s client, run in `db`, to this node's monitors. A
-    /// command another node forwarded is its node's to show (`commands::monitor`).
-    pub(super) fn feed_monitors(&self, session: &Session, db: u8, args: &[Bytes]) {
-        let monitors = &self.shared.monitors;
-        if !monitors.watched() || session.forward_hops > 0 {
-            return;
-        }
-        let source = monitor::Source::Client(&session.info.addr);
-        monitors.feed(db, source, args, self.shared.config.output_limit());
-    }
-}
-
-/// Whether a monitoring client is refused `cmd`: it reads, writes or may replicate.
-fn reaches_keyspace(cmd: &Command) -> bool {
-    ["readonly", "write", "may_replicate"]
-        .iter()
-        .any(|flag| cmd.spec.has_flag(flag))
 }
 
 /// Runs futures concurrently and returns their outputs in order. Each is first polled in

@@ -17,39 +17,8 @@ use super::{Keyspace, KeyspaceError, Result, DATABASES_MAX};
 use crate::cluster::{key_slot, Slot, SLOT_COUNT};
 use crate::storage::{KeyRange, WriteBatch};
 
-/// What a transaction had done at a point, to go back to it (see [`Txn::savepoint`]).
-/// Lengths and counters only: the overlay's and the elements' changes since are undone
-/// from the transaction's undo log, so a savepoint costs the same however much the
-/// transaction has written (a run of hundreds of entries takes one per entry).
-pub struct Savepoint {
-    db_map: [u8; DATABASES_MAX],
-    db_map_changed: bool,
-    undo: usize,
-    entry_writes: usize,
-    flushed: usize,
-    batch: usize,
-    expired_removed: u64,
-    key_delta: usize,
-    volatile_delta: usize,
-    versions_taken: u64,
-}
-
-/// How to take back one change of a transaction's view of the records.
-enum Undo {
-    /// A metadata key's overlay record before the change (None: it had none).
-    Overlay(Bytes, Option<Option<Meta>>),
-    /// An element key's record before the change (None: it had none).
-    Element(Bytes, Option<Option<Bytes>>),
-    /// What a flush dropped from the view (FLUSHDB, FLUSHALL: rare, so kept whole).
-    Flush(Box<FlushedView>),
-}
-
-struct FlushedView {
-    overlay: Overlay,
-    elements: BTreeMap<Bytes, Option<Bytes>>,
-    key_delta: Vec<(u8, i64)>,
-    volatile_delta: Vec<(u8, Slot, i64)>,
-}
+mod savepoint;
+use savepoint::Undo;
 
 pub struct Txn<'a> {
     ks: &'a Keyspace,
@@ -204,18 +173,6 @@ impl<'a> Txn<'a> {
             changes: None,
             undo: Vec::new(),
         }
-    }
-
-    /// Sets metadata key `mk`'s overlay record, remembering the one it replaces.
-    fn set_overlay(&mut self, mk: Bytes, value: Option<Meta>) {
-        let before = self.overlay.insert(mk.clone(), value);
-        self.undo.push(Undo::Overlay(mk, before));
-    }
-
-    /// Sets element key `ek`'s record, remembering the one it replaces.
-    fn set_element(&mut self, ek: Bytes, value: Option<Bytes>) {
-        let before = self.elements.insert(ek.clone(), value);
-        self.undo.push(Undo::Element(ek, before));
     }
 
     /// Keeps the keys and databases this transaction changes, for `take_changes`.
@@ -430,58 +387,6 @@ impl<'a> Txn<'a> {
         version >= self.first_version && version - self.first_version < self.versions_taken
     }
 
-    /// Marks the current state, so one command of several in this transaction can be
-    /// undone alone ([`Txn::rollback`]) when it fails.
-    pub fn savepoint(&self) -> Savepoint {
-        Savepoint {
-            db_map: self.db_map,
-            db_map_changed: self.db_map_changed,
-            undo: self.undo.len(),
-            entry_writes: self.entry_writes.len(),
-            flushed: self.flushed.len(),
-            batch: self.batch.len(),
-            expired_removed: self.expired_removed,
-            key_delta: self.key_delta.len(),
-            volatile_delta: self.volatile_delta.len(),
-            versions_taken: self.versions_taken,
-        }
-    }
-
-    /// Undoes everything done since `point` was taken.
-    pub fn rollback(&mut self, point: Savepoint) {
-        while self.undo.len() > point.undo {
-            match self.undo.pop().expect("longer than the savepoint's") {
-                Undo::Overlay(mk, Some(before)) => {
-                    self.overlay.insert(mk, before);
-                }
-                Undo::Overlay(mk, None) => self.overlay.remove(&mk),
-                Undo::Element(ek, Some(before)) => {
-                    self.elements.insert(ek, before);
-                }
-                Undo::Element(ek, None) => {
-                    self.elements.remove(&ek);
-                }
-                Undo::Flush(view) => {
-                    let view = *view;
-                    self.overlay = view.overlay;
-                    self.elements = view.elements;
-                    self.key_delta = view.key_delta;
-                    self.volatile_delta = view.volatile_delta;
-                }
-            }
-        }
-        self.db_map = point.db_map;
-        self.db_map_changed = point.db_map_changed;
-        self.entry_writes.truncate(point.entry_writes);
-        self.flushed.truncate(point.flushed);
-        self.batch.truncate(point.batch);
-        self.expired_removed = point.expired_removed;
-        // Appended to since the savepoint (a flush since has been undone above).
-        self.key_delta.truncate(point.key_delta);
-        self.volatile_delta.truncate(point.volatile_delta);
-        self.versions_taken = point.versions_taken;
-    }
-
     /// Writes system record `0xff | name` with this transaction's changes.
     pub fn put_system(&mut self, name: &str, value: Bytes) {
         self.batch.put(encoding::system_key(name), value);
@@ -668,12 +573,7 @@ impl<'a> Txn<'a> {
         let pdb = self.pdb(db);
         let (start, end) = encoding::db_range(pdb);
         self.batch.delete_range(start, end);
-        self.undo.push(Undo::Flush(Box::new(FlushedView {
-            overlay: self.overlay.clone(),
-            elements: self.elements.clone(),
-            key_delta: self.key_delta.clone(),
-            volatile_delta: self.volatile_delta.clone(),
-        })));
+        self.remember_view_before_flush();
         self.overlay.forget_db(pdb);
         self.elements.retain(|k, _| k[0] != pdb);
         self.volatile_delta.retain(|(p, _, _)| *p != pdb);
