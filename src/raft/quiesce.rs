@@ -152,11 +152,13 @@ impl Groups {
     /// and every [`ROUNDS_PER_LOOK`] rounds asks the members of idle groups it leads to sleep.
     pub async fn quiet_round(&self, round: u64) {
         for (id, info) in self.map.read().nodes.iter() {
+            if *id == self.node_id {
+                continue;
+            }
             // A peer that answered something lately (a heartbeat, a forwarded command)
             // needs no ping to show it is up; one a second times the round trip.
             let quiet = !self.peers().answered_within(*id, PING_AFTER);
-            let timing = self.peers().ping_due(*id, ROUND_TRIP_EVERY);
-            if *id != self.node_id && (quiet || timing) {
+            if quiet || self.peers().ping_due(*id, ROUND_TRIP_EVERY) {
                 self.peers().ping(*id, &info.cluster_addr, ROUND * 10);
             }
         }
