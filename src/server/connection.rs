@@ -58,6 +58,14 @@ pub async fn run(
     };
     let closed = conn.serve().await;
     tracing::debug!(client = info.id, reason = ?closed, "connection closed");
+    // Subscriptions, watches, tracking and monitoring end before the socket closes: once a
+    // client sees the connection closed, nothing on this node counts it any more (a
+    // PUBLISH right after does not count a subscriber that was cut, as in Redis).
+    let Connection {
+        session, socket, ..
+    } = conn;
+    drop(session);
+    drop(socket);
 }
 
 struct Connection {
