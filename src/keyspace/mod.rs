@@ -16,6 +16,7 @@ mod event_log;
 mod filter;
 mod groups;
 mod txn;
+mod volatile;
 
 pub use cache::Elements;
 pub use cross_shard::HeldLocks;
@@ -67,12 +68,11 @@ pub struct Keyspace {
     db_map: RwLock<[u8; DATABASES_MAX]>,
     /// Indexed by physical database.
     counters: Vec<DbCounters>,
-    /// Volatile keys per (physical db, slot), so the expiry cycle skips empty slots.
-    volatile_by_slot: Vec<AtomicI64>,
+    /// Volatile keys per (physical db, slot) and when they may be due, so the expiry
+    /// cycle reads only slots where something may have expired (`volatile.rs`).
+    volatile_slots: volatile::VolatileSlots,
     /// Small collections read whole, by revision (`cache.rs`).
     collections: cache::CollectionCache,
-    /// Where a speculative keyspace's volatile-key changes go (see `volatile_slot`).
-    untracked: AtomicI64,
 }
 
 const DB_MAP_RECORD: &str = "dbmap";
@@ -104,11 +104,8 @@ impl Keyspace {
             databases,
             db_map: RwLock::new(db_map),
             counters: (0..n).map(|_| DbCounters::default()).collect(),
-            volatile_by_slot: (0..n * usize::from(SLOT_COUNT))
-                .map(|_| AtomicI64::new(0))
-                .collect(),
+            volatile_slots: volatile::VolatileSlots::new(databases),
             collections: cache::CollectionCache::new(0),
-            untracked: AtomicI64::new(0),
         };
         ks.rebuild_counters()?;
         Ok(ks)
@@ -132,9 +129,8 @@ impl Keyspace {
             databases: self.databases,
             db_map: RwLock::new(*self.db_map.read()),
             counters,
-            volatile_by_slot: Vec::new(),
+            volatile_slots: volatile::VolatileSlots::untracked(),
             collections: cache::CollectionCache::new(0),
-            untracked: AtomicI64::new(0),
         }
     }
 
@@ -213,8 +209,11 @@ impl Keyspace {
             let expiries = tagged_slot_range(pdb, encoding::TAG_EXPIRE, first, last);
             self.for_each_in(expiries, |k, _| {
                 volatile += 1;
-                self.volatile_slot(pdb, encoding::slot_of_key(k))
-                    .fetch_add(sign, Ordering::Relaxed);
+                let slot = encoding::slot_of_key(k);
+                self.volatile_slots.add(pdb, slot, sign);
+                if let Some((deadline_ms, _)) = encoding::decode_expire_key(k) {
+                    self.volatile_slots.note_deadline(pdb, slot, deadline_ms);
+                }
                 true
             })?;
             let counters = &self.counters[usize::from(pdb)];
@@ -286,9 +285,7 @@ impl Keyspace {
             c.keys.store(0, Ordering::Relaxed);
             c.volatile.store(0, Ordering::Relaxed);
         }
-        for v in &self.volatile_by_slot {
-            v.store(0, Ordering::Relaxed);
-        }
+        self.volatile_slots.clear();
         for pdb in 0..self.databases {
             let mut keys = 0;
             self.for_each_in(KeyRange::prefix(&encoding::db_meta_prefix(pdb)), |_, _| {
@@ -301,8 +298,11 @@ impl Keyspace {
             let mut volatile = 0;
             self.for_each_in(KeyRange::prefix(&[pdb, encoding::TAG_EXPIRE]), |k, _| {
                 volatile += 1;
-                self.volatile_slot(pdb, encoding::slot_of_key(k))
-                    .fetch_add(1, Ordering::Relaxed);
+                let slot = encoding::slot_of_key(k);
+                self.volatile_slots.add(pdb, slot, 1);
+                if let Some((deadline_ms, _)) = encoding::decode_expire_key(k) {
+                    self.volatile_slots.note_deadline(pdb, slot, deadline_ms);
+                }
                 true
             })?;
             self.counters[usize::from(pdb)]
@@ -310,13 +310,6 @@ impl Keyspace {
                 .store(volatile, Ordering::Relaxed);
         }
         Ok(())
-    }
-
-    /// The volatile-key count of one (physical db, slot); a speculative keyspace keeps
-    /// none, and its changes go to a counter nobody reads.
-    fn volatile_slot(&self, pdb: u8, slot: Slot) -> &AtomicI64 {
-        let at = usize::from(pdb) * usize::from(SLOT_COUNT) + usize::from(slot.0);
-        self.volatile_by_slot.get(at).unwrap_or(&self.untracked)
     }
 
     /// Visits every pair of `range` in order until `visit` returns false.
@@ -433,6 +426,7 @@ impl Keyspace {
 
     /// Up to `limit` keys of logical database `db` whose expiry is at or before `now_ms`,
     /// looking at slots from `first_slot` on. Returns them and the slot to resume from.
+    /// Reads only slots where a key may be due (`volatile.rs`).
     pub fn expired_keys(
         &self,
         db: u8,
@@ -444,15 +438,8 @@ impl Keyspace {
         let mut out = Vec::new();
         let mut slot = first_slot;
         while slot < SLOT_COUNT && out.len() < limit {
-            if self.volatile_slot(pdb, Slot(slot)).load(Ordering::Relaxed) > 0 {
-                let prefix = encoding::slot_expire_prefix(pdb, Slot(slot));
-                let mut range = KeyRange::prefix(&prefix);
-                range.end = Bound::Included(encoding::expire_key(pdb, Slot(slot), now_ms, &[]));
-                for (k, _) in self.engine.scan(&range, false, limit - out.len())? {
-                    if let Some((_, key)) = encoding::decode_expire_key(&k) {
-                        out.push(key);
-                    }
-                }
+            if self.volatile_slots.may_be_due(pdb, Slot(slot), now_ms) {
+                self.expired_in_slot(pdb, Slot(slot), now_ms, limit, &mut out)?;
                 if out.len() >= limit {
                     return Ok((out, slot));
                 }
@@ -460,6 +447,54 @@ impl Keyspace {
             slot += 1;
         }
         Ok((out, if slot >= SLOT_COUNT { 0 } else { slot }))
+    }
+
+    /// Adds the keys of one slot due at `now_ms` to `out` (up to `limit` in all) and
+    /// notes the slot's earliest deadline left: the first one found (still due until its
+    /// deletion is applied), or else the first after `now_ms`.
+    fn expired_in_slot(
+        &self,
+        pdb: u8,
+        slot: Slot,
+        now_ms: u64,
+        limit: usize,
+        out: &mut Vec<Bytes>,
+    ) -> Result<()> {
+        self.volatile_slots.take_due(pdb, slot);
+        let prefix = encoding::slot_expire_prefix(pdb, slot);
+        let bound = encoding::expire_key(pdb, slot, now_ms, &[]);
+        let mut range = KeyRange::prefix(&prefix);
+        range.end = Bound::Included(bound.clone());
+        let due = match self.engine.scan(&range, false, limit - out.len()) {
+            Ok(due) => due,
+            Err(e) => {
+                self.volatile_slots.note_deadline(pdb, slot, 0);
+                return Err(e.into());
+            }
+        };
+        let mut earliest = None;
+        for (k, _) in due {
+            if let Some((at, key)) = encoding::decode_expire_key(&k) {
+                earliest = earliest.or(Some(at));
+                out.push(key);
+            }
+        }
+        if earliest.is_none() {
+            let mut later = KeyRange::prefix(&prefix);
+            later.start = Bound::Excluded(bound);
+            let next = self.engine.scan(&later, false, 1);
+            earliest = match next {
+                Ok(next) => Some(
+                    next.first()
+                        .and_then(|(k, _)| encoding::decode_expire_key(k))
+                        .map_or(u64::MAX, |(at, _)| at),
+                ),
+                Err(_) => Some(0),
+            };
+        }
+        self.volatile_slots
+            .note_deadline(pdb, slot, earliest.unwrap_or(0));
+        Ok(())
     }
 
     fn write_batch(&self, batch: WriteBatch) -> Result<()> {

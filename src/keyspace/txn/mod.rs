@@ -14,7 +14,7 @@ use std::sync::atomic::Ordering;
 use super::elements::SubRange;
 use super::encoding::{self, Meta, Space, ValueType};
 use super::{Keyspace, KeyspaceError, Result, DATABASES_MAX};
-use crate::cluster::{key_slot, Slot, SLOT_COUNT};
+use crate::cluster::{key_slot, Slot};
 use crate::storage::{KeyRange, WriteBatch};
 
 mod savepoint;
@@ -45,6 +45,8 @@ pub struct Txn<'a> {
     /// (physical db, change in key count), appended per created or removed key.
     key_delta: Vec<(u8, i64)>,
     volatile_delta: Vec<(u8, Slot, i64)>,
+    /// Deadlines indexed (a rolled-back one stays: noting too early a deadline is safe).
+    deadlines: Vec<(u8, Slot, u64)>,
     /// The next version a new collection takes, and how many this transaction took.
     first_version: u64,
     versions_taken: u64,
@@ -167,6 +169,7 @@ impl<'a> Txn<'a> {
             expired_removed: 0,
             key_delta: Vec::new(),
             volatile_delta: Vec::new(),
+            deadlines: Vec::new(),
             first_version,
             versions_taken: 0,
             stored_revisions: Vec::new(),
@@ -331,6 +334,7 @@ impl<'a> Txn<'a> {
                 let ek = encoding::expire_key(pdb, slot, meta.expire_at_ms, key);
                 self.batch.put(ek, Bytes::new());
                 self.volatile_delta.push((pdb, slot, 1));
+                self.deadlines.push((pdb, slot, meta.expire_at_ms));
             }
         }
         self.batch.put(mk.clone(), meta.encode());
@@ -708,11 +712,7 @@ impl<'a> Txn<'a> {
             let counters = &self.ks.counters[usize::from(pdb)];
             counters.keys.store(0, Ordering::Relaxed);
             counters.volatile.store(0, Ordering::Relaxed);
-            for slot in 0..SLOT_COUNT {
-                self.ks
-                    .volatile_slot(pdb, Slot(slot))
-                    .store(0, Ordering::Relaxed);
-            }
+            self.ks.volatile_slots.clear_db(pdb);
         }
         for &(pdb, delta) in &self.key_delta {
             self.ks.counters[usize::from(pdb)]
@@ -723,9 +723,10 @@ impl<'a> Txn<'a> {
             self.ks.counters[usize::from(pdb)]
                 .volatile
                 .fetch_add(delta, Ordering::Relaxed);
-            self.ks
-                .volatile_slot(pdb, slot)
-                .fetch_add(delta, Ordering::Relaxed);
+            self.ks.volatile_slots.add(pdb, slot, delta);
+        }
+        for &(pdb, slot, deadline_ms) in &self.deadlines {
+            self.ks.volatile_slots.note_deadline(pdb, slot, deadline_ms);
         }
         if self.db_map_changed {
             *self.ks.db_map.write() = self.db_map;
