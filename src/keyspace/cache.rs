@@ -48,7 +48,9 @@ impl CollectionCache {
         if !self.entries.enabled() {
             return None;
         }
-        let cached = self.entries.get(&(pdb, Bytes::copy_from_slice(key)))?;
+        let hash = self.entries.hash_of(&(pdb, key));
+        let is_key = |(p, k): &(u8, Bytes)| *p == pdb && k[..] == *key;
+        let cached = self.entries.get(hash, is_key)?;
         (cached.revision == revision && cached.version == version).then_some(cached.elements)
     }
 
@@ -87,8 +89,9 @@ impl CollectionCache {
             version,
             elements: copied.clone(),
         };
-        self.entries
-            .put((pdb, Bytes::copy_from_slice(key)), entry, bytes + key.len());
+        let hash = self.entries.hash_of(&(pdb, key));
+        let owned = (pdb, Bytes::copy_from_slice(key));
+        self.entries.put(hash, owned, entry, bytes + key.len());
         copied
     }
 

@@ -7,11 +7,11 @@
 //! amortised O(1). Tables never change once written, so nothing is ever invalidated:
 //! entries of deleted tables simply age out.
 
-use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
+use hashbrown::HashTable;
 use parking_lot::Mutex;
 
 use super::memtable::Found;
@@ -21,69 +21,86 @@ const SHARDS: usize = 16;
 
 struct Slot<K, V> {
     key: K,
+    hash: u64,
     value: V,
     bytes: usize,
     /// Used since the clock hand last passed.
     referenced: bool,
 }
 
+/// One shard: the entries in a vector the clock hand sweeps, and an index of their
+/// positions by the hash the caller computed (so a lookup builds no owned key and hashes
+/// nothing twice).
 struct Shard<K, V> {
     slots: Vec<Slot<K, V>>,
-    index: HashMap<K, usize, ahash::RandomState>,
+    index: HashTable<usize>,
     bytes: usize,
     hand: usize,
 }
 
-impl<K: Hash + Eq + Clone, V: Clone> Shard<K, V> {
+impl<K: Clone, V: Clone> Shard<K, V> {
     fn new() -> Self {
         Shard {
             slots: Vec::new(),
-            index: HashMap::default(),
+            index: HashTable::new(),
             bytes: 0,
             hand: 0,
         }
     }
 
-    fn get(&mut self, key: &K) -> Option<V> {
-        let i = *self.index.get(key)?;
+    fn position(&self, hash: u64, is_key: impl Fn(&K) -> bool) -> Option<usize> {
+        let slots = &self.slots;
+        self.index
+            .find(hash, |&i| slots[i].hash == hash && is_key(&slots[i].key))
+            .copied()
+    }
+
+    fn get(&mut self, hash: u64, is_key: impl Fn(&K) -> bool) -> Option<V> {
+        let i = self.position(hash, is_key)?;
         self.slots[i].referenced = true;
         Some(self.slots[i].value.clone())
     }
 
-    fn insert(&mut self, key: K, value: V, bytes: usize, capacity: usize) {
-        if self.index.contains_key(&key) || bytes > capacity {
-            return;
+    /// Takes slot `i` out, moving the last slot into its place.
+    fn remove_at(&mut self, i: usize) {
+        let slot = self.slots.swap_remove(i);
+        if let Ok(entry) = self.index.find_entry(slot.hash, |&at| at == i) {
+            entry.remove();
         }
-        self.add(key, value, bytes, capacity);
-    }
-
-    /// Inserts, or replaces the value held under `key`.
-    fn put(&mut self, key: K, value: V, bytes: usize, capacity: usize) {
-        if let Some(&i) = self.index.get(&key) {
-            let slot = self.slots.swap_remove(i);
-            self.index.remove(&slot.key);
-            self.bytes -= slot.bytes;
-            if let Some(moved) = self.slots.get(i) {
-                self.index.insert(moved.key.clone(), i);
+        self.bytes -= slot.bytes;
+        let moved_from = self.slots.len();
+        if let Some(moved) = self.slots.get(i) {
+            if let Some(at) = self.index.find_mut(moved.hash, |&at| at == moved_from) {
+                *at = i;
             }
         }
-        if bytes <= capacity {
-            self.add(key, value, bytes, capacity);
-        }
     }
 
-    fn add(&mut self, key: K, value: V, bytes: usize, capacity: usize) {
-        while self.bytes + bytes > capacity && !self.slots.is_empty() {
+    /// Adds `key` unless held (`replace`: replaces what it holds).
+    fn add(
+        &mut self,
+        entry: Slot<K, V>,
+        capacity: usize,
+        replace: bool,
+        same: impl Fn(&K) -> bool,
+    ) {
+        if let Some(i) = self.position(entry.hash, same) {
+            if !replace {
+                return;
+            }
+            self.remove_at(i);
+        }
+        if entry.bytes > capacity {
+            return;
+        }
+        while self.bytes + entry.bytes > capacity && !self.slots.is_empty() {
             self.evict_one();
         }
-        self.index.insert(key.clone(), self.slots.len());
-        self.slots.push(Slot {
-            key,
-            value,
-            bytes,
-            referenced: false,
-        });
-        self.bytes += bytes;
+        let slots = &self.slots;
+        self.index
+            .insert_unique(entry.hash, slots.len(), |&i| slots[i].hash);
+        self.bytes += entry.bytes;
+        self.slots.push(entry);
     }
 
     fn evict_one(&mut self) {
@@ -99,16 +116,13 @@ impl<K: Hash + Eq + Clone, V: Clone> Shard<K, V> {
             slot.referenced = false;
             self.hand += 1;
         };
-        let removed = self.slots.swap_remove(victim);
-        self.index.remove(&removed.key);
-        self.bytes -= removed.bytes;
-        if let Some(moved) = self.slots.get(victim) {
-            self.index.insert(moved.key.clone(), victim);
-        }
+        self.remove_at(victim);
     }
 }
 
 /// A sharded, bytes-bounded map with approximate LRU eviction, counting hits and misses.
+/// Callers give each key's hash (`hash_of`, or one they have computed anyway) and a test
+/// of whether a held key is theirs, so a lookup by a borrowed key allocates nothing.
 pub struct LruCache<K, V> {
     shards: Vec<Mutex<Shard<K, V>>>,
     hasher: ahash::RandomState,
@@ -117,7 +131,7 @@ pub struct LruCache<K, V> {
     misses: AtomicU64,
 }
 
-impl<K: Hash + Eq + Clone, V: Clone> LruCache<K, V> {
+impl<K: Clone, V: Clone> LruCache<K, V> {
     pub fn new(capacity_bytes: usize) -> Self {
         LruCache {
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::new())).collect(),
@@ -128,9 +142,15 @@ impl<K: Hash + Eq + Clone, V: Clone> LruCache<K, V> {
         }
     }
 
-    fn shard(&self, key: &K) -> &Mutex<Shard<K, V>> {
-        let h = self.hasher.hash_one(key);
-        &self.shards[(h >> 32) as usize % SHARDS]
+    /// A hash for a key this cache holds (or its borrowed form: equal keys must hash
+    /// equally however they are held).
+    pub fn hash_of<T: Hash + ?Sized>(&self, key: &T) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    fn shard(&self, hash: u64) -> &Mutex<Shard<K, V>> {
+        // Bits neither the index's bucket (low) nor its tag (top 7) uses alone.
+        &self.shards[(hash >> 32) as usize % SHARDS]
     }
 
     /// Whether the cache can hold anything at all.
@@ -138,8 +158,8 @@ impl<K: Hash + Eq + Clone, V: Clone> LruCache<K, V> {
         self.shard_capacity > 0
     }
 
-    pub fn get(&self, key: &K) -> Option<V> {
-        let found = self.shard(key).lock().get(key);
+    pub fn get(&self, hash: u64, is_key: impl Fn(&K) -> bool) -> Option<V> {
+        let found = self.shard(hash).lock().get(hash, is_key);
         let counter = if found.is_some() {
             &self.hits
         } else {
@@ -150,17 +170,36 @@ impl<K: Hash + Eq + Clone, V: Clone> LruCache<K, V> {
     }
 
     /// Inserts unless `key` is held already (values under a key never change).
-    pub fn insert(&self, key: K, value: V, bytes: usize) {
-        self.shard(&key)
-            .lock()
-            .insert(key, value, bytes, self.shard_capacity);
+    pub fn insert(&self, hash: u64, key: K, value: V, bytes: usize)
+    where
+        K: PartialEq,
+    {
+        self.add(hash, key, value, bytes, false)
     }
 
     /// Inserts, or replaces what `key` held.
-    pub fn put(&self, key: K, value: V, bytes: usize) {
-        self.shard(&key)
+    pub fn put(&self, hash: u64, key: K, value: V, bytes: usize)
+    where
+        K: PartialEq,
+    {
+        self.add(hash, key, value, bytes, true)
+    }
+
+    fn add(&self, hash: u64, key: K, value: V, bytes: usize, replace: bool)
+    where
+        K: PartialEq,
+    {
+        let probe = key.clone();
+        let entry = Slot {
+            key,
+            hash,
+            value,
+            bytes,
+            referenced: false,
+        };
+        self.shard(hash)
             .lock()
-            .put(key, value, bytes, self.shard_capacity);
+            .add(entry, self.shard_capacity, replace, |held| *held == probe);
     }
 
     /// Bytes held.
@@ -182,6 +221,12 @@ impl<K: Hash + Eq + Clone, V: Clone> LruCache<K, V> {
             hits / total
         }
     }
+}
+
+/// One hash of two: a table's id and a key's hash (or a block's offset).
+fn mix(a: u64, b: u64) -> u64 {
+    let m = u128::from(a ^ b.rotate_left(32)) * 0x9e37_79b9_7f4a_7c15;
+    (m as u64) ^ ((m >> 64) as u64)
 }
 
 /// Per-entry bytes counted on top of a row's key and value.
@@ -213,21 +258,25 @@ impl BlockCache {
     }
 
     pub fn get(&self, table: u64, offset: u64) -> Option<Block> {
-        self.blocks.get(&(table, offset))
+        let key = (table, offset);
+        self.blocks.get(mix(table, offset), |held| *held == key)
     }
 
     pub fn insert(&self, table: u64, offset: u64, block: Block, bytes: usize) {
-        self.blocks.insert((table, offset), block, bytes);
+        self.blocks
+            .insert(mix(table, offset), (table, offset), block, bytes);
     }
 
-    pub fn get_row(&self, table: u64, user_key: &[u8]) -> Option<Found> {
+    /// The row of `user_key` (whose `bloom::hash64` is `key_hash`) cached for `table`.
+    pub fn get_row(&self, table: u64, user_key: &[u8], key_hash: u64) -> Option<Found> {
         if !self.rows.enabled() {
             return None;
         }
-        self.rows.get(&(table, Bytes::copy_from_slice(user_key)))
+        let is_key = |(t, k): &(u64, Bytes)| *t == table && k[..] == *user_key;
+        self.rows.get(mix(table, key_hash), is_key)
     }
 
-    pub fn insert_row(&self, table: u64, user_key: &[u8], found: &Found) {
+    pub fn insert_row(&self, table: u64, user_key: &[u8], key_hash: u64, found: &Found) {
         if !self.rows.enabled() {
             return;
         }
@@ -237,7 +286,8 @@ impl BlockCache {
         };
         let bytes = user_key.len() + value_bytes + ROW_OVERHEAD_BYTES;
         let key = (table, Bytes::copy_from_slice(user_key));
-        self.rows.insert(key, found.clone(), bytes);
+        self.rows
+            .insert(mix(table, key_hash), key, found.clone(), bytes);
     }
 
     /// Data blocks read from files (block cache misses) so far.
@@ -274,14 +324,20 @@ mod tests {
     #[test]
     fn put_replaces_and_keeps_the_byte_count() {
         let cache: LruCache<u32, &str> = LruCache::new(16 * 100);
-        cache.put(1, "a", 40);
-        cache.put(1, "b", 60);
-        assert_eq!(cache.get(&1), Some("b"));
+        let h = cache.hash_of(&1u32);
+        let one = |k: &u32| *k == 1;
+        cache.put(h, 1, "a", 40);
+        cache.put(h, 1, "b", 60);
+        assert_eq!(cache.get(h, one), Some("b"));
         assert_eq!(cache.bytes(), 60);
-        cache.insert(1, "c", 10);
-        assert_eq!(cache.get(&1), Some("b"), "insert leaves a held key alone");
-        cache.put(1, "too big", 1000);
-        assert_eq!((cache.get(&1), cache.bytes()), (None, 0));
+        cache.insert(h, 1, "c", 10);
+        assert_eq!(
+            cache.get(h, one),
+            Some("b"),
+            "insert leaves a held key alone"
+        );
+        cache.put(h, 1, "too big", 1000);
+        assert_eq!((cache.get(h, one), cache.bytes()), (None, 0));
     }
 
     #[test]
@@ -303,13 +359,15 @@ mod tests {
         use crate::storage::lsm::memtable::Lookup;
         let cache = BlockCache::new(0, 16 * 1000);
         let found = (Lookup::Value(Bytes::from("v")), 7);
-        cache.insert_row(1, b"k", &found);
-        assert_eq!(cache.get_row(1, b"k"), Some(found.clone()));
-        assert_eq!(cache.get_row(2, b"k"), None);
+        let hash = |k: &[u8]| crate::storage::lsm::bloom::hash64(k);
+        cache.insert_row(1, b"k", hash(b"k"), &found);
+        assert_eq!(cache.get_row(1, b"k", hash(b"k")), Some(found.clone()));
+        assert_eq!(cache.get_row(2, b"k", hash(b"k")), None);
         for i in 0..1000u64 {
-            cache.insert_row(i, b"some-key", &found);
+            cache.insert_row(i, b"some-key", hash(b"some-key"), &found);
         }
         assert!(cache.row_bytes() <= 16 * 1000);
-        assert!(BlockCache::new(0, 0).get_row(1, b"k").is_none());
+        let off = BlockCache::new(0, 0);
+        assert!(off.get_row(1, b"k", hash(b"k")).is_none());
     }
 }

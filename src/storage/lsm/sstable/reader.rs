@@ -202,13 +202,13 @@ impl Table {
         // that see everything in the table.
         let cacheable = snapshot >= self.props.max_seqno;
         if cacheable {
-            if let Some(found) = self.cache.get_row(self.id, key) {
+            if let Some(found) = self.cache.get_row(self.id, key, hash) {
                 return Ok(Some(found));
             }
         }
         let found = self.get_uncached(key, snapshot)?;
         if let (true, Some(found)) = (cacheable, &found) {
-            self.cache.insert_row(self.id, key, found);
+            self.cache.insert_row(self.id, key, hash, found);
         }
         Ok(found)
     }
