@@ -73,10 +73,12 @@ impl Node {
                     return Reply::Error(e.to_string());
                 }
             }
+            let turn = self.shared.scripts.turn().await;
             let now_ms = clock::now_ms();
             let spec = self.shared.keyspace.speculate();
             let mut run = Speculation::new(&spec, now_ms, &held, None);
             let (end, need) = self.run_speculating(&mut run, session, args, call, true, inline);
+            drop(turn);
             match end {
                 RunEnd::NotInline => {
                     drop(gates);

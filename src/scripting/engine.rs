@@ -229,6 +229,9 @@ struct Vm {
 
 pub struct Scripts {
     vm: Mutex<Vm>,
+    /// Taken by a client's script before it runs, so scripts queue for the one Lua state
+    /// without blocking an async worker (see `turn`).
+    turn: tokio::sync::Mutex<()>,
     /// The cache's bodies and flags, readable while a script holds the Lua state.
     cache: Mutex<AHashMap<String, CachedScript>>,
     /// The function libraries the cluster map holds, with a generation that moves when
@@ -264,6 +267,7 @@ impl Scripts {
             installed.expect("the Lua hook installs");
         }
         Scripts {
+            turn: tokio::sync::Mutex::new(()),
             vm: Mutex::new(Vm {
                 sandbox,
                 functions: AHashMap::new(),
@@ -332,6 +336,13 @@ impl Scripts {
 
     /// The Lua state, holding the libraries the cluster map holds now. Waits while a
     /// script runs (off the async workers' schedule).
+    /// Waits, without holding up the worker, until no other client's script holds the Lua
+    /// state: a run that holds the turn finds the state free unless an administrative
+    /// command (SCRIPT LOAD, FUNCTION LOAD …) holds it for a moment.
+    pub async fn turn(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.turn.lock().await
+    }
+
     fn vm_synced(&self) -> parking_lot::MutexGuard<'_, Vm> {
         let mut vm = crate::blocking_io::run(|| self.vm.lock());
         self.sync(&mut vm);
