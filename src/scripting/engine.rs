@@ -11,7 +11,6 @@
 //! workers' schedule (`blocking_io::run`), where it may run for as long as its author
 //! wrote it to.
 
-use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::ffi::CStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -19,19 +18,20 @@ use std::sync::Arc;
 
 use ahash::AHashMap;
 use bytes::Bytes;
-use mlua::{ffi, Function, Lua, Table, Value, Variadic};
+use mlua::{ffi, Function, Table, Value};
 use parking_lot::Mutex;
 
-use super::convert::{lua_to_reply, reply_to_lua};
+use super::bridge::Bridge;
+use super::convert::lua_to_reply;
 use super::flags::{parse_shebang, ScriptFlags};
 use super::libraries::{Libraries, Library};
-use super::redis_lib::{resp_of, sha1hex, RESP_KEY};
+use super::redis_lib::{sha1hex, RESP_KEY};
 use super::sandbox::{Sandbox, HOOKS_KEY, SCRIPT_CHUNK};
 use crate::clock;
 use crate::protocol::Reply;
 
 pub const NOSCRIPT: &str = "NOSCRIPT No matching script. Please use EVAL.";
-const KILLED: &str = "Script killed by user with SCRIPT KILL...";
+pub(super) const KILLED: &str = "Script killed by user with SCRIPT KILL...";
 const KILLED_C: &CStr = c"Script killed by user with SCRIPT KILL...";
 /// How long a library's code may run when it loads (redis-server's limit).
 const LOAD_TIMEOUT_MS: u64 = 500;
@@ -124,6 +124,11 @@ enum Stop {
 }
 
 impl RunControl {
+    /// The host abandoned the run: it stops as a killed one does, and nothing of it counts.
+    pub(super) fn abandon(&self) {
+        self.abandon.store(true, Ordering::Relaxed);
+    }
+
     /// Whether the running script (or the library loading) must stop; marks a script
     /// busy past the threshold.
     fn must_stop(&self) -> Stop {
@@ -225,10 +230,15 @@ struct Vm {
     /// Cached scripts by SHA-1.
     functions: AHashMap<String, Function>,
     libraries: Libraries,
+    /// `hooks.run` and `hooks.acl_check` for the length of a run (`bridge.rs`).
+    run_fn: Function,
+    acl_check_fn: Function,
 }
 
 pub struct Scripts {
     vm: Mutex<Vm>,
+    /// Lends each run's host to `run_fn` and `acl_check_fn`.
+    bridge: Arc<Bridge>,
     /// Taken by a client's script before it runs, so scripts queue for the one Lua state
     /// without blocking an async worker (see `turn`).
     turn: tokio::sync::Mutex<()>,
@@ -266,13 +276,20 @@ impl Scripts {
             });
             installed.expect("the Lua hook installs");
         }
+        let bridge = Arc::new(Bridge::default());
+        let (run_fn, acl_check_fn) = bridge
+            .functions(&sandbox.lua, control.clone(), sandbox.hooks.clone())
+            .expect("the script functions are created");
         Scripts {
             turn: tokio::sync::Mutex::new(()),
             vm: Mutex::new(Vm {
                 sandbox,
                 functions: AHashMap::new(),
                 libraries: Libraries::default(),
+                run_fn,
+                acl_check_fn,
             }),
+            bridge,
             wanted: Mutex::default(),
             catalog: Mutex::default(),
             lua_bytes: lua_bytes.into(),
@@ -498,43 +515,11 @@ impl Scripts {
             .function
             .then(|| (run.sha.to_string(), run.command.to_vec()));
         self.control.begin(run.busy_after_ms, run.inline);
-        let abandoned = Cell::new(false);
-        let host = RefCell::new(host);
-        let result = lua.scope(|scope| {
-            let call = scope.create_function(|lua, args: Variadic<Value>| {
-                let argv = match command_args(lua, &args) {
-                    Ok(argv) => argv,
-                    Err(text) => return Ok((error_table(lua, text)?, true)),
-                };
-                let reply = host.borrow_mut().call(argv);
-                match reply {
-                    Ok(reply) => {
-                        let failed = matches!(reply, Reply::Error(_));
-                        Ok((reply_to_lua(lua, &reply, resp_of(lua) == 3)?, failed))
-                    }
-                    Err(Abandon) => {
-                        abandoned.set(true);
-                        self.control.abandon.store(true, Ordering::Relaxed);
-                        sandbox.hooks.raw_set("stopping", true)?;
-                        Err(mlua::Error::runtime(KILLED))
-                    }
-                }
-            })?;
-            let acl_check = scope.create_function(|lua, args: Variadic<Value>| {
-                let refused =
-                    || error_table(lua, "ERR Invalid command passed to redis.acl_check_cmd()");
-                let argv = match command_args(lua, &args) {
-                    Ok(argv) => argv,
-                    Err(text) => return Ok((error_table(lua, text)?, true)),
-                };
-                match host.borrow_mut().acl_check(&argv) {
-                    Ok(allowed) => Ok((Value::Boolean(allowed), false)),
-                    Err(_) => Ok((refused()?, true)),
-                }
-            })?;
+        let lent = self.bridge.lend(host);
+        let result = (|| -> mlua::Result<Result<Value, Table>> {
             sandbox.hooks.raw_set("stopping", Value::Nil)?;
-            sandbox.hooks.raw_set("run", call)?;
-            sandbox.hooks.raw_set("acl_check", acl_check)?;
+            sandbox.hooks.raw_set("run", &vm.run_fn)?;
+            sandbox.hooks.raw_set("acl_check", &vm.acl_check_fn)?;
             let result = if run.function {
                 sandbox.call(&function, arguments)
             } else {
@@ -543,7 +528,9 @@ impl Scripts {
             sandbox.hooks.raw_set("run", Value::Nil)?;
             sandbox.hooks.raw_set("acl_check", Value::Nil)?;
             Ok(result)
-        });
+        })();
+        drop(lent);
+        let abandoned = self.bridge.abandoned();
         let killed = self.control.kill.load(Ordering::Relaxed);
         let too_long = self.control.too_long.load(Ordering::Relaxed);
         self.control.end();
@@ -556,7 +543,7 @@ impl Scripts {
         if too_long {
             return RunEnd::NotInline;
         }
-        if abandoned.get() {
+        if abandoned {
             return RunEnd::Abandoned;
         }
         match result {
@@ -568,31 +555,6 @@ impl Scripts {
             Err(e) => RunEnd::Reply(Reply::Error(format!("ERR {e}"))),
         }
     }
-}
-
-/// A command's arguments from `redis.call`'s: strings, and numbers as Lua writes them.
-fn command_args(lua: &Lua, args: &[Value]) -> Result<Vec<Bytes>, &'static str> {
-    if args.is_empty() {
-        return Err("ERR Please specify at least one argument for this redis lib call");
-    }
-    args.iter()
-        .map(|v| match v {
-            Value::String(s) => Ok(Bytes::copy_from_slice(&s.as_bytes())),
-            Value::Integer(_) | Value::Number(_) => lua
-                .coerce_string(v.clone())
-                .ok()
-                .flatten()
-                .map(|s| Bytes::copy_from_slice(&s.as_bytes()))
-                .ok_or("ERR Lua redis lib command arguments must be strings or integers"),
-            _ => Err("ERR Lua redis lib command arguments must be strings or integers"),
-        })
-        .collect()
-}
-
-fn error_table(lua: &Lua, text: &str) -> mlua::Result<Value> {
-    let t = lua.create_table()?;
-    t.raw_set("err", text)?;
-    Ok(Value::Table(t))
 }
 
 /// The client's error reply for a script that raised `raised` (an error table, see

@@ -4,10 +4,11 @@
 //! `redis_lib.rs` holds the `redis` table's helpers, `sandbox.rs` (with `sandbox.lua`) the
 //! Lua state and its read-only globals, `flags.rs` the shebang flags, `libs/` the libraries
 //! redis-server adds (`bit`, `cjson`, `cmsgpack`, `struct`), `functions.rs` and
-//! `libraries.rs` function libraries (FUNCTION LOAD, FCALL), and `engine.rs` the cache and
-//! the runs. EVAL and SCRIPT are in `commands::scripting`; running a script
+//! `libraries.rs` function libraries (FUNCTION LOAD, FCALL), `engine.rs` the cache and
+//! the runs, and `bridge.rs` the functions through which a run's commands reach its host. EVAL and SCRIPT are in `commands::scripting`; running a script
 //! atomically at its shard's leader is the node's (`node/script.rs`).
 
+mod bridge;
 pub mod convert;
 pub mod engine;
 pub mod flags;
