@@ -248,7 +248,8 @@ pub struct Scripts {
     /// they change (the Lua state follows them before its next use).
     wanted: Mutex<(u64, BTreeMap<Bytes, Bytes>)>,
     /// The libraries the Lua state holds, readable while a script holds the state.
-    catalog: Mutex<BTreeMap<String, Library>>,
+    /// With the generation of the wanted set they follow.
+    catalog: Mutex<(u64, BTreeMap<String, Library>)>,
     /// The Lua state's memory after its last use.
     lua_bytes: std::sync::atomic::AtomicUsize,
     control: Arc<RunControl>,
@@ -375,7 +376,7 @@ impl Scripts {
             } = vm;
             libraries.follow(sandbox, &self.control, &wanted.1);
             libraries.generation = wanted.0;
-            *self.catalog.lock() = libraries.loaded.clone();
+            *self.catalog.lock() = (wanted.0, libraries.loaded.clone());
         }
     }
 
@@ -401,7 +402,7 @@ impl Scripts {
         if let Some(mut vm) = self.vm.try_lock() {
             self.sync(&mut vm);
         }
-        self.catalog.lock().clone()
+        self.catalog.lock().1.clone()
     }
 
     /// FUNCTION RESTORE's check of the whole set it would make: every library loads and
@@ -438,6 +439,15 @@ impl Scripts {
 
     /// A loaded function's flags.
     pub fn function_flags(&self, name: &str) -> Option<ScriptFlags> {
+        // From the catalog while it is current: no wait for the Lua state.
+        let wanted = self.wanted.lock().0;
+        {
+            let catalog = self.catalog.lock();
+            if catalog.0 == wanted {
+                let mut functions = catalog.1.values().flat_map(|l| &l.functions);
+                return functions.find(|f| f.name == name).map(|f| f.flags);
+            }
+        }
         let vm = self.vm_synced();
         vm.libraries.functions.get(name).map(|c| c.info.flags)
     }
