@@ -76,15 +76,12 @@ impl<K: Clone, V: Clone> Shard<K, V> {
         }
     }
 
-    /// Adds `key` unless held (`replace`: replaces what it holds).
-    fn add(
-        &mut self,
-        entry: Slot<K, V>,
-        capacity: usize,
-        replace: bool,
-        same: impl Fn(&K) -> bool,
-    ) {
-        if let Some(i) = self.position(entry.hash, same) {
+    /// Adds `entry` unless its key is held (`replace`: replaces what it holds).
+    fn add(&mut self, entry: Slot<K, V>, capacity: usize, replace: bool)
+    where
+        K: PartialEq,
+    {
+        if let Some(i) = self.position(entry.hash, |held| *held == entry.key) {
             if !replace {
                 return;
             }
@@ -189,7 +186,6 @@ impl<K: Clone, V: Clone> LruCache<K, V> {
     where
         K: PartialEq,
     {
-        let probe = key.clone();
         let entry = Slot {
             key,
             hash,
@@ -199,7 +195,7 @@ impl<K: Clone, V: Clone> LruCache<K, V> {
         };
         self.shard(hash)
             .lock()
-            .add(entry, self.shard_capacity, replace, |held| *held == probe);
+            .add(entry, self.shard_capacity, replace);
     }
 
     /// Bytes held.
